@@ -1,8 +1,9 @@
 package io.draftmesh.engine.runtime;
 
 /**
- * A failure the engine can explain to its caller. {@link Kind} maps one-to-one onto a gRPC status code in
- * the worker (the engine itself knows nothing of gRPC); the message names the field and what was expected.
+ * A failure the engine can explain to its caller. {@link Kind} maps one-to-one onto a gRPC status
+ * code in the worker (the engine itself knows nothing of gRPC); the message names the field and
+ * what was expected.
  */
 public final class EngineException extends RuntimeException {
   private static final long serialVersionUID = 1L;

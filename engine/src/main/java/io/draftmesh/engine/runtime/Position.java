@@ -5,7 +5,8 @@ import io.draftmesh.engine.sampling.ProbDist;
 /**
  * The model's prediction for the position after some prefix.
  *
- * @param tokenId the chosen token: argmax when greedy, else sampled from the session's random stream
+ * @param tokenId the chosen token: argmax when greedy, else sampled from the session's random
+ *     stream
  * @param tokenProb its probability under the transformed distribution
  * @param argmaxTokenId argmax of the raw logits
  * @param argmaxProb top-1 probability of the raw softmax

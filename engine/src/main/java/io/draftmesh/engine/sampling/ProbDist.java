@@ -4,7 +4,8 @@ import java.util.Arrays;
 
 /**
  * A probability distribution over a vocabulary: dense ({@code ids == null}, {@code probs.length ==
- * vocabSize}) or sparse (token {@code ids[i]} has probability {@code probs[i]}; every other token 0).
+ * vocabSize}) or sparse (token {@code ids[i]} has probability {@code probs[i]}; every other token
+ * 0).
  */
 public record ProbDist(int vocabSize, int[] ids, float[] probs) {
 
@@ -23,8 +24,27 @@ public record ProbDist(int vocabSize, int[] ids, float[] probs) {
     return new ProbDist(probs.length, null, probs);
   }
 
+  /** All mass on {@code token}: a sparse distribution with one entry. */
+  public static ProbDist oneHot(int vocabSize, int token) {
+    if (token < 0 || token >= vocabSize) {
+      throw new IllegalArgumentException(
+          "token " + token + " outside vocabulary (expected: 0.." + (vocabSize - 1) + ")");
+    }
+    return new ProbDist(vocabSize, new int[] {token}, new float[] {1f});
+  }
+
   public boolean isDense() {
     return ids == null;
+  }
+
+  /** Number of stored entries: {@code vocabSize} when dense, else the sparse support. */
+  public int size() {
+    return probs.length;
+  }
+
+  /** Token id of stored entry {@code i}: {@code i} when dense, else {@code ids[i]}. */
+  public int idAt(int i) {
+    return ids == null ? i : ids[i];
   }
 
   /** Probability of {@code token}. O(1) dense, O(n) sparse. */

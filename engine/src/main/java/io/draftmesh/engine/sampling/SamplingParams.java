@@ -3,8 +3,8 @@ package io.draftmesh.engine.sampling;
 import io.draftmesh.engine.runtime.EngineException;
 
 /**
- * Per-request sampling transforms, applied in this order: temperature, top-k, top-p, min-p. Zero values
- * mean "off"; temperature 0 is greedy decoding.
+ * Per-request sampling transforms, applied in this order: temperature, top-k, top-p, min-p. Zero
+ * values mean "off"; temperature 0 is greedy decoding.
  *
  * @param temperature 0 = greedy; otherwise (0, 100]
  * @param topK 0 = off; otherwise 1..vocabSize
@@ -31,10 +31,12 @@ public record SamplingParams(float temperature, int topK, float topP, float minP
           "sampling.top_k: " + topK + " (expected: 0 for off, or 1.." + vocabSize + ")");
     }
     if (!(topP >= 0f && topP <= 1f)) {
-      throw EngineException.invalid("sampling.top_p: " + topP + " (expected: 0 for off, or (0, 1])");
+      throw EngineException.invalid(
+          "sampling.top_p: " + topP + " (expected: 0 for off, or (0, 1])");
     }
     if (!(minP >= 0f && minP < 1f)) {
-      throw EngineException.invalid("sampling.min_p: " + minP + " (expected: 0 for off, or (0, 1))");
+      throw EngineException.invalid(
+          "sampling.min_p: " + minP + " (expected: 0 for off, or (0, 1))");
     }
     return this;
   }

@@ -1,0 +1,77 @@
+package io.draftmesh.engine.runtime;
+
+import java.nio.file.Path;
+
+/**
+ * How one engine is sized. Validated on construction.
+ *
+ * @param modelDir a Hugging Face checkpoint directory
+ * @param kvBudgetBytes memory for the paged KV pool
+ * @param kvBlockSize tokens per KV block
+ * @param maxSessions concurrent sequences; more → RESOURCE_EXHAUSTED
+ * @param maxTokensPerOp upper bound for k in score/propose/verify/append
+ * @param maxBatchTokens tokens one batched forward step may feed, over all sequences
+ * @param maxContext longest sequence (prompt + generated); capped by max_position_embeddings
+ */
+public record EngineConfig(
+    Path modelDir,
+    long kvBudgetBytes,
+    int kvBlockSize,
+    int maxSessions,
+    int maxTokensPerOp,
+    int maxBatchTokens,
+    int maxContext) {
+
+  public EngineConfig {
+    require(kvBudgetBytes > 0, "kv budget bytes", kvBudgetBytes, "> 0");
+    require(kvBlockSize >= 1 && kvBlockSize <= 1024, "kv block size", kvBlockSize, "1..1024");
+    require(maxSessions >= 1, "max sessions", maxSessions, ">= 1");
+    require(
+        maxTokensPerOp >= 1 && maxTokensPerOp <= 1024,
+        "max tokens per op",
+        maxTokensPerOp,
+        "1..1024");
+    require(
+        maxBatchTokens >= maxTokensPerOp + 1,
+        "max batch tokens",
+        maxBatchTokens,
+        ">= max tokens per op + 1");
+    require(maxContext >= 2, "max context", maxContext, ">= 2");
+  }
+
+  /** Defaults for a model directory: 256 MiB of KV, blocks of 16, 64 sessions, k ≤ 64. */
+  public static EngineConfig defaults(Path modelDir) {
+    return new EngineConfig(modelDir, 256L << 20, 16, 64, 64, 512, 4096);
+  }
+
+  public EngineConfig withKvBudgetBytes(long bytes) {
+    return new EngineConfig(
+        modelDir, bytes, kvBlockSize, maxSessions, maxTokensPerOp, maxBatchTokens, maxContext);
+  }
+
+  public EngineConfig withMaxSessions(int sessions) {
+    return new EngineConfig(
+        modelDir, kvBudgetBytes, kvBlockSize, sessions, maxTokensPerOp, maxBatchTokens, maxContext);
+  }
+
+  public EngineConfig withKvBlockSize(int size) {
+    return new EngineConfig(
+        modelDir, kvBudgetBytes, size, maxSessions, maxTokensPerOp, maxBatchTokens, maxContext);
+  }
+
+  public EngineConfig withMaxBatchTokens(int tokens) {
+    return new EngineConfig(
+        modelDir, kvBudgetBytes, kvBlockSize, maxSessions, maxTokensPerOp, tokens, maxContext);
+  }
+
+  public EngineConfig withMaxContext(int tokens) {
+    return new EngineConfig(
+        modelDir, kvBudgetBytes, kvBlockSize, maxSessions, maxTokensPerOp, maxBatchTokens, tokens);
+  }
+
+  private static void require(boolean ok, String field, long value, String expected) {
+    if (!ok) {
+      throw EngineException.invalid(field + ": " + value + " (expected: " + expected + ")");
+    }
+  }
+}

@@ -1,0 +1,19 @@
+package io.draftmesh.engine.runtime;
+
+/** What an engine serves and how full it is. */
+public record EngineInfo(
+    String modelId,
+    String architecture,
+    int vocabSize,
+    String tokenizerHash,
+    int maxContext,
+    long numParameters,
+    int numLayers,
+    int eosTokenId,
+    int bosTokenId,
+    int maxSessions,
+    int maxTokensPerOp,
+    int kvBlockSize,
+    int kvBlocksTotal,
+    int kvBlocksFree,
+    int activeSessions) {}

@@ -1,0 +1,190 @@
+package io.draftmesh.engine.runtime;
+
+import ai.djl.ndarray.NDManager;
+import io.draftmesh.engine.checkpoint.Checkpoint;
+import io.draftmesh.engine.checkpoint.ModelConfig;
+import io.draftmesh.engine.kv.BlockTable;
+import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.model.LlamaModel;
+import io.draftmesh.engine.sampling.SamplingParams;
+import io.draftmesh.engine.tokenizer.TextTokenizer;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * One loaded model ready to serve sequences: the decoder, its tokenizer, the paged KV pool and the
+ * continuous-batching scheduler. Workers and in-process benchmarks use it alike.
+ */
+public final class InferenceEngine implements AutoCloseable {
+  private final EngineConfig config;
+  private final NDManager manager;
+  private final LlamaModel model;
+  private final TextTokenizer tokenizer;
+  private final KvBlockPool pool;
+  private final Scheduler scheduler;
+  private final AtomicInteger active = new AtomicInteger();
+  private final AtomicInteger opened = new AtomicInteger();
+  private final String modelId;
+
+  private InferenceEngine(EngineConfig config, NDManager manager, Checkpoint ckpt) {
+    this.config = config;
+    this.manager = manager;
+    this.modelId = ckpt.dir().getFileName().toString();
+    this.model = LlamaModel.load(ckpt, manager, config.maxContext());
+    this.tokenizer = TextTokenizer.load(ckpt.tokenizerJson());
+    ModelConfig mc = model.config();
+    this.pool =
+        KvBlockPool.withBudget(
+            manager,
+            mc.numLayers(),
+            mc.numKvHeads(),
+            mc.headDim(),
+            config.kvBlockSize(),
+            config.kvBudgetBytes());
+    this.scheduler = new Scheduler(model, pool, config.maxBatchTokens(), "engine-" + modelId);
+  }
+
+  /** Loads the checkpoint in {@code config.modelDir()} and starts the scheduler. */
+  public static InferenceEngine load(EngineConfig config) {
+    NDManager manager = NDManager.newBaseManager();
+    try (Checkpoint ckpt = Checkpoint.load(config.modelDir())) {
+      return new InferenceEngine(config, manager, ckpt);
+    } catch (IOException e) {
+      manager.close();
+      throw new UncheckedIOException(
+          "cannot load model from " + config.modelDir() + ": " + e.getMessage(), e);
+    } catch (RuntimeException e) {
+      manager.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Starts a sequence with a prompt; nothing runs until its first operation (usually {@link
+   * Sequence#prefill}). Fails with INVALID_ARGUMENT for a bad prompt or sampling params and
+   * RESOURCE_EXHAUSTED when {@code maxSessions} sequences are open.
+   */
+  public Sequence open(int[] prompt, SamplingParams sampling, String label) {
+    int maxContext = model.maxContext();
+    if (prompt.length < 1 || prompt.length > maxContext) {
+      throw EngineException.invalid(
+          "open.prompt_ids: " + prompt.length + " tokens (expected: 1.." + maxContext + ")");
+    }
+    int vocab = vocabSize();
+    for (int i = 0; i < prompt.length; i++) {
+      if (prompt[i] < 0 || prompt[i] >= vocab) {
+        throw EngineException.invalid(
+            "open.prompt_ids[" + i + "]: " + prompt[i] + " (expected: 0.." + (vocab - 1) + ")");
+      }
+    }
+    sampling.validate(vocab);
+    if (active.incrementAndGet() > config.maxSessions()) {
+      active.decrementAndGet();
+      throw EngineException.exhausted(
+          "sessions: all " + config.maxSessions() + " are in use (expected: a free session)");
+    }
+    String name = label == null || label.isEmpty() ? "seq-" + opened.incrementAndGet() : label;
+    Sequence s =
+        new Sequence(
+            this,
+            new BlockTable(pool),
+            prompt,
+            sampling,
+            name,
+            maxContext,
+            config.maxTokensPerOp());
+    scheduler.register(s);
+    return s;
+  }
+
+  /** Runs a short sequence through every code path once, so the first client pays no warm-up. */
+  public void warmUp() {
+    Sequence s = open(new int[] {0, 1, 2}, SamplingParams.GREEDY, "warm-up");
+    try {
+      s.prefill(ResultOptions.NONE).join();
+      s.propose(2, 0f, ResultOptions.NONE).join();
+      s.verify(new int[] {1, 2}, null, ResultOptions.NONE).join();
+    } finally {
+      s.closeAsync().join();
+    }
+  }
+
+  public EngineInfo info() {
+    ModelConfig mc = model.config();
+    return new EngineInfo(
+        modelId,
+        mc.architecture(),
+        mc.vocabSize(),
+        tokenizer.sha256(),
+        model.maxContext(),
+        mc.numParameters(),
+        mc.numLayers(),
+        mc.eosTokenId(),
+        mc.bosTokenId(),
+        config.maxSessions(),
+        config.maxTokensPerOp(),
+        pool.blockSize(),
+        pool.totalBlocks(),
+        pool.freeBlocks(),
+        active.get());
+  }
+
+  public int vocabSize() {
+    return model.config().vocabSize();
+  }
+
+  public TextTokenizer tokenizer() {
+    return tokenizer;
+  }
+
+  public LlamaModel model() {
+    return model;
+  }
+
+  public EngineConfig config() {
+    return config;
+  }
+
+  public int activeSessions() {
+    return active.get();
+  }
+
+  public int freeBlocks() {
+    return pool.freeBlocks();
+  }
+
+  /** Forward steps run so far (a batched step counts once). */
+  public long steps() {
+    return scheduler.steps();
+  }
+
+  /**
+   * NDArrays alive under the engine's manager tree: constant between steps unless something leaks.
+   */
+  public int liveArrays() {
+    return countArrays(manager);
+  }
+
+  private static int countArrays(NDManager m) {
+    return m.getManagedArrays().size();
+  }
+
+  Scheduler scheduler() {
+    return scheduler;
+  }
+
+  void released(Sequence s) {
+    scheduler.unregister(s);
+    active.decrementAndGet();
+  }
+
+  @Override
+  public void close() {
+    scheduler.close();
+    tokenizer.close();
+    pool.close();
+    model.close();
+    manager.close();
+  }
+}

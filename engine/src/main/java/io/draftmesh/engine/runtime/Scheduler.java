@@ -1,0 +1,156 @@
+package io.draftmesh.engine.runtime;
+
+import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.model.LlamaModel;
+import io.draftmesh.engine.model.SeqStep;
+import io.draftmesh.engine.model.StepResult;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Continuous batching: one thread owns every sequence's state and, each iteration, runs one forward
+ * pass over all sequences that have work. Sequences join and leave between steps. Sequences that
+ * feed few tokens (decode, propose, verify) are planned first so prefill chunks cannot starve them;
+ * prefill takes what is left of the token budget.
+ */
+final class Scheduler implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Scheduler.class);
+
+  private final LlamaModel model;
+  private final KvBlockPool pool;
+  private final int maxBatchTokens;
+  private final ConcurrentLinkedQueue<Runnable> inbox = new ConcurrentLinkedQueue<>();
+  private final Set<Sequence> sequences = new LinkedHashSet<>();
+  private final Thread thread;
+  private volatile boolean running = true;
+  private final AtomicLong steps = new AtomicLong();
+  private final AtomicLong fedTokens = new AtomicLong();
+
+  Scheduler(LlamaModel model, KvBlockPool pool, int maxBatchTokens, String name) {
+    this.model = model;
+    this.pool = pool;
+    this.maxBatchTokens = maxBatchTokens;
+    this.thread = new Thread(this::loop, name);
+    this.thread.setDaemon(true);
+    this.thread.start();
+  }
+
+  /** Runs {@code command} on the scheduler thread between steps. */
+  void submit(Runnable command) {
+    if (!running) {
+      throw new EngineException(EngineException.Kind.UNAVAILABLE, "engine is shut down");
+    }
+    inbox.add(command);
+    LockSupport.unpark(thread);
+  }
+
+  void register(Sequence s) {
+    submit(() -> sequences.add(s));
+  }
+
+  void unregister(Sequence s) {
+    sequences.remove(s); // called on the scheduler thread by Sequence.closeNow
+  }
+
+  long steps() {
+    return steps.get();
+  }
+
+  long fedTokens() {
+    return fedTokens.get();
+  }
+
+  private void loop() {
+    while (running) {
+      Runnable command;
+      while ((command = inbox.poll()) != null) {
+        command.run();
+      }
+      if (!step()) {
+        if (inbox.isEmpty() && running) {
+          LockSupport.park(this);
+        }
+      }
+    }
+    Runnable command;
+    while ((command = inbox.poll()) != null) {
+      command.run();
+    }
+    for (Sequence s : new ArrayList<>(sequences)) {
+      s.closeNow();
+    }
+  }
+
+  /** Plans and runs one batched forward. Returns false when no sequence had work. */
+  private boolean step() {
+    List<Sequence> small = new ArrayList<>();
+    List<Sequence> large = new ArrayList<>();
+    for (Sequence s : sequences) {
+      if (s.hasWork()) {
+        (isPrefillLike(s) ? large : small).add(s);
+      }
+    }
+    if (small.isEmpty() && large.isEmpty()) {
+      return false;
+    }
+    List<Sequence> members = new ArrayList<>();
+    List<SeqStep> batch = new ArrayList<>();
+    int budget = maxBatchTokens;
+    for (List<Sequence> group : List.of(small, large)) {
+      for (Sequence s : group) {
+        if (budget <= 0) {
+          break;
+        }
+        SeqStep step = s.plan(budget);
+        if (step != null) {
+          members.add(s);
+          batch.add(step);
+          budget -= step.tokens().length;
+        }
+      }
+    }
+    if (batch.isEmpty()) {
+      return true; // ops completed without a forward; look again
+    }
+    List<StepResult> results;
+    try {
+      results = model.forward(batch, pool);
+    } catch (RuntimeException e) {
+      log.error("forward step failed for {} sequences", batch.size(), e);
+      EngineException failure =
+          new EngineException(EngineException.Kind.INTERNAL, "forward step failed: " + e, e);
+      for (Sequence s : members) {
+        s.failHead(failure);
+      }
+      return true;
+    }
+    steps.incrementAndGet();
+    for (int i = 0; i < members.size(); i++) {
+      fedTokens.addAndGet(batch.get(i).tokens().length);
+      members.get(i).deliver(batch.get(i), results.get(i));
+    }
+    return true;
+  }
+
+  private static boolean isPrefillLike(Sequence s) {
+    return s.unfedCount() > 64;
+  }
+
+  @Override
+  public void close() {
+    running = false;
+    LockSupport.unpark(thread);
+    try {
+      thread.join(30_000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}

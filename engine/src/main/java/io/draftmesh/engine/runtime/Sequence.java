@@ -1,0 +1,556 @@
+package io.draftmesh.engine.runtime;
+
+import io.draftmesh.engine.kv.BlockTable;
+import io.draftmesh.engine.model.SeqStep;
+import io.draftmesh.engine.model.StepResult;
+import io.draftmesh.engine.sampling.Distributions;
+import io.draftmesh.engine.sampling.ProbDist;
+import io.draftmesh.engine.sampling.SamplingParams;
+import io.draftmesh.engine.sampling.SamplingPipeline;
+import io.draftmesh.engine.sampling.TokenSampler;
+import io.draftmesh.engine.speculative.SpeculativeVerifier;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.random.RandomGenerator;
+
+/**
+ * One sequence's state in an engine: its tokens, the KV blocks for a prefix of them, and the queue
+ * of operations a client asked for.
+ *
+ * <p>Tokens that are known but have no KV yet are "unfed"; the next operation that needs a
+ * distribution feeds them in the same forward pass, so {@link #append} costs nothing and a verified
+ * correction token is fed together with the next round's work. When every token has KV, {@code
+ * pending} holds the raw logits for the position after the last token.
+ *
+ * <p>The public methods are thread-safe: they queue an operation on the engine's scheduler thread,
+ * which alone reads and writes the state, and return a future completed on that thread.
+ */
+public final class Sequence implements AutoCloseable {
+  private final InferenceEngine engine;
+  private final String label;
+  private final int vocab;
+  private final int maxContext;
+  private final int maxTokensPerOp;
+  private final SamplingParams params;
+  private final SamplingPipeline pipeline;
+  private final RandomGenerator rng;
+
+  // Scheduler-thread state.
+  private int[] tokens;
+  private int size;
+  private int kvLen; // tokens[0, kvLen) have KV in table
+  private float[]
+      pending; // (vocab) raw logits after tokens[size - 1]; non-null only if kvLen == size
+  private final BlockTable table;
+  private final ArrayDeque<Op<?>> ops = new ArrayDeque<>();
+  private boolean closed;
+  private final CompletableFuture<Integer> closedFuture = new CompletableFuture<>();
+
+  Sequence(
+      InferenceEngine engine,
+      BlockTable table,
+      int[] prompt,
+      SamplingParams params,
+      String label,
+      int maxContext,
+      int maxTokensPerOp) {
+    this.engine = engine;
+    this.table = table;
+    this.label = label;
+    this.vocab = engine.vocabSize();
+    this.maxContext = maxContext;
+    this.maxTokensPerOp = maxTokensPerOp;
+    this.params = params;
+    this.pipeline = params.isGreedy() ? null : SamplingPipeline.of(params);
+    this.rng = TokenSampler.seeded(params.seed());
+    this.tokens = Arrays.copyOf(prompt, Math.max(16, prompt.length * 2));
+    this.size = prompt.length;
+  }
+
+  public String label() {
+    return label;
+  }
+
+  public SamplingParams sampling() {
+    return params;
+  }
+
+  /** Runs the prompt through the model (chunked) and returns the next-token prediction. */
+  public CompletableFuture<Position> prefill(ResultOptions options) {
+    return submit(new ScoreOp(new int[0], options)).thenApply(p -> p.get(0));
+  }
+
+  /** Adds tokens to the sequence; they are fed by the next operation that runs the model. */
+  public CompletableFuture<Void> append(int[] ids) {
+    checkTokens("append.token_ids", ids, 1);
+    return submit(new AppendOp(ids));
+  }
+
+  /** Feeds ids and returns k + 1 predictions: after the current last token and after each id. */
+  public CompletableFuture<List<Position>> score(int[] ids, ResultOptions options) {
+    checkTokens("score.token_ids", ids, 0);
+    return submit(new ScoreOp(ids, options));
+  }
+
+  /**
+   * Generates up to k tokens with the sequence's sampling params and appends them. Stops early
+   * (after at least one token) when a chosen token's probability falls below {@code minTokenProb}.
+   */
+  public CompletableFuture<Proposal> propose(int k, float minTokenProb, ResultOptions options) {
+    if (k < 1 || k > maxTokensPerOp) {
+      throw EngineException.invalid("propose.k: " + k + " (expected: 1.." + maxTokensPerOp + ")");
+    }
+    if (!(minTokenProb >= 0f && minTokenProb <= 1f)) {
+      throw EngineException.invalid(
+          "propose.min_token_prob: " + minTokenProb + " (expected: [0, 1])");
+    }
+    return submit(new ProposeOp(k, minTokenProb, options));
+  }
+
+  /**
+   * Verifies draft tokens with one forward pass and the exact acceptance rule; keeps the accepted
+   * tokens plus the correction or bonus token.
+   *
+   * @param draftDists the draft's transformed distributions, one per draft token; ignored when
+   *     greedy
+   */
+  public CompletableFuture<Verification> verify(
+      int[] draft, List<ProbDist> draftDists, ResultOptions options) {
+    checkTokens("verify.draft_token_ids", draft, 1);
+    if (!params.isGreedy()) {
+      if (draftDists == null || draftDists.size() != draft.length) {
+        throw EngineException.invalid(
+            "verify.draft_distributions: "
+                + (draftDists == null ? 0 : draftDists.size())
+                + " given (expected: "
+                + draft.length
+                + ", one per draft token, for a sampling session)");
+      }
+      for (int i = 0; i < draftDists.size(); i++) {
+        if (draftDists.get(i).vocabSize() != vocab) {
+          throw EngineException.invalid(
+              "verify.draft_distributions["
+                  + i
+                  + "]: vocab size "
+                  + draftDists.get(i).vocabSize()
+                  + " (expected: "
+                  + vocab
+                  + ")");
+        }
+      }
+    }
+    return submit(new VerifyOp(draft, draftDists, options));
+  }
+
+  /** Rolls the sequence back to its first {@code length} tokens, freeing KV blocks past them. */
+  public CompletableFuture<Void> truncate(int length) {
+    return submit(new TruncateOp(length));
+  }
+
+  /** Tokens in the sequence, as seen by the scheduler after every queued op (racy outside it). */
+  public int length() {
+    return size;
+  }
+
+  public int kvBlocks() {
+    return table.blockCount();
+  }
+
+  /** Cancels queued work and frees every KV block. Idempotent. Completes with the blocks freed. */
+  public CompletableFuture<Integer> closeAsync() {
+    try {
+      engine.scheduler().submit(this::closeNow);
+    } catch (EngineException shutDown) {
+      // The engine closed every sequence when it shut down.
+      closedFuture.complete(0);
+    }
+    return closedFuture;
+  }
+
+  @Override
+  public void close() {
+    closeAsync();
+  }
+
+  // ---- scheduler-thread side ----
+
+  private <T> CompletableFuture<T> submit(Op<T> op) {
+    engine
+        .scheduler()
+        .submit(
+            () -> {
+              if (closed) {
+                op.future.completeExceptionally(
+                    new EngineException(
+                        EngineException.Kind.NOT_FOUND, "session " + label + " is closed"));
+              } else {
+                ops.add(op);
+              }
+            });
+    return op.future;
+  }
+
+  void closeNow() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    EngineException cancelled =
+        new EngineException(EngineException.Kind.CANCELLED, "session " + label + " was closed");
+    for (Op<?> op : ops) {
+      op.future.completeExceptionally(cancelled);
+    }
+    ops.clear();
+    int freed = table.blockCount();
+    table.close();
+    engine.released(this);
+    closedFuture.complete(freed);
+  }
+
+  int unfedCount() {
+    return size - kvLen;
+  }
+
+  boolean hasWork() {
+    return !closed && !ops.isEmpty();
+  }
+
+  /**
+   * Completes every queued op that needs no forward pass and returns the step the head op needs
+   * next (feeding at most {@code budget} tokens), or null if the queue ran dry.
+   */
+  SeqStep plan(int budget) {
+    while (!ops.isEmpty()) {
+      Op<?> op = ops.peek();
+      try {
+        SeqStep step = op.next(budget);
+        if (step != null) {
+          return step;
+        }
+      } catch (EngineException e) {
+        op.future.completeExceptionally(e);
+      } catch (RuntimeException e) {
+        op.future.completeExceptionally(
+            new EngineException(EngineException.Kind.INTERNAL, "session " + label + ": " + e, e));
+      }
+      if (op.future.isDone()) {
+        ops.poll();
+      }
+    }
+    return null;
+  }
+
+  /** Delivers the result of the step returned by {@link #plan}. */
+  void deliver(SeqStep step, StepResult result) {
+    Op<?> op = ops.peek();
+    kvLen += step.tokens().length;
+    op.absorb(step, result);
+    if (kvLen == size) {
+      float[][] rows = result.logits();
+      pending = rows[rows.length - 1];
+    }
+  }
+
+  /** Fails the head op after a failed forward; the state is as before the step. */
+  void failHead(EngineException e) {
+    Op<?> op = ops.poll();
+    if (op != null) {
+      op.future.completeExceptionally(e);
+    }
+  }
+
+  // ---- shared mechanics ----
+
+  private void checkTokens(String field, int[] ids, int min) {
+    if (ids.length < min || ids.length > maxTokensPerOp) {
+      throw EngineException.invalid(
+          field + ": " + ids.length + " tokens (expected: " + min + ".." + maxTokensPerOp + ")");
+    }
+    for (int i = 0; i < ids.length; i++) {
+      if (ids[i] < 0 || ids[i] >= vocab) {
+        throw EngineException.invalid(
+            field + "[" + i + "]: " + ids[i] + " (expected: 0.." + (vocab - 1) + ")");
+      }
+    }
+  }
+
+  private void requireRoom(String field, int more) {
+    if (size + more > maxContext) {
+      throw EngineException.invalid(
+          field
+              + ": sequence would be "
+              + (size + more)
+              + " tokens (expected: at most max context "
+              + maxContext
+              + ")");
+    }
+  }
+
+  private void push(int[] ids) {
+    if (size + ids.length > tokens.length) {
+      tokens = Arrays.copyOf(tokens, Math.max(tokens.length * 2, size + ids.length));
+    }
+    System.arraycopy(ids, 0, tokens, size, ids.length);
+    size += ids.length;
+    pending = null;
+  }
+
+  /**
+   * The next chunk of unfed tokens, with logit rows for every position at or after {@code from}.
+   */
+  private SeqStep feed(int from, int budget) {
+    int n = Math.min(size - kvLen, budget);
+    table.reserve(kvLen + n);
+    int first = Math.max(from, kvLen);
+    int last = kvLen + n - 1;
+    int[] rows = new int[Math.max(0, last - first + 1)];
+    for (int i = 0; i < rows.length; i++) {
+      rows[i] = first + i - kvLen;
+    }
+    return new SeqStep(Arrays.copyOfRange(tokens, kvLen, kvLen + n), kvLen, table, rows, false);
+  }
+
+  private Position position(float[] logits, ResultOptions options, int forcedToken) {
+    int argmax = Distributions.argmax(logits);
+    float maxProb = Distributions.maxProb(logits);
+    float entropy = Distributions.entropyBits(logits);
+    ProbDist dist = pipeline == null ? null : pipeline.probs(logits);
+    float[] raw = null;
+    int token;
+    float tokenProb;
+    if (forcedToken >= 0) {
+      token = forcedToken;
+    } else {
+      token = dist == null ? argmax : TokenSampler.sample(dist, rng);
+    }
+    if (dist != null) {
+      tokenProb = dist.prob(token);
+    } else if (token == argmax) {
+      tokenProb = maxProb;
+    } else {
+      raw = Distributions.softmax(logits);
+      tokenProb = raw[token];
+    }
+    ProbDist full = null;
+    ProbDist top = null;
+    if (options.fullDistribution() || options.topKProbs() > 0) {
+      // Greedy sessions report the raw softmax: the one-hot they decode with says nothing.
+      ProbDist shown =
+          dist != null ? dist : ProbDist.dense(raw != null ? raw : Distributions.softmax(logits));
+      full = options.fullDistribution() ? shown : null;
+      top = options.topKProbs() > 0 ? Distributions.topK(shown, options.topKProbs()) : null;
+    }
+    return new Position(token, tokenProb, argmax, maxProb, entropy, top, full);
+  }
+
+  /**
+   * An operation on the scheduler thread: {@link #next} either finishes it or asks for a forward.
+   */
+  private abstract static class Op<T> {
+    final CompletableFuture<T> future = new CompletableFuture<>();
+
+    abstract SeqStep next(int budget);
+
+    void absorb(SeqStep step, StepResult result) {}
+  }
+
+  private final class AppendOp extends Op<Void> {
+    private final int[] ids;
+
+    AppendOp(int[] ids) {
+      this.ids = ids;
+    }
+
+    @Override
+    SeqStep next(int budget) {
+      requireRoom("append.token_ids", ids.length);
+      push(ids);
+      future.complete(null);
+      return null;
+    }
+  }
+
+  private final class TruncateOp extends Op<Void> {
+    private final int length;
+
+    TruncateOp(int length) {
+      this.length = length;
+    }
+
+    @Override
+    SeqStep next(int budget) {
+      if (length < 1 || length > size) {
+        throw EngineException.invalid(
+            "truncate.length: " + length + " (expected: 1.." + size + ", the current length)");
+      }
+      if (length < size) {
+        size = length;
+        pending = null;
+        if (kvLen >= length) {
+          // The logits after the new last token are not kept: re-feed that token next time.
+          kvLen = length - 1;
+          table.truncate(kvLen);
+        }
+      }
+      future.complete(null);
+      return null;
+    }
+  }
+
+  /** Feeds ids and collects the k + 1 predictions after tokens[start - 1 ..]. */
+  private class ScoreOp extends Op<List<Position>> {
+    final int[] ids;
+    final ResultOptions options;
+    float[][] collected; // (k + 1, vocab) raw logits
+    int start =
+        -1; // index of the first prediction's prefix end, i.e. the sequence length before ids
+
+    ScoreOp(int[] ids, ResultOptions options) {
+      this.ids = ids;
+      this.options = options;
+    }
+
+    @Override
+    SeqStep next(int budget) {
+      if (start < 0) {
+        requireRoom(fieldName(), ids.length);
+        table.reserve(Math.min(size + ids.length, kvLen + budget));
+        start = size;
+        collected = new float[ids.length + 1][];
+        if (pending != null) {
+          collected[0] = pending;
+        }
+        push(ids);
+      }
+      if (kvLen < size) {
+        return feed(start - 1, budget);
+      }
+      finish();
+      return null;
+    }
+
+    String fieldName() {
+      return "score.token_ids";
+    }
+
+    @Override
+    void absorb(SeqStep step, StepResult result) {
+      for (int r = 0; r < step.logitRows().length; r++) {
+        int index = step.startPos() + step.logitRows()[r];
+        collected[index - (start - 1)] = result.logits()[r];
+      }
+    }
+
+    void finish() {
+      List<Position> out = new ArrayList<>(collected.length);
+      for (float[] row : collected) {
+        out.add(position(row, options, -1));
+      }
+      future.complete(out);
+    }
+  }
+
+  private final class VerifyOp extends Op<Verification> {
+    private final ScoreOp score;
+    private final List<ProbDist> draftDists;
+
+    VerifyOp(int[] draft, List<ProbDist> draftDists, ResultOptions options) {
+      this.draftDists = draftDists;
+      this.score =
+          new ScoreOp(draft, options) {
+            @Override
+            String fieldName() {
+              return "verify.draft_token_ids";
+            }
+
+            @Override
+            void finish() {}
+          };
+    }
+
+    @Override
+    SeqStep next(int budget) {
+      SeqStep step = score.next(budget);
+      if (step != null) {
+        return step;
+      }
+      int[] draft = score.ids;
+      int k = draft.length;
+      SpeculativeVerifier.Outcome outcome;
+      if (params.isGreedy()) {
+        int[] argmax = new int[k + 1];
+        for (int i = 0; i <= k; i++) {
+          argmax[i] = Distributions.argmax(score.collected[i]);
+        }
+        outcome = SpeculativeVerifier.greedy(draft, argmax);
+      } else {
+        ProbDist[] p = new ProbDist[k + 1];
+        for (int i = 0; i <= k; i++) {
+          p[i] = pipeline.probs(score.collected[i]);
+        }
+        outcome = SpeculativeVerifier.sample(draft, draftDists.toArray(new ProbDist[0]), p, rng);
+      }
+      List<Position> positions = new ArrayList<>();
+      if (score.options.topKProbs() > 0 || score.options.fullDistribution()) {
+        for (int i = 0; i <= outcome.accepted(); i++) {
+          int emitted = i < outcome.accepted() ? draft[i] : outcome.nextToken();
+          positions.add(position(score.collected[i], score.options, emitted));
+        }
+      }
+      // Keep KV for the prefix and the accepted drafts; the correction/bonus token stays unfed.
+      size = score.start + outcome.accepted();
+      kvLen = size;
+      table.truncate(kvLen);
+      push(new int[] {outcome.nextToken()});
+      future.complete(
+          new Verification(outcome.accepted(), outcome.nextToken(), outcome.bonus(), positions));
+      return null;
+    }
+
+    @Override
+    void absorb(SeqStep step, StepResult result) {
+      score.absorb(step, result);
+    }
+  }
+
+  private final class ProposeOp extends Op<Proposal> {
+    private final int k;
+    private final float minTokenProb;
+    private final ResultOptions options;
+    private final int[] proposed;
+    private final List<Position> positions = new ArrayList<>();
+    private boolean checked;
+
+    ProposeOp(int k, float minTokenProb, ResultOptions options) {
+      this.k = k;
+      this.minTokenProb = minTokenProb;
+      this.options = options;
+      this.proposed = new int[k];
+    }
+
+    @Override
+    SeqStep next(int budget) {
+      if (!checked) {
+        requireRoom("propose.k", k);
+        checked = true;
+      }
+      while (positions.size() < k) {
+        if (pending == null) {
+          return feed(size - 1, budget);
+        }
+        Position p = position(pending, options, -1);
+        if (!positions.isEmpty() && p.tokenProb() < minTokenProb) {
+          break;
+        }
+        proposed[positions.size()] = p.tokenId();
+        positions.add(p);
+        push(new int[] {p.tokenId()});
+      }
+      future.complete(new Proposal(Arrays.copyOf(proposed, positions.size()), positions));
+      return null;
+    }
+  }
+}
