@@ -1,0 +1,197 @@
+package io.draftmesh.bench;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDManager;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * {@code draftmesh bench engine [--json] [--quick] [--cache-dir DIR]}: what one engine step costs
+ * on this machine, for a tiny draft-sized model and a ~110M-parameter Llama-shaped target, side by
+ * side in one run: decode, verify and prefill steps through the runtime and the raw forward, the
+ * draft/target step ratio c, batched decode throughput, weight bandwidth against measured memory
+ * bandwidth, and the matmul floor. Prints an aligned table, or one JSON object with {@code --json};
+ * progress goes to stderr.
+ *
+ * <p>Performance is measured, never asserted: targets appear as notes.
+ */
+public final class EngineBench {
+  static final double TARGET_BATCH8_SPEEDUP = 3.0;
+  static final double TARGET_DECODE_OVER_FLOOR = 1.2;
+
+  /** Parsed command line. */
+  record Options(boolean json, boolean quick, Path cacheDir) {}
+
+  /** The machine the numbers come from. */
+  record Machine(
+      int cores,
+      String cpu,
+      String jvm,
+      String djl,
+      String pytorch,
+      String intraThreads,
+      String interopThreads) {}
+
+  /** Everything one run measured. */
+  record Report(
+      Options options,
+      Machine machine,
+      MemoryBandwidth.Result memory,
+      List<ModelBench.Result> models) {}
+
+  private static final String USAGE =
+      "usage: draftmesh bench engine [--json] [--quick] [--cache-dir DIR]\n"
+          + "  --json       print one JSON object instead of the table\n"
+          + "  --quick      fewer iterations, tiny model only (for tests)\n"
+          + "  --cache-dir  where generated checkpoints live"
+          + " (default: ${XDG_CACHE_HOME:-~/.cache}/draftmesh/bench)\n";
+
+  private EngineBench() {}
+
+  public static void main(String[] args) {
+    System.exit(run(args));
+  }
+
+  /** Runs the bench, printing to stdout (results) and stderr (progress). Returns the exit code. */
+  public static int run(String[] args) {
+    return run(args, System.out, System.err);
+  }
+
+  static int run(String[] args, PrintStream out, PrintStream err) {
+    Options options;
+    try {
+      options = parse(args);
+    } catch (IllegalArgumentException e) {
+      err.println(e.getMessage());
+      err.print(USAGE);
+      return 2;
+    }
+    if (options == null) {
+      out.print(USAGE);
+      return 0;
+    }
+    try {
+      Report report = measure(options, err);
+      out.println(options.json() ? BenchReport.json(report) : BenchReport.table(report));
+      return 0;
+    } catch (RuntimeException e) {
+      err.println("bench engine failed: " + e);
+      e.printStackTrace(err);
+      return 1;
+    }
+  }
+
+  /** Null for --help. */
+  static Options parse(String[] args) {
+    boolean json = false;
+    boolean quick = false;
+    Path cacheDir = null;
+    for (int i = 0; i < args.length; i++) {
+      switch (args[i]) {
+        case "--json" -> json = true;
+        case "--quick" -> quick = true;
+        case "--cache-dir" -> {
+          if (i + 1 >= args.length) {
+            throw new IllegalArgumentException(
+                "--cache-dir: missing value (expected: a directory)");
+          }
+          cacheDir = Path.of(args[++i]);
+        }
+        case "-h", "--help" -> {
+          return null;
+        }
+        default ->
+            throw new IllegalArgumentException(
+                "unknown argument \""
+                    + args[i]
+                    + "\" (expected: --json, --quick, --cache-dir DIR)");
+      }
+    }
+    return new Options(json, quick, cacheDir == null ? BenchModels.defaultCacheDir() : cacheDir);
+  }
+
+  static Report measure(Options options, PrintStream progress) {
+    djlDefaults();
+    ModelBench.Plan plan = options.quick() ? ModelBench.Plan.quick() : ModelBench.Plan.full();
+    List<BenchModels.Spec> specs = new ArrayList<>();
+    specs.add(BenchModels.tiny());
+    if (!options.quick()) {
+      specs.add(BenchModels.llama110m());
+    }
+    List<Path> dirs = new ArrayList<>();
+    for (BenchModels.Spec spec : specs) {
+      progress.printf("[%s] checkpoint in %s%n", spec.label(), options.cacheDir());
+      dirs.add(BenchModels.ensure(options.cacheDir(), spec));
+    }
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Machine machine = machine();
+      long bwBytes = options.quick() ? 256L << 20 : 1L << 30;
+      int bwReps = options.quick() ? 3 : 5;
+      progress.printf("memory bandwidth: %d MiB x %d reps%n", bwBytes >> 20, bwReps);
+      MemoryBandwidth.Result memory = MemoryBandwidth.measure(manager, bwBytes, bwReps);
+      List<ModelBench.Result> results = new ArrayList<>();
+      for (int i = 0; i < specs.size(); i++) {
+        results.add(new ModelBench(specs.get(i), dirs.get(i), plan, progress).run(manager));
+      }
+      progress.printf("memory bandwidth again: %d MiB x %d reps%n", bwBytes >> 20, bwReps);
+      memory = memory.best(MemoryBandwidth.measure(manager, bwBytes, bwReps));
+      return new Report(options, machine, memory, results);
+    }
+  }
+
+  /**
+   * Fills in DJL's offline CPU settings (see shared/machine.md) where neither the environment nor
+   * the command line set them, before the engine first loads.
+   */
+  private static void djlDefaults() {
+    defaultProperty("ai.djl.offline", "true");
+    defaultEnvOrProperty("PYTORCH_FLAVOR", "cpu");
+    defaultEnvOrProperty(
+        "DJL_CACHE_DIR",
+        Path.of(System.getProperty("user.home"), ".cache", "draftmesh-djl").toString());
+    defaultProperty(
+        "ai.djl.pytorch.num_threads", Integer.toString(Runtime.getRuntime().availableProcessors()));
+    defaultProperty("ai.djl.pytorch.num_interop_threads", "1");
+  }
+
+  private static void defaultProperty(String key, String value) {
+    if (System.getProperty(key) == null) {
+      System.setProperty(key, value);
+    }
+  }
+
+  private static void defaultEnvOrProperty(String key, String value) {
+    if (System.getenv(key) == null) {
+      defaultProperty(key, value);
+    }
+  }
+
+  private static Machine machine() {
+    Engine engine = Engine.getEngine("PyTorch");
+    return new Machine(
+        Runtime.getRuntime().availableProcessors(),
+        cpuModel(),
+        System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"),
+        Engine.getDjlVersion(),
+        engine.getVersion(),
+        System.getProperty("ai.djl.pytorch.num_threads", "default"),
+        System.getProperty("ai.djl.pytorch.num_interop_threads", "default"));
+  }
+
+  private static String cpuModel() {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+        if (line.startsWith("model name")) {
+          return line.substring(line.indexOf(':') + 1).trim();
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      // Not Linux, or not readable: the core count still says something.
+    }
+    return System.getProperty("os.arch");
+  }
+}

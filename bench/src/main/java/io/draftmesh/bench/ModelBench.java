@@ -1,0 +1,404 @@
+package io.draftmesh.bench;
+
+import ai.djl.ndarray.NDManager;
+import io.draftmesh.engine.checkpoint.ModelConfig;
+import io.draftmesh.engine.kv.BlockTable;
+import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.model.LlamaModel;
+import io.draftmesh.engine.model.SeqStep;
+import io.draftmesh.engine.runtime.EngineConfig;
+import io.draftmesh.engine.runtime.InferenceEngine;
+import io.draftmesh.engine.runtime.ResultOptions;
+import io.draftmesh.engine.runtime.Sequence;
+import io.draftmesh.engine.sampling.SamplingParams;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * Measures one model in one engine: step costs through the runtime (sessions on the scheduler) and
+ * through the raw batched forward beside them, batched decode throughput, and the matmul floor.
+ *
+ * <p>Runtime and raw samples are taken interleaved (one of each per iteration) so that a noisy
+ * neighbour shifts both alike and their difference, the runtime overhead, stays meaningful. Every
+ * step runs at the same context: each session is truncated back to the prefill length between
+ * phases.
+ */
+final class ModelBench {
+  static final int PREFILL_TOKENS = 512;
+  static final int DRAFT_K = 4; // verify feeds k + 1 = 5 tokens
+  static final int MAX_SESSIONS = 8;
+  static final int SESSION_TOKENS = 700; // KV per session: prefill + growth during a phase
+  private static final int KV_BLOCK = 16;
+  private static final long OP_TIMEOUT_S = 300;
+  private static final int RAW_BATCH_STEPS = 3;
+
+  /** Iteration counts. */
+  record Plan(
+      int decodeWarmup,
+      int decodeSamples,
+      int verifyWarmup,
+      int verifySamples,
+      int rawPrefillSamples,
+      int batchTokens,
+      int batchReps,
+      int[] sessionCounts) {
+
+    static Plan full() {
+      return new Plan(4, 32, 2, 16, 3, 16, 3, new int[] {1, 4, 8});
+    }
+
+    static Plan quick() {
+      return new Plan(2, 6, 1, 4, 1, 4, 1, new int[] {1, 4, 8});
+    }
+  }
+
+  /**
+   * Aggregate decode throughput of {@code sessions} concurrent sessions through the runtime, the
+   * average number of sequences per forward step it achieved, and the raw batched forward of as
+   * many sequences (one token each) beside it: the ceiling the scheduler could reach.
+   */
+  record Batch(int sessions, Stats tokensPerSec, double avgBatch, Stats rawTokensPerSec) {}
+
+  /** Everything measured for one model; times in ms. */
+  record Result(
+      String name,
+      String label,
+      long params,
+      long weightBytesPerStep,
+      long kvBytesPerStep,
+      int context,
+      Stats decodeRuntime,
+      Stats decodeRaw,
+      Stats verifyRuntime,
+      Stats verifyRaw,
+      Stats prefillRuntime,
+      Stats prefillRaw,
+      Stats matmulFloor,
+      long matmulFloorBytes,
+      List<Batch> batches) {
+
+    double verifyOverDecode() {
+      return verifyRuntime.median() / decodeRuntime.median();
+    }
+
+    double rawVerifyOverDecode() {
+      return verifyRaw.median() / decodeRaw.median();
+    }
+
+    double runtimeOverheadMs() {
+      return decodeRuntime.median() - decodeRaw.median();
+    }
+
+    /** Weight bytes per second during runtime decode, GB/s. */
+    double weightGbps() {
+      return weightBytesPerStep / (decodeRuntime.median() / 1e3) / 1e9;
+    }
+
+    double floorGbps() {
+      return matmulFloorBytes / (matmulFloor.median() / 1e3) / 1e9;
+    }
+
+    double decodeOverFloor() {
+      return decodeRuntime.median() / matmulFloor.median();
+    }
+
+    double rawDecodeOverFloor() {
+      return decodeRaw.median() / matmulFloor.median();
+    }
+
+    Batch batch(int sessions) {
+      return batches.stream().filter(b -> b.sessions() == sessions).findFirst().orElseThrow();
+    }
+
+    double batchSpeedup(int sessions) {
+      return batch(sessions).tokensPerSec().median() / batch(1).tokensPerSec().median();
+    }
+
+    double rawBatchSpeedup(int sessions) {
+      return batch(sessions).rawTokensPerSec().median() / batch(1).rawTokensPerSec().median();
+    }
+  }
+
+  private final BenchModels.Spec spec;
+  private final Path dir;
+  private final Plan plan;
+  private final PrintStream progress;
+
+  ModelBench(BenchModels.Spec spec, Path dir, Plan plan, PrintStream progress) {
+    this.spec = spec;
+    this.dir = dir;
+    this.plan = plan;
+    this.progress = progress;
+  }
+
+  Result run(NDManager manager) {
+    ModelConfig mc = spec.config();
+    long perBlock =
+        KvBlockPool.bytesPerBlock(mc.numLayers(), mc.numKvHeads(), mc.headDim(), KV_BLOCK);
+    long blocksPerSession = (SESSION_TOKENS + KV_BLOCK - 1) / KV_BLOCK;
+    EngineConfig config =
+        EngineConfig.defaults(dir)
+            .withKvBlockSize(KV_BLOCK)
+            .withKvBudgetBytes(perBlock * blocksPerSession * MAX_SESSIONS)
+            .withMaxSessions(MAX_SESSIONS)
+            .withMaxBatchTokens(PREFILL_TOKENS);
+    progress.printf("[%s] loading %s%n", spec.label(), dir);
+    try (InferenceEngine engine = InferenceEngine.load(config);
+        NDManager rawManager = manager.newSubManager();
+        MatmulFloor floor = new MatmulFloor(mc, manager)) {
+      engine.warmUp();
+      int maxContext = engine.info().maxContext();
+      int context = Math.min(PREFILL_TOKENS, maxContext - (SESSION_TOKENS - PREFILL_TOKENS));
+      if (context < 2 * (DRAFT_K + 1)) {
+        throw new IllegalStateException(
+            spec.name() + ": max context " + maxContext + " (expected: >= " + SESSION_TOKENS + ")");
+      }
+      LlamaModel model = engine.model();
+      int rawBlocksPerSeq = (context + DRAFT_K + 1 + KV_BLOCK - 1) / KV_BLOCK;
+      KvBlockPool rawPool =
+          KvBlockPool.withBudget(
+              rawManager,
+              mc.numLayers(),
+              mc.numKvHeads(),
+              mc.headDim(),
+              KV_BLOCK,
+              perBlock * rawBlocksPerSeq * MAX_SESSIONS);
+      List<BlockTable> rawTables = new ArrayList<>();
+      for (int i = 0; i < MAX_SESSIONS; i++) {
+        BlockTable t = new BlockTable(rawPool);
+        t.reserve(context + DRAFT_K + 1);
+        rawTables.add(t);
+      }
+      Raw raw = new Raw(model, rawPool, rawTables, context);
+
+      // Prefill: one warm-up session, then every session's prefill is a sample.
+      progress.printf(
+          "[%s] prefill %d tokens x %d sessions%n", spec.label(), context, MAX_SESSIONS);
+      Sequence warm =
+          engine.open(prompt(context, 99, mc.vocabSize()), SamplingParams.GREEDY, "warm");
+      await(warm.prefill(ResultOptions.NONE));
+      await(warm.closeAsync());
+      raw.prefill();
+      List<Sequence> sessions = new ArrayList<>();
+      long[] prefillRt = new long[MAX_SESSIONS];
+      long[] prefillRaw = new long[plan.rawPrefillSamples()];
+      for (int i = 0; i < MAX_SESSIONS; i++) {
+        Sequence s =
+            engine.open(prompt(context, i, mc.vocabSize()), SamplingParams.GREEDY, "s" + i);
+        sessions.add(s);
+        long t0 = System.nanoTime();
+        await(s.prefill(ResultOptions.NONE));
+        prefillRt[i] = System.nanoTime() - t0;
+        if (i < prefillRaw.length) {
+          prefillRaw[i] = raw.prefill();
+        }
+      }
+
+      // Decode: session 0 proposes one token at a time; raw forward and matmul floor beside it.
+      progress.printf("[%s] decode x %d%n", spec.label(), plan.decodeSamples());
+      Sequence s0 = sessions.get(0);
+      long[] decodeRt = new long[plan.decodeSamples()];
+      long[] decodeRaw = new long[plan.decodeSamples()];
+      long[] floorNs = new long[plan.decodeSamples()];
+      for (int i = -plan.decodeWarmup(); i < plan.decodeSamples(); i++) {
+        long t0 = System.nanoTime();
+        await(s0.propose(1, 0f, ResultOptions.NONE));
+        long rt = System.nanoTime() - t0;
+        long rw = raw.decode();
+        long fl = floor.stepNanos();
+        if (i >= 0) {
+          decodeRt[i] = rt;
+          decodeRaw[i] = rw;
+          floorNs[i] = fl;
+        }
+      }
+      await(s0.truncate(context));
+
+      // Verify: k = 4 random drafts; after the first, each verify feeds the previous round's
+      // correction token plus the drafts, 5 tokens with 5 logit rows.
+      progress.printf("[%s] verify x %d%n", spec.label(), plan.verifySamples());
+      long[] verifyRt = new long[plan.verifySamples()];
+      long[] verifyRaw = new long[plan.verifySamples()];
+      for (int i = -plan.verifyWarmup(); i < plan.verifySamples(); i++) {
+        int[] draft = prompt(DRAFT_K, 1000 + i, mc.vocabSize());
+        long t0 = System.nanoTime();
+        await(s0.verify(draft, null, ResultOptions.NONE));
+        long rt = System.nanoTime() - t0;
+        long rw = raw.verify();
+        if (i >= 0) {
+          verifyRt[i] = rt;
+          verifyRaw[i] = rw;
+        }
+      }
+
+      List<Batch> batches = new ArrayList<>();
+      for (int n : plan.sessionCounts()) {
+        progress.printf(
+            "[%s] %d concurrent sessions x %d tokens x %d reps%n",
+            spec.label(), n, plan.batchTokens(), plan.batchReps());
+        batches.add(batch(engine, sessions.subList(0, n), raw, context));
+      }
+      for (Sequence s : sessions) {
+        await(s.closeAsync());
+      }
+      rawTables.forEach(BlockTable::close);
+      return new Result(
+          spec.name(),
+          spec.label(),
+          mc.numParameters(),
+          weightBytesPerStep(mc),
+          2L * mc.numLayers() * context * mc.numKvHeads() * mc.headDim() * Float.BYTES,
+          context,
+          Stats.ofNanosAsMillis(decodeRt),
+          Stats.ofNanosAsMillis(decodeRaw),
+          Stats.ofNanosAsMillis(verifyRt),
+          Stats.ofNanosAsMillis(verifyRaw),
+          Stats.ofNanosAsMillis(prefillRt),
+          Stats.ofNanosAsMillis(prefillRaw),
+          Stats.ofNanosAsMillis(floorNs),
+          floor.weightBytes(),
+          batches);
+    }
+  }
+
+  /**
+   * Each session proposes {@code batchTokens} tokens one at a time; the next propose is submitted
+   * from the previous one's completion (on the scheduler thread, so no client-thread wake-up is
+   * measured). Sessions start as independent clients would: one after another, not in lockstep.
+   * Wall time from the first submission to the last token. Each rep is followed by raw batched
+   * forwards of as many sequences.
+   */
+  private Batch batch(InferenceEngine engine, List<Sequence> sessions, Raw raw, int context) {
+    int n = sessions.size();
+    double[] tps = new double[plan.batchReps()];
+    double[] rawTps = new double[plan.batchReps() * RAW_BATCH_STEPS];
+    long tokens = 0;
+    long steps = 0;
+    for (int rep = -1; rep < plan.batchReps(); rep++) {
+      for (Sequence s : sessions) {
+        await(s.truncate(context));
+      }
+      int perSession = rep < 0 ? 2 : plan.batchTokens(); // rep -1 warms this batch size
+      long steps0 = engine.steps();
+      long t0 = System.nanoTime();
+      List<CompletableFuture<Void>> loops = new ArrayList<>();
+      for (Sequence s : sessions) {
+        loops.add(proposeLoop(s, perSession));
+      }
+      await(CompletableFuture.allOf(loops.toArray(new CompletableFuture<?>[0])));
+      long dt = System.nanoTime() - t0;
+      for (int i = 0; i < RAW_BATCH_STEPS; i++) {
+        long rawNs = raw.decode(n);
+        if (rep >= 0) {
+          rawTps[rep * RAW_BATCH_STEPS + i] = n / (rawNs / 1e9);
+        }
+      }
+      if (rep >= 0) {
+        tps[rep] = (double) n * perSession / (dt / 1e9);
+        tokens += (long) n * perSession;
+        steps += engine.steps() - steps0;
+      }
+    }
+    return new Batch(n, Stats.of(tps), (double) tokens / steps, Stats.of(rawTps));
+  }
+
+  private static CompletableFuture<Void> proposeLoop(Sequence s, int remaining) {
+    return s.propose(1, 0f, ResultOptions.NONE)
+        .thenCompose(
+            p ->
+                remaining > 1
+                    ? proposeLoop(s, remaining - 1)
+                    : CompletableFuture.completedFuture(null));
+  }
+
+  /**
+   * fp32 bytes of parameters one decode step reads: every layer weight, the final norm and lm_head;
+   * the input embedding is a one-row gather (a tied embedding is read once, as lm_head).
+   */
+  static long weightBytesPerStep(ModelConfig mc) {
+    long untiedEmbed = mc.tieWordEmbeddings() ? 0 : (long) mc.vocabSize() * mc.hiddenSize();
+    return (mc.numParameters() - untiedEmbed) * Float.BYTES;
+  }
+
+  /** {@code n} token ids drawn uniformly from the vocabulary; the same for the same seed. */
+  private static int[] prompt(int n, int seed, int vocab) {
+    int[] p = new int[n];
+    SplittableRandom r = new SplittableRandom(seed);
+    for (int i = 0; i < n; i++) {
+      p[i] = r.nextInt(vocab);
+    }
+    return p;
+  }
+
+  /** The model's batched forward with no scheduler, on a private KV pool; returns nanoseconds. */
+  private static final class Raw {
+    private final LlamaModel model;
+    private final KvBlockPool pool;
+    private final List<BlockTable> tables; // one per sequence, each reserved past the context
+    private final int context;
+    private final int vocab;
+
+    Raw(LlamaModel model, KvBlockPool pool, List<BlockTable> tables, int context) {
+      this.model = model;
+      this.pool = pool;
+      this.tables = tables;
+      this.context = context;
+      this.vocab = model.config().vocabSize();
+    }
+
+    long prefill() {
+      return time(List.of(step(0, prompt(context, 500, vocab), 0, new int[] {context - 1})));
+    }
+
+    long decode() {
+      return decode(1);
+    }
+
+    /** One token for each of the first {@code sequences} sequences, at the context length. */
+    long decode(int sequences) {
+      List<SeqStep> batch = new ArrayList<>();
+      for (int i = 0; i < sequences; i++) {
+        batch.add(step(i, prompt(1, 501 + i, vocab), context, new int[] {0}));
+      }
+      return time(batch);
+    }
+
+    long verify() {
+      int[] rows = new int[DRAFT_K + 1];
+      for (int i = 0; i < rows.length; i++) {
+        rows[i] = i;
+      }
+      return time(List.of(step(0, prompt(DRAFT_K + 1, 502, vocab), context, rows)));
+    }
+
+    private SeqStep step(int seq, int[] tokens, int startPos, int[] logitRows) {
+      return new SeqStep(tokens, startPos, tables.get(seq), logitRows, false);
+    }
+
+    private long time(List<SeqStep> batch) {
+      long t0 = System.nanoTime();
+      model.forward(batch, pool);
+      return System.nanoTime() - t0;
+    }
+  }
+
+  private static <T> T await(CompletableFuture<T> f) {
+    try {
+      return f.get(OP_TIMEOUT_S, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted", e);
+    } catch (ExecutionException e) {
+      throw new IllegalStateException("engine op failed: " + e.getCause(), e.getCause());
+    } catch (TimeoutException e) {
+      throw new IllegalStateException("engine op did not finish in " + OP_TIMEOUT_S + " s", e);
+    }
+  }
+}

@@ -1,0 +1,302 @@
+package io.draftmesh.router;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Everything the router process is configured with, from flags and {@code DRAFTMESH_ROUTER_*}
+ * environment variables (a flag wins over its variable, a variable over the default). Validated on
+ * construction; every message names the flag, the value and what was expected.
+ *
+ * @param port the gRPC port; 0 picks a free one
+ * @param pools worker pools by name: {@code host:port[,host:port]} or a target URI such as {@code
+ *     dns:///workers:50051}; {@code --target} and {@code --draft} define the pools "target" and
+ *     "draft"
+ * @param defaultTarget the pool used when a request names no target
+ * @param defaultDraft the pool used when a speculative request names no draft, or null
+ * @param tokenizers tokenizer.json files or directories holding them (a model zoo)
+ * @param defaultMaxTokens completion tokens when a request gives none
+ * @param maxTokensLimit the largest max_tokens a request may ask for
+ * @param maxConcurrent requests decoded at once; as many more wait, the rest get RESOURCE_EXHAUSTED
+ * @param targetTimeout deadline of each target op (the client's deadline applies as well)
+ * @param draftTimeout deadline of each draft round; a slower draft is dropped for the request
+ * @param autoregressiveChunk the most tokens one autoregressive Propose asks the target for
+ * @param drainGrace how long shutdown waits for running requests before cancelling them
+ */
+public record RouterConfig(
+    int port,
+    Map<String, String> pools,
+    String defaultTarget,
+    String defaultDraft,
+    List<Path> tokenizers,
+    int defaultMaxTokens,
+    int maxTokensLimit,
+    int maxConcurrent,
+    Duration targetTimeout,
+    Duration draftTimeout,
+    int autoregressiveChunk,
+    Duration drainGrace) {
+
+  /** A flag or variable that is missing, malformed or out of range. */
+  public static final class ConfigException extends IllegalArgumentException {
+    private static final long serialVersionUID = 1L;
+
+    public ConfigException(String message) {
+      super(message);
+    }
+  }
+
+  private enum Flag {
+    PORT("port", "N", "gRPC port, 0 = any free port (default 50051)"),
+    TARGET("target", "ADDRS", "target pool: host:port[,host:port] or dns:///name:port"),
+    DRAFT("draft", "ADDRS", "draft pool: host:port[,host:port] or dns:///name:port"),
+    POOL("pool", "NAME=ADDRS", "another named pool (repeatable; env: NAME=ADDRS;NAME=ADDRS)"),
+    DEFAULT_TARGET("default-target", "NAME", "pool for requests naming no target (default target)"),
+    DEFAULT_DRAFT("default-draft", "NAME", "pool for requests naming no draft (default draft)"),
+    TOKENIZERS("tokenizers", "PATHS", "tokenizer.json files or directories, comma-separated"),
+    MAX_TOKENS("max-tokens", "N", "completion tokens when a request sets none (default 256)"),
+    MAX_TOKENS_LIMIT("max-tokens-limit", "N", "largest max_tokens a request may ask (default 8192)"),
+    MAX_CONCURRENT("max-concurrent", "N", "requests decoded at once (default 64)"),
+    TARGET_TIMEOUT_MS("target-timeout-ms", "MS", "deadline of one target op (default 60000)"),
+    DRAFT_TIMEOUT_MS("draft-timeout-ms", "MS", "deadline of one draft round (default 2000)"),
+    AR_CHUNK("ar-chunk", "N", "most tokens per autoregressive target call (default 8)"),
+    DRAIN_SECONDS("drain-seconds", "S", "grace period for running requests on shutdown (default 10)");
+
+    final String name;
+    final String arg;
+    final String help;
+
+    Flag(String name, String arg, String help) {
+      this.name = name;
+      this.arg = arg;
+      this.help = help;
+    }
+
+    String env() {
+      return "DRAFTMESH_ROUTER_" + (this == POOL ? "POOLS" : name());
+    }
+
+    static Flag of(String name) {
+      for (Flag f : values()) {
+        if (f.name.equals(name)) {
+          return f;
+        }
+      }
+      return null;
+    }
+  }
+
+  public RouterConfig {
+    require(port >= 0 && port <= 65535, Flag.PORT, port, "0..65535");
+    pools = Map.copyOf(new LinkedHashMap<>(pools));
+    for (Map.Entry<String, String> e : pools.entrySet()) {
+      if (!e.getKey().matches("[A-Za-z0-9][A-Za-z0-9._-]*")) {
+        throw new ConfigException(
+            "--pool: " + e.getKey() + " (expected: a name of letters, digits, '.', '_', '-')");
+      }
+      try {
+        WorkerPool.parseSpec(e.getValue());
+      } catch (IllegalArgumentException bad) {
+        throw new ConfigException("pool " + e.getKey() + ": " + bad.getMessage());
+      }
+    }
+    if (defaultTarget == null || !pools.containsKey(defaultTarget)) {
+      throw new ConfigException(
+          "--target: "
+              + (defaultTarget == null ? "missing" : "no pool named " + defaultTarget)
+              + " (expected: --target host:port, or --pool NAME=ADDRS with --default-target NAME)");
+    }
+    if (defaultDraft != null && !pools.containsKey(defaultDraft)) {
+      throw new ConfigException(
+          "--default-draft: " + defaultDraft + " (expected: one of the pools " + pools.keySet() + ")");
+    }
+    tokenizers = List.copyOf(tokenizers);
+    require(defaultMaxTokens >= 1, Flag.MAX_TOKENS, defaultMaxTokens, ">= 1");
+    require(
+        maxTokensLimit >= defaultMaxTokens,
+        Flag.MAX_TOKENS_LIMIT,
+        maxTokensLimit,
+        ">= --max-tokens " + defaultMaxTokens);
+    require(maxConcurrent >= 1 && maxConcurrent <= 100_000, Flag.MAX_CONCURRENT, maxConcurrent,
+        "1..100000");
+    if (targetTimeout == null || targetTimeout.isNegative() || targetTimeout.isZero()) {
+      throw new ConfigException("--target-timeout-ms: " + targetTimeout + " (expected: > 0)");
+    }
+    if (draftTimeout == null || draftTimeout.isNegative() || draftTimeout.isZero()) {
+      throw new ConfigException("--draft-timeout-ms: " + draftTimeout + " (expected: > 0)");
+    }
+    require(autoregressiveChunk >= 1 && autoregressiveChunk <= 1024, Flag.AR_CHUNK,
+        autoregressiveChunk, "1..1024");
+    if (drainGrace == null || drainGrace.isNegative()) {
+      throw new ConfigException("--drain-seconds: " + drainGrace + " (expected: >= 0)");
+    }
+  }
+
+  /** A config with defaults for everything but the pools (for tests and embedding). */
+  public static RouterConfig of(String targetSpec, String draftSpec) {
+    Map<String, String> pools = new LinkedHashMap<>();
+    pools.put("target", targetSpec);
+    if (draftSpec != null) {
+      pools.put("draft", draftSpec);
+    }
+    return new RouterConfig(
+        0,
+        pools,
+        "target",
+        draftSpec == null ? null : "draft",
+        List.of(),
+        256,
+        8192,
+        64,
+        Duration.ofSeconds(60),
+        Duration.ofSeconds(2),
+        8,
+        Duration.ofSeconds(10));
+  }
+
+  /** This config with other tokenizer paths. */
+  public RouterConfig withTokenizers(List<Path> paths) {
+    return new RouterConfig(port, pools, defaultTarget, defaultDraft, paths, defaultMaxTokens,
+        maxTokensLimit, maxConcurrent, targetTimeout, draftTimeout, autoregressiveChunk, drainGrace);
+  }
+
+  /** This config with another draft round deadline. */
+  public RouterConfig withDraftTimeout(Duration timeout) {
+    return new RouterConfig(port, pools, defaultTarget, defaultDraft, tokenizers, defaultMaxTokens,
+        maxTokensLimit, maxConcurrent, targetTimeout, timeout, autoregressiveChunk, drainGrace);
+  }
+
+  /** Parses {@code args} over {@code env}. */
+  public static RouterConfig parse(String[] args, Map<String, String> env) {
+    Map<Flag, String> values = new LinkedHashMap<>();
+    Map<Flag, String> origins = new LinkedHashMap<>();
+    List<String> poolArgs = new ArrayList<>();
+    for (Flag f : Flag.values()) {
+      String v = env.get(f.env());
+      if (v != null && !v.isBlank()) {
+        if (f == Flag.POOL) {
+          for (String p : v.split(";")) {
+            if (!p.isBlank()) {
+              poolArgs.add(p.trim());
+            }
+          }
+        } else {
+          values.put(f, v.trim());
+          origins.put(f, f.env());
+        }
+      }
+    }
+    for (int i = 0; i < args.length; i++) {
+      String a = args[i];
+      if (!a.startsWith("--")) {
+        throw new ConfigException(a + ": unexpected argument (expected: --flag value)");
+      }
+      String name = a.substring(2);
+      String value = null;
+      int eq = name.indexOf('=');
+      if (eq >= 0) {
+        value = name.substring(eq + 1);
+        name = name.substring(0, eq);
+      }
+      Flag f = Flag.of(name);
+      if (f == null) {
+        throw new ConfigException("--" + name + ": unknown flag (expected one of: " + names() + ")");
+      }
+      if (value == null) {
+        if (i + 1 >= args.length) {
+          throw new ConfigException("--" + name + ": missing value (expected: " + f.arg + ")");
+        }
+        value = args[++i];
+      }
+      if (f == Flag.POOL) {
+        poolArgs.add(value.trim());
+      } else {
+        values.put(f, value.trim());
+        origins.put(f, "--" + f.name);
+      }
+    }
+    Map<String, String> pools = new LinkedHashMap<>();
+    if (values.containsKey(Flag.TARGET)) {
+      pools.put("target", values.get(Flag.TARGET));
+    }
+    if (values.containsKey(Flag.DRAFT)) {
+      pools.put("draft", values.get(Flag.DRAFT));
+    }
+    for (String p : poolArgs) {
+      int eq = p.indexOf('=');
+      if (eq <= 0) {
+        throw new ConfigException("--pool: " + p + " (expected: NAME=ADDRS)");
+      }
+      pools.put(p.substring(0, eq).trim(), p.substring(eq + 1).trim());
+    }
+    String defaultTarget = values.getOrDefault(Flag.DEFAULT_TARGET, "target");
+    String defaultDraft = values.get(Flag.DEFAULT_DRAFT);
+    if (defaultDraft == null && pools.containsKey("draft")) {
+      defaultDraft = "draft";
+    }
+    List<Path> tokenizers = new ArrayList<>();
+    String tok = values.get(Flag.TOKENIZERS);
+    if (tok != null) {
+      for (String t : tok.split(",")) {
+        if (!t.isBlank()) {
+          tokenizers.add(Path.of(t.trim()));
+        }
+      }
+    }
+    return new RouterConfig(
+        intOf(values, origins, Flag.PORT, 50051),
+        pools,
+        defaultTarget,
+        defaultDraft,
+        tokenizers,
+        intOf(values, origins, Flag.MAX_TOKENS, 256),
+        intOf(values, origins, Flag.MAX_TOKENS_LIMIT, 8192),
+        intOf(values, origins, Flag.MAX_CONCURRENT, 64),
+        Duration.ofMillis(intOf(values, origins, Flag.TARGET_TIMEOUT_MS, 60_000)),
+        Duration.ofMillis(intOf(values, origins, Flag.DRAFT_TIMEOUT_MS, 2_000)),
+        intOf(values, origins, Flag.AR_CHUNK, 8),
+        Duration.ofSeconds(intOf(values, origins, Flag.DRAIN_SECONDS, 10)));
+  }
+
+  /** The flag table, for {@code --help}. */
+  public static String usage() {
+    StringBuilder sb = new StringBuilder("flags (each also read from its environment variable):\n");
+    for (Flag f : Flag.values()) {
+      String left = "  --" + f.name + " " + f.arg;
+      sb.append(String.format(Locale.ROOT, "%-30s %-34s %s%n", left, f.env(), f.help));
+    }
+    return sb.toString();
+  }
+
+  private static String names() {
+    StringBuilder sb = new StringBuilder();
+    for (Flag f : Flag.values()) {
+      sb.append(sb.length() == 0 ? "--" : ", --").append(f.name);
+    }
+    return sb.toString();
+  }
+
+  private static int intOf(
+      Map<Flag, String> values, Map<Flag, String> origins, Flag f, int fallback) {
+    String v = values.get(f);
+    if (v == null) {
+      return fallback;
+    }
+    try {
+      return Integer.parseInt(v.trim());
+    } catch (NumberFormatException e) {
+      throw new ConfigException(origins.get(f) + ": " + v + " (expected: an integer)");
+    }
+  }
+
+  private static void require(boolean ok, Flag f, long value, String expected) {
+    if (!ok) {
+      throw new ConfigException("--" + f.name + ": " + value + " (expected: " + expected + ")");
+    }
+  }
+}

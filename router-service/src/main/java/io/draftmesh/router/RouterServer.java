@@ -1,0 +1,154 @@
+package io.draftmesh.router;
+
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Server;
+import io.grpc.ServerBuilder;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.opentelemetry.api.OpenTelemetry;
+import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
+import java.io.IOException;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The router's lifecycle: worker pools (one channel per static address, or one client-side
+ * load-balanced channel per DNS name), the gRPC server (Router, health, reflection, tracing), and
+ * graceful drain.
+ *
+ * <p>Health is SERVING once started: the router holds no model, and an unreachable worker is a
+ * per-request UNAVAILABLE, not a router fault. {@link #close()} turns health NOT_SERVING, refuses
+ * new calls, gives running requests the drain grace, then cancels them (which closes their worker
+ * sessions) and closes the channels.
+ *
+ * <p>Takes a {@link ServerBuilder} so tests can run it in-process; {@link #onPort} builds the
+ * production (Netty) one.
+ */
+public final class RouterServer implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(RouterServer.class);
+
+  /** The service name health is reported under, besides the overall "" service. */
+  public static final String SERVICE_NAME = "draftmesh.v1.Router";
+
+  private final RouterConfig config;
+  private final Server server;
+  private final HealthStatusManager health = new HealthStatusManager();
+  private final Map<String, WorkerPool> pools;
+  private final RouterService service;
+  private boolean closed; // guarded by this
+
+  /** A router whose worker channels are plaintext gRPC (Netty), traced with {@code otel}. */
+  public RouterServer(ServerBuilder<?> builder, RouterConfig config, OpenTelemetry otel) {
+    this(builder, config, otel, channelFactory(otel));
+  }
+
+  /**
+   * @param channels builds the channel for one worker target string (tests map names to
+   *     in-process channels)
+   */
+  public RouterServer(
+      ServerBuilder<?> builder,
+      RouterConfig config,
+      OpenTelemetry otel,
+      Function<String, ManagedChannel> channels) {
+    this.config = config;
+    Map<String, WorkerPool> p = new LinkedHashMap<>();
+    config.pools().forEach((name, spec) -> p.put(name, WorkerPool.fromSpec(name, spec, channels)));
+    this.pools = p;
+    this.service = new RouterService(config, pools, Tokenizers.scan(config.tokenizers()));
+    health.setStatus("", ServingStatus.NOT_SERVING);
+    health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
+    this.server =
+        builder
+            .addService(service)
+            .addService(health.getHealthService())
+            .addService(ProtoReflectionServiceV1.newInstance())
+            .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
+            .build();
+  }
+
+  /** A router for {@code config} on a real (Netty) port. */
+  public static RouterServer onPort(RouterConfig config, OpenTelemetry otel) {
+    return new RouterServer(
+        Grpc.newServerBuilderForPort(config.port(), InsecureServerCredentials.create()),
+        config,
+        otel);
+  }
+
+  /**
+   * Plaintext channels: a target URI with a scheme (e.g. {@code dns:///workers:50051}) balances
+   * round-robin over every address it resolves to; {@code host:port} is one worker.
+   */
+  static Function<String, ManagedChannel> channelFactory(OpenTelemetry otel) {
+    GrpcTelemetry telemetry = GrpcTelemetry.create(otel);
+    return target -> {
+      ManagedChannelBuilder<?> b =
+          Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
+              .intercept(telemetry.createClientInterceptor());
+      if (target.contains("://")) {
+        b.defaultLoadBalancingPolicy("round_robin");
+      }
+      return b.build();
+    };
+  }
+
+  /** Binds the server; health turns SERVING. */
+  public RouterServer start() throws IOException {
+    server.start();
+    health.setStatus("", ServingStatus.SERVING);
+    health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
+    log.info(
+        "router on port {}: pools {}, default target {}, default draft {}",
+        server.getPort(),
+        config.pools(),
+        config.defaultTarget(),
+        config.defaultDraft());
+    return this;
+  }
+
+  /** The port the server listens on (-1 for in-process servers). */
+  public int port() {
+    return server.getPort();
+  }
+
+  public void awaitTermination() throws InterruptedException {
+    server.awaitTermination();
+  }
+
+  /** Drains and stops: see the class comment. Idempotent. */
+  @Override
+  public void close() {
+    synchronized (this) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+    }
+    health.enterTerminalState();
+    server.shutdown();
+    try {
+      if (!server.awaitTermination(config.drainGrace().toMillis(), TimeUnit.MILLISECONDS)) {
+        log.info("drain grace of {} over; cancelling {} requests", config.drainGrace(),
+            service.inFlight());
+        server.shutdownNow();
+        server.awaitTermination(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      server.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+    service.close();
+    for (WorkerPool p : pools.values()) {
+      p.close();
+    }
+  }
+}

@@ -1,0 +1,574 @@
+package io.draftmesh.router;
+
+import io.draftmesh.proto.v1.GenerateChunk;
+import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.ModelInfo;
+import io.draftmesh.proto.v1.NgramOptions;
+import io.draftmesh.proto.v1.RouterGrpc;
+import io.draftmesh.proto.v1.Sampling;
+import io.draftmesh.proto.v1.SamplingParams;
+import io.draftmesh.proto.v1.SpeculativeOptions;
+import io.draftmesh.proto.v1.Strategy;
+import io.draftmesh.router.WorkerSession.WorkerFailure;
+import io.grpc.Context;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@code Router.Generate}: validates the request at the edge, picks the workers, and runs the
+ * decoding loop ({@link Decoding}) on a bounded executor that carries the request's gRPC context,
+ * so the client's deadline and cancellation reach every worker call. Never blocks a transport
+ * thread.
+ */
+final class RouterService extends RouterGrpc.RouterImplBase implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(RouterService.class);
+
+  static final int DEFAULT_K = 4;
+  static final int DEFAULT_MAX_K = 16;
+  static final int DEFAULT_NGRAM_N = 3;
+  static final int DEFAULT_NGRAM_MIN_N = 1;
+  static final int DEFAULT_NGRAM_MAX_MATCH = 4;
+  static final int MAX_STOPS = 16;
+  static final int MAX_STOP_LENGTH = 256;
+  private static final java.time.Duration INFO_TIMEOUT = java.time.Duration.ofSeconds(5);
+  private static final java.time.Duration CLOSE_WAIT = java.time.Duration.ofSeconds(1);
+
+  private final RouterConfig config;
+  private final Map<String, WorkerPool> pools;
+  private final Tokenizers tokenizers;
+  private final ThreadPoolExecutor executor;
+  private final AtomicLong requests = new AtomicLong();
+
+  RouterService(RouterConfig config, Map<String, WorkerPool> pools, Tokenizers tokenizers) {
+    this.config = config;
+    this.pools = Map.copyOf(pools);
+    this.tokenizers = tokenizers;
+    AtomicInteger n = new AtomicInteger();
+    this.executor =
+        new ThreadPoolExecutor(
+            config.maxConcurrent(),
+            config.maxConcurrent(),
+            60,
+            TimeUnit.SECONDS,
+            new ArrayBlockingQueue<>(config.maxConcurrent()),
+            r -> {
+              Thread t = new Thread(r, "router-generate-" + n.incrementAndGet());
+              t.setDaemon(true);
+              return t;
+            });
+    executor.allowCoreThreadTimeOut(true);
+  }
+
+  /** Requests running or queued. */
+  int inFlight() {
+    return executor.getActiveCount() + executor.getQueue().size();
+  }
+
+  @Override
+  public void generate(GenerateRequest request, StreamObserver<GenerateChunk> responseObserver) {
+    ServerCallStreamObserver<GenerateChunk> call =
+        (ServerCallStreamObserver<GenerateChunk>) responseObserver;
+    try {
+      validate(request);
+    } catch (StatusRuntimeException e) {
+      call.onError(e);
+      return;
+    }
+    String label =
+        request.getRequestId().isEmpty()
+            ? "gen-" + requests.incrementAndGet()
+            : request.getRequestId();
+    Generation g = new Generation(request, call, label);
+    call.setOnCancelHandler(() -> g.cancel("client cancelled"));
+    call.setOnReadyHandler(g::ready);
+    Context ctx = Context.current();
+    ctx.addListener(
+        c -> g.cancel(c.getDeadline() != null && c.getDeadline().isExpired()
+            ? "deadline exceeded" : "client cancelled"),
+        Runnable::run);
+    try {
+      executor.execute(ctx.wrap(g::run));
+    } catch (RejectedExecutionException e) {
+      call.onError(
+          Status.RESOURCE_EXHAUSTED
+              .withDescription(
+                  "router: "
+                      + config.maxConcurrent()
+                      + " requests running and as many queued (expected: fewer; retry later)")
+              .asRuntimeException());
+    }
+  }
+
+  /** Checks everything that does not need the workers' model info. */
+  static void validate(GenerateRequest r) {
+    switch (r.getPromptCase()) {
+      case TEXT:
+        if (r.getText().isEmpty()) {
+          throw Statuses.invalid("text: empty (expected: a non-empty prompt)");
+        }
+        break;
+      case TOKEN_IDS:
+        if (r.getTokenIds().getIdsCount() == 0) {
+          throw Statuses.invalid("token_ids.ids: empty (expected: at least one token id)");
+        }
+        for (int i = 0; i < r.getTokenIds().getIdsCount(); i++) {
+          if (r.getTokenIds().getIds(i) < 0) {
+            throw Statuses.invalid(
+                "token_ids.ids[" + i + "]: " + r.getTokenIds().getIds(i) + " (expected: >= 0)");
+          }
+        }
+        break;
+      default:
+        throw Statuses.invalid("prompt: missing (expected: text or token_ids)");
+    }
+    if (r.getStrategy() == Strategy.UNRECOGNIZED) {
+      throw Statuses.invalid(
+          "strategy: "
+              + r.getStrategyValue()
+              + " (expected: STRATEGY_AUTOREGRESSIVE, STRATEGY_SPECULATIVE or STRATEGY_NGRAM)");
+    }
+    Sampling s = r.getSampling();
+    float t = s.getTemperature();
+    if (!(t >= 0f && t <= 100f)) {
+      throw Statuses.invalid(
+          "sampling.temperature: " + t + " (expected: 0 for greedy, or (0, 100])");
+    }
+    if (s.getTopK() < 0) {
+      throw Statuses.invalid("sampling.top_k: " + s.getTopK() + " (expected: 0 for off, or >= 1)");
+    }
+    if (!(s.getTopP() >= 0f && s.getTopP() <= 1f)) {
+      throw Statuses.invalid("sampling.top_p: " + s.getTopP() + " (expected: 0 for off, or (0, 1])");
+    }
+    if (!(s.getMinP() >= 0f && s.getMinP() < 1f)) {
+      throw Statuses.invalid("sampling.min_p: " + s.getMinP() + " (expected: 0 for off, or (0, 1))");
+    }
+    if (s.getMaxTokens() < 0) {
+      throw Statuses.invalid(
+          "sampling.max_tokens: " + s.getMaxTokens() + " (expected: 0 for the default, or >= 1)");
+    }
+    if (s.getStopCount() > MAX_STOPS) {
+      throw Statuses.invalid(
+          "sampling.stop: " + s.getStopCount() + " sequences (expected: at most " + MAX_STOPS + ")");
+    }
+    for (int i = 0; i < s.getStopCount(); i++) {
+      int n = s.getStop(i).length();
+      if (n < 1 || n > MAX_STOP_LENGTH) {
+        throw Statuses.invalid(
+            "sampling.stop["
+                + i
+                + "]: "
+                + n
+                + " characters (expected: 1.."
+                + MAX_STOP_LENGTH
+                + ")");
+      }
+    }
+    SpeculativeOptions sp = r.getSpeculative();
+    if (sp.getK() < 0) {
+      throw Statuses.invalid(
+          "speculative.k: " + sp.getK() + " (expected: 0 for " + DEFAULT_K + ", or >= 1)");
+    }
+    if (sp.getMaxK() < 0 || (sp.getMaxK() > 0 && sp.getMaxK() < sp.getK())) {
+      throw Statuses.invalid(
+          "speculative.max_k: "
+              + sp.getMaxK()
+              + " (expected: 0 for "
+              + DEFAULT_MAX_K
+              + ", or >= speculative.k)");
+    }
+    float mp = sp.getMinDraftTokenProb();
+    if (!(mp >= 0f && mp < 1f)) {
+      throw Statuses.invalid(
+          "speculative.min_draft_token_prob: " + mp + " (expected: 0 for off, or (0, 1))");
+    }
+    NgramOptions ng = r.getNgram();
+    if (ng.getN() < 0 || ng.getN() > 64) {
+      throw Statuses.invalid(
+          "ngram.n: " + ng.getN() + " (expected: 0 for " + DEFAULT_NGRAM_N + ", or 1..64)");
+    }
+    int n = ng.getN() == 0 ? DEFAULT_NGRAM_N : ng.getN();
+    if (ng.getMinN() < 0 || ng.getMinN() > n) {
+      throw Statuses.invalid(
+          "ngram.min_n: " + ng.getMinN() + " (expected: 0 for " + DEFAULT_NGRAM_MIN_N + ", or 1..n "
+              + n + ")");
+    }
+    if (ng.getMaxMatch() < 0) {
+      throw Statuses.invalid(
+          "ngram.max_match: "
+              + ng.getMaxMatch()
+              + " (expected: 0 for "
+              + DEFAULT_NGRAM_MAX_MATCH
+              + ", or >= 1)");
+    }
+  }
+
+  /** The pool a request names (a pool name or a model id), or the default pool. */
+  WorkerPool resolve(String requested, String defaultPool, String field) {
+    if (requested.isEmpty()) {
+      if (defaultPool == null) {
+        throw Statuses.failedPrecondition(
+            field + ": none given and the router has no default " + field + " pool (expected: a "
+                + field + " pool name, or start the router with --" + field + ")");
+      }
+      return pools.get(defaultPool);
+    }
+    WorkerPool byName = pools.get(requested);
+    if (byName != null) {
+      return byName;
+    }
+    for (WorkerPool pool : pools.values()) {
+      for (WorkerPool.Backend b : pool.backends()) {
+        ModelInfo info = b.cachedInfo();
+        if (info == null) {
+          try {
+            info = b.info(INFO_TIMEOUT);
+          } catch (StatusRuntimeException unreachable) {
+            continue;
+          }
+        }
+        if (info.getModelId().equals(requested)) {
+          return pool;
+        }
+      }
+    }
+    throw Statuses.notFound(
+        field
+            + ": "
+            + requested
+            + " (expected: one of the pools "
+            + new java.util.TreeSet<>(pools.keySet())
+            + " or a model id they serve)");
+  }
+
+  @Override
+  public void close() {
+    executor.shutdownNow();
+  }
+
+  /** One Generate call. */
+  private final class Generation {
+    private final GenerateRequest request;
+    private final ServerCallStreamObserver<GenerateChunk> call;
+    private final String label;
+    private final Object readyLock = new Object();
+    private final List<WorkerSession> sessions = new ArrayList<>(); // guarded by this
+    private volatile String cancelled; // why, once the client is gone
+
+    Generation(GenerateRequest request, ServerCallStreamObserver<GenerateChunk> call, String label) {
+      this.request = request;
+      this.call = call;
+      this.label = label;
+    }
+
+    /** The client cancelled or its deadline passed: tear down both worker sessions. */
+    void cancel(String why) {
+      if (cancelled != null) {
+        return;
+      }
+      cancelled = why;
+      List<WorkerSession> open;
+      synchronized (this) {
+        open = List.copyOf(sessions);
+      }
+      for (WorkerSession s : open) {
+        s.cancel("router request " + label + ": " + why);
+      }
+      ready();
+    }
+
+    void ready() {
+      synchronized (readyLock) {
+        readyLock.notifyAll();
+      }
+    }
+
+    private synchronized WorkerSession startSession(WorkerPool.Backend b, String role) {
+      if (cancelled != null) {
+        throw Status.CANCELLED.withDescription(cancelled).asRuntimeException();
+      }
+      WorkerSession s = WorkerSession.start(b.channel(), role, b.address());
+      sessions.add(s);
+      return s;
+    }
+
+    /** Streams a chunk, waiting while the client's flow-control window is full. */
+    private void send(GenerateChunk chunk) {
+      synchronized (readyLock) {
+        while (!call.isReady() && cancelled == null) {
+          try {
+            readyLock.wait(100);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw Status.CANCELLED.withDescription("interrupted").asRuntimeException();
+          }
+        }
+      }
+      if (cancelled == null) {
+        call.onNext(chunk);
+      }
+    }
+
+    void run() {
+      try {
+        Decoding decoding = prepare();
+        decoding.run();
+        List<java.util.concurrent.CompletableFuture<Void>> closing = new ArrayList<>();
+        for (WorkerSession s : sessionsSnapshot()) {
+          closing.add(s.close());
+        }
+        // Let the workers free the sessions before the call ends (which cancels its sub-calls).
+        try {
+          java.util.concurrent.CompletableFuture.allOf(
+                  closing.toArray(new java.util.concurrent.CompletableFuture<?>[0]))
+              .get(CLOSE_WAIT.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+          log.debug("request {}: sessions not confirmed closed: {}", label, e.toString());
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+        if (cancelled == null) {
+          call.onCompleted();
+        }
+      } catch (WorkerFailure e) {
+        cancelAll("failed: " + e.getMessage());
+        if (cancelled == null) {
+          log.warn("request {}: {}", label, e.getMessage());
+          call.onError(e.toStatusException());
+        }
+      } catch (RuntimeException e) {
+        cancelAll("failed");
+        if (cancelled == null) {
+          call.onError(Statuses.toStatus(e).asRuntimeException());
+        }
+      }
+    }
+
+    private synchronized List<WorkerSession> sessionsSnapshot() {
+      return List.copyOf(sessions);
+    }
+
+    private void cancelAll(String why) {
+      for (WorkerSession s : sessionsSnapshot()) {
+        s.cancel("router request " + label + " " + why);
+      }
+    }
+
+    /** Resolves workers and tokenizer, validates against them and opens the sessions. */
+    private Decoding prepare() {
+      RunStats stats = new RunStats();
+      WorkerPool targetPool = resolve(request.getTarget(), config.defaultTarget(), "target");
+      WorkerPool.Backend targetBackend = targetPool.pick();
+      ModelInfo targetInfo = targetBackend.info(INFO_TIMEOUT);
+      stats.targetModel = targetInfo.getModelId();
+      int vocab = targetInfo.getVocabSize();
+      BpeTokenizer tokenizer = tokenizers.forHash(targetInfo.getTokenizerHash());
+
+      int[] prompt;
+      if (request.hasText()) {
+        if (tokenizer == null) {
+          throw Statuses.failedPrecondition(
+              "text: the router has no tokenizer.json with the target's hash "
+                  + targetInfo.getTokenizerHash()
+                  + " (expected: start the router with --tokenizers covering model "
+                  + targetInfo.getModelId()
+                  + ", or send token_ids)");
+        }
+        try {
+          prompt = tokenizer.encode(request.getText(), request.getAddSpecialTokens());
+        } catch (UnsupportedOperationException e) {
+          throw Statuses.failedPrecondition(
+              "text: the router cannot tokenize for model "
+                  + targetInfo.getModelId()
+                  + ": "
+                  + e.getMessage()
+                  + " (expected: send token_ids)");
+        }
+        if (prompt.length == 0) {
+          throw Statuses.invalid("text: encodes to no tokens (expected: a non-empty prompt)");
+        }
+      } else {
+        prompt = request.getTokenIds().getIdsList().stream().mapToInt(Integer::intValue).toArray();
+        for (int i = 0; i < prompt.length; i++) {
+          if (prompt[i] >= vocab) {
+            throw Statuses.invalid(
+                "token_ids.ids[" + i + "]: " + prompt[i] + " (expected: 0.." + (vocab - 1) + ")");
+          }
+        }
+      }
+      if (prompt.length >= targetInfo.getMaxContext()) {
+        throw Statuses.invalid(
+            (request.hasText() ? "text: " : "token_ids.ids: ")
+                + prompt.length
+                + " tokens (expected: fewer than the target's max context "
+                + targetInfo.getMaxContext()
+                + ")");
+      }
+      Sampling s = request.getSampling();
+      if (s.getTopK() > vocab) {
+        throw Statuses.invalid(
+            "sampling.top_k: " + s.getTopK() + " (expected: 0 for off, or 1.." + vocab + ")");
+      }
+      if (s.getStopCount() > 0 && tokenizer == null) {
+        throw Statuses.failedPrecondition(
+            "sampling.stop: the router has no tokenizer.json with the target's hash "
+                + targetInfo.getTokenizerHash()
+                + " to match text against (expected: --tokenizers covering model "
+                + targetInfo.getModelId()
+                + ")");
+      }
+      int maxTokens = s.getMaxTokens() == 0 ? config.defaultMaxTokens() : s.getMaxTokens();
+      if (maxTokens > config.maxTokensLimit()) {
+        throw Statuses.invalid(
+            "sampling.max_tokens: "
+                + maxTokens
+                + " (expected: 0 for the default "
+                + config.defaultMaxTokens()
+                + ", or 1.."
+                + config.maxTokensLimit()
+                + ")");
+      }
+
+      Strategy strategy = request.getStrategy();
+      if (strategy == Strategy.STRATEGY_UNSPECIFIED) {
+        strategy =
+            config.defaultDraft() != null
+                ? Strategy.STRATEGY_SPECULATIVE
+                : Strategy.STRATEGY_AUTOREGRESSIVE;
+      }
+      stats.strategy = strategy;
+      int opLimit = Math.max(1, targetInfo.getMaxTokensPerOp());
+
+      WorkerPool.Backend draftBackend = null;
+      ModelInfo draftInfo = null;
+      if (strategy == Strategy.STRATEGY_SPECULATIVE) {
+        WorkerPool draftPool = resolve(request.getDraft(), config.defaultDraft(), "draft");
+        draftBackend = draftPool.pick();
+        try {
+          draftInfo = draftBackend.info(INFO_TIMEOUT);
+        } catch (StatusRuntimeException unreachable) {
+          // The draft is an accelerator, never a dependency.
+          stats.fallback = true;
+          stats.fallbackReason = unreachable.getStatus().getDescription();
+          log.warn("request {}: no draft: {}", label, stats.fallbackReason);
+          draftBackend = null;
+        }
+        if (draftInfo != null) {
+          if (!draftInfo.getTokenizerHash().equals(targetInfo.getTokenizerHash())) {
+            throw Statuses.failedPrecondition(
+                "draft: model "
+                    + draftInfo.getModelId()
+                    + " has tokenizer "
+                    + draftInfo.getTokenizerHash()
+                    + " but target "
+                    + targetInfo.getModelId()
+                    + " has "
+                    + targetInfo.getTokenizerHash()
+                    + " (expected: the same tokenizer.json)");
+          }
+          if (draftInfo.getVocabSize() != vocab) {
+            throw Statuses.failedPrecondition(
+                "draft: model "
+                    + draftInfo.getModelId()
+                    + " has vocab size "
+                    + draftInfo.getVocabSize()
+                    + " but target "
+                    + targetInfo.getModelId()
+                    + " has "
+                    + vocab
+                    + " (expected: equal)");
+          }
+          stats.draftModel = draftInfo.getModelId();
+          opLimit = Math.min(opLimit, Math.max(1, draftInfo.getMaxTokensPerOp()));
+        }
+      }
+      SpeculativeOptions sp = request.getSpeculative();
+      int k = sp.getK() == 0 ? Math.min(DEFAULT_K, opLimit) : sp.getK();
+      if (k > opLimit) {
+        throw Statuses.invalid(
+            "speculative.k: "
+                + k
+                + " (expected: 0 for "
+                + DEFAULT_K
+                + ", or 1.."
+                + opLimit
+                + ", the workers' max_tokens_per_op)");
+      }
+      int maxK = Math.min(sp.getMaxK() == 0 ? Math.max(DEFAULT_MAX_K, k) : sp.getMaxK(), opLimit);
+      NgramOptions ng = request.getNgram();
+      int ngramN = ng.getN() == 0 ? DEFAULT_NGRAM_N : ng.getN();
+      int ngramMinN = ng.getMinN() == 0 ? Math.min(DEFAULT_NGRAM_MIN_N, ngramN) : ng.getMinN();
+      int maxMatch = ng.getMaxMatch() == 0 ? DEFAULT_NGRAM_MAX_MATCH : ng.getMaxMatch();
+
+      long seed = s.hasSeed() ? s.getSeed() : ThreadLocalRandom.current().nextLong();
+      SamplingParams.Builder sampling =
+          SamplingParams.newBuilder()
+              .setTemperature(s.getTemperature())
+              .setTopK(s.getTopK())
+              .setTopP(s.getTopP())
+              .setMinP(s.getMinP());
+      SamplingParams targetSampling = sampling.setSeed(seed).build();
+      // Same transforms, but never the same random stream: a draft drawing the same uniforms
+      // the target uses to accept would correlate proposals with acceptance and bias the output.
+      SamplingParams draftSampling = sampling.setSeed(mix(seed)).build();
+
+      Decoding.Plan plan =
+          new Decoding.Plan(
+              strategy,
+              prompt,
+              targetSampling,
+              draftSampling,
+              k,
+              sp.getAdaptive(),
+              maxK,
+              sp.getMinDraftTokenProb(),
+              ngramN,
+              ngramMinN,
+              maxMatch,
+              label);
+      TokenStream out =
+          new TokenStream(
+              this::send,
+              tokenizer,
+              s.getStopList(),
+              maxTokens,
+              targetInfo.getEosTokenId(),
+              request.getIgnoreEos(),
+              prompt.length,
+              stats);
+      WorkerSession target = startSession(targetBackend, "target");
+      WorkerSession draft = draftBackend == null ? null : startSession(draftBackend, "draft");
+      return new Decoding(
+          plan,
+          new Decoding.Settings(
+              config.targetTimeout(), config.draftTimeout(), config.autoregressiveChunk()),
+          target,
+          targetInfo,
+          draft,
+          draftInfo,
+          out,
+          stats);
+    }
+  }
+
+  /** SplitMix64's finalizer over a golden-ratio offset: a seed unrelated to {@code seed}. */
+  static long mix(long seed) {
+    long z = seed + 0x9E3779B97F4A7C15L;
+    z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+    z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+    return z ^ (z >>> 31);
+  }
+}

@@ -1,0 +1,80 @@
+package io.draftmesh.worker;
+
+import io.draftmesh.engine.runtime.EngineInfo;
+import io.draftmesh.proto.v1.GetModelInfoRequest;
+import io.draftmesh.proto.v1.ModelInfo;
+import io.draftmesh.proto.v1.ModelWorkerGrpc;
+import io.draftmesh.proto.v1.SessionRequest;
+import io.draftmesh.proto.v1.SessionResponse;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.concurrent.Executor;
+
+/**
+ * The {@code ModelWorker} contract over one {@link io.draftmesh.engine.runtime.InferenceEngine}:
+ * model info, and one {@link SessionCall} per {@code Session} stream. Refuses every call with
+ * UNAVAILABLE unless the worker is serving (warming up, draining, failed).
+ */
+final class ModelWorkerService extends ModelWorkerGrpc.ModelWorkerImplBase {
+  private final WorkerState state;
+  private final WorkerConfig.Role role;
+  private final Executor responses;
+
+  /**
+   * @param responses where responses are converted and sent, so the engine's scheduler thread only
+   *     completes futures
+   */
+  ModelWorkerService(WorkerState state, WorkerConfig.Role role, Executor responses) {
+    this.state = state;
+    this.role = role;
+    this.responses = responses;
+  }
+
+  @Override
+  public void getModelInfo(GetModelInfoRequest request, StreamObserver<ModelInfo> out) {
+    WorkerState.Loaded loaded;
+    try {
+      loaded = state.require();
+    } catch (RuntimeException e) {
+      out.onError(Statuses.toException(e));
+      return;
+    }
+    EngineInfo i = loaded.engine().info();
+    out.onNext(
+        ModelInfo.newBuilder()
+            .setModelId(i.modelId())
+            .setArchitecture(i.architecture())
+            .setVocabSize(i.vocabSize())
+            .setTokenizerHash(i.tokenizerHash())
+            .setMaxContext(i.maxContext())
+            .setDtype(loaded.dtype())
+            .setDevice(loaded.device())
+            .setRole(role.id())
+            .setNumParameters(i.numParameters())
+            .setNumLayers(i.numLayers())
+            .setMaxSessions(i.maxSessions())
+            .setMaxTokensPerOp(i.maxTokensPerOp())
+            .setKvBlockSize(i.kvBlockSize())
+            .setKvBlocksTotal(i.kvBlocksTotal())
+            .setKvBlocksFree(i.kvBlocksFree())
+            .setActiveSessions(i.activeSessions())
+            .setEosTokenId(i.eosTokenId())
+            .setBosTokenId(i.bosTokenId())
+            .build());
+    out.onCompleted();
+  }
+
+  @Override
+  public StreamObserver<SessionRequest> session(StreamObserver<SessionResponse> out) {
+    ServerCallStreamObserver<SessionResponse> call =
+        (ServerCallStreamObserver<SessionResponse>) out;
+    WorkerState.Loaded loaded;
+    try {
+      loaded = state.require();
+    } catch (RuntimeException e) {
+      call.onError(Statuses.toException(e));
+      return SessionCall.ignoring();
+    }
+    return SessionCall.start(loaded.engine(), call, responses);
+  }
+}

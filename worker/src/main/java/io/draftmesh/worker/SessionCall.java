@@ -1,0 +1,412 @@
+package io.draftmesh.worker;
+
+import io.draftmesh.engine.runtime.InferenceEngine;
+import io.draftmesh.engine.runtime.Position;
+import io.draftmesh.engine.runtime.Proposal;
+import io.draftmesh.engine.runtime.ResultOptions;
+import io.draftmesh.engine.runtime.Sequence;
+import io.draftmesh.engine.runtime.Verification;
+import io.draftmesh.engine.sampling.ProbDist;
+import io.draftmesh.proto.v1.Appended;
+import io.draftmesh.proto.v1.Closed;
+import io.draftmesh.proto.v1.Open;
+import io.draftmesh.proto.v1.Opened;
+import io.draftmesh.proto.v1.ProbDistribution;
+import io.draftmesh.proto.v1.Proposed;
+import io.draftmesh.proto.v1.Scored;
+import io.draftmesh.proto.v1.SessionRequest;
+import io.draftmesh.proto.v1.SessionResponse;
+import io.draftmesh.proto.v1.Truncated;
+import io.draftmesh.proto.v1.Verified;
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.function.Function;
+
+/**
+ * One {@code Session} stream: one engine {@link Sequence}.
+ *
+ * <p>Requests are parsed and validated on arrival (on a gRPC thread) and then run strictly one
+ * after the other: op n+1 is handed to the engine only when op n has completed, so the length and
+ * KV blocks a response reports are exactly those after its op. Ops run on the engine's scheduler
+ * thread; responses are converted and sent on {@code responses}, in request order, and every {@code
+ * onNext/onError/onCompleted} is serialized under one lock.
+ *
+ * <p>Every way the stream ends (close op, half-close, cancel, deadline, error, server shutdown)
+ * closes the sequence exactly once, which cancels its queued work and frees its KV blocks.
+ *
+ * <p>Flow control: at most {@link #WINDOW} requests are in flight (received but not yet answered);
+ * the next is requested only after an answer went out and the transport is ready for more.
+ */
+final class SessionCall implements StreamObserver<SessionRequest> {
+  /** Requests received but not yet answered. Pipelining beyond a few ops gains nothing. */
+  static final int WINDOW = 8;
+
+  /** The result of one op, with the sequence's size right after it. */
+  private record Done(Object result, int length, int kvBlocks) {}
+
+  private final InferenceEngine engine;
+  private final ServerCallStreamObserver<SessionResponse> out;
+  private final Executor responses;
+  private final String sessionId = UUID.randomUUID().toString();
+
+  // Read and written on gRPC's serialized inbound callbacks only.
+  private boolean opened;
+  private boolean closeQueued;
+  private CompletableFuture<Void> ran = CompletableFuture.completedFuture(null); // last op finished
+  private CompletableFuture<Void> sent =
+      CompletableFuture.completedFuture(null); // last answer sent
+
+  // Guarded by lock.
+  private final Object lock = new Object();
+  private boolean finished; // the call is over: nothing more may be sent
+  private boolean sequenceClosed;
+  private volatile Sequence sequence; // written under lock
+  private int owed; // inbound requests to ask for once the transport is ready
+
+  private SessionCall(
+      InferenceEngine engine, ServerCallStreamObserver<SessionResponse> out, Executor responses) {
+    this.engine = engine;
+    this.out = out;
+    this.responses = responses;
+  }
+
+  /** Must run inside the service method: it configures the call before gRPC starts delivering. */
+  static SessionCall start(
+      InferenceEngine engine, ServerCallStreamObserver<SessionResponse> out, Executor responses) {
+    SessionCall call = new SessionCall(engine, out, responses);
+    out.disableAutoRequest();
+    out.setOnCancelHandler(call::cancelled);
+    out.setOnReadyHandler(call::transportReady);
+    out.request(WINDOW);
+    return call;
+  }
+
+  /** An inbound observer for a call that was already refused. */
+  static StreamObserver<SessionRequest> ignoring() {
+    return new StreamObserver<>() {
+      @Override
+      public void onNext(SessionRequest value) {}
+
+      @Override
+      public void onError(Throwable t) {}
+
+      @Override
+      public void onCompleted() {}
+    };
+  }
+
+  // ---- inbound ----
+
+  @Override
+  public void onNext(SessionRequest request) {
+    Function<Void, CompletableFuture<Done>> op;
+    try {
+      op = prepare(request);
+    } catch (RuntimeException e) {
+      op = ignored -> CompletableFuture.failedFuture(e);
+    }
+    if (op == null) {
+      return; // the stream already failed
+    }
+    Function<Void, CompletableFuture<Done>> body = op;
+    // A failed op fails every later one with the same error; only the first is reported.
+    CompletableFuture<Done> done =
+        ran.thenCompose(
+            ignored ->
+                isFinished()
+                    ? CompletableFuture.failedFuture(Status.CANCELLED.asRuntimeException())
+                    : body.apply(null));
+    ran = done.thenApply(d -> null);
+    sent =
+        sent.thenCombineAsync(
+            done.handle(Outcome::new),
+            (ignored, outcome) -> {
+              try {
+                answer(request, outcome);
+              } catch (RuntimeException e) {
+                fail(e);
+              }
+              return null;
+            },
+            responses);
+  }
+
+  /** The client half-closed: finish what it asked for, then close the sequence and the call. */
+  @Override
+  public void onCompleted() {
+    sent.thenRunAsync(
+        () -> {
+          closeSequence();
+          synchronized (lock) {
+            if (!finished) {
+              finished = true;
+              out.onCompleted();
+            }
+          }
+        },
+        responses);
+  }
+
+  /** The client cancelled or the transport failed; gRPC also runs the cancel handler. */
+  @Override
+  public void onError(Throwable t) {
+    cancelled();
+  }
+
+  private void cancelled() {
+    synchronized (lock) {
+      finished = true;
+    }
+    closeSequence();
+  }
+
+  private void transportReady() {
+    int n;
+    synchronized (lock) {
+      n = owed;
+      owed = 0;
+    }
+    if (n > 0) {
+      out.request(n);
+    }
+  }
+
+  // ---- ops ----
+
+  /**
+   * Parses and validates one request; the returned function runs it on the engine once every
+   * earlier op has finished. Returns null when the call already failed.
+   */
+  private Function<Void, CompletableFuture<Done>> prepare(SessionRequest r) {
+    if (!opened) {
+      if (r.getOpCase() != SessionRequest.OpCase.OPEN) {
+        fail(
+            Statuses.precondition(
+                "first request: "
+                    + opName(r)
+                    + " (expected: open, the first request of a session)"));
+        return null;
+      }
+      opened = true;
+      return prepareOpen(r.getOpen());
+    }
+    if (closeQueued) {
+      throw Statuses.precondition(
+          opName(r) + ": the session is closing (expected: no requests after close)");
+    }
+    int vocab = engine.vocabSize();
+    switch (r.getOpCase()) {
+      case OPEN:
+        throw Statuses.precondition(
+            "open: the session is already open (expected: open only as the first request)");
+      case APPEND:
+        {
+          int[] ids = ProtoCodec.ids(r.getAppend().getTokenIdsList());
+          return v -> withSize(sequence.append(ids));
+        }
+      case SCORE:
+        {
+          int[] ids = ProtoCodec.ids(r.getScore().getTokenIdsList());
+          ResultOptions o = ProtoCodec.fromProto(r.getScore().getOptions(), vocab, "score.options");
+          return v -> withSize(sequence.score(ids, o));
+        }
+      case PROPOSE:
+        {
+          int k = r.getPropose().getK();
+          float minProb = r.getPropose().getMinTokenProb();
+          ResultOptions o =
+              ProtoCodec.fromProto(r.getPropose().getOptions(), vocab, "propose.options");
+          return v -> withSize(sequence.propose(k, minProb, o));
+        }
+      case VERIFY:
+        {
+          int[] ids = ProtoCodec.ids(r.getVerify().getDraftTokenIdsList());
+          List<ProbDistribution> given = r.getVerify().getDraftDistributionsList();
+          List<ProbDist> dists = given.isEmpty() ? null : new ArrayList<>(given.size());
+          for (int i = 0; i < given.size(); i++) {
+            dists.add(
+                ProtoCodec.fromProto(given.get(i), vocab, "verify.draft_distributions[" + i + "]"));
+          }
+          ResultOptions o =
+              ProtoCodec.fromProto(r.getVerify().getOptions(), vocab, "verify.options");
+          return v -> withSize(sequence.verify(ids, dists, o));
+        }
+      case TRUNCATE:
+        {
+          int length = r.getTruncate().getLength();
+          return v -> withSize(sequence.truncate(length));
+        }
+      case CLOSE:
+        closeQueued = true;
+        return v -> {
+          int length = sequence.length();
+          return closeSequence().thenApply(freed -> new Done(freed, length, 0));
+        };
+      case OP_NOT_SET:
+      default:
+        throw Statuses.invalid(
+            "op: not set (expected: one of open, append, score, propose, verify, truncate, close)");
+    }
+  }
+
+  private Function<Void, CompletableFuture<Done>> prepareOpen(Open open) {
+    int[] prompt = ProtoCodec.ids(open.getPromptIdsList());
+    var sampling = ProtoCodec.fromProto(open.getSampling());
+    ResultOptions o = ProtoCodec.fromProto(open.getOptions(), engine.vocabSize(), "open.options");
+    String label = open.getSessionLabel().isEmpty() ? sessionId : open.getSessionLabel();
+    return v -> {
+      Sequence s = engine.open(prompt, sampling, label);
+      synchronized (lock) {
+        if (sequenceClosed) {
+          // Cancelled while the open was queued: give the session straight back.
+          s.closeAsync();
+          return CompletableFuture.failedFuture(Status.CANCELLED.asRuntimeException());
+        }
+        sequence = s;
+      }
+      return withSize(s.prefill(o));
+    };
+  }
+
+  /**
+   * Pairs a result with the sequence's size. Nothing else of this session is queued in the engine
+   * while the op runs, and the future's completion publishes the scheduler thread's writes, so this
+   * is exact.
+   */
+  private <T> CompletableFuture<Done> withSize(CompletableFuture<T> result) {
+    Sequence s = sequence;
+    return result.thenApply(r -> new Done(r, s.length(), s.kvBlocks()));
+  }
+
+  /** Closes the sequence once; completes with the KV blocks freed (0 if there was none). */
+  private CompletableFuture<Integer> closeSequence() {
+    Sequence s;
+    synchronized (lock) {
+      if (sequenceClosed) {
+        return CompletableFuture.completedFuture(0);
+      }
+      sequenceClosed = true;
+      s = sequence;
+    }
+    return s == null ? CompletableFuture.completedFuture(0) : s.closeAsync();
+  }
+
+  // ---- outbound ----
+
+  private record Outcome(Done done, Throwable error) {}
+
+  private void answer(SessionRequest request, Outcome o) {
+    if (o.error() != null) {
+      fail(o.error());
+      return;
+    }
+    SessionResponse response;
+    try {
+      response = response(request, o.done());
+    } catch (RuntimeException e) {
+      fail(e);
+      return;
+    }
+    boolean last = request.getOpCase() == SessionRequest.OpCase.CLOSE;
+    synchronized (lock) {
+      if (finished) {
+        return;
+      }
+      out.onNext(response);
+      if (last) {
+        finished = true;
+        out.onCompleted();
+        return;
+      }
+      if (!out.isReady()) {
+        owed++;
+        return;
+      }
+    }
+    out.request(1);
+  }
+
+  private void fail(Throwable t) {
+    Status status = Statuses.toStatus(t);
+    closeSequence();
+    synchronized (lock) {
+      if (finished) {
+        return;
+      }
+      finished = true;
+      try {
+        out.onError(status.asRuntimeException());
+      } catch (RuntimeException alreadyClosed) {
+        // The call was cancelled under us; the cancel handler has freed the session.
+      }
+    }
+  }
+
+  private boolean isFinished() {
+    synchronized (lock) {
+      return finished;
+    }
+  }
+
+  private SessionResponse response(SessionRequest request, Done d) {
+    SessionResponse.Builder b =
+        SessionResponse.newBuilder()
+            .setRequestId(request.getRequestId())
+            .setLength(d.length())
+            .setKvBlocks(d.kvBlocks());
+    switch (request.getOpCase()) {
+      case OPEN ->
+          b.setOpened(
+              Opened.newBuilder()
+                  .setSessionId(sessionId)
+                  .setNext(ProtoCodec.toProto((Position) d.result())));
+      case APPEND -> b.setAppended(Appended.getDefaultInstance());
+      case SCORE -> {
+        Scored.Builder s = Scored.newBuilder();
+        for (Object p : (List<?>) d.result()) {
+          s.addPositions(ProtoCodec.toProto((Position) p));
+        }
+        b.setScored(s);
+      }
+      case PROPOSE -> {
+        Proposal p = (Proposal) d.result();
+        Proposed.Builder s = Proposed.newBuilder();
+        for (int t : p.tokens()) {
+          s.addTokenIds(t);
+        }
+        for (Position pos : p.positions()) {
+          s.addPositions(ProtoCodec.toProto(pos));
+        }
+        b.setProposed(s);
+      }
+      case VERIFY -> {
+        Verification v = (Verification) d.result();
+        Verified.Builder s =
+            Verified.newBuilder()
+                .setAccepted(v.accepted())
+                .setNextTokenId(v.nextToken())
+                .setBonus(v.bonus());
+        for (Position pos : v.positions()) {
+          s.addPositions(ProtoCodec.toProto(pos));
+        }
+        b.setVerified(s);
+      }
+      case TRUNCATE -> b.setTruncated(Truncated.getDefaultInstance());
+      case CLOSE -> b.setClosed(Closed.newBuilder().setKvBlocksFreed((Integer) d.result()));
+      default -> throw new IllegalStateException("no response for " + request.getOpCase());
+    }
+    return b.build();
+  }
+
+  private static String opName(SessionRequest r) {
+    return r.getOpCase() == SessionRequest.OpCase.OP_NOT_SET
+        ? "no op"
+        : r.getOpCase().name().toLowerCase(java.util.Locale.ROOT);
+  }
+}

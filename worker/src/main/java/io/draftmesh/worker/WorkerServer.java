@@ -1,0 +1,238 @@
+package io.draftmesh.worker;
+
+import io.draftmesh.engine.runtime.InferenceEngine;
+import io.grpc.Grpc;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.Server;
+import io.grpc.ServerBuilder;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.opentelemetry.api.OpenTelemetry;
+import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A model worker's lifecycle: the gRPC server (ModelWorker, health, reflection, tracing), the
+ * engine loaded in the background, and graceful drain.
+ *
+ * <ol>
+ *   <li>{@link #start()} binds the server at once with health NOT_SERVING, then loads the engine
+ *       and runs its warm-up on a background thread; meanwhile ModelWorker calls get UNAVAILABLE.
+ *   <li>Once warm, health turns SERVING (overall and for {@code draftmesh.v1.ModelWorker}).
+ *   <li>{@link #close()} drains: health NOT_SERVING, new calls refused, open sessions get the grace
+ *       period to finish, then are cancelled (which frees their KV), then the engine closes.
+ * </ol>
+ *
+ * <p>Takes a {@link ServerBuilder} so tests can run it in-process; {@link #onPort} builds the
+ * production (Netty) one.
+ */
+public final class WorkerServer implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(WorkerServer.class);
+
+  /** The service name health is reported under, besides the overall "" service. */
+  public static final String SERVICE_NAME = "draftmesh.v1.ModelWorker";
+
+  private final Server server;
+  private final HealthStatusManager health = new HealthStatusManager();
+  private final WorkerState state = new WorkerState();
+  private final Supplier<InferenceEngine> loader;
+  private final Duration drainGrace;
+  private final ExecutorService responses;
+  private final CompletableFuture<InferenceEngine> ready = new CompletableFuture<>();
+  private final Object lifecycle = new Object();
+  private Thread loading; // guarded by lifecycle
+  private boolean started; // guarded by lifecycle
+  private boolean closed; // guarded by lifecycle
+
+  /**
+   * @param loader loads the engine (blocking, on a background thread); {@link #start} runs its
+   *     warm-up afterwards
+   */
+  public WorkerServer(
+      ServerBuilder<?> builder,
+      WorkerConfig.Role role,
+      Supplier<InferenceEngine> loader,
+      Duration drainGrace,
+      OpenTelemetry openTelemetry) {
+    this.loader = Objects.requireNonNull(loader, "loader");
+    this.drainGrace = Objects.requireNonNull(drainGrace, "drainGrace");
+    this.responses = Executors.newFixedThreadPool(2, daemonThreads("worker-responses-"));
+    health.setStatus("", ServingStatus.NOT_SERVING);
+    health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
+    this.server =
+        builder
+            .addService(new ModelWorkerService(state, role, responses))
+            .addService(health.getHealthService())
+            .addService(ProtoReflectionServiceV1.newInstance())
+            .intercept(GrpcTelemetry.create(openTelemetry).createServerInterceptor())
+            .build();
+  }
+
+  /** A worker for {@code config} on a real (Netty) port. */
+  public static WorkerServer onPort(WorkerConfig config, OpenTelemetry openTelemetry) {
+    ServerBuilder<?> builder =
+        Grpc.newServerBuilderForPort(config.port(), InsecureServerCredentials.create());
+    return new WorkerServer(
+        builder, config.role(), engineLoader(config), config.drainGrace(), openTelemetry);
+  }
+
+  /**
+   * Loads the engine {@code config} describes, first setting the PyTorch thread count (which DJL
+   * reads once, when its engine starts).
+   */
+  public static Supplier<InferenceEngine> engineLoader(WorkerConfig config) {
+    return () -> {
+      if (config.threads() > 0) {
+        System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(config.threads()));
+      }
+      return InferenceEngine.load(config.engineConfig());
+    };
+  }
+
+  /** Binds the server and starts loading the model in the background. */
+  public WorkerServer start() throws IOException {
+    synchronized (lifecycle) {
+      if (started) {
+        throw new IllegalStateException("already started");
+      }
+      started = true;
+      server.start();
+      loading = new Thread(this::load, "worker-load");
+      loading.setDaemon(true);
+      loading.start();
+    }
+    return this;
+  }
+
+  private void load() {
+    InferenceEngine engine = null;
+    try {
+      engine = loader.get();
+      engine.warmUp();
+      WorkerState.Loaded loaded = describe(engine);
+      synchronized (lifecycle) {
+        if (closed) {
+          engine.close();
+          ready.completeExceptionally(new IllegalStateException("worker closed while warming up"));
+          return;
+        }
+        state.serving(loaded);
+        health.setStatus("", ServingStatus.SERVING);
+        health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
+      }
+      ready.complete(engine);
+    } catch (RuntimeException | Error e) {
+      log.error("model failed to load", e);
+      state.moveTo(WorkerState.Phase.FAILED);
+      if (engine != null) {
+        engine.close();
+      }
+      ready.completeExceptionally(e);
+    }
+  }
+
+  private static WorkerState.Loaded describe(InferenceEngine engine) {
+    String dtype = "float32";
+    String device = "cpu()";
+    try {
+      var parameters = engine.model().parameters();
+      if (!parameters.isEmpty()) {
+        dtype = parameters.get(0).getDataType().toString();
+        device = parameters.get(0).getDevice().toString();
+      }
+    } catch (RuntimeException e) {
+      log.warn("could not read the model's dtype and device", e);
+    }
+    return new WorkerState.Loaded(engine, dtype, device);
+  }
+
+  /** Completes with the engine once it is loaded and warm; fails if loading failed. */
+  public CompletableFuture<InferenceEngine> ready() {
+    return ready;
+  }
+
+  /** Waits for {@link #ready()}; throws if loading failed or took longer than {@code timeout}. */
+  public InferenceEngine awaitReady(Duration timeout) throws InterruptedException {
+    try {
+      return ready.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (java.util.concurrent.ExecutionException e) {
+      throw new IllegalStateException("model failed to load: " + e.getCause().getMessage(), e);
+    } catch (TimeoutException e) {
+      throw new IllegalStateException("model not ready after " + timeout, e);
+    }
+  }
+
+  /** The port the server listens on (-1 for in-process servers). */
+  public int port() {
+    return server.getPort();
+  }
+
+  /** The engine once serving, else null. */
+  public InferenceEngine engine() {
+    WorkerState.Loaded l = state.loaded();
+    return l == null ? null : l.engine();
+  }
+
+  /** Blocks until the server has terminated (after {@link #close()}, from another thread). */
+  public void awaitTermination() throws InterruptedException {
+    server.awaitTermination();
+  }
+
+  /** Drains and stops: see the class comment. Idempotent. */
+  @Override
+  public void close() {
+    synchronized (lifecycle) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      if (state.phase() != WorkerState.Phase.FAILED) {
+        state.moveTo(WorkerState.Phase.DRAINING);
+      }
+      health.enterTerminalState(); // NOT_SERVING for every service, and stays so
+    }
+    server.shutdown();
+    try {
+      if (!server.awaitTermination(drainGrace.toMillis(), TimeUnit.MILLISECONDS)) {
+        log.info("drain grace of {} over; cancelling open sessions", drainGrace);
+        server.shutdownNow();
+        server.awaitTermination(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      server.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+    responses.shutdown();
+    try {
+      responses.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    state.moveTo(WorkerState.Phase.STOPPED);
+    WorkerState.Loaded l = state.loaded();
+    if (l != null) {
+      l.engine().close();
+    }
+  }
+
+  private static java.util.concurrent.ThreadFactory daemonThreads(String prefix) {
+    AtomicInteger n = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, prefix + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+}

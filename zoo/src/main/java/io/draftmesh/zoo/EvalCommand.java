@@ -1,0 +1,81 @@
+package io.draftmesh.zoo;
+
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+
+/**
+ * {@code ./draftmesh eval zoo [--models DIR] [--corpus DIR] [--k N] [--new-tokens N]
+ * [--reply-tokens N] [--prompts N] [--seed N] [--threads N]}: prints the zoo table ({@link
+ * EvalZoo}).
+ */
+public final class EvalCommand {
+  static final String USAGE =
+      "usage: draftmesh eval zoo [--models DIR (default models)] [--corpus DIR] [--k N (4)]"
+          + " [--new-tokens N (48)] [--reply-tokens N (48)] [--prompts N (64)] [--seed N (1)]"
+          + " [--threads N]";
+
+  private EvalCommand() {}
+
+  /** Runs the evaluation; returns the process exit code. */
+  public static int run(String[] args) throws Exception {
+    return run(args, System.out, System.err);
+  }
+
+  static int run(String[] args, PrintStream out, PrintStream err) throws Exception {
+    Path models = Paths.get("models");
+    Path corpus = Corpus.defaultDir();
+    int k = 4;
+    int newTokens = 48;
+    int replyTokens = 48;
+    int prompts = 64;
+    long seed = 1;
+    int threads = 0;
+    try {
+      int i = args.length > 0 && args[0].equals("zoo") ? 1 : 0;
+      for (; i < args.length; i++) {
+        String a = args[i];
+        if (a.equals("--help") || a.equals("-h")) {
+          out.println(USAGE);
+          return 0;
+        }
+        if (!a.startsWith("--") || i + 1 >= args.length) {
+          throw new IllegalArgumentException("unexpected argument " + a);
+        }
+        String v = args[++i];
+        switch (a) {
+          case "--models" -> models = Paths.get(v);
+          case "--corpus" -> corpus = Paths.get(v);
+          case "--k" -> k = positive(a, v);
+          case "--new-tokens" -> newTokens = positive(a, v);
+          case "--reply-tokens" -> replyTokens = positive(a, v);
+          case "--prompts" -> prompts = positive(a, v);
+          case "--seed" -> seed = Long.parseLong(v);
+          case "--threads" -> threads = positive(a, v);
+          default -> throw new IllegalArgumentException("unknown flag " + a);
+        }
+      }
+    } catch (IllegalArgumentException e) {
+      err.println("draftmesh eval zoo: " + e.getMessage());
+      err.println(USAGE);
+      return 2;
+    }
+    Runtimes.configureDjl(threads);
+    new EvalZoo(new EvalZoo.Options(models, corpus, k, newTokens, replyTokens, prompts, seed), out)
+        .run();
+    return 0;
+  }
+
+  private static int positive(String flag, String value) {
+    int n;
+    try {
+      n = Integer.parseInt(value);
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(flag + " " + value + " (expected: a positive integer)");
+    }
+    if (n <= 0) {
+      throw new IllegalArgumentException(flag + " " + value + " (expected: > 0)");
+    }
+    return n;
+  }
+}

@@ -1,0 +1,348 @@
+package io.draftmesh.zoo;
+
+import ai.djl.ndarray.NDManager;
+import io.draftmesh.engine.checkpoint.Checkpoint;
+import io.draftmesh.engine.model.LlamaModel;
+import io.draftmesh.engine.runtime.EngineConfig;
+import io.draftmesh.engine.runtime.InferenceEngine;
+import io.draftmesh.engine.runtime.Position;
+import io.draftmesh.engine.runtime.Proposal;
+import io.draftmesh.engine.runtime.ResultOptions;
+import io.draftmesh.engine.runtime.Sequence;
+import io.draftmesh.engine.runtime.Verification;
+import io.draftmesh.engine.sampling.ProbDist;
+import io.draftmesh.engine.sampling.SamplingParams;
+import io.draftmesh.engine.tokenizer.TextTokenizer;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Measures the zoo on held-out data through the serving runtime:
+ *
+ * <ul>
+ *   <li>bits/byte of every model on the whole validation split;
+ *   <li>greedy acceptance α(draft → target) at k: the draft proposes k tokens ({@link
+ *       Sequence#propose}), the target verifies them in one pass ({@link Sequence#verify}); α is
+ *       the fraction of proposed tokens accepted, over {@code newTokens} generated tokens per
+ *       held-out prompt;
+ *   <li>the same at temperature 1 with the exact sampling rule (accept with min(1, p/q)), the draft
+ *       sending its full distributions;
+ *   <li>instruction-template compliance ({@link Instructions#judge}) of the base target and of the
+ *       aligned model on held-out instructions, greedy;
+ *   <li>step times: one decode step of each model, and one verify of k tokens on the target.
+ * </ul>
+ */
+public final class EvalZoo {
+  /** Settings of one evaluation. */
+  public record Options(
+      Path models, Path corpusDir, int k, int newTokens, int replyTokens, int prompts, long seed) {}
+
+  /** Per-model numbers. */
+  public record ModelStats(
+      String name, long parameters, double bitsPerByte, long validTokens, double stepMillis) {}
+
+  /** Speculation numbers for one draft/target pair. */
+  public record Speculation(
+      double greedyAlpha,
+      double greedyMeanAccepted,
+      double sampledAlpha,
+      double sampledMeanAccepted,
+      long proposed,
+      double draftStepMillis,
+      double targetStepMillis,
+      double verifyMillis) {}
+
+  /** Compliance of one model with the instruction template. */
+  public record Compliance(String name, int examples, double complianceRate, double accuracy) {}
+
+  /** Everything {@link #run} measured. */
+  public record Report(
+      List<ModelStats> models, Speculation speculation, List<Compliance> compliance, int prompts) {}
+
+  private final Options options;
+  private final PrintStream log;
+
+  public EvalZoo(Options options, PrintStream log) {
+    this.options = options;
+    this.log = log;
+  }
+
+  public Report run() throws IOException {
+    Corpus corpus = Corpus.prepare(options.corpusDir());
+    List<Corpus.Prompt> prompts =
+        corpus.prompts().subList(0, Math.min(options.prompts(), corpus.prompts().size()));
+    Path target = options.models().resolve("target");
+    Path draft = options.models().resolve("draft");
+    Path aligned = options.models().resolve("aligned");
+    List<ModelStats> stats = new ArrayList<>();
+    for (Path dir : List.of(target, draft, aligned)) {
+      if (!Files.isDirectory(dir)) {
+        log.println("skipping " + dir + ": not found");
+        continue;
+      }
+      stats.add(modelStats(dir, corpus, prompts));
+    }
+    Speculation speculation = null;
+    if (Files.isDirectory(target) && Files.isDirectory(draft)) {
+      speculation = speculation(target, draft, prompts);
+    }
+    List<Compliance> compliance = new ArrayList<>();
+    List<Instructions.Example> examples = Instructions.evalSet(prompts);
+    for (Path dir : List.of(target, aligned)) {
+      if (Files.isDirectory(dir)) {
+        compliance.add(compliance(dir, examples));
+      }
+    }
+    Report report = new Report(stats, speculation, compliance, prompts.size());
+    print(report);
+    return report;
+  }
+
+  private ModelStats modelStats(Path dir, Corpus corpus, List<Corpus.Prompt> prompts)
+      throws IOException {
+    String name = dir.getFileName().toString();
+    log.println("evaluating " + name + " ...");
+    Evaluation.Loss loss;
+    long params;
+    try (NDManager manager = NDManager.newBaseManager();
+        Checkpoint ckpt = Checkpoint.load(dir);
+        TextTokenizer tokenizer = TextTokenizer.load(ckpt.tokenizerJson());
+        LlamaModel model =
+            LlamaModel.load(ckpt, manager, ckpt.config().maxPositionEmbeddings())) {
+      params = ckpt.config().numParameters();
+      TokenData valid = TokenData.tokenize(corpus.valid(), tokenizer);
+      loss =
+          Evaluation.evaluate(
+              model,
+              manager,
+              valid.tokens(),
+              TokenData.byteLengths(tokenizer),
+              model.maxContext(),
+              Trainer.EVAL_BATCH,
+              0);
+    }
+    double ms;
+    try (InferenceEngine engine = engine(dir)) {
+      ms = decodeMillis(engine, prompts);
+    }
+    return new ModelStats(name, params, loss.bitsPerByte(), loss.tokens(), ms);
+  }
+
+  private static InferenceEngine engine(Path dir) {
+    InferenceEngine e = InferenceEngine.load(EngineConfig.defaults(dir).withMaxContext(512));
+    e.warmUp();
+    return e;
+  }
+
+  /** Mean milliseconds of one autoregressive decode step (propose k = 1), after prefill. */
+  private double decodeMillis(InferenceEngine engine, List<Corpus.Prompt> prompts) {
+    long nanos = 0;
+    int steps = 0;
+    for (Corpus.Prompt p : prompts.subList(0, Math.min(8, prompts.size()))) {
+      Sequence s = engine.open(promptIds(engine, p), SamplingParams.GREEDY, "decode-timing");
+      try {
+        s.prefill(ResultOptions.NONE).join();
+        for (int i = 0; i < 16; i++) {
+          long t0 = System.nanoTime();
+          s.propose(1, 0f, ResultOptions.NONE).join();
+          nanos += System.nanoTime() - t0;
+          steps++;
+        }
+      } finally {
+        s.closeAsync().join();
+      }
+    }
+    return nanos / 1e6 / steps;
+  }
+
+  private static int[] promptIds(InferenceEngine engine, Corpus.Prompt p) {
+    int[] text = engine.tokenizer().encode(p.prompt());
+    int[] ids = new int[text.length + 1];
+    ids[0] = ZooTokenizer.END_OF_TEXT_ID;
+    System.arraycopy(text, 0, ids, 1, text.length);
+    return ids;
+  }
+
+  private Speculation speculation(Path targetDir, Path draftDir, List<Corpus.Prompt> prompts) {
+    log.println("measuring draft → target acceptance at k = " + options.k() + " ...");
+    try (InferenceEngine target = engine(targetDir);
+        InferenceEngine draft = engine(draftDir)) {
+      if (!target.tokenizer().sha256().equals(draft.tokenizer().sha256())) {
+        throw new IllegalStateException(
+            "draft and target tokenizers differ (expected: one shared tokenizer)");
+      }
+      Rounds greedy = new Rounds();
+      Rounds sampled = new Rounds();
+      for (int i = 0; i < prompts.size(); i++) {
+        int[] ids = promptIds(target, prompts.get(i));
+        speculate(target, draft, ids, SamplingParams.GREEDY, greedy);
+        SamplingParams t1 = new SamplingParams(1f, 0, 0f, 0f, options.seed() + i);
+        speculate(target, draft, ids, t1, sampled);
+      }
+      return new Speculation(
+          greedy.alpha(),
+          greedy.meanAccepted(),
+          sampled.alpha(),
+          sampled.meanAccepted(),
+          greedy.proposed,
+          greedy.draftNanos / 1e6 / greedy.proposed,
+          decodeMillis(target, prompts),
+          greedy.verifyNanos / 1e6 / greedy.rounds);
+    }
+  }
+
+  /** Accumulated speculation rounds. */
+  private static final class Rounds {
+    long proposed;
+    long accepted;
+    long rounds;
+    long draftNanos;
+    long verifyNanos;
+
+    double alpha() {
+      return proposed == 0 ? Double.NaN : (double) accepted / proposed;
+    }
+
+    double meanAccepted() {
+      return rounds == 0 ? Double.NaN : (double) accepted / rounds;
+    }
+  }
+
+  /**
+   * Speculative decoding of {@code newTokens} tokens after {@code prompt}: the draft proposes k, the
+   * target verifies; the draft is rolled back to the accepted prefix plus the target's token.
+   */
+  private void speculate(
+      InferenceEngine target,
+      InferenceEngine draft,
+      int[] prompt,
+      SamplingParams sampling,
+      Rounds r) {
+    int k = options.k();
+    boolean greedy = sampling.isGreedy();
+    ResultOptions draftOptions = greedy ? ResultOptions.NONE : new ResultOptions(0, true);
+    Sequence t = target.open(prompt, sampling, "eval-target");
+    Sequence d = draft.open(prompt, sampling, "eval-draft");
+    try {
+      t.prefill(ResultOptions.NONE).join();
+      d.prefill(ResultOptions.NONE).join();
+      int length = prompt.length;
+      int generated = 0;
+      while (generated < options.newTokens()) {
+        long t0 = System.nanoTime();
+        Proposal p = d.propose(k, 0f, draftOptions).join();
+        long t1 = System.nanoTime();
+        List<ProbDist> dists = null;
+        if (!greedy) {
+          dists = new ArrayList<>();
+          for (Position pos : p.positions()) {
+            dists.add(pos.full());
+          }
+        }
+        Verification v = t.verify(p.tokens(), dists, ResultOptions.NONE).join();
+        long t2 = System.nanoTime();
+        r.draftNanos += t1 - t0;
+        r.verifyNanos += t2 - t1;
+        r.rounds++;
+        r.proposed += p.tokens().length;
+        r.accepted += v.accepted();
+        d.truncate(length + v.accepted()).join();
+        d.append(new int[] {v.nextToken()}).join();
+        length += v.accepted() + 1;
+        generated += v.accepted() + 1;
+        boolean ended = v.nextToken() == ZooTokenizer.END_OF_TEXT_ID;
+        for (int i = 0; i < v.accepted(); i++) {
+          ended |= p.tokens()[i] == ZooTokenizer.END_OF_TEXT_ID;
+        }
+        if (ended || length + k + 1 >= target.model().maxContext()) {
+          break;
+        }
+      }
+    } finally {
+      t.closeAsync().join();
+      d.closeAsync().join();
+    }
+  }
+
+  private Compliance compliance(Path dir, List<Instructions.Example> examples) {
+    String name = dir.getFileName().toString();
+    log.println("measuring template compliance of " + name + " ...");
+    int complies = 0;
+    int correct = 0;
+    try (InferenceEngine engine = engine(dir)) {
+      for (Instructions.Example e : examples) {
+        int[] reply = generate(engine, Instructions.promptIds(e, engine.tokenizer()));
+        Instructions.Verdict v = Instructions.judge(e, reply, engine.tokenizer());
+        complies += v.complies() ? 1 : 0;
+        correct += v.correct() ? 1 : 0;
+      }
+    }
+    return new Compliance(
+        name, examples.size(), (double) complies / examples.size(), (double) correct / examples.size());
+  }
+
+  /** Greedy reply of up to {@code replyTokens} tokens, stopping after {@code <|end|>} or eot. */
+  private int[] generate(InferenceEngine engine, int[] prompt) {
+    List<Integer> out = new ArrayList<>();
+    Sequence s = engine.open(prompt, SamplingParams.GREEDY, "eval-compliance");
+    try {
+      outer:
+      while (out.size() < options.replyTokens()) {
+        int k = Math.min(8, options.replyTokens() - out.size());
+        for (int id : s.propose(k, 0f, ResultOptions.NONE).join().tokens()) {
+          out.add(id);
+          if (id == ZooTokenizer.END_ID || id == ZooTokenizer.END_OF_TEXT_ID) {
+            break outer;
+          }
+        }
+      }
+    } finally {
+      s.closeAsync().join();
+    }
+    return out.stream().mapToInt(Integer::intValue).toArray();
+  }
+
+  private void print(Report r) {
+    PrintStream o = log;
+    o.println();
+    o.printf("DraftMesh model zoo — %s, %d held-out prompts%n", options.models(), r.prompts());
+    o.printf("%-8s %12s %10s %12s %14s%n", "model", "parameters", "bits/byte", "valid tokens", "ms/decode step");
+    for (ModelStats m : r.models()) {
+      o.printf(
+          "%-8s %,12d %10.4f %,12d %14.2f%n",
+          m.name(), m.parameters(), m.bitsPerByte(), m.validTokens(), m.stepMillis());
+    }
+    Speculation s = r.speculation();
+    if (s != null) {
+      o.println();
+      o.printf(
+          "speculation draft → target, k = %d, %d new tokens per prompt (%,d draft tokens proposed):%n",
+          options.k(), options.newTokens(), s.proposed());
+      o.printf(
+          "  greedy      α = %.3f   mean accepted %.2f of %d%n", s.greedyAlpha(), s.greedyMeanAccepted(), options.k());
+      o.printf(
+          "  sampling T=1 α = %.3f  mean accepted %.2f of %d%n",
+          s.sampledAlpha(), s.sampledMeanAccepted(), options.k());
+      o.printf(
+          "  draft step %.2f ms, target step %.2f ms (c = %.2f), target verify of %d %.2f ms%n",
+          s.draftStepMillis(),
+          s.targetStepMillis(),
+          s.draftStepMillis() / s.targetStepMillis(),
+          options.k(),
+          s.verifyMillis());
+    }
+    if (!r.compliance().isEmpty()) {
+      o.println();
+      o.printf("instruction-template compliance (greedy, %d-token replies):%n", options.replyTokens());
+      for (Compliance c : r.compliance()) {
+        o.printf(
+            "  %-8s %.3f compliant, %.3f correct (%d held-out instructions)%n",
+            c.name(), c.complianceRate(), c.accuracy(), c.examples());
+      }
+    }
+  }
+}

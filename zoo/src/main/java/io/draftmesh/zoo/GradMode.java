@@ -1,0 +1,32 @@
+package io.draftmesh.zoo;
+
+import ai.djl.engine.Engine;
+import ai.djl.pytorch.jni.JniUtils;
+
+/**
+ * PyTorch's thread-global autograd switch, as a scope: {@link #disabled()} turns recording off
+ * (inference, validation, optimizer updates) and {@link #close()} restores what was there.
+ */
+final class GradMode implements AutoCloseable {
+  private final boolean previous;
+
+  private GradMode(boolean enabled) {
+    Engine.getInstance(); // loads the native library
+    this.previous = JniUtils.isGradMode();
+    JniUtils.setGradMode(enabled);
+  }
+
+  static GradMode disabled() {
+    return new GradMode(false);
+  }
+
+  static boolean enabled() {
+    Engine.getInstance();
+    return JniUtils.isGradMode();
+  }
+
+  @Override
+  public void close() {
+    JniUtils.setGradMode(previous);
+  }
+}

@@ -1,0 +1,269 @@
+package io.draftmesh.zoo;
+
+import io.draftmesh.engine.checkpoint.DType;
+import io.draftmesh.engine.tokenizer.TextTokenizer;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * {@code ./draftmesh train ...}: builds the corpus and tokenizer if needed, then trains one model.
+ *
+ * <pre>
+ * draftmesh train --preset target|draft|aligned [--out DIR] [--resume] [--flag value ...]
+ * draftmesh train corpus              build the corpus only (installs the Debian packages)
+ * draftmesh train tokenizer [--vocab N]
+ * </pre>
+ *
+ * Any {@link TrainConfig} field can be overridden with its flag ({@code --steps 100}, {@code
+ * --hidden 256}, ...); {@code --out} defaults to {@code models/<name>}, {@code --work} (resumable
+ * state) to {@code ${XDG_CACHE_HOME:-~/.cache}/draftmesh/train/<name>}, {@code --corpus} to {@link
+ * Corpus#defaultDir()}, {@code --dtype} (saved weights) to f16.
+ */
+public final class TrainCommand {
+  static final String USAGE =
+      "usage: draftmesh train [corpus | tokenizer] [--preset target|draft|aligned|tiny]"
+          + " [--out DIR] [--work DIR] [--corpus DIR] [--resume] [--dtype f16|f32] [--threads N]"
+          + " [--name S] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N]"
+          + " [--context N] [--vocab N] [--batch N] [--steps N] [--lr X] [--min-lr-ratio X]"
+          + " [--warmup N] [--weight-decay X] [--clip X] [--seed N] [--eval-every N]"
+          + " [--eval-windows N] [--save-every N] [--init DIR] [--instruct-mix X]";
+
+  private TrainCommand() {}
+
+  /** Presets: the zoo's committed models and a tiny one for smoke tests. */
+  static Map<String, String> preset(String name) {
+    Map<String, String> p = new LinkedHashMap<>();
+    switch (name) {
+      case "target":
+        put(p, "name target hidden 384 layers 6 heads 6 kv-heads 6 intermediate 1024");
+        put(p, "batch 16 steps 3000 lr 1e-3 warmup 100 weight-decay 0.1 eval-every 250");
+        break;
+      case "draft":
+        put(p, "name draft hidden 128 layers 2 heads 4 kv-heads 4 intermediate 384");
+        put(p, "batch 16 steps 3000 lr 2e-3 warmup 100 weight-decay 0.1 eval-every 250");
+        break;
+      case "aligned":
+        put(p, "name aligned hidden 128 layers 2 heads 4 kv-heads 4 intermediate 384");
+        put(p, "batch 16 steps 600 lr 5e-4 warmup 30 weight-decay 0.1 eval-every 100");
+        put(p, "init models/draft instruct-mix 0.5");
+        break;
+      case "tiny":
+        put(p, "name tiny hidden 32 layers 1 heads 2 kv-heads 2 intermediate 64");
+        put(p, "batch 4 steps 50 lr 3e-3 warmup 5 weight-decay 0.0 eval-every 25");
+        break;
+      default:
+        throw new IllegalArgumentException(
+            "--preset " + name + " (expected: target, draft, aligned or tiny)");
+    }
+    return p;
+  }
+
+  private static void put(Map<String, String> p, String pairs) {
+    String[] parts = pairs.trim().split(" +");
+    for (int i = 0; i + 1 < parts.length; i += 2) {
+      p.put(parts[i], parts[i + 1]);
+    }
+  }
+
+  /** Runs the command; returns the process exit code. */
+  public static int run(String[] args) throws Exception {
+    return run(args, System.out, System.err);
+  }
+
+  static int run(String[] args, PrintStream out, PrintStream err) throws Exception {
+    Options o;
+    try {
+      o = Options.parse(args);
+    } catch (IllegalArgumentException e) {
+      err.println("draftmesh train: " + e.getMessage());
+      err.println(USAGE);
+      return 2;
+    }
+    if (o.help) {
+      out.println(USAGE);
+      return 0;
+    }
+    Runtimes.configureDjl(o.threads);
+    Corpus corpus = Corpus.prepare(o.corpusDir);
+    out.printf(
+        "corpus %s: %,d train docs (%,d bytes), %,d validation docs (%,d bytes), %d prompts%n",
+        corpus.dir(),
+        corpus.train().size(),
+        Corpus.bytes(corpus.train()),
+        corpus.valid().size(),
+        Corpus.bytes(corpus.valid()),
+        corpus.prompts().size());
+    if ("corpus".equals(o.subcommand)) {
+      return 0;
+    }
+    int vocab = Integer.parseInt(o.config.getOrDefault("vocab", "" + ZooTokenizer.DEFAULT_VOCAB_SIZE));
+    Path tokenizerJson = ZooTokenizer.ensure(corpus, vocab);
+    out.println("tokenizer " + tokenizerJson);
+    if ("tokenizer".equals(o.subcommand)) {
+      return 0;
+    }
+    TrainConfig config;
+    try {
+      config = o.trainConfig();
+    } catch (IllegalArgumentException e) {
+      err.println("draftmesh train: " + e.getMessage());
+      return 2;
+    }
+    try (TextTokenizer tokenizer = TextTokenizer.load(tokenizerJson)) {
+      Trainer.Data data = data(corpus, tokenizerJson, tokenizer, config.instructMix() > 0);
+      Path outDir = o.out != null ? o.out : Paths.get("models", config.name());
+      Path work = o.work != null ? o.work : Corpus.defaultDir().resolveSibling("train").resolve(config.name());
+      String command = "./draftmesh train " + String.join(" ", args);
+      new Trainer(config, data, outDir, work, out, command).resume(o.resume).saveAs(o.dtype).run();
+    }
+    return 0;
+  }
+
+  /** Tokenized splits (cached next to the corpus) and, for instruction tuning, the text units. */
+  static Trainer.Data data(
+      Corpus corpus, Path tokenizerJson, TextTokenizer tokenizer, boolean instructions)
+      throws IOException {
+    String key = tokenizer.sha256().substring(0, 12);
+    TokenData train =
+        TokenData.load(corpus.train(), tokenizer, corpus.dir().resolve("train-" + key + ".tokens"));
+    TokenData valid =
+        TokenData.load(corpus.valid(), tokenizer, corpus.dir().resolve("valid-" + key + ".tokens"));
+    List<String> units = instructions ? Instructions.units(corpus.train()) : List.of();
+    return new Trainer.Data(tokenizerJson, tokenizer, train, valid, units);
+  }
+
+  /** Parsed command line. */
+  static final class Options {
+    String subcommand;
+    boolean help;
+    boolean resume;
+    Path out;
+    Path work;
+    Path corpusDir = Corpus.defaultDir();
+    DType dtype = DType.F16;
+    int threads;
+    final Map<String, String> config = new LinkedHashMap<>();
+
+    static Options parse(String[] args) {
+      Options o = new Options();
+      Map<String, String> overrides = new LinkedHashMap<>();
+      String presetName = null;
+      int i = 0;
+      if (args.length > 0 && !args[0].startsWith("--")) {
+        o.subcommand = args[0];
+        if (!List.of("corpus", "tokenizer").contains(o.subcommand)) {
+          throw new IllegalArgumentException(
+              "unknown subcommand " + o.subcommand + " (expected: corpus, tokenizer or flags)");
+        }
+        i = 1;
+      }
+      for (; i < args.length; i++) {
+        String a = args[i];
+        if (a.equals("--help") || a.equals("-h")) {
+          o.help = true;
+          continue;
+        }
+        if (a.equals("--resume")) {
+          o.resume = true;
+          continue;
+        }
+        if (!a.startsWith("--") || i + 1 >= args.length) {
+          throw new IllegalArgumentException("unexpected argument " + a);
+        }
+        String key = a.substring(2);
+        String value = args[++i];
+        switch (key) {
+          case "preset":
+            presetName = value;
+            break;
+          case "out":
+            o.out = Paths.get(value);
+            break;
+          case "work":
+            o.work = Paths.get(value);
+            break;
+          case "corpus":
+            o.corpusDir = Paths.get(value);
+            break;
+          case "dtype":
+            o.dtype = DType.parse(value);
+            break;
+          case "threads":
+            o.threads = Integer.parseInt(value);
+            break;
+          default:
+            if (!KEYS.contains(key)) {
+              throw new IllegalArgumentException("unknown flag --" + key);
+            }
+            overrides.put(key, value);
+        }
+      }
+      if (presetName != null) {
+        o.config.putAll(preset(presetName.toLowerCase(Locale.ROOT)));
+      }
+      o.config.putAll(overrides);
+      return o;
+    }
+
+    static final List<String> KEYS =
+        List.of(
+            "name", "hidden", "layers", "heads", "kv-heads", "intermediate", "context", "vocab",
+            "batch", "steps", "lr", "min-lr-ratio", "warmup", "weight-decay", "clip", "seed",
+            "eval-every", "eval-windows", "save-every", "init", "instruct-mix");
+
+    TrainConfig trainConfig() {
+      Map<String, String> c = config;
+      if (!c.containsKey("name")) {
+        throw new IllegalArgumentException("no model given (expected: --preset or --name ...)");
+      }
+      int steps = intOf(c, "steps", 1000);
+      String init = c.get("init");
+      return new TrainConfig(
+          c.get("name"),
+          intOf(c, "hidden", 128),
+          intOf(c, "layers", 2),
+          intOf(c, "heads", 4),
+          intOf(c, "kv-heads", intOf(c, "heads", 4)),
+          intOf(c, "intermediate", 4 * intOf(c, "hidden", 128)),
+          intOf(c, "context", 256),
+          intOf(c, "vocab", ZooTokenizer.DEFAULT_VOCAB_SIZE),
+          intOf(c, "batch", 16),
+          steps,
+          doubleOf(c, "lr", 1e-3),
+          doubleOf(c, "min-lr-ratio", 0.1),
+          intOf(c, "warmup", Math.min(100, steps / 10)),
+          doubleOf(c, "weight-decay", 0.1),
+          doubleOf(c, "clip", 1.0),
+          Long.parseLong(c.getOrDefault("seed", "1")),
+          intOf(c, "eval-every", Math.max(1, steps / 10)),
+          intOf(c, "eval-windows", 64),
+          intOf(c, "save-every", 100),
+          init == null ? null : Paths.get(init),
+          doubleOf(c, "instruct-mix", 0.0));
+    }
+
+    private static int intOf(Map<String, String> c, String key, int dflt) {
+      String v = c.get(key);
+      try {
+        return v == null ? dflt : Integer.parseInt(v);
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException("--" + key + " " + v + " (expected: an integer)");
+      }
+    }
+
+    private static double doubleOf(Map<String, String> c, String key, double dflt) {
+      String v = c.get(key);
+      try {
+        return v == null ? dflt : Double.parseDouble(v);
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException("--" + key + " " + v + " (expected: a number)");
+      }
+    }
+  }
+}

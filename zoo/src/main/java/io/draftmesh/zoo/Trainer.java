@@ -1,0 +1,394 @@
+package io.draftmesh.zoo;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import io.draftmesh.engine.checkpoint.Checkpoint;
+import io.draftmesh.engine.checkpoint.CheckpointWriter;
+import io.draftmesh.engine.checkpoint.DType;
+import io.draftmesh.engine.checkpoint.GenerationConfig;
+import io.draftmesh.engine.checkpoint.ModelConfig;
+import io.draftmesh.engine.checkpoint.RandomCheckpoint;
+import io.draftmesh.engine.checkpoint.TensorData;
+import io.draftmesh.engine.model.LlamaModel;
+import io.draftmesh.engine.tokenizer.TextTokenizer;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Trains the engine's own {@link LlamaModel} with DJL autograd: the exact forward that serves is
+ * the one that learns, so trained weights run identically in serving.
+ *
+ * <p>Per step: a seeded batch, {@code forwardFull} → log-softmax → gather of the targets →
+ * (weighted) mean NLL, backward inside a {@link GradientCollector}, then {@link AdamW} with the
+ * warm-up + cosine learning rate and global-norm clipping. Every step runs in an {@link NDScope}, so
+ * the only arrays that survive it are the weights, their gradients and the optimizer moments
+ * ({@link #liveArrays()} stays constant; tests check it).
+ *
+ * <p>Resumable: every {@code saveEvery} steps the weights, the moments, the step, the batch
+ * generator's state and the curves go to {@code work/state}; {@code resume} continues from there
+ * exactly. At the end the model is written in Hugging Face layout ({@link CheckpointWriter}, F16 by
+ * default) with the tokenizer, reloaded through the serving loader and evaluated on the whole
+ * validation split; the loss-curve PNG and the model card go next to it.
+ */
+public final class Trainer {
+  static final double BETA1 = 0.9;
+  static final double BETA2 = 0.95;
+  static final double EPS = 1e-8;
+  static final int EVAL_BATCH = 8;
+
+  /** The data one run trains and validates on. */
+  public record Data(
+      Path tokenizerJson, TextTokenizer tokenizer, TokenData train, TokenData valid, List<String> units) {}
+
+  /** A point of a curve: at {@code step} (1-based count of updates) after {@code tokens}. */
+  public record Point(int step, long tokens, double value) {}
+
+  /**
+   * What a finished run reports.
+   *
+   * @param validBitsPerByte on the whole validation split, with the saved (possibly F16) weights
+   */
+  public record Result(
+      ModelConfig model,
+      int steps,
+      long tokens,
+      double seconds,
+      double tokensPerSecond,
+      double trainLoss,
+      double validBitsPerByte,
+      double validNatsPerToken,
+      List<Point> trainCurve,
+      List<Point> validCurve) {}
+
+  private final TrainConfig config;
+  private final Data data;
+  private final Path out;
+  private final Path work;
+  private final PrintStream log;
+  private final String command;
+  private boolean resume;
+  private DType saveAs = DType.F16;
+  private int liveArrays = -1;
+  private int firstLiveArrays = -1;
+  private int stopAfter = -1;
+
+  /**
+   * @param out the Hugging Face model directory to write at the end (null: none)
+   * @param work where resumable state and the loss curve of an unfinished run go
+   * @param command the command line that reproduces this run, for the model card
+   */
+  public Trainer(TrainConfig config, Data data, Path out, Path work, PrintStream log, String command) {
+    this.config = config;
+    this.data = data;
+    this.out = out;
+    this.work = work;
+    this.log = log;
+    this.command = command;
+    if (data.tokenizer().vocabSize() != config.vocab()) {
+      throw new IllegalArgumentException(
+          "--vocab "
+              + config.vocab()
+              + " but the tokenizer has "
+              + data.tokenizer().vocabSize()
+              + " tokens (expected: equal)");
+    }
+  }
+
+  /** Continue from {@code work/state} when it exists. */
+  public Trainer resume(boolean resume) {
+    this.resume = resume;
+    return this;
+  }
+
+  /** Storage dtype of the final model (default F16). */
+  public Trainer saveAs(DType dtype) {
+    this.saveAs = dtype;
+    return this;
+  }
+
+  /** Stop (after saving state) once this many steps are done in total: for resume tests. */
+  Trainer stopAfter(int steps) {
+    this.stopAfter = steps;
+    return this;
+  }
+
+  /** Arrays alive under the model's and optimizer's managers after the last step (-1: none). */
+  int liveArrays() {
+    return liveArrays;
+  }
+
+  /** The same count after this session's first step. */
+  int firstLiveArrays() {
+    return firstLiveArrays;
+  }
+
+  /** The decoder shape a config trains (tied embeddings, plain RoPE, bos = eos = end-of-text). */
+  public static ModelConfig modelConfig(TrainConfig c) {
+    return new ModelConfig(
+        ModelConfig.LLAMA,
+        c.vocab(),
+        c.hidden(),
+        c.intermediate(),
+        c.layers(),
+        c.heads(),
+        c.kvHeads(),
+        c.hidden() / c.heads(),
+        10000.0,
+        null,
+        1e-5,
+        c.context(),
+        true,
+        false,
+        ZooTokenizer.END_OF_TEXT_ID,
+        ZooTokenizer.END_OF_TEXT_ID);
+  }
+
+  public Result run() throws IOException {
+    Files.createDirectories(work);
+    try (NDManager base = NDManager.newBaseManager();
+        LlamaModel model = initialModel(base)) {
+      ModelConfig mc = model.config();
+      List<NDArray> params = model.parameters();
+      TrainingState state = new TrainingState(config.seed());
+      Path stateDir = work.resolve("state");
+      if (resume && TrainingState.exists(stateDir)) {
+        state = TrainingState.read(stateDir, config, params);
+        log.printf("resuming %s from step %d (%,d tokens seen)%n", config.name(), state.step, state.tokens);
+      }
+      for (NDArray p : params) {
+        p.setRequiresGradient(true);
+      }
+      Batches batches =
+          new Batches(
+              data.train().tokens(),
+              config.batch(),
+              config.context(),
+              config.instructMix(),
+              config.instructMix() > 0 ? data.units() : null,
+              data.tokenizer());
+      int[] byteLengths = TokenData.byteLengths(data.tokenizer());
+      // Train loss in nats/token → bits/byte with the train split's bytes per token.
+      double bytesPerToken = (double) data.train().bytes() / data.train().size();
+      try (AdamW opt = new AdamW(params, base, BETA1, BETA2, EPS, config.weightDecay());
+          NDManager batchManager = base.newSubManager()) {
+        if (state.moments != null) {
+          opt.importState(state.moments, state.optimizerSteps);
+          state.moments = null;
+        }
+        log.printf(
+            "training %s: %,d parameters, %,d train tokens (%.2f bytes/token), %d steps × %,d"
+                + " tokens%n",
+            config.name(),
+            mc.numParameters(),
+            data.train().size(),
+            bytesPerToken,
+            config.steps(),
+            config.tokensPerStep());
+        Progress progress = new Progress(log, config.steps(), state.step);
+        double secondsBefore = state.seconds;
+        double ema = Double.NaN;
+        while (state.step < config.steps()) {
+          double lr = config.lrAt(state.step);
+          Batches.Batch batch = batches.next(state.rng);
+          double loss = trainStep(model, batchManager, batch);
+          double gradNorm = opt.step(lr, config.clip());
+          state.step++;
+          state.tokens += config.tokensPerStep();
+          state.optimizerSteps = opt.steps();
+          ema = Double.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
+          state.trainCurve.add(new Point(state.step, state.tokens, loss));
+          liveArrays = countArrays(base);
+          if (firstLiveArrays < 0) {
+            firstLiveArrays = liveArrays;
+          }
+          progress.update(
+              state.step,
+              config.tokensPerStep(),
+              String.format(
+                  "loss %.3f (%.3f bpb) lr %.2e |g| %.2f", ema, bitsPerByte(ema, bytesPerToken), lr, gradNorm));
+          boolean last = state.step == config.steps();
+          if (state.step % config.evalEvery() == 0 || last) {
+            Evaluation.Loss v =
+                Evaluation.evaluate(
+                    model,
+                    batchManager,
+                    data.valid().tokens(),
+                    byteLengths,
+                    config.context(),
+                    EVAL_BATCH,
+                    config.evalWindows());
+            state.validCurve.add(new Point(state.step, state.tokens, v.bitsPerByte()));
+            progress.println(
+                String.format(
+                    "step %d: valid %.4f bits/byte (%.3f nats/token), train %.4f bits/byte",
+                    state.step, v.bitsPerByte(), v.natsPerToken(), bitsPerByte(ema, bytesPerToken)));
+          }
+          if (state.step % config.saveEvery() == 0 || last || state.step == stopAfter) {
+            state.seconds = secondsBefore + progress.elapsedSeconds();
+            state.write(stateDir, config, params, opt.exportState());
+            LossCurve.write(
+                work.resolve("loss-curve.png"), config.name(), state.trainCurve, state.validCurve, bytesPerToken);
+          }
+          if (state.step == stopAfter) {
+            progress.finish();
+            return null;
+          }
+        }
+        progress.finish();
+      }
+      if (out == null) {
+        return null;
+      }
+      return finish(model, base, state, bytesPerToken);
+    }
+  }
+
+  /** One forward/backward; returns the (weighted) mean NLL. Gradients accumulate in the params. */
+  static double trainStep(LlamaModel model, NDManager manager, Batches.Batch b) {
+    try (NDScope scope = new NDScope();
+        GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+      scope.suppressNotUsedWarning();
+      NDArray x = manager.create(b.inputs(), new Shape(b.rows(), b.len()));
+      NDArray y = manager.create(b.targets(), new Shape(b.rows(), b.len(), 1));
+      NDArray nll = Evaluation.tokenNll(model.forwardFull(x), y);
+      NDArray loss;
+      if (b.weights() == null) {
+        loss = nll.mean();
+      } else {
+        double total = 0;
+        for (float w : b.weights()) {
+          total += w;
+        }
+        NDArray w = manager.create(b.weights(), new Shape(b.rows(), b.len(), 1));
+        loss = nll.mul(w).sum().div((float) Math.max(1.0, total));
+      }
+      gc.backward(loss);
+      return loss.getFloat();
+    }
+  }
+
+  private LlamaModel initialModel(NDManager base) throws IOException {
+    if (config.init() != null) {
+      try (Checkpoint ckpt = Checkpoint.load(config.init())) {
+        ModelConfig c = ckpt.config();
+        if (c.vocabSize() != config.vocab()) {
+          throw new IllegalArgumentException(
+              "--init " + config.init() + " has vocab " + c.vocabSize() + " (expected: " + config.vocab() + ")");
+        }
+        return LlamaModel.load(ckpt, base, config.context());
+      }
+    }
+    Path initDir = work.resolve("init");
+    RandomCheckpoint.write(initDir, modelConfig(config), config.seed(), DType.F32, 0);
+    try (Checkpoint ckpt = Checkpoint.load(initDir)) {
+      return LlamaModel.load(ckpt, base, config.context());
+    }
+  }
+
+  /** Saves the HF model, reloads it through the serving loader and evaluates it in full. */
+  private Result finish(LlamaModel model, NDManager base, TrainingState state, double bytesPerToken)
+      throws IOException {
+    ModelConfig mc = model.config();
+    List<Integer> eos =
+        config.instructMix() > 0
+            ? List.of(ZooTokenizer.END_ID, ZooTokenizer.END_OF_TEXT_ID)
+            : List.of(ZooTokenizer.END_OF_TEXT_ID);
+    GenerationConfig generation =
+        new GenerationConfig(1.0, 0, 1.0, 128, eos, ZooTokenizer.END_OF_TEXT_ID, false);
+    save(
+        model,
+        out,
+        saveAs,
+        generation,
+        data.tokenizerJson(),
+        Map.of(
+            "draftmesh.trained_steps",
+            Integer.toString(state.step),
+            "draftmesh.seed",
+            Long.toString(config.seed())));
+
+    Evaluation.Loss valid;
+    try (NDManager evalManager = NDManager.newBaseManager();
+        Checkpoint ckpt = Checkpoint.load(out);
+        LlamaModel reloaded = LlamaModel.load(ckpt, evalManager, config.context())) {
+      valid =
+          Evaluation.evaluate(
+              reloaded,
+              evalManager,
+              data.valid().tokens(),
+              TokenData.byteLengths(data.tokenizer()),
+              config.context(),
+              EVAL_BATCH,
+              0);
+    }
+    int n = state.trainCurve.size();
+    double recent = 0;
+    int k = Math.min(50, n);
+    for (int i = n - k; i < n; i++) {
+      recent += state.trainCurve.get(i).value();
+    }
+    Result result =
+        new Result(
+            mc,
+            state.step,
+            state.tokens,
+            state.seconds,
+            state.seconds > 0 ? state.tokens / state.seconds : 0,
+            k > 0 ? recent / k : Double.NaN,
+            valid.bitsPerByte(),
+            valid.natsPerToken(),
+            List.copyOf(state.trainCurve),
+            List.copyOf(state.validCurve));
+    LossCurve.write(out.resolve("loss-curve.png"), config.name(), state.trainCurve, state.validCurve, bytesPerToken);
+    ModelCard.write(out, config, result, data, command, saveAs);
+    log.printf(
+        "saved %s: valid %.4f bits/byte on %,d tokens (%s weights), %,d tokens seen in %.1f min%n",
+        out, valid.bitsPerByte(), valid.tokens(), saveAs, state.tokens, state.seconds / 60);
+    return result;
+  }
+
+  /**
+   * Writes {@code model} as a Hugging Face checkpoint (HF tensor names, fused projections split
+   * back) with the tokenizer and generation config.
+   */
+  static void save(
+      LlamaModel model,
+      Path dir,
+      DType dtype,
+      GenerationConfig generation,
+      Path tokenizerJson,
+      Map<String, String> metadata)
+      throws IOException {
+    Map<String, TensorData> tensors = new LinkedHashMap<>();
+    try (NDManager export = model.manager().newSubManager()) {
+      for (Map.Entry<String, NDArray> e : model.exportTensors(export).entrySet()) {
+        NDArray a = e.getValue();
+        tensors.put(e.getKey(), TensorData.of(a.toFloatArray(), a.getShape().getShape()));
+      }
+    }
+    CheckpointWriter writer =
+        new CheckpointWriter(model.config()).dtype(dtype).generation(generation).tokenizer(tokenizerJson);
+    metadata.forEach(writer::metadata);
+    writer.write(dir, tensors);
+  }
+
+  /** Arrays alive in {@code manager} and all its sub-managers. */
+  static int countArrays(NDManager manager) {
+    int n = manager.getManagedArrays().size();
+    return n;
+  }
+
+  static double bitsPerByte(double natsPerToken, double bytesPerToken) {
+    return natsPerToken / Math.log(2) / bytesPerToken;
+  }
+}
