@@ -1,5 +1,6 @@
 package io.draftmesh.worker;
 
+import io.draftmesh.engine.runtime.EngineInfo;
 import io.draftmesh.engine.runtime.InferenceEngine;
 import io.grpc.Grpc;
 import io.grpc.InsecureServerCredentials;
@@ -144,18 +145,8 @@ public final class WorkerServer implements AutoCloseable {
   }
 
   private static WorkerState.Loaded describe(InferenceEngine engine) {
-    String dtype = "float32";
-    String device = "cpu()";
-    try {
-      var parameters = engine.model().parameters();
-      if (!parameters.isEmpty()) {
-        dtype = parameters.get(0).getDataType().toString();
-        device = parameters.get(0).getDevice().toString();
-      }
-    } catch (RuntimeException e) {
-      log.warn("could not read the model's dtype and device", e);
-    }
-    return new WorkerState.Loaded(engine, dtype, device);
+    EngineInfo info = engine.info();
+    return new WorkerState.Loaded(engine, info.dtype(), info.device());
   }
 
   /** Completes with the engine once it is loaded and warm; fails if loading failed. */

@@ -19,8 +19,10 @@ public final class KvBlockPool implements AutoCloseable {
   private final int blockSize;
   private final int numBlocks;
   private final NDManager manager;
-  private final NDArray[] keys; // per layer: (numBlocks * blockSize, numKvHeads, headDim)
-  private final NDArray[] values; // per layer: (numBlocks * blockSize, numKvHeads, headDim)
+  // Heads outermost: a gather of a sequence's slots along axis 1 yields (kvHeads, B * length,
+  // headDim), which reshapes for free into the (kvHeads, B, length, headDim) batch attention needs.
+  private final NDArray[] keys; // per layer: (numKvHeads, numBlocks * blockSize, headDim)
+  private final NDArray[] values; // per layer: (numKvHeads, numBlocks * blockSize, headDim)
   private final ArrayDeque<Integer> free = new ArrayDeque<>();
 
   private KvBlockPool(
@@ -30,7 +32,7 @@ public final class KvBlockPool implements AutoCloseable {
     this.manager = parent.newSubManager();
     this.keys = new NDArray[layers];
     this.values = new NDArray[layers];
-    Shape shape = new Shape((long) numBlocks * blockSize, kvHeads, headDim);
+    Shape shape = new Shape(kvHeads, (long) numBlocks * blockSize, headDim);
     for (int l = 0; l < layers; l++) {
       keys[l] = manager.zeros(shape, DataType.FLOAT32);
       values[l] = manager.zeros(shape, DataType.FLOAT32);
@@ -79,12 +81,12 @@ public final class KvBlockPool implements AutoCloseable {
     return free.size();
   }
 
-  /** Keys of one layer, (slots, numKvHeads, headDim). Written in place by the model. */
+  /** Keys of one layer, (numKvHeads, slots, headDim). Written in place by the model. */
   public NDArray keys(int layer) {
     return keys[layer];
   }
 
-  /** Values of one layer, (slots, numKvHeads, headDim). Written in place by the model. */
+  /** Values of one layer, (numKvHeads, slots, headDim). Written in place by the model. */
   public NDArray values(int layer) {
     return values[layer];
   }

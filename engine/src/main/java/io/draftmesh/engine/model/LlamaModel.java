@@ -232,7 +232,7 @@ public final class LlamaModel implements AutoCloseable {
     long[] queryRows = new long[b * maxNew]; // (B * maxNew) flat row of each padded query; pad: 0
     long[] outRows = new long[total]; // (T) padded row of each flat token
     long[] logitRows = new long[logitRowCount];
-    float[] mask = new float[b * group * maxNew * maxLen]; // (B, 1, group * maxNew, maxLen)
+    float[] mask = new float[b * group * maxNew * maxLen]; // (1, B, group * maxNew, maxLen)
     int t = 0;
     int lr = 0;
     for (int i = 0; i < b; i++) {
@@ -272,11 +272,11 @@ public final class LlamaModel implements AutoCloseable {
     float[] logits;
     try (NDScope scope = new NDScope()) {
       scope.suppressNotUsedWarning();
-      NDIndex slotIndex = new NDIndex("{}", manager.create(slots));
-      NDArray keyIndex = manager.create(keySlots);
+      NDIndex slotIndex = new NDIndex(":, {}", manager.create(slots));
+      NDIndex keyIndex = new NDIndex(":, {}", manager.create(keySlots));
       NDArray queryIndex = b == 1 ? null : manager.create(queryRows);
       NDArray outIndex = b == 1 ? null : manager.create(outRows);
-      NDArray maskArr = manager.create(mask, new Shape(b, 1, (long) group * maxNew, maxLen));
+      NDArray maskArr = manager.create(mask, new Shape(1, b, (long) group * maxNew, maxLen));
       NDArray posIndex = manager.create(positions);
       NDArray cosT = cos.get(posIndex).reshape(total, 1, headDim);
       NDArray sinT = sin.get(posIndex).reshape(total, 1, headDim);
@@ -285,27 +285,27 @@ public final class LlamaModel implements AutoCloseable {
       for (int l = 0; l < layers.length; l++) {
         Layer w = layers[l];
         NDArray[] qkv = projectQkv(rmsNorm(x, w.attnNorm), w, cosT, sinT, total);
-        pool.keys(l).set(slotIndex, qkv[1]);
-        pool.values(l).set(slotIndex, qkv[2]);
-        // (B, kvHeads, headDim, maxLen) and (B, kvHeads, maxLen, headDim)
-        NDArray keysT =
-            pool.keys(l).get(keyIndex).reshape(b, maxLen, kvHeads, headDim).transpose(0, 2, 3, 1);
-        NDArray vals =
-            pool.values(l).get(keyIndex).reshape(b, maxLen, kvHeads, headDim).transpose(0, 2, 1, 3);
+        pool.keys(l).set(slotIndex, qkv[1].transpose(1, 0, 2)); // (kvHeads, T, headDim)
+        pool.values(l).set(slotIndex, qkv[2].transpose(1, 0, 2));
+        // (kvHeads, B, maxLen, headDim), gathered from the blocks; no copy beyond the gather.
+        NDArray keys = pool.keys(l).get(keyIndex).reshape(kvHeads, b, maxLen, headDim);
+        NDArray vals = pool.values(l).get(keyIndex).reshape(kvHeads, b, maxLen, headDim);
         NDArray q = b == 1 ? qkv[0] : qkv[0].get(queryIndex); // (B * maxNew, heads, headDim)
         NDArray q4 =
-            q.reshape(b, maxNew, heads, headDim)
-                .transpose(0, 2, 1, 3)
-                .reshape(b, kvHeads, (long) group * maxNew, headDim);
-        NDArray probs = q4.matMul(keysT).mul(attnScale).add(maskArr).softmax(3);
+            q.reshape(b, maxNew, kvHeads, group, headDim)
+                .transpose(2, 0, 3, 1, 4)
+                .reshape(kvHeads, b, (long) group * maxNew, headDim);
+        // keys.transpose is a stride view: the batched matmul reads it as a transposed operand.
+        NDArray probs =
+            q4.matMul(keys.transpose(0, 1, 3, 2)).mul(attnScale).add(maskArr).softmax(3);
         if (anyCapture) {
           capture(batch, attention, l, probs, maxNew, maxLen);
         }
         NDArray att =
             probs
-                .matMul(vals) // (B, kvHeads, group * maxNew, headDim)
-                .reshape(b, heads, maxNew, headDim)
-                .transpose(0, 2, 1, 3)
+                .matMul(vals) // (kvHeads, B, group * maxNew, headDim)
+                .reshape(kvHeads, b, group, maxNew, headDim)
+                .transpose(1, 3, 0, 2, 4) // (B, maxNew, kvHeads, group, headDim)
                 .reshape((long) b * maxNew, (long) heads * headDim);
         if (b > 1) {
           att = att.get(outIndex); // (T, heads * headDim)
@@ -438,7 +438,7 @@ public final class LlamaModel implements AutoCloseable {
       // (kvHeads, group * maxNew, maxLen) = (heads, maxNew, maxLen) → keep real queries and keys.
       NDArray mine =
           probs
-              .get(i)
+              .get(new NDIndex(":, " + i))
               .reshape(heads, maxNew, maxLen)
               .get(new NDIndex(":, 0:" + n + ", 0:" + s.length()));
       attention.get(i)[layer] = mine.toFloatArray();

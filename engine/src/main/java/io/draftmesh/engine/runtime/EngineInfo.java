@@ -1,6 +1,9 @@
 package io.draftmesh.engine.runtime;
 
-/** What an engine serves and how full it is. */
+/**
+ * What an engine serves and how full it is; dtype and device are those of the compute, e.g.
+ * float32, cpu().
+ */
 public record EngineInfo(
     String modelId,
     String architecture,
@@ -16,4 +19,6 @@ public record EngineInfo(
     int kvBlockSize,
     int kvBlocksTotal,
     int kvBlocksFree,
-    int activeSessions) {}
+    int activeSessions,
+    String dtype,
+    String device) {}

@@ -127,7 +127,9 @@ public final class InferenceEngine implements AutoCloseable {
         pool.blockSize(),
         pool.totalBlocks(),
         pool.freeBlocks(),
-        active.get());
+        active.get(),
+        "float32",
+        manager.getDevice().toString());
   }
 
   public int vocabSize() {

@@ -47,6 +47,8 @@ public final class Sequence implements AutoCloseable {
   private final BlockTable table;
   private final ArrayDeque<Op<?>> ops = new ArrayDeque<>();
   private boolean closed;
+  private SeqStep planned; // the head op's next step, planned right after the last forward
+  private long settledAtStep = -1; // scheduler step after which an op last completed
   private final CompletableFuture<Integer> closedFuture = new CompletableFuture<>();
 
   Sequence(
@@ -80,6 +82,7 @@ public final class Sequence implements AutoCloseable {
 
   /** Runs the prompt through the model (chunked) and returns the next-token prediction. */
   public CompletableFuture<Position> prefill(ResultOptions options) {
+    checkOptions("open.options", options);
     return submit(new ScoreOp(new int[0], options)).thenApply(p -> p.get(0));
   }
 
@@ -92,6 +95,7 @@ public final class Sequence implements AutoCloseable {
   /** Feeds ids and returns k + 1 predictions: after the current last token and after each id. */
   public CompletableFuture<List<Position>> score(int[] ids, ResultOptions options) {
     checkTokens("score.token_ids", ids, 0);
+    checkOptions("score.options", options);
     return submit(new ScoreOp(ids, options));
   }
 
@@ -107,6 +111,7 @@ public final class Sequence implements AutoCloseable {
       throw EngineException.invalid(
           "propose.min_token_prob: " + minTokenProb + " (expected: [0, 1])");
     }
+    checkOptions("propose.options", options);
     return submit(new ProposeOp(k, minTokenProb, options));
   }
 
@@ -120,6 +125,7 @@ public final class Sequence implements AutoCloseable {
   public CompletableFuture<Verification> verify(
       int[] draft, List<ProbDist> draftDists, ResultOptions options) {
     checkTokens("verify.draft_token_ids", draft, 1);
+    checkOptions("verify.options", options);
     if (!params.isGreedy()) {
       if (draftDists == null || draftDists.size() != draft.length) {
         throw EngineException.invalid(
@@ -198,6 +204,7 @@ public final class Sequence implements AutoCloseable {
       return;
     }
     closed = true;
+    planned = null;
     EngineException cancelled =
         new EngineException(EngineException.Kind.CANCELLED, "session " + label + " was closed");
     for (Op<?> op : ops) {
@@ -218,11 +225,21 @@ public final class Sequence implements AutoCloseable {
     return !closed && !ops.isEmpty();
   }
 
+  /** Whether an op of this sequence completed after scheduler step {@code step}. */
+  boolean settledAfter(long step) {
+    return settledAtStep >= step;
+  }
+
   /**
    * Completes every queued op that needs no forward pass and returns the step the head op needs
    * next (feeding at most {@code budget} tokens), or null if the queue ran dry.
    */
   SeqStep plan(int budget) {
+    if (planned != null) {
+      SeqStep step = planned;
+      planned = null;
+      return step;
+    }
     while (!ops.isEmpty()) {
       Op<?> op = ops.peek();
       try {
@@ -243,8 +260,12 @@ public final class Sequence implements AutoCloseable {
     return null;
   }
 
-  /** Delivers the result of the step returned by {@link #plan}. */
-  void deliver(SeqStep step, StepResult result) {
+  /**
+   * Delivers the result of the step returned by {@link #plan}, then settles at once: ops that can
+   * now complete do (so their callers can submit follow-ups before the next step is planned), and
+   * the head op's next step is planned.
+   */
+  void deliver(SeqStep step, StepResult result, int budget, long stepNumber) {
     Op<?> op = ops.peek();
     kvLen += step.tokens().length;
     op.absorb(step, result);
@@ -252,10 +273,16 @@ public final class Sequence implements AutoCloseable {
       float[][] rows = result.logits();
       pending = rows[rows.length - 1];
     }
+    int before = ops.size();
+    planned = plan(budget);
+    if (ops.size() < before || (planned == null && ops.isEmpty())) {
+      settledAtStep = stepNumber;
+    }
   }
 
   /** Fails the head op after a failed forward; the state is as before the step. */
   void failHead(EngineException e) {
+    planned = null;
     Op<?> op = ops.poll();
     if (op != null) {
       op.future.completeExceptionally(e);
@@ -274,6 +301,13 @@ public final class Sequence implements AutoCloseable {
         throw EngineException.invalid(
             field + "[" + i + "]: " + ids[i] + " (expected: 0.." + (vocab - 1) + ")");
       }
+    }
+  }
+
+  private void checkOptions(String field, ResultOptions options) {
+    if (options.topKProbs() < 0 || options.topKProbs() > vocab) {
+      throw EngineException.invalid(
+          field + ".top_k_probs: " + options.topKProbs() + " (expected: 0.." + vocab + ")");
     }
   }
 
@@ -314,9 +348,10 @@ public final class Sequence implements AutoCloseable {
   }
 
   private Position position(float[] logits, ResultOptions options, int forcedToken) {
-    int argmax = Distributions.argmax(logits);
-    float maxProb = Distributions.maxProb(logits);
-    float entropy = Distributions.entropyBits(logits);
+    Distributions.RawStats stats = Distributions.rawStats(logits);
+    int argmax = stats.argmax();
+    float maxProb = stats.maxProb();
+    float entropy = stats.entropyBits();
     ProbDist dist = pipeline == null ? null : pipeline.probs(logits);
     float[] raw = null;
     int token;

@@ -65,6 +65,38 @@ public final class Distributions {
     return (float) Math.max(0.0, nats / LN2);
   }
 
+  /**
+   * What every scored position reports about its raw logits.
+   *
+   * @param argmax the most likely token (lowest id among ties)
+   * @param maxProb its softmax probability
+   * @param entropyBits entropy of softmax(logits), in bits
+   */
+  public record RawStats(int argmax, float maxProb, float entropyBits) {}
+
+  /**
+   * {@link #argmax}, {@link #maxProb} and {@link #entropyBits} in one max pass and one exp pass.
+   */
+  public static RawStats rawStats(float[] logits) {
+    int best = argmax(logits);
+    float max = logits[best];
+    if (Float.isNaN(max) || Float.isInfinite(max)) {
+      finiteMax(logits); // throws the INTERNAL error with its message
+    }
+    double sum = 0;
+    double weighted = 0;
+    for (float x : logits) {
+      double z = (double) x - max;
+      double e = Math.exp(z);
+      if (e > 0) {
+        sum += e;
+        weighted += e * z;
+      }
+    }
+    double nats = Math.log(sum) - weighted / sum;
+    return new RawStats(best, (float) (1.0 / sum), (float) Math.max(0.0, nats / LN2));
+  }
+
   /** The top-1 probability of softmax(logits): 1 / sum(exp(x - max)). */
   public static float maxProb(float[] logits) {
     float max = finiteMax(logits);
