@@ -40,8 +40,9 @@ class MainTest {
   }
 
   @Test
-  void benchIsAPlaceholderForNow() {
-    assertThat(run("bench", "engine")).isEqualTo(2);
+  void benchRejectsAnUnknownSuiteAndAMissingOne() {
+    assertThat(run("bench", "frobnicate")).isEqualTo(2);
+    assertThat(run("bench")).isEqualTo(2);
   }
 
   @Test

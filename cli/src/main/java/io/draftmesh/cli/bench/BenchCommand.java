@@ -1,23 +1,36 @@
 package io.draftmesh.cli.bench;
 
-import java.io.PrintStream;
+import io.draftmesh.bench.EngineBench;
+import java.util.Arrays;
 
 /**
- * {@code draftmesh bench}: benchmarks (to be filled in; the engine bench lives in the bench
- * module).
+ * {@code draftmesh bench SUITE [flags]}: dispatches to the benchmark suites of the bench module.
  */
 public final class BenchCommand {
   public static final String USAGE =
       """
-      usage: draftmesh bench engine [flags]
-        Measures engine step costs on this machine (not implemented yet).""";
+      usage: draftmesh bench engine [--json] [--quick]
+        engine   engine step costs side by side on the bundled tiny model and a generated ~110M
+                 Llama-shaped model: decode, verify (k+1 = 5), 512-token prefill, batching at 1/4/8
+                 sessions, weight bandwidth against measured memory bandwidth, matmul floor.
+                 --json prints one JSON object; --quick skips the 110M model.""";
 
   private BenchCommand() {}
 
-  /** Runs a benchmark; returns the exit code. */
+  /** Runs a benchmark suite; returns the exit code. */
   public static int run(String[] args) {
-    PrintStream err = System.err;
-    err.println(USAGE);
-    return 2;
+    if (args.length == 0) {
+      System.err.println(USAGE);
+      return 2;
+    }
+    String[] rest = Arrays.copyOfRange(args, 1, args.length);
+    return switch (args[0]) {
+      case "engine" -> EngineBench.run(rest);
+      default -> {
+        System.err.println("draftmesh bench: unknown suite " + args[0] + " (expected: engine)");
+        System.err.println(USAGE);
+        yield 2;
+      }
+    };
   }
 }
