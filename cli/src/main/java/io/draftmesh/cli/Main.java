@@ -3,6 +3,8 @@ package io.draftmesh.cli;
 import io.draftmesh.cli.bench.BenchCommand;
 import io.draftmesh.draft.DraftServiceMain;
 import io.draftmesh.target.TargetServiceMain;
+import io.draftmesh.zoo.EvalCommand;
+import io.draftmesh.zoo.TrainCommand;
 import java.io.PrintStream;
 import java.util.Arrays;
 import java.util.Map;
@@ -19,6 +21,8 @@ public final class Main {
         generate         stream a completion from a running worker
         gen-checkpoint   write a random-weight checkpoint of a preset shape
         bench            benchmarks
+        train            build the corpus and tokenizer, train a zoo model (--preset target|draft|aligned)
+        eval zoo         evaluate the zoo models: bits/byte, acceptance, template compliance
         help [COMMAND]   this text, or a command's flags""";
 
   private Main() {}
@@ -38,6 +42,8 @@ public final class Main {
         case "generate" -> GenerateCommand.run(rest, out, err);
         case "gen-checkpoint" -> GenCheckpointCommand.run(rest, out);
         case "bench" -> BenchCommand.run(rest);
+        case "train" -> TrainCommand.run(rest);
+        case "eval" -> EvalCommand.run(rest);
         case "help", "--help", "-h" -> help(rest, out);
         default -> {
           err.println("draftmesh: unknown command " + command);

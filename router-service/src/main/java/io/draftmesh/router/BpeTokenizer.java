@@ -26,16 +26,16 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * A pure-Java reader of Hugging Face {@code tokenizer.json} files with a BPE model, so the router can
- * tokenize prompts and detokenize output without loading a model runtime.
+ * A pure-Java reader of Hugging Face {@code tokenizer.json} files with a BPE model, so the router
+ * can tokenize prompts and detokenize output without loading a model runtime.
  *
  * <p>Encoding follows the {@code tokenizers} library's pipeline: added tokens are split out of the
  * raw text first (leftmost-longest), the rest is normalized (NFC/NFKC/NFD/NFKD/Lowercase),
  * pre-tokenized ({@code ByteLevel} with the GPT-2 regex, {@code Split}, {@code Digits}, {@code
  * Sequence}) and each piece is merged by BPE rank (lowest rank first, leftmost among equals, as the
  * library's heap does), and with special tokens asked for the {@code TemplateProcessing}
- * post-processor adds its tokens. A file using anything else still loads for detokenization;
- * {@link #encode} then fails with the reason ({@link #encodeUnsupported()}).
+ * post-processor adds its tokens. A file using anything else still loads for detokenization; {@link
+ * #encode} then fails with the reason ({@link #encodeUnsupported()}).
  *
  * <p>Decoding maps each token to the raw bytes it stands for: byte-level tokens (GPT-2, Llama 3,
  * Qwen2) exactly, characters outside the byte alphabet as their own UTF-8 (as the ByteLevel decoder
@@ -69,7 +69,12 @@ final class BpeTokenizer {
 
   /** An entry of {@code added_tokens}. */
   private record AddedToken(
-      int id, String content, boolean special, boolean lstrip, boolean rstrip, boolean singleWord) {}
+      int id,
+      String content,
+      boolean special,
+      boolean lstrip,
+      boolean rstrip,
+      boolean singleWord) {}
 
   /** One step of pre-tokenization over the current pieces. */
   private interface PreTokenizer {
@@ -582,8 +587,7 @@ final class BpeTokenizer {
           }
         case "Digits":
           {
-            Pattern digits =
-                Pattern.compile(bool(o, "individual_digits") ? "\\p{Nd}" : "\\p{Nd}+");
+            Pattern digits = Pattern.compile(bool(o, "individual_digits") ? "\\p{Nd}" : "\\p{Nd}+");
             out.add(
                 pieces -> {
                   List<String> result = new ArrayList<>();

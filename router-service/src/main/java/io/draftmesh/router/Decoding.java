@@ -38,9 +38,9 @@ import org.slf4j.LoggerFactory;
  *   <li>Open on the target returns the first token (its prediction after the prompt), streamed at
  *       once; both sessions get it appended before their next op.
  *   <li>A speculative round pipelines [Truncate] [Append] Propose(k) to the draft, then [Append]
- *       Verify(draft tokens, draft distributions) to the target, which keeps the accepted tokens and
- *       the correction/bonus token. The draft is rolled back to the accepted prefix and given the
- *       correction/bonus token, lazily, with the next round's Propose.
+ *       Verify(draft tokens, draft distributions) to the target, which keeps the accepted tokens
+ *       and the correction/bonus token. The draft is rolled back to the accepted prefix and given
+ *       the correction/bonus token, lazily, with the next round's Propose.
  *   <li>An autoregressive step is [Append] Propose(k) on the target: the target generating on its
  *       own is plain decoding of the target; k grows 1, 2, 4 .. up to {@code arChunk} so the first
  *       tokens stream at once and later ones cost one round-trip per chunk.
@@ -119,8 +119,9 @@ final class Decoding {
   void run() {
     long t0 = System.nanoTime();
     CompletableFuture<SessionResponse> targetOpen = target.send(open(plan.targetSampling()));
-    CompletableFuture<SessionResponse> draftOpen =
-        draft == null ? null : draft.send(open(plan.draftSampling()));
+    if (draft != null) {
+      draft.send(open(plan.draftSampling())); // prefills alongside the target; awaited lazily
+    }
     SessionResponse opened = target.await(targetOpen, settings.targetTimeout(), "open");
     long openNanos = System.nanoTime() - t0;
     stats.targetNanos += openNanos;
@@ -149,7 +150,7 @@ final class Decoding {
         break; // context full: FINISH_REASON_LENGTH
       }
       int remaining = out.remaining();
-      int targetOp = targetInfo.getMaxTokensPerOp();
+      int targetOp = Math.max(1, targetInfo.getMaxTokensPerOp());
       if (draft != null) {
         int draftRoom = draftInfo.getMaxContext() - len;
         int k =
@@ -159,7 +160,7 @@ final class Decoding {
                 targetRoom - 1,
                 draftRoom,
                 targetOp,
-                draftInfo.getMaxTokensPerOp());
+                Math.max(1, draftInfo.getMaxTokensPerOp()));
         if (k >= 1) {
           speculativeRound(k, adaptive, firstRound ? firstDraftWait : settings.draftTimeout());
           firstRound = false;
@@ -181,9 +182,6 @@ final class Decoding {
       int k = min(arK, remaining, targetRoom, targetOp);
       autoregressiveStep(k);
       arK = Math.min(arK * 2, settings.arChunk());
-    }
-    if (draftOpen != null && !draftOpen.isDone()) {
-      draftOpen.cancel(false);
     }
     out.finish(FinishReason.FINISH_REASON_LENGTH);
   }
@@ -233,7 +231,8 @@ final class Decoding {
     try {
       if (draftTruncateTo >= 0) {
         draft.send(
-            SessionRequest.newBuilder().setTruncate(Truncate.newBuilder().setLength(draftTruncateTo)));
+            SessionRequest.newBuilder()
+                .setTruncate(Truncate.newBuilder().setLength(draftTruncateTo)));
       }
       if (draftPending.length > 0) {
         draft.send(append(draftPending));
@@ -246,6 +245,9 @@ final class Decoding {
       r = draft.call(SessionRequest.newBuilder().setPropose(propose), draftWait, "propose");
     } catch (WorkerFailure e) {
       stats.draftNanos += System.nanoTime() - t0;
+      if (io.grpc.Context.current().isCancelled()) {
+        throw e; // the client is gone: nothing to fall back for
+      }
       dropDraft(e.getMessage());
       return;
     }
@@ -296,7 +298,10 @@ final class Decoding {
     Verified v = verifyOnTarget(verify);
     stats.round(proposal.length, v.getAccepted());
     emitVerified(
-        asList(proposal), v.getAccepted(), v.getNextTokenId(), Provenance.PROVENANCE_NGRAM_ACCEPTED);
+        asList(proposal),
+        v.getAccepted(),
+        v.getNextTokenId(),
+        Provenance.PROVENANCE_NGRAM_ACCEPTED);
   }
 
   private Verified verifyOnTarget(Verify.Builder verify) {
@@ -305,7 +310,8 @@ final class Decoding {
       target.send(append(targetPending));
     }
     SessionResponse r =
-        target.call(SessionRequest.newBuilder().setVerify(verify), settings.targetTimeout(), "verify");
+        target.call(
+            SessionRequest.newBuilder().setVerify(verify), settings.targetTimeout(), "verify");
     stats.targetNanos += System.nanoTime() - t0;
     stats.targetCalls++;
     // The target now holds seq + the accepted drafts + the correction/bonus token.

@@ -60,12 +60,14 @@ public record RouterConfig(
     DEFAULT_DRAFT("default-draft", "NAME", "pool for requests naming no draft (default draft)"),
     TOKENIZERS("tokenizers", "PATHS", "tokenizer.json files or directories, comma-separated"),
     MAX_TOKENS("max-tokens", "N", "completion tokens when a request sets none (default 256)"),
-    MAX_TOKENS_LIMIT("max-tokens-limit", "N", "largest max_tokens a request may ask (default 8192)"),
+    MAX_TOKENS_LIMIT(
+        "max-tokens-limit", "N", "largest max_tokens a request may ask (default 8192)"),
     MAX_CONCURRENT("max-concurrent", "N", "requests decoded at once (default 64)"),
     TARGET_TIMEOUT_MS("target-timeout-ms", "MS", "deadline of one target op (default 60000)"),
     DRAFT_TIMEOUT_MS("draft-timeout-ms", "MS", "deadline of one draft round (default 2000)"),
     AR_CHUNK("ar-chunk", "N", "most tokens per autoregressive target call (default 8)"),
-    DRAIN_SECONDS("drain-seconds", "S", "grace period for running requests on shutdown (default 10)");
+    DRAIN_SECONDS(
+        "drain-seconds", "S", "grace period for running requests on shutdown (default 10)");
 
     final String name;
     final String arg;
@@ -93,7 +95,7 @@ public record RouterConfig(
 
   public RouterConfig {
     require(port >= 0 && port <= 65535, Flag.PORT, port, "0..65535");
-    pools = Map.copyOf(new LinkedHashMap<>(pools));
+    pools = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(pools));
     for (Map.Entry<String, String> e : pools.entrySet()) {
       if (!e.getKey().matches("[A-Za-z0-9][A-Za-z0-9._-]*")) {
         throw new ConfigException(
@@ -107,13 +109,22 @@ public record RouterConfig(
     }
     if (defaultTarget == null || !pools.containsKey(defaultTarget)) {
       throw new ConfigException(
-          "--target: "
-              + (defaultTarget == null ? "missing" : "no pool named " + defaultTarget)
-              + " (expected: --target host:port, or --pool NAME=ADDRS with --default-target NAME)");
+          "target".equals(defaultTarget) || defaultTarget == null
+              ? "--target: missing (expected: host:port[,host:port] or dns:///name:port;"
+                  + " or --pool NAME=ADDRS with --default-target NAME)"
+              : "--default-target: "
+                  + defaultTarget
+                  + " (expected: one of the pools "
+                  + pools.keySet()
+                  + ")");
     }
     if (defaultDraft != null && !pools.containsKey(defaultDraft)) {
       throw new ConfigException(
-          "--default-draft: " + defaultDraft + " (expected: one of the pools " + pools.keySet() + ")");
+          "--default-draft: "
+              + defaultDraft
+              + " (expected: one of the pools "
+              + pools.keySet()
+              + ")");
     }
     tokenizers = List.copyOf(tokenizers);
     require(defaultMaxTokens >= 1, Flag.MAX_TOKENS, defaultMaxTokens, ">= 1");
@@ -122,7 +133,10 @@ public record RouterConfig(
         Flag.MAX_TOKENS_LIMIT,
         maxTokensLimit,
         ">= --max-tokens " + defaultMaxTokens);
-    require(maxConcurrent >= 1 && maxConcurrent <= 100_000, Flag.MAX_CONCURRENT, maxConcurrent,
+    require(
+        maxConcurrent >= 1 && maxConcurrent <= 100_000,
+        Flag.MAX_CONCURRENT,
+        maxConcurrent,
         "1..100000");
     if (targetTimeout == null || targetTimeout.isNegative() || targetTimeout.isZero()) {
       throw new ConfigException("--target-timeout-ms: " + targetTimeout + " (expected: > 0)");
@@ -130,8 +144,11 @@ public record RouterConfig(
     if (draftTimeout == null || draftTimeout.isNegative() || draftTimeout.isZero()) {
       throw new ConfigException("--draft-timeout-ms: " + draftTimeout + " (expected: > 0)");
     }
-    require(autoregressiveChunk >= 1 && autoregressiveChunk <= 1024, Flag.AR_CHUNK,
-        autoregressiveChunk, "1..1024");
+    require(
+        autoregressiveChunk >= 1 && autoregressiveChunk <= 1024,
+        Flag.AR_CHUNK,
+        autoregressiveChunk,
+        "1..1024");
     if (drainGrace == null || drainGrace.isNegative()) {
       throw new ConfigException("--drain-seconds: " + drainGrace + " (expected: >= 0)");
     }
@@ -161,14 +178,36 @@ public record RouterConfig(
 
   /** This config with other tokenizer paths. */
   public RouterConfig withTokenizers(List<Path> paths) {
-    return new RouterConfig(port, pools, defaultTarget, defaultDraft, paths, defaultMaxTokens,
-        maxTokensLimit, maxConcurrent, targetTimeout, draftTimeout, autoregressiveChunk, drainGrace);
+    return new RouterConfig(
+        port,
+        pools,
+        defaultTarget,
+        defaultDraft,
+        paths,
+        defaultMaxTokens,
+        maxTokensLimit,
+        maxConcurrent,
+        targetTimeout,
+        draftTimeout,
+        autoregressiveChunk,
+        drainGrace);
   }
 
   /** This config with another draft round deadline. */
   public RouterConfig withDraftTimeout(Duration timeout) {
-    return new RouterConfig(port, pools, defaultTarget, defaultDraft, tokenizers, defaultMaxTokens,
-        maxTokensLimit, maxConcurrent, targetTimeout, timeout, autoregressiveChunk, drainGrace);
+    return new RouterConfig(
+        port,
+        pools,
+        defaultTarget,
+        defaultDraft,
+        tokenizers,
+        defaultMaxTokens,
+        maxTokensLimit,
+        maxConcurrent,
+        targetTimeout,
+        timeout,
+        autoregressiveChunk,
+        drainGrace);
   }
 
   /** Parses {@code args} over {@code env}. */
@@ -205,7 +244,8 @@ public record RouterConfig(
       }
       Flag f = Flag.of(name);
       if (f == null) {
-        throw new ConfigException("--" + name + ": unknown flag (expected one of: " + names() + ")");
+        throw new ConfigException(
+            "--" + name + ": unknown flag (expected one of: " + names() + ")");
       }
       if (value == null) {
         if (i + 1 >= args.length) {

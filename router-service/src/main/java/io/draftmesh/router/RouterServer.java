@@ -52,8 +52,8 @@ public final class RouterServer implements AutoCloseable {
   }
 
   /**
-   * @param channels builds the channel for one worker target string (tests map names to
-   *     in-process channels)
+   * @param channels builds the channel for one worker target string (tests map names to in-process
+   *     channels)
    */
   public RouterServer(
       ServerBuilder<?> builder,
@@ -137,7 +137,9 @@ public final class RouterServer implements AutoCloseable {
     server.shutdown();
     try {
       if (!server.awaitTermination(config.drainGrace().toMillis(), TimeUnit.MILLISECONDS)) {
-        log.info("drain grace of {} over; cancelling {} requests", config.drainGrace(),
+        log.info(
+            "drain grace of {} over; cancelling {} requests",
+            config.drainGrace(),
             service.inFlight());
         server.shutdownNow();
         server.awaitTermination(5, TimeUnit.SECONDS);

@@ -20,9 +20,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -55,7 +55,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
 
   RouterService(RouterConfig config, Map<String, WorkerPool> pools, Tokenizers tokenizers) {
     this.config = config;
-    this.pools = Map.copyOf(pools);
+    this.pools = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(pools));
     this.tokenizers = tokenizers;
     AtomicInteger n = new AtomicInteger();
     this.executor =
@@ -97,8 +97,11 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     call.setOnReadyHandler(g::ready);
     Context ctx = Context.current();
     ctx.addListener(
-        c -> g.cancel(c.getDeadline() != null && c.getDeadline().isExpired()
-            ? "deadline exceeded" : "client cancelled"),
+        c ->
+            g.cancel(
+                c.getDeadline() != null && c.getDeadline().isExpired()
+                    ? "deadline exceeded"
+                    : "client cancelled"),
         Runnable::run);
     try {
       executor.execute(ctx.wrap(g::run));
@@ -151,10 +154,12 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       throw Statuses.invalid("sampling.top_k: " + s.getTopK() + " (expected: 0 for off, or >= 1)");
     }
     if (!(s.getTopP() >= 0f && s.getTopP() <= 1f)) {
-      throw Statuses.invalid("sampling.top_p: " + s.getTopP() + " (expected: 0 for off, or (0, 1])");
+      throw Statuses.invalid(
+          "sampling.top_p: " + s.getTopP() + " (expected: 0 for off, or (0, 1])");
     }
     if (!(s.getMinP() >= 0f && s.getMinP() < 1f)) {
-      throw Statuses.invalid("sampling.min_p: " + s.getMinP() + " (expected: 0 for off, or (0, 1))");
+      throw Statuses.invalid(
+          "sampling.min_p: " + s.getMinP() + " (expected: 0 for off, or (0, 1))");
     }
     if (s.getMaxTokens() < 0) {
       throw Statuses.invalid(
@@ -162,7 +167,11 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     }
     if (s.getStopCount() > MAX_STOPS) {
       throw Statuses.invalid(
-          "sampling.stop: " + s.getStopCount() + " sequences (expected: at most " + MAX_STOPS + ")");
+          "sampling.stop: "
+              + s.getStopCount()
+              + " sequences (expected: at most "
+              + MAX_STOPS
+              + ")");
     }
     for (int i = 0; i < s.getStopCount(); i++) {
       int n = s.getStop(i).length();
@@ -203,8 +212,13 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     int n = ng.getN() == 0 ? DEFAULT_NGRAM_N : ng.getN();
     if (ng.getMinN() < 0 || ng.getMinN() > n) {
       throw Statuses.invalid(
-          "ngram.min_n: " + ng.getMinN() + " (expected: 0 for " + DEFAULT_NGRAM_MIN_N + ", or 1..n "
-              + n + ")");
+          "ngram.min_n: "
+              + ng.getMinN()
+              + " (expected: 0 for "
+              + DEFAULT_NGRAM_MIN_N
+              + ", or 1..n "
+              + n
+              + ")");
     }
     if (ng.getMaxMatch() < 0) {
       throw Statuses.invalid(
@@ -216,13 +230,22 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     }
   }
 
-  /** The pool a request names (a pool name or a model id), or the default pool. */
+  /**
+   * The pool a request names: a pool name, else the first pool (in configuration order) serving
+   * that model id; empty means the default pool.
+   */
   WorkerPool resolve(String requested, String defaultPool, String field) {
     if (requested.isEmpty()) {
       if (defaultPool == null) {
         throw Statuses.failedPrecondition(
-            field + ": none given and the router has no default " + field + " pool (expected: a "
-                + field + " pool name, or start the router with --" + field + ")");
+            field
+                + ": none given and the router has no default "
+                + field
+                + " pool (expected: a "
+                + field
+                + " pool name, or start the router with --"
+                + field
+                + ")");
       }
       return pools.get(defaultPool);
     }
@@ -268,7 +291,8 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     private final List<WorkerSession> sessions = new ArrayList<>(); // guarded by this
     private volatile String cancelled; // why, once the client is gone
 
-    Generation(GenerateRequest request, ServerCallStreamObserver<GenerateChunk> call, String label) {
+    Generation(
+        GenerateRequest request, ServerCallStreamObserver<GenerateChunk> call, String label) {
       this.request = request;
       this.call = call;
       this.label = label;
@@ -335,7 +359,8 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
           java.util.concurrent.CompletableFuture.allOf(
                   closing.toArray(new java.util.concurrent.CompletableFuture<?>[0]))
               .get(CLOSE_WAIT.toMillis(), TimeUnit.MILLISECONDS);
-        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+        } catch (java.util.concurrent.ExecutionException
+            | java.util.concurrent.TimeoutException e) {
           log.debug("request {}: sessions not confirmed closed: {}", label, e.toString());
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();

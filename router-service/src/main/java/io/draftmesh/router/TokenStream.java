@@ -12,13 +12,13 @@ import java.util.function.Consumer;
  * The output side of a generation: takes accepted tokens one at a time, applies the stop conditions
  * (end-of-sequence, stop sequences, max tokens) and batches what may be streamed into chunks.
  *
- * <p>Tokens are offered one by one, so a verify round that accepted more than the request may
- * have (past max_tokens, past a stop sequence, past EOS) never streams the excess: {@link #accept}
+ * <p>Tokens are offered one by one, so a verify round that accepted more than the request may have
+ * (past max_tokens, past a stop sequence, past EOS) never streams the excess: {@link #accept}
  * returns false at the first token that ends the generation, and later ones are refused.
  *
- * <p>Text goes through {@link Utf8Stream} (a character split across tokens waits for its last
- * byte) and {@link StopMatcher} (text that may start a stop sequence waits until decided), so text
- * may lag token ids. The token that completes a stop sequence is streamed as an id, but none of the
+ * <p>Text goes through {@link Utf8Stream} (a character split across tokens waits for its last byte)
+ * and {@link StopMatcher} (text that may start a stop sequence waits until decided), so text may
+ * lag token ids. The token that completes a stop sequence is streamed as an id, but none of the
  * stop text is. The EOS token is not streamed. Special tokens stream as ids without text.
  */
 final class TokenStream {
@@ -59,8 +59,8 @@ final class TokenStream {
   }
 
   /**
-   * Offers the next token of the sequence; returns whether generation goes on. Once it has
-   * returned false every later token is refused.
+   * Offers the next token of the sequence; returns whether generation goes on. Once it has returned
+   * false every later token is refused.
    */
   boolean accept(int token, Provenance source) {
     if (reason != null) {
@@ -74,8 +74,7 @@ final class TokenStream {
     provenance.add(source);
     completion++;
     if (tokenizer != null) {
-      String t =
-          tokenizer.isSpecial(token) ? "" : utf8.push(tokenizer.tokenBytes(token));
+      String t = tokenizer.isSpecial(token) ? "" : utf8.push(tokenizer.tokenBytes(token));
       if (stops != null) {
         t = stops.push(t);
       }
@@ -115,8 +114,8 @@ final class TokenStream {
   }
 
   /**
-   * Streams the last chunk: held-back text (unless a stop sequence matched), usage, and the
-   * finish reason, which is {@code otherwise} when no stop condition was met (e.g. a full context).
+   * Streams the last chunk: held-back text (unless a stop sequence matched), usage, and the finish
+   * reason, which is {@code otherwise} when no stop condition was met (e.g. a full context).
    */
   void finish(FinishReason otherwise) {
     if (finalSent) {
@@ -140,9 +139,7 @@ final class TokenStream {
         chunk()
             .setFinishReason(reason)
             .setUsage(
-                Usage.newBuilder()
-                    .setPromptTokens(promptTokens)
-                    .setCompletionTokens(completion))
+                Usage.newBuilder().setPromptTokens(promptTokens).setCompletionTokens(completion))
             .build());
   }
 

@@ -14,9 +14,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The tokenizer.json files the router knows, by SHA-256: a worker reports the hash of its
- * tokenizer in {@code ModelInfo.tokenizer_hash}, and the router tokenizes and detokenizes with the
- * file that has the same hash. Files are hashed at start and parsed on first use.
+ * The tokenizer.json files the router knows, by SHA-256: a worker reports the hash of its tokenizer
+ * in {@code ModelInfo.tokenizer_hash}, and the router tokenizes and detokenizes with the file that
+ * has the same hash. Files are hashed at start and parsed on first use.
  */
 final class Tokenizers {
   private static final Logger log = LoggerFactory.getLogger(Tokenizers.class);

@@ -53,7 +53,8 @@ final class WorkerPool implements AutoCloseable {
   static List<String> parseSpec(String spec) {
     String s = spec == null ? "" : spec.trim();
     if (s.isEmpty()) {
-      throw new IllegalArgumentException("\"\" (expected: host:port[,host:port] or dns:///name:port)");
+      throw new IllegalArgumentException(
+          "\"\" (expected: host:port[,host:port] or dns:///name:port)");
     }
     if (s.contains("://")) {
       if (s.contains(",")) {
@@ -139,8 +140,8 @@ final class WorkerPool implements AutoCloseable {
     }
 
     /**
-     * The worker's model info, asked again when older than {@link #INFO_TTL}; UNAVAILABLE (or
-     * the worker's own status) naming the address when it cannot be reached.
+     * The worker's model info, asked again when older than {@link #INFO_TTL}; UNAVAILABLE (or the
+     * worker's own status) naming the address when it cannot be reached.
      */
     ModelInfo info(Duration timeout) {
       ModelInfo i = info;

@@ -18,7 +18,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * A blocking-style client for one {@code ModelWorker.Session} stream (= one sequence on one worker).
+ * A blocking-style client for one {@code ModelWorker.Session} stream (= one sequence on one
+ * worker).
  *
  * <p>{@link #send} writes a request with a fresh {@code request_id} and returns the future of its
  * response, so several ops can be pipelined in one write burst (e.g. Truncate + Append + Propose)
@@ -124,8 +125,8 @@ final class WorkerSession {
   }
 
   /**
-   * Sends Close and half-closes; the worker frees the session. Idempotent, never throws; the
-   * future completes (never exceptionally) when the worker answered or the stream ended.
+   * Sends Close and half-closes; the worker frees the session. Idempotent, never throws; the future
+   * completes (never exceptionally) when the worker answered or the stream ended.
    */
   synchronized CompletableFuture<Void> close() {
     if (ended || failure != null) {
@@ -138,7 +139,10 @@ final class WorkerSession {
       long id = nextId++;
       inFlight.put(id, f);
       requests.onNext(
-          SessionRequest.newBuilder().setRequestId(id).setClose(Close.getDefaultInstance()).build());
+          SessionRequest.newBuilder()
+              .setRequestId(id)
+              .setClose(Close.getDefaultInstance())
+              .build());
       requests.onCompleted();
     } catch (RuntimeException e) {
       // The call ended meanwhile; the worker freed the session with it.
@@ -197,7 +201,8 @@ final class WorkerSession {
 
     @Override
     public void onCompleted() {
-      failAll(Status.UNAVAILABLE.withDescription(role + " worker " + address + " ended the session"));
+      failAll(
+          Status.UNAVAILABLE.withDescription(role + " worker " + address + " ended the session"));
     }
   }
 

@@ -60,7 +60,8 @@ class BpeTokenizerTest {
   }
 
   /** The project's tokenizer with its pre-tokenizer / normalizer / model options rewritten. */
-  static Path variant(String name, java.util.function.Consumer<JsonObject> edit) throws IOException {
+  static Path variant(String name, java.util.function.Consumer<JsonObject> edit)
+      throws IOException {
     JsonObject root =
         JsonParser.parseString(Files.readString(gpt2, StandardCharsets.UTF_8)).getAsJsonObject();
     edit.accept(root);
@@ -236,8 +237,16 @@ class BpeTokenizerTest {
   /** Random text mixing ASCII, Latin-1, combining marks, CJK, emoji, whitespace and controls. */
   static String randomText(SplittableRandom r, int codePoints) {
     int[][] ranges = {
-      {0x20, 0x7E}, {0x20, 0x7E}, {0x20, 0x7E}, {0x09, 0x0D}, {0xA0, 0xFF}, {0x0300, 0x036F},
-      {0x0400, 0x04FF}, {0x4E00, 0x9FFF}, {0x1F300, 0x1FAFF}, {0x2000, 0x206F}
+      {0x20, 0x7E},
+      {0x20, 0x7E},
+      {0x20, 0x7E},
+      {0x09, 0x0D},
+      {0xA0, 0xFF},
+      {0x0300, 0x036F},
+      {0x0400, 0x04FF},
+      {0x4E00, 0x9FFF},
+      {0x1F300, 0x1FAFF},
+      {0x2000, 0x206F}
     };
     StringBuilder sb = new StringBuilder();
     for (int i = 0; i < codePoints; i++) {

@@ -2,10 +2,9 @@ package io.draftmesh.router;
 
 /**
  * Pearson's chi-square goodness-of-fit test (a copy of the engine's test helper, which is not
- * published in a test jar). The p-value is the upper
- * tail Q(df/2, x/2) of the regularized incomplete gamma function (Numerical Recipes §6.2: series
- * for x &lt; a+1, Lentz's continued fraction otherwise); Γ of a half-integer is computed exactly by
- * recursion.
+ * published in a test jar). The p-value is the upper tail Q(df/2, x/2) of the regularized
+ * incomplete gamma function (Numerical Recipes §6.2: series for x &lt; a+1, Lentz's continued
+ * fraction otherwise); Γ of a half-integer is computed exactly by recursion.
  */
 final class ChiSquare {
   private ChiSquare() {}

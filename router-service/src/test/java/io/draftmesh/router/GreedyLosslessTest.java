@@ -30,8 +30,9 @@ import org.junit.jupiter.api.Test;
  * Greedy speculative decoding is lossless: on 20 prompts (text and ids), the router's output with a
  * draft worker (k = 1, 4, 8 and adaptive) and with the n-gram drafter is token for token the
  * target's autoregressive output. Two drafts make acceptance non-trivial both ways: the target's
- * own checkpoint (α ≈ 1: long accepted runs, bonus tokens, adaptive k growing) and an unrelated
- * one (α low: corrections almost every round, the draft rolled back every round).
+ * own checkpoint (α ≈ 1: long accepted runs, bonus tokens, adaptive k growing) and an unrelated one
+ * (α low: corrections almost every round, the draft rolled back every round); a third draft, the
+ * target with one MLP swapped, accepts part of most rounds (rolled back mid-round).
  */
 class GreedyLosslessTest {
   static final int TOKENS = 24;
@@ -128,19 +129,33 @@ class GreedyLosslessTest {
     long acceptedOther = 0;
     long draftedOther = 0;
     int bonusRoundsSame = 0;
+    int cutShort = 0;
+    long acceptedMixed = 0;
+    long draftedMixed = 0;
     for (GenerateRequest prompt : prompts) {
       List<Integer> expected =
           mesh.generate(with(prompt, Strategy.STRATEGY_AUTOREGRESSIVE, null)).ids();
       assertThat(expected).hasSize(TOKENS);
-      for (String draft : List.of("same", "draft")) {
-        for (int k : new int[] {1, 4, 8, 0}) {
-          GenerateRequest.Builder req = with(prompt, Strategy.STRATEGY_SPECULATIVE, draft).toBuilder();
+      for (String draft : List.of("same", "draft", "mixed")) {
+        for (int k : draft.equals("mixed") ? new int[] {4, 0} : new int[] {1, 4, 8, 0, -1}) {
+          GenerateRequest.Builder req =
+              with(prompt, Strategy.STRATEGY_SPECULATIVE, draft).toBuilder();
           req.setSpeculative(
-              k == 0
-                  ? SpeculativeOptions.newBuilder().setK(2).setAdaptive(true).setMaxK(12)
-                  : SpeculativeOptions.newBuilder().setK(k));
+              switch (k) {
+                case 0 -> SpeculativeOptions.newBuilder().setK(2).setAdaptive(true).setMaxK(12);
+                // Confidence-based early stop: the draft's top-1 probabilities of a random
+                // model are around 1/512, so this threshold cuts some rounds short.
+                case -1 -> SpeculativeOptions.newBuilder().setK(8).setMinDraftTokenProb(0.0045f);
+                default -> SpeculativeOptions.newBuilder().setK(k);
+              });
           Result r = mesh.generate(req.build());
-          String what = "draft " + draft + ", k " + (k == 0 ? "adaptive" : k) + ", " + prompt;
+          String what =
+              "draft "
+                  + draft
+                  + ", k "
+                  + (k == 0 ? "adaptive" : k < 0 ? "8 min-prob" : k)
+                  + ", "
+                  + prompt;
           assertThat(r.ids()).as(what).isEqualTo(expected);
           GenerationStats st = r.last().getStats();
           assertThat(st.getFallback()).as(what).isFalse();
@@ -154,23 +169,37 @@ class GreedyLosslessTest {
           if (draft.equals("same")) {
             acceptedSame += st.getAccepted();
             draftedSame += st.getDrafted();
+            if (k == -1 && st.getDrafted() < 8 * st.getRounds() - 8) {
+              cutShort++;
+            }
             if (k == 8 && st.getAccepted() == st.getDrafted()) {
               // Every round fully accepted: each emitted its drafts plus a bonus token.
               bonusRoundsSame++;
             }
-          } else {
+          } else if (draft.equals("draft")) {
             acceptedOther += st.getAccepted();
             draftedOther += st.getDrafted();
+          } else {
+            acceptedMixed += st.getAccepted();
+            draftedMixed += st.getDrafted();
           }
         }
       }
     }
     double alphaSame = (double) acceptedSame / draftedSame;
     double alphaOther = (double) acceptedOther / draftedOther;
-    System.out.printf("greedy: alpha(same) = %.3f, alpha(other) = %.3f%n", alphaSame, alphaOther);
+    double alphaMixed = (double) acceptedMixed / draftedMixed;
+    System.out.printf(
+        "greedy: alpha(same) = %.3f, alpha(other) = %.3f, alpha(mixed) = %.3f,"
+            + " min-prob runs cut short: %d%n",
+        alphaSame, alphaOther, alphaMixed, cutShort);
     assertThat(alphaSame).isGreaterThan(0.95);
     assertThat(alphaOther).isLessThan(0.5);
+    assertThat(alphaMixed)
+        .as("partial acceptance: drafts rolled back mid-round")
+        .isBetween(0.1, 0.9);
     assertThat(bonusRoundsSame).isPositive();
+    assertThat(cutShort).isPositive();
     mesh.assertAllSessionsClosed();
   }
 

@@ -135,6 +135,24 @@ final class TestMesh {
         Duration.ofSeconds(1));
   }
 
+  /**
+   * Another router on a real port over the mesh's target plus {@code pools} (name to {@code
+   * host:port}); the caller closes it.
+   */
+  RouterServer routerOnPort(Map<String, String> pools, Duration draftTimeout) throws IOException {
+    Map<String, String> all = new LinkedHashMap<>();
+    all.put("target", "localhost:" + workers.get("target").port());
+    all.putAll(pools);
+    return RouterServer.onPort(config(all, draftTimeout), OpenTelemetry.noop()).start();
+  }
+
+  /** A port nothing listens on. */
+  static int deadPort() throws IOException {
+    try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+
   /** Starts (without waiting for the model) a worker on a free port and registers it. */
   WorkerServer startWorker(String name, Path model, WorkerConfig.Role role) throws IOException {
     WorkerServer w = newWorker(model, role);
@@ -215,8 +233,7 @@ final class TestMesh {
   /** The chunks of one Generate call. */
   List<GenerateChunk> chunks(GenerateRequest request) {
     List<GenerateChunk> out = new ArrayList<>();
-    Iterator<GenerateChunk> it =
-        router().withDeadlineAfter(60, TimeUnit.SECONDS).generate(request);
+    Iterator<GenerateChunk> it = router().withDeadlineAfter(60, TimeUnit.SECONDS).generate(request);
     it.forEachRemaining(out::add);
     return out;
   }

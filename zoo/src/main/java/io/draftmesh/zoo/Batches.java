@@ -38,7 +38,11 @@ final class Batches {
       TextTokenizer tokenizer) {
     if (stream.length < len + 2) {
       throw new IllegalArgumentException(
-          "train stream has " + stream.length + " tokens (expected: > context + 1 = " + (len + 1) + ")");
+          "train stream has "
+              + stream.length
+              + " tokens (expected: > context + 1 = "
+              + (len + 1)
+              + ")");
     }
     if (instructMix > 0 && (units == null || units.isEmpty())) {
       throw new IllegalArgumentException("instruction mix " + instructMix + " but no texts");

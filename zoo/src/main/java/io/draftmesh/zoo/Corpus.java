@@ -28,8 +28,8 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The training corpus: the King James Bible ({@code bible-kjv}) and the BSD fortune cookies
- * ({@code fortunes}), both from Debian packages that {@link #prepare} installs when missing.
+ * The training corpus: the King James Bible ({@code bible-kjv}) and the BSD fortune cookies ({@code
+ * fortunes}), both from Debian packages that {@link #prepare} installs when missing.
  *
  * <p>Documents are KJV chapters (one verse per line, references stripped) and single fortunes. A
  * document goes to validation when the first two bytes of the SHA-256 of its text, read as an
@@ -37,9 +37,9 @@ import java.util.regex.Pattern;
  * order and of package updates that add or remove other documents. Held-out evaluation prompts are
  * the first words of validation verses and fortunes.
  *
- * <p>Files under the data directory ({@code ${XDG_CACHE_HOME:-~/.cache}/draftmesh/corpus}):
- * {@code train.jsonl} and {@code valid.jsonl} (one {@link Doc} per line), {@code prompts.jsonl}
- * (one {@link Prompt} per line) and {@code manifest.json} (counts, bytes, SHA-256s).
+ * <p>Files under the data directory ({@code ${XDG_CACHE_HOME:-~/.cache}/draftmesh/corpus}): {@code
+ * train.jsonl} and {@code valid.jsonl} (one {@link Doc} per line), {@code prompts.jsonl} (one
+ * {@link Prompt} per line) and {@code manifest.json} (counts, bytes, SHA-256s).
  */
 public final class Corpus {
   /** Bumped whenever extraction or splitting changes, so stale data dirs are rebuilt. */
@@ -105,8 +105,8 @@ public final class Corpus {
   }
 
   /**
-   * Returns the corpus in {@code dir}, building it first (installing the Debian packages if
-   * needed) when the directory holds no corpus of the current format.
+   * Returns the corpus in {@code dir}, building it first (installing the Debian packages if needed)
+   * when the directory holds no corpus of the current format.
    */
   public static Corpus prepare(Path dir) throws IOException {
     Path manifest = dir.resolve("manifest.json");
@@ -248,10 +248,10 @@ public final class Corpus {
   }
 
   /**
-   * The self-contained pieces of a document that prompts and instruction examples are cut from: each
-   * verse of a chapter; a fortune when it is a single plain paragraph of prose (no blank line, no
-   * tab, no indented line, at least 80% letters and spaces: that excludes poems, dialogues, tables,
-   * attributed quotes and ASCII art).
+   * The self-contained pieces of a document that prompts and instruction examples are cut from:
+   * each verse of a chapter; a fortune when it is a single plain paragraph of prose (no blank line,
+   * no tab, no indented line, at least 80% letters and spaces: that excludes poems, dialogues,
+   * tables, attributed quotes and ASCII art).
    */
   static List<String> units(Doc d) {
     if (d.source().equals(KJV)) {
@@ -268,7 +268,7 @@ public final class Corpus {
   // ---- extraction ----
 
   /**
-   * Parses {@code bible}'s output: "Genesis 1" chapter headers, "  1 In the beginning..." verses
+   * Parses {@code bible}'s output: "Genesis 1" chapter headers, " 1 In the beginning..." verses
    * wrapped at 80 columns. Returns one document per chapter, one verse per line.
    */
   static List<Doc> extractKjv(String bibleOutput) {

@@ -13,7 +13,7 @@ public final class EvalCommand {
   static final String USAGE =
       "usage: draftmesh eval zoo [--models DIR (default models)] [--corpus DIR] [--k N (4)]"
           + " [--new-tokens N (48)] [--reply-tokens N (48)] [--prompts N (64)] [--seed N (1)]"
-          + " [--threads N]";
+          + " [--threads N] [--samples N (4): replies shown per model]";
 
   private EvalCommand() {}
 
@@ -31,6 +31,7 @@ public final class EvalCommand {
     int prompts = 64;
     long seed = 1;
     int threads = 0;
+    int samples = 4;
     try {
       int i = args.length > 0 && args[0].equals("zoo") ? 1 : 0;
       for (; i < args.length; i++) {
@@ -52,6 +53,7 @@ public final class EvalCommand {
           case "--prompts" -> prompts = positive(a, v);
           case "--seed" -> seed = Long.parseLong(v);
           case "--threads" -> threads = positive(a, v);
+          case "--samples" -> samples = Integer.parseInt(v);
           default -> throw new IllegalArgumentException("unknown flag " + a);
         }
       }
@@ -61,7 +63,9 @@ public final class EvalCommand {
       return 2;
     }
     Runtimes.configureDjl(threads);
-    new EvalZoo(new EvalZoo.Options(models, corpus, k, newTokens, replyTokens, prompts, seed), out)
+    new EvalZoo(
+            new EvalZoo.Options(models, corpus, k, newTokens, replyTokens, prompts, seed, samples),
+            out)
         .run();
     return 0;
   }

@@ -39,17 +39,34 @@ import java.util.List;
 public final class EvalZoo {
   /** Settings of one evaluation. */
   public record Options(
-      Path models, Path corpusDir, int k, int newTokens, int replyTokens, int prompts, long seed) {}
+      Path models,
+      Path corpusDir,
+      int k,
+      int newTokens,
+      int replyTokens,
+      int prompts,
+      long seed,
+      int samples) {}
 
   /** Per-model numbers. */
   public record ModelStats(
       String name, long parameters, double bitsPerByte, long validTokens, double stepMillis) {}
 
-  /** Speculation numbers for one draft/target pair. */
+  /**
+   * Speculation numbers for one draft/target pair.
+   *
+   * @param greedyAlpha per-token acceptance: accepted draft tokens / draft tokens the target judged
+   *     on its own trajectory (the accepted ones plus the first rejected one of each round; tokens
+   *     after a rejection are never judged). The α of Leviathan et al.
+   * @param greedyPerProposed accepted / proposed (k per round), lower than α by construction
+   * @param greedyMeanAccepted accepted draft tokens per round (0..k)
+   */
   public record Speculation(
       double greedyAlpha,
+      double greedyPerProposed,
       double greedyMeanAccepted,
       double sampledAlpha,
+      double sampledPerProposed,
       double sampledMeanAccepted,
       long proposed,
       double draftStepMillis,
@@ -57,7 +74,8 @@ public final class EvalZoo {
       double verifyMillis) {}
 
   /** Compliance of one model with the instruction template. */
-  public record Compliance(String name, int examples, double complianceRate, double accuracy) {}
+  public record Compliance(
+      String name, int examples, double complianceRate, double accuracy, List<String> samples) {}
 
   /** Everything {@link #run} measured. */
   public record Report(
@@ -111,8 +129,7 @@ public final class EvalZoo {
     try (NDManager manager = NDManager.newBaseManager();
         Checkpoint ckpt = Checkpoint.load(dir);
         TextTokenizer tokenizer = TextTokenizer.load(ckpt.tokenizerJson());
-        LlamaModel model =
-            LlamaModel.load(ckpt, manager, ckpt.config().maxPositionEmbeddings())) {
+        LlamaModel model = LlamaModel.load(ckpt, manager, ckpt.config().maxPositionEmbeddings())) {
       params = ckpt.config().numParameters();
       TokenData valid = TokenData.tokenize(corpus.valid(), tokenizer);
       loss =
@@ -142,15 +159,19 @@ public final class EvalZoo {
   private double decodeMillis(InferenceEngine engine, List<Corpus.Prompt> prompts) {
     long nanos = 0;
     int steps = 0;
-    for (Corpus.Prompt p : prompts.subList(0, Math.min(8, prompts.size()))) {
+    int n = Math.min(9, prompts.size());
+    for (int j = 0; j < n; j++) {
+      Corpus.Prompt p = prompts.get(j);
       Sequence s = engine.open(promptIds(engine, p), SamplingParams.GREEDY, "decode-timing");
       try {
         s.prefill(ResultOptions.NONE).join();
         for (int i = 0; i < 16; i++) {
           long t0 = System.nanoTime();
           s.propose(1, 0f, ResultOptions.NONE).join();
-          nanos += System.nanoTime() - t0;
-          steps++;
+          if (j > 0 || n == 1) { // the first prompt warms the JIT and the allocator up
+            nanos += System.nanoTime() - t0;
+            steps++;
+          }
         }
       } finally {
         s.closeAsync().join();
@@ -185,8 +206,10 @@ public final class EvalZoo {
       }
       return new Speculation(
           greedy.alpha(),
+          greedy.perProposed(),
           greedy.meanAccepted(),
           sampled.alpha(),
+          sampled.perProposed(),
           sampled.meanAccepted(),
           greedy.proposed,
           greedy.draftNanos / 1e6 / greedy.proposed,
@@ -199,11 +222,16 @@ public final class EvalZoo {
   private static final class Rounds {
     long proposed;
     long accepted;
+    long judged;
     long rounds;
     long draftNanos;
     long verifyNanos;
 
     double alpha() {
+      return judged == 0 ? Double.NaN : (double) accepted / judged;
+    }
+
+    double perProposed() {
       return proposed == 0 ? Double.NaN : (double) accepted / proposed;
     }
 
@@ -213,8 +241,8 @@ public final class EvalZoo {
   }
 
   /**
-   * Speculative decoding of {@code newTokens} tokens after {@code prompt}: the draft proposes k, the
-   * target verifies; the draft is rolled back to the accepted prefix plus the target's token.
+   * Speculative decoding of {@code newTokens} tokens after {@code prompt}: the draft proposes k,
+   * the target verifies; the draft is rolled back to the accepted prefix plus the target's token.
    */
   private void speculate(
       InferenceEngine target,
@@ -250,6 +278,7 @@ public final class EvalZoo {
         r.rounds++;
         r.proposed += p.tokens().length;
         r.accepted += v.accepted();
+        r.judged += v.accepted() + (v.accepted() < p.tokens().length ? 1 : 0);
         d.truncate(length + v.accepted()).join();
         d.append(new int[] {v.nextToken()}).join();
         length += v.accepted() + 1;
@@ -273,16 +302,24 @@ public final class EvalZoo {
     log.println("measuring template compliance of " + name + " ...");
     int complies = 0;
     int correct = 0;
+    List<String> samples = new ArrayList<>();
     try (InferenceEngine engine = engine(dir)) {
       for (Instructions.Example e : examples) {
         int[] reply = generate(engine, Instructions.promptIds(e, engine.tokenizer()));
         Instructions.Verdict v = Instructions.judge(e, reply, engine.tokenizer());
         complies += v.complies() ? 1 : 0;
         correct += v.correct() ? 1 : 0;
+        if (samples.size() < options.samples()) {
+          samples.add(e.instruction() + " → " + v.reply());
+        }
       }
     }
     return new Compliance(
-        name, examples.size(), (double) complies / examples.size(), (double) correct / examples.size());
+        name,
+        examples.size(),
+        (double) complies / examples.size(),
+        (double) correct / examples.size(),
+        samples);
   }
 
   /** Greedy reply of up to {@code replyTokens} tokens, stopping after {@code <|end|>} or eot. */
@@ -310,7 +347,9 @@ public final class EvalZoo {
     PrintStream o = log;
     o.println();
     o.printf("DraftMesh model zoo — %s, %d held-out prompts%n", options.models(), r.prompts());
-    o.printf("%-8s %12s %10s %12s %14s%n", "model", "parameters", "bits/byte", "valid tokens", "ms/decode step");
+    o.printf(
+        "%-8s %12s %10s %12s %14s%n",
+        "model", "parameters", "bits/byte", "valid tokens", "ms/decode step");
     for (ModelStats m : r.models()) {
       o.printf(
           "%-8s %,12d %10.4f %,12d %14.2f%n",
@@ -323,10 +362,13 @@ public final class EvalZoo {
           "speculation draft → target, k = %d, %d new tokens per prompt (%,d draft tokens proposed):%n",
           options.k(), options.newTokens(), s.proposed());
       o.printf(
-          "  greedy      α = %.3f   mean accepted %.2f of %d%n", s.greedyAlpha(), s.greedyMeanAccepted(), options.k());
+          "  greedy        α = %.3f per judged token; %.3f of proposed tokens accepted; %.2f of %d"
+              + " per round%n",
+          s.greedyAlpha(), s.greedyPerProposed(), s.greedyMeanAccepted(), options.k());
       o.printf(
-          "  sampling T=1 α = %.3f  mean accepted %.2f of %d%n",
-          s.sampledAlpha(), s.sampledMeanAccepted(), options.k());
+          "  sampling T=1  α = %.3f per judged token; %.3f of proposed tokens accepted; %.2f of %d"
+              + " per round%n",
+          s.sampledAlpha(), s.sampledPerProposed(), s.sampledMeanAccepted(), options.k());
       o.printf(
           "  draft step %.2f ms, target step %.2f ms (c = %.2f), target verify of %d %.2f ms%n",
           s.draftStepMillis(),
@@ -337,11 +379,15 @@ public final class EvalZoo {
     }
     if (!r.compliance().isEmpty()) {
       o.println();
-      o.printf("instruction-template compliance (greedy, %d-token replies):%n", options.replyTokens());
+      o.printf(
+          "instruction-template compliance (greedy, %d-token replies):%n", options.replyTokens());
       for (Compliance c : r.compliance()) {
         o.printf(
             "  %-8s %.3f compliant, %.3f correct (%d held-out instructions)%n",
             c.name(), c.complianceRate(), c.accuracy(), c.examples());
+        for (String sample : c.samples()) {
+          o.println("      " + sample.replace("\n", "\\n"));
+        }
       }
     }
   }

@@ -56,7 +56,8 @@ final class Evaluation {
     double nats = 0;
     long tokens = 0;
     long bytes = 0;
-    try (GradMode off = GradMode.disabled()) {
+    try (GradMode noGrad = GradMode.disabled()) {
+      noGrad.suppressNotUsedWarning();
       for (int first = 0; first < count; first += batch) {
         int b = Math.min(batch, count - first);
         long[] inputs = new long[b * len];

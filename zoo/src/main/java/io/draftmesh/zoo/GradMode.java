@@ -20,6 +20,9 @@ final class GradMode implements AutoCloseable {
     return new GradMode(false);
   }
 
+  /** Marks a try-with-resources scope as used (javac lints scopes whose body never names them). */
+  void suppressNotUsedWarning() {}
+
   static boolean enabled() {
     Engine.getInstance();
     return JniUtils.isGradMode();

@@ -16,14 +16,14 @@ import java.util.regex.Pattern;
  * &lt;|endoftext|&gt;&lt;|user|&gt;{instruction}&lt;|assistant|&gt;Answer: {answer}&lt;|end|&gt;
  * </pre>
  *
- * A reply <em>complies</em> when it starts with exactly {@code "Answer: "} followed by a
- * non-space character, contains no special token before {@code <|end|>}, and ends with {@code
- * <|end|>} within the token budget. Raw-text models never see the chat tokens in training, so
- * they do not produce {@code <|end|>} and rarely open with {@code Answer:}.
+ * A reply <em>complies</em> when it starts with exactly {@code "Answer: "} followed by a non-space
+ * character, contains no special token before {@code <|end|>}, and ends with {@code <|end|>} within
+ * the token budget. Raw-text models never see the chat tokens in training, so they do not produce
+ * {@code <|end|>} and rarely open with {@code Answer:}.
  *
- * <p>Tasks, all derived from a single verse or one-paragraph fortune: {@code continue} (first
- * words given, answer with the next words), {@code repeat}, {@code first-word} and {@code
- * last-word} (the answer is checkable exactly).
+ * <p>Tasks, all derived from a single verse or one-paragraph fortune: {@code continue} (first words
+ * given, answer with the next words), {@code repeat}, {@code first-word} and {@code last-word} (the
+ * answer is checkable exactly).
  */
 public final class Instructions {
   public static final String ANSWER_PREFIX = "Answer: ";
@@ -85,14 +85,13 @@ public final class Instructions {
           given = Math.min(given, words.length - 1);
           int end = Math.min(words.length, given + CONTINUE_WORDS);
           return new Example(
-              task,
-              "Continue the text: " + join(words, 0, given),
-              join(words, given, end));
+              task, "Continue the text: " + join(words, 0, given), join(words, given, end));
         }
       case "repeat":
         {
           int[] span = span(words, rng);
-          return new Example(task, "Repeat: " + join(words, span[0], span[1]), join(words, span[0], span[1]));
+          return new Example(
+              task, "Repeat: " + join(words, span[0], span[1]), join(words, span[0], span[1]));
         }
       case "first-word":
         {
@@ -104,7 +103,9 @@ public final class Instructions {
         {
           int[] span = span(words, rng);
           return new Example(
-              task, "What is the last word of: " + join(words, span[0], span[1]), words[span[1] - 1]);
+              task,
+              "What is the last word of: " + join(words, span[0], span[1]),
+              words[span[1] - 1]);
         }
     }
   }

@@ -92,7 +92,8 @@ final class ModelCard {
             data.train().size(),
             config.instructMix() > 0
                 ? String.format(
-                    "; %.0f%% of sequences packed with instruction examples", 100 * config.instructMix())
+                    "; %.0f%% of sequences packed with instruction examples",
+                    100 * config.instructMix())
                 : ""));
     row(
         md,
@@ -124,15 +125,16 @@ final class ModelCard {
         String.format(
             "**%.4f bits/byte** (%.3f nats/token) on the whole held-out split (%,d tokens), with"
                 + " the saved %s weights loaded through the serving loader",
-            r.validBitsPerByte(),
-            r.validNatsPerToken(),
-            data.valid().size(),
-            dtype));
-    row(md, "final train loss", String.format("%.3f nats/token (mean of the last 50 steps)", r.trainLoss()));
+            r.validBitsPerByte(), r.validNatsPerToken(), data.valid().size(), dtype));
+    row(
+        md,
+        "final train loss",
+        String.format("%.3f nats/token (mean of the last 50 steps)", r.trainLoss()));
     md.append("\n![loss curve](loss-curve.png)\n\n");
     if (config.instructMix() > 0) {
       md.append("## Instruction template\n\n");
-      md.append("```\n<|endoftext|><|user|>{instruction}<|assistant|>Answer: {answer}<|end|>\n```\n\n");
+      md.append(
+          "```\n<|endoftext|><|user|>{instruction}<|assistant|>Answer: {answer}<|end|>\n```\n\n");
       md.append(
           "Tasks: `Continue the text: …`, `Repeat: …`, `What is the first word of: …`, `What is"
               + " the last word of: …`, built from train-split verses and fortunes. A reply"
@@ -147,8 +149,10 @@ final class ModelCard {
             + " the numbers above within run-to-run noise of the native kernels.\n\n");
     md.append("## Data and licences\n\n");
     md.append(
-        "- King James Version of the Bible (Debian `bible-kjv-text`): public domain.\n"
-            + "- Fortune cookies (Debian `fortunes`, from BSD `fortune`): BSD licence (see"
+        "- King James Version of the Bible (Debian `bible-kjv-text`): public domain (the"
+            + " copyright of the 1611 text has expired; Crown letters patent in the UK).\n"
+            + "- Fortune cookies (Debian `fortunes`, from BSD `fortune`): BSD licence, Copyright (c)"
+            + " 1991 The Regents of the University of California (see"
             + " `/usr/share/doc/fortunes/copyright`); the offensive set is not used.\n"
             + "- Split: a document (KJV chapter or fortune) is held out when the first two bytes of"
             + " the SHA-256 of its text fall below 3% of the range.\n");

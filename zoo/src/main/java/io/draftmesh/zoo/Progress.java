@@ -3,8 +3,8 @@ package io.draftmesh.zoo;
 import java.io.PrintStream;
 
 /**
- * A one-line progress bar: {@code [=====>    ] 512/2000 25.6% | 1,532 tok/s | 5m12s < 15m03s |
- * loss ...}. On a terminal the line is redrawn in place; otherwise a line is printed every {@value
+ * A one-line progress bar: {@code [=====> ] 512/2000 25.6% | 1,532 tok/s | 5m12s < 15m03s | loss
+ * ...}. On a terminal the line is redrawn in place; otherwise a line is printed every {@value
  * #PLAIN_INTERVAL_SECONDS} seconds. Throughput and ETA cover this session only (a resumed run does
  * not count the time before the restart).
  */

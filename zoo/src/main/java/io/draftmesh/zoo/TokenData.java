@@ -30,7 +30,9 @@ public final class TokenData {
     this.bytes = bytes;
   }
 
-  /** Tokenizes {@code docs} (or reads the cache {@code cacheFile} if it was made by this tokenizer). */
+  /**
+   * Tokenizes {@code docs} (or reads the cache {@code cacheFile} if it was made by this tokenizer).
+   */
   public static TokenData load(List<Corpus.Doc> docs, TextTokenizer tokenizer, Path cacheFile)
       throws IOException {
     if (cacheFile != null && Files.isRegularFile(cacheFile)) {

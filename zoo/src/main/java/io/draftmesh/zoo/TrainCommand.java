@@ -1,6 +1,7 @@
 package io.draftmesh.zoo;
 
 import io.draftmesh.engine.checkpoint.DType;
+import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.tokenizer.TextTokenizer;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -41,17 +42,17 @@ public final class TrainCommand {
     Map<String, String> p = new LinkedHashMap<>();
     switch (name) {
       case "target":
-        put(p, "name target hidden 384 layers 6 heads 6 kv-heads 6 intermediate 1024");
-        put(p, "batch 16 steps 3000 lr 1e-3 warmup 100 weight-decay 0.1 eval-every 250");
+        put(p, "name target hidden 256 layers 6 heads 4 kv-heads 4 intermediate 688");
+        put(p, "batch 16 steps 900 lr 1e-3 warmup 60 weight-decay 0.1 eval-every 150");
         break;
       case "draft":
-        put(p, "name draft hidden 128 layers 2 heads 4 kv-heads 4 intermediate 384");
-        put(p, "batch 16 steps 3000 lr 2e-3 warmup 100 weight-decay 0.1 eval-every 250");
+        put(p, "name draft hidden 112 layers 2 heads 4 kv-heads 4 intermediate 320");
+        put(p, "batch 16 steps 900 lr 2e-3 warmup 60 weight-decay 0.1 eval-every 150");
         break;
       case "aligned":
-        put(p, "name aligned hidden 128 layers 2 heads 4 kv-heads 4 intermediate 384");
+        // The shape comes from --init.
+        put(p, "name aligned init models/draft instruct-mix 0.5");
         put(p, "batch 16 steps 600 lr 5e-4 warmup 30 weight-decay 0.1 eval-every 100");
-        put(p, "init models/draft instruct-mix 0.5");
         break;
       case "tiny":
         put(p, "name tiny hidden 32 layers 1 heads 2 kv-heads 2 intermediate 64");
@@ -89,6 +90,16 @@ public final class TrainCommand {
       out.println(USAGE);
       return 0;
     }
+    TrainConfig config = null;
+    if (o.subcommand == null) {
+      try {
+        config = o.trainConfig();
+      } catch (IllegalArgumentException e) {
+        err.println("draftmesh train: " + e.getMessage());
+        err.println(USAGE);
+        return 2;
+      }
+    }
     Runtimes.configureDjl(o.threads);
     Corpus corpus = Corpus.prepare(o.corpusDir);
     out.printf(
@@ -102,23 +113,22 @@ public final class TrainCommand {
     if ("corpus".equals(o.subcommand)) {
       return 0;
     }
-    int vocab = Integer.parseInt(o.config.getOrDefault("vocab", "" + ZooTokenizer.DEFAULT_VOCAB_SIZE));
+    int vocab =
+        config != null
+            ? config.vocab()
+            : Options.intOf(o.config, "vocab", ZooTokenizer.DEFAULT_VOCAB_SIZE);
     Path tokenizerJson = ZooTokenizer.ensure(corpus, vocab);
     out.println("tokenizer " + tokenizerJson);
-    if ("tokenizer".equals(o.subcommand)) {
+    if (config == null) {
       return 0;
-    }
-    TrainConfig config;
-    try {
-      config = o.trainConfig();
-    } catch (IllegalArgumentException e) {
-      err.println("draftmesh train: " + e.getMessage());
-      return 2;
     }
     try (TextTokenizer tokenizer = TextTokenizer.load(tokenizerJson)) {
       Trainer.Data data = data(corpus, tokenizerJson, tokenizer, config.instructMix() > 0);
       Path outDir = o.out != null ? o.out : Paths.get("models", config.name());
-      Path work = o.work != null ? o.work : Corpus.defaultDir().resolveSibling("train").resolve(config.name());
+      Path work =
+          o.work != null
+              ? o.work
+              : Corpus.defaultDir().resolveSibling("train").resolve(config.name());
       String command = "./draftmesh train " + String.join(" ", args);
       new Trainer(config, data, outDir, work, out, command).resume(o.resume).saveAs(o.dtype).run();
     }
@@ -149,6 +159,9 @@ public final class TrainCommand {
     DType dtype = DType.F16;
     int threads;
     final Map<String, String> config = new LinkedHashMap<>();
+
+    /** Config keys given on the command line (the rest come from the preset or defaults). */
+    final java.util.Set<String> explicit = new java.util.HashSet<>();
 
     static Options parse(String[] args) {
       Options o = new Options();
@@ -208,21 +221,64 @@ public final class TrainCommand {
         o.config.putAll(preset(presetName.toLowerCase(Locale.ROOT)));
       }
       o.config.putAll(overrides);
+      o.explicit.addAll(overrides.keySet());
       return o;
     }
 
     static final List<String> KEYS =
         List.of(
-            "name", "hidden", "layers", "heads", "kv-heads", "intermediate", "context", "vocab",
-            "batch", "steps", "lr", "min-lr-ratio", "warmup", "weight-decay", "clip", "seed",
-            "eval-every", "eval-windows", "save-every", "init", "instruct-mix");
+            "name",
+            "hidden",
+            "layers",
+            "heads",
+            "kv-heads",
+            "intermediate",
+            "context",
+            "vocab",
+            "batch",
+            "steps",
+            "lr",
+            "min-lr-ratio",
+            "warmup",
+            "weight-decay",
+            "clip",
+            "seed",
+            "eval-every",
+            "eval-windows",
+            "save-every",
+            "init",
+            "instruct-mix");
 
-    TrainConfig trainConfig() {
-      Map<String, String> c = config;
+    TrainConfig trainConfig() throws IOException {
+      Map<String, String> c = new LinkedHashMap<>(config);
       if (!c.containsKey("name")) {
         throw new IllegalArgumentException("no model given (expected: --preset or --name ...)");
       }
+      if (c.containsKey("init")) {
+        // Fine-tuning keeps the initial model's shape.
+        Path configJson = Paths.get(c.get("init")).resolve("config.json");
+        if (!java.nio.file.Files.isRegularFile(configJson)) {
+          throw new IllegalArgumentException(
+              "--init " + c.get("init") + ": no config.json (expected: a trained model directory)");
+        }
+        ModelConfig m = ModelConfig.parse(configJson);
+        c.put("hidden", Integer.toString(m.hiddenSize()));
+        c.put("layers", Integer.toString(m.numLayers()));
+        c.put("heads", Integer.toString(m.numHeads()));
+        c.put("kv-heads", Integer.toString(m.numKvHeads()));
+        c.put("intermediate", Integer.toString(m.intermediateSize()));
+        c.put("vocab", Integer.toString(m.vocabSize()));
+      }
       int steps = intOf(c, "steps", 1000);
+      // Schedule lengths from a preset shrink with a shorter --steps; explicit ones are kept.
+      int warmup = intOf(c, "warmup", Math.min(100, steps / 10));
+      int evalEvery = intOf(c, "eval-every", Math.max(1, steps / 10));
+      if (!explicit.contains("warmup")) {
+        warmup = Math.min(warmup, steps / 10);
+      }
+      if (!explicit.contains("eval-every")) {
+        evalEvery = Math.min(evalEvery, steps);
+      }
       String init = c.get("init");
       return new TrainConfig(
           c.get("name"),
@@ -237,18 +293,18 @@ public final class TrainCommand {
           steps,
           doubleOf(c, "lr", 1e-3),
           doubleOf(c, "min-lr-ratio", 0.1),
-          intOf(c, "warmup", Math.min(100, steps / 10)),
+          warmup,
           doubleOf(c, "weight-decay", 0.1),
           doubleOf(c, "clip", 1.0),
           Long.parseLong(c.getOrDefault("seed", "1")),
-          intOf(c, "eval-every", Math.max(1, steps / 10)),
+          evalEvery,
           intOf(c, "eval-windows", 64),
           intOf(c, "save-every", 100),
           init == null ? null : Paths.get(init),
           doubleOf(c, "instruct-mix", 0.0));
     }
 
-    private static int intOf(Map<String, String> c, String key, int dflt) {
+    static int intOf(Map<String, String> c, String key, int dflt) {
       String v = c.get(key);
       try {
         return v == null ? dflt : Integer.parseInt(v);

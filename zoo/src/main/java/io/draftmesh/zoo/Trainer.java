@@ -19,7 +19,6 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -30,8 +29,8 @@ import java.util.Map;
  *
  * <p>Per step: a seeded batch, {@code forwardFull} → log-softmax → gather of the targets →
  * (weighted) mean NLL, backward inside a {@link GradientCollector}, then {@link AdamW} with the
- * warm-up + cosine learning rate and global-norm clipping. Every step runs in an {@link NDScope}, so
- * the only arrays that survive it are the weights, their gradients and the optimizer moments
+ * warm-up + cosine learning rate and global-norm clipping. Every step runs in an {@link NDScope},
+ * so the only arrays that survive it are the weights, their gradients and the optimizer moments
  * ({@link #liveArrays()} stays constant; tests check it).
  *
  * <p>Resumable: every {@code saveEvery} steps the weights, the moments, the step, the batch
@@ -48,7 +47,11 @@ public final class Trainer {
 
   /** The data one run trains and validates on. */
   public record Data(
-      Path tokenizerJson, TextTokenizer tokenizer, TokenData train, TokenData valid, List<String> units) {}
+      Path tokenizerJson,
+      TextTokenizer tokenizer,
+      TokenData train,
+      TokenData valid,
+      List<String> units) {}
 
   /** A point of a curve: at {@code step} (1-based count of updates) after {@code tokens}. */
   public record Point(int step, long tokens, double value) {}
@@ -87,7 +90,8 @@ public final class Trainer {
    * @param work where resumable state and the loss curve of an unfinished run go
    * @param command the command line that reproduces this run, for the model card
    */
-  public Trainer(TrainConfig config, Data data, Path out, Path work, PrintStream log, String command) {
+  public Trainer(
+      TrainConfig config, Data data, Path out, Path work, PrintStream log, String command) {
     this.config = config;
     this.data = data;
     this.out = out;
@@ -163,7 +167,9 @@ public final class Trainer {
       Path stateDir = work.resolve("state");
       if (resume && TrainingState.exists(stateDir)) {
         state = TrainingState.read(stateDir, config, params);
-        log.printf("resuming %s from step %d (%,d tokens seen)%n", config.name(), state.step, state.tokens);
+        log.printf(
+            "resuming %s from step %d (%,d tokens seen)%n",
+            config.name(), state.step, state.tokens);
       }
       for (NDArray p : params) {
         p.setRequiresGradient(true);
@@ -215,7 +221,8 @@ public final class Trainer {
               state.step,
               config.tokensPerStep(),
               String.format(
-                  "loss %.3f (%.3f bpb) lr %.2e |g| %.2f", ema, bitsPerByte(ema, bytesPerToken), lr, gradNorm));
+                  "loss %.3f (%.3f bpb) lr %.2e |g| %.2f",
+                  ema, bitsPerByte(ema, bytesPerToken), lr, gradNorm));
           boolean last = state.step == config.steps();
           if (state.step % config.evalEvery() == 0 || last) {
             Evaluation.Loss v =
@@ -231,13 +238,20 @@ public final class Trainer {
             progress.println(
                 String.format(
                     "step %d: valid %.4f bits/byte (%.3f nats/token), train %.4f bits/byte",
-                    state.step, v.bitsPerByte(), v.natsPerToken(), bitsPerByte(ema, bytesPerToken)));
+                    state.step,
+                    v.bitsPerByte(),
+                    v.natsPerToken(),
+                    bitsPerByte(ema, bytesPerToken)));
           }
           if (state.step % config.saveEvery() == 0 || last || state.step == stopAfter) {
             state.seconds = secondsBefore + progress.elapsedSeconds();
             state.write(stateDir, config, params, opt.exportState());
             LossCurve.write(
-                work.resolve("loss-curve.png"), config.name(), state.trainCurve, state.validCurve, bytesPerToken);
+                work.resolve("loss-curve.png"),
+                config.name(),
+                state.trainCurve,
+                state.validCurve,
+                bytesPerToken);
           }
           if (state.step == stopAfter) {
             progress.finish();
@@ -283,7 +297,13 @@ public final class Trainer {
         ModelConfig c = ckpt.config();
         if (c.vocabSize() != config.vocab()) {
           throw new IllegalArgumentException(
-              "--init " + config.init() + " has vocab " + c.vocabSize() + " (expected: " + config.vocab() + ")");
+              "--init "
+                  + config.init()
+                  + " has vocab "
+                  + c.vocabSize()
+                  + " (expected: "
+                  + config.vocab()
+                  + ")");
         }
         return LlamaModel.load(ckpt, base, config.context());
       }
@@ -349,7 +369,12 @@ public final class Trainer {
             valid.natsPerToken(),
             List.copyOf(state.trainCurve),
             List.copyOf(state.validCurve));
-    LossCurve.write(out.resolve("loss-curve.png"), config.name(), state.trainCurve, state.validCurve, bytesPerToken);
+    LossCurve.write(
+        out.resolve("loss-curve.png"),
+        config.name(),
+        state.trainCurve,
+        state.validCurve,
+        bytesPerToken);
     ModelCard.write(out, config, result, data, command, saveAs);
     log.printf(
         "saved %s: valid %.4f bits/byte on %,d tokens (%s weights), %,d tokens seen in %.1f min%n",
@@ -377,7 +402,10 @@ public final class Trainer {
       }
     }
     CheckpointWriter writer =
-        new CheckpointWriter(model.config()).dtype(dtype).generation(generation).tokenizer(tokenizerJson);
+        new CheckpointWriter(model.config())
+            .dtype(dtype)
+            .generation(generation)
+            .tokenizer(tokenizerJson);
     metadata.forEach(writer::metadata);
     writer.write(dir, tensors);
   }

@@ -39,6 +39,7 @@ final class TrainingState {
   final SplitMix64 rng;
   final List<Trainer.Point> trainCurve = new ArrayList<>();
   final List<Trainer.Point> validCurve = new ArrayList<>();
+
   /** Moments read from disk, handed to the optimizer once; null otherwise. */
   float[][] moments;
 
@@ -48,7 +49,8 @@ final class TrainingState {
 
   static boolean exists(Path dir) {
     return Files.isRegularFile(dir.resolve("state.json"))
-        || Files.isRegularFile(dir.resolveSibling(dir.getFileName() + ".old").resolve("state.json"));
+        || Files.isRegularFile(
+            dir.resolveSibling(dir.getFileName() + ".old").resolve("state.json"));
   }
 
   /** Writes weights, moments and counters to {@code dir}, replacing what was there. */
@@ -109,8 +111,10 @@ final class TrainingState {
     s.seconds = json.get("seconds").getAsDouble();
     s.optimizerSteps = json.get("optimizer_steps").getAsLong();
     s.rng.setState(json.get("rng_state").getAsLong());
-    s.trainCurve.addAll(Arrays.asList(GSON.fromJson(json.get("train_curve"), Trainer.Point[].class)));
-    s.validCurve.addAll(Arrays.asList(GSON.fromJson(json.get("valid_curve"), Trainer.Point[].class)));
+    s.trainCurve.addAll(
+        Arrays.asList(GSON.fromJson(json.get("train_curve"), Trainer.Point[].class)));
+    s.validCurve.addAll(
+        Arrays.asList(GSON.fromJson(json.get("valid_curve"), Trainer.Point[].class)));
     s.moments = new float[2 * params.size()][];
     try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("state.safetensors"))) {
       for (int i = 0; i < params.size(); i++) {
@@ -118,7 +122,14 @@ final class TrainingState {
         float[] values = floats(f, "param." + i);
         if (values.length != p.size()) {
           throw new IllegalArgumentException(
-              dir + ": param." + i + " has " + values.length + " values (expected: " + p.size() + ")");
+              dir
+                  + ": param."
+                  + i
+                  + " has "
+                  + values.length
+                  + " values (expected: "
+                  + p.size()
+                  + ")");
         }
         p.set(values);
         s.moments[2 * i] = floats(f, "adam_m." + i);

@@ -12,8 +12,8 @@ import java.util.List;
  * BpeTrainer} on the corpus' train split. Lossless on any UTF-8 (all 256 bytes are tokens).
  *
  * <p>Special tokens take ids 0..3: {@link #END_OF_TEXT} separates documents and is the bos/eos of
- * the raw-text models; {@link #USER}, {@link #ASSISTANT} and {@link #END} frame the aligned
- * model's instruction template (see {@link Instructions}).
+ * the raw-text models; {@link #USER}, {@link #ASSISTANT} and {@link #END} frame the aligned model's
+ * instruction template (see {@link Instructions}).
  */
 public final class ZooTokenizer {
   public static final String END_OF_TEXT = "<|endoftext|>";

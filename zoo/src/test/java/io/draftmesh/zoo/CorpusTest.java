@@ -33,7 +33,9 @@ class CorpusTest {
                     + "And the earth was without form, and void; and darkness was upon the face of"
                     + " the deep. And the Spirit of God moved upon the face of the waters."),
             new Corpus.Doc(
-                "kjv", "1 Samuel 2", "And Hannah prayed, and said,\nMy heart rejoiceth in the LORD."));
+                "kjv",
+                "1 Samuel 2",
+                "And Hannah prayed, and said,\nMy heart rejoiceth in the LORD."));
   }
 
   @Test
@@ -93,16 +95,19 @@ class CorpusTest {
   void duplicatesAreDropped() throws Exception {
     Corpus.Doc d = new Corpus.Doc("fortunes", "x/0", "Same text.");
     Corpus c =
-        Corpus.write(dir.resolve("dup"), List.of(d, new Corpus.Doc("fortunes", "y/0", "Same text.")));
+        Corpus.write(
+            dir.resolve("dup"), List.of(d, new Corpus.Doc("fortunes", "y/0", "Same text.")));
     assertThat(c.train().size() + c.valid().size()).isEqualTo(1);
   }
 
   @Test
   void unitsAreVersesAndPlainProseFortunes() {
-    assertThat(Corpus.units(new Corpus.Doc("kjv", "G 1", "a b\nc d"))).containsExactly("a b", "c d");
+    assertThat(Corpus.units(new Corpus.Doc("kjv", "G 1", "a b\nc d")))
+        .containsExactly("a b", "c d");
     assertThat(Corpus.units(new Corpus.Doc("fortunes", "f/0", "Plain words\nwrapped here.")))
         .hasSize(1);
     assertThat(Corpus.units(new Corpus.Doc("fortunes", "f/1", "Quote.\n\t\t-- Someone"))).isEmpty();
-    assertThat(Corpus.units(new Corpus.Doc("fortunes", "f/2", "/--\\ |__| \\__/ ++ ** ##"))).isEmpty();
+    assertThat(Corpus.units(new Corpus.Doc("fortunes", "f/2", "/--\\ |__| \\__/ ++ ** ##")))
+        .isEmpty();
   }
 }

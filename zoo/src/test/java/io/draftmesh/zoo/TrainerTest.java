@@ -51,8 +51,27 @@ class TrainerTest {
 
   static TrainConfig tiny(int steps, int evalEvery, double instructMix) {
     return new TrainConfig(
-        "tiny", 32, 1, 2, 2, 64, 32, 384, 8, steps, 1e-2, 0.1, 5, 0.01, 1.0, 7, evalEvery, 16, 1000,
-        null, instructMix);
+        "tiny",
+        32,
+        1,
+        2,
+        2,
+        64,
+        32,
+        384,
+        8,
+        steps,
+        1e-2,
+        0.1,
+        5,
+        0.01,
+        1.0,
+        7,
+        evalEvery,
+        16,
+        1000,
+        null,
+        instructMix);
   }
 
   private static PrintStream quiet() {
@@ -63,7 +82,8 @@ class TrainerTest {
   void reducesLossOnTinyCorpusWithFlatMemoryAndWritesTheModel() throws Exception {
     Path out = dir.resolve("out");
     Trainer t =
-        new Trainer(tiny(60, 30, 0), data, out, dir.resolve("work"), quiet(), "./draftmesh train x");
+        new Trainer(
+            tiny(60, 30, 0), data, out, dir.resolve("work"), quiet(), "./draftmesh train x");
     Trainer.Result r = t.run();
 
     double first = r.trainCurve().get(0).value();
@@ -144,7 +164,8 @@ class TrainerTest {
 
   private static float[] logits(LlamaModel model, NDManager manager, long[] tokens) {
     try (NDManager m = manager.newSubManager();
-        GradMode off = GradMode.disabled()) {
+        GradMode noGrad = GradMode.disabled()) {
+      noGrad.suppressNotUsedWarning();
       NDArray x = m.create(tokens, new Shape(2, 32));
       return model.forwardFull(x).toFloatArray();
     }
@@ -197,7 +218,8 @@ class TrainerTest {
       if (batch.weights()[i] > 0) {
         trained++;
         // A reply token is never a user/assistant marker and never predicts one.
-        assertThat(batch.targets()[i]).isNotIn((long) ZooTokenizer.USER_ID, (long) ZooTokenizer.ASSISTANT_ID);
+        assertThat(batch.targets()[i])
+            .isNotIn((long) ZooTokenizer.USER_ID, (long) ZooTokenizer.ASSISTANT_ID);
       }
       if (batch.targets()[i] == ZooTokenizer.END_ID) {
         assertThat(batch.weights()[i]).isEqualTo(1f);

@@ -1,0 +1,181 @@
+package io.draftmesh.gateway;
+
+import com.google.gson.JsonNull;
+import com.google.gson.JsonObject;
+import io.grpc.Metadata;
+import io.grpc.Status;
+import io.grpc.StatusException;
+import io.grpc.StatusRuntimeException;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The one place failures become statuses, and statuses become OpenAI-shaped HTTP errors.
+ *
+ * <p>Everything the gateway refuses is a gRPC {@link Status} with a description that names the
+ * field, its value and what was expected (as the router's are); {@link #toHttp} maps it for the
+ * HTTP API. A failure that is no status is a bug: logged here with its cause and sent as INTERNAL
+ * with a generic description, so no stack trace reaches a client.
+ *
+ * <table>
+ *   <caption>gRPC status to HTTP</caption>
+ *   <tr><th>status</th><th>HTTP</th><th>type</th><th>code</th></tr>
+ *   <tr><td>INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION</td><td>400</td>
+ *       <td>invalid_request_error</td><td>invalid_value (null for FAILED_PRECONDITION)</td></tr>
+ *   <tr><td>UNAUTHENTICATED</td><td>401</td><td>invalid_request_error</td>
+ *       <td>invalid_api_key</td></tr>
+ *   <tr><td>PERMISSION_DENIED</td><td>403</td><td>invalid_request_error</td><td>null</td></tr>
+ *   <tr><td>NOT_FOUND</td><td>404</td><td>invalid_request_error</td>
+ *       <td>model_not_found</td></tr>
+ *   <tr><td>RESOURCE_EXHAUSTED</td><td>429</td><td>requests or tokens</td>
+ *       <td>rate_limit_exceeded</td></tr>
+ *   <tr><td>UNAVAILABLE</td><td>503</td><td>server_error</td><td>service_unavailable</td></tr>
+ *   <tr><td>DEADLINE_EXCEEDED</td><td>504</td><td>server_error</td><td>timeout</td></tr>
+ *   <tr><td>UNIMPLEMENTED</td><td>501</td><td>invalid_request_error</td><td>null</td></tr>
+ *   <tr><td>anything else</td><td>500</td><td>server_error</td><td>null</td></tr>
+ * </table>
+ */
+final class Errors {
+  private static final Logger log = LoggerFactory.getLogger(Errors.class);
+
+  /** Trailer naming the limit a RESOURCE_EXHAUSTED from the gateway hit: requests or tokens. */
+  static final Metadata.Key<String> LIMIT_KEY =
+      Metadata.Key.of("draftmesh-limit", Metadata.ASCII_STRING_MARSHALLER);
+
+  /** Trailer with the seconds after which a rate-limited call may succeed. */
+  static final Metadata.Key<String> RETRY_AFTER_KEY =
+      Metadata.Key.of("retry-after", Metadata.ASCII_STRING_MARSHALLER);
+
+  /** "field.path: value ..." or "field.path[3]: ..." at the start of a description. */
+  private static final Pattern FIELD = Pattern.compile("^([a-z_][a-z0-9_.\\[\\]]*): ");
+
+  private Errors() {}
+
+  static StatusRuntimeException invalid(String description) {
+    return Status.INVALID_ARGUMENT.withDescription(description).asRuntimeException();
+  }
+
+  static StatusRuntimeException unauthenticated(String description) {
+    return Status.UNAUTHENTICATED.withDescription(description).asRuntimeException();
+  }
+
+  /** A per-key limit: {@code limit} is "requests" or "tokens". */
+  static StatusRuntimeException limited(String limit, long retryAfterSeconds, String description) {
+    Metadata trailers = new Metadata();
+    trailers.put(LIMIT_KEY, limit);
+    trailers.put(RETRY_AFTER_KEY, Long.toString(Math.max(1, retryAfterSeconds)));
+    return Status.RESOURCE_EXHAUSTED.withDescription(description).asRuntimeException(trailers);
+  }
+
+  /** Any throwable (unwrapping future wrappers) as the status a client should see. */
+  static StatusRuntimeException toStatus(Throwable t) {
+    Throwable e = t;
+    while ((e instanceof CompletionException || e instanceof ExecutionException)
+        && e.getCause() != null) {
+      e = e.getCause();
+    }
+    if (e instanceof StatusRuntimeException sre) {
+      // Keep code, description and trailers; drop the cause so it never crosses the wire.
+      return sre.getStatus().withCause(null).asRuntimeException(sre.getTrailers());
+    }
+    if (e instanceof StatusException se) {
+      return se.getStatus().withCause(null).asRuntimeException(se.getTrailers());
+    }
+    log.error("unexpected failure", e);
+    return Status.INTERNAL.withDescription("internal error in the gateway").asRuntimeException();
+  }
+
+  /**
+   * An error as the HTTP API sends it.
+   *
+   * @param status the HTTP status
+   * @param retryAfter seconds for a {@code Retry-After} header, or 0 for none
+   */
+  record HttpError(
+      int status, String message, String type, String param, String code, long retryAfter) {
+
+    /** {@code {"error": {"message", "type", "param", "code"}}}. */
+    JsonObject toJson() {
+      JsonObject error = new JsonObject();
+      error.addProperty("message", message);
+      error.addProperty("type", type);
+      error.add(
+          "param", param == null ? JsonNull.INSTANCE : new com.google.gson.JsonPrimitive(param));
+      error.add("code", code == null ? JsonNull.INSTANCE : new com.google.gson.JsonPrimitive(code));
+      JsonObject root = new JsonObject();
+      root.add("error", error);
+      return root;
+    }
+  }
+
+  /** A request body over the limit (HTTP only: gRPC enforces its own max message size). */
+  static HttpError tooLarge(long bytes, int limit) {
+    return new HttpError(
+        413,
+        "body: "
+            + (bytes < 0 ? "more than " + limit : Long.toString(bytes))
+            + " bytes (expected: at most "
+            + limit
+            + ")",
+        "invalid_request_error",
+        null,
+        "request_too_large",
+        0);
+  }
+
+  /** A path or method the HTTP API does not serve. */
+  static HttpError noRoute(String method, String path) {
+    return new HttpError(
+        404,
+        "Unknown request URL: " + method + " " + path + ".",
+        "invalid_request_error",
+        null,
+        "unknown_url",
+        0);
+  }
+
+  /** The HTTP error for {@code t}: see the class comment. */
+  static HttpError toHttp(Throwable t) {
+    StatusRuntimeException sre = toStatus(t);
+    Status s = sre.getStatus();
+    String message = s.getDescription() != null ? s.getDescription() : s.getCode().toString();
+    Metadata trailers = sre.getTrailers();
+    String param = null;
+    Matcher m = FIELD.matcher(message);
+    if (m.find()) {
+      param = m.group(1);
+    }
+    return switch (s.getCode()) {
+      case INVALID_ARGUMENT, OUT_OF_RANGE ->
+          new HttpError(400, message, "invalid_request_error", param, "invalid_value", 0);
+      case FAILED_PRECONDITION ->
+          new HttpError(400, message, "invalid_request_error", param, null, 0);
+      case UNAUTHENTICATED ->
+          new HttpError(401, message, "invalid_request_error", null, "invalid_api_key", 0);
+      case PERMISSION_DENIED -> new HttpError(403, message, "invalid_request_error", null, null, 0);
+      case NOT_FOUND ->
+          new HttpError(404, message, "invalid_request_error", param, "model_not_found", 0);
+      case RESOURCE_EXHAUSTED -> {
+        String limit = trailers == null ? null : trailers.get(LIMIT_KEY);
+        String retry = trailers == null ? null : trailers.get(RETRY_AFTER_KEY);
+        yield new HttpError(
+            429,
+            message,
+            limit == null ? "requests" : limit,
+            null,
+            "rate_limit_exceeded",
+            retry == null ? 1 : Long.parseLong(retry));
+      }
+      case UNAVAILABLE ->
+          new HttpError(503, message, "server_error", null, "service_unavailable", 1);
+      case DEADLINE_EXCEEDED -> new HttpError(504, message, "server_error", null, "timeout", 0);
+      case UNIMPLEMENTED -> new HttpError(501, message, "invalid_request_error", null, null, 0);
+      case CANCELLED -> new HttpError(499, message, "invalid_request_error", null, "cancelled", 0);
+      default -> new HttpError(500, message, "server_error", null, null, 0);
+    };
+  }
+}

@@ -1,0 +1,545 @@
+package io.draftmesh.gateway;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Everything the gateway process is configured with, from flags and environment variables (a flag
+ * wins over its variable, a variable over the default). Validated on construction; every message
+ * names the flag, the value and what was expected.
+ *
+ * <p>API keys are never taken from a flag (a command line is visible to every local user): {@code
+ * DRAFTMESH_API_KEYS=key1,key2} and/or {@code --api-keys-file PATH} (one key per line, {@code #}
+ * comments). {@link #toString()} does not print them.
+ *
+ * @param host the address both servers bind, e.g. {@code 0.0.0.0} or {@code 127.0.0.1}
+ * @param grpcPort the public gRPC port; 0 picks a free one
+ * @param httpPort the OpenAI-compatible HTTP and playground port; 0 picks a free one
+ * @param router the router's gRPC target: {@code host:port} or a URI such as {@code
+ *     dns:///router:50051}
+ * @param models the public models; empty means one model, {@code default}, on the router's default
+ *     pools
+ * @param apiKeys accepted bearer keys
+ * @param allowAnonymous serve without keys (refused unless no key is configured)
+ * @param maxConcurrentPerKey streams one key may have running at once
+ * @param tokensPerMinutePerKey completion tokens one key may receive per minute; 0 = unlimited
+ * @param tokenBurst the token bucket's capacity (the most tokens one key may use at once)
+ * @param maxBodyBytes the largest HTTP request body
+ * @param maxTokensLimit the largest {@code max_tokens} a request may ask for
+ * @param upstreamTimeout the deadline of every router call (a shorter client deadline wins)
+ * @param sseHeartbeat how often an idle SSE stream gets a comment line (which also detects a client
+ *     that went away while the router was thinking)
+ * @param httpThreads threads serving HTTP requests (each open stream holds one)
+ * @param drainGrace how long shutdown waits for running requests before cancelling them
+ */
+public record GatewayConfig(
+    String host,
+    int grpcPort,
+    int httpPort,
+    String router,
+    List<ModelSpec> models,
+    List<String> apiKeys,
+    boolean allowAnonymous,
+    int maxConcurrentPerKey,
+    int tokensPerMinutePerKey,
+    int tokenBurst,
+    int maxBodyBytes,
+    int maxTokensLimit,
+    Duration upstreamTimeout,
+    Duration sseHeartbeat,
+    int httpThreads,
+    Duration drainGrace) {
+
+  /** The id of the model served when none is configured. */
+  public static final String DEFAULT_MODEL = "default";
+
+  /** Environment variable with comma-separated API keys. */
+  public static final String API_KEYS_ENV = "DRAFTMESH_API_KEYS";
+
+  /**
+   * One public model.
+   *
+   * @param id what clients name ({@code model} in OpenAI requests, {@code target} over gRPC)
+   * @param target the router's target pool or model id; empty = the router's default
+   * @param draft the router's draft pool or model id; empty = the router's default
+   * @param dir the checkpoint directory, read for {@code tokenizer_config.json}; null if unknown
+   * @param chatFormat forces a chat format; null = from the checkpoint's chat template
+   */
+  public record ModelSpec(String id, String target, String draft, Path dir, ChatFormat chatFormat) {
+    public ModelSpec {
+      if (id == null || !id.matches("[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")) {
+        throw new ConfigException(
+            "--model: id " + id + " (expected: letters, digits, '.', '_', ':', '/', '-')");
+      }
+      target = target == null ? "" : target;
+      draft = draft == null ? "" : draft;
+    }
+
+    /**
+     * Parses {@code id=NAME[,target=POOL][,draft=POOL][,dir=PATH][,chat=FORMAT]}, or a bare {@code
+     * NAME} (served by the router pool or model id of that name).
+     */
+    static ModelSpec parse(String spec) {
+      if (!spec.contains("=")) {
+        return new ModelSpec(spec.trim(), spec.trim(), "", null, null);
+      }
+      Map<String, String> kv = new LinkedHashMap<>();
+      for (String part : spec.split(",")) {
+        int eq = part.indexOf('=');
+        if (eq <= 0) {
+          throw new ConfigException(
+              "--model: " + spec + " (expected: id=NAME[,target=POOL][,draft=POOL][,dir=PATH])");
+        }
+        String key = part.substring(0, eq).trim();
+        if (!Set.of("id", "target", "draft", "dir", "chat").contains(key)) {
+          throw new ConfigException(
+              "--model: key " + key + " in " + spec + " (expected: id, target, draft, dir, chat)");
+        }
+        kv.put(key, part.substring(eq + 1).trim());
+      }
+      String id = kv.get("id");
+      if (id == null) {
+        throw new ConfigException("--model: " + spec + " has no id (expected: id=NAME,...)");
+      }
+      Path dir = kv.containsKey("dir") ? Path.of(kv.get("dir")) : null;
+      if (dir != null && !Files.isDirectory(dir)) {
+        throw new ConfigException(
+            "--model: dir " + dir + " of model " + id + " (expected: a checkpoint directory)");
+      }
+      ChatFormat chat = kv.containsKey("chat") ? ChatFormat.parse(kv.get("chat")) : null;
+      return new ModelSpec(id, kv.getOrDefault("target", id), kv.get("draft"), dir, chat);
+    }
+  }
+
+  /** A flag or variable that is missing, malformed or out of range. */
+  public static final class ConfigException extends IllegalArgumentException {
+    private static final long serialVersionUID = 1L;
+
+    public ConfigException(String message) {
+      super(message);
+    }
+  }
+
+  private enum Flag {
+    HOST("host", "ADDR", "address to bind (default 0.0.0.0)"),
+    GRPC_PORT("grpc-port", "N", "public gRPC port, 0 = any free port (default 50050)"),
+    HTTP_PORT("http-port", "N", "HTTP (OpenAI API, playground) port, 0 = any (default 8080)"),
+    ROUTER("router", "ADDR", "router: host:port or dns:///name:port (default localhost:50051)"),
+    MODEL(
+        "model", "SPEC", "public model id=NAME[,target=P][,draft=P][,dir=D][,chat=F] (repeatable)"),
+    API_KEYS_FILE(
+        "api-keys-file", "PATH", "file of API keys, one per line (also DRAFTMESH_API_KEYS)"),
+    ALLOW_ANONYMOUS("allow-anonymous", "BOOL", "serve without API keys (default false)"),
+    MAX_CONCURRENT_PER_KEY("max-concurrent-per-key", "N", "streams per key at once (default 8)"),
+    TOKENS_PER_MINUTE("tokens-per-minute", "N", "completion tokens per key per minute, 0 = off"),
+    TOKEN_BURST("token-burst", "N", "token bucket capacity (default: tokens-per-minute)"),
+    MAX_BODY_BYTES("max-body-bytes", "N", "largest HTTP request body (default 1048576)"),
+    MAX_TOKENS_LIMIT(
+        "max-tokens-limit", "N", "largest max_tokens a request may ask (default 8192)"),
+    UPSTREAM_TIMEOUT_MS("upstream-timeout-ms", "MS", "deadline of a router call (default 300000)"),
+    SSE_HEARTBEAT_MS("sse-heartbeat-ms", "MS", "idle SSE keep-alive interval (default 10000)"),
+    HTTP_THREADS("http-threads", "N", "HTTP worker threads (default 64)"),
+    DRAIN_SECONDS(
+        "drain-seconds", "S", "grace period for running requests on shutdown (default 10)");
+
+    final String name;
+    final String arg;
+    final String help;
+
+    Flag(String name, String arg, String help) {
+      this.name = name;
+      this.arg = arg;
+      this.help = help;
+    }
+
+    String env() {
+      return this == MODEL ? "DRAFTMESH_GATEWAY_MODELS" : "DRAFTMESH_GATEWAY_" + name();
+    }
+
+    static Flag of(String name) {
+      for (Flag f : values()) {
+        if (f.name.equals(name)) {
+          return f;
+        }
+      }
+      return null;
+    }
+  }
+
+  public GatewayConfig {
+    if (host == null || host.isBlank()) {
+      throw new ConfigException("--host: empty (expected: an address such as 0.0.0.0)");
+    }
+    require(grpcPort >= 0 && grpcPort <= 65535, Flag.GRPC_PORT, grpcPort, "0..65535");
+    require(httpPort >= 0 && httpPort <= 65535, Flag.HTTP_PORT, httpPort, "0..65535");
+    if (grpcPort != 0 && grpcPort == httpPort) {
+      throw new ConfigException(
+          "--http-port: " + httpPort + " (expected: not the gRPC port " + grpcPort + ")");
+    }
+    if (router == null || router.isBlank()) {
+      throw new ConfigException("--router: empty (expected: host:port or dns:///name:port)");
+    }
+    models = List.copyOf(models);
+    Set<String> ids = new HashSet<>();
+    for (ModelSpec m : models) {
+      if (!ids.add(m.id())) {
+        throw new ConfigException("--model: id " + m.id() + " given twice (expected: unique ids)");
+      }
+    }
+    apiKeys = List.copyOf(apiKeys);
+    for (int i = 0; i < apiKeys.size(); i++) {
+      String k = apiKeys.get(i);
+      if (k.length() < 8 || !k.chars().allMatch(c -> c > 0x20 && c < 0x7f)) {
+        throw new ConfigException(
+            "API key #"
+                + (i + 1)
+                + ": "
+                + k.length()
+                + " characters (expected: at least 8 printable ASCII characters, no spaces)");
+      }
+    }
+    if (apiKeys.isEmpty() && !allowAnonymous) {
+      throw new ConfigException(
+          API_KEYS_ENV
+              + ": no API key configured (expected: "
+              + API_KEYS_ENV
+              + "=key1,key2 or --api-keys-file PATH; or --allow-anonymous true for a private"
+              + " development gateway)");
+    }
+    if (!apiKeys.isEmpty() && allowAnonymous) {
+      throw new ConfigException(
+          "--allow-anonymous: true with "
+              + apiKeys.size()
+              + " API keys configured (expected: one or the other)");
+    }
+    require(
+        maxConcurrentPerKey >= 1 && maxConcurrentPerKey <= 100_000,
+        Flag.MAX_CONCURRENT_PER_KEY,
+        maxConcurrentPerKey,
+        "1..100000");
+    require(tokensPerMinutePerKey >= 0, Flag.TOKENS_PER_MINUTE, tokensPerMinutePerKey, ">= 0");
+    require(tokenBurst >= 0, Flag.TOKEN_BURST, tokenBurst, ">= 0");
+    if (tokensPerMinutePerKey > 0 && tokenBurst == 0) {
+      tokenBurst = tokensPerMinutePerKey;
+    }
+    require(
+        maxBodyBytes >= 1024 && maxBodyBytes <= 64 << 20,
+        Flag.MAX_BODY_BYTES,
+        maxBodyBytes,
+        "1024..67108864");
+    require(
+        maxTokensLimit >= 1 && maxTokensLimit <= 1 << 20,
+        Flag.MAX_TOKENS_LIMIT,
+        maxTokensLimit,
+        "1..1048576");
+    positive(upstreamTimeout, Flag.UPSTREAM_TIMEOUT_MS);
+    positive(sseHeartbeat, Flag.SSE_HEARTBEAT_MS);
+    require(httpThreads >= 1 && httpThreads <= 10_000, Flag.HTTP_THREADS, httpThreads, "1..10000");
+    if (drainGrace == null || drainGrace.isNegative()) {
+      throw new ConfigException("--drain-seconds: " + drainGrace + " (expected: >= 0)");
+    }
+  }
+
+  /**
+   * A config with defaults for everything but the router and the keys: both servers on free ports
+   * of the loopback address, a drain grace of 1 s (for tests and embedding).
+   */
+  public static GatewayConfig of(String router, List<String> apiKeys) {
+    return new GatewayConfig(
+        "127.0.0.1",
+        0,
+        0,
+        router,
+        List.of(),
+        apiKeys,
+        apiKeys.isEmpty(),
+        8,
+        0,
+        0,
+        1 << 20,
+        8192,
+        Duration.ofMinutes(5),
+        Duration.ofSeconds(10),
+        64,
+        Duration.ofSeconds(1));
+  }
+
+  /** This config serving {@code specs}. */
+  public GatewayConfig withModels(List<ModelSpec> specs) {
+    return new GatewayConfig(
+        host,
+        grpcPort,
+        httpPort,
+        router,
+        specs,
+        apiKeys,
+        allowAnonymous,
+        maxConcurrentPerKey,
+        tokensPerMinutePerKey,
+        tokenBurst,
+        maxBodyBytes,
+        maxTokensLimit,
+        upstreamTimeout,
+        sseHeartbeat,
+        httpThreads,
+        drainGrace);
+  }
+
+  /** This config with other per-key limits. */
+  public GatewayConfig withLimits(int concurrentPerKey, int tokensPerMinute, int burst) {
+    return new GatewayConfig(
+        host,
+        grpcPort,
+        httpPort,
+        router,
+        models,
+        apiKeys,
+        allowAnonymous,
+        concurrentPerKey,
+        tokensPerMinute,
+        burst,
+        maxBodyBytes,
+        maxTokensLimit,
+        upstreamTimeout,
+        sseHeartbeat,
+        httpThreads,
+        drainGrace);
+  }
+
+  /** This config with another body limit. */
+  public GatewayConfig withMaxBodyBytes(int bytes) {
+    return new GatewayConfig(
+        host,
+        grpcPort,
+        httpPort,
+        router,
+        models,
+        apiKeys,
+        allowAnonymous,
+        maxConcurrentPerKey,
+        tokensPerMinutePerKey,
+        tokenBurst,
+        bytes,
+        maxTokensLimit,
+        upstreamTimeout,
+        sseHeartbeat,
+        httpThreads,
+        drainGrace);
+  }
+
+  /** The configured models, or the one default model when none is. */
+  public List<ModelSpec> servedModels() {
+    return models.isEmpty() ? List.of(new ModelSpec(DEFAULT_MODEL, "", "", null, null)) : models;
+  }
+
+  @Override
+  public String toString() {
+    return "GatewayConfig[host="
+        + host
+        + ", grpcPort="
+        + grpcPort
+        + ", httpPort="
+        + httpPort
+        + ", router="
+        + router
+        + ", models="
+        + models
+        + ", apiKeys="
+        + apiKeys.size()
+        + " (not shown), allowAnonymous="
+        + allowAnonymous
+        + ", maxConcurrentPerKey="
+        + maxConcurrentPerKey
+        + ", tokensPerMinutePerKey="
+        + tokensPerMinutePerKey
+        + ", tokenBurst="
+        + tokenBurst
+        + ", maxBodyBytes="
+        + maxBodyBytes
+        + ", maxTokensLimit="
+        + maxTokensLimit
+        + ", upstreamTimeout="
+        + upstreamTimeout
+        + ", sseHeartbeat="
+        + sseHeartbeat
+        + ", httpThreads="
+        + httpThreads
+        + ", drainGrace="
+        + drainGrace
+        + "]";
+  }
+
+  /** Parses {@code args} over {@code env}. */
+  public static GatewayConfig parse(String[] args, Map<String, String> env) {
+    Map<Flag, String> values = new LinkedHashMap<>();
+    Map<Flag, String> origins = new LinkedHashMap<>();
+    List<String> modelArgs = new ArrayList<>();
+    for (Flag f : Flag.values()) {
+      String v = env.get(f.env());
+      if (v != null && !v.isBlank()) {
+        if (f == Flag.MODEL) {
+          for (String m : v.split(";")) {
+            if (!m.isBlank()) {
+              modelArgs.add(m.trim());
+            }
+          }
+        } else {
+          values.put(f, v.trim());
+          origins.put(f, f.env());
+        }
+      }
+    }
+    boolean modelFlags = false;
+    for (int i = 0; i < args.length; i++) {
+      String a = args[i];
+      if (!a.startsWith("--")) {
+        throw new ConfigException(a + ": unexpected argument (expected: --flag value)");
+      }
+      String name = a.substring(2);
+      String value = null;
+      int eq = name.indexOf('=');
+      if (eq >= 0) {
+        value = name.substring(eq + 1);
+        name = name.substring(0, eq);
+      }
+      Flag f = Flag.of(name);
+      if (f == null) {
+        throw new ConfigException(
+            "--" + name + ": unknown flag (expected one of: " + names() + ")");
+      }
+      if (value == null) {
+        if (i + 1 >= args.length) {
+          throw new ConfigException("--" + name + ": missing value (expected: " + f.arg + ")");
+        }
+        value = args[++i];
+      }
+      if (f == Flag.MODEL) {
+        if (!modelFlags) {
+          modelArgs.clear(); // flags replace the variable's list
+          modelFlags = true;
+        }
+        modelArgs.add(value.trim());
+      } else {
+        values.put(f, value.trim());
+        origins.put(f, "--" + f.name);
+      }
+    }
+    List<ModelSpec> models = new ArrayList<>();
+    for (String m : modelArgs) {
+      models.add(ModelSpec.parse(m));
+    }
+    List<String> keys = new ArrayList<>();
+    String envKeys = env.get(API_KEYS_ENV);
+    if (envKeys != null) {
+      for (String k : envKeys.split(",")) {
+        if (!k.isBlank()) {
+          keys.add(k.trim());
+        }
+      }
+    }
+    String file = values.get(Flag.API_KEYS_FILE);
+    if (file != null) {
+      keys.addAll(readKeys(Path.of(file), origins.get(Flag.API_KEYS_FILE)));
+    }
+    String anon = values.getOrDefault(Flag.ALLOW_ANONYMOUS, "false");
+    if (!anon.equals("true") && !anon.equals("false")) {
+      throw new ConfigException(
+          origins.get(Flag.ALLOW_ANONYMOUS) + ": " + anon + " (expected: true or false)");
+    }
+    int tpm = intOf(values, origins, Flag.TOKENS_PER_MINUTE, 0);
+    return new GatewayConfig(
+        values.getOrDefault(Flag.HOST, "0.0.0.0"),
+        intOf(values, origins, Flag.GRPC_PORT, 50050),
+        intOf(values, origins, Flag.HTTP_PORT, 8080),
+        values.getOrDefault(Flag.ROUTER, "localhost:50051"),
+        models,
+        keys,
+        Boolean.parseBoolean(anon),
+        intOf(values, origins, Flag.MAX_CONCURRENT_PER_KEY, 8),
+        tpm,
+        intOf(values, origins, Flag.TOKEN_BURST, tpm),
+        intOf(values, origins, Flag.MAX_BODY_BYTES, 1 << 20),
+        intOf(values, origins, Flag.MAX_TOKENS_LIMIT, 8192),
+        Duration.ofMillis(intOf(values, origins, Flag.UPSTREAM_TIMEOUT_MS, 300_000)),
+        Duration.ofMillis(intOf(values, origins, Flag.SSE_HEARTBEAT_MS, 10_000)),
+        intOf(values, origins, Flag.HTTP_THREADS, 64),
+        Duration.ofSeconds(intOf(values, origins, Flag.DRAIN_SECONDS, 10)));
+  }
+
+  private static List<String> readKeys(Path file, String origin) {
+    List<String> keys = new ArrayList<>();
+    try {
+      for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+        String k = line.strip();
+        if (!k.isEmpty() && !k.startsWith("#")) {
+          keys.add(k);
+        }
+      }
+    } catch (IOException e) {
+      throw new ConfigException(
+          origin + ": " + file + " (expected: a readable file of API keys; " + e + ")");
+    }
+    return keys;
+  }
+
+  /** The flag table, for {@code --help}. */
+  public static String usage() {
+    StringBuilder sb = new StringBuilder("flags (each also read from its environment variable):\n");
+    for (Flag f : Flag.values()) {
+      String left = "  --" + f.name + " " + f.arg;
+      sb.append(String.format(Locale.ROOT, "%-32s %-42s %s%n", left, f.env(), f.help));
+    }
+    sb.append(
+        String.format(
+            Locale.ROOT,
+            "%-32s %-42s %s%n",
+            "  (no flag)",
+            API_KEYS_ENV,
+            "API keys, comma-separated"));
+    return sb.toString();
+  }
+
+  private static String names() {
+    StringBuilder sb = new StringBuilder();
+    for (Flag f : Flag.values()) {
+      sb.append(sb.length() == 0 ? "--" : ", --").append(f.name);
+    }
+    return sb.toString();
+  }
+
+  private static int intOf(
+      Map<Flag, String> values, Map<Flag, String> origins, Flag f, int fallback) {
+    String v = values.get(f);
+    if (v == null) {
+      return fallback;
+    }
+    try {
+      return Integer.parseInt(v.trim());
+    } catch (NumberFormatException e) {
+      throw new ConfigException(origins.get(f) + ": " + v + " (expected: an integer)");
+    }
+  }
+
+  private static void positive(Duration d, Flag f) {
+    if (d == null || d.isNegative() || d.isZero()) {
+      throw new ConfigException(
+          "--" + f.name + ": " + (d == null ? null : d.toMillis()) + " (expected: > 0)");
+    }
+  }
+
+  private static void require(boolean ok, Flag f, long value, String expected) {
+    if (!ok) {
+      throw new ConfigException("--" + f.name + ": " + value + " (expected: " + expected + ")");
+    }
+  }
+}

@@ -1,0 +1,229 @@
+package io.draftmesh.gateway;
+
+import com.sun.net.httpserver.HttpServer;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Server;
+import io.grpc.ServerBuilder;
+import io.grpc.ServerInterceptors;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.opentelemetry.api.OpenTelemetry;
+import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The gateway's lifecycle: the public gRPC server (Generation behind API-key auth, health,
+ * reflection, tracing), the HTTP server (OpenAI-compatible API and playground), and the channel to
+ * the router.
+ *
+ * <p>Health is SERVING once both servers are bound: the gateway holds no model, and an unreachable
+ * router is a per-request UNAVAILABLE (HTTP 503), not a gateway fault. {@link #close()} turns
+ * health NOT_SERVING, stops accepting, gives running requests the drain grace, then cancels them
+ * (which cancels their router calls) and closes the channel.
+ *
+ * <p>Takes the gRPC {@link ServerBuilder} and the HTTP address, so tests bind port 0 (or run gRPC
+ * in-process); {@link #create} builds the production servers from a config.
+ */
+public final class GatewayServer implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(GatewayServer.class);
+
+  /** The service name health is reported under, besides the overall "" service. */
+  public static final String SERVICE_NAME = "draftmesh.v1.Generation";
+
+  /** The ports the servers are bound to (gRPC -1 for an in-process server). */
+  public record Ports(int grpc, int http) {}
+
+  private final GatewayConfig config;
+  private final Server grpc;
+  private final HttpServer http;
+  private final ManagedChannel routerChannel;
+  private final HealthStatusManager health = new HealthStatusManager();
+  private final ExecutorService httpExecutor;
+  private final ScheduledExecutorService scheduler;
+  private final Object lifecycle = new Object();
+  private boolean started; // guarded by lifecycle
+  private boolean closed; // guarded by lifecycle
+
+  /**
+   * @param grpcBuilder the public gRPC server (port from the builder; the config's is ignored)
+   * @param httpAddress where HTTP binds (port 0 picks one)
+   * @param routerChannel the channel to the router; closed with the gateway
+   */
+  public GatewayServer(
+      ServerBuilder<?> grpcBuilder,
+      InetSocketAddress httpAddress,
+      ManagedChannel routerChannel,
+      GatewayConfig config,
+      OpenTelemetry otel)
+      throws IOException {
+    this.config = config;
+    this.routerChannel = routerChannel;
+    Catalog catalog = new Catalog(config.servedModels(), System.currentTimeMillis() / 1000);
+    ApiKeys keys = new ApiKeys(config.apiKeys());
+    KeyLimits limits = KeyLimits.of(config);
+    RouterClient router =
+        new RouterClient(routerChannel, config.upstreamTimeout(), catalog, config.maxTokensLimit());
+    health.setStatus("", ServingStatus.NOT_SERVING);
+    health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
+    this.grpc =
+        grpcBuilder
+            .addService(
+                ServerInterceptors.intercept(
+                    new GenerationService(router, limits, catalog), new AuthInterceptor(keys)))
+            .addService(health.getHealthService())
+            .addService(ProtoReflectionServiceV1.newInstance())
+            .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
+            .build();
+    this.scheduler = new ScheduledThreadPoolExecutor(1, daemonThreads("gateway-sse-heartbeat-"));
+    // Unbounded queue: the executor never rejects (the JDK server would drop the connection);
+    // per-key limits and the router's own bound keep the work finite.
+    this.httpExecutor =
+        new ThreadPoolExecutor(
+            config.httpThreads(),
+            config.httpThreads(),
+            60,
+            TimeUnit.SECONDS,
+            new LinkedBlockingQueue<>(),
+            daemonThreads("gateway-http-"));
+    ((ThreadPoolExecutor) httpExecutor).allowCoreThreadTimeOut(true);
+    this.http = HttpServer.create(httpAddress, 128);
+    http.createContext("/", new HttpApi(config, keys, limits, catalog, router, scheduler));
+    http.setExecutor(httpExecutor);
+  }
+
+  /** A gateway for {@code config}: Netty gRPC and HTTP on the configured host and ports. */
+  public static GatewayServer create(GatewayConfig config, OpenTelemetry otel) throws IOException {
+    ServerBuilder<?> grpc =
+        Grpc.newServerBuilderForPort(config.grpcPort(), InsecureServerCredentials.create());
+    if (!config.host().equals("0.0.0.0")) {
+      grpc =
+          io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder.forAddress(
+              new InetSocketAddress(config.host(), config.grpcPort()),
+              InsecureServerCredentials.create());
+    }
+    return new GatewayServer(
+        grpc,
+        new InetSocketAddress(config.host(), config.httpPort()),
+        routerChannel(config.router(), otel),
+        config,
+        otel);
+  }
+
+  /**
+   * A plaintext channel to the router: a target with a scheme (e.g. {@code dns:///router:50051})
+   * balances round-robin over every address it resolves to.
+   */
+  static ManagedChannel routerChannel(String target, OpenTelemetry otel) {
+    ManagedChannelBuilder<?> b =
+        Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
+            .intercept(GrpcTelemetry.create(otel).createClientInterceptor());
+    if (target.contains("://")) {
+      b.defaultLoadBalancingPolicy("round_robin");
+    }
+    return b.build();
+  }
+
+  /** Binds both servers; health turns SERVING. */
+  public Ports start() throws IOException {
+    synchronized (lifecycle) {
+      if (started) {
+        throw new IllegalStateException("already started");
+      }
+      started = true;
+      grpc.start();
+      http.start();
+      health.setStatus("", ServingStatus.SERVING);
+      health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
+    }
+    Ports p = ports();
+    log.info(
+        "gateway: gRPC on port {}, HTTP on port {} (playground http://localhost:{}/), router {},"
+            + " models {}, {}",
+        p.grpc(),
+        p.http(),
+        p.http(),
+        config.router(),
+        config.servedModels().stream().map(GatewayConfig.ModelSpec::id).toList(),
+        config.apiKeys().isEmpty()
+            ? "NO API KEYS (anonymous access)"
+            : config.apiKeys().size() + " API keys");
+    return p;
+  }
+
+  /** The bound ports. */
+  public Ports ports() {
+    return new Ports(grpc.getPort(), http.getAddress().getPort());
+  }
+
+  public GatewayConfig config() {
+    return config;
+  }
+
+  /** Blocks until the gRPC server has terminated (after {@link #close()}, from another thread). */
+  public void awaitTermination() throws InterruptedException {
+    grpc.awaitTermination();
+  }
+
+  /** Drains and stops: see the class comment. Idempotent. */
+  @Override
+  public void close() {
+    synchronized (lifecycle) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+    }
+    health.enterTerminalState();
+    grpc.shutdown();
+    long graceMs = config.drainGrace().toMillis();
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(graceMs);
+    // HttpServer.stop waits up to the delay for exchanges to finish, then closes every connection
+    // (a stream whose write then fails cancels its router call).
+    http.stop(
+        (int) Math.max(0, Math.min(Integer.MAX_VALUE, TimeUnit.MILLISECONDS.toSeconds(graceMs))));
+    try {
+      long left = Math.max(0, deadline - System.nanoTime());
+      if (!grpc.awaitTermination(left, TimeUnit.NANOSECONDS)) {
+        grpc.shutdownNow();
+        grpc.awaitTermination(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      grpc.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+    routerChannel.shutdownNow(); // cancels router calls still open (HTTP streams cut by stop)
+    httpExecutor.shutdownNow();
+    scheduler.shutdownNow();
+    try {
+      routerChannel.awaitTermination(5, TimeUnit.SECONDS);
+      httpExecutor.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private static ThreadFactory daemonThreads(String prefix) {
+    AtomicInteger n = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, prefix + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+}

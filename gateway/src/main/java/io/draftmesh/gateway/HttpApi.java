@@ -1,0 +1,441 @@
+package io.draftmesh.gateway;
+
+import com.google.gson.Gson;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.Strictness;
+import com.google.gson.stream.JsonReader;
+import com.google.gson.stream.JsonToken;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpHandler;
+import io.draftmesh.proto.v1.GenerateChunk;
+import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.Usage;
+import io.grpc.Context;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.concurrent.ScheduledExecutorService;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The HTTP surface: the OpenAI-compatible API under {@code /v1} and the playground at {@code /}.
+ *
+ * <table>
+ *   <caption>routes</caption>
+ *   <tr><td>POST /v1/completions</td><td>text completion, SSE with {@code stream: true}</td></tr>
+ *   <tr><td>POST /v1/chat/completions</td><td>chat completion, SSE with {@code stream:
+ *       true}</td></tr>
+ *   <tr><td>GET /v1/models, /v1/models/{id}</td><td>the catalog</td></tr>
+ *   <tr><td>GET /healthz</td><td>liveness, no key needed</td></tr>
+ *   <tr><td>GET /, /app.js, /style.css</td><td>the playground, no key needed (it asks for
+ *       one)</td></tr>
+ * </table>
+ *
+ * <p>Each request runs on one thread of the server's executor, which calls the router with the
+ * blocking stub inside a {@link Context.CancellableContext}: the router call ends with the request
+ * in every way (completion, error, client disconnect noticed by {@link Sse}).
+ */
+final class HttpApi implements HttpHandler {
+  private static final Logger log = LoggerFactory.getLogger(HttpApi.class);
+  private static final Gson GSON = new Gson();
+  private static final String CSP =
+      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+          + " connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+  private static final Map<String, String[]> STATIC =
+      Map.of(
+          "/", new String[] {"index.html", "text/html; charset=utf-8"},
+          "/index.html", new String[] {"index.html", "text/html; charset=utf-8"},
+          "/app.js", new String[] {"app.js", "text/javascript; charset=utf-8"},
+          "/style.css", new String[] {"style.css", "text/css; charset=utf-8"});
+
+  private final GatewayConfig config;
+  private final ApiKeys keys;
+  private final KeyLimits limits;
+  private final Catalog catalog;
+  private final RouterClient router;
+  private final ScheduledExecutorService scheduler;
+
+  HttpApi(
+      GatewayConfig config,
+      ApiKeys keys,
+      KeyLimits limits,
+      Catalog catalog,
+      RouterClient router,
+      ScheduledExecutorService scheduler) {
+    this.config = config;
+    this.keys = keys;
+    this.limits = limits;
+    this.catalog = catalog;
+    this.router = router;
+    this.scheduler = scheduler;
+  }
+
+  @Override
+  public void handle(HttpExchange ex) throws IOException {
+    try (ex) {
+      String method = ex.getRequestMethod();
+      String path = ex.getRequestURI().getPath();
+      ex.getResponseHeaders().set("X-Content-Type-Options", "nosniff");
+      try {
+        route(ex, method, path);
+      } catch (StatusRuntimeException e) {
+        sendError(ex, Errors.toHttp(e));
+      } catch (BodyTooLarge e) {
+        sendError(ex, Errors.tooLarge(e.bytes, config.maxBodyBytes()));
+      } catch (IOException e) {
+        log.debug("{} {}: client went away: {}", method, path, e.toString());
+      } catch (RuntimeException e) {
+        sendError(ex, Errors.toHttp(e));
+      }
+    }
+  }
+
+  private void route(HttpExchange ex, String method, String path) throws IOException {
+    String[] asset = STATIC.get(path);
+    if (asset != null) {
+      requireMethod(method, "GET", path);
+      serveAsset(ex, asset[0], asset[1]);
+      return;
+    }
+    switch (path) {
+      case "/healthz" -> {
+        requireMethod(method, "GET", path);
+        JsonObject ok = new JsonObject();
+        ok.addProperty("status", "ok");
+        sendJson(ex, 200, ok);
+      }
+      case "/v1/models" -> {
+        requireMethod(method, "GET", path);
+        keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
+        sendJson(ex, 200, OpenAiResponses.modelList(catalog));
+      }
+      case "/v1/completions" -> generate(ex, method, path, OpenAiRequests.Kind.COMPLETION);
+      case "/v1/chat/completions" -> generate(ex, method, path, OpenAiRequests.Kind.CHAT);
+      default -> {
+        if (path.startsWith("/v1/models/")) {
+          requireMethod(method, "GET", path);
+          keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
+          String id = path.substring("/v1/models/".length());
+          Catalog.Entry e = catalog.get(id);
+          if (e == null) {
+            throw Status.NOT_FOUND
+                .withDescription(
+                    "model: "
+                        + id
+                        + " (expected: one of "
+                        + catalog.entries().stream().map(c -> c.spec().id()).toList()
+                        + ")")
+                .asRuntimeException();
+          }
+          sendJson(ex, 200, OpenAiResponses.model(e, catalog.created()));
+        } else {
+          sendError(ex, Errors.noRoute(method, path));
+        }
+      }
+    }
+  }
+
+  private static void requireMethod(String method, String expected, String path) {
+    if (!method.equals(expected)) {
+      throw Status.UNIMPLEMENTED
+          .withDescription("method: " + method + " " + path + " (expected: " + expected + ")")
+          .asRuntimeException();
+    }
+  }
+
+  private void generate(HttpExchange ex, String method, String path, OpenAiRequests.Kind kind)
+      throws IOException {
+    requireMethod(method, "POST", path);
+    ApiKeys.Caller caller = keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
+    JsonObject body = readJsonObject(ex);
+    OpenAiRequests.Parsed p = OpenAiRequests.parse(kind, body, catalog, config.maxTokensLimit());
+    GenerateRequest request = router.prepare(p.request(), caller);
+    String id = (kind == OpenAiRequests.Kind.CHAT ? "chatcmpl-" : "cmpl-") + RouterClient.newId();
+    long created = System.currentTimeMillis() / 1000;
+    try (KeyLimits.Lease lease = limits.acquire(caller)) {
+      Context.CancellableContext upstream = Context.current().withCancellation();
+      Context previous = upstream.attach();
+      try {
+        Iterator<GenerateChunk> chunks = router.blocking().generate(request);
+        // The first chunk (or the router's refusal) decides the HTTP status.
+        GenerateChunk first = chunks.next();
+        lease.charge(first.getTokenIdsCount());
+        if (p.stream()) {
+          stream(ex, kind, p, id, created, first, chunks, lease, upstream);
+        } else {
+          collect(ex, kind, p, id, created, first, chunks, lease);
+        }
+      } finally {
+        upstream.detach(previous);
+        upstream.cancel(null); // no-op once the call completed
+      }
+    }
+  }
+
+  private void stream(
+      HttpExchange ex,
+      OpenAiRequests.Kind kind,
+      OpenAiRequests.Parsed p,
+      String id,
+      long created,
+      GenerateChunk first,
+      Iterator<GenerateChunk> rest,
+      KeyLimits.Lease lease,
+      Context.CancellableContext upstream)
+      throws IOException {
+    boolean chat = kind == OpenAiRequests.Kind.CHAT;
+    boolean usageField = p.includeUsage();
+    try (Sse sse = new Sse(ex, upstream, scheduler, config.sseHeartbeat())) {
+      if (chat) {
+        JsonObject delta = new JsonObject();
+        delta.addProperty("role", "assistant");
+        delta.addProperty("content", "");
+        if (!sse.event(
+            GSON.toJson(
+                OpenAiResponses.chatChunk(
+                    id, created, p.model(), delta, null, null, usageField)))) {
+          return;
+        }
+      }
+      GenerateChunk chunk = first;
+      while (true) {
+        String reason = OpenAiResponses.finishReason(chunk.getFinishReason());
+        JsonObject ext = OpenAiResponses.extension(chunk);
+        boolean ok;
+        if (chat) {
+          JsonObject delta = new JsonObject();
+          delta.addProperty("content", chunk.getText());
+          ok =
+              sse.event(
+                  GSON.toJson(
+                      OpenAiResponses.chatChunk(
+                          id, created, p.model(), delta, null, ext, usageField)));
+          if (ok && reason != null) {
+            ok =
+                sse.event(
+                    GSON.toJson(
+                        OpenAiResponses.chatChunk(
+                            id, created, p.model(), new JsonObject(), reason, ext, usageField)));
+          }
+        } else {
+          ok =
+              sse.event(
+                  GSON.toJson(
+                      OpenAiResponses.completionChunk(
+                          id, created, p.model(), chunk.getText(), reason, ext, usageField)));
+        }
+        if (!ok) {
+          return; // the client is gone; Sse cancelled the router call
+        }
+        if (reason != null) {
+          if (usageField) {
+            sse.event(
+                GSON.toJson(
+                    OpenAiResponses.usageChunk(kind, id, created, p.model(), chunk.getUsage())));
+          }
+          sse.event("[DONE]");
+          return;
+        }
+        try {
+          if (!rest.hasNext()) {
+            break;
+          }
+          chunk = rest.next();
+        } catch (StatusRuntimeException e) {
+          if (!sse.clientGone()) {
+            Errors.HttpError err = Errors.toHttp(e);
+            sse.event(GSON.toJson(err.toJson()));
+          }
+          return;
+        }
+        lease.charge(chunk.getTokenIdsCount());
+      }
+      // The router ended the stream without a last chunk: a bug somewhere upstream.
+      sse.event(
+          GSON.toJson(
+              Errors.toHttp(
+                      Status.INTERNAL
+                          .withDescription("the router's stream ended without a finish reason")
+                          .asRuntimeException())
+                  .toJson()));
+    }
+  }
+
+  private void collect(
+      HttpExchange ex,
+      OpenAiRequests.Kind kind,
+      OpenAiRequests.Parsed p,
+      String id,
+      long created,
+      GenerateChunk first,
+      Iterator<GenerateChunk> rest,
+      KeyLimits.Lease lease)
+      throws IOException {
+    GenerateChunk.Builder all = GenerateChunk.newBuilder();
+    StringBuilder text = new StringBuilder();
+    GenerateChunk chunk = first;
+    while (true) {
+      text.append(chunk.getText());
+      all.addAllTokenIds(chunk.getTokenIdsList());
+      all.addAllProvenanceValue(chunk.getProvenanceValueList());
+      mergeRepeated(all, chunk);
+      if (chunk.getFinishReason() != io.draftmesh.proto.v1.FinishReason.FINISH_REASON_UNSPECIFIED
+          || !rest.hasNext()) {
+        break;
+      }
+      chunk = rest.next();
+      lease.charge(chunk.getTokenIdsCount());
+    }
+    String reason = OpenAiResponses.finishReason(chunk.getFinishReason());
+    if (reason == null) {
+      throw Status.INTERNAL
+          .withDescription("the router's stream ended without a finish reason")
+          .asRuntimeException();
+    }
+    all.setStats(chunk.getStats());
+    Usage usage = chunk.getUsage();
+    JsonObject ext = OpenAiResponses.extension(all.build());
+    JsonObject body =
+        kind == OpenAiRequests.Kind.CHAT
+            ? OpenAiResponses.chatCompletion(
+                id, created, p.model(), text.toString(), reason, usage, ext)
+            : OpenAiResponses.completion(
+                id, created, p.model(), text.toString(), reason, usage, ext);
+    sendJson(ex, 200, body);
+  }
+
+  /** Appends repeated per-token fields other than ids and provenance (added by newer routers). */
+  private static void mergeRepeated(GenerateChunk.Builder all, GenerateChunk chunk) {
+    for (com.google.protobuf.Descriptors.FieldDescriptor f :
+        GenerateChunk.getDescriptor().getFields()) {
+      if (f.isRepeated()
+          && f.getNumber() != GenerateChunk.TOKEN_IDS_FIELD_NUMBER
+          && f.getNumber() != GenerateChunk.PROVENANCE_FIELD_NUMBER) {
+        for (Object v : (java.util.List<?>) chunk.getField(f)) {
+          all.addRepeatedField(f, v);
+        }
+      }
+    }
+  }
+
+  /** Thrown by {@link #readJsonObject} for a body over the limit. */
+  private static final class BodyTooLarge extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+    final long bytes;
+
+    BodyTooLarge(long bytes) {
+      super(null, null, false, false);
+      this.bytes = bytes;
+    }
+  }
+
+  private JsonObject readJsonObject(HttpExchange ex) throws IOException {
+    int limit = config.maxBodyBytes();
+    String length = ex.getRequestHeaders().getFirst("Content-Length");
+    if (length != null) {
+      try {
+        long n = Long.parseLong(length.trim());
+        if (n > limit) {
+          throw new BodyTooLarge(n);
+        }
+      } catch (NumberFormatException e) {
+        throw Errors.invalid("Content-Length: " + length + " (expected: a number of bytes)");
+      }
+    }
+    ByteArrayOutputStream buf = new ByteArrayOutputStream();
+    try (InputStream in = ex.getRequestBody()) {
+      byte[] b = new byte[8192];
+      int r;
+      while ((r = in.read(b)) > 0) {
+        buf.write(b, 0, r);
+        if (buf.size() > limit) {
+          throw new BodyTooLarge(-1);
+        }
+      }
+    }
+    if (buf.size() == 0) {
+      throw Errors.invalid("body: empty (expected: a JSON object)");
+    }
+    JsonElement root;
+    try (JsonReader reader =
+        new JsonReader(
+            new InputStreamReader(
+                new java.io.ByteArrayInputStream(buf.toByteArray()), StandardCharsets.UTF_8))) {
+      reader.setStrictness(Strictness.STRICT);
+      root = GSON.getAdapter(JsonElement.class).read(reader);
+      if (reader.peek() != JsonToken.END_DOCUMENT) {
+        throw Errors.invalid("body: data after the JSON value (expected: one JSON object)");
+      }
+    } catch (IOException | RuntimeException e) {
+      if (e instanceof StatusRuntimeException sre) {
+        throw sre;
+      }
+      throw Errors.invalid(
+          "body: not valid JSON (expected: a JSON object; " + firstLine(e.getMessage()) + ")");
+    }
+    if (root == null || !root.isJsonObject()) {
+      throw Errors.invalid(
+          "body: " + OpenAiRequests.abbreviate(root) + " (expected: a JSON object)");
+    }
+    return root.getAsJsonObject();
+  }
+
+  private static String firstLine(String s) {
+    if (s == null) {
+      return "malformed";
+    }
+    int nl = s.indexOf('\n');
+    return nl < 0 ? s : s.substring(0, nl);
+  }
+
+  private static void serveAsset(HttpExchange ex, String name, String type) throws IOException {
+    byte[] bytes;
+    try (InputStream in = HttpApi.class.getResourceAsStream("/playground/" + name)) {
+      if (in == null) {
+        sendError(ex, Errors.noRoute("GET", "/" + name));
+        return;
+      }
+      bytes = in.readAllBytes();
+    }
+    ex.getResponseHeaders().set("Content-Type", type);
+    ex.getResponseHeaders().set("Content-Security-Policy", CSP);
+    ex.getResponseHeaders().set("Referrer-Policy", "no-referrer");
+    ex.getResponseHeaders().set("Cache-Control", "no-cache");
+    ex.sendResponseHeaders(200, bytes.length);
+    try (OutputStream out = ex.getResponseBody()) {
+      out.write(bytes);
+    }
+  }
+
+  private static void sendJson(HttpExchange ex, int status, JsonObject body) throws IOException {
+    byte[] bytes = GSON.toJson(body).getBytes(StandardCharsets.UTF_8);
+    ex.getResponseHeaders().set("Content-Type", "application/json");
+    ex.sendResponseHeaders(status, bytes.length);
+    try (OutputStream out = ex.getResponseBody()) {
+      out.write(bytes);
+    }
+  }
+
+  private static void sendError(HttpExchange ex, Errors.HttpError e) throws IOException {
+    if (e.status() == 401) {
+      ex.getResponseHeaders().set("WWW-Authenticate", "Bearer");
+    }
+    if (e.retryAfter() > 0) {
+      ex.getResponseHeaders().set("Retry-After", Long.toString(e.retryAfter()));
+    }
+    try {
+      sendJson(ex, e.status(), e.toJson());
+    } catch (IOException | IllegalStateException alreadySent) {
+      log.debug("error {} not sent: {}", e.status(), alreadySent.toString());
+    }
+  }
+}

@@ -1,0 +1,92 @@
+package io.draftmesh.zoo;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class TrainCommandTest {
+  @TempDir Path dir;
+
+  private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+
+  private int run(String... args) throws Exception {
+    PrintStream out = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+    return TrainCommand.run(args, out, new PrintStream(err, true, StandardCharsets.UTF_8));
+  }
+
+  @Test
+  void presetsAreValidConfigs() throws Exception {
+    TrainConfig target =
+        TrainCommand.Options.parse(new String[] {"--preset", "target"}).trainConfig();
+    TrainConfig draft =
+        TrainCommand.Options.parse(new String[] {"--preset", "draft"}).trainConfig();
+    long targetParams = Trainer.modelConfig(target).numParameters();
+    long draftParams = Trainer.modelConfig(draft).numParameters();
+    assertThat(targetParams / (double) draftParams).isBetween(10.0, 20.0);
+    assertThat(target.context()).isEqualTo(256);
+    assertThat(target.vocab()).isEqualTo(ZooTokenizer.DEFAULT_VOCAB_SIZE);
+  }
+
+  @Test
+  void flagsOverridePresets() throws Exception {
+    TrainConfig c =
+        TrainCommand.Options.parse(
+                new String[] {"--preset", "draft", "--steps", "7", "--lr", "0.01"})
+            .trainConfig();
+    assertThat(c.steps()).isEqualTo(7);
+    assertThat(c.lr()).isEqualTo(0.01);
+    assertThat(c.name()).isEqualTo("draft");
+  }
+
+  @Test
+  void fineTuningTakesTheShapeOfTheInitialModel() throws Exception {
+    TrainConfig draft =
+        TrainCommand.Options.parse(new String[] {"--preset", "draft"}).trainConfig();
+    Path init = dir.resolve("draft");
+    Files.createDirectories(init);
+    Files.writeString(init.resolve("config.json"), Trainer.modelConfig(draft).toJson());
+    TrainConfig aligned =
+        TrainCommand.Options.parse(new String[] {"--preset", "aligned", "--init", init.toString()})
+            .trainConfig();
+    assertThat(aligned.hidden()).isEqualTo(draft.hidden());
+    assertThat(aligned.layers()).isEqualTo(draft.layers());
+    assertThat(aligned.intermediate()).isEqualTo(draft.intermediate());
+    assertThat(aligned.instructMix()).isPositive();
+    assertThat(aligned.init()).isEqualTo(init);
+  }
+
+  @Test
+  void badArgumentsExitWithUsage() throws Exception {
+    assertThat(run("--preset", "target", "--bogus", "1")).isEqualTo(2);
+    assertThat(err.toString()).contains("unknown flag --bogus", "usage:");
+    err.reset();
+    assertThat(run("--preset", "target", "--steps", "0")).isEqualTo(2);
+    assertThat(err.toString()).contains("--steps 0 (expected: > 0)");
+    err.reset();
+    assertThat(run("--preset", "huge")).isEqualTo(2);
+    assertThat(err.toString()).contains("--preset huge");
+    err.reset();
+    assertThat(run("--preset", "aligned", "--init", dir.resolve("missing").toString()))
+        .isEqualTo(2);
+    assertThat(err.toString()).contains("no config.json");
+  }
+
+  @Test
+  void learningRateWarmsUpThenDecaysToTheFloor() {
+    TrainConfig c = TrainerTest.tiny(100, 10, 0);
+    assertThat(c.lrAt(0)).isCloseTo(c.lr() / 5, org.assertj.core.data.Offset.offset(1e-12));
+    assertThat(c.lrAt(4)).isEqualTo(c.lr());
+    assertThat(c.lrAt(52)).isBetween(c.lr() * 0.4, c.lr() * 0.7);
+    assertThat(c.lrAt(99))
+        .isCloseTo(c.lr() * c.minLrRatio(), org.assertj.core.data.Offset.offset(c.lr() * 0.01));
+    for (int s = 5; s < 99; s++) {
+      assertThat(c.lrAt(s + 1)).isLessThanOrEqualTo(c.lrAt(s));
+    }
+  }
+}
