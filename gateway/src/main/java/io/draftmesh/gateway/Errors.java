@@ -138,6 +138,17 @@ final class Errors {
         0);
   }
 
+  /** A method the path does not serve. */
+  static HttpError methodNotAllowed(String method, String path, String allowed) {
+    return new HttpError(
+        405,
+        "method: " + method + " " + path + " (expected: " + allowed + ")",
+        "invalid_request_error",
+        null,
+        "method_not_allowed",
+        0);
+  }
+
   /** The HTTP error for {@code t}: see the class comment. */
   static HttpError toHttp(Throwable t) {
     StatusRuntimeException sre = toStatus(t);

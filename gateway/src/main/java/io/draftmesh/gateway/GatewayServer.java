@@ -52,6 +52,7 @@ public final class GatewayServer implements AutoCloseable {
   private final GatewayConfig config;
   private final Server grpc;
   private final HttpServer http;
+  private final HttpApi httpApi;
   private final ManagedChannel routerChannel;
   private final HealthStatusManager health = new HealthStatusManager();
   private final ExecutorService httpExecutor;
@@ -103,7 +104,8 @@ public final class GatewayServer implements AutoCloseable {
             daemonThreads("gateway-http-"));
     ((ThreadPoolExecutor) httpExecutor).allowCoreThreadTimeOut(true);
     this.http = HttpServer.create(httpAddress, 128);
-    http.createContext("/", new HttpApi(config, keys, limits, catalog, router, scheduler));
+    this.httpApi = new HttpApi(config, keys, limits, catalog, router, scheduler);
+    http.createContext("/", httpApi);
     http.setExecutor(httpExecutor);
   }
 
@@ -193,10 +195,20 @@ public final class GatewayServer implements AutoCloseable {
     grpc.shutdown();
     long graceMs = config.drainGrace().toMillis();
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(graceMs);
-    // HttpServer.stop waits up to the delay for exchanges to finish, then closes every connection
-    // (a stream whose write then fails cancels its router call).
-    http.stop(
-        (int) Math.max(0, Math.min(Integer.MAX_VALUE, TimeUnit.MILLISECONDS.toSeconds(graceMs))));
+    // New HTTP requests get 503; running ones get the grace period. (JDK 17's HttpServer.stop(n)
+    // always waits the whole n seconds, so the wait is done here and stop gets 0.) stop closes
+    // every
+    // connection: a stream whose write then fails cancels its router call.
+    httpApi.drain();
+    while (httpApi.active() > 0 && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(20);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    http.stop(0);
     try {
       long left = Math.max(0, deadline - System.nanoTime());
       if (!grpc.awaitTermination(left, TimeUnit.NANOSECONDS)) {

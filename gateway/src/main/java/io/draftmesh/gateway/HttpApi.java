@@ -46,7 +46,8 @@ import org.slf4j.LoggerFactory;
  */
 final class HttpApi implements HttpHandler {
   private static final Logger log = LoggerFactory.getLogger(HttpApi.class);
-  private static final Gson GSON = new Gson();
+  // serializeNulls: OpenAI objects carry explicit nulls (finish_reason, logprobs, param, ...).
+  private static final Gson GSON = new com.google.gson.GsonBuilder().serializeNulls().create();
   private static final String CSP =
       "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
           + " connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
@@ -79,42 +80,64 @@ final class HttpApi implements HttpHandler {
     this.scheduler = scheduler;
   }
 
+  private final java.util.concurrent.atomic.AtomicInteger active =
+      new java.util.concurrent.atomic.AtomicInteger();
+  private volatile boolean draining;
+
+  /** From now on every request gets 503 (the server is shutting down). */
+  void drain() {
+    draining = true;
+  }
+
+  /** Requests being handled now. */
+  int active() {
+    return active.get();
+  }
+
   @Override
   public void handle(HttpExchange ex) throws IOException {
+    active.incrementAndGet();
     try (ex) {
       String method = ex.getRequestMethod();
       String path = ex.getRequestURI().getPath();
       ex.getResponseHeaders().set("X-Content-Type-Options", "nosniff");
       try {
+        if (draining) {
+          throw Status.UNAVAILABLE
+              .withDescription("the gateway is shutting down (expected: retry on another replica)")
+              .asRuntimeException();
+        }
         route(ex, method, path);
       } catch (StatusRuntimeException e) {
         sendError(ex, Errors.toHttp(e));
-      } catch (BodyTooLarge e) {
-        sendError(ex, Errors.tooLarge(e.bytes, config.maxBodyBytes()));
+      } catch (HttpFailure e) {
+        sendError(ex, e.error);
       } catch (IOException e) {
         log.debug("{} {}: client went away: {}", method, path, e.toString());
       } catch (RuntimeException e) {
         sendError(ex, Errors.toHttp(e));
       }
+    } finally {
+      active.decrementAndGet();
     }
   }
 
   private void route(HttpExchange ex, String method, String path) throws IOException {
     String[] asset = STATIC.get(path);
     if (asset != null) {
-      requireMethod(method, "GET", path);
+      requireMethod(ex, method, "GET", path);
       serveAsset(ex, asset[0], asset[1]);
       return;
     }
     switch (path) {
       case "/healthz" -> {
-        requireMethod(method, "GET", path);
+        requireMethod(ex, method, "GET", path);
         JsonObject ok = new JsonObject();
         ok.addProperty("status", "ok");
         sendJson(ex, 200, ok);
       }
       case "/v1/models" -> {
-        requireMethod(method, "GET", path);
+        requireMethod(ex, method, "GET", path);
         keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
         sendJson(ex, 200, OpenAiResponses.modelList(catalog));
       }
@@ -122,7 +145,7 @@ final class HttpApi implements HttpHandler {
       case "/v1/chat/completions" -> generate(ex, method, path, OpenAiRequests.Kind.CHAT);
       default -> {
         if (path.startsWith("/v1/models/")) {
-          requireMethod(method, "GET", path);
+          requireMethod(ex, method, "GET", path);
           keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
           String id = path.substring("/v1/models/".length());
           Catalog.Entry e = catalog.get(id);
@@ -144,17 +167,16 @@ final class HttpApi implements HttpHandler {
     }
   }
 
-  private static void requireMethod(String method, String expected, String path) {
+  private static void requireMethod(HttpExchange ex, String method, String expected, String path) {
     if (!method.equals(expected)) {
-      throw Status.UNIMPLEMENTED
-          .withDescription("method: " + method + " " + path + " (expected: " + expected + ")")
-          .asRuntimeException();
+      ex.getResponseHeaders().set("Allow", expected);
+      throw new HttpFailure(Errors.methodNotAllowed(method, path, expected));
     }
   }
 
   private void generate(HttpExchange ex, String method, String path, OpenAiRequests.Kind kind)
       throws IOException {
-    requireMethod(method, "POST", path);
+    requireMethod(ex, method, "POST", path);
     ApiKeys.Caller caller = keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
     JsonObject body = readJsonObject(ex);
     OpenAiRequests.Parsed p = OpenAiRequests.parse(kind, body, catalog, config.maxTokensLimit());
@@ -327,14 +349,14 @@ final class HttpApi implements HttpHandler {
     }
   }
 
-  /** Thrown by {@link #readJsonObject} for a body over the limit. */
-  private static final class BodyTooLarge extends RuntimeException {
+  /** A refusal that exists only in HTTP (no gRPC status): too large, wrong method. */
+  private static final class HttpFailure extends RuntimeException {
     private static final long serialVersionUID = 1L;
-    final long bytes;
+    final transient Errors.HttpError error;
 
-    BodyTooLarge(long bytes) {
-      super(null, null, false, false);
-      this.bytes = bytes;
+    HttpFailure(Errors.HttpError error) {
+      super(error.message(), null, false, false);
+      this.error = error;
     }
   }
 
@@ -345,7 +367,7 @@ final class HttpApi implements HttpHandler {
       try {
         long n = Long.parseLong(length.trim());
         if (n > limit) {
-          throw new BodyTooLarge(n);
+          throw new HttpFailure(Errors.tooLarge(n, limit));
         }
       } catch (NumberFormatException e) {
         throw Errors.invalid("Content-Length: " + length + " (expected: a number of bytes)");
@@ -358,7 +380,7 @@ final class HttpApi implements HttpHandler {
       while ((r = in.read(b)) > 0) {
         buf.write(b, 0, r);
         if (buf.size() > limit) {
-          throw new BodyTooLarge(-1);
+          throw new HttpFailure(Errors.tooLarge(-1, limit));
         }
       }
     }

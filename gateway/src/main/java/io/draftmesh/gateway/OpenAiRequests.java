@@ -103,9 +103,9 @@ final class OpenAiRequests {
     if (maxTokens != null) {
       s.setMaxTokens(maxTokens); // chat without a limit: the router's default
     }
-    s.setTemperature(present(body, "temperature") ? number(body, "temperature", 0, 2, true) : 1f);
+    s.setTemperature(present(body, "temperature") ? number(body, "temperature", 0, 2) : 1f);
     if (present(body, "top_p")) {
-      float p = number(body, "top_p", 0, 1, true);
+      float p = number(body, "top_p", 0, 1);
       if (p == 0f) {
         throw Errors.invalid("top_p: 0 (expected: (0, 1])");
       }
@@ -116,7 +116,7 @@ final class OpenAiRequests {
       s.setTopK(Math.max(0, k)); // -1 and 0 mean off, as in vLLM
     }
     if (present(body, "min_p")) {
-      float p = number(body, "min_p", 0, 1, true);
+      float p = number(body, "min_p", 0, 1);
       if (p >= 1f) {
         throw Errors.invalid("min_p: " + p + " (expected: [0, 1))");
       }
@@ -471,14 +471,21 @@ final class OpenAiRequests {
     }
   }
 
-  private static float number(JsonObject o, String field, float min, float max, boolean closed) {
+  private static float number(JsonObject o, String field, float min, float max) {
     return numberAt(o.get(field), field, min, max);
   }
 
   private static float numberAt(JsonElement e, String field, float min, float max) {
     if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
       throw Errors.invalid(
-          field + ": " + abbreviate(e) + " (expected: a number " + min + ".." + max + ")");
+          field
+              + ": "
+              + abbreviate(e)
+              + " (expected: a number "
+              + fmt(min)
+              + ".."
+              + fmt(max)
+              + ")");
     }
     double v = e.getAsDouble();
     if (!(v >= min && v <= max)) {

@@ -127,9 +127,10 @@ final class Mesh {
         .start();
   }
 
-  /** A gateway config for this mesh: both keys, loopback, free ports. */
+  /** A gateway config for this mesh: model {@code tiny}, both keys, loopback, free ports. */
   GatewayConfig config() {
-    return GatewayConfig.of("localhost:" + router.port(), List.of(KEY, OTHER_KEY));
+    return GatewayConfig.of("localhost:" + router.port(), List.of(KEY, OTHER_KEY))
+        .withModels(List.of(new GatewayConfig.ModelSpec("tiny", "target", "draft", model, null)));
   }
 
   /** Starts a gateway for {@code config} (gRPC and HTTP on free loopback ports). */

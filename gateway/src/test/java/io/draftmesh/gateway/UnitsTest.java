@@ -1,0 +1,229 @@
+package io.draftmesh.gateway;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.Strategy;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The gateway's small parts, without a mesh. */
+class UnitsTest {
+  @Test
+  void apiKeysAcceptOnlyConfiguredBearerKeys() {
+    ApiKeys keys = new ApiKeys(List.of("first-key-1", "second-key-2"));
+    assertThat(keys.authenticate("Bearer second-key-2").id()).isEqualTo("key-2");
+    assertThat(keys.authenticate("bearer   first-key-1 ").id()).isEqualTo("key-1");
+    for (String bad :
+        new String[] {null, "", "first-key-1", "Basic Zmlyc3Q=", "Bearer first-key"}) {
+      StatusRuntimeException e =
+          catchThrowableOfType(StatusRuntimeException.class, () -> keys.authenticate(bad));
+      assertThat(e.getStatus().getCode()).as("%s", bad).isEqualTo(Status.Code.UNAUTHENTICATED);
+    }
+    assertThat(new ApiKeys(List.of()).authenticate(null)).isEqualTo(ApiKeys.ANONYMOUS);
+  }
+
+  @Test
+  void tokenBucketRefillsAtTheConfiguredRate() {
+    AtomicLong now = new AtomicLong();
+    KeyLimits limits = new KeyLimits(2, 60, 10, now::get); // 1 token per second, burst 10
+    ApiKeys.Caller a = new ApiKeys.Caller("key-1");
+    try (KeyLimits.Lease l = limits.acquire(a)) {
+      l.charge(25); // the bucket goes 15 into debt
+    }
+    StatusRuntimeException e =
+        catchThrowableOfType(StatusRuntimeException.class, () -> limits.acquire(a));
+    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+    assertThat(e.getTrailers().get(Errors.LIMIT_KEY)).isEqualTo("tokens");
+    assertThat(Long.parseLong(e.getTrailers().get(Errors.RETRY_AFTER_KEY))).isBetween(16L, 17L);
+    now.addAndGet(Duration.ofSeconds(15).toNanos());
+    assertThatThrownBy(() -> limits.acquire(a)).isInstanceOf(StatusRuntimeException.class);
+    now.addAndGet(Duration.ofSeconds(2).toNanos());
+    limits.acquire(a).close();
+    // Never more than the burst, however long the key was idle.
+    now.addAndGet(Duration.ofHours(1).toNanos());
+    try (KeyLimits.Lease l = limits.acquire(a)) {
+      l.charge(11);
+    }
+    assertThatThrownBy(() -> limits.acquire(a)).isInstanceOf(StatusRuntimeException.class);
+  }
+
+  @Test
+  void concurrencyIsPerKeyAndLeasesCloseOnce() {
+    KeyLimits limits = new KeyLimits(1, 0, 0, System::nanoTime);
+    ApiKeys.Caller a = new ApiKeys.Caller("key-1");
+    KeyLimits.Lease l = limits.acquire(a);
+    StatusRuntimeException e =
+        catchThrowableOfType(StatusRuntimeException.class, () -> limits.acquire(a));
+    assertThat(e.getTrailers().get(Errors.LIMIT_KEY)).isEqualTo("requests");
+    limits.acquire(new ApiKeys.Caller("key-2")).close();
+    l.close();
+    l.close();
+    assertThat(limits.running(a)).isZero();
+    limits.acquire(a).close();
+  }
+
+  @Test
+  void statusesMapToOpenAiErrorsInOnePlace() {
+    Errors.HttpError bad = Errors.toHttp(Errors.invalid("max_tokens: 0 (expected: 1..8192)"));
+    assertThat(bad.status()).isEqualTo(400);
+    assertThat(bad.param()).isEqualTo("max_tokens");
+    assertThat(bad.toJson().toString())
+        .isEqualTo(
+            "{\"error\":{\"message\":\"max_tokens: 0 (expected: 1..8192)\",\"type\":"
+                + "\"invalid_request_error\",\"param\":\"max_tokens\",\"code\":\"invalid_value\"}}");
+    assertThat(Errors.toHttp(Errors.unauthenticated("x")).status()).isEqualTo(401);
+    assertThat(
+            Errors.toHttp(Status.NOT_FOUND.withDescription("target: x").asRuntimeException())
+                .status())
+        .isEqualTo(404);
+    Errors.HttpError limited = Errors.toHttp(Errors.limited("tokens", 7, "slow down"));
+    assertThat(limited.status()).isEqualTo(429);
+    assertThat(limited.type()).isEqualTo("tokens");
+    assertThat(limited.retryAfter()).isEqualTo(7);
+    assertThat(
+            Errors.toHttp(
+                    Status.RESOURCE_EXHAUSTED.withDescription("router full").asRuntimeException())
+                .type())
+        .isEqualTo("requests");
+    assertThat(Errors.toHttp(Status.UNAVAILABLE.asRuntimeException()).status()).isEqualTo(503);
+    assertThat(Errors.toHttp(Status.DEADLINE_EXCEEDED.asRuntimeException()).status())
+        .isEqualTo(504);
+    Errors.HttpError bug = Errors.toHttp(new IllegalStateException("secret detail"));
+    assertThat(bug.status()).isEqualTo(500);
+    assertThat(bug.message()).doesNotContain("secret");
+  }
+
+  private static final Catalog CATALOG =
+      new Catalog(
+          List.of(new GatewayConfig.ModelSpec("m", "target", "draft", null, null)), 1_700_000_000L);
+
+  private static GenerateRequest parse(OpenAiRequests.Kind kind, String json) {
+    return OpenAiRequests.parse(kind, JsonParser.parseString(json).getAsJsonObject(), CATALOG, 8192)
+        .request();
+  }
+
+  private static String refusal(OpenAiRequests.Kind kind, String json) {
+    StatusRuntimeException e =
+        catchThrowableOfType(StatusRuntimeException.class, () -> parse(kind, json));
+    assertThat(e).as(json).isNotNull();
+    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    return e.getStatus().getDescription();
+  }
+
+  @Test
+  void completionRequestsFollowOpenAiDefaultsAndCarryDraftmeshOptions() {
+    GenerateRequest r =
+        parse(
+            OpenAiRequests.Kind.COMPLETION,
+            "{\"model\":\"m\",\"prompt\":\"hi\",\"seed\":-1,\"stop\":\"\\n\",\"top_k\":-1,"
+                + "\"draftmesh\":{\"strategy\":\"ngram\",\"ngram\":{\"n\":2},\"ignore_eos\":true}}");
+    assertThat(r.getText()).isEqualTo("hi");
+    assertThat(r.getTarget()).isEqualTo("m");
+    assertThat(r.getSampling().getMaxTokens()).isEqualTo(16);
+    assertThat(r.getSampling().getTemperature()).isEqualTo(1f);
+    assertThat(r.getSampling().getTopK()).isZero();
+    assertThat(r.getSampling().getSeed()).isEqualTo(-1L);
+    assertThat(r.getSampling().getStopList()).containsExactly("\n");
+    assertThat(r.getStrategy()).isEqualTo(Strategy.STRATEGY_NGRAM);
+    assertThat(r.getNgram().getN()).isEqualTo(2);
+    assertThat(r.getIgnoreEos()).isTrue();
+
+    GenerateRequest ids =
+        parse(OpenAiRequests.Kind.COMPLETION, "{\"model\":\"m\",\"prompt\":[[5,6,7]]}");
+    assertThat(ids.getTokenIds().getIdsList()).containsExactly(5, 6, 7);
+  }
+
+  @Test
+  void refusalsNameTheFieldTheValueAndWhatWasExpected() {
+    OpenAiRequests.Kind c = OpenAiRequests.Kind.COMPLETION;
+    assertThat(refusal(c, "{\"prompt\":\"x\"}")).isEqualTo("model: missing (expected: a string)");
+    assertThat(refusal(c, "{\"model\":\"m\"}")).startsWith("prompt: missing");
+    assertThat(refusal(c, "{\"model\":\"m\",\"prompt\":\"x\",\"max_tokens\":9000}"))
+        .isEqualTo("max_tokens: 9000 (expected: 1..8192)");
+    assertThat(refusal(c, "{\"model\":\"m\",\"prompt\":\"x\",\"max_tokens\":1.5}"))
+        .isEqualTo("max_tokens: 1.5 (expected: 1..8192)");
+    assertThat(refusal(c, "{\"model\":\"m\",\"prompt\":\"x\",\"max_tokens\":\"8\"}"))
+        .isEqualTo("max_tokens: \"8\" (expected: an integer 1..8192)");
+    assertThat(refusal(c, "{\"model\":\"m\",\"prompt\":[\"a\",\"b\"]}"))
+        .startsWith("prompt: 2 prompts (expected: 1");
+    assertThat(refusal(c, "{\"model\":\"m\",\"prompt\":\"x\",\"top_p\":0}"))
+        .isEqualTo("top_p: 0 (expected: (0, 1])");
+    assertThat(
+            refusal(
+                c, "{\"model\":\"m\",\"prompt\":\"x\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}"))
+        .isEqualTo("stop: 5 sequences (expected: at most 4)");
+    assertThat(refusal(c, "{\"model\":\"m\",\"prompt\":\"x\",\"echo\":true}"))
+        .isEqualTo("echo: true (expected: absent or null; not supported by DraftMesh)");
+    assertThat(
+            refusal(c, "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"strategy\":\"magic\"}}"))
+        .isEqualTo(
+            "draftmesh.strategy: \"magic\" (expected: default, autoregressive, speculative or ngram)");
+    assertThat(refusal(c, "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"k\":0}}"))
+        .isEqualTo("draftmesh.k: 0 (expected: 1..64)");
+    OpenAiRequests.Kind chat = OpenAiRequests.Kind.CHAT;
+    assertThat(
+            refusal(chat, "{\"model\":\"m\",\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}"))
+        .isEqualTo("messages[0].role: \"tool\" (expected: system, developer, user or assistant)");
+    assertThat(refusal(chat, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}]}"))
+        .startsWith("messages[0].content: missing");
+  }
+
+  @Test
+  void chatFormatsRenderWithoutJinja(@TempDir Path dir) throws Exception {
+    List<ChatFormat.Message> msgs =
+        List.of(
+            new ChatFormat.Message("system", "Be brief."),
+            new ChatFormat.Message("user", "Hi"),
+            new ChatFormat.Message("assistant", "Hello"),
+            new ChatFormat.Message("user", "Bye"));
+    assertThat(ChatFormat.DEFAULT.render(msgs))
+        .isEqualTo("<|user|>Be brief.\n\nHi<|assistant|>Hello<|end|><|user|>Bye<|assistant|>");
+    assertThat(ChatFormat.CHATML.render(msgs.subList(1, 2)))
+        .isEqualTo("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    assertThat(ChatFormat.LLAMA3.render(msgs.subList(1, 2)))
+        .isEqualTo(
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+                + "<|start_header_id|>assistant<|end_header_id|>\n\n");
+
+    assertThat(ChatFormat.detect(null)).isEqualTo(ChatFormat.DEFAULT);
+    assertThat(ChatFormat.detect(dir)).isEqualTo(ChatFormat.DEFAULT); // no tokenizer_config.json
+    JsonObject cfg = new JsonObject();
+    cfg.addProperty(
+        "chat_template",
+        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n'}}{% endfor %}");
+    Files.writeString(dir.resolve("tokenizer_config.json"), cfg.toString());
+    assertThat(ChatFormat.detect(dir)).isEqualTo(ChatFormat.CHATML);
+    cfg.addProperty("chat_template", "{{ bos_token }}{% for m in messages %}[INST]{% endfor %}");
+    Files.writeString(dir.resolve("tokenizer_config.json"), cfg.toString());
+    assertThat(ChatFormat.detect(dir)).isEqualTo(ChatFormat.DEFAULT); // not recognised
+  }
+
+  @Test
+  void catalogNamesMapToRouterPools() {
+    RouterClient client = new RouterClient(null, Duration.ofSeconds(1), CATALOG, 8192);
+    ApiKeys.Caller caller = new ApiKeys.Caller("key-1");
+    GenerateRequest mapped =
+        client.prepare(GenerateRequest.newBuilder().setTarget("m").setText("x").build(), caller);
+    assertThat(mapped.getTarget()).isEqualTo("target");
+    assertThat(mapped.getDraft()).isEqualTo("draft");
+    assertThat(mapped.getRequestId()).startsWith("key-1/");
+    GenerateRequest passed =
+        client.prepare(
+            GenerateRequest.newBuilder().setTarget("pool-x").setRequestId("r1").build(), caller);
+    assertThat(passed.getTarget()).isEqualTo("pool-x");
+    assertThat(passed.getDraft()).isEmpty();
+    assertThat(passed.getRequestId()).isEqualTo("key-1/r1");
+  }
+}
