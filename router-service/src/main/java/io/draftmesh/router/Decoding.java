@@ -127,7 +127,8 @@ final class Decoding {
     stats.targetNanos += openNanos;
     stats.targetCalls++;
     int first = opened.getOpened().getNext().getTokenId();
-    if (!commit(first, Provenance.PROVENANCE_TARGET)) {
+    if (!commit(
+        first, Provenance.PROVENANCE_TARGET, opened.getOpened().getNext().getEntropyBits())) {
       out.finish(FinishReason.FINISH_REASON_LENGTH);
       return;
     }
@@ -213,7 +214,7 @@ final class Decoding {
     int[] tokens = new int[p.getTokenIdsCount()];
     for (int i = 0; i < tokens.length; i++) {
       tokens[i] = p.getTokenIds(i);
-      if (!commit(tokens[i], Provenance.PROVENANCE_TARGET)) {
+      if (!commit(tokens[i], Provenance.PROVENANCE_TARGET, entropyAt(p.getPositionsList(), i))) {
         break;
       }
     }
@@ -282,7 +283,7 @@ final class Decoding {
       draftTruncateTo = draftLength - m + a;
     }
     draftPending = new int[] {v.getNextTokenId()};
-    emitVerified(p.getTokenIdsList(), a, v.getNextTokenId(), Provenance.PROVENANCE_DRAFT_ACCEPTED);
+    emitVerified(p.getTokenIdsList(), v, Provenance.PROVENANCE_DRAFT_ACCEPTED);
   }
 
   /** The router's n-gram proposal, verified by the target. */
@@ -297,11 +298,7 @@ final class Decoding {
     stats.currentK = proposal.length;
     Verified v = verifyOnTarget(verify);
     stats.round(proposal.length, v.getAccepted());
-    emitVerified(
-        asList(proposal),
-        v.getAccepted(),
-        v.getNextTokenId(),
-        Provenance.PROVENANCE_NGRAM_ACCEPTED);
+    emitVerified(asList(proposal), v, Provenance.PROVENANCE_NGRAM_ACCEPTED);
   }
 
   private Verified verifyOnTarget(Verify.Builder verify) {
@@ -332,21 +329,29 @@ final class Decoding {
     return v;
   }
 
-  private void emitVerified(
-      java.util.List<Integer> drafts, int accepted, int next, Provenance draftSource) {
+  private void emitVerified(java.util.List<Integer> drafts, Verified v, Provenance draftSource) {
+    int accepted = v.getAccepted();
     boolean more = true;
     for (int i = 0; i < accepted && more; i++) {
-      more = commit(drafts.get(i), draftSource);
+      more = commit(drafts.get(i), draftSource, entropyAt(v.getPositionsList(), i));
     }
     if (more) {
-      commit(next, Provenance.PROVENANCE_TARGET);
+      commit(
+          v.getNextTokenId(),
+          Provenance.PROVENANCE_TARGET,
+          entropyAt(v.getPositionsList(), accepted));
     }
     out.flush();
   }
 
+  /** The entropy the worker reported for position i, or NaN if it sent none. */
+  private static float entropyAt(java.util.List<Position> positions, int i) {
+    return i < positions.size() ? positions.get(i).getEntropyBits() : Float.NaN;
+  }
+
   /** Adds a token to the sequence and offers it to the output; false once generation is over. */
-  private boolean commit(int token, Provenance source) {
-    if (!out.accept(token, source)) {
+  private boolean commit(int token, Provenance source, float entropyBits) {
+    if (!out.accept(token, source, entropyBits)) {
       return false;
     }
     if (len == seq.length) {

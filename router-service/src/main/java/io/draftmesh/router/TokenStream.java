@@ -34,6 +34,8 @@ final class TokenStream {
 
   private final List<Integer> ids = new ArrayList<>();
   private final List<Provenance> provenance = new ArrayList<>();
+  private final List<String> tokenText = new ArrayList<>();
+  private final List<Float> entropyBits = new ArrayList<>();
   private final StringBuilder text = new StringBuilder();
   private int completion;
   private FinishReason reason;
@@ -62,7 +64,7 @@ final class TokenStream {
    * Offers the next token of the sequence; returns whether generation goes on. Once it has returned
    * false every later token is refused.
    */
-  boolean accept(int token, Provenance source) {
+  boolean accept(int token, Provenance source, float entropy) {
     if (reason != null) {
       return false;
     }
@@ -72,6 +74,11 @@ final class TokenStream {
     }
     ids.add(token);
     provenance.add(source);
+    entropyBits.add(entropy);
+    tokenText.add(
+        tokenizer == null || tokenizer.isSpecial(token)
+            ? ""
+            : new String(tokenizer.tokenBytes(token), java.nio.charset.StandardCharsets.UTF_8));
     completion++;
     if (tokenizer != null) {
       String t = tokenizer.isSpecial(token) ? "" : utf8.push(tokenizer.tokenBytes(token));
@@ -149,9 +156,13 @@ final class TokenStream {
             .setText(text.toString())
             .addAllTokenIds(ids)
             .addAllProvenance(provenance)
+            .addAllTokenText(tokenText)
+            .addAllEntropyBits(entropyBits)
             .setStats(stats.toProto());
     ids.clear();
     provenance.clear();
+    tokenText.clear();
+    entropyBits.clear();
     text.setLength(0);
     return b;
   }

@@ -69,13 +69,13 @@ class StreamingUnitsTest {
     int[] round = tok.encode("one two three four five", false);
     int accepted = 0;
     for (int id : round) {
-      if (!s.accept(id, Provenance.PROVENANCE_DRAFT_ACCEPTED)) {
+      if (!s.accept(id, Provenance.PROVENANCE_DRAFT_ACCEPTED, 0f)) {
         break;
       }
       accepted++;
     }
     assertThat(accepted).isEqualTo(2); // the third token ends it (accept returns false)
-    assertThat(s.accept(round[4], Provenance.PROVENANCE_TARGET)).isFalse();
+    assertThat(s.accept(round[4], Provenance.PROVENANCE_TARGET, 0f)).isFalse();
     s.finish(FinishReason.FINISH_REASON_LENGTH);
     assertThat(ids(out)).containsExactly(round[0], round[1], round[2]);
     GenerateChunk last = out.get(out.size() - 1);
@@ -90,9 +90,9 @@ class StreamingUnitsTest {
     List<GenerateChunk> out = new ArrayList<>();
     TokenStream s = stream(out, List.of(), 100, 0);
     int[] a = tok.encode("a b", false);
-    assertThat(s.accept(a[0], Provenance.PROVENANCE_TARGET)).isTrue();
-    assertThat(s.accept(0, Provenance.PROVENANCE_DRAFT_ACCEPTED)).isFalse();
-    assertThat(s.accept(a[1], Provenance.PROVENANCE_TARGET)).isFalse();
+    assertThat(s.accept(a[0], Provenance.PROVENANCE_TARGET, 0f)).isTrue();
+    assertThat(s.accept(0, Provenance.PROVENANCE_DRAFT_ACCEPTED, 0f)).isFalse();
+    assertThat(s.accept(a[1], Provenance.PROVENANCE_TARGET, 0f)).isFalse();
     s.finish(FinishReason.FINISH_REASON_LENGTH);
     assertThat(ids(out)).containsExactly(a[0]);
     assertThat(out.get(out.size() - 1).getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_EOS);
@@ -107,7 +107,7 @@ class StreamingUnitsTest {
     int streamed = 0;
     for (int id : ids) {
       streamed++;
-      if (!s.accept(id, Provenance.PROVENANCE_TARGET)) {
+      if (!s.accept(id, Provenance.PROVENANCE_TARGET, 0f)) {
         break;
       }
       s.flush();
@@ -129,7 +129,7 @@ class StreamingUnitsTest {
     List<GenerateChunk> out = new ArrayList<>();
     TokenStream s = stream(out, List.of(), 100, 0);
     for (byte b : bytes) {
-      s.accept(2 + (b & 0xFF), Provenance.PROVENANCE_TARGET);
+      s.accept(2 + (b & 0xFF), Provenance.PROVENANCE_TARGET, 0f);
       s.flush();
     }
     s.finish(FinishReason.FINISH_REASON_LENGTH);

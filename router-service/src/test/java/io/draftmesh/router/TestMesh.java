@@ -250,6 +250,13 @@ final class TestMesh {
       List<Integer> prov = new ArrayList<>();
       StringBuilder text = new StringBuilder();
       for (GenerateChunk c : chunks) {
+        // Every streamed token carries its own text and the target's entropy where it was chosen.
+        org.assertj.core.api.Assertions.assertThat(c.getTokenTextCount())
+            .isEqualTo(c.getTokenIdsCount());
+        org.assertj.core.api.Assertions.assertThat(c.getEntropyBitsList())
+            .hasSize(c.getTokenIdsCount())
+            .allSatisfy(
+                h -> org.assertj.core.api.Assertions.assertThat(h).isFinite().isNotNegative());
         ids.addAll(c.getTokenIdsList());
         prov.addAll(c.getProvenanceValueList());
         text.append(c.getText());

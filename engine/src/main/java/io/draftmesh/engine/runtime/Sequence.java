@@ -528,12 +528,13 @@ public final class Sequence implements AutoCloseable {
         }
         outcome = SpeculativeVerifier.sample(draft, draftDists.toArray(new ProbDist[0]), p, rng);
       }
-      List<Position> positions = new ArrayList<>();
-      if (score.options.topKProbs() > 0 || score.options.fullDistribution()) {
-        for (int i = 0; i <= outcome.accepted(); i++) {
-          int emitted = i < outcome.accepted() ? draft[i] : outcome.nextToken();
-          positions.add(position(score.collected[i], score.options, emitted));
-        }
+      // Per emitted token: the raw stats (entropy for EAD-style signals and displays), plus top-k
+      // or the
+      // full distribution when asked.
+      List<Position> positions = new ArrayList<>(outcome.accepted() + 1);
+      for (int i = 0; i <= outcome.accepted(); i++) {
+        int emitted = i < outcome.accepted() ? draft[i] : outcome.nextToken();
+        positions.add(position(score.collected[i], score.options, emitted));
       }
       // Keep KV for the prefix and the accepted drafts; the correction/bonus token stays unfed.
       size = score.start + outcome.accepted();

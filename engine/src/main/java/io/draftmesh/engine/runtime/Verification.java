@@ -8,6 +8,6 @@ import java.util.List;
  * @param accepted draft tokens accepted, 0..k
  * @param nextToken the correction (accepted < k) or bonus (accepted == k) token, appended unfed
  * @param bonus whether every draft token was accepted
- * @param positions the target's predictions for positions 0..accepted (empty unless asked for)
+ * @param positions the target's predictions for positions 0..accepted, each with the emitted token
  */
 public record Verification(int accepted, int nextToken, boolean bonus, List<Position> positions) {}
