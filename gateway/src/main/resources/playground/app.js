@@ -134,7 +134,7 @@
     state.tokens += ids.length;
     state.provenance.push(...prov);
     if (ids.length > 0) state.rounds.push(prov);
-    if (Array.isArray(dm.entropy)) state.entropy.push(...dm.entropy);
+    if (Array.isArray(dm.entropy_bits)) state.entropy.push(...dm.entropy_bits);
     const st = dm.stats || {};
     if (st.drafted > 0) {
       $('acceptance').textContent = (100 * st.acceptance_rate).toFixed(1) + ' % (' + st.accepted + '/' + st.drafted + ')';
@@ -160,7 +160,7 @@
     return v.trim() || '#888';
   }
 
-  // Per-token entropy when the router sends it (GenerateChunk.entropy); until then, the tokens each
+  // Per-token entropy when the router sends it (GenerateChunk.entropy_bits); until then, the tokens each
   // verify round emitted (its accepted length), coloured by provenance.
   function drawChart() {
     const c = $('entropy-chart');
@@ -172,7 +172,7 @@
     g.strokeStyle = '#d5dbe1';
     g.strokeRect(pad, pad, w, h);
     if (state.entropy.length > 0) {
-      $('chart-caption').textContent = 'per-token entropy of the target (nats)';
+      $('chart-caption').textContent = 'per-token entropy of the target (bits)';
       const max = Math.max(1, ...state.entropy);
       const step = w / Math.max(1, state.entropy.length);
       state.entropy.forEach((e, i) => {
