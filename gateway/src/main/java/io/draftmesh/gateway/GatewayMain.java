@@ -1,5 +1,6 @@
 package io.draftmesh.gateway;
 
+import io.draftmesh.telemetry.Telemetry;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.Arrays;
@@ -81,7 +82,7 @@ public final class GatewayMain {
   private static Started startWithTelemetry(String[] args, Map<String, String> env)
       throws IOException {
     GatewayConfig config = GatewayConfig.parse(args, env);
-    Telemetry telemetry = Telemetry.fromEnvironment(env, "draftmesh-gateway");
+    Telemetry telemetry = Telemetry.create(env, "draftmesh-gateway");
     GatewayServer server = null;
     try {
       server = GatewayServer.create(config, telemetry.openTelemetry());

@@ -1,5 +1,6 @@
 package io.draftmesh.router;
 
+import io.draftmesh.telemetry.Telemetry;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.Arrays;

@@ -2,6 +2,7 @@ package io.draftmesh.router;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.draftmesh.engine.sampling.ChiSquare;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.GenerationStats;
 import io.draftmesh.proto.v1.Open;

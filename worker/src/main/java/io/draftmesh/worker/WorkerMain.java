@@ -2,6 +2,7 @@ package io.draftmesh.worker;
 
 import io.draftmesh.engine.runtime.EngineInfo;
 import io.draftmesh.engine.runtime.InferenceEngine;
+import io.draftmesh.telemetry.Telemetry;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.time.Duration;

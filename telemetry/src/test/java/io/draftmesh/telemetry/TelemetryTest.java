@@ -1,4 +1,4 @@
-package io.draftmesh.worker;
+package io.draftmesh.telemetry;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

@@ -1,4 +1,4 @@
-package io.draftmesh.worker;
+package io.draftmesh.telemetry;
 
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.sdk.OpenTelemetrySdk;
@@ -8,9 +8,10 @@ import java.util.Map;
 /**
  * The OpenTelemetry SDK of one process, built once in {@code main} from the standard {@code OTEL_*}
  * environment variables and {@code otel.*} system properties. Unlike the SDK's own defaults, the
- * traces, metrics and logs exporters default to {@code none}, so a worker started without telemetry
- * settings never tries to reach a collector; {@code OTEL_SDK_DISABLED=true} gives the no-op
- * implementation. Libraries take the resulting {@link OpenTelemetry} and never build their own.
+ * traces, metrics and logs exporters default to {@code none}, so a service started without
+ * telemetry settings never tries to reach a collector; {@code OTEL_SDK_DISABLED=true} gives the
+ * no-op implementation. Libraries take the resulting {@link OpenTelemetry} and never build their
+ * own.
  */
 public final class Telemetry implements AutoCloseable {
   private final OpenTelemetry openTelemetry;
@@ -28,7 +29,8 @@ public final class Telemetry implements AutoCloseable {
     return create(System.getenv(), serviceName);
   }
 
-  static Telemetry create(Map<String, String> env, String serviceName) {
+  /** From {@code env} (instead of the process environment) and the system properties. */
+  public static Telemetry create(Map<String, String> env, String serviceName) {
     if (disabled(env)) {
       return new Telemetry(OpenTelemetry.noop(), null);
     }
