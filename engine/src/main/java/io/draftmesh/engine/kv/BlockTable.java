@@ -25,7 +25,7 @@ public final class BlockTable implements AutoCloseable {
         if (count == blocks.length) {
           blocks = Arrays.copyOf(blocks, blocks.length * 2);
         }
-        blocks[count] = pool.allocate();
+        blocks[count] = pool.allocate(count > 0 ? blocks[count - 1] + 1 : -1);
         count++;
       }
     } catch (RuntimeException e) {
@@ -43,6 +43,28 @@ public final class BlockTable implements AutoCloseable {
   public long slot(int position) {
     int bs = pool.blockSize();
     return (long) blocks[position / bs] * bs + position % bs;
+  }
+
+  /**
+   * The slot ranges holding the first {@code tokens} tokens, in order, as runs of consecutive
+   * slots: {@code [start0, end0, start1, end1, ...]} (end exclusive).
+   */
+  public long[] slotRuns(int tokens) {
+    int bs = pool.blockSize();
+    int used = (tokens + bs - 1) / bs;
+    long[] runs = new long[2 * used];
+    int n = 0;
+    for (int i = 0; i < used; i++) {
+      long start = (long) blocks[i] * bs;
+      long end = start + Math.min(bs, tokens - (long) i * bs);
+      if (n > 0 && runs[n - 1] == start) {
+        runs[n - 1] = end; // continues the previous run
+      } else {
+        runs[n++] = start;
+        runs[n++] = end;
+      }
+    }
+    return java.util.Arrays.copyOf(runs, n);
   }
 
   public int blockCount() {

@@ -5,7 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.draftmesh.engine.runtime.EngineException;
-import java.util.ArrayDeque;
+import java.util.BitSet;
 
 /**
  * The KV memory of one worker: a fixed pool of blocks of {@code blockSize} token slots,
@@ -23,7 +23,8 @@ public final class KvBlockPool implements AutoCloseable {
   // headDim), which reshapes for free into the (kvHeads, B, length, headDim) batch attention needs.
   private final NDArray[] keys; // per layer: (numKvHeads, numBlocks * blockSize, headDim)
   private final NDArray[] values; // per layer: (numKvHeads, numBlocks * blockSize, headDim)
-  private final ArrayDeque<Integer> free = new ArrayDeque<>();
+  private final BitSet free = new BitSet(); // set bit = free block
+  private int freeCount;
 
   private KvBlockPool(
       NDManager parent, int layers, int kvHeads, int headDim, int blockSize, int numBlocks) {
@@ -37,9 +38,8 @@ public final class KvBlockPool implements AutoCloseable {
       keys[l] = manager.zeros(shape, DataType.FLOAT32);
       values[l] = manager.zeros(shape, DataType.FLOAT32);
     }
-    for (int b = 0; b < numBlocks; b++) {
-      free.add(b);
-    }
+    free.set(0, numBlocks);
+    freeCount = numBlocks;
   }
 
   /** Bytes one block takes across all layers, keys and values, fp32. */
@@ -78,7 +78,7 @@ public final class KvBlockPool implements AutoCloseable {
   }
 
   public synchronized int freeBlocks() {
-    return free.size();
+    return freeCount;
   }
 
   /** Keys of one layer, (numKvHeads, slots, headDim). Written in place by the model. */
@@ -91,17 +91,27 @@ public final class KvBlockPool implements AutoCloseable {
     return values[layer];
   }
 
-  synchronized int allocate() {
-    Integer block = free.poll();
-    if (block == null) {
+  /**
+   * Takes {@code preferred} if it is free (so a growing sequence's blocks stay contiguous and its
+   * history can be read as a few slices), else the lowest free block.
+   */
+  synchronized int allocate(int preferred) {
+    int block =
+        preferred >= 0 && preferred < numBlocks && free.get(preferred)
+            ? preferred
+            : free.nextSetBit(0);
+    if (block < 0) {
       throw EngineException.exhausted(
           "kv cache full: all " + numBlocks + " blocks of " + blockSize + " tokens are in use");
     }
+    free.clear(block);
+    freeCount--;
     return block;
   }
 
   synchronized void release(int block) {
-    free.push(block);
+    free.set(block);
+    freeCount++;
   }
 
   @Override
