@@ -29,6 +29,11 @@ final class BenchModels {
     return new Spec("tiny", "tiny", RandomCheckpoint.tinyLlama());
   }
 
+  /** Twice tiny's width with grouped-query attention: the random stand-in for a target. */
+  static Spec tinyGqa() {
+    return new Spec("tiny_gqa", "tiny-gqa", RandomCheckpoint.tinyGqa());
+  }
+
   static Spec llama110m() {
     return new Spec("llama_110m", "110M", RandomCheckpoint.llama110M());
   }

@@ -161,12 +161,23 @@ final class BenchReport {
             r.memory().bytes() >> 20,
             num(r.memory().javaStreamGbps()),
             r.memory().reps()));
-    int[] width = new int[header.length];
+    sb.append(align(rows));
+    return sb.toString();
+  }
+
+  /** Rows of cells as left-aligned columns two spaces apart, one line per row. */
+  static String align(List<String[]> rows) {
+    int columns = 0;
+    for (String[] row : rows) {
+      columns = Math.max(columns, row.length);
+    }
+    int[] width = new int[columns];
     for (String[] row : rows) {
       for (int i = 0; i < row.length; i++) {
         width[i] = Math.max(width[i], row[i].length());
       }
     }
+    StringBuilder sb = new StringBuilder();
     for (String[] row : rows) {
       StringBuilder line = new StringBuilder();
       for (int i = 0; i < row.length; i++) {
@@ -229,7 +240,7 @@ final class BenchReport {
         : draft.decodeRuntime().median() / target.decodeRuntime().median();
   }
 
-  private static String stats(Stats s) {
+  static String stats(Stats s) {
     return num(s.median()) + " [" + num(s.p10()) + "-" + num(s.p90()) + "]";
   }
 
@@ -240,7 +251,7 @@ final class BenchReport {
     return String.format(Locale.ROOT, f, v);
   }
 
-  private static String ratio(double v) {
+  static String ratio(double v) {
     return String.format(Locale.ROOT, "%.2fx", v);
   }
 
@@ -286,6 +297,11 @@ final class BenchReport {
     targets.addProperty("batch8_speedup_min", EngineBench.TARGET_BATCH8_SPEEDUP);
     targets.addProperty("decode_over_matmul_floor_max", EngineBench.TARGET_DECODE_OVER_FLOOR);
     root.add("targets", targets);
+    return toJson(root);
+  }
+
+  /** Pretty-printed JSON; non-finite numbers are written (as NaN/Infinity), never hidden. */
+  static String toJson(JsonObject root) {
     return new GsonBuilder()
         .setPrettyPrinting()
         .serializeSpecialFloatingPointValues()
@@ -328,7 +344,7 @@ final class BenchReport {
     return o;
   }
 
-  private static JsonObject statsJson(Stats s) {
+  static JsonObject statsJson(Stats s) {
     JsonObject o = new JsonObject();
     o.addProperty("median", s.median());
     o.addProperty("p10", s.p10());

@@ -147,7 +147,7 @@ public final class EngineBench {
    * Fills in DJL's offline CPU settings (see shared/machine.md) where neither the environment nor
    * the command line set them, before the engine first loads.
    */
-  private static void djlDefaults() {
+  static void djlDefaults() {
     defaultProperty("ai.djl.offline", "true");
     defaultEnvOrProperty("PYTORCH_FLAVOR", "cpu");
     defaultEnvOrProperty(
@@ -170,7 +170,7 @@ public final class EngineBench {
     }
   }
 
-  private static Machine machine() {
+  static Machine machine() {
     Engine engine = Engine.getEngine("PyTorch");
     return new Machine(
         Runtime.getRuntime().availableProcessors(),

@@ -2,7 +2,7 @@ package io.draftmesh.cli;
 
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
 import io.draftmesh.engine.tokenizer.TextTokenizer;
-import io.draftmesh.worker.Telemetry;
+import io.draftmesh.telemetry.Telemetry;
 import io.draftmesh.worker.WorkerConfig;
 import io.draftmesh.worker.WorkerServer;
 import java.io.PrintStream;

@@ -1,5 +1,6 @@
 package io.draftmesh.cli;
 
+import io.draftmesh.bench.SessionClient;
 import io.draftmesh.engine.tokenizer.TextTokenizer;
 import io.draftmesh.proto.v1.GetModelInfoRequest;
 import io.draftmesh.proto.v1.ModelInfo;
@@ -9,7 +10,7 @@ import io.draftmesh.proto.v1.Propose;
 import io.draftmesh.proto.v1.SamplingParams;
 import io.draftmesh.proto.v1.SessionRequest;
 import io.draftmesh.proto.v1.SessionResponse;
-import io.draftmesh.worker.Telemetry;
+import io.draftmesh.telemetry.Telemetry;
 import io.grpc.Channel;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
@@ -22,17 +23,33 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
- * {@code draftmesh generate}: one sequence on one worker, token by token. Opens a Session
- * (prefill), then asks for one token at a time with {@code Propose k=1} and prints each as soon as
- * its text is complete.
+ * {@code draftmesh generate}: with {@code --router}, one {@code Router.Generate} call ({@link
+ * RouterGenerate}); with {@code --worker}, one sequence on one worker, token by token: opens a
+ * Session (prefill), then asks for one token at a time with {@code Propose k=1} and prints each as
+ * soon as its text is complete.
  */
 final class GenerateCommand {
   static final String USAGE =
       """
+      usage: draftmesh generate --router HOST:PORT --prompt TEXT
+                                [--strategy autoregressive|speculative|ngram] [--k N] [--adaptive]
+                                [--max-k N] [--min-draft-prob P] [--ngram-n N] [--ngram-min-n N]
+                                [--ngram-max-match N] [--max-tokens N] [--temperature T] [--top-k K]
+                                [--top-p P] [--min-p M] [--seed S] [--stop TEXT] [--ignore-eos]
+                                [--target POOL] [--draft POOL] [--timeout-s S]
+                                [--model DIR | --tokenizer PATH]
+        Streams a completion through a running router (./draftmesh up starts one) and prints the
+        stats: acceptance rate, mean accepted length, rounds, target calls, tokens/s. On a terminal
+        each token's text is coloured by provenance (green = draft accepted, cyan = n-gram accepted,
+        default = target; NO_COLOR turns it off), lined up with the tokens by the target's tokenizer
+        (--model DIR, --tokenizer PATH, default models/target). The strategy defaults to the
+        router's (speculative when it has a draft pool).
+
       usage: draftmesh generate --worker HOST:PORT --prompt TEXT (--model DIR | --tokenizer PATH)
                                 [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
                                 [--min-p M] [--seed S] [--timeout-s S]
@@ -80,10 +97,17 @@ final class GenerateCommand {
     }
   }
 
-  static int run(String[] args, PrintStream out, PrintStream err) throws InterruptedException {
+  static int run(String[] args, Map<String, String> env, PrintStream out, PrintStream err)
+      throws InterruptedException {
+    for (String arg : args) {
+      if (arg.equals("--router") || arg.startsWith("--router=")) {
+        return RouterGenerate.run(args, env, out, err);
+      }
+    }
     Args a =
         Args.parse(args, union(SAMPLING_FLAGS, Set.of("worker", "model", "tokenizer")), Set.of());
-    String target = a.require("worker", "HOST:PORT of a running worker");
+    String target =
+        a.require("worker", "HOST:PORT of a running worker; or --router HOST:PORT of a router");
     Path tokenizerPath = tokenizerPath(a);
     Request request = Request.from(a, null);
     try (Telemetry telemetry = Telemetry.fromEnvironment("draftmesh-cli");

@@ -2,6 +2,8 @@ package io.draftmesh.cli;
 
 import io.draftmesh.cli.bench.BenchCommand;
 import io.draftmesh.draft.DraftServiceMain;
+import io.draftmesh.router.RouterConfig;
+import io.draftmesh.router.RouterMain;
 import io.draftmesh.target.TargetServiceMain;
 import io.draftmesh.zoo.EvalCommand;
 import io.draftmesh.zoo.TrainCommand;
@@ -17,8 +19,10 @@ public final class Main {
 
       commands:
         demo             generate from a bundled tiny model through a real worker (start here)
+        up               run a local mesh (target worker, draft worker, router) on the zoo models
         worker           run a model worker: --role draft|target --model DIR [flags]
-        generate         stream a completion from a running worker
+        router           run the router: --target HOST:PORT [--draft HOST:PORT] [flags]
+        generate         stream a completion from a running router (--router) or worker (--worker)
         gen-checkpoint   write a random-weight checkpoint of a preset shape
         bench            benchmarks
         train            build the corpus and tokenizer, train a zoo model (--preset target|draft|aligned)
@@ -38,8 +42,10 @@ public final class Main {
     try {
       return switch (command) {
         case "demo" -> DemoCommand.run(rest, env, out, err);
+        case "up" -> UpCommand.run(rest, out, err);
         case "worker" -> worker(rest, env);
-        case "generate" -> GenerateCommand.run(rest, out, err);
+        case "router" -> router(rest);
+        case "generate" -> GenerateCommand.run(rest, env, out, err);
         case "gen-checkpoint" -> GenCheckpointCommand.run(rest, out);
         case "bench" -> BenchCommand.run(rest);
         case "train" -> TrainCommand.run(rest);
@@ -87,12 +93,22 @@ public final class Main {
     };
   }
 
+  /** {@code router ...}: runs the router's main with the same flags until it is stopped. */
+  private static int router(String[] args) throws InterruptedException {
+    RouterMain.main(args); // exits the process itself on bad flags
+    return 0;
+  }
+
   private static int help(String[] args, PrintStream out) {
     String topic = args.length == 0 ? "" : args[0];
     out.println(
         switch (topic) {
           case "demo" -> DemoCommand.USAGE;
           case "generate" -> GenerateCommand.USAGE;
+          case "up" -> UpCommand.USAGE;
+          case "router" ->
+              "usage: draftmesh router --target HOST:PORT [--draft HOST:PORT] [flags]\n"
+                  + RouterConfig.usage();
           case "gen-checkpoint" -> GenCheckpointCommand.USAGE;
           case "bench" -> BenchCommand.USAGE;
           case "worker" ->

@@ -35,6 +35,14 @@ class MainTest {
         .contains("demo", "worker", "generate", "bench");
     assertThat(run("help", "worker")).isZero();
     assertThat(out.toString(StandardCharsets.UTF_8)).contains("--kv-budget-mb", "DRAFTMESH_MODEL");
+    assertThat(run("help", "up")).isZero();
+    assertThat(out.toString(StandardCharsets.UTF_8)).contains("--port-base", "--target-model");
+    assertThat(run("help", "router")).isZero();
+    assertThat(out.toString(StandardCharsets.UTF_8)).contains("--draft-timeout-ms");
+    assertThat(run("help", "generate")).isZero();
+    assertThat(out.toString(StandardCharsets.UTF_8)).contains("--router", "--strategy");
+    assertThat(run("help", "bench")).isZero();
+    assertThat(out.toString(StandardCharsets.UTF_8)).contains("bench speculative");
     assertThat(run("frobnicate")).isEqualTo(2);
     assertThat(err()).contains("unknown command frobnicate");
   }
@@ -53,6 +61,13 @@ class MainTest {
     assertThat(err()).contains("--role: oracle (expected: draft or target)");
     assertThat(run("generate", "--prompt", "x", "--model", dir.toString())).isEqualTo(2);
     assertThat(err()).contains("--worker: missing");
+    assertThat(run("generate", "--router", "localhost:1", "--prompt", "x", "--strategy", "magic"))
+        .isEqualTo(2);
+    assertThat(err())
+        .contains("--strategy: magic (expected: autoregressive, speculative or ngram)");
+    assertThat(run("generate", "--router", "localhost:1", "--prompt", "x", "--worker", "y"))
+        .isEqualTo(2);
+    assertThat(err()).contains("--worker: unknown flag");
     assertThat(run("gen-checkpoint", dir.resolve("m").toString(), "--preset", "huge")).isEqualTo(2);
     assertThat(err()).contains("--preset", "tiny-llama");
   }

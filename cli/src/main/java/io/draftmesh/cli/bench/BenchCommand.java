@@ -1,6 +1,7 @@
 package io.draftmesh.cli.bench;
 
 import io.draftmesh.bench.EngineBench;
+import io.draftmesh.bench.SpeculativeBench;
 import java.util.Arrays;
 
 /**
@@ -10,10 +11,16 @@ public final class BenchCommand {
   public static final String USAGE =
       """
       usage: draftmesh bench engine [--json] [--quick]
-        engine   engine step costs side by side on the bundled tiny model and a generated ~110M
-                 Llama-shaped model: decode, verify (k+1 = 5), 512-token prefill, batching at 1/4/8
-                 sessions, weight bandwidth against measured memory bandwidth, matmul floor.
-                 --json prints one JSON object; --quick skips the 110M model.""";
+             draftmesh bench speculative [--json] [--quick] [--prompts N] [--max-tokens N]
+        engine       engine step costs side by side on the bundled tiny model and a generated ~110M
+                     Llama-shaped model: decode, verify (k+1 = 5), 512-token prefill, batching at
+                     1/4/8 sessions, weight bandwidth against measured memory bandwidth, matmul floor.
+                     --json prints one JSON object; --quick skips the 110M model.
+        speculative  speculative decoding through a mesh on real ports (zoo models, else random):
+                     tokens/s for autoregressive, speculative k=2/4/8/adaptive and n-gram on held-out
+                     prompts, acceptance, measured c and verify/decode, the analytical ideal speedup
+                     and efficiency, mesh overhead against the engine in-process; fails on any
+                     greedy output that differs from autoregressive. --help for every flag.""";
 
   private BenchCommand() {}
 
@@ -26,8 +33,10 @@ public final class BenchCommand {
     String[] rest = Arrays.copyOfRange(args, 1, args.length);
     return switch (args[0]) {
       case "engine" -> EngineBench.run(rest);
+      case "speculative" -> SpeculativeBench.run(rest);
       default -> {
-        System.err.println("draftmesh bench: unknown suite " + args[0] + " (expected: engine)");
+        System.err.println(
+            "draftmesh bench: unknown suite " + args[0] + " (expected: engine or speculative)");
         System.err.println(USAGE);
         yield 2;
       }

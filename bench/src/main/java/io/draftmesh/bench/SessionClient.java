@@ -1,4 +1,4 @@
-package io.draftmesh.cli;
+package io.draftmesh.bench;
 
 import io.draftmesh.proto.v1.Close;
 import io.draftmesh.proto.v1.ModelWorkerGrpc;
@@ -14,9 +14,10 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * One Session stream used request by request: {@link #call} sends an op and blocks for its answer.
- * The stream's deadline comes from the stub it is opened on.
+ * The stream's deadline comes from the stub it is opened on. Used by {@code draftmesh generate
+ * --worker} and by the speculative bench to time single worker ops.
  */
-final class SessionClient implements AutoCloseable {
+public final class SessionClient implements AutoCloseable {
   /** What the response observer hands over: an answer, or the stream's end. */
   private record Event(SessionResponse response, Status end) {}
 
@@ -27,7 +28,7 @@ final class SessionClient implements AutoCloseable {
 
   private SessionClient() {}
 
-  static SessionClient open(ModelWorkerGrpc.ModelWorkerStub stub) {
+  public static SessionClient open(ModelWorkerGrpc.ModelWorkerStub stub) {
     SessionClient c = new SessionClient();
     stub.session(
         new ClientResponseObserver<SessionRequest, SessionResponse>() {
@@ -55,7 +56,7 @@ final class SessionClient implements AutoCloseable {
   }
 
   /** Sends {@code request} and waits for its answer; a failed stream throws its status. */
-  SessionResponse call(SessionRequest.Builder request) throws InterruptedException {
+  public SessionResponse call(SessionRequest.Builder request) throws InterruptedException {
     if (ended != null) {
       throw ended
           .withDescription("session already ended: " + ended.getDescription())

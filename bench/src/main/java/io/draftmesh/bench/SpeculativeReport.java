@@ -1,0 +1,281 @@
+package io.draftmesh.bench;
+
+import com.google.gson.JsonObject;
+import io.draftmesh.bench.SpeculativeBench.Figures;
+import io.draftmesh.bench.SpeculativeBench.Model;
+import io.draftmesh.bench.SpeculativeBench.Report;
+import io.draftmesh.bench.SpeculativeBench.Totals;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/** Renders a {@link SpeculativeBench.Report} as an aligned table or as one JSON object. */
+final class SpeculativeReport {
+  private SpeculativeReport() {}
+
+  static String table(Report r) {
+    StringBuilder sb = new StringBuilder();
+    EngineBench.Machine mc = r.machine();
+    sb.append(
+        String.format(
+            Locale.ROOT,
+            "DraftMesh speculative bench%s: target, draft and router on real ports in one JVM%n"
+                + "machine: %d cores (%s), %s, DJL %s, PyTorch %s, threads %s intra / %s interop;"
+                + " load average %s at start, %s at end%n"
+                + "models (%s): target %s (%s), draft %s (%s)%n"
+                + "prompts: %d held-out (%s), greedy, %d tokens each (ignore_eos); %d settings"
+                + " interleaved per prompt; %.0f s%n%n",
+            r.options().quick() ? " (--quick)" : "",
+            mc.cores(),
+            mc.cpu(),
+            mc.jvm(),
+            mc.djl(),
+            mc.pytorch(),
+            mc.intraThreads(),
+            mc.interopThreads(),
+            BenchReport.num(r.loadStart()),
+            BenchReport.num(r.loadEnd()),
+            r.modelSource().name().toLowerCase(Locale.ROOT),
+            r.target().dir(),
+            describe(r.target()),
+            r.draft().dir(),
+            describe(r.draft()),
+            r.promptCount(),
+            r.promptSource(),
+            r.maxTokens(),
+            r.figures().size(),
+            r.wallSeconds()));
+
+    List<String[]> rows = new ArrayList<>();
+    rows.add(
+        new String[] {
+          "setting",
+          "tok/s",
+          "[p10-p90]",
+          "speedup",
+          "accepted",
+          "alpha",
+          "tok/round",
+          "gamma",
+          "c",
+          "verify/dec",
+          "ideal",
+          "efficiency",
+          "rounds",
+          "calls t/d",
+          "fallbacks"
+        });
+    for (Figures f : r.figures()) {
+      Totals t = f.totals();
+      Stats pp = t.perPromptTokensPerSec();
+      boolean viaRouter = !f.setting().inProcess();
+      boolean rounds = f.setting().drafted() && t.rounds > 0;
+      rows.add(
+          new String[] {
+            f.setting().label(),
+            BenchReport.num(f.tokensPerSec()),
+            "[" + BenchReport.num(pp.p10()) + "-" + BenchReport.num(pp.p90()) + "]",
+            BenchReport.ratio(f.speedup()),
+            f.setting().drafted() ? BenchReport.num(t.acceptanceRate()) : "",
+            rounds ? BenchReport.num(f.alpha()) : "",
+            f.setting().drafted() ? BenchReport.num(t.meanAcceptedLength()) : "",
+            rounds ? Integer.toString(f.gamma()) : "",
+            rounds ? BenchReport.num(f.c()) : "",
+            rounds ? BenchReport.ratio(f.verifyRatio()) : "",
+            rounds ? BenchReport.ratio(f.ideal()) : "",
+            rounds ? BenchReport.num(f.efficiency()) : "",
+            f.setting().drafted() ? Long.toString(t.rounds) : "",
+            viaRouter ? t.targetCalls + "/" + t.draftCalls : "",
+            viaRouter ? Long.toString(t.fallbacks) : ""
+          });
+    }
+    sb.append(BenchReport.align(rows));
+
+    SpeculativeBench.Steps s = r.steps();
+    sb.append(
+        String.format(
+            Locale.ROOT,
+            "%nsingle ops over direct worker sessions (gRPC round trip, ms, median [p10-p90] of"
+                + " %d):%n",
+            s.targetStep().n()));
+    List<String[]> ops = new ArrayList<>();
+    ops.add(new String[] {"  draft Propose(k=1)", BenchReport.stats(s.draftStep()), ""});
+    ops.add(
+        new String[] {
+          "  target Propose(k=1)",
+          BenchReport.stats(s.targetStep()),
+          "c = draft / target = " + BenchReport.num(s.c())
+        });
+    for (Map.Entry<Integer, Stats> e : s.verify().entrySet()) {
+      ops.add(
+          new String[] {
+            "  target Verify(k=" + e.getKey() + ")",
+            BenchReport.stats(e.getValue()),
+            "verify / decode = " + BenchReport.ratio(s.verifyRatio(e.getKey()))
+          });
+    }
+    for (Map.Entry<Integer, Stats> e : s.propose().entrySet()) {
+      ops.add(
+          new String[] {
+            "  draft Propose(k=" + e.getKey() + ")",
+            BenchReport.stats(e.getValue()),
+            "per token / target step = " + BenchReport.num(s.amortizedC(e.getKey()))
+          });
+    }
+    sb.append(BenchReport.align(ops));
+    sb.append(
+        String.format(
+            Locale.ROOT,
+            "%nmesh overhead: autoregressive through the router / engine in-process = %s"
+                + " (target >= %s)%n",
+            BenchReport.num(r.meshOverhead()),
+            BenchReport.num(SpeculativeBench.TARGET_MESH_OVERHEAD)));
+    sb.append(
+        String.format(
+            Locale.ROOT,
+            "accepted = accepted / drafted draft tokens (the router's acceptance rate, which falls"
+                + " with gamma: drafts after a rejection are never tested); alpha = the per-token"
+                + " acceptance that gives the measured tok/round at gamma, (1 - alpha^(gamma+1)) /"
+                + " (1 - alpha)%n"
+                + "efficiency = speedup / ideal (target >= %s); ideal = idealSpeedup(alpha, gamma, c,"
+                + " verify/decode at gamma) over verify rounds, blended with plain target steps"
+                + " (speedup 1) by their share of tokens; n-gram c = 0; adaptive and n-gram gamma"
+                + " = mean draft tokens per round; c counts one round trip per draft token while a"
+                + " round asks the draft for all gamma in one (see draft Propose(k)), so efficiency"
+                + " can exceed 1 at large gamma%n",
+            BenchReport.num(SpeculativeBench.TARGET_EFFICIENCY)));
+    sb.append(
+        "tok/s: decode phase (tokens after the first / time from the first token to the last),"
+            + " all prompts together; [p10-p90] over prompts; speedup vs"
+            + " autoregressive through the router; calls t/d: target/draft worker requests\n");
+    if (r.mismatches().isEmpty()) {
+      sb.append(
+          String.format(
+              Locale.ROOT,
+              "lossless: every setting's greedy output equals the autoregressive one, token for"
+                  + " token, on all %d prompts%n",
+              r.promptCount()));
+    } else {
+      sb.append(r.mismatches().size()).append(" MISMATCHES (see stderr): not lossless\n");
+    }
+    return sb.toString();
+  }
+
+  private static String describe(Model m) {
+    return String.format(
+        Locale.ROOT, "%s, %.2fM params, %d layers", m.id(), m.params() / 1e6, m.layers());
+  }
+
+  static String json(Report r) {
+    JsonObject root = new JsonObject();
+    root.addProperty("bench", "speculative");
+    root.addProperty("quick", r.options().quick());
+    EngineBench.Machine mc = r.machine();
+    JsonObject machine = new JsonObject();
+    machine.addProperty("cores", mc.cores());
+    machine.addProperty("cpu", mc.cpu());
+    machine.addProperty("jvm", mc.jvm());
+    machine.addProperty("djl", mc.djl());
+    machine.addProperty("pytorch", mc.pytorch());
+    machine.addProperty("intra_op_threads", mc.intraThreads());
+    machine.addProperty("interop_threads", mc.interopThreads());
+    root.add("machine", machine);
+    JsonObject load = new JsonObject();
+    load.addProperty("start", r.loadStart());
+    load.addProperty("end", r.loadEnd());
+    root.add("load_average", load);
+    root.addProperty("wall_seconds", r.wallSeconds());
+
+    JsonObject models = new JsonObject();
+    models.addProperty("source", r.modelSource().name().toLowerCase(Locale.ROOT));
+    models.add("target", model(r.target()));
+    models.add("draft", model(r.draft()));
+    root.add("models", models);
+    JsonObject prompts = new JsonObject();
+    prompts.addProperty("source", r.promptSource());
+    prompts.addProperty("count", r.promptCount());
+    root.add("prompts", prompts);
+    root.addProperty("max_tokens", r.maxTokens());
+
+    SpeculativeBench.Steps s = r.steps();
+    JsonObject steps = new JsonObject();
+    steps.add("draft_step_ms", BenchReport.statsJson(s.draftStep()));
+    steps.add("target_step_ms", BenchReport.statsJson(s.targetStep()));
+    steps.addProperty("c", s.c());
+    JsonObject verify = new JsonObject();
+    JsonObject ratio = new JsonObject();
+    for (Map.Entry<Integer, Stats> e : s.verify().entrySet()) {
+      verify.add(Integer.toString(e.getKey()), BenchReport.statsJson(e.getValue()));
+      ratio.addProperty(Integer.toString(e.getKey()), s.verifyRatio(e.getKey()));
+    }
+    steps.add("verify_ms", verify);
+    steps.add("verify_over_decode", ratio);
+    JsonObject propose = new JsonObject();
+    JsonObject amortized = new JsonObject();
+    for (Map.Entry<Integer, Stats> e : s.propose().entrySet()) {
+      propose.add(Integer.toString(e.getKey()), BenchReport.statsJson(e.getValue()));
+      amortized.addProperty(Integer.toString(e.getKey()), s.amortizedC(e.getKey()));
+    }
+    steps.add("draft_propose_ms", propose);
+    steps.add("c_amortized", amortized);
+    root.add("steps", steps);
+
+    JsonObject settings = new JsonObject();
+    for (Figures f : r.figures()) {
+      settings.add(f.setting().key(), setting(f));
+    }
+    root.add("settings", settings);
+    root.addProperty("mesh_overhead", r.meshOverhead());
+    root.addProperty("mismatches", r.mismatches().size());
+    root.addProperty("lossless", r.mismatches().isEmpty());
+    JsonObject targets = new JsonObject();
+    targets.addProperty("efficiency_min", SpeculativeBench.TARGET_EFFICIENCY);
+    targets.addProperty("mesh_overhead_min", SpeculativeBench.TARGET_MESH_OVERHEAD);
+    root.add("targets", targets);
+    return BenchReport.toJson(root);
+  }
+
+  private static JsonObject model(Model m) {
+    JsonObject o = new JsonObject();
+    o.addProperty("path", m.dir().toString());
+    o.addProperty("model_id", m.id());
+    o.addProperty("params", m.params());
+    o.addProperty("layers", m.layers());
+    return o;
+  }
+
+  private static JsonObject setting(Figures f) {
+    Totals t = f.totals();
+    JsonObject o = new JsonObject();
+    o.addProperty("tokens_per_s", f.tokensPerSec());
+    o.add("tokens_per_s_per_prompt", BenchReport.statsJson(t.perPromptTokensPerSec()));
+    o.addProperty("decode_tokens", t.decodeTokens);
+    o.addProperty("decode_seconds", t.decodeNanos / 1e9);
+    o.addProperty("speedup_vs_autoregressive", f.speedup());
+    if (!f.setting().inProcess()) {
+      o.addProperty("target_calls", t.targetCalls);
+      o.addProperty("draft_calls", t.draftCalls);
+      o.addProperty("fallbacks", t.fallbacks);
+    }
+    if (f.setting().drafted()) {
+      if (f.setting().speculative()) {
+        o.addProperty("k", f.setting().k());
+        o.addProperty("adaptive", f.setting().adaptive());
+      }
+      o.addProperty("rounds", t.rounds);
+      o.addProperty("drafted", t.drafted);
+      o.addProperty("accepted", t.accepted);
+      o.addProperty("acceptance_rate", t.acceptanceRate());
+      o.addProperty("alpha", f.alpha());
+      o.addProperty("mean_accepted_length", t.meanAcceptedLength());
+      o.addProperty("plain_token_fraction", t.plainFraction());
+      o.addProperty("gamma", f.gamma());
+      o.addProperty("c", f.c());
+      o.addProperty("verify_over_decode", f.verifyRatio());
+      o.addProperty("ideal_speedup", f.ideal());
+      o.addProperty("efficiency", f.efficiency());
+    }
+    return o;
+  }
+}

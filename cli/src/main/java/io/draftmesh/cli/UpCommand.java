@@ -1,0 +1,150 @@
+package io.draftmesh.cli;
+
+import io.draftmesh.bench.Mesh;
+import io.draftmesh.bench.MeshModels;
+import io.draftmesh.telemetry.Telemetry;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+/**
+ * {@code draftmesh up}: a local mesh in this process (target worker, draft worker, router, each on
+ * its own port; see {@link Mesh}) on the zoo models, serving until Ctrl-C or SIGTERM, then
+ * draining.
+ */
+final class UpCommand {
+  static final String USAGE =
+      """
+      usage: draftmesh up [--target-model DIR] [--draft-model DIR] [--port-base N] [--random]
+                          [--drain-seconds S]
+        Starts a target worker, a draft worker and a router in one process, each on its own port
+        (N, N+1, N+2 with --port-base N; free ports by default), prints their addresses and an
+        example generate command, and serves until Ctrl-C or SIGTERM; then the router drains its
+        running requests (up to S seconds, default 10) and everything stops.
+        Models default to models/target and models/draft (the trained zoo); where those are missing,
+        or with --random, random-weight checkpoints are generated into the bench cache instead.""";
+
+  private UpCommand() {}
+
+  /** Parsed flags. */
+  record Options(Path targetModel, Path draftModel, int portBase, boolean random, int drain) {
+    static Options parse(String[] args) {
+      Args a =
+          Args.parse(
+              args,
+              Set.of("target-model", "draft-model", "port-base", "drain-seconds"),
+              Set.of("random"));
+      if (!a.positional().isEmpty()) {
+        throw new UsageException(a.positional().get(0) + ": unexpected argument");
+      }
+      return new Options(
+          a.has("target-model") ? Path.of(a.get("target-model")) : null,
+          a.has("draft-model") ? Path.of(a.get("draft-model")) : null,
+          a.intValue("port-base", 0, 0, 65535 - 8),
+          a.has("random") && !"false".equals(a.get("random")),
+          a.intValue("drain-seconds", 10, 0, 86_400));
+    }
+  }
+
+  /** Serves until the process is told to stop. */
+  static int run(String[] args, PrintStream out, PrintStream err) throws Exception {
+    Options o = Options.parse(args);
+    CompletableFuture<Void> stop = new CompletableFuture<>();
+    CountDownLatch stopped = new CountDownLatch(1);
+    Thread hook =
+        new Thread(
+            () -> {
+              stop.complete(null);
+              try {
+                stopped.await(o.drain() + 30L, TimeUnit.SECONDS);
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+            },
+            "draftmesh-up-shutdown");
+    Runtime.getRuntime().addShutdownHook(hook);
+    try {
+      return serve(o, out, err, stop, m -> {});
+    } finally {
+      stopped.countDown();
+    }
+  }
+
+  /**
+   * Starts the mesh, prints where everything is, waits for {@code stop}, then drains and stops it.
+   *
+   * @param started called with the running mesh (tests use it)
+   */
+  static int serve(
+      Options o, PrintStream out, PrintStream err, Future<?> stop, Consumer<Mesh> started)
+      throws Exception {
+    MeshModels.Pair models;
+    try {
+      models = MeshModels.resolve(o.targetModel(), o.draftModel(), o.random(), null, err);
+    } catch (IllegalArgumentException e) {
+      throw new UsageException(e.getMessage());
+    }
+    Mesh.Spec spec =
+        Mesh.Spec.of(models.target(), models.draft())
+            .withPortBase(o.portBase())
+            .withDrainSeconds(o.drain());
+    err.println("starting the mesh: loading " + models.target() + " and " + models.draft());
+    try (Telemetry telemetry = Telemetry.fromEnvironment("draftmesh-up");
+        Mesh mesh = Mesh.start(spec, telemetry.openTelemetry())) {
+      out.print(banner(mesh, models));
+      out.flush();
+      started.accept(mesh);
+      try {
+        stop.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      err.println("draftmesh up: stopping (draining running requests)");
+    }
+    err.println("draftmesh up: stopped");
+    return 0;
+  }
+
+  static String banner(Mesh mesh, MeshModels.Pair models) {
+    StringBuilder sb = new StringBuilder();
+    sb.append("draftmesh mesh up (")
+        .append(
+            switch (models.source()) {
+              case ZOO -> "zoo models";
+              case FLAGS -> "models from the command line";
+              case RANDOM -> "random-weight models: the text is noise";
+            })
+        .append("):\n");
+    for (Map.Entry<String, String> e : mesh.addresses().entrySet()) {
+      String what =
+          switch (e.getKey()) {
+            case Mesh.TARGET -> "target worker  " + models.target();
+            case Mesh.DRAFT -> "draft worker   " + models.draft();
+            case Mesh.ROUTER -> "router         strategies: autoregressive, speculative, ngram";
+            default -> e.getKey();
+          };
+      sb.append(String.format("  %-7s %-22s %s%n", e.getKey(), e.getValue(), what));
+    }
+    String model =
+        models.source() == MeshModels.Source.ZOO
+            ? ""
+            : " --model " + shellQuote(models.target().toString());
+    sb.append("try:\n  ./draftmesh generate --router ")
+        .append(mesh.routerAddress())
+        .append(" --strategy speculative --prompt 'In the beginning'")
+        .append(model)
+        .append("\n  (or --strategy autoregressive | ngram; --k N, --adaptive, --max-tokens N)\n")
+        .append("Ctrl-C to stop.\n");
+    return sb.toString();
+  }
+
+  private static String shellQuote(String s) {
+    return s.matches("[A-Za-z0-9_./:=-]+") ? s : "'" + s.replace("'", "'\\''") + "'";
+  }
+}
