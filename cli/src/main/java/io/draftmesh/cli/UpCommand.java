@@ -2,6 +2,8 @@ package io.draftmesh.cli;
 
 import io.draftmesh.bench.Mesh;
 import io.draftmesh.bench.MeshModels;
+import io.draftmesh.gateway.GatewayMain;
+import io.draftmesh.gateway.GatewayServer;
 import io.draftmesh.telemetry.Telemetry;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -23,9 +25,10 @@ final class UpCommand {
       """
       usage: draftmesh up [--target-model DIR] [--draft-model DIR] [--port-base N] [--random]
                           [--drain-seconds S]
-        Starts a target worker, a draft worker and a router in one process, each on its own port
-        (N, N+1, N+2 with --port-base N; free ports by default), prints their addresses and an
-        example generate command, and serves until Ctrl-C or SIGTERM; then the router drains its
+        Starts a target worker, a draft worker, a router and the gateway in one process, each on its
+        own port (N..N+4 with --port-base N; free ports by default), prints their addresses, the
+        playground URL, an API key for this run (unless DRAFTMESH_API_KEYS is set) and example
+        commands, and serves until Ctrl-C or SIGTERM; then the router drains its
         running requests (up to S seconds, default 10) and everything stops.
         Models default to models/target and models/draft (the trained zoo); where those are missing,
         or with --random, random-weight checkpoints are generated into the bench cache instead.""";
@@ -97,7 +100,9 @@ final class UpCommand {
     err.println("starting the mesh: loading " + models.target() + " and " + models.draft());
     try (Telemetry telemetry = Telemetry.fromEnvironment("draftmesh-up");
         Mesh mesh = Mesh.start(spec, telemetry.openTelemetry())) {
+      Gateway gateway = startGateway(mesh, models, o.portBase(), System.getenv());
       out.print(banner(mesh, models));
+      out.print(gateway.banner());
       out.flush();
       started.accept(mesh);
       try {
@@ -109,6 +114,57 @@ final class UpCommand {
     }
     err.println("draftmesh up: stopped");
     return 0;
+  }
+
+  /** The public gateway in front of the mesh's router, and how to reach it. */
+  record Gateway(String playground, String grpc, String apiKey) {
+    String banner() {
+      return "gateway: playground "
+          + playground
+          + "/  (API key: "
+          + apiKey
+          + "), public gRPC "
+          + grpc
+          + "\n  curl -N "
+          + playground
+          + "/v1/completions -H 'Authorization: Bearer "
+          + apiKey
+          + "' -H 'Content-Type: application/json' -d '{\"model\": \"zoo\", \"prompt\": \"In the beginning\","
+          + " \"max_tokens\": 32, \"stream\": true, \"draftmesh\": {\"strategy\": \"speculative\"}}'\n";
+    }
+  }
+
+  /**
+   * Starts the gateway on ports base+3 (gRPC) and base+4 (HTTP), or free ones, and attaches it to
+   * the mesh so it stops first. Keys come from DRAFTMESH_API_KEYS; without any, a random key is
+   * made for this run and printed (the gateway never serves without a key unless told to).
+   */
+  static Gateway startGateway(
+      Mesh mesh, MeshModels.Pair models, int portBase, Map<String, String> env)
+      throws java.io.IOException {
+    Map<String, String> gatewayEnv = new java.util.HashMap<>(env);
+    String keys = env.getOrDefault("DRAFTMESH_API_KEYS", "");
+    String key;
+    if (keys.isBlank()) {
+      byte[] random = new byte[12];
+      new java.security.SecureRandom().nextBytes(random);
+      key = "dm-" + java.util.HexFormat.of().formatHex(random);
+      gatewayEnv.put("DRAFTMESH_API_KEYS", key);
+    } else {
+      key = "(one of DRAFTMESH_API_KEYS)";
+    }
+    String[] args = {
+      "--router", mesh.routerAddress(),
+      "--host", "127.0.0.1",
+      "--grpc-port", String.valueOf(portBase == 0 ? 0 : portBase + 3),
+      "--http-port", String.valueOf(portBase == 0 ? 0 : portBase + 4),
+      "--model", "id=zoo,target=" + Mesh.TARGET + ",draft=" + Mesh.DRAFT + ",dir=" + models.target()
+    };
+    GatewayServer server = GatewayMain.start(args, gatewayEnv);
+    String http = "http://127.0.0.1:" + server.ports().http();
+    String grpc = "127.0.0.1:" + server.ports().grpc();
+    mesh.attach("gateway", grpc, server);
+    return new Gateway(http, grpc, key);
   }
 
   static String banner(Mesh mesh, MeshModels.Pair models) {
@@ -127,6 +183,7 @@ final class UpCommand {
             case Mesh.TARGET -> "target worker  " + models.target();
             case Mesh.DRAFT -> "draft worker   " + models.draft();
             case Mesh.ROUTER -> "router         strategies: autoregressive, speculative, ngram";
+            case "gateway" -> "gateway        public gRPC Generation, OpenAI HTTP, playground";
             default -> e.getKey();
           };
       sb.append(String.format("  %-7s %-22s %s%n", e.getKey(), e.getValue(), what));
