@@ -44,7 +44,7 @@ public final class Main {
         case "demo" -> DemoCommand.run(rest, env, out, err);
         case "up" -> UpCommand.run(rest, out, err);
         case "worker" -> worker(rest, env);
-        case "router" -> router(rest);
+        case "router" -> router(rest, env, err);
         case "generate" -> GenerateCommand.run(rest, env, out, err);
         case "gen-checkpoint" -> GenCheckpointCommand.run(rest, out);
         case "bench" -> BenchCommand.run(rest);
@@ -94,9 +94,9 @@ public final class Main {
   }
 
   /** {@code router ...}: runs the router's main with the same flags until it is stopped. */
-  private static int router(String[] args) throws InterruptedException {
-    RouterMain.main(args); // exits the process itself on bad flags
-    return 0;
+  private static int router(String[] args, Map<String, String> env, PrintStream err)
+      throws InterruptedException {
+    return RouterMain.run(args, env, err);
   }
 
   private static int help(String[] args, PrintStream out) {

@@ -54,6 +54,12 @@ class MainTest {
   }
 
   @Test
+  void routerFlagErrorsReturnTwoAndNameTheFlag() {
+    assertThat(run("router", "--port", "abc")).isEqualTo(2);
+    assertThat(err()).contains("--port: abc (expected: an integer)");
+  }
+
+  @Test
   void usageErrorsNameTheFlag() {
     assertThat(run("worker", "--model", dir.toString())).isEqualTo(2);
     assertThat(err()).contains("--role: missing");

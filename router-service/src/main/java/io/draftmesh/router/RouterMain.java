@@ -22,7 +22,7 @@ public final class RouterMain {
   }
 
   /** Runs the router until shutdown; returns the exit code (2 for bad flags, 1 for no port). */
-  static int run(String[] args, Map<String, String> env, PrintStream err)
+  public static int run(String[] args, Map<String, String> env, PrintStream err)
       throws InterruptedException {
     if (Arrays.asList(args).contains("--help") || Arrays.asList(args).contains("-h")) {
       err.println("usage: router-service --target host:port [--draft host:port] [flags]");
