@@ -1,5 +1,6 @@
 package io.draftmesh.gateway;
 
+import io.draftmesh.flags.Flags;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -9,7 +10,6 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 
@@ -122,7 +122,7 @@ public record GatewayConfig(
   }
 
   /** A flag or variable that is missing, malformed or out of range. */
-  public static final class ConfigException extends IllegalArgumentException {
+  public static final class ConfigException extends Flags.ConfigException {
     private static final long serialVersionUID = 1L;
 
     public ConfigException(String message) {
@@ -130,7 +130,7 @@ public record GatewayConfig(
     }
   }
 
-  private enum Flag {
+  private enum Flag implements Flags.Option {
     HOST("host", "ADDR", "address to bind (default 0.0.0.0)"),
     GRPC_PORT("grpc-port", "N", "public gRPC port, 0 = any free port (default 50050)"),
     HTTP_PORT("http-port", "N", "HTTP (OpenAI API, playground) port, 0 = any (default 8080)"),
@@ -152,36 +152,27 @@ public record GatewayConfig(
     DRAIN_SECONDS(
         "drain-seconds", "S", "grace period for running requests on shutdown (default 10)");
 
-    final String name;
-    final String arg;
-    final String help;
+    private final Flags.Spec spec;
 
     Flag(String name, String arg, String help) {
-      this.name = name;
-      this.arg = arg;
-      this.help = help;
+      String env = "DRAFTMESH_GATEWAY_" + (name().equals("MODEL") ? "MODELS" : name());
+      spec = new Flags.Spec(name, arg, help, env);
     }
 
-    String env() {
-      return this == MODEL ? "DRAFTMESH_GATEWAY_MODELS" : "DRAFTMESH_GATEWAY_" + name();
-    }
-
-    static Flag of(String name) {
-      for (Flag f : values()) {
-        if (f.name.equals(name)) {
-          return f;
-        }
-      }
-      return null;
+    @Override
+    public Flags.Spec spec() {
+      return spec;
     }
   }
+
+  private static final Flags<Flag> FLAGS = new Flags<>(Flag.class, ConfigException::new);
 
   public GatewayConfig {
     if (host == null || host.isBlank()) {
       throw new ConfigException("--host: empty (expected: an address such as 0.0.0.0)");
     }
-    require(grpcPort >= 0 && grpcPort <= 65535, Flag.GRPC_PORT, grpcPort, "0..65535");
-    require(httpPort >= 0 && httpPort <= 65535, Flag.HTTP_PORT, httpPort, "0..65535");
+    FLAGS.require(grpcPort >= 0 && grpcPort <= 65535, Flag.GRPC_PORT, grpcPort, "0..65535");
+    FLAGS.require(httpPort >= 0 && httpPort <= 65535, Flag.HTTP_PORT, httpPort, "0..65535");
     if (grpcPort != 0 && grpcPort == httpPort) {
       throw new ConfigException(
           "--http-port: " + httpPort + " (expected: not the gRPC port " + grpcPort + ")");
@@ -222,29 +213,31 @@ public record GatewayConfig(
               + apiKeys.size()
               + " API keys configured (expected: one or the other)");
     }
-    require(
+    FLAGS.require(
         maxConcurrentPerKey >= 1 && maxConcurrentPerKey <= 100_000,
         Flag.MAX_CONCURRENT_PER_KEY,
         maxConcurrentPerKey,
         "1..100000");
-    require(tokensPerMinutePerKey >= 0, Flag.TOKENS_PER_MINUTE, tokensPerMinutePerKey, ">= 0");
-    require(tokenBurst >= 0, Flag.TOKEN_BURST, tokenBurst, ">= 0");
+    FLAGS.require(
+        tokensPerMinutePerKey >= 0, Flag.TOKENS_PER_MINUTE, tokensPerMinutePerKey, ">= 0");
+    FLAGS.require(tokenBurst >= 0, Flag.TOKEN_BURST, tokenBurst, ">= 0");
     if (tokensPerMinutePerKey > 0 && tokenBurst == 0) {
       tokenBurst = tokensPerMinutePerKey;
     }
-    require(
+    FLAGS.require(
         maxBodyBytes >= 1024 && maxBodyBytes <= 64 << 20,
         Flag.MAX_BODY_BYTES,
         maxBodyBytes,
         "1024..67108864");
-    require(
+    FLAGS.require(
         maxTokensLimit >= 1 && maxTokensLimit <= 1 << 20,
         Flag.MAX_TOKENS_LIMIT,
         maxTokensLimit,
         "1..1048576");
     positive(upstreamTimeout, Flag.UPSTREAM_TIMEOUT_MS);
     positive(sseHeartbeat, Flag.SSE_HEARTBEAT_MS);
-    require(httpThreads >= 1 && httpThreads <= 10_000, Flag.HTTP_THREADS, httpThreads, "1..10000");
+    FLAGS.require(
+        httpThreads >= 1 && httpThreads <= 10_000, Flag.HTTP_THREADS, httpThreads, "1..10000");
     if (drainGrace == null || drainGrace.isNegative()) {
       throw new ConfigException("--drain-seconds: " + drainGrace + " (expected: >= 0)");
     }
@@ -381,61 +374,9 @@ public record GatewayConfig(
 
   /** Parses {@code args} over {@code env}. */
   public static GatewayConfig parse(String[] args, Map<String, String> env) {
-    Map<Flag, String> values = new LinkedHashMap<>();
-    Map<Flag, String> origins = new LinkedHashMap<>();
-    List<String> modelArgs = new ArrayList<>();
-    for (Flag f : Flag.values()) {
-      String v = env.get(f.env());
-      if (v != null && !v.isBlank()) {
-        if (f == Flag.MODEL) {
-          for (String m : v.split(";")) {
-            if (!m.isBlank()) {
-              modelArgs.add(m.trim());
-            }
-          }
-        } else {
-          values.put(f, v.trim());
-          origins.put(f, f.env());
-        }
-      }
-    }
-    boolean modelFlags = false;
-    for (int i = 0; i < args.length; i++) {
-      String a = args[i];
-      if (!a.startsWith("--")) {
-        throw new ConfigException(a + ": unexpected argument (expected: --flag value)");
-      }
-      String name = a.substring(2);
-      String value = null;
-      int eq = name.indexOf('=');
-      if (eq >= 0) {
-        value = name.substring(eq + 1);
-        name = name.substring(0, eq);
-      }
-      Flag f = Flag.of(name);
-      if (f == null) {
-        throw new ConfigException(
-            "--" + name + ": unknown flag (expected one of: " + names() + ")");
-      }
-      if (value == null) {
-        if (i + 1 >= args.length) {
-          throw new ConfigException("--" + name + ": missing value (expected: " + f.arg + ")");
-        }
-        value = args[++i];
-      }
-      if (f == Flag.MODEL) {
-        if (!modelFlags) {
-          modelArgs.clear(); // flags replace the variable's list
-          modelFlags = true;
-        }
-        modelArgs.add(value.trim());
-      } else {
-        values.put(f, value.trim());
-        origins.put(f, "--" + f.name);
-      }
-    }
+    Flags<Flag>.Values v = FLAGS.parse(args, env, Set.of(Flag.MODEL), true);
     List<ModelSpec> models = new ArrayList<>();
-    for (String m : modelArgs) {
+    for (String m : v.list(Flag.MODEL, true)) {
       models.add(ModelSpec.parse(m));
     }
     List<String> keys = new ArrayList<>();
@@ -447,33 +388,33 @@ public record GatewayConfig(
         }
       }
     }
-    String file = values.get(Flag.API_KEYS_FILE);
+    String file = v.get(Flag.API_KEYS_FILE);
     if (file != null) {
-      keys.addAll(readKeys(Path.of(file), origins.get(Flag.API_KEYS_FILE)));
+      keys.addAll(readKeys(Path.of(file), v.origin(Flag.API_KEYS_FILE)));
     }
-    String anon = values.getOrDefault(Flag.ALLOW_ANONYMOUS, "false");
+    String anon = v.get(Flag.ALLOW_ANONYMOUS, "false");
     if (!anon.equals("true") && !anon.equals("false")) {
       throw new ConfigException(
-          origins.get(Flag.ALLOW_ANONYMOUS) + ": " + anon + " (expected: true or false)");
+          v.origin(Flag.ALLOW_ANONYMOUS) + ": " + anon + " (expected: true or false)");
     }
-    int tpm = intOf(values, origins, Flag.TOKENS_PER_MINUTE, 0);
+    int tpm = v.intOf(Flag.TOKENS_PER_MINUTE, 0);
     return new GatewayConfig(
-        values.getOrDefault(Flag.HOST, "0.0.0.0"),
-        intOf(values, origins, Flag.GRPC_PORT, 50050),
-        intOf(values, origins, Flag.HTTP_PORT, 8080),
-        values.getOrDefault(Flag.ROUTER, "localhost:50051"),
+        v.get(Flag.HOST, "0.0.0.0"),
+        v.intOf(Flag.GRPC_PORT, 50050),
+        v.intOf(Flag.HTTP_PORT, 8080),
+        v.get(Flag.ROUTER, "localhost:50051"),
         models,
         keys,
         Boolean.parseBoolean(anon),
-        intOf(values, origins, Flag.MAX_CONCURRENT_PER_KEY, 8),
+        v.intOf(Flag.MAX_CONCURRENT_PER_KEY, 8),
         tpm,
-        intOf(values, origins, Flag.TOKEN_BURST, tpm),
-        intOf(values, origins, Flag.MAX_BODY_BYTES, 1 << 20),
-        intOf(values, origins, Flag.MAX_TOKENS_LIMIT, 8192),
-        Duration.ofMillis(intOf(values, origins, Flag.UPSTREAM_TIMEOUT_MS, 300_000)),
-        Duration.ofMillis(intOf(values, origins, Flag.SSE_HEARTBEAT_MS, 10_000)),
-        intOf(values, origins, Flag.HTTP_THREADS, 64),
-        Duration.ofSeconds(intOf(values, origins, Flag.DRAIN_SECONDS, 10)));
+        v.intOf(Flag.TOKEN_BURST, tpm),
+        v.intOf(Flag.MAX_BODY_BYTES, 1 << 20),
+        v.intOf(Flag.MAX_TOKENS_LIMIT, 8192),
+        v.millis(Flag.UPSTREAM_TIMEOUT_MS, 300_000),
+        v.millis(Flag.SSE_HEARTBEAT_MS, 10_000),
+        v.intOf(Flag.HTTP_THREADS, 64),
+        v.seconds(Flag.DRAIN_SECONDS, 10));
   }
 
   private static List<String> readKeys(Path file, String origin) {
@@ -494,52 +435,14 @@ public record GatewayConfig(
 
   /** The flag table, for {@code --help}. */
   public static String usage() {
-    StringBuilder sb = new StringBuilder("flags (each also read from its environment variable):\n");
-    for (Flag f : Flag.values()) {
-      String left = "  --" + f.name + " " + f.arg;
-      sb.append(String.format(Locale.ROOT, "%-32s %-42s %s%n", left, f.env(), f.help));
-    }
-    sb.append(
-        String.format(
-            Locale.ROOT,
-            "%-32s %-42s %s%n",
-            "  (no flag)",
-            API_KEYS_ENV,
-            "API keys, comma-separated"));
-    return sb.toString();
-  }
-
-  private static String names() {
-    StringBuilder sb = new StringBuilder();
-    for (Flag f : Flag.values()) {
-      sb.append(sb.length() == 0 ? "--" : ", --").append(f.name);
-    }
-    return sb.toString();
-  }
-
-  private static int intOf(
-      Map<Flag, String> values, Map<Flag, String> origins, Flag f, int fallback) {
-    String v = values.get(f);
-    if (v == null) {
-      return fallback;
-    }
-    try {
-      return Integer.parseInt(v.trim());
-    } catch (NumberFormatException e) {
-      throw new ConfigException(origins.get(f) + ": " + v + " (expected: an integer)");
-    }
+    return FLAGS.usage(32, 42)
+        + Flags.row(32, 42, "  (no flag)", API_KEYS_ENV, "API keys, comma-separated");
   }
 
   private static void positive(Duration d, Flag f) {
     if (d == null || d.isNegative() || d.isZero()) {
       throw new ConfigException(
-          "--" + f.name + ": " + (d == null ? null : d.toMillis()) + " (expected: > 0)");
-    }
-  }
-
-  private static void require(boolean ok, Flag f, long value, String expected) {
-    if (!ok) {
-      throw new ConfigException("--" + f.name + ": " + value + " (expected: " + expected + ")");
+          "--" + f.spec().name() + ": " + (d == null ? null : d.toMillis()) + " (expected: > 0)");
     }
   }
 }

@@ -1,12 +1,13 @@
 package io.draftmesh.router;
 
+import io.draftmesh.flags.Flags;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Everything the router process is configured with, from flags and {@code DRAFTMESH_ROUTER_*}
@@ -43,7 +44,7 @@ public record RouterConfig(
     Duration drainGrace) {
 
   /** A flag or variable that is missing, malformed or out of range. */
-  public static final class ConfigException extends IllegalArgumentException {
+  public static final class ConfigException extends Flags.ConfigException {
     private static final long serialVersionUID = 1L;
 
     public ConfigException(String message) {
@@ -51,7 +52,7 @@ public record RouterConfig(
     }
   }
 
-  private enum Flag {
+  private enum Flag implements Flags.Option {
     PORT("port", "N", "gRPC port, 0 = any free port (default 50051)"),
     TARGET("target", "ADDRS", "target pool: host:port[,host:port] or dns:///name:port"),
     DRAFT("draft", "ADDRS", "draft pool: host:port[,host:port] or dns:///name:port"),
@@ -69,32 +70,23 @@ public record RouterConfig(
     DRAIN_SECONDS(
         "drain-seconds", "S", "grace period for running requests on shutdown (default 10)");
 
-    final String name;
-    final String arg;
-    final String help;
+    private final Flags.Spec spec;
 
     Flag(String name, String arg, String help) {
-      this.name = name;
-      this.arg = arg;
-      this.help = help;
+      String env = "DRAFTMESH_ROUTER_" + (name().equals("POOL") ? "POOLS" : name());
+      spec = new Flags.Spec(name, arg, help, env);
     }
 
-    String env() {
-      return "DRAFTMESH_ROUTER_" + (this == POOL ? "POOLS" : name());
-    }
-
-    static Flag of(String name) {
-      for (Flag f : values()) {
-        if (f.name.equals(name)) {
-          return f;
-        }
-      }
-      return null;
+    @Override
+    public Flags.Spec spec() {
+      return spec;
     }
   }
 
+  private static final Flags<Flag> FLAGS = new Flags<>(Flag.class, ConfigException::new);
+
   public RouterConfig {
-    require(port >= 0 && port <= 65535, Flag.PORT, port, "0..65535");
+    FLAGS.require(port >= 0 && port <= 65535, Flag.PORT, port, "0..65535");
     pools = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(pools));
     for (Map.Entry<String, String> e : pools.entrySet()) {
       if (!e.getKey().matches("[A-Za-z0-9][A-Za-z0-9._-]*")) {
@@ -127,13 +119,13 @@ public record RouterConfig(
               + ")");
     }
     tokenizers = List.copyOf(tokenizers);
-    require(defaultMaxTokens >= 1, Flag.MAX_TOKENS, defaultMaxTokens, ">= 1");
-    require(
+    FLAGS.require(defaultMaxTokens >= 1, Flag.MAX_TOKENS, defaultMaxTokens, ">= 1");
+    FLAGS.require(
         maxTokensLimit >= defaultMaxTokens,
         Flag.MAX_TOKENS_LIMIT,
         maxTokensLimit,
         ">= --max-tokens " + defaultMaxTokens);
-    require(
+    FLAGS.require(
         maxConcurrent >= 1 && maxConcurrent <= 100_000,
         Flag.MAX_CONCURRENT,
         maxConcurrent,
@@ -144,7 +136,7 @@ public record RouterConfig(
     if (draftTimeout == null || draftTimeout.isNegative() || draftTimeout.isZero()) {
       throw new ConfigException("--draft-timeout-ms: " + draftTimeout + " (expected: > 0)");
     }
-    require(
+    FLAGS.require(
         autoregressiveChunk >= 1 && autoregressiveChunk <= 1024,
         Flag.AR_CHUNK,
         autoregressiveChunk,
@@ -212,75 +204,28 @@ public record RouterConfig(
 
   /** Parses {@code args} over {@code env}. */
   public static RouterConfig parse(String[] args, Map<String, String> env) {
-    Map<Flag, String> values = new LinkedHashMap<>();
-    Map<Flag, String> origins = new LinkedHashMap<>();
-    List<String> poolArgs = new ArrayList<>();
-    for (Flag f : Flag.values()) {
-      String v = env.get(f.env());
-      if (v != null && !v.isBlank()) {
-        if (f == Flag.POOL) {
-          for (String p : v.split(";")) {
-            if (!p.isBlank()) {
-              poolArgs.add(p.trim());
-            }
-          }
-        } else {
-          values.put(f, v.trim());
-          origins.put(f, f.env());
-        }
-      }
-    }
-    for (int i = 0; i < args.length; i++) {
-      String a = args[i];
-      if (!a.startsWith("--")) {
-        throw new ConfigException(a + ": unexpected argument (expected: --flag value)");
-      }
-      String name = a.substring(2);
-      String value = null;
-      int eq = name.indexOf('=');
-      if (eq >= 0) {
-        value = name.substring(eq + 1);
-        name = name.substring(0, eq);
-      }
-      Flag f = Flag.of(name);
-      if (f == null) {
-        throw new ConfigException(
-            "--" + name + ": unknown flag (expected one of: " + names() + ")");
-      }
-      if (value == null) {
-        if (i + 1 >= args.length) {
-          throw new ConfigException("--" + name + ": missing value (expected: " + f.arg + ")");
-        }
-        value = args[++i];
-      }
-      if (f == Flag.POOL) {
-        poolArgs.add(value.trim());
-      } else {
-        values.put(f, value.trim());
-        origins.put(f, "--" + f.name);
-      }
-    }
+    Flags<Flag>.Values v = FLAGS.parse(args, env, Set.of(Flag.POOL), true);
     Map<String, String> pools = new LinkedHashMap<>();
-    if (values.containsKey(Flag.TARGET)) {
-      pools.put("target", values.get(Flag.TARGET));
+    if (v.get(Flag.TARGET) != null) {
+      pools.put("target", v.get(Flag.TARGET));
     }
-    if (values.containsKey(Flag.DRAFT)) {
-      pools.put("draft", values.get(Flag.DRAFT));
+    if (v.get(Flag.DRAFT) != null) {
+      pools.put("draft", v.get(Flag.DRAFT));
     }
-    for (String p : poolArgs) {
+    for (String p : v.list(Flag.POOL, false)) {
       int eq = p.indexOf('=');
       if (eq <= 0) {
         throw new ConfigException("--pool: " + p + " (expected: NAME=ADDRS)");
       }
       pools.put(p.substring(0, eq).trim(), p.substring(eq + 1).trim());
     }
-    String defaultTarget = values.getOrDefault(Flag.DEFAULT_TARGET, "target");
-    String defaultDraft = values.get(Flag.DEFAULT_DRAFT);
+    String defaultTarget = v.get(Flag.DEFAULT_TARGET, "target");
+    String defaultDraft = v.get(Flag.DEFAULT_DRAFT);
     if (defaultDraft == null && pools.containsKey("draft")) {
       defaultDraft = "draft";
     }
     List<Path> tokenizers = new ArrayList<>();
-    String tok = values.get(Flag.TOKENIZERS);
+    String tok = v.get(Flag.TOKENIZERS);
     if (tok != null) {
       for (String t : tok.split(",")) {
         if (!t.isBlank()) {
@@ -289,54 +234,22 @@ public record RouterConfig(
       }
     }
     return new RouterConfig(
-        intOf(values, origins, Flag.PORT, 50051),
+        v.intOf(Flag.PORT, 50051),
         pools,
         defaultTarget,
         defaultDraft,
         tokenizers,
-        intOf(values, origins, Flag.MAX_TOKENS, 256),
-        intOf(values, origins, Flag.MAX_TOKENS_LIMIT, 8192),
-        intOf(values, origins, Flag.MAX_CONCURRENT, 64),
-        Duration.ofMillis(intOf(values, origins, Flag.TARGET_TIMEOUT_MS, 60_000)),
-        Duration.ofMillis(intOf(values, origins, Flag.DRAFT_TIMEOUT_MS, 2_000)),
-        intOf(values, origins, Flag.AR_CHUNK, 8),
-        Duration.ofSeconds(intOf(values, origins, Flag.DRAIN_SECONDS, 10)));
+        v.intOf(Flag.MAX_TOKENS, 256),
+        v.intOf(Flag.MAX_TOKENS_LIMIT, 8192),
+        v.intOf(Flag.MAX_CONCURRENT, 64),
+        v.millis(Flag.TARGET_TIMEOUT_MS, 60_000),
+        v.millis(Flag.DRAFT_TIMEOUT_MS, 2_000),
+        v.intOf(Flag.AR_CHUNK, 8),
+        v.seconds(Flag.DRAIN_SECONDS, 10));
   }
 
   /** The flag table, for {@code --help}. */
   public static String usage() {
-    StringBuilder sb = new StringBuilder("flags (each also read from its environment variable):\n");
-    for (Flag f : Flag.values()) {
-      String left = "  --" + f.name + " " + f.arg;
-      sb.append(String.format(Locale.ROOT, "%-30s %-34s %s%n", left, f.env(), f.help));
-    }
-    return sb.toString();
-  }
-
-  private static String names() {
-    StringBuilder sb = new StringBuilder();
-    for (Flag f : Flag.values()) {
-      sb.append(sb.length() == 0 ? "--" : ", --").append(f.name);
-    }
-    return sb.toString();
-  }
-
-  private static int intOf(
-      Map<Flag, String> values, Map<Flag, String> origins, Flag f, int fallback) {
-    String v = values.get(f);
-    if (v == null) {
-      return fallback;
-    }
-    try {
-      return Integer.parseInt(v.trim());
-    } catch (NumberFormatException e) {
-      throw new ConfigException(origins.get(f) + ": " + v + " (expected: an integer)");
-    }
-  }
-
-  private static void require(boolean ok, Flag f, long value, String expected) {
-    if (!ok) {
-      throw new ConfigException("--" + f.name + ": " + value + " (expected: " + expected + ")");
-    }
+    return FLAGS.usage(30, 34);
   }
 }

@@ -1,12 +1,13 @@
 package io.draftmesh.worker;
 
 import io.draftmesh.engine.runtime.EngineConfig;
+import io.draftmesh.flags.Flags;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Everything one worker process is configured with, from flags and {@code DRAFTMESH_*} environment
@@ -67,7 +68,7 @@ public record WorkerConfig(
   }
 
   /** A flag or variable that is missing, malformed or out of range. */
-  public static final class ConfigException extends IllegalArgumentException {
+  public static final class ConfigException extends Flags.ConfigException {
     private static final long serialVersionUID = 1L;
 
     public ConfigException(String message) {
@@ -76,7 +77,7 @@ public record WorkerConfig(
   }
 
   /** One flag: its name, environment variable and help text, in the order {@link #usage} prints. */
-  private enum Flag {
+  private enum Flag implements Flags.Option {
     MODEL("model", "DIR", "Hugging Face checkpoint directory (required)"),
     PORT("port", "N", "gRPC port, 0 = any free port (default 0)"),
     ROLE("role", "draft|target", "which role this worker serves"),
@@ -89,55 +90,49 @@ public record WorkerConfig(
     THREADS("threads", "N", "PyTorch intra-op threads, 0 = leave as configured (default 0)"),
     DRAIN_SECONDS("drain-seconds", "S", "grace period for open sessions on shutdown (default 10)");
 
-    final String name;
-    final String arg;
-    final String help;
+    private final Flags.Spec spec;
 
     Flag(String name, String arg, String help) {
-      this.name = name;
-      this.arg = arg;
-      this.help = help;
+      spec = new Flags.Spec(name, arg, help, "DRAFTMESH_" + name());
     }
 
-    String env() {
-      return "DRAFTMESH_" + name().replace("-", "_");
-    }
-
-    static Flag of(String name) {
-      for (Flag f : values()) {
-        if (f.name.equals(name)) {
-          return f;
-        }
-      }
-      return null;
+    @Override
+    public Flags.Spec spec() {
+      return spec;
     }
   }
+
+  private static final Flags<Flag> FLAGS = new Flags<>(Flag.class, ConfigException::new);
 
   public WorkerConfig {
     if (model == null) {
       throw new ConfigException(
-          "--model: missing (expected: a checkpoint directory; or set " + Flag.MODEL.env() + ")");
+          "--model: missing (expected: a checkpoint directory; or set "
+              + Flag.MODEL.spec().env()
+              + ")");
     }
-    require(port >= 0 && port <= 65535, Flag.PORT, port, "0..65535");
+    FLAGS.require(port >= 0 && port <= 65535, Flag.PORT, port, "0..65535");
     if (role == null) {
       throw new ConfigException("--role: missing (expected: draft or target)");
     }
-    require(
+    FLAGS.require(
         maxSessions >= 1 && maxSessions <= 100_000, Flag.MAX_SESSIONS, maxSessions, "1..100000");
-    require(kvBudgetMb >= 1 && kvBudgetMb <= 1 << 20, Flag.KV_BUDGET_MB, kvBudgetMb, "1..1048576");
-    require(kvBlockSize >= 1 && kvBlockSize <= 1024, Flag.KV_BLOCK_SIZE, kvBlockSize, "1..1024");
-    require(
+    FLAGS.require(
+        kvBudgetMb >= 1 && kvBudgetMb <= 1 << 20, Flag.KV_BUDGET_MB, kvBudgetMb, "1..1048576");
+    FLAGS.require(
+        kvBlockSize >= 1 && kvBlockSize <= 1024, Flag.KV_BLOCK_SIZE, kvBlockSize, "1..1024");
+    FLAGS.require(
         maxTokensPerOp >= 1 && maxTokensPerOp <= 1024,
         Flag.MAX_TOKENS_PER_OP,
         maxTokensPerOp,
         "1..1024");
-    require(
+    FLAGS.require(
         maxBatchTokens > maxTokensPerOp && maxBatchTokens <= 1 << 20,
         Flag.MAX_BATCH_TOKENS,
         maxBatchTokens,
         (maxTokensPerOp + 1) + "..1048576, more than --max-tokens-per-op");
-    require(maxContext >= 2, Flag.MAX_CONTEXT, maxContext, ">= 2");
-    require(threads >= 0 && threads <= 1024, Flag.THREADS, threads, "0..1024");
+    FLAGS.require(maxContext >= 2, Flag.MAX_CONTEXT, maxContext, ">= 2");
+    FLAGS.require(threads >= 0 && threads <= 1024, Flag.THREADS, threads, "0..1024");
     if (drainGrace == null || drainGrace.isNegative()) {
       throw new ConfigException("--drain-seconds: " + drainGrace + " (expected: >= 0)");
     }
@@ -145,48 +140,13 @@ public record WorkerConfig(
 
   /** Parses {@code args} over {@code env}; the service mains pass their fixed role. */
   public static WorkerConfig parse(String[] args, Map<String, String> env, Role fixedRole) {
-    Map<Flag, String> values = new LinkedHashMap<>();
-    Map<Flag, String> origins = new LinkedHashMap<>();
-    for (Flag f : Flag.values()) {
-      String v = env.get(f.env());
-      if (v != null && !v.isBlank()) {
-        values.put(f, v.trim());
-        origins.put(f, f.env());
-      }
-    }
-    for (int i = 0; i < args.length; i++) {
-      String a = args[i];
-      if (!a.startsWith("--")) {
-        throw new ConfigException(a + ": unexpected argument (expected: --flag value)");
-      }
-      String name = a.substring(2);
-      String value = null;
-      int eq = name.indexOf('=');
-      if (eq >= 0) {
-        value = name.substring(eq + 1);
-        name = name.substring(0, eq);
-      }
-      Flag f = Flag.of(name);
-      if (f == null) {
-        throw new ConfigException(
-            "--" + name + ": unknown flag (expected one of: " + names() + ")");
-      }
-      if (value == null) {
-        if (i + 1 >= args.length) {
-          throw new ConfigException("--" + name + ": missing value (expected: " + f.arg + ")");
-        }
-        value = args[++i];
-      }
-      values.put(f, value);
-      origins.put(f, "--" + f.name);
-    }
-
+    Flags<Flag>.Values v = FLAGS.parse(args, env, Set.of(), false);
     Role role = fixedRole;
-    if (values.containsKey(Flag.ROLE)) {
-      Role asked = Role.parse(values.get(Flag.ROLE), origins.get(Flag.ROLE));
+    if (v.get(Flag.ROLE) != null) {
+      Role asked = Role.parse(v.get(Flag.ROLE), v.origin(Flag.ROLE));
       if (fixedRole != null && asked != fixedRole) {
         throw new ConfigException(
-            origins.get(Flag.ROLE)
+            v.origin(Flag.ROLE)
                 + ": "
                 + asked.id()
                 + " (expected: "
@@ -198,27 +158,24 @@ public record WorkerConfig(
     if (role == null) {
       throw new ConfigException("--role: missing (expected: draft or target)");
     }
-    String modelValue = values.get(Flag.MODEL);
+    String modelValue = v.get(Flag.MODEL);
     Path model = modelValue == null ? null : Path.of(modelValue);
     if (model != null && !Files.isDirectory(model)) {
       throw new ConfigException(
-          origins.get(Flag.MODEL)
-              + ": "
-              + model
-              + " (expected: a checkpoint directory; not found)");
+          v.origin(Flag.MODEL) + ": " + model + " (expected: a checkpoint directory; not found)");
     }
     return new WorkerConfig(
         model,
-        intOf(values, origins, Flag.PORT, 0),
+        v.intOf(Flag.PORT, 0),
         role,
-        intOf(values, origins, Flag.MAX_SESSIONS, role.defaultMaxSessions),
-        intOf(values, origins, Flag.KV_BUDGET_MB, role.defaultKvBudgetMb),
-        intOf(values, origins, Flag.KV_BLOCK_SIZE, 16),
-        intOf(values, origins, Flag.MAX_TOKENS_PER_OP, 64),
-        intOf(values, origins, Flag.MAX_BATCH_TOKENS, 512),
-        intOf(values, origins, Flag.MAX_CONTEXT, 4096),
-        intOf(values, origins, Flag.THREADS, 0),
-        Duration.ofSeconds(intOf(values, origins, Flag.DRAIN_SECONDS, 10)));
+        v.intOf(Flag.MAX_SESSIONS, role.defaultMaxSessions),
+        v.intOf(Flag.KV_BUDGET_MB, role.defaultKvBudgetMb),
+        v.intOf(Flag.KV_BLOCK_SIZE, 16),
+        v.intOf(Flag.MAX_TOKENS_PER_OP, 64),
+        v.intOf(Flag.MAX_BATCH_TOKENS, 512),
+        v.intOf(Flag.MAX_CONTEXT, 4096),
+        v.intOf(Flag.THREADS, 0),
+        v.seconds(Flag.DRAIN_SECONDS, 10));
   }
 
   /** What the engine is built with. */
@@ -235,38 +192,6 @@ public record WorkerConfig(
 
   /** The flag table, for {@code --help}. */
   public static String usage() {
-    StringBuilder sb = new StringBuilder("flags (each also read from its environment variable):\n");
-    for (Flag f : Flag.values()) {
-      String left = "  --" + f.name + " " + f.arg;
-      sb.append(String.format(Locale.ROOT, "%-32s %-32s %s%n", left, f.env(), f.help));
-    }
-    return sb.toString();
-  }
-
-  private static String names() {
-    StringBuilder sb = new StringBuilder();
-    for (Flag f : Flag.values()) {
-      sb.append(sb.length() == 0 ? "--" : ", --").append(f.name);
-    }
-    return sb.toString();
-  }
-
-  private static int intOf(
-      Map<Flag, String> values, Map<Flag, String> origins, Flag f, int fallback) {
-    String v = values.get(f);
-    if (v == null) {
-      return fallback;
-    }
-    try {
-      return Integer.parseInt(v.trim());
-    } catch (NumberFormatException e) {
-      throw new ConfigException(origins.get(f) + ": " + v + " (expected: an integer)");
-    }
-  }
-
-  private static void require(boolean ok, Flag f, long value, String expected) {
-    if (!ok) {
-      throw new ConfigException("--" + f.name + ": " + value + " (expected: " + expected + ")");
-    }
+    return FLAGS.usage(32, 32);
   }
 }
