@@ -265,16 +265,7 @@ final class BenchReport {
     JsonObject root = new JsonObject();
     root.addProperty("bench", "engine");
     root.addProperty("quick", r.options().quick());
-    EngineBench.Machine mc = r.machine();
-    JsonObject machine = new JsonObject();
-    machine.addProperty("cores", mc.cores());
-    machine.addProperty("cpu", mc.cpu());
-    machine.addProperty("jvm", mc.jvm());
-    machine.addProperty("djl", mc.djl());
-    machine.addProperty("pytorch", mc.pytorch());
-    machine.addProperty("intra_op_threads", mc.intraThreads());
-    machine.addProperty("interop_threads", mc.interopThreads());
-    root.add("machine", machine);
+    root.add("machine", r.machine().toJson());
 
     JsonObject memory = new JsonObject();
     memory.addProperty("bytes", r.memory().bytes());

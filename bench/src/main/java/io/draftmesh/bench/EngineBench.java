@@ -34,7 +34,21 @@ public final class EngineBench {
       String djl,
       String pytorch,
       String intraThreads,
-      String interopThreads) {}
+      String interopThreads) {
+
+    /** This machine as the "machine" object of every bench's JSON. */
+    com.google.gson.JsonObject toJson() {
+      com.google.gson.JsonObject o = new com.google.gson.JsonObject();
+      o.addProperty("cores", cores);
+      o.addProperty("cpu", cpu);
+      o.addProperty("jvm", jvm);
+      o.addProperty("djl", djl);
+      o.addProperty("pytorch", pytorch);
+      o.addProperty("intra_op_threads", intraThreads);
+      o.addProperty("interop_threads", interopThreads);
+      return o;
+    }
+  }
 
   /** Everything one run measured. */
   record Report(

@@ -171,16 +171,7 @@ final class SpeculativeReport {
     JsonObject root = new JsonObject();
     root.addProperty("bench", "speculative");
     root.addProperty("quick", r.options().quick());
-    EngineBench.Machine mc = r.machine();
-    JsonObject machine = new JsonObject();
-    machine.addProperty("cores", mc.cores());
-    machine.addProperty("cpu", mc.cpu());
-    machine.addProperty("jvm", mc.jvm());
-    machine.addProperty("djl", mc.djl());
-    machine.addProperty("pytorch", mc.pytorch());
-    machine.addProperty("intra_op_threads", mc.intraThreads());
-    machine.addProperty("interop_threads", mc.interopThreads());
-    root.add("machine", machine);
+    root.add("machine", r.machine().toJson());
     JsonObject load = new JsonObject();
     load.addProperty("start", r.loadStart());
     load.addProperty("end", r.loadEnd());

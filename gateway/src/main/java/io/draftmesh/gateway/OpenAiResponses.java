@@ -53,6 +53,34 @@ final class OpenAiResponses {
     return o;
   }
 
+  /** {@code {"text", "index": 0}}: the start of a text_completion choice. */
+  private static JsonObject textChoice(String text) {
+    JsonObject choice = new JsonObject();
+    choice.addProperty("text", text);
+    choice.addProperty("index", 0);
+    return choice;
+  }
+
+  /**
+   * The response head with {@code choice} (completed by logprobs and finish_reason) as its one
+   * choice.
+   */
+  private static JsonObject oneChoice(
+      String id,
+      String object,
+      long created,
+      String model,
+      JsonObject choice,
+      String finishReason) {
+    choice.add("logprobs", JsonNull.INSTANCE);
+    finish(choice, finishReason);
+    JsonObject o = head(id, object, created, model);
+    JsonArray choices = new JsonArray();
+    choices.add(choice);
+    o.add("choices", choices);
+    return o;
+  }
+
   private static void finish(JsonObject choice, String finishReason) {
     if (finishReason == null) {
       choice.add("finish_reason", JsonNull.INSTANCE);
@@ -70,15 +98,7 @@ final class OpenAiResponses {
       String finishReason,
       JsonObject extension,
       boolean usageField) {
-    JsonObject choice = new JsonObject();
-    choice.addProperty("text", text);
-    choice.addProperty("index", 0);
-    choice.add("logprobs", JsonNull.INSTANCE);
-    finish(choice, finishReason);
-    JsonObject o = head(id, "text_completion", created, model);
-    JsonArray choices = new JsonArray();
-    choices.add(choice);
-    o.add("choices", choices);
+    JsonObject o = oneChoice(id, "text_completion", created, model, textChoice(text), finishReason);
     if (usageField) {
       o.add("usage", JsonNull.INSTANCE);
     }
@@ -98,12 +118,7 @@ final class OpenAiResponses {
     JsonObject choice = new JsonObject();
     choice.addProperty("index", 0);
     choice.add("delta", delta);
-    choice.add("logprobs", JsonNull.INSTANCE);
-    finish(choice, finishReason);
-    JsonObject o = head(id, "chat.completion.chunk", created, model);
-    JsonArray choices = new JsonArray();
-    choices.add(choice);
-    o.add("choices", choices);
+    JsonObject o = oneChoice(id, "chat.completion.chunk", created, model, choice, finishReason);
     if (usageField) {
       o.add("usage", JsonNull.INSTANCE);
     }
@@ -136,15 +151,7 @@ final class OpenAiResponses {
       String finishReason,
       Usage usage,
       JsonObject extension) {
-    JsonObject choice = new JsonObject();
-    choice.addProperty("text", text);
-    choice.addProperty("index", 0);
-    choice.add("logprobs", JsonNull.INSTANCE);
-    finish(choice, finishReason);
-    JsonObject o = head(id, "text_completion", created, model);
-    JsonArray choices = new JsonArray();
-    choices.add(choice);
-    o.add("choices", choices);
+    JsonObject o = oneChoice(id, "text_completion", created, model, textChoice(text), finishReason);
     o.add("usage", usage(usage));
     o.add("draftmesh", extension);
     return o;
@@ -166,12 +173,7 @@ final class OpenAiResponses {
     JsonObject choice = new JsonObject();
     choice.addProperty("index", 0);
     choice.add("message", message);
-    choice.add("logprobs", JsonNull.INSTANCE);
-    finish(choice, finishReason);
-    JsonObject o = head(id, "chat.completion", created, model);
-    JsonArray choices = new JsonArray();
-    choices.add(choice);
-    o.add("choices", choices);
+    JsonObject o = oneChoice(id, "chat.completion", created, model, choice, finishReason);
     o.add("usage", usage(usage));
     o.add("draftmesh", extension);
     return o;
