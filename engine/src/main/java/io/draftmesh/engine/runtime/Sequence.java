@@ -348,11 +348,18 @@ public final class Sequence implements AutoCloseable {
   }
 
   private Position position(float[] logits, ResultOptions options, int forcedToken) {
+    return position(logits, pipeline == null ? null : pipeline.probs(logits), options, forcedToken);
+  }
+
+  /**
+   * The position for {@code logits}, whose transformed distribution {@code dist} the caller already
+   * has (null for greedy sessions).
+   */
+  private Position position(float[] logits, ProbDist dist, ResultOptions options, int forcedToken) {
     Distributions.RawStats stats = Distributions.rawStats(logits);
     int argmax = stats.argmax();
     float maxProb = stats.maxProb();
     float entropy = stats.entropyBits();
-    ProbDist dist = pipeline == null ? null : pipeline.probs(logits);
     float[] raw = null;
     int token;
     float tokenProb;
@@ -515,6 +522,7 @@ public final class Sequence implements AutoCloseable {
       int[] draft = score.ids;
       int k = draft.length;
       SpeculativeVerifier.Outcome outcome;
+      ProbDist[] p = null; // the target's transformed distributions; sampling only
       if (params.isGreedy()) {
         int[] argmax = new int[k + 1];
         for (int i = 0; i <= k; i++) {
@@ -522,19 +530,19 @@ public final class Sequence implements AutoCloseable {
         }
         outcome = SpeculativeVerifier.greedy(draft, argmax);
       } else {
-        ProbDist[] p = new ProbDist[k + 1];
+        p = new ProbDist[k + 1];
         for (int i = 0; i <= k; i++) {
           p[i] = pipeline.probs(score.collected[i]);
         }
         outcome = SpeculativeVerifier.sample(draft, draftDists.toArray(new ProbDist[0]), p, rng);
       }
       // Per emitted token: the raw stats (entropy for EAD-style signals and displays), plus top-k
-      // or the
-      // full distribution when asked.
+      // or the full distribution when asked.
       List<Position> positions = new ArrayList<>(outcome.accepted() + 1);
       for (int i = 0; i <= outcome.accepted(); i++) {
         int emitted = i < outcome.accepted() ? draft[i] : outcome.nextToken();
-        positions.add(position(score.collected[i], score.options, emitted));
+        positions.add(
+            position(score.collected[i], p == null ? null : p[i], score.options, emitted));
       }
       // Keep KV for the prefix and the accepted drafts; the correction/bonus token stays unfed.
       size = score.start + outcome.accepted();
