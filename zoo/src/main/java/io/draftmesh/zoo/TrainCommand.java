@@ -42,8 +42,8 @@ public final class TrainCommand {
     Map<String, String> p = new LinkedHashMap<>();
     switch (name) {
       case "target":
-        put(p, "name target hidden 256 layers 6 heads 4 kv-heads 4 intermediate 688");
-        put(p, "batch 16 steps 900 lr 1e-3 warmup 60 weight-decay 0.1 eval-every 150");
+        put(p, "name target hidden 384 layers 6 heads 6 kv-heads 6 intermediate 1024");
+        put(p, "batch 16 steps 1500 lr 1e-3 warmup 60 weight-decay 0.1 eval-every 150");
         break;
       case "draft":
         put(p, "name draft hidden 112 layers 2 heads 4 kv-heads 4 intermediate 320");
