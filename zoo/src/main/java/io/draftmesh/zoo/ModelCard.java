@@ -37,7 +37,13 @@ final class ModelCard {
                 + " of the nudging pair"
             : config.init() != null
                 ? "fine-tuned from `" + config.init() + "`"
-                : "trained from scratch";
+                : config.teacher() != null
+                    ? String.format(
+                        "trained from scratch, distilled from `%s` (loss: %.0f%% cross-entropy"
+                            + " against the teacher's next-token distribution, %.0f%% against the"
+                            + " text's next token),",
+                        config.teacher(), 100 * config.distill(), 100 * (1 - config.distill()))
+                    : "trained from scratch";
     StringBuilder md = new StringBuilder();
     md.append("# draftmesh/").append(config.name()).append("\n\n");
     md.append(

@@ -33,7 +33,8 @@ public final class TrainCommand {
           + " [--name S] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N]"
           + " [--context N] [--vocab N] [--batch N] [--steps N] [--lr X] [--min-lr-ratio X]"
           + " [--warmup N] [--weight-decay X] [--clip X] [--seed N] [--eval-every N]"
-          + " [--eval-windows N] [--save-every N] [--init DIR] [--instruct-mix X]";
+          + " [--eval-windows N] [--save-every N] [--init DIR] [--instruct-mix X]"
+          + " [--teacher DIR] [--distill X]";
 
   private TrainCommand() {}
 
@@ -46,7 +47,9 @@ public final class TrainCommand {
         put(p, "batch 16 steps 1500 lr 1e-3 warmup 60 weight-decay 0.1 eval-every 150");
         break;
       case "draft":
-        put(p, "name draft hidden 112 layers 2 heads 4 kv-heads 4 intermediate 320");
+        // Distilled from the target: a draft is only as useful as its agreement with the target.
+        put(p, "name draft hidden 128 layers 3 heads 4 kv-heads 4 intermediate 352");
+        put(p, "teacher models/target distill 1.0");
         put(p, "batch 16 steps 900 lr 2e-3 warmup 60 weight-decay 0.1 eval-every 150");
         break;
       case "aligned":
@@ -247,7 +250,9 @@ public final class TrainCommand {
             "eval-windows",
             "save-every",
             "init",
-            "instruct-mix");
+            "instruct-mix",
+            "teacher",
+            "distill");
 
     TrainConfig trainConfig() throws IOException {
       Map<String, String> c = new LinkedHashMap<>(config);
@@ -280,6 +285,7 @@ public final class TrainCommand {
         evalEvery = Math.min(evalEvery, steps);
       }
       String init = c.get("init");
+      String teacher = c.get("teacher");
       return new TrainConfig(
           c.get("name"),
           intOf(c, "hidden", 128),
@@ -301,7 +307,9 @@ public final class TrainCommand {
           intOf(c, "eval-windows", 64),
           intOf(c, "save-every", 100),
           init == null ? null : Paths.get(init),
-          doubleOf(c, "instruct-mix", 0.0));
+          doubleOf(c, "instruct-mix", 0.0),
+          teacher == null ? null : Paths.get(teacher),
+          doubleOf(c, "distill", teacher == null ? 0.0 : 1.0));
     }
 
     static int intOf(Map<String, String> c, String key, int dflt) {

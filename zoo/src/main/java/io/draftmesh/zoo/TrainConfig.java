@@ -29,6 +29,9 @@ import java.util.Map;
  * @param saveEvery steps between resumable checkpoints
  * @param init checkpoint to start from (fine-tuning), or null for random initialization
  * @param instructMix fraction of sequences that are instruction examples (0 = plain LM)
+ * @param teacher model whose next-token distributions the student is distilled towards, or null
+ * @param distill weight of the teacher's soft targets in the loss; the data's own next token gets
+ *     {@code 1 - distill} (0 without a teacher)
  */
 public record TrainConfig(
     String name,
@@ -51,7 +54,9 @@ public record TrainConfig(
     int evalWindows,
     int saveEvery,
     Path init,
-    double instructMix) {
+    double instructMix,
+    Path teacher,
+    double distill) {
 
   public TrainConfig {
     positive("hidden", hidden);
@@ -97,6 +102,13 @@ public record TrainConfig(
     if (!(instructMix >= 0 && instructMix <= 1)) {
       throw new IllegalArgumentException("--instruct-mix " + instructMix + " (expected: [0, 1])");
     }
+    if (!(distill >= 0 && distill <= 1)) {
+      throw new IllegalArgumentException("--distill " + distill + " (expected: [0, 1])");
+    }
+    if (distill > 0 && teacher == null) {
+      throw new IllegalArgumentException(
+          "--distill " + distill + " without --teacher (expected: a teacher model directory)");
+    }
   }
 
   private static void positive(String flag, int value) {
@@ -136,6 +148,10 @@ public record TrainConfig(
       f.put("init", init.toString());
     }
     f.put("instruct-mix", Double.toString(instructMix));
+    if (teacher != null) {
+      f.put("teacher", teacher.toString());
+      f.put("distill", Double.toString(distill));
+    }
     return f;
   }
 

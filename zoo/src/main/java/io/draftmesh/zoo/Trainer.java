@@ -29,9 +29,12 @@ import java.util.Map;
  *
  * <p>Per step: a seeded batch, {@code forwardFull} → log-softmax → gather of the targets →
  * (weighted) mean NLL, backward inside a {@link GradientCollector}, then {@link AdamW} with the
- * warm-up + cosine learning rate and global-norm clipping. Every step runs in an {@link NDScope},
- * so the only arrays that survive it are the weights, their gradients and the optimizer moments
- * ({@link #liveArrays()} stays constant; tests check it).
+ * warm-up + cosine learning rate and global-norm clipping. With a teacher (distillation) each
+ * token's loss mixes in the cross-entropy against the teacher's next-token distribution, whose
+ * gradient is that of KL(teacher ‖ student): the student learns what the teacher would say, which
+ * is what a speculative draft is judged on. Every step runs in an {@link NDScope}, so the only
+ * arrays that survive it are the weights, their gradients and the optimizer moments ({@link
+ * #liveArrays()} stays constant; tests check it).
  *
  * <p>Resumable: every {@code saveEvery} steps the weights, the moments, the step, the batch
  * generator's state and the curves go to {@code work/state}; {@code resume} continues from there
@@ -160,7 +163,8 @@ public final class Trainer {
   public Result run() throws IOException {
     Files.createDirectories(work);
     try (NDManager base = NDManager.newBaseManager();
-        LlamaModel model = initialModel(base)) {
+        LlamaModel model = initialModel(base);
+        LlamaModel teacher = teacherModel(base)) {
       ModelConfig mc = model.config();
       List<NDArray> params = model.parameters();
       TrainingState state = new TrainingState(config.seed());
@@ -206,7 +210,7 @@ public final class Trainer {
         while (state.step < config.steps()) {
           double lr = config.lrAt(state.step);
           Batches.Batch batch = batches.next(state.rng);
-          double loss = trainStep(model, batchManager, batch);
+          double loss = trainStep(model, teacher, config.distill(), batchManager, batch);
           double gradNorm = opt.step(lr, config.clip());
           state.step++;
           state.tokens += config.tokensPerStep();
@@ -267,27 +271,72 @@ public final class Trainer {
     }
   }
 
-  /** One forward/backward; returns the (weighted) mean NLL. Gradients accumulate in the params. */
-  static double trainStep(LlamaModel model, NDManager manager, Batches.Batch b) {
+  /**
+   * One forward/backward; gradients accumulate in the params. Returns the (weighted) mean NLL of
+   * the text's next tokens, comparable across runs with and without a teacher.
+   *
+   * @param teacher the model distilled from, or null
+   * @param distill weight of the teacher's soft targets (0 without a teacher)
+   */
+  static double trainStep(
+      LlamaModel model, LlamaModel teacher, double distill, NDManager manager, Batches.Batch b) {
     try (NDScope scope = new NDScope();
         GradientCollector gc = Engine.getInstance().newGradientCollector()) {
       scope.suppressNotUsedWarning();
       NDArray x = manager.create(b.inputs(), new Shape(b.rows(), b.len()));
       NDArray y = manager.create(b.targets(), new Shape(b.rows(), b.len(), 1));
-      NDArray nll = Evaluation.tokenNll(model.forwardFull(x), y);
+      NDArray teacherProbs = null; // (B, T, vocab)
+      if (teacher != null) {
+        try (GradMode off = GradMode.disabled()) {
+          off.suppressNotUsedWarning();
+          teacherProbs = teacher.forwardFull(x).softmax(2);
+        }
+      }
+      NDArray logProbs = model.forwardFull(x).logSoftmax(2); // (B, T, vocab)
+      NDArray nll = logProbs.gather(y, 2).neg(); // (B, T, 1)
+      NDArray tokenLoss = nll;
+      if (teacherProbs != null) {
+        NDArray soft = teacherProbs.mul(logProbs).sum(new int[] {2}, true).neg(); // (B, T, 1)
+        tokenLoss = nll.mul((float) (1 - distill)).add(soft.mul((float) distill));
+      }
       NDArray loss;
+      NDArray dataLoss;
       if (b.weights() == null) {
-        loss = nll.mean();
+        loss = tokenLoss.mean();
+        dataLoss = nll.mean();
       } else {
         double total = 0;
         for (float w : b.weights()) {
           total += w;
         }
         NDArray w = manager.create(b.weights(), new Shape(b.rows(), b.len(), 1));
-        loss = nll.mul(w).sum().div((float) Math.max(1.0, total));
+        float norm = (float) Math.max(1.0, total);
+        loss = tokenLoss.mul(w).sum().div(norm);
+        dataLoss = nll.mul(w).sum().div(norm);
       }
       gc.backward(loss);
-      return loss.getFloat();
+      return dataLoss.getFloat();
+    }
+  }
+
+  /** The distillation teacher, frozen, or null when the config has none. */
+  private LlamaModel teacherModel(NDManager base) throws IOException {
+    if (config.teacher() == null) {
+      return null;
+    }
+    try (Checkpoint ckpt = Checkpoint.load(config.teacher())) {
+      ModelConfig c = ckpt.config();
+      if (c.vocabSize() != config.vocab()) {
+        throw new IllegalArgumentException(
+            "--teacher "
+                + config.teacher()
+                + " has vocab "
+                + c.vocabSize()
+                + " (expected: "
+                + config.vocab()
+                + ", the student's)");
+      }
+      return LlamaModel.load(ckpt, base, config.context());
     }
   }
 

@@ -26,7 +26,7 @@ class EvalZooTest {
       TrainConfig c =
           new TrainConfig(
               "target", 32, 1, 2, 2, 64, 64, 384, 8, 30, 1e-2, 0.1, 3, 0.0, 1.0, 5, 30, 8, 1000,
-              null, 0);
+              null, 0, null, 0);
       PrintStream quiet =
           new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
       new Trainer(c, data, models.resolve("target"), dir.resolve("work"), quiet, "x").run();

@@ -30,6 +30,10 @@ class TrainCommandTest {
     long draftParams = Trainer.modelConfig(draft).numParameters();
     // The zoo issue asks for a draft with 10-20x fewer parameters than the target.
     assertThat(targetParams / (double) draftParams).isBetween(10.0, 20.0);
+    // The draft learns from the committed target's distributions.
+    assertThat(draft.teacher()).isEqualTo(Path.of("models", "target"));
+    assertThat(draft.distill()).isEqualTo(1.0);
+    assertThat(target.teacher()).isNull();
     assertThat(target.context()).isEqualTo(256);
     assertThat(target.vocab()).isEqualTo(ZooTokenizer.DEFAULT_VOCAB_SIZE);
   }
@@ -72,6 +76,12 @@ class TrainCommandTest {
     err.reset();
     assertThat(run("--preset", "huge")).isEqualTo(2);
     assertThat(err.toString()).contains("--preset huge");
+    err.reset();
+    assertThat(run("--preset", "tiny", "--distill", "0.5")).isEqualTo(2);
+    assertThat(err.toString()).contains("--distill 0.5 without --teacher");
+    err.reset();
+    assertThat(run("--preset", "draft", "--distill", "1.5")).isEqualTo(2);
+    assertThat(err.toString()).contains("--distill 1.5 (expected: [0, 1])");
     err.reset();
     assertThat(run("--preset", "aligned", "--init", dir.resolve("missing").toString()))
         .isEqualTo(2);

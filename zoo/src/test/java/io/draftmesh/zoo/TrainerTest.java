@@ -71,7 +71,9 @@ class TrainerTest {
         16,
         1000,
         null,
-        instructMix);
+        instructMix,
+        null,
+        0);
   }
 
   private static PrintStream quiet() {
@@ -136,7 +138,7 @@ class TrainerTest {
         Batches b = new Batches(data.train().tokens(), 4, 32, 0, null, tokenizer);
         SplitMix64 rng = new SplitMix64(1);
         for (int s = 0; s < 3; s++) {
-          Trainer.trainStep(model, batches, b.next(rng));
+          Trainer.trainStep(model, null, 0, batches, b.next(rng));
           opt.step(1e-2, 1.0);
         }
       }
@@ -207,6 +209,106 @@ class TrainerTest {
     float[] out = new float[fb.remaining()];
     fb.get(out);
     return out;
+  }
+
+  @Test
+  void distillationPullsTheStudentTowardsTheTeacher() throws Exception {
+    // A teacher that disagrees with the text: random weights with a sharpened output (final norm
+    // ×30), so its next-token distributions are peaked and unrelated to the corpus.
+    TrainConfig c = tiny(30, 100, 0);
+    Path teacherDir = dir.resolve("distill-teacher");
+    Path random = dir.resolve("distill-random");
+    RandomCheckpoint.write(random, Trainer.modelConfig(c), 11, DType.F32, 0);
+    try (NDManager m = NDManager.newBaseManager();
+        Checkpoint ckpt = Checkpoint.load(random);
+        LlamaModel teacher = LlamaModel.load(ckpt, m, 32)) {
+      NDArray finalNorm = teacher.parameters().get(1); // embed, final norm, layers... (tied)
+      assertThat(finalNorm.getShape()).isEqualTo(new Shape(32));
+      finalNorm.muli(30f);
+      GenerationConfig gen = GenerationConfig.defaults(teacher.config());
+      Trainer.save(teacher, teacherDir, DType.F32, gen, tokenizerJson, Map.of());
+    }
+
+    Path plainOut = dir.resolve("distill-plain");
+    new Trainer(c, data, plainOut, dir.resolve("distill-pw"), quiet(), "x").run();
+    Path distilledOut = dir.resolve("distill-student");
+    Trainer t =
+        new Trainer(
+            withTeacher(c, teacherDir, 1.0),
+            data,
+            distilledOut,
+            dir.resolve("distill-sw"),
+            quiet(),
+            "x");
+    Trainer.Result r = t.run();
+
+    // The same seed, batches and steps: only the targets differ. The student that learned from
+    // the teacher ends far closer to it on held-out text than the one that learned the text.
+    double klPlain = klFromTeacher(teacherDir, plainOut);
+    double klDistilled = klFromTeacher(teacherDir, distilledOut);
+    double klUntrained = klFromTeacher(teacherDir, dir.resolve("distill-sw/init"));
+    assertThat(klDistilled).isLessThan(0.5 * klPlain).isLessThan(0.5 * klUntrained);
+    // The teacher's weights are frozen: nothing of it survives a step.
+    assertThat(t.liveArrays()).isEqualTo(t.firstLiveArrays());
+    // The reported train loss stays the text's next-token NLL: a run that ignores the text does
+    // not lower it the way the plain run does.
+    assertThat(r.trainLoss()).isGreaterThan(readTrainLoss(plainOut) + 0.5);
+    assertThat(Files.readString(distilledOut.resolve("README.md"))).contains("distilled from");
+  }
+
+  private static double readTrainLoss(Path modelDir) throws Exception {
+    String json = Files.readString(modelDir.resolve("training.json"));
+    java.util.regex.Matcher m =
+        java.util.regex.Pattern.compile("\"train_loss\": ([0-9.eE+-]+)").matcher(json);
+    assertThat(m.find()).isTrue();
+    return Double.parseDouble(m.group(1));
+  }
+
+  private static TrainConfig withTeacher(TrainConfig c, Path teacher, double distill) {
+    return new TrainConfig(
+        c.name(),
+        c.hidden(),
+        c.layers(),
+        c.heads(),
+        c.kvHeads(),
+        c.intermediate(),
+        c.context(),
+        c.vocab(),
+        c.batch(),
+        c.steps(),
+        c.lr(),
+        c.minLrRatio(),
+        c.warmup(),
+        c.weightDecay(),
+        c.clip(),
+        c.seed(),
+        c.evalEvery(),
+        c.evalWindows(),
+        c.saveEvery(),
+        c.init(),
+        c.instructMix(),
+        teacher,
+        distill);
+  }
+
+  /** Mean KL(teacher ‖ student) per token over held-out windows, in nats. */
+  private static double klFromTeacher(Path teacherDir, Path studentDir) throws Exception {
+    long[] tokens = new long[2 * 32];
+    for (int i = 0; i < tokens.length; i++) {
+      tokens[i] = data.valid().tokens()[i];
+    }
+    try (NDManager m = NDManager.newBaseManager();
+        Checkpoint tc = Checkpoint.load(teacherDir);
+        Checkpoint sc = Checkpoint.load(studentDir);
+        LlamaModel teacher = LlamaModel.load(tc, m, 32);
+        LlamaModel student = LlamaModel.load(sc, m, 32);
+        GradMode noGrad = GradMode.disabled()) {
+      noGrad.suppressNotUsedWarning();
+      NDArray x = m.create(tokens, new Shape(2, 32));
+      NDArray logP = teacher.forwardFull(x).logSoftmax(2);
+      NDArray logQ = student.forwardFull(x).logSoftmax(2);
+      return logP.exp().mul(logP.sub(logQ)).sum(new int[] {2}).mean().getFloat();
+    }
   }
 
   @Test
