@@ -152,8 +152,12 @@ final class ModelCard {
     md.append(
         "The corpus, split and tokenizer are rebuilt deterministically by the same command"
             + " (Debian packages `bible-kjv`, `bible-kjv-text`, `fortunes`). Retraining reproduces"
-            + " the numbers above within run-to-run noise of the native kernels.\n\n");
-    md.append("## Data and licences\n\n");
+            + " the numbers above within run-to-run noise of the native kernels.");
+    Path dependsOn = config.init() != null ? config.init() : config.teacher();
+    if (dependsOn != null) {
+      md.append(" It reads `").append(dependsOn).append("`, which must be the committed model.");
+    }
+    md.append("\n\n## Data and licences\n\n");
     md.append(
         "- King James Version of the Bible (Debian `bible-kjv-text`): public domain (the"
             + " copyright of the 1611 text has expired; Crown letters patent in the UK).\n"

@@ -24,7 +24,9 @@ import java.util.Map;
  * Any {@link TrainConfig} field can be overridden with its flag ({@code --steps 100}, {@code
  * --hidden 256}, ...); {@code --out} defaults to {@code models/<name>}, {@code --work} (resumable
  * state) to {@code ${XDG_CACHE_HOME:-~/.cache}/draftmesh/train/<name>}, {@code --corpus} to {@link
- * Corpus#defaultDir()}, {@code --dtype} (saved weights) to f16.
+ * Corpus#defaultDir()}, {@code --dtype} (saved weights) to f16. Order matters for the presets:
+ * {@code draft} distils from {@code models/target} ({@code --teacher}), {@code aligned} fine-tunes
+ * {@code models/draft} ({@code --init}).
  */
 public final class TrainCommand {
   static final String USAGE =

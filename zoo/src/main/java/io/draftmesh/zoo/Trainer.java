@@ -321,45 +321,28 @@ public final class Trainer {
 
   /** The distillation teacher, frozen, or null when the config has none. */
   private LlamaModel teacherModel(NDManager base) throws IOException {
-    if (config.teacher() == null) {
-      return null;
-    }
-    try (Checkpoint ckpt = Checkpoint.load(config.teacher())) {
-      ModelConfig c = ckpt.config();
-      if (c.vocabSize() != config.vocab()) {
-        throw new IllegalArgumentException(
-            "--teacher "
-                + config.teacher()
-                + " has vocab "
-                + c.vocabSize()
-                + " (expected: "
-                + config.vocab()
-                + ", the student's)");
-      }
-      return LlamaModel.load(ckpt, base, config.context());
-    }
+    return config.teacher() == null ? null : loadTrained("--teacher", config.teacher(), base);
   }
 
   private LlamaModel initialModel(NDManager base) throws IOException {
     if (config.init() != null) {
-      try (Checkpoint ckpt = Checkpoint.load(config.init())) {
-        ModelConfig c = ckpt.config();
-        if (c.vocabSize() != config.vocab()) {
-          throw new IllegalArgumentException(
-              "--init "
-                  + config.init()
-                  + " has vocab "
-                  + c.vocabSize()
-                  + " (expected: "
-                  + config.vocab()
-                  + ")");
-        }
-        return LlamaModel.load(ckpt, base, config.context());
-      }
+      return loadTrained("--init", config.init(), base);
     }
     Path initDir = work.resolve("init");
     RandomCheckpoint.write(initDir, modelConfig(config), config.seed(), DType.F32, 0);
     try (Checkpoint ckpt = Checkpoint.load(initDir)) {
+      return LlamaModel.load(ckpt, base, config.context());
+    }
+  }
+
+  /** A trained model named by {@code flag}; its vocabulary must be the one this run trains. */
+  private LlamaModel loadTrained(String flag, Path dir, NDManager base) throws IOException {
+    try (Checkpoint ckpt = Checkpoint.load(dir)) {
+      int vocab = ckpt.config().vocabSize();
+      if (vocab != config.vocab()) {
+        throw new IllegalArgumentException(
+            flag + " " + dir + " has vocab " + vocab + " (expected: " + config.vocab() + ")");
+      }
       return LlamaModel.load(ckpt, base, config.context());
     }
   }
