@@ -56,8 +56,8 @@ public final class TrainCommand {
         break;
       case "aligned":
         // The shape comes from --init.
-        put(p, "name aligned init models/draft instruct-mix 0.5");
-        put(p, "batch 16 steps 600 lr 5e-4 warmup 30 weight-decay 0.1 eval-every 100");
+        put(p, "name aligned init models/draft instruct-mix 0.7");
+        put(p, "batch 16 steps 800 lr 5e-4 warmup 30 weight-decay 0.1 eval-every 100");
         break;
       case "tiny":
         put(p, "name tiny hidden 32 layers 1 heads 2 kv-heads 2 intermediate 64");
