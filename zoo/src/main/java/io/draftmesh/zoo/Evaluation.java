@@ -75,7 +75,7 @@ final class Evaluation {
           scope.suppressNotUsedWarning();
           NDArray x = manager.create(inputs, new Shape(b, len));
           NDArray y = manager.create(targets, new Shape(b, len, 1));
-          float[] nll = tokenNll(model.forwardFull(x), y).toFloatArray();
+          float[] nll = tokenNll(model.forwardFull(x).logSoftmax(2), y).toFloatArray();
           for (float v : nll) {
             nats += v;
           }
@@ -86,8 +86,11 @@ final class Evaluation {
     return new Loss(nats, tokens, bytes);
   }
 
-  /** Per-token negative log-likelihood (B, T, 1) of {@code targets} (B, T, 1) under logits. */
-  static NDArray tokenNll(NDArray logits, NDArray targets) {
-    return logits.logSoftmax(2).gather(targets, 2).neg();
+  /**
+   * Per-token negative log-likelihood (B, T, 1) of {@code targets} (B, T, 1) under {@code logProbs}
+   * (B, T, vocab), the log-softmax of the logits.
+   */
+  static NDArray tokenNll(NDArray logProbs, NDArray targets) {
+    return logProbs.gather(targets, 2).neg();
   }
 }

@@ -293,30 +293,32 @@ public final class Trainer {
         }
       }
       NDArray logProbs = model.forwardFull(x).logSoftmax(2); // (B, T, vocab)
-      NDArray nll = logProbs.gather(y, 2).neg(); // (B, T, 1)
+      NDArray nll = Evaluation.tokenNll(logProbs, y); // (B, T, 1)
       NDArray tokenLoss = nll;
       if (teacherProbs != null) {
         NDArray soft = teacherProbs.mul(logProbs).sum(new int[] {2}, true).neg(); // (B, T, 1)
         tokenLoss = nll.mul((float) (1 - distill)).add(soft.mul((float) distill));
       }
-      NDArray loss;
-      NDArray dataLoss;
-      if (b.weights() == null) {
-        loss = tokenLoss.mean();
-        dataLoss = nll.mean();
-      } else {
+      NDArray w = null; // (B, T, 1) or null: every token counts
+      float norm = 1f;
+      if (b.weights() != null) {
         double total = 0;
-        for (float w : b.weights()) {
-          total += w;
+        for (float v : b.weights()) {
+          total += v;
         }
-        NDArray w = manager.create(b.weights(), new Shape(b.rows(), b.len(), 1));
-        float norm = (float) Math.max(1.0, total);
-        loss = tokenLoss.mul(w).sum().div(norm);
-        dataLoss = nll.mul(w).sum().div(norm);
+        w = manager.create(b.weights(), new Shape(b.rows(), b.len(), 1));
+        norm = (float) Math.max(1.0, total);
       }
+      NDArray loss = weightedMean(tokenLoss, w, norm);
+      NDArray dataLoss = tokenLoss == nll ? loss : weightedMean(nll, w, norm);
       gc.backward(loss);
       return dataLoss.getFloat();
     }
+  }
+
+  /** Mean of per-token values (B, T, 1), or their {@code w}-weighted sum over {@code norm}. */
+  private static NDArray weightedMean(NDArray perToken, NDArray w, float norm) {
+    return w == null ? perToken.mean() : perToken.mul(w).sum().div(norm);
   }
 
   /** The distillation teacher, frozen, or null when the config has none. */
