@@ -71,22 +71,31 @@ final class Scheduler implements AutoCloseable {
 
   private void loop() {
     while (running) {
-      Runnable command;
-      while ((command = inbox.poll()) != null) {
-        command.run();
-      }
+      drainInbox();
       if (!step()) {
         if (inbox.isEmpty() && running) {
           LockSupport.park(this);
         }
       }
     }
-    Runnable command;
-    while ((command = inbox.poll()) != null) {
-      command.run();
-    }
+    drainInbox();
     for (Sequence s : new ArrayList<>(sequences)) {
       s.closeNow();
+    }
+  }
+
+  /**
+   * Runs the queued commands. A command that throws is a bug, but it must not kill the thread every
+   * session depends on: it is logged, and its caller's future stays as the command left it.
+   */
+  private void drainInbox() {
+    Runnable command;
+    while ((command = inbox.poll()) != null) {
+      try {
+        command.run();
+      } catch (RuntimeException e) {
+        log.error("scheduler command failed", e);
+      }
     }
   }
 
@@ -116,7 +125,16 @@ final class Scheduler implements AutoCloseable {
     long number = steps.incrementAndGet();
     for (int i = 0; i < members.size(); i++) {
       fedTokens.addAndGet(batch.get(i).tokens().length);
-      members.get(i).deliver(batch.get(i), results.get(i), maxBatchTokens, number);
+      Sequence s = members.get(i);
+      try {
+        s.deliver(batch.get(i), results.get(i), maxBatchTokens, number);
+      } catch (RuntimeException e) {
+        // The sequence's state is suspect; close it (failing its ops) rather than the engine.
+        log.error("delivering step {} to session {} failed", number, s.label(), e);
+        s.closeNow(
+            new EngineException(
+                EngineException.Kind.INTERNAL, "session " + s.label() + ": " + e, e));
+      }
     }
     return true;
   }
@@ -159,10 +177,7 @@ final class Scheduler implements AutoCloseable {
     long last = steps.get();
     long deadline = System.nanoTime() + Math.min(COALESCE_MAX_NANOS, lastForwardNanos / 5);
     while (true) {
-      Runnable command;
-      while ((command = inbox.poll()) != null) {
-        command.run();
-      }
+      drainInbox();
       budget = plan(members, batch, budget);
       boolean waiting = false;
       for (Sequence s : sequences) {

@@ -48,6 +48,8 @@ public final class Sequence implements AutoCloseable {
   private final ArrayDeque<Op<?>> ops = new ArrayDeque<>();
   private boolean closed;
   private SeqStep planned; // the head op's next step, planned right after the last forward
+  private boolean inFlight; // a step of this sequence is in the batch being formed or run
+  private EngineException closeAfterStep; // a close that arrived while a step was in flight
   private long settledAtStep = -1; // scheduler step after which an op last completed
   private final CompletableFuture<Integer> closedFuture = new CompletableFuture<>();
 
@@ -200,15 +202,26 @@ public final class Sequence implements AutoCloseable {
   }
 
   void closeNow() {
+    closeNow(
+        new EngineException(EngineException.Kind.CANCELLED, "session " + label + " was closed"));
+  }
+
+  /**
+   * Fails every queued op with {@code reason} and frees the KV blocks. A step already planned into
+   * the current batch will write KV into those blocks, so the close waits until it is delivered.
+   */
+  void closeNow(EngineException reason) {
     if (closed) {
+      return;
+    }
+    if (inFlight) {
+      closeAfterStep = reason;
       return;
     }
     closed = true;
     planned = null;
-    EngineException cancelled =
-        new EngineException(EngineException.Kind.CANCELLED, "session " + label + " was closed");
     for (Op<?> op : ops) {
-      op.future.completeExceptionally(cancelled);
+      op.future.completeExceptionally(reason);
     }
     ops.clear();
     int freed = table.blockCount();
@@ -222,7 +235,7 @@ public final class Sequence implements AutoCloseable {
   }
 
   boolean hasWork() {
-    return !closed && !ops.isEmpty();
+    return !closed && closeAfterStep == null && !ops.isEmpty();
   }
 
   /** Whether an op of this sequence completed after scheduler step {@code step}. */
@@ -231,15 +244,22 @@ public final class Sequence implements AutoCloseable {
   }
 
   /**
+   * The step this sequence adds to the batch being formed (the one planned after the last forward,
+   * or the next), or null if it has none. A non-null step keeps the sequence in flight until {@link
+   * #deliver} or {@link #failHead}.
+   */
+  SeqStep plan(int budget) {
+    SeqStep step = planned != null ? planned : nextStep(budget);
+    planned = null;
+    inFlight = step != null;
+    return step;
+  }
+
+  /**
    * Completes every queued op that needs no forward pass and returns the step the head op needs
    * next (feeding at most {@code budget} tokens), or null if the queue ran dry.
    */
-  SeqStep plan(int budget) {
-    if (planned != null) {
-      SeqStep step = planned;
-      planned = null;
-      return step;
-    }
+  private SeqStep nextStep(int budget) {
     while (!ops.isEmpty()) {
       Op<?> op = ops.peek();
       try {
@@ -266,6 +286,11 @@ public final class Sequence implements AutoCloseable {
    * the head op's next step is planned.
    */
   void deliver(SeqStep step, StepResult result, int budget, long stepNumber) {
+    inFlight = false;
+    if (closeAfterStep != null) {
+      closeNow(closeAfterStep);
+      return;
+    }
     Op<?> op = ops.peek();
     kvLen += step.tokens().length;
     op.absorb(step, result);
@@ -274,7 +299,7 @@ public final class Sequence implements AutoCloseable {
       pending = rows[rows.length - 1];
     }
     int before = ops.size();
-    planned = plan(budget);
+    planned = nextStep(budget);
     if (ops.size() < before || (planned == null && ops.isEmpty())) {
       settledAtStep = stepNumber;
     }
@@ -282,10 +307,14 @@ public final class Sequence implements AutoCloseable {
 
   /** Fails the head op after a failed forward; the state is as before the step. */
   void failHead(EngineException e) {
+    inFlight = false;
     planned = null;
     Op<?> op = ops.poll();
     if (op != null) {
       op.future.completeExceptionally(e);
+    }
+    if (closeAfterStep != null) {
+      closeNow(closeAfterStep);
     }
   }
 

@@ -12,6 +12,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -208,6 +209,31 @@ class InferenceEngineTest {
     assertThat(engine.freeBlocks()).isEqualTo(total);
     assertThatThrownBy(() -> s.propose(1, 0f, ResultOptions.NONE).join())
         .hasMessageContaining("closed");
+  }
+
+  @Test
+  void closingWhileAStepIsInFlightWaitsForItAndKeepsTheEngineRunning() throws Exception {
+    // The scheduler drains its inbox while it holds a planned batch open for a lockstep client (one
+    // whose op just completed), so a close can land after a sequence's step was planned and before
+    // the forward runs. The close must wait for that step: freeing the blocks first would let the
+    // forward write KV into blocks another session may own, and leave its result without an op.
+    int total = engine.info().kvBlocksTotal();
+    for (int i = 0; i < 200; i++) {
+      Sequence lockstep = engine.open(prompt(8, i), SamplingParams.GREEDY, "lockstep-" + i);
+      Sequence closing = engine.open(prompt(20, i + 1), SamplingParams.GREEDY, "closing-" + i);
+      CompletableFuture<Proposal> long_ = closing.propose(60, 0f, ResultOptions.NONE);
+      CompletableFuture<Position> settled = lockstep.prefill(ResultOptions.NONE);
+      while (!settled.isDone()) {
+        Thread.onSpinWait(); // react at once: the close should meet the batch being coalesced
+      }
+      closing.closeAsync().get(10, TimeUnit.SECONDS);
+      assertThat(long_).isCompletedExceptionally();
+      Proposal next = lockstep.propose(2, 0f, ResultOptions.NONE).get(10, TimeUnit.SECONDS);
+      assertThat(next.tokens()).hasSize(2);
+      lockstep.closeAsync().get(10, TimeUnit.SECONDS);
+    }
+    assertThat(engine.freeBlocks()).isEqualTo(total);
+    assertThat(engine.activeSessions()).isZero();
   }
 
   @Test
