@@ -69,8 +69,12 @@ final class AdamW implements AutoCloseable {
    */
   double step(double lr, double maxNorm) {
     double norm;
-    try (NDScope scope = new NDScope()) {
+    // In-place updates of leaf parameters are legal only unrecorded. PyTorch's grad mode is per
+    // thread and on in a fresh one, so this cannot rely on the caller's thread having it off.
+    try (NDScope scope = new NDScope();
+        GradMode off = GradMode.disabled()) {
       scope.suppressNotUsedWarning();
+      off.suppressNotUsedWarning();
       NDArray[] g = new NDArray[params.size()];
       NDArray sumSq = null;
       for (int i = 0; i < g.length; i++) {

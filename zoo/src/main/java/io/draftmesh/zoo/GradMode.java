@@ -4,8 +4,9 @@ import ai.djl.engine.Engine;
 import ai.djl.pytorch.jni.JniUtils;
 
 /**
- * PyTorch's thread-global autograd switch, as a scope: {@link #disabled()} turns recording off
- * (inference, validation, optimizer updates) and {@link #close()} restores what was there.
+ * PyTorch's per-thread autograd switch (on in a fresh thread), as a scope: {@link #disabled()}
+ * turns recording off (inference, validation, optimizer updates) and {@link #close()} restores what
+ * was there.
  */
 final class GradMode implements AutoCloseable {
   private final boolean previous;
