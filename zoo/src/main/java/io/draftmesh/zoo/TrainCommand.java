@@ -11,6 +11,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * {@code ./draftmesh train ...}: builds the corpus and tokenizer if needed, then trains one model.
@@ -37,6 +40,9 @@ public final class TrainCommand {
           + " [--warmup N] [--weight-decay X] [--clip X] [--seed N] [--eval-every N]"
           + " [--eval-windows N] [--save-every N] [--init DIR] [--instruct-mix X]"
           + " [--teacher DIR] [--distill X]";
+
+  /** How long an interrupted run may take to finish its step and save (an eval step included). */
+  private static final long STOP_WAIT_MINUTES = 10;
 
   private TrainCommand() {}
 
@@ -135,9 +141,42 @@ public final class TrainCommand {
               ? o.work
               : Corpus.defaultDir().resolveSibling("train").resolve(config.name());
       String command = "./draftmesh train " + String.join(" ", args);
-      new Trainer(config, data, outDir, work, out, command).resume(o.resume).saveAs(o.dtype).run();
+      runStoppable(
+          new Trainer(config, data, outDir, work, out, command).resume(o.resume).saveAs(o.dtype));
     }
     return 0;
+  }
+
+  /**
+   * Runs {@code trainer} so that Ctrl-C or SIGTERM stops it cleanly: the shutdown hook asks the
+   * trainer to stop after the current step and holds the JVM's exit until the state is saved and
+   * every native array is freed. (Exiting while PyTorch is mid-backward crashes in its teardown.)
+   */
+  private static void runStoppable(Trainer trainer) throws IOException {
+    AtomicBoolean stopRequested = new AtomicBoolean();
+    CountDownLatch finished = new CountDownLatch(1);
+    Thread hook =
+        new Thread(
+            () -> {
+              stopRequested.set(true);
+              try {
+                finished.await(STOP_WAIT_MINUTES, TimeUnit.MINUTES);
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+            },
+            "train-stop");
+    Runtime.getRuntime().addShutdownHook(hook);
+    try {
+      trainer.stopWhen(stopRequested::get).run();
+    } finally {
+      finished.countDown();
+      try {
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException shuttingDown) {
+        // The hook is running; it returns at once now.
+      }
+    }
   }
 
   /** Tokenized splits (cached next to the corpus) and, for instruction tuning, the text units. */

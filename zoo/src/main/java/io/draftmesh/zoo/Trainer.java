@@ -22,6 +22,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BooleanSupplier;
 
 /**
  * Trains the engine's own {@link LlamaModel} with DJL autograd: the exact forward that serves is
@@ -86,7 +87,7 @@ public final class Trainer {
   private DType saveAs = DType.F16;
   private int liveArrays = -1;
   private int firstLiveArrays = -1;
-  private int stopAfter = -1;
+  private BooleanSupplier stop = () -> false;
 
   /**
    * @param out the Hugging Face model directory to write at the end (null: none)
@@ -123,9 +124,12 @@ public final class Trainer {
     return this;
   }
 
-  /** Stop (after saving state) once this many steps are done in total: for resume tests. */
-  Trainer stopAfter(int steps) {
-    this.stopAfter = steps;
+  /**
+   * Asked after every step; when it says yes, the run saves its resumable state and {@link #run}
+   * returns null (an interrupt, or a test's planned stop). The final step writes the model anyway.
+   */
+  public Trainer stopWhen(BooleanSupplier stop) {
+    this.stop = stop;
     return this;
   }
 
@@ -247,7 +251,8 @@ public final class Trainer {
                     v.natsPerToken(),
                     bitsPerByte(ema, bytesPerToken)));
           }
-          if (state.step % config.saveEvery() == 0 || last || state.step == stopAfter) {
+          boolean stopping = !last && stop.getAsBoolean();
+          if (state.step % config.saveEvery() == 0 || last || stopping) {
             state.seconds = secondsBefore + progress.elapsedSeconds();
             state.write(stateDir, config, params, opt.exportState());
             LossCurve.write(
@@ -257,8 +262,11 @@ public final class Trainer {
                 state.validCurve,
                 bytesPerToken);
           }
-          if (state.step == stopAfter) {
+          if (stopping) {
             progress.finish();
+            log.printf(
+                "stopped at step %d of %d; state saved in %s (continue with --resume)%n",
+                state.step, config.steps(), stateDir);
             return null;
           }
         }

@@ -23,6 +23,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -185,7 +186,10 @@ class TrainerTest {
     new Trainer(c, data, null, straight, quiet(), "x").run();
 
     Path interrupted = dir.resolve("resume-b");
-    new Trainer(c, data, null, interrupted, quiet(), "x").stopAfter(7).run();
+    AtomicInteger steps = new AtomicInteger();
+    new Trainer(c, data, null, interrupted, quiet(), "x")
+        .stopWhen(() -> steps.incrementAndGet() == 7)
+        .run();
     assertThat(Files.readString(interrupted.resolve("state/state.json"))).contains("\"step\": 7");
     new Trainer(c, data, null, interrupted, quiet(), "x").resume(true).run();
 
