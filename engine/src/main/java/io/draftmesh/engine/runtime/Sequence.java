@@ -235,7 +235,7 @@ public final class Sequence implements AutoCloseable {
   }
 
   boolean hasWork() {
-    return !closed && closeAfterStep == null && !ops.isEmpty();
+    return !closed && !ops.isEmpty();
   }
 
   /** Whether an op of this sequence completed after scheduler step {@code step}. */

@@ -221,13 +221,13 @@ class InferenceEngineTest {
     for (int i = 0; i < 200; i++) {
       Sequence lockstep = engine.open(prompt(8, i), SamplingParams.GREEDY, "lockstep-" + i);
       Sequence closing = engine.open(prompt(20, i + 1), SamplingParams.GREEDY, "closing-" + i);
-      CompletableFuture<Proposal> long_ = closing.propose(60, 0f, ResultOptions.NONE);
+      CompletableFuture<Proposal> proposing = closing.propose(60, 0f, ResultOptions.NONE);
       CompletableFuture<Position> settled = lockstep.prefill(ResultOptions.NONE);
       while (!settled.isDone()) {
         Thread.onSpinWait(); // react at once: the close should meet the batch being coalesced
       }
       closing.closeAsync().get(10, TimeUnit.SECONDS);
-      assertThat(long_).isCompletedExceptionally();
+      assertThat(proposing).isCompletedExceptionally();
       Proposal next = lockstep.propose(2, 0f, ResultOptions.NONE).get(10, TimeUnit.SECONDS);
       assertThat(next.tokens()).hasSize(2);
       lockstep.closeAsync().get(10, TimeUnit.SECONDS);
