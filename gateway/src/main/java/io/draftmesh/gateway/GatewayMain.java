@@ -1,6 +1,7 @@
 package io.draftmesh.gateway;
 
 import io.draftmesh.telemetry.Telemetry;
+import io.draftmesh.telemetry.TelemetryConfig;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.Arrays;
@@ -41,16 +42,17 @@ public final class GatewayMain {
       err.println("usage: gateway --router host:port [--model SPEC]... [flags]");
       err.println("API keys: DRAFTMESH_API_KEYS=key1,key2 or --api-keys-file PATH");
       err.print(GatewayConfig.usage());
+      err.print(TelemetryConfig.usage(32, 42));
       return 0;
     }
     Started s;
     try {
       s = startWithTelemetry(args, env);
-    } catch (GatewayConfig.ConfigException e) {
+    } catch (GatewayConfig.ConfigException | TelemetryConfig.ConfigException e) {
       err.println("gateway: " + e.getMessage());
       err.println("run with --help for the flags");
       return 2;
-    } catch (IOException e) {
+    } catch (IOException | java.io.UncheckedIOException e) {
       err.println("gateway: cannot listen: " + e.getMessage());
       return 1;
     }
@@ -81,8 +83,9 @@ public final class GatewayMain {
 
   private static Started startWithTelemetry(String[] args, Map<String, String> env)
       throws IOException {
-    GatewayConfig config = GatewayConfig.parse(args, env);
-    Telemetry telemetry = Telemetry.create(env, "draftmesh-gateway");
+    TelemetryConfig.Parsed tel = TelemetryConfig.parse(args, env);
+    GatewayConfig config = GatewayConfig.parse(tel.rest(), env);
+    Telemetry telemetry = Telemetry.create(env, "draftmesh-gateway", tel.config());
     GatewayServer server = null;
     try {
       server = GatewayServer.create(config, telemetry.openTelemetry());

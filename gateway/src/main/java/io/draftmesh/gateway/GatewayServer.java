@@ -104,7 +104,15 @@ public final class GatewayServer implements AutoCloseable {
             daemonThreads("gateway-http-"));
     ((ThreadPoolExecutor) httpExecutor).allowCoreThreadTimeOut(true);
     this.http = HttpServer.create(httpAddress, 128);
-    this.httpApi = new HttpApi(config, keys, limits, catalog, router, scheduler);
+    this.httpApi =
+        new HttpApi(
+            config,
+            keys,
+            limits,
+            catalog,
+            router,
+            scheduler,
+            new io.draftmesh.telemetry.HttpServerTracing(otel));
     http.createContext("/", httpApi);
     http.setExecutor(httpExecutor);
   }

@@ -65,13 +65,17 @@ final class HttpApi implements HttpHandler {
   private final RouterClient router;
   private final ScheduledExecutorService scheduler;
 
+  private final io.draftmesh.telemetry.HttpServerTracing tracing;
+
   HttpApi(
       GatewayConfig config,
       ApiKeys keys,
       KeyLimits limits,
       Catalog catalog,
       RouterClient router,
-      ScheduledExecutorService scheduler) {
+      ScheduledExecutorService scheduler,
+      io.draftmesh.telemetry.HttpServerTracing tracing) {
+    this.tracing = tracing;
     this.config = config;
     this.keys = keys;
     this.limits = limits;
@@ -97,7 +101,8 @@ final class HttpApi implements HttpHandler {
   @Override
   public void handle(HttpExchange ex) throws IOException {
     active.incrementAndGet();
-    try (ex) {
+    try (ex;
+        io.draftmesh.telemetry.HttpServerTracing.Exchange traced = tracing.start(ex)) {
       String method = ex.getRequestMethod();
       String path = ex.getRequestURI().getPath();
       ex.getResponseHeaders().set("X-Content-Type-Options", "nosniff");

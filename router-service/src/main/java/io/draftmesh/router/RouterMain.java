@@ -1,6 +1,7 @@
 package io.draftmesh.router;
 
 import io.draftmesh.telemetry.Telemetry;
+import io.draftmesh.telemetry.TelemetryConfig;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.Arrays;
@@ -27,17 +28,26 @@ public final class RouterMain {
     if (Arrays.asList(args).contains("--help") || Arrays.asList(args).contains("-h")) {
       err.println("usage: router-service --target host:port [--draft host:port] [flags]");
       err.print(RouterConfig.usage());
+      err.print(TelemetryConfig.usage(30, 34));
       return 0;
     }
     RouterConfig config;
+    TelemetryConfig.Parsed tel;
     try {
-      config = RouterConfig.parse(args, env);
+      tel = TelemetryConfig.parse(args, env);
+      config = RouterConfig.parse(tel.rest(), env);
     } catch (IllegalArgumentException e) {
       err.println("router-service: " + e.getMessage());
       err.println("run with --help for the flags");
       return 2;
     }
-    Telemetry telemetry = Telemetry.fromEnvironment("draftmesh-router");
+    Telemetry telemetry;
+    try {
+      telemetry = Telemetry.create(env, "draftmesh-router", tel.config());
+    } catch (java.io.UncheckedIOException e) {
+      err.println("router-service: " + e.getMessage());
+      return 1;
+    }
     RouterServer server;
     try {
       server = RouterServer.onPort(config, telemetry.openTelemetry());

@@ -64,7 +64,7 @@ public final class RouterServer implements AutoCloseable {
     Map<String, WorkerPool> p = new LinkedHashMap<>();
     config.pools().forEach((name, spec) -> p.put(name, WorkerPool.fromSpec(name, spec, channels)));
     this.pools = p;
-    this.service = new RouterService(config, pools, Tokenizers.scan(config.tokenizers()));
+    this.service = new RouterService(config, pools, Tokenizers.scan(config.tokenizers()), otel);
     health.setStatus("", ServingStatus.NOT_SERVING);
     health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
     this.server =

@@ -52,8 +52,15 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
   private final Tokenizers tokenizers;
   private final ThreadPoolExecutor executor;
   private final AtomicLong requests = new AtomicLong();
+  private final io.opentelemetry.api.trace.Tracer tracer;
+  private final io.draftmesh.telemetry.GenerationMetrics metrics;
+  private final AutoCloseable requestGauges;
 
-  RouterService(RouterConfig config, Map<String, WorkerPool> pools, Tokenizers tokenizers) {
+  RouterService(
+      RouterConfig config,
+      Map<String, WorkerPool> pools,
+      Tokenizers tokenizers,
+      io.opentelemetry.api.OpenTelemetry otel) {
     this.config = config;
     this.pools = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(pools));
     this.tokenizers = tokenizers;
@@ -71,6 +78,10 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
               return t;
             });
     executor.allowCoreThreadTimeOut(true);
+    this.tracer = otel.getTracer("io.draftmesh.router");
+    this.metrics = new io.draftmesh.telemetry.GenerationMetrics(otel);
+    this.requestGauges =
+        metrics.requestGauges(executor::getActiveCount, () -> executor.getQueue().size());
   }
 
   /** Requests running or queued. */
@@ -92,7 +103,8 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
         request.getRequestId().isEmpty()
             ? "gen-" + requests.incrementAndGet()
             : request.getRequestId();
-    Generation g = new Generation(request, call, label);
+    RequestTelemetry telemetry = RequestTelemetry.start(tracer, metrics, request, label);
+    Generation g = new Generation(request, call, label, telemetry);
     call.setOnCancelHandler(() -> g.cancel("client cancelled"));
     call.setOnReadyHandler(g::ready);
     Context ctx = Context.current();
@@ -106,13 +118,13 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     try {
       executor.execute(ctx.wrap(g::run));
     } catch (RejectedExecutionException e) {
-      call.onError(
-          Status.RESOURCE_EXHAUSTED
-              .withDescription(
-                  "router: "
-                      + config.maxConcurrent()
-                      + " requests running and as many queued (expected: fewer; retry later)")
-              .asRuntimeException());
+      Status full =
+          Status.RESOURCE_EXHAUSTED.withDescription(
+              "router: "
+                  + config.maxConcurrent()
+                  + " requests running and as many queued (expected: fewer; retry later)");
+      telemetry.end(full, null);
+      call.onError(full.asRuntimeException());
     }
   }
 
@@ -280,6 +292,11 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
   @Override
   public void close() {
     executor.shutdownNow();
+    try {
+      requestGauges.close();
+    } catch (Exception e) {
+      log.debug("request gauges not unregistered: {}", e.toString());
+    }
   }
 
   /** One Generate call. */
@@ -287,15 +304,20 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     private final GenerateRequest request;
     private final ServerCallStreamObserver<GenerateChunk> call;
     private final String label;
+    private final RequestTelemetry telemetry;
     private final Object readyLock = new Object();
     private final List<WorkerSession> sessions = new ArrayList<>(); // guarded by this
     private volatile String cancelled; // why, once the client is gone
 
     Generation(
-        GenerateRequest request, ServerCallStreamObserver<GenerateChunk> call, String label) {
+        GenerateRequest request,
+        ServerCallStreamObserver<GenerateChunk> call,
+        String label,
+        RequestTelemetry telemetry) {
       this.request = request;
       this.call = call;
       this.label = label;
+      this.telemetry = telemetry;
     }
 
     /** The client cancelled or its deadline passed: tear down both worker sessions. */
@@ -342,11 +364,20 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
         }
       }
       if (cancelled == null) {
+        telemetry.chunk(chunk);
         call.onNext(chunk);
       }
     }
 
     void run() {
+      try (io.opentelemetry.context.Scope traced = telemetry.makeCurrent()) {
+        decode();
+      } finally {
+        telemetry.end(null, cancelled);
+      }
+    }
+
+    private void decode() {
       try {
         Decoding decoding = prepare();
         decoding.run();
@@ -370,12 +401,14 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
         }
       } catch (WorkerFailure e) {
         cancelAll("failed: " + e.getMessage());
+        telemetry.end(e.toStatusException().getStatus(), cancelled);
         if (cancelled == null) {
           log.warn("request {}: {}", label, e.getMessage());
           call.onError(e.toStatusException());
         }
       } catch (RuntimeException e) {
         cancelAll("failed");
+        telemetry.end(Statuses.toStatus(e), cancelled);
         if (cancelled == null) {
           call.onError(Statuses.toStatus(e).asRuntimeException());
         }
@@ -395,6 +428,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     /** Resolves workers and tokenizer, validates against them and opens the sessions. */
     private Decoding prepare() {
       RunStats stats = new RunStats();
+      stats.listener = telemetry;
       WorkerPool targetPool = resolve(request.getTarget(), config.defaultTarget(), "target");
       WorkerPool.Backend targetBackend = targetPool.pick();
       ModelInfo targetInfo = targetBackend.info(INFO_TIMEOUT);

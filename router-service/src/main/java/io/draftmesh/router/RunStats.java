@@ -18,12 +18,19 @@ final class RunStats {
   boolean fallback;
   String fallbackReason = "";
   int currentK;
+  Listener listener = (strategy, k, drafted, accepted) -> {};
+
+  /** Told of every verify round as it ends (traces and metrics). */
+  interface Listener {
+    void round(Strategy strategy, int k, int drafted, int accepted);
+  }
 
   /** Records a verify round: {@code drafted} tokens sent, {@code accepted} of them kept. */
   void round(int drafted, int accepted) {
     rounds++;
     this.drafted += drafted;
     this.accepted += accepted;
+    listener.round(strategy, currentK, drafted, accepted);
   }
 
   GenerationStats toProto() {

@@ -3,6 +3,7 @@ package io.draftmesh.worker;
 import io.draftmesh.engine.runtime.EngineInfo;
 import io.draftmesh.engine.runtime.InferenceEngine;
 import io.draftmesh.telemetry.Telemetry;
+import io.draftmesh.telemetry.TelemetryConfig;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.time.Duration;
@@ -36,17 +37,26 @@ public final class WorkerMain {
     if (Arrays.asList(args).contains("--help") || Arrays.asList(args).contains("-h")) {
       err.println("usage: " + command + " --model DIR [flags]");
       err.print(WorkerConfig.usage());
+      err.print(TelemetryConfig.usage(32, 32));
       return 0;
     }
     WorkerConfig config;
+    TelemetryConfig.Parsed tel;
     try {
-      config = WorkerConfig.parse(args, env, role);
-    } catch (WorkerConfig.ConfigException e) {
+      tel = TelemetryConfig.parse(args, env);
+      config = WorkerConfig.parse(tel.rest(), env, role);
+    } catch (WorkerConfig.ConfigException | TelemetryConfig.ConfigException e) {
       err.println(command + ": " + e.getMessage());
       err.println("run with --help for the flags");
       return 2;
     }
-    Telemetry telemetry = Telemetry.fromEnvironment("draftmesh-" + command);
+    Telemetry telemetry;
+    try {
+      telemetry = Telemetry.create(env, "draftmesh-" + command, tel.config());
+    } catch (java.io.UncheckedIOException e) {
+      err.println(command + ": " + e.getMessage());
+      return 1;
+    }
     WorkerServer server = WorkerServer.onPort(config, telemetry.openTelemetry());
     try {
       server.start();

@@ -52,6 +52,7 @@ public final class WorkerServer implements AutoCloseable {
   private final Duration drainGrace;
   private final ExecutorService responses;
   private final CompletableFuture<InferenceEngine> ready = new CompletableFuture<>();
+  private final io.draftmesh.telemetry.WorkerMetrics metrics;
   private final Object lifecycle = new Object();
   private Thread loading; // guarded by lifecycle
   private boolean started; // guarded by lifecycle
@@ -79,6 +80,23 @@ public final class WorkerServer implements AutoCloseable {
             .addService(ProtoReflectionServiceV1.newInstance())
             .intercept(GrpcTelemetry.create(openTelemetry).createServerInterceptor())
             .build();
+    this.metrics =
+        io.draftmesh.telemetry.WorkerMetrics.register(openTelemetry, role.id(), this::snapshot);
+  }
+
+  /** What the metrics report: the engine's sessions, KV blocks and steps; null until loaded. */
+  private io.draftmesh.telemetry.WorkerMetrics.Snapshot snapshot() {
+    InferenceEngine e = engine();
+    if (e == null) {
+      return null;
+    }
+    EngineInfo i = e.info();
+    return new io.draftmesh.telemetry.WorkerMetrics.Snapshot(
+        i.modelId(),
+        i.activeSessions(),
+        i.kvBlocksTotal() - i.kvBlocksFree(),
+        i.kvBlocksFree(),
+        e.steps());
   }
 
   /** A worker for {@code config} on a real (Netty) port. */
@@ -211,6 +229,7 @@ public final class WorkerServer implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+    metrics.close();
     state.moveTo(WorkerState.Phase.STOPPED);
     WorkerState.Loaded l = state.loaded();
     if (l != null) {

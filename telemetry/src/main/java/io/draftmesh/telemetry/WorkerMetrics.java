@@ -1,0 +1,115 @@
+package io.draftmesh.telemetry;
+
+import static io.draftmesh.telemetry.MeshAttributes.LABEL_MODEL;
+import static io.draftmesh.telemetry.MeshAttributes.LABEL_ROLE;
+
+import io.opentelemetry.api.OpenTelemetry;
+import io.opentelemetry.api.common.Attributes;
+import io.opentelemetry.api.metrics.BatchCallback;
+import io.opentelemetry.api.metrics.LongCounter;
+import io.opentelemetry.api.metrics.Meter;
+import io.opentelemetry.api.metrics.ObservableLongMeasurement;
+import java.util.function.Supplier;
+
+/**
+ * A model worker's metrics, read from the engine at each collection: sessions, KV blocks used and
+ * free (vLLM's KV usage is used / (used + free)), forward steps; and the prefix-cache counters
+ * ({@code draftmesh_prefix_cache_queries_total} and {@code _hits_total}, in tokens, as vLLM's),
+ * which whatever reuses KV blocks across requests adds to. Every series carries the worker's {@code
+ * role} and {@code model}.
+ */
+public final class WorkerMetrics implements AutoCloseable {
+  static final String SCOPE = "io.draftmesh.worker";
+
+  /** What the engine reports at one collection. */
+  public record Snapshot(
+      String model, long sessions, long kvBlocksUsed, long kvBlocksFree, long steps) {}
+
+  private final BatchCallback callback;
+  private final LongCounter prefixQueries;
+  private final LongCounter prefixHits;
+  private final Attributes roleOnly;
+
+  private WorkerMetrics(
+      BatchCallback callback, LongCounter prefixQueries, LongCounter prefixHits, String role) {
+    this.callback = callback;
+    this.prefixQueries = prefixQueries;
+    this.prefixHits = prefixHits;
+    this.roleOnly = Attributes.of(LABEL_ROLE, role);
+  }
+
+  /**
+   * Starts reporting a worker of {@code role}; {@code snapshot} returns null while no engine is
+   * loaded (nothing is reported then).
+   */
+  public static WorkerMetrics register(
+      OpenTelemetry otel, String role, Supplier<Snapshot> snapshot) {
+    Meter meter = otel.getMeter(SCOPE);
+    ObservableLongMeasurement sessions =
+        meter
+            .gaugeBuilder("draftmesh.sessions_active")
+            .ofLongs()
+            .setDescription("Open sequence sessions")
+            .buildObserver();
+    ObservableLongMeasurement used =
+        meter
+            .gaugeBuilder("draftmesh.kv_blocks_used")
+            .ofLongs()
+            .setDescription("KV cache blocks holding a sequence's keys and values")
+            .buildObserver();
+    ObservableLongMeasurement free =
+        meter
+            .gaugeBuilder("draftmesh.kv_blocks_free")
+            .ofLongs()
+            .setDescription("KV cache blocks free in the preallocated pool")
+            .buildObserver();
+    ObservableLongMeasurement steps =
+        meter
+            .counterBuilder("draftmesh.engine.steps")
+            .setDescription("Forward steps run (a batched step counts once)")
+            .buildObserver();
+    BatchCallback cb =
+        meter.batchCallback(
+            () -> {
+              Snapshot s = snapshot.get();
+              if (s == null) {
+                return;
+              }
+              Attributes a = Attributes.of(LABEL_ROLE, role, LABEL_MODEL, s.model());
+              sessions.record(s.sessions(), a);
+              used.record(s.kvBlocksUsed(), a);
+              free.record(s.kvBlocksFree(), a);
+              steps.record(s.steps(), a);
+            },
+            sessions,
+            used,
+            free,
+            steps);
+    LongCounter queries =
+        meter
+            .counterBuilder("draftmesh.prefix_cache.queries")
+            .setDescription("Prompt tokens looked up in the prefix cache")
+            .build();
+    LongCounter hits =
+        meter
+            .counterBuilder("draftmesh.prefix_cache.hits")
+            .setDescription("Prompt tokens found in the prefix cache")
+            .build();
+    WorkerMetrics m = new WorkerMetrics(cb, queries, hits, role);
+    // A series that exists at 0 tells "no reuse yet" from "not reported".
+    m.prefixCacheQueried(0, 0);
+    return m;
+  }
+
+  /** A prefix lookup over {@code queried} prompt tokens found {@code hit} of them cached. */
+  public void prefixCacheQueried(long queried, long hit) {
+    prefixQueries.add(queried, roleOnly);
+    prefixHits.add(hit, roleOnly);
+  }
+
+  /** Stops reporting the engine's gauges. */
+  @Override
+  public void close() {
+    callback.close();
+  }
+}
