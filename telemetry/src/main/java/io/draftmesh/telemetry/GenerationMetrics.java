@@ -99,6 +99,8 @@ public final class GenerationMetrics {
             .counterBuilder("draftmesh.fallbacks")
             .setDescription("Requests that dropped their draft and went on with the target alone")
             .build();
+    // At 0 from the start: "no fallback yet" must read differently from "not reported".
+    fallbacks.add(0, Attributes.of(LABEL_STRATEGY, "speculative"));
     requestSuccess =
         meter
             .counterBuilder("draftmesh.request_success")
