@@ -189,6 +189,27 @@ class MetricsIT {
       assertThat(value("sum(draftmesh_prefix_cache_queries_total" + role + ")")).isZero();
       assertThat(value("sum(draftmesh_prefix_cache_hits_total" + role + ")")).isZero();
     }
+
+    // Every panel of the dashboard in k8s/ evaluates, on these metrics, to at least one series
+    // (rates need two samples of a series, so the first queries may wait for another scrape).
+    JsonObject dashboard =
+        JsonParser.parseString(Files.readString(Path.of("..", "k8s", "grafana-dashboard.json")))
+            .getAsJsonObject();
+    int queries = 0;
+    for (var panel : dashboard.getAsJsonArray("panels")) {
+      for (var target : panel.getAsJsonObject().getAsJsonArray("targets")) {
+        String expr = target.getAsJsonObject().get("expr").getAsString();
+        long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+        Double v = query(expr);
+        while (v == null && System.nanoTime() < deadline) {
+          Thread.sleep(250);
+          v = query(expr);
+        }
+        assertThat(v).as("panel %s: %s", panel.getAsJsonObject().get("title"), expr).isNotNull();
+        queries++;
+      }
+    }
+    assertThat(queries).isGreaterThanOrEqualTo(12);
   }
 
   /** The single value of an instant query; fails if it returned no series. */
