@@ -20,9 +20,6 @@ public record TelemetryConfig(String metricsHost, int metricsPort) {
   /** The port the Kubernetes manifests give every service: the OpenTelemetry exporter's default. */
   public static final int CONVENTIONAL_PORT = 9464;
 
-  /** No {@code /metrics} endpoint. */
-  public static final TelemetryConfig OFF = new TelemetryConfig("0.0.0.0", 0);
-
   /** A flag or variable that is malformed or out of range. */
   public static final class ConfigException extends Flags.ConfigException {
     private static final long serialVersionUID = 1L;
@@ -54,6 +51,9 @@ public record TelemetryConfig(String metricsHost, int metricsPort) {
   }
 
   private static final Flags<Flag> FLAGS = new Flags<>(Flag.class, ConfigException::new);
+
+  /** No {@code /metrics} endpoint. (After FLAGS: the constructor validates with it.) */
+  public static final TelemetryConfig OFF = new TelemetryConfig("0.0.0.0", 0);
 
   public TelemetryConfig {
     FLAGS.require(

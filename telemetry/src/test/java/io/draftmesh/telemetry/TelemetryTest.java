@@ -22,6 +22,23 @@ class TelemetryTest {
   }
 
   @Test
+  void theGivenMapConfiguresTheSdk() {
+    assertThat(Telemetry.fromEnv(Map.of("OTEL_TRACES_EXPORTER", "zipkin", "PATH", "/bin")))
+        .containsExactlyEntriesOf(Map.of("otel.traces.exporter", "zipkin"));
+  }
+
+  @Test
+  void metricsOnlyWhenDisabledButAPortWasAskedFor() {
+    try (Telemetry t =
+        Telemetry.create(
+            Map.of("OTEL_SDK_DISABLED", "true"), "svc", new TelemetryConfig("127.0.0.1", 0))) {
+      // Port 0 in a config means no endpoint: the no-op stays.
+      assertThat(t.enabled()).isFalse();
+      assertThat(t.metricsPort()).isEqualTo(-1);
+    }
+  }
+
+  @Test
   void enabledSdkExportsNowhereByDefault() {
     assertThat(Telemetry.defaults("svc"))
         .containsEntry("otel.traces.exporter", "none")
