@@ -121,6 +121,12 @@ final class ObservedMesh implements AutoCloseable {
 
   /** {@code POST /v1/completions} through the gateway's OpenAI API; returns the response body. */
   String complete(String prompt, int maxTokens) throws IOException, InterruptedException {
+    return complete(prompt, maxTokens, Map.of());
+  }
+
+  /** The same, with extra request {@code headers} (e.g. a client's {@code traceparent}). */
+  String complete(String prompt, int maxTokens, Map<String, String> headers)
+      throws IOException, InterruptedException {
     String body =
         "{\"model\":\""
             + MODEL
@@ -130,16 +136,15 @@ final class ObservedMesh implements AutoCloseable {
             + maxTokens
             + ",\"temperature\":0}";
     HttpClient http = HttpClient.newHttpClient();
-    HttpResponse<String> r =
-        http.send(
-            HttpRequest.newBuilder(
-                    URI.create("http://127.0.0.1:" + gateway.ports().http() + "/v1/completions"))
-                .header("Authorization", "Bearer " + KEY)
-                .header("Content-Type", "application/json")
-                .timeout(Duration.ofSeconds(60))
-                .POST(HttpRequest.BodyPublishers.ofString(body))
-                .build(),
-            HttpResponse.BodyHandlers.ofString());
+    HttpRequest.Builder request =
+        HttpRequest.newBuilder(
+                URI.create("http://127.0.0.1:" + gateway.ports().http() + "/v1/completions"))
+            .header("Authorization", "Bearer " + KEY)
+            .header("Content-Type", "application/json")
+            .timeout(Duration.ofSeconds(60))
+            .POST(HttpRequest.BodyPublishers.ofString(body));
+    headers.forEach(request::header);
+    HttpResponse<String> r = http.send(request.build(), HttpResponse.BodyHandlers.ofString());
     if (r.statusCode() != 200) {
       throw new IllegalStateException("completion: HTTP " + r.statusCode() + ": " + r.body());
     }

@@ -17,7 +17,10 @@ import java.util.function.Predicate;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
 
 /**
  * One generation through the real mesh (gateway HTTP, router, draft and target workers on loopback
@@ -26,6 +29,7 @@ import org.junit.jupiter.api.Test;
  * read back from Zipkin's API: one trace, every span's parent in it, the parents as the design
  * says, and the GenAI and speculation attributes on the request and round spans.
  */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class TracesIT {
   private static BackendProcess zipkin;
   private static ObservedMesh mesh;
@@ -54,7 +58,9 @@ class TracesIT {
             Map.of(
                 "OTEL_TRACES_EXPORTER", "zipkin",
                 "OTEL_EXPORTER_ZIPKIN_ENDPOINT", "http://127.0.0.1:" + port + "/api/v2/spans",
-                "OTEL_BSP_SCHEDULE_DELAY", "200"));
+                "OTEL_BSP_SCHEDULE_DELAY", "200",
+                // W3C trace context only: the trace below can only join over `traceparent`.
+                "OTEL_PROPAGATORS", "tracecontext"));
   }
 
   @AfterAll
@@ -68,6 +74,7 @@ class TracesIT {
   }
 
   @Test
+  @Order(1) // first: it expects the only trace the gateway has started
   void oneGenerationIsOneTraceAcrossEveryService() throws Exception {
     JsonObject completion =
         JsonParser.parseString(mesh.complete("In the beginning", 24)).getAsJsonObject();
@@ -206,6 +213,41 @@ class TracesIT {
       assertThat(sessions.stream().map(s -> s.get("id").getAsString()))
           .contains(server.get("parentId").getAsString());
     }
+  }
+
+  @Test
+  @Order(2)
+  void aClientsTraceparentIsContinuedByTheGateway() throws Exception {
+    java.util.Random random = new java.security.SecureRandom();
+    String traceId = String.format("%016x%016x", random.nextLong(), random.nextLong());
+    String clientSpan = String.format("%016x", random.nextLong() | 1);
+    mesh.complete(
+        "And God said", 4, Map.of("traceparent", "00-" + traceId + "-" + clientSpan + "-01"));
+    mesh.flush();
+    String body =
+        zipkin.poll(
+            "/api/v2/trace/" + traceId,
+            b -> b.startsWith("[") && b.contains(ObservedMesh.TARGET_SERVICE),
+            Duration.ofSeconds(30));
+    JsonArray spans = JsonParser.parseString(body).getAsJsonArray();
+    assertThat(servicesOf(spans))
+        .as("services in trace %s: %s", traceId, body)
+        .contains(
+            ObservedMesh.GATEWAY_SERVICE,
+            ObservedMesh.ROUTER_SERVICE,
+            ObservedMesh.TARGET_SERVICE,
+            ObservedMesh.DRAFT_SERVICE);
+    List<JsonObject> entry = new ArrayList<>();
+    for (JsonElement e : spans) {
+      JsonObject s = e.getAsJsonObject();
+      assertThat(s.get("traceId").getAsString()).isEqualTo(traceId);
+      if (s.has("parentId") && s.get("parentId").getAsString().equals(clientSpan)) {
+        entry.add(s);
+      }
+    }
+    assertThat(entry).as("spans whose parent is the client's").hasSize(1);
+    assertThat(service(entry.get(0))).isEqualTo(ObservedMesh.GATEWAY_SERVICE);
+    assertThat(entry.get(0).get("name").getAsString()).isEqualTo("post /v1/completions");
   }
 
   private static Set<String> servicesOf(JsonArray spans) {
