@@ -161,6 +161,22 @@ class TracesIT {
     assertThat(tag(request, "draftmesh.strategy")).isEqualTo("speculative");
     assertThat(tag(request, "draftmesh.fallback")).isEqualTo("false");
 
+    // With the SDK enabled (this mesh), /metrics is fed by the same SDK that traces.
+    var scrape =
+        java.net.http.HttpClient.newHttpClient()
+            .send(
+                java.net.http.HttpRequest.newBuilder(
+                        java.net.URI.create(
+                            "http://127.0.0.1:"
+                                + mesh.telemetry.get(ObservedMesh.ROUTER_SERVICE).metricsPort()
+                                + "/metrics"))
+                    .build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+    assertThat(scrape.body())
+        .contains(
+            "draftmesh_spec_decode_num_drafts_total{strategy=\"speculative\"} "
+                + Double.parseDouble(tag(request, "draftmesh.spec.rounds")));
+
     // A span per verify round under the request, adding up to the request's totals.
     List<JsonObject> rounds =
         spans.stream()
