@@ -160,6 +160,9 @@ class TracesIT {
     assertThat(tag(request, "gen_ai.response.finish_reasons")).isEqualTo(finish);
     assertThat(tag(request, "draftmesh.strategy")).isEqualTo("speculative");
     assertThat(tag(request, "draftmesh.fallback")).isEqualTo("false");
+    assertThat(request.getAsJsonObject("tags").has("error.type"))
+        .as("error.type on a completed request")
+        .isFalse();
 
     // With the SDK enabled (this mesh), /metrics is fed by the same SDK that traces.
     var scrape =

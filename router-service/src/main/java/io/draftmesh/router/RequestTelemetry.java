@@ -64,6 +64,7 @@ final class RequestTelemetry implements RunStats.Listener {
   private long lastStepNanos; // end of the previous streamed step or round
   private int rounds;
   private boolean ended;
+  private boolean completed; // the final chunk went out
 
   private RequestTelemetry(
       Tracer tracer, GenerationMetrics metrics, Span span, Context context, long startNanos) {
@@ -136,6 +137,7 @@ final class RequestTelemetry implements RunStats.Listener {
   }
 
   private void finished(GenerateChunk c, long now) {
+    completed = true;
     String reason = finishReason(c.getFinishReason());
     String strategy = strategy(c.getStats().getStrategy());
     span.setAttribute(GEN_AI_USAGE_INPUT_TOKENS, (long) c.getUsage().getPromptTokens());
@@ -183,7 +185,9 @@ final class RequestTelemetry implements RunStats.Listener {
 
   /**
    * Ends the request span: {@code error} null for a request that completed (or whose client left:
-   * {@code cancelled} says why), else the status it failed with.
+   * {@code cancelled} says why), else the status it failed with. A request whose final chunk went
+   * out completed, whatever {@code cancelled} says: gRPC cancels a call's context once the call has
+   * closed, which reaches the generation's cancel listener after a normal end too.
    */
   void end(Status error, String cancelled) {
     if (ended) {
@@ -196,9 +200,10 @@ final class RequestTelemetry implements RunStats.Listener {
           StatusCode.ERROR, error.getDescription() == null ? type : error.getDescription());
       span.setAttribute(ERROR_TYPE, type);
       metrics.failed(model, type, seconds(System.nanoTime() - startNanos));
-    } else if (cancelled != null) {
+    } else if (cancelled != null && !completed) {
       span.setAttribute(ERROR_TYPE, Status.Code.CANCELLED.name());
       span.addEvent("cancelled: " + cancelled);
+      metrics.failed(model, Status.Code.CANCELLED.name(), seconds(System.nanoTime() - startNanos));
     }
     span.end();
   }

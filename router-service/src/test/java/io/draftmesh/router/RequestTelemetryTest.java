@@ -114,10 +114,12 @@ class RequestTelemetryTest {
               .setStats(running.toBuilder().setRounds(2).setDrafted(6).setAccepted(3))
               .build());
     }
-    t.end(null, null);
+    t.end(null, "client cancelled"); // the context's cancel after a normal close
     server.end();
 
     SpanData request = named("text_completion big");
+    assertThat(request.getAttributes().get(MeshAttributes.ERROR_TYPE)).isNull();
+    assertThat(request.getEvents()).isEmpty();
     assertThat(request.getParentSpanId()).isEqualTo(server.getSpanContext().getSpanId());
     var a = request.getAttributes();
     assertThat(a.get(MeshAttributes.GEN_AI_OPERATION_NAME)).isEqualTo("text_completion");
@@ -163,6 +165,19 @@ class RequestTelemetryTest {
     assertThat(request.getStatus().getDescription()).isEqualTo("target down");
     assertThat(request.getAttributes().get(MeshAttributes.ERROR_TYPE)).isEqualTo("UNAVAILABLE");
     assertThat(spans.stream().filter(s -> s.getName().startsWith("text_completion"))).hasSize(1);
+  }
+
+  @Test
+  void aRequestCancelledBeforeItsLastChunkSaysSo() {
+    Span server = sdk.getTracer("test").spanBuilder("server").startSpan();
+    RequestTelemetry t = start(server);
+    t.end(null, "client cancelled");
+    server.end();
+    SpanData request = named("text_completion target");
+    assertThat(request.getAttributes().get(MeshAttributes.ERROR_TYPE)).isEqualTo("CANCELLED");
+    assertThat(request.getEvents())
+        .extracting(e -> e.getName())
+        .containsExactly("cancelled: client cancelled");
   }
 
   @Test

@@ -51,10 +51,12 @@ public final class HttpServerTracing {
     private final HttpExchange ex;
     private final Span span;
     private final Scope scope;
+    private final String method;
 
-    private Exchange(HttpExchange ex, Span span) {
+    private Exchange(HttpExchange ex, Span span, String method) {
       this.ex = ex;
       this.span = span;
+      this.method = method;
       this.scope = span.makeCurrent();
     }
 
@@ -64,6 +66,10 @@ public final class HttpServerTracing {
       int code = ex.getResponseCode(); // -1 if no response was sent
       if (code > 0) {
         span.setAttribute(STATUS, (long) code);
+      }
+      if (code == 404) {
+        // Not a route: a path a scanner made up must not become a span name of its own.
+        span.updateName(method);
       }
       if (code >= 500) {
         span.setStatus(StatusCode.ERROR);
@@ -86,6 +92,6 @@ public final class HttpServerTracing {
             .setAttribute(METHOD, method)
             .setAttribute(PATH, path)
             .startSpan();
-    return new Exchange(ex, span);
+    return new Exchange(ex, span, method);
   }
 }
