@@ -10,6 +10,7 @@ import io.draftmesh.proto.v1.Score;
 import io.draftmesh.proto.v1.SessionRequest;
 import io.draftmesh.proto.v1.SessionResponse;
 import io.draftmesh.router.WorkerSession.WorkerFailure;
+import io.grpc.Status;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -40,6 +41,9 @@ import org.slf4j.LoggerFactory;
  */
 final class NudgingDecoding implements DecodingStrategy {
   private static final Logger log = LoggerFactory.getLogger(NudgingDecoding.class);
+
+  /** Further Proposes for a chunk that ends inside its first character (4 bytes at most). */
+  private static final int MAX_EXTENSIONS = 3;
 
   private final DecodingPlan plan;
   private final DecodingPlan.Settings settings;
@@ -155,61 +159,73 @@ final class NudgingDecoding implements DecodingStrategy {
     }
   }
 
-  /** The aligned model's next chunk, or null when it failed and was dropped. */
+  /**
+   * The aligned model's next chunk, or null when it failed and was dropped. A chunk that holds no
+   * whole character yet (its tokens end inside one: byte-level tokens split characters) is extended
+   * by further Proposes, up to {@link #MAX_EXTENSIONS}.
+   */
   private Chunk alignedChunk() {
     long t0 = System.nanoTime();
     List<SessionRequest.Builder> sync = alignedText.syncTo(output.toString());
-    int room = alignedInfo.getMaxContext() - alignedText.length() - 1;
-    int k =
-        Math.min(
-            Math.min(plan.nudging().chunkTokens(), Math.max(1, alignedInfo.getMaxTokensPerOp())),
-            room);
-    if (k < 1) {
-      dropAligned("the aligned model's context is full");
-      return null;
-    }
-    SessionResponse r;
-    try {
-      for (SessionRequest.Builder op : sync) {
-        aligned.send(op);
-      }
-      r =
-          aligned.call(
-              SessionRequest.newBuilder().setPropose(Propose.newBuilder().setK(k)),
-              alignedWait,
-              "propose");
-    } catch (WorkerFailure e) {
-      stats.draftNanos += System.nanoTime() - t0;
-      if (io.grpc.Context.current().isCancelled()) {
-        throw e;
-      }
-      dropAligned(e.getMessage());
-      return null;
-    }
-    stats.draftNanos += System.nanoTime() - t0;
-    stats.draftCalls++;
-    alignedWait = settings.draftTimeout();
-    Proposed p = r.getProposed();
-    alignedText.generated(p.getTokenIdsList());
     BpeTokenizer tok = alignedText.tokenizer();
     ByteArrayOutputStream bytes = new ByteArrayOutputStream();
     List<Float> byteEntropy = new ArrayList<>();
-    boolean ended = p.getTokenIdsCount() == 0;
-    for (int i = 0; i < p.getTokenIdsCount(); i++) {
-      int id = p.getTokenIds(i);
-      if (tok.isSpecial(id)) {
-        ended = true; // its end-of-reply (or any special token): the answer is complete
-        break;
+    boolean ended = false;
+    int whole = 0;
+    for (int attempt = 0; attempt <= MAX_EXTENSIONS && whole == 0 && !ended; attempt++) {
+      int room = alignedInfo.getMaxContext() - alignedText.length() - 1;
+      int k =
+          Math.min(
+              Math.min(plan.nudging().chunkTokens(), Math.max(1, alignedInfo.getMaxTokensPerOp())),
+              room);
+      if (k < 1) {
+        dropAligned("the aligned model's context is full");
+        return null;
       }
-      byte[] b = tok.tokenBytes(id);
-      bytes.writeBytes(b);
-      float h = TargetLoop.entropyAt(p.getPositionsList(), i);
-      for (int x = 0; x < b.length; x++) {
-        byteEntropy.add(h);
+      SessionResponse r;
+      try {
+        for (SessionRequest.Builder op : sync) {
+          aligned.send(op);
+        }
+        sync = List.of();
+        r =
+            aligned.call(
+                SessionRequest.newBuilder().setPropose(Propose.newBuilder().setK(k)),
+                alignedWait,
+                "propose");
+      } catch (WorkerFailure e) {
+        stats.draftNanos += System.nanoTime() - t0;
+        if (io.grpc.Context.current().isCancelled()) {
+          throw e;
+        }
+        dropAligned(reason("aligned model", alignedInfo, e));
+        return null;
       }
+      stats.draftCalls++;
+      alignedWait = settings.draftTimeout();
+      Proposed p = r.getProposed();
+      alignedText.generated(p.getTokenIdsList());
+      ended = p.getTokenIdsCount() == 0;
+      for (int i = 0; i < p.getTokenIdsCount(); i++) {
+        int id = p.getTokenIds(i);
+        if (tok.isSpecial(id)) {
+          ended = true; // its end-of-reply (or any special token): the answer is complete
+          break;
+        }
+        byte[] b = tok.tokenBytes(id);
+        bytes.writeBytes(b);
+        float h = TargetLoop.entropyAt(p.getPositionsList(), i);
+        for (int x = 0; x < b.length; x++) {
+          byteEntropy.add(h);
+        }
+      }
+      whole = completeUtf8Prefix(bytes.toByteArray(), bytes.size());
     }
+    stats.draftNanos += System.nanoTime() - t0;
     byte[] all = bytes.toByteArray();
-    int whole = ended ? all.length : completeUtf8Prefix(all, all.length);
+    if (ended) {
+      whole = all.length;
+    }
     String text = new String(all, 0, whole, StandardCharsets.UTF_8);
     // One entropy per char: that of the token holding the char's first byte.
     float[] perChar = new float[text.length()];
@@ -392,6 +408,15 @@ final class NudgingDecoding implements DecodingStrategy {
       out.switchTo(to, 0f);
       writer = to;
     }
+  }
+
+  /** Why a helper was dropped, without its address (public errors never name internal hosts). */
+  static String reason(String what, ModelInfo info, WorkerFailure e) {
+    Status.Code code = e.status().getCode();
+    return what
+        + " "
+        + info.getModelId()
+        + (code == Status.Code.DEADLINE_EXCEEDED ? " did not answer in time" : " failed: " + code);
   }
 
   private void dropAligned(String reason) {

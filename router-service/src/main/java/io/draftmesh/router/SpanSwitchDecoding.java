@@ -162,7 +162,7 @@ final class SpanSwitchDecoding implements DecodingStrategy {
         throw e;
       }
       stats.draftNanos += System.nanoTime() - t0;
-      dropSmall(e.getMessage());
+      dropSmall(NudgingDecoding.reason("small model", writer.info, e));
       return false;
     }
     long nanos = System.nanoTime() - t0;
