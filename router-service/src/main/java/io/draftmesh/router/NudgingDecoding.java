@@ -76,13 +76,17 @@ final class NudgingDecoding implements DecodingStrategy {
     this.settings = settings;
     this.base = base;
     this.baseInfo = baseInfo;
-    this.baseText = new TextSession(baseTokenizer, plan.prompt().length);
+    this.baseText =
+        new TextSession(baseTokenizer, plan.prompt().length, baseInfo.getMaxTokensPerOp());
     this.aligned = aligned;
     this.alignedInfo = alignedInfo;
     this.alignedText =
         alignedTokenizer == null
             ? null
-            : new TextSession(alignedTokenizer, plan.nudging().alignedPrompt().length);
+            : new TextSession(
+                alignedTokenizer,
+                plan.nudging().alignedPrompt().length,
+                alignedInfo.getMaxTokensPerOp());
     this.out = out;
     this.stats = stats;
     this.gamma = plan.nudging().gamma();
@@ -198,6 +202,7 @@ final class NudgingDecoding implements DecodingStrategy {
         if (io.grpc.Context.current().isCancelled()) {
           throw e;
         }
+        log.warn("request {}: aligned model: {}", plan.label(), e.getMessage());
         dropAligned(reason("aligned model", alignedInfo, e));
         return null;
       }

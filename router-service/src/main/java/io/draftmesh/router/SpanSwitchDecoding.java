@@ -148,7 +148,10 @@ final class SpanSwitchDecoding implements DecodingStrategy {
         writer.truncateTo = -1;
       }
       if (writer.pending.length > 0) {
-        writer.session.send(TargetLoop.append(writer.pending)); // the catch-up, fed in one pass
+        // The catch-up: fed in one pass with the Propose below.
+        for (SessionRequest.Builder op : TargetLoop.appends(writer.pending, opLimit(writer))) {
+          writer.session.send(op);
+        }
         writer.length += writer.pending.length;
         writer.pending = new int[0];
       }
@@ -162,6 +165,7 @@ final class SpanSwitchDecoding implements DecodingStrategy {
         throw e;
       }
       stats.draftNanos += System.nanoTime() - t0;
+      log.warn("request {}: small model: {}", plan.label(), e.getMessage());
       dropSmall(NudgingDecoding.reason("small model", writer.info, e));
       return false;
     }

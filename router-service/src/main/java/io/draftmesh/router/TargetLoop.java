@@ -213,6 +213,19 @@ final class TargetLoop {
     return true;
   }
 
+  /**
+   * Appends of {@code ids} in pieces of at most {@code maxPerOp} (the worker's max_tokens_per_op);
+   * Appends are free, so the worker still feeds them all in its next forward pass.
+   */
+  static List<SessionRequest.Builder> appends(int[] ids, int maxPerOp) {
+    List<SessionRequest.Builder> ops = new java.util.ArrayList<>();
+    int step = Math.max(1, maxPerOp);
+    for (int i = 0; i < ids.length; i += step) {
+      ops.add(append(Arrays.copyOfRange(ids, i, Math.min(ids.length, i + step))));
+    }
+    return ops;
+  }
+
   static SessionRequest.Builder append(int[] ids) {
     return SessionRequest.newBuilder().setAppend(Append.newBuilder().addAllTokenIds(asList(ids)));
   }

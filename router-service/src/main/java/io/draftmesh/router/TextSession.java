@@ -25,12 +25,17 @@ import java.util.List;
 final class TextSession {
   private final BpeTokenizer tokenizer;
   private final int promptLength;
+  private final int maxPerAppend;
   private int[] tokens = new int[0]; // what the session holds after its prompt
   private int refed; // tokens appended again after a truncation
 
-  TextSession(BpeTokenizer tokenizer, int promptLength) {
+  /**
+   * @param maxPerAppend the worker's max_tokens_per_op: longer appends are split
+   */
+  TextSession(BpeTokenizer tokenizer, int promptLength, int maxPerAppend) {
     this.tokenizer = tokenizer;
     this.promptLength = promptLength;
+    this.maxPerAppend = maxPerAppend;
   }
 
   BpeTokenizer tokenizer() {
@@ -52,7 +57,7 @@ final class TextSession {
     }
     if (common < want.length) {
       int[] tail = Arrays.copyOfRange(want, common, want.length);
-      ops.add(TargetLoop.append(tail));
+      ops.addAll(TargetLoop.appends(tail, maxPerAppend));
       if (common < tokens.length) {
         refed += Math.min(tail.length, tokens.length - common);
       }

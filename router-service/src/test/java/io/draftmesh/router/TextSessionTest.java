@@ -41,6 +41,7 @@ class TextSessionTest {
           tokens.subList(keep, tokens.size()).clear();
         } else {
           assertThat(op.hasAppend()).isTrue();
+          assertThat(op.getAppend().getTokenIdsCount()).isBetween(1, 8); // the worker's op limit
           tokens.addAll(op.getAppend().getTokenIdsList());
           appended += op.getAppend().getTokenIdsCount();
         }
@@ -73,8 +74,8 @@ class TextSessionTest {
   void sessionsHoldTheirOwnEncodingOfTheConcatenatedPieces() {
     for (long seed = 1; seed <= 40; seed++) {
       Random rnd = new Random(seed);
-      TextSession a = new TextSession(zoo, PROMPT);
-      TextSession b = new TextSession(other, PROMPT);
+      TextSession a = new TextSession(zoo, PROMPT, 8);
+      TextSession b = new TextSession(other, PROMPT, 8);
       Simulated sa = new Simulated();
       Simulated sb = new Simulated();
       StringBuilder text = new StringBuilder();
@@ -110,7 +111,7 @@ class TextSessionTest {
 
   @Test
   void aTokenSplitByTheBoundaryIsTruncatedAndReappended() {
-    TextSession s = new TextSession(zoo, PROMPT);
+    TextSession s = new TextSession(zoo, PROMPT, 8);
     Simulated sim = new Simulated();
     sim.apply(s.syncTo("The beginning"));
     int before = sim.tokens.size();
@@ -118,7 +119,7 @@ class TextSessionTest {
     sim.apply(s.syncTo("The beginning was"));
     assertThat(sim.tokens.subList(0, before)).isEqualTo(boxed(zoo.encode("The beginning", false)));
     // A boundary inside a word: "The begin" then "ning" — the canonical tokens replace the split.
-    TextSession t = new TextSession(zoo, PROMPT);
+    TextSession t = new TextSession(zoo, PROMPT, 8);
     Simulated tsim = new Simulated();
     tsim.apply(t.syncTo("The begin"));
     List<SessionRequest.Builder> ops = t.syncTo("The beginning");
