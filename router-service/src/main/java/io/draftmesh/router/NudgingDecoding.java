@@ -117,6 +117,7 @@ final class NudgingDecoding implements DecodingStrategy {
       stats.nudgingRounds++;
       if (chunk.ended) {
         commitAligned(chunk);
+        streamEnd(chunk.endToken);
         out.finish(FinishReason.FINISH_REASON_EOS);
         return;
       }
@@ -157,9 +158,10 @@ final class NudgingDecoding implements DecodingStrategy {
   }
 
   /** What the aligned model proposed: text on whole characters, and its entropy per character. */
-  private record Chunk(String text, float[] entropy, boolean ended) {
+  private record Chunk(String text, float[] entropy, boolean ended, int endToken) {
     Chunk slice(int chars) {
-      return new Chunk(text.substring(0, chars), java.util.Arrays.copyOf(entropy, chars), ended);
+      return new Chunk(
+          text.substring(0, chars), java.util.Arrays.copyOf(entropy, chars), ended, endToken);
     }
   }
 
@@ -175,6 +177,7 @@ final class NudgingDecoding implements DecodingStrategy {
     ByteArrayOutputStream bytes = new ByteArrayOutputStream();
     List<Float> byteEntropy = new ArrayList<>();
     boolean ended = false;
+    int endToken = -1;
     int whole = 0;
     for (int attempt = 0; attempt <= MAX_EXTENSIONS && whole == 0 && !ended; attempt++) {
       int room = alignedInfo.getMaxContext() - alignedText.length() - 1;
@@ -215,6 +218,7 @@ final class NudgingDecoding implements DecodingStrategy {
         int id = p.getTokenIds(i);
         if (tok.isSpecial(id)) {
           ended = true; // its end-of-reply (or any special token): the answer is complete
+          endToken = id;
           break;
         }
         byte[] b = tok.tokenBytes(id);
@@ -247,7 +251,7 @@ final class NudgingDecoding implements DecodingStrategy {
         }
       }
     }
-    return new Chunk(text, perChar, ended);
+    return new Chunk(text, perChar, ended, endToken);
   }
 
   /** The base's prediction after {@code text} (Append of what it lacks, Score of no tokens). */
@@ -366,6 +370,25 @@ final class NudgingDecoding implements DecodingStrategy {
     output.append(piece.text);
     pieces.add(piece.text);
     out.flush();
+  }
+
+  /**
+   * Streams the aligned model's end-of-reply token (e.g. {@code <|end|>}) when the base tokenizer
+   * has the same special token and it is not the base's own end of sequence, so a client sees the
+   * reply end as it would from the aligned model alone (template checks rely on it).
+   */
+  private void streamEnd(int alignedEnd) {
+    if (alignedEnd < 0 || out.finished()) {
+      return;
+    }
+    String content =
+        new String(alignedText.tokenizer().tokenBytes(alignedEnd), StandardCharsets.UTF_8);
+    BpeTokenizer tok = baseText.tokenizer();
+    int[] ids = tok.encode(content, false);
+    if (ids.length == 1 && tok.isSpecial(ids[0]) && ids[0] != baseInfo.getEosTokenId()) {
+      switchTo(Provenance.PROVENANCE_ALIGNED_NUDGE);
+      out.accept(ids[0], Provenance.PROVENANCE_ALIGNED_NUDGE, Float.NaN);
+    }
   }
 
   /** The base writes alone: the aligned model is gone. */

@@ -133,7 +133,8 @@ class CollaborationTest {
               "ALIGNED_NUDGE: fox",
               "BASE: ju", // takes over at " jumps" (its " ju" starts the word), unsure at "mps"
               "ALIGNED_NUDGE:mps", // a boundary inside a word: each side re-tokenizes
-              "BASE: over the lazy dog");
+              "BASE: over the lazy dog",
+              "ALIGNED_NUDGE:"); // its <|end|>, streamed as the aligned model alone would
       GenerateChunk last = ScriptedMesh.last(chunks);
       assertThat(last.getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_EOS);
       GenerationStats st = last.getStats();
@@ -143,16 +144,19 @@ class CollaborationTest {
           .isEqualTo(last.getUsage().getCompletionTokens());
       assertThat(st.getSmallTokens())
           .isEqualTo(
-              zoo.encode("The", false).length * 0
-                  + zoo.encode("The", false).length
+              zoo.encode("The", false).length
                   + zoo.encode(" fox", false).length
-                  + zoo.encode("mps", false).length);
+                  + zoo.encode("mps", false).length
+                  + 1);
       assertThat(st.getGamma()).isEqualTo(0.4f);
-      assertThat(st.getSwitches()).isEqualTo(5);
+      assertThat(st.getSwitches()).isEqualTo(6);
       assertThat(st.getFallback()).isFalse();
       List<SwitchEvent> events = new ArrayList<>();
       chunks.forEach(c -> events.addAll(c.getSwitchesList()));
-      assertThat(events).hasSize(6);
+      assertThat(events).hasSize(7);
+      List<Integer> ids = new ArrayList<>();
+      chunks.forEach(c -> ids.addAll(c.getTokenIdsList()));
+      assertThat(ids.get(ids.size() - 1)).isEqualTo(zooEnd);
       assertThat(events.get(0).getAtToken()).isZero();
       // Both sessions ended on text that starts with the answer, in their own tokens.
       assertThat(decoded(b.sessions.get(0), zoo)).startsWith(FOX);
