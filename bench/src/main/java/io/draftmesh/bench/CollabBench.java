@@ -70,7 +70,8 @@ public final class CollabBench {
           + "  --models DIR    the zoo (default: models/ of the working directory or a parent)\n";
 
   static final float[] GAMMAS = {0.2f, 0.3f, 0.4f, 0.5f, 0.6f};
-  static final float[] TAUS = {0.5f, 1.0f, 1.5f, 2.0f, 2.5f, 3.0f, 4.0f};
+  // The zoo models' raw entropies sit around 3-7 bits (they are tiny): the sweep covers that range.
+  static final float[] TAUS = {2.0f, 3.0f, 4.0f, 4.5f, 5.0f, 5.5f, 6.0f, 8.0f};
   static final float[] QUICK_TAUS = {1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f};
   static final int[] LEAD_INS = {1, 2, 4, 8};
 
