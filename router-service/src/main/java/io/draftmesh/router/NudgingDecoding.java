@@ -57,7 +57,6 @@ final class NudgingDecoding implements DecodingStrategy {
   private final RunStats stats;
   private final float gamma;
   private final StringBuilder output = new StringBuilder();
-  private final List<String> pieces = new ArrayList<>(); // what each commit added, for tests
   private Provenance writer;
   private Duration alignedWait;
 
@@ -347,7 +346,6 @@ final class NudgingDecoding implements DecodingStrategy {
     }
     String piece = bytes.toString(StandardCharsets.UTF_8);
     output.append(piece);
-    pieces.add(piece);
     out.flush();
   }
 
@@ -368,7 +366,6 @@ final class NudgingDecoding implements DecodingStrategy {
       chars += new String(tok.tokenBytes(id), StandardCharsets.UTF_8).length();
     }
     output.append(piece.text);
-    pieces.add(piece.text);
     out.flush();
   }
 
@@ -455,21 +452,6 @@ final class NudgingDecoding implements DecodingStrategy {
       aligned.cancel("router dropped the aligned model: " + stats.fallbackReason);
     }
     aligned = null;
-  }
-
-  /** The pieces committed so far, in order (their concatenation is the output text). */
-  List<String> pieces() {
-    return List.copyOf(pieces);
-  }
-
-  /** The base session's bookkeeping, for tests. */
-  TextSession baseText() {
-    return baseText;
-  }
-
-  /** The aligned session's bookkeeping, for tests. */
-  TextSession alignedText() {
-    return alignedText;
   }
 
   private boolean endsOnCharacter(List<Integer> ids, int n) {
