@@ -6,7 +6,9 @@
   const $ = (id) => document.getElementById(id);
   let controller = null; // AbortController of the running request
 
-  const PROVENANCES = ['draft_accepted', 'ngram_accepted', 'target'];
+  const PROVENANCES = ['draft_accepted', 'ngram_accepted', 'target', 'aligned_nudge', 'base',
+    'small_span', 'large_span'];
+  const COLLABORATIVE = ['nudging', 'entropy_switch', 'lead_in'];
 
   function headers() {
     const h = { 'Content-Type': 'application/json' };
@@ -67,6 +69,17 @@
       if (k) dm.k = k;
       dm.adaptive = $('adaptive').checked;
     }
+    if (dm.strategy === 'nudging') {
+      // The base (target) reads the prompt as plain text; the aligned model its zoo template.
+      const gamma = number('gamma');
+      dm.draft = $('aligned').value.trim();
+      dm.nudging = { aligned_prompt: '<|endoftext|><|user|>' + $('prompt').value + '<|assistant|>' };
+      if (gamma !== null) dm.nudging.gamma = gamma;
+    }
+    if (dm.strategy === 'entropy_switch') {
+      const tau = number('tau');
+      if (tau !== null) dm.entropy_switch = { tau: tau };
+    }
     if ($('ignore-eos').checked) dm.ignore_eos = true;
     body.draftmesh = dm;
     return body;
@@ -79,13 +92,15 @@
   function reset() {
     $('output').textContent = '';
     for (const id of ['acceptance', 'mean-accepted', 'rate', 'rounds', 'target-calls', 'current-k',
-      'strategy-run', 'models-run', 'fallback']) $(id).textContent = '–';
+      'strategy-run', 'models-run', 'fallback', 'large-share', 'pw-cost', 'switches'])
+      $(id).textContent = '–';
     $('tokens').textContent = '0';
     state.tokens = 0;
     state.started = performance.now();
     state.rounds = [];
     state.entropy = [];
     state.provenance = [];
+    state.stats = null;
     drawChart();
   }
 
@@ -148,6 +163,13 @@
     $('strategy-run').textContent = st.strategy || '–';
     $('models-run').textContent = (st.target_model || '?') + (st.draft_model ? ' + ' + st.draft_model : '');
     $('fallback').textContent = st.fallback ? 'yes: ' + st.fallback_reason : 'no';
+    state.stats = st;
+    if (COLLABORATIVE.includes(st.strategy)) {
+      $('large-share').textContent = (100 * st.large_share).toFixed(1) + ' % (' + st.large_tokens +
+        ' large, ' + st.small_tokens + ' small)';
+      $('pw-cost').textContent = Number(st.parameter_weighted_cost).toFixed(3);
+      $('switches').textContent = st.switches + ' / ' + st.nudging_rounds;
+    }
     $('tokens').textContent = String(state.tokens);
     const secs = (performance.now() - state.started) / 1000;
     $('rate').textContent = secs > 0 ? (state.tokens / secs).toFixed(1) : '–';
@@ -172,7 +194,9 @@
     g.strokeStyle = '#d5dbe1';
     g.strokeRect(pad, pad, w, h);
     if (state.entropy.length > 0) {
-      $('chart-caption').textContent = 'per-token entropy of the target (bits)';
+      const collab = COLLABORATIVE.includes((state.stats || {}).strategy);
+      $('chart-caption').textContent = collab
+        ? 'per-token entropy of the writing model (bits)' : 'per-token entropy of the target (bits)';
       const max = Math.max(1, ...state.entropy);
       const step = w / Math.max(1, state.entropy.length);
       state.entropy.forEach((e, i) => {
@@ -180,6 +204,31 @@
         const bh = (h * e) / max;
         g.fillRect(pad + i * step, pad + h - bh, Math.max(1, step - 1), bh);
       });
+      const st = state.stats || {};
+      if (st.strategy === 'entropy_switch' && st.window > 0) {
+        // EAD's signal: the rolling mean of the writers' entropies, against the τ line.
+        $('chart-caption').textContent = 'per-token entropy of the writing model (bits), rolling mean over ' +
+          st.window + ' tokens (line) and τ = ' + st.tau + ' (dashed)';
+        g.strokeStyle = '#1d232a';
+        g.beginPath();
+        let sum = 0;
+        state.entropy.forEach((e, i) => {
+          sum += e;
+          if (i >= st.window) sum -= state.entropy[i - st.window];
+          const mean = sum / Math.min(i + 1, st.window);
+          const y = pad + h - (h * mean) / max;
+          if (i === 0) g.moveTo(pad + step / 2, y); else g.lineTo(pad + i * step + step / 2, y);
+        });
+        g.stroke();
+        g.setLineDash([4, 4]);
+        g.strokeStyle = '#b00020';
+        const ty = pad + h - (h * Math.min(st.tau, max)) / max;
+        g.beginPath();
+        g.moveTo(pad, ty);
+        g.lineTo(pad + w, ty);
+        g.stroke();
+        g.setLineDash([]);
+      }
       return;
     }
     $('chart-caption').textContent =

@@ -37,18 +37,28 @@ final class GenerateCommand {
   static final String USAGE =
       """
       usage: draftmesh generate --router HOST:PORT --prompt TEXT
-                                [--strategy autoregressive|speculative|ngram] [--k N] [--adaptive]
+                                [--strategy autoregressive|speculative|ngram|nudging|entropy-switch|lead-in]
+                                [--k N] [--adaptive]
                                 [--max-k N] [--min-draft-prob P] [--ngram-n N] [--ngram-min-n N]
                                 [--ngram-max-match N] [--max-tokens N] [--temperature T] [--top-k K]
                                 [--top-p P] [--min-p M] [--seed S] [--stop TEXT] [--ignore-eos]
                                 [--target POOL] [--draft POOL] [--timeout-s S]
-                                [--model DIR | --tokenizer PATH]
+                                [--gamma G] [--chunk-tokens N] [--aligned-prompt TEXT]
+                                [--tau BITS] [--window N] [--min-run N] [--lead-in N]
+                                [--sentence-end CHARS] [--model DIR | --tokenizer PATH]
         Streams a completion through a running router (./draftmesh up starts one) and prints the
         stats: acceptance rate, mean accepted length, rounds, target calls, tokens/s. On a terminal
         each token's text is coloured by provenance (green = draft accepted, cyan = n-gram accepted,
         default = target; NO_COLOR turns it off), lined up with the tokens by the target's tokenizer
         (--model DIR, --tokenizer PATH, default models/target). The strategy defaults to the
         router's (speculative when it has a draft pool).
+        Approximate strategies use --draft as the second model: nudging's aligned model (the base
+        reads --prompt as plain text, the aligned model --aligned-prompt, default the zoo template
+        around --prompt; --gamma default 0.4, --chunk-tokens 16), entropy-switch's and lead-in's
+        small model (--tau default 1.5 bits, --window 5, --min-run = window; --lead-in 4 tokens per
+        sentence). The stats line then gives each model's tokens, the large model's share, the
+        parameter-weighted cost f_L + (1 - f_L) N_S/N_L, switches and nudging rounds; magenta =
+        aligned nudge, yellow = small-model span.
 
       usage: draftmesh generate --worker HOST:PORT --prompt TEXT (--model DIR | --tokenizer PATH)
                                 [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]

@@ -22,6 +22,8 @@ final class ProvenancePrinter {
   static final String RESET = "\u001b[0m";
   static final String GREEN = "\u001b[32m";
   static final String CYAN = "\u001b[36m";
+  static final String MAGENTA = "\u001b[35m";
+  static final String YELLOW = "\u001b[33m";
 
   static final String LEGEND =
       "["
@@ -32,7 +34,15 @@ final class ProvenancePrinter {
           + CYAN
           + "cyan"
           + RESET
-          + " = n-gram accepted, default = target]";
+          + " = n-gram accepted, "
+          + MAGENTA
+          + "magenta"
+          + RESET
+          + " = aligned model's nudge, "
+          + YELLOW
+          + "yellow"
+          + RESET
+          + " = small model's span, default = target/base/large model]";
 
   /** Text of decoded tokens not yet matched against the router's text. */
   private record Piece(StringBuilder text, Provenance source) {}
@@ -122,6 +132,8 @@ final class ProvenancePrinter {
         switch (p) {
           case PROVENANCE_DRAFT_ACCEPTED -> GREEN;
           case PROVENANCE_NGRAM_ACCEPTED -> CYAN;
+          case PROVENANCE_ALIGNED_NUDGE -> MAGENTA;
+          case PROVENANCE_SMALL_SPAN -> YELLOW;
           default -> null;
         };
     return code == null || text.isEmpty() ? text : code + text + RESET;

@@ -2,11 +2,14 @@ package io.draftmesh.cli;
 
 import io.draftmesh.bench.MeshModels;
 import io.draftmesh.engine.tokenizer.TextTokenizer;
+import io.draftmesh.proto.v1.EntropySwitchOptions;
 import io.draftmesh.proto.v1.FinishReason;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.GenerationStats;
+import io.draftmesh.proto.v1.LeadInOptions;
 import io.draftmesh.proto.v1.NgramOptions;
+import io.draftmesh.proto.v1.NudgingOptions;
 import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.SpeculativeOptions;
@@ -40,6 +43,14 @@ final class RouterGenerate {
           "ngram-n",
           "ngram-min-n",
           "ngram-max-match",
+          "gamma",
+          "chunk-tokens",
+          "aligned-prompt",
+          "tau",
+          "window",
+          "min-run",
+          "lead-in",
+          "sentence-end",
           "max-tokens",
           "temperature",
           "top-k",
@@ -112,11 +123,15 @@ final class RouterGenerate {
           case "autoregressive", "ar" -> Strategy.STRATEGY_AUTOREGRESSIVE;
           case "speculative", "spec" -> Strategy.STRATEGY_SPECULATIVE;
           case "ngram", "n-gram" -> Strategy.STRATEGY_NGRAM;
+          case "nudging", "nudge" -> Strategy.STRATEGY_NUDGING;
+          case "entropy-switch", "ead" -> Strategy.STRATEGY_ENTROPY_SWITCH;
+          case "lead-in", "foreal" -> Strategy.STRATEGY_LEAD_IN;
           default ->
               throw new UsageException(
                   "--strategy: "
                       + a.get("strategy")
-                      + " (expected: autoregressive, speculative or ngram)");
+                      + " (expected: autoregressive, speculative, ngram, nudging, entropy-switch"
+                      + " or lead-in)");
         };
     Sampling.Builder sampling =
         Sampling.newBuilder()
@@ -151,6 +166,33 @@ final class RouterGenerate {
             .setN(a.intValue("ngram-n", 0, 0, 64))
             .setMinN(a.intValue("ngram-min-n", 0, 0, 64))
             .setMaxMatch(a.intValue("ngram-max-match", 0, 0, 1024)));
+    NudgingOptions.Builder nudging =
+        NudgingOptions.newBuilder()
+            .setGamma(a.floatValue("gamma", 0f))
+            .setChunkTokens(a.intValue("chunk-tokens", 0, 0, 1024));
+    if (strategy == Strategy.STRATEGY_NUDGING) {
+      // The zoo aligned model's template unless told otherwise; the base reads the prompt as is.
+      nudging.setAlignedPrompt(
+          a.get("aligned-prompt", "<|endoftext|><|user|>" + prompt + "<|assistant|>"));
+      r.setAddSpecialTokens(false);
+    }
+    r.setNudging(nudging);
+    EntropySwitchOptions.Builder es = EntropySwitchOptions.newBuilder();
+    if (a.has("tau")) {
+      es.setTau(a.floatValue("tau", 0f));
+    }
+    if (a.has("window")) {
+      es.setWindow(a.intValue("window", 0, Integer.MIN_VALUE, Integer.MAX_VALUE));
+    }
+    if (a.has("min-run")) {
+      es.setMinRun(a.intValue("min-run", 0, Integer.MIN_VALUE, Integer.MAX_VALUE));
+    }
+    r.setEntropySwitch(es);
+    LeadInOptions.Builder li = LeadInOptions.newBuilder().setSentenceEnd(a.get("sentence-end", ""));
+    if (a.has("lead-in")) {
+      li.setN(a.intValue("lead-in", 0, Integer.MIN_VALUE, Integer.MAX_VALUE));
+    }
+    r.setLeadIn(li);
     return r.build();
   }
 
@@ -223,7 +265,13 @@ final class RouterGenerate {
             r.last().getUsage().getCompletionTokens(),
             r.firstTokenSeconds() * 1e3,
             r.tokensPerSecond()));
-    if (s.getRounds() > 0 || s.getStrategy() != Strategy.STRATEGY_AUTOREGRESSIVE) {
+    boolean collaborative =
+        s.getStrategy() == Strategy.STRATEGY_NUDGING
+            || s.getStrategy() == Strategy.STRATEGY_ENTROPY_SWITCH
+            || s.getStrategy() == Strategy.STRATEGY_LEAD_IN;
+    if (collaborative) {
+      sb.append(collaboration(s));
+    } else if (s.getRounds() > 0 || s.getStrategy() != Strategy.STRATEGY_AUTOREGRESSIVE) {
       sb.append(
           String.format(
               Locale.ROOT,
@@ -246,9 +294,36 @@ final class RouterGenerate {
                   .toLowerCase(Locale.ROOT));
     }
     if (s.getFallback()) {
-      sb.append("; draft dropped: ").append(s.getFallbackReason());
+      sb.append(collaborative ? "; helper dropped: " : "; draft dropped: ")
+          .append(s.getFallbackReason());
     }
     return sb.append("]").toString();
+  }
+
+  /** The approximate strategies' shares: who wrote how much, and what it cost. */
+  static String collaboration(GenerationStats s) {
+    boolean nudging = s.getStrategy() == Strategy.STRATEGY_NUDGING;
+    StringBuilder sb =
+        new StringBuilder(
+            String.format(
+                Locale.ROOT,
+                "; %s %d tokens, %s %d (large share %.2f), parameter-weighted cost %.3f, %d switches",
+                nudging ? "base" : "large",
+                s.getLargeTokens(),
+                nudging ? "aligned" : "small",
+                s.getSmallTokens(),
+                s.getLargeShare(),
+                s.getParameterWeightedCost(),
+                s.getSwitches()));
+    if (nudging) {
+      sb.append(
+          String.format(
+              Locale.ROOT, ", %d nudging rounds, gamma %.2f", s.getNudgingRounds(), s.getGamma()));
+    } else if (s.getStrategy() == Strategy.STRATEGY_ENTROPY_SWITCH) {
+      sb.append(
+          String.format(Locale.ROOT, ", tau %.2f bits over %d tokens", s.getTau(), s.getWindow()));
+    }
+    return sb.toString();
   }
 
   private static String strategyName(Strategy s) {
@@ -256,6 +331,9 @@ final class RouterGenerate {
       case STRATEGY_AUTOREGRESSIVE -> "autoregressive";
       case STRATEGY_SPECULATIVE -> "speculative";
       case STRATEGY_NGRAM -> "n-gram";
+      case STRATEGY_NUDGING -> "nudging";
+      case STRATEGY_ENTROPY_SWITCH -> "entropy switch";
+      case STRATEGY_LEAD_IN -> "lead-in";
       default -> s.name();
     };
   }

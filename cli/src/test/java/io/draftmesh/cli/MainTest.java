@@ -70,7 +70,9 @@ class MainTest {
     assertThat(run("generate", "--router", "localhost:1", "--prompt", "x", "--strategy", "magic"))
         .isEqualTo(2);
     assertThat(err())
-        .contains("--strategy: magic (expected: autoregressive, speculative or ngram)");
+        .contains(
+            "--strategy: magic (expected: autoregressive, speculative, ngram, nudging,"
+                + " entropy-switch or lead-in)");
     assertThat(run("generate", "--router", "localhost:1", "--prompt", "x", "--worker", "y"))
         .isEqualTo(2);
     assertThat(err()).contains("--worker: unknown flag");

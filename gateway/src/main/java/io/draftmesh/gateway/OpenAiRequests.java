@@ -4,8 +4,11 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonPrimitive;
+import io.draftmesh.proto.v1.EntropySwitchOptions;
 import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.LeadInOptions;
 import io.draftmesh.proto.v1.NgramOptions;
+import io.draftmesh.proto.v1.NudgingOptions;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.SpeculativeOptions;
 import io.draftmesh.proto.v1.Strategy;
@@ -42,7 +45,10 @@ final class OpenAiRequests {
           "default", Strategy.STRATEGY_UNSPECIFIED,
           "autoregressive", Strategy.STRATEGY_AUTOREGRESSIVE,
           "speculative", Strategy.STRATEGY_SPECULATIVE,
-          "ngram", Strategy.STRATEGY_NGRAM);
+          "ngram", Strategy.STRATEGY_NGRAM,
+          "nudging", Strategy.STRATEGY_NUDGING,
+          "entropy_switch", Strategy.STRATEGY_ENTROPY_SWITCH,
+          "lead_in", Strategy.STRATEGY_LEAD_IN);
 
   private static final List<String> DRAFTMESH_KEYS =
       List.of(
@@ -53,6 +59,9 @@ final class OpenAiRequests {
           "max_k",
           "min_draft_token_prob",
           "ngram",
+          "nudging",
+          "entropy_switch",
+          "lead_in",
           "ignore_eos",
           "add_special_tokens");
 
@@ -80,6 +89,7 @@ final class OpenAiRequests {
       throw Errors.invalid("model: empty (expected: a model id from GET /v1/models)");
     }
     GenerateRequest.Builder r = GenerateRequest.newBuilder().setTarget(model);
+    List<ChatFormat.Message> chat = null;
     if (kind == Kind.COMPLETION) {
       prompt(body, r);
       r.setAddSpecialTokens(true);
@@ -88,6 +98,7 @@ final class OpenAiRequests {
       ChatFormat format = catalog.chatFormat(model);
       r.setText(format.render(messages));
       r.setAddSpecialTokens(!format.includesBos());
+      chat = messages;
     }
 
     Sampling.Builder s = Sampling.newBuilder();
@@ -162,6 +173,13 @@ final class OpenAiRequests {
     }
     if (present(body, "draftmesh")) {
       draftmesh(object(body, "draftmesh"), r);
+    }
+    if (chat != null
+        && r.getStrategy() == Strategy.STRATEGY_NUDGING
+        && r.getNudging().getAlignedPrompt().isEmpty()) {
+      // Nudging a chat: the aligned model reads the chat template, the base model plain text.
+      r.setNudging(r.getNudging().toBuilder().setAlignedPrompt(r.getText()));
+      r.setText(plainText(chat));
     }
     return new Parsed(r.build(), model, stream, includeUsage);
   }
@@ -308,6 +326,86 @@ final class OpenAiRequests {
     s.addAllStop(stops);
   }
 
+  /**
+   * Messages as a base (unaligned) model reads them, the nudging reference's plain-text prompt:
+   * system text on its own line, user turns as {@code "Question: ..."}, assistant turns as {@code
+   * "Answer: ..."}, each ending in a newline.
+   */
+  static String plainText(List<ChatFormat.Message> messages) {
+    StringBuilder sb = new StringBuilder();
+    for (ChatFormat.Message m : messages) {
+      switch (m.role()) {
+        case "user" -> sb.append("Question: ").append(m.content()).append('\n');
+        case "assistant" -> sb.append("Answer: ").append(m.content()).append('\n');
+        default -> sb.append(m.content()).append('\n');
+      }
+    }
+    return sb.toString();
+  }
+
+  /** A {@code draftmesh.NAME} object whose keys are all in {@code keys}. */
+  private static JsonObject options(JsonObject d, String name, List<String> keys) {
+    JsonElement e = d.get(name);
+    if (!e.isJsonObject()) {
+      throw Errors.invalid(
+          "draftmesh." + name + ": " + abbreviate(e) + " (expected: an object " + keys + ")");
+    }
+    JsonObject o = e.getAsJsonObject();
+    for (String key : o.keySet()) {
+      if (!keys.contains(key)) {
+        throw Errors.invalid(
+            "draftmesh." + name + "." + key + ": unknown option (expected one of: " + keys + ")");
+      }
+    }
+    return o;
+  }
+
+  private static void collaboration(JsonObject d, GenerateRequest.Builder r) {
+    if (present(d, "nudging")) {
+      JsonObject n = options(d, "nudging", List.of("gamma", "chunk_tokens", "aligned_prompt"));
+      NudgingOptions.Builder nu = NudgingOptions.newBuilder();
+      if (present(n, "gamma")) {
+        float g = numberAt(n.get("gamma"), "draftmesh.nudging.gamma", 0, 1);
+        if (g <= 0f || g >= 1f) {
+          throw Errors.invalid("draftmesh.nudging.gamma: " + g + " (expected: (0, 1))");
+        }
+        nu.setGamma(g);
+      }
+      if (present(n, "chunk_tokens")) {
+        nu.setChunkTokens(intAt(n.get("chunk_tokens"), "draftmesh.nudging.chunk_tokens", 1, 1024));
+      }
+      if (present(n, "aligned_prompt")) {
+        nu.setAlignedPrompt(stringAt(n.get("aligned_prompt"), "draftmesh.nudging.aligned_prompt"));
+      }
+      r.setNudging(nu);
+    }
+    if (present(d, "entropy_switch")) {
+      JsonObject n = options(d, "entropy_switch", List.of("tau", "window", "min_run"));
+      EntropySwitchOptions.Builder es = EntropySwitchOptions.newBuilder();
+      if (present(n, "tau")) {
+        es.setTau(numberAt(n.get("tau"), "draftmesh.entropy_switch.tau", 0, 1e6f));
+      }
+      if (present(n, "window")) {
+        es.setWindow(intAt(n.get("window"), "draftmesh.entropy_switch.window", 1, 4096));
+      }
+      if (present(n, "min_run")) {
+        es.setMinRun(intAt(n.get("min_run"), "draftmesh.entropy_switch.min_run", 1, 4096));
+      }
+      r.setEntropySwitch(es);
+    }
+    if (present(d, "lead_in")) {
+      JsonObject n = options(d, "lead_in", List.of("n", "sentence_end"));
+      LeadInOptions.Builder li = LeadInOptions.newBuilder();
+      if (present(n, "n")) {
+        li.setN(intAt(n.get("n"), "draftmesh.lead_in.n", 0, 4096));
+      }
+      if (present(n, "sentence_end")) {
+        li.setSentenceEnd(stringAt(n.get("sentence_end"), "draftmesh.lead_in.sentence_end"));
+      }
+      r.setLeadIn(li);
+    }
+  }
+
   private static void draftmesh(JsonObject d, GenerateRequest.Builder r) {
     for (String key : d.keySet()) {
       if (!DRAFTMESH_KEYS.contains(key)) {
@@ -322,7 +420,8 @@ final class OpenAiRequests {
         throw Errors.invalid(
             "draftmesh.strategy: "
                 + abbreviate(d.get("strategy"))
-                + " (expected: default, autoregressive, speculative or ngram)");
+                + " (expected: default, autoregressive, speculative, ngram, nudging,"
+                + " entropy_switch or lead_in)");
       }
       r.setStrategy(st);
     }
@@ -372,6 +471,7 @@ final class OpenAiRequests {
       }
       r.setNgram(ng);
     }
+    collaboration(d, r);
     if (present(d, "ignore_eos")) {
       r.setIgnoreEos(boolAt(d.get("ignore_eos"), "draftmesh.ignore_eos"));
     }

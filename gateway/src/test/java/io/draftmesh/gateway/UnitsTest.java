@@ -169,7 +169,8 @@ class UnitsTest {
     assertThat(
             refusal(c, "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"strategy\":\"magic\"}}"))
         .isEqualTo(
-            "draftmesh.strategy: \"magic\" (expected: default, autoregressive, speculative or ngram)");
+            "draftmesh.strategy: \"magic\" (expected: default, autoregressive, speculative, ngram,"
+                + " nudging, entropy_switch or lead_in)");
     assertThat(refusal(c, "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"k\":0}}"))
         .isEqualTo("draftmesh.k: 0 (expected: 1..64)");
     OpenAiRequests.Kind chat = OpenAiRequests.Kind.CHAT;

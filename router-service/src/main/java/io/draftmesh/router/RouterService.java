@@ -1,9 +1,12 @@
 package io.draftmesh.router;
 
+import io.draftmesh.proto.v1.EntropySwitchOptions;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.LeadInOptions;
 import io.draftmesh.proto.v1.ModelInfo;
 import io.draftmesh.proto.v1.NgramOptions;
+import io.draftmesh.proto.v1.NudgingOptions;
 import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.SamplingParams;
@@ -30,7 +33,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * {@code Router.Generate}: validates the request at the edge, picks the workers, and runs the
- * decoding loop ({@link Decoding}) on a bounded executor that carries the request's gRPC context,
+ * request's {@link DecodingStrategy} on a bounded executor that carries the request's gRPC context,
  * so the client's deadline and cancellation reach every worker call. Never blocks a transport
  * thread.
  */
@@ -154,8 +157,10 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       throw Statuses.invalid(
           "strategy: "
               + r.getStrategyValue()
-              + " (expected: STRATEGY_AUTOREGRESSIVE, STRATEGY_SPECULATIVE or STRATEGY_NGRAM)");
+              + " (expected: STRATEGY_AUTOREGRESSIVE, STRATEGY_SPECULATIVE, STRATEGY_NGRAM,"
+              + " STRATEGY_NUDGING, STRATEGY_ENTROPY_SWITCH or STRATEGY_LEAD_IN)");
     }
+    validateCollaboration(r);
     Sampling s = r.getSampling();
     float t = s.getTemperature();
     if (!(t >= 0f && t <= 100f)) {
@@ -239,6 +244,58 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
               + " (expected: 0 for "
               + DEFAULT_NGRAM_MAX_MATCH
               + ", or >= 1)");
+    }
+  }
+
+  /** The options of the approximate strategies (checked whatever the strategy, like the others). */
+  static void validateCollaboration(GenerateRequest r) {
+    NudgingOptions nu = r.getNudging();
+    float g = nu.getGamma();
+    if (g != 0f && !(g > 0f && g < 1f)) {
+      throw Statuses.invalid(
+          "nudging.gamma: "
+              + g
+              + " (expected: 0 for "
+              + NudgingRule.DEFAULT_GAMMA
+              + ", or a top-1 probability in (0, 1))");
+    }
+    if (nu.getChunkTokens() < 0) {
+      throw Statuses.invalid(
+          "nudging.chunk_tokens: "
+              + nu.getChunkTokens()
+              + " (expected: 0 for "
+              + NudgingRule.DEFAULT_CHUNK_TOKENS
+              + ", or >= 1)");
+    }
+    if (r.getStrategy() == Strategy.STRATEGY_NUDGING && nu.getAlignedPrompt().isEmpty()) {
+      throw Statuses.invalid(
+          "nudging.aligned_prompt: empty (expected: the aligned model's prompt in its chat"
+              + " template, for STRATEGY_NUDGING)");
+    }
+    EntropySwitchOptions es = r.getEntropySwitch();
+    if (es.hasTau() && !(es.getTau() >= 0f && Float.isFinite(es.getTau()))) {
+      throw Statuses.invalid(
+          "entropy_switch.tau: " + es.getTau() + " (expected: a finite entropy in bits, >= 0)");
+    }
+    if (es.hasWindow() && es.getWindow() < 1) {
+      throw Statuses.invalid(
+          "entropy_switch.window: " + es.getWindow() + " (expected: >= 1 tokens)");
+    }
+    if (es.hasMinRun() && es.getMinRun() < 1) {
+      throw Statuses.invalid(
+          "entropy_switch.min_run: " + es.getMinRun() + " (expected: >= 1 tokens)");
+    }
+    LeadInOptions li = r.getLeadIn();
+    if (li.hasN() && li.getN() < 0) {
+      throw Statuses.invalid("lead_in.n: " + li.getN() + " (expected: >= 0 tokens)");
+    }
+    if (li.getSentenceEnd().length() > MAX_STOP_LENGTH) {
+      throw Statuses.invalid(
+          "lead_in.sentence_end: "
+              + li.getSentenceEnd().length()
+              + " characters (expected: 0 for \".!?\\n\", or 1.."
+              + MAX_STOP_LENGTH
+              + ")");
     }
   }
 
@@ -379,7 +436,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
 
     private void decode() {
       try {
-        Decoding decoding = prepare();
+        DecodingStrategy decoding = prepare();
         decoding.run();
         List<java.util.concurrent.CompletableFuture<Void>> closing = new ArrayList<>();
         for (WorkerSession s : sessionsSnapshot()) {
@@ -426,7 +483,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     }
 
     /** Resolves workers and tokenizer, validates against them and opens the sessions. */
-    private Decoding prepare() {
+    private DecodingStrategy prepare() {
       RunStats stats = new RunStats();
       stats.listener = telemetry;
       WorkerPool targetPool = resolve(request.getTarget(), config.defaultTarget(), "target");
@@ -513,19 +570,22 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
 
       WorkerPool.Backend draftBackend = null;
       ModelInfo draftInfo = null;
-      if (strategy == Strategy.STRATEGY_SPECULATIVE) {
+      boolean twoModels =
+          strategy != Strategy.STRATEGY_AUTOREGRESSIVE && strategy != Strategy.STRATEGY_NGRAM;
+      if (twoModels) {
         WorkerPool draftPool = resolve(request.getDraft(), config.defaultDraft(), "draft");
         draftBackend = draftPool.pick();
         try {
           draftInfo = draftBackend.info(INFO_TIMEOUT);
         } catch (StatusRuntimeException unreachable) {
-          // The draft is an accelerator, never a dependency.
+          // The helper (draft, aligned, small model) is an accelerator, never a dependency.
           stats.fallback = true;
           stats.fallbackReason = unreachable.getStatus().getDescription();
-          log.warn("request {}: no draft: {}", label, stats.fallbackReason);
+          log.warn("request {}: no {}: {}", label, "draft", stats.fallbackReason);
           draftBackend = null;
         }
-        if (draftInfo != null) {
+        // Nudging exchanges text: any tokenizer works. The others exchange token ids.
+        if (draftInfo != null && strategy != Strategy.STRATEGY_NUDGING) {
           if (!draftInfo.getTokenizerHash().equals(targetInfo.getTokenizerHash())) {
             throw Statuses.failedPrecondition(
                 "draft: model "
@@ -550,9 +610,13 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
                     + vocab
                     + " (expected: equal)");
           }
-          stats.draftModel = draftInfo.getModelId();
           opLimit = Math.min(opLimit, Math.max(1, draftInfo.getMaxTokensPerOp()));
         }
+        if (draftInfo != null) {
+          stats.draftModel = draftInfo.getModelId();
+          stats.smallParameters = draftInfo.getNumParameters();
+        }
+        stats.largeParameters = targetInfo.getNumParameters();
       }
       SpeculativeOptions sp = request.getSpeculative();
       int k = sp.getK() == 0 ? Math.min(DEFAULT_K, opLimit) : sp.getK();
@@ -584,8 +648,66 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       // the target uses to accept would correlate proposals with acceptance and bias the output.
       SamplingParams draftSampling = sampling.setSeed(mix(seed)).build();
 
-      Decoding.Plan plan =
-          new Decoding.Plan(
+      DecodingPlan.Nudging nudging = null;
+      BpeTokenizer alignedTokenizer = null;
+      if (strategy == Strategy.STRATEGY_NUDGING) {
+        if (tokenizer == null) {
+          throw Statuses.failedPrecondition(
+              "target: the router has no tokenizer.json with the base model's hash "
+                  + targetInfo.getTokenizerHash()
+                  + " (expected: --tokenizers covering model "
+                  + targetInfo.getModelId()
+                  + "; nudging exchanges text)");
+        }
+        int[] alignedPrompt = new int[0];
+        if (draftInfo != null) {
+          alignedTokenizer = tokenizers.forHash(draftInfo.getTokenizerHash());
+          if (alignedTokenizer == null || alignedTokenizer.encodeUnsupported() != null) {
+            throw Statuses.failedPrecondition(
+                "draft: the router cannot tokenize for aligned model "
+                    + draftInfo.getModelId()
+                    + " (tokenizer "
+                    + draftInfo.getTokenizerHash()
+                    + ") (expected: --tokenizers covering it; nudging exchanges text)");
+          }
+          alignedPrompt =
+              alignedTokenizer.encode(
+                  request.getNudging().getAlignedPrompt(), request.getAddSpecialTokens());
+          if (alignedPrompt.length == 0 || alignedPrompt.length >= draftInfo.getMaxContext()) {
+            throw Statuses.invalid(
+                "nudging.aligned_prompt: "
+                    + alignedPrompt.length
+                    + " tokens (expected: 1.."
+                    + (draftInfo.getMaxContext() - 1)
+                    + ", the aligned model's max context)");
+          }
+        }
+        NudgingOptions nu = request.getNudging();
+        float gamma = nu.getGamma() == 0f ? NudgingRule.DEFAULT_GAMMA : nu.getGamma();
+        int chunk =
+            nu.getChunkTokens() == 0 ? NudgingRule.DEFAULT_CHUNK_TOKENS : nu.getChunkTokens();
+        nudging = new DecodingPlan.Nudging(alignedPrompt, gamma, chunk);
+        stats.gamma = gamma;
+      }
+      EntropySwitchOptions es = request.getEntropySwitch();
+      int window = es.hasWindow() ? es.getWindow() : EntropySwitchRule.DEFAULT_WINDOW;
+      LeadInOptions li = request.getLeadIn();
+      DecodingPlan.Switching switching =
+          new DecodingPlan.Switching(
+              es.hasTau() ? es.getTau() : EntropySwitchRule.DEFAULT_TAU,
+              window,
+              es.hasMinRun() ? es.getMinRun() : window,
+              li.hasN() ? li.getN() : LeadInRule.DEFAULT_N,
+              li.getSentenceEnd().isEmpty()
+                  ? LeadInRule.DEFAULT_SENTENCE_END
+                  : li.getSentenceEnd());
+      if (strategy == Strategy.STRATEGY_ENTROPY_SWITCH) {
+        stats.tau = switching.tau();
+        stats.window = switching.window();
+      }
+
+      DecodingPlan plan =
+          new DecodingPlan(
               strategy,
               prompt,
               targetSampling,
@@ -597,6 +719,8 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
               ngramN,
               ngramMinN,
               maxMatch,
+              nudging,
+              switching,
               label);
       TokenStream out =
           new TokenStream(
@@ -608,18 +732,64 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
               request.getIgnoreEos(),
               prompt.length,
               stats);
+      DecodingPlan.Settings settings =
+          new DecodingPlan.Settings(
+              config.targetTimeout(), config.draftTimeout(), config.autoregressiveChunk());
       WorkerSession target = startSession(targetBackend, "target");
       WorkerSession draft = draftBackend == null ? null : startSession(draftBackend, "draft");
-      return new Decoding(
-          plan,
-          new Decoding.Settings(
-              config.targetTimeout(), config.draftTimeout(), config.autoregressiveChunk()),
-          target,
-          targetInfo,
-          draft,
-          draftInfo,
-          out,
-          stats);
+      return switch (strategy) {
+        case STRATEGY_SPECULATIVE ->
+            new SpeculativeDecoding(
+                plan,
+                settings,
+                new TargetLoop(plan, settings, target, targetInfo, out, stats),
+                draft,
+                draftInfo,
+                out,
+                stats);
+        case STRATEGY_NGRAM ->
+            new NgramDecoding(
+                plan, new TargetLoop(plan, settings, target, targetInfo, out, stats), out, stats);
+        case STRATEGY_NUDGING ->
+            new NudgingDecoding(
+                plan,
+                settings,
+                target,
+                targetInfo,
+                tokenizer,
+                draft,
+                draftInfo,
+                alignedTokenizer,
+                out,
+                stats);
+        case STRATEGY_ENTROPY_SWITCH ->
+            new SpanSwitchDecoding(
+                plan,
+                settings,
+                new EntropySwitchRule(switching.tau(), switching.window(), switching.minRun()),
+                target,
+                targetInfo,
+                draft,
+                draftInfo,
+                tokenizer,
+                out,
+                stats);
+        case STRATEGY_LEAD_IN ->
+            new SpanSwitchDecoding(
+                plan,
+                settings,
+                new LeadInRule(switching.leadIn(), switching.sentenceEnd()),
+                target,
+                targetInfo,
+                draft,
+                draftInfo,
+                tokenizer,
+                out,
+                stats);
+        default ->
+            new AutoregressiveDecoding(
+                new TargetLoop(plan, settings, target, targetInfo, out, stats));
+      };
     }
   }
 

@@ -1,6 +1,7 @@
 package io.draftmesh.router;
 
 import io.draftmesh.proto.v1.GenerationStats;
+import io.draftmesh.proto.v1.Provenance;
 import io.draftmesh.proto.v1.Strategy;
 
 /** Running totals of one generation, reported in every chunk. Used by one thread. */
@@ -25,12 +26,53 @@ final class RunStats {
     void round(Strategy strategy, int k, int drafted, int accepted);
   }
 
+  // Approximate strategies: who wrote the completion, and the settings that ran.
+  int largeTokens;
+  int smallTokens;
+  long largeParameters;
+  long smallParameters;
+  int nudgingRounds;
+  int switches;
+  float gamma;
+  float tau;
+  int window;
+
   /** Records a verify round: {@code drafted} tokens sent, {@code accepted} of them kept. */
   void round(int drafted, int accepted) {
     rounds++;
     this.drafted += drafted;
     this.accepted += accepted;
     listener.round(strategy, currentK, drafted, accepted);
+  }
+
+  /** Counts a streamed token toward the model that wrote it (approximate strategies only). */
+  void wrote(Provenance source) {
+    switch (source) {
+      case PROVENANCE_BASE, PROVENANCE_LARGE_SPAN -> largeTokens++;
+      case PROVENANCE_ALIGNED_NUDGE, PROVENANCE_SMALL_SPAN -> smallTokens++;
+      default -> {}
+    }
+  }
+
+  /** largeTokens / all tokens written by either model; 0 when none. */
+  float largeShare() {
+    int n = largeTokens + smallTokens;
+    return n == 0 ? 0f : (float) largeTokens / n;
+  }
+
+  /**
+   * EAD's parameter-weighted cost relative to the large model writing everything: f_L + (1 − f_L) ·
+   * N_S / N_L. 0 when nothing was written or the parameter counts are unknown.
+   */
+  float parameterWeightedCost() {
+    return cost(largeShare(), smallParameters, largeParameters, largeTokens + smallTokens);
+  }
+
+  static float cost(float largeShare, long smallParams, long largeParams, int tokens) {
+    if (tokens == 0 || largeParams <= 0) {
+      return 0f;
+    }
+    return (float) (largeShare + (1.0 - largeShare) * smallParams / (double) largeParams);
   }
 
   GenerationStats toProto() {
@@ -50,6 +92,17 @@ final class RunStats {
         .setFallback(fallback)
         .setFallbackReason(fallbackReason)
         .setCurrentK(currentK)
+        .setLargeTokens(largeTokens)
+        .setSmallTokens(smallTokens)
+        .setLargeShare(largeShare())
+        .setParameterWeightedCost(parameterWeightedCost())
+        .setNudgingRounds(nudgingRounds)
+        .setSwitches(switches)
+        .setLargeParameters(largeParameters)
+        .setSmallParameters(smallParameters)
+        .setGamma(gamma)
+        .setTau(tau)
+        .setWindow(window)
         .build();
   }
 }

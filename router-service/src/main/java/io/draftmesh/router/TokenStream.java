@@ -3,6 +3,7 @@ package io.draftmesh.router;
 import io.draftmesh.proto.v1.FinishReason;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.Provenance;
+import io.draftmesh.proto.v1.SwitchEvent;
 import io.draftmesh.proto.v1.Usage;
 import java.util.ArrayList;
 import java.util.List;
@@ -36,6 +37,8 @@ final class TokenStream {
   private final List<Provenance> provenance = new ArrayList<>();
   private final List<String> tokenText = new ArrayList<>();
   private final List<Float> entropyBits = new ArrayList<>();
+  private final List<SwitchEvent> switches = new ArrayList<>();
+  private boolean spanStarted;
   private final StringBuilder text = new StringBuilder();
   private int completion;
   private FinishReason reason;
@@ -80,6 +83,7 @@ final class TokenStream {
             ? ""
             : new String(tokenizer.tokenBytes(token), java.nio.charset.StandardCharsets.UTF_8));
     completion++;
+    stats.wrote(source);
     if (tokenizer != null) {
       String t = tokenizer.isSpecial(token) ? "" : utf8.push(tokenizer.tokenBytes(token));
       if (stops != null) {
@@ -98,6 +102,26 @@ final class TokenStream {
     return true;
   }
 
+  /**
+   * Records that from the next accepted token on, {@code to} writes (approximate strategies);
+   * streamed with the next chunk. The first call marks who starts; each later one is a switch.
+   */
+  void switchTo(Provenance to, float rollingEntropyBits) {
+    if (reason != null) {
+      return;
+    }
+    if (spanStarted) {
+      stats.switches++;
+    }
+    spanStarted = true;
+    switches.add(
+        SwitchEvent.newBuilder()
+            .setAtToken(completion)
+            .setTo(to)
+            .setRollingEntropyBits(rollingEntropyBits)
+            .build());
+  }
+
   /** Whether a stop condition was met. */
   boolean finished() {
     return reason != null;
@@ -114,7 +138,7 @@ final class TokenStream {
 
   /** Streams what was accepted since the last chunk, if anything. */
   void flush() {
-    if (ids.isEmpty() && text.length() == 0) {
+    if (ids.isEmpty() && text.length() == 0 && switches.isEmpty()) {
       return;
     }
     sink.accept(chunk().build());
@@ -158,7 +182,9 @@ final class TokenStream {
             .addAllProvenance(provenance)
             .addAllTokenText(tokenText)
             .addAllEntropyBits(entropyBits)
+            .addAllSwitches(switches)
             .setStats(stats.toProto());
+    switches.clear();
     ids.clear();
     provenance.clear();
     tokenText.clear();

@@ -1,5 +1,6 @@
 package io.draftmesh.cli.bench;
 
+import io.draftmesh.bench.CollabBench;
 import io.draftmesh.bench.EngineBench;
 import io.draftmesh.bench.SpeculativeBench;
 import java.util.Arrays;
@@ -12,6 +13,7 @@ public final class BenchCommand {
       """
       usage: draftmesh bench engine [--json] [--quick]
              draftmesh bench speculative [--json] [--quick] [--prompts N] [--max-tokens N]
+             draftmesh bench collab [--json] [--quick] [--prompts N] [--max-tokens N] [--models DIR]
         engine       engine step costs side by side on the bundled tiny model and a generated ~110M
                      Llama-shaped model: decode, verify (k+1 = 5), 512-token prefill, batching at
                      1/4/8 sessions, weight bandwidth against measured memory bandwidth, matmul floor.
@@ -20,7 +22,14 @@ public final class BenchCommand {
                      tokens/s for autoregressive, speculative k=2/4/8/adaptive and n-gram on held-out
                      prompts, acceptance, measured c and verify/decode, the analytical ideal speedup
                      and efficiency, mesh overhead against the engine in-process; fails on any
-                     greedy output that differs from autoregressive. --help for every flag.""";
+                     greedy output that differs from autoregressive. --help for every flag.
+        collab       the approximate strategies on the zoo through a mesh on real ports: nudging
+                     (target alone, aligned alone, target-aligned alone, target nudged by aligned
+                     for gamma 0.2..0.6 and by aligned-x) scored on held-out instructions
+                     (template compliance, correctness, aligned share); entropy switch (tau sweep,
+                     small-only, large-only) and lead-in (n sweep) on held-out continuations
+                     (reference F1, agreement with the large model, large share,
+                     parameter-weighted cost, ms/token). Missing models print "model missing".""";
 
   private BenchCommand() {}
 
@@ -34,9 +43,12 @@ public final class BenchCommand {
     return switch (args[0]) {
       case "engine" -> EngineBench.run(rest);
       case "speculative" -> SpeculativeBench.run(rest);
+      case "collab" -> CollabBench.run(rest);
       default -> {
         System.err.println(
-            "draftmesh bench: unknown suite " + args[0] + " (expected: engine or speculative)");
+            "draftmesh bench: unknown suite "
+                + args[0]
+                + " (expected: engine, speculative or collab)");
         System.err.println(USAGE);
         yield 2;
       }

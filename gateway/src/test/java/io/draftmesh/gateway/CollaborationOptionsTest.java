@@ -1,0 +1,126 @@
+package io.draftmesh.gateway;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
+
+import com.google.gson.JsonParser;
+import io.draftmesh.proto.v1.GenerateChunk;
+import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.GenerationStats;
+import io.draftmesh.proto.v1.Provenance;
+import io.draftmesh.proto.v1.Strategy;
+import io.draftmesh.proto.v1.SwitchEvent;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The approximate strategies' options in the OpenAI {@code draftmesh} extension, and stats out. */
+class CollaborationOptionsTest {
+  private static final Catalog CATALOG =
+      new Catalog(
+          List.of(new GatewayConfig.ModelSpec("m", "target", "draft", null, null)), 1_700_000_000L);
+
+  private static GenerateRequest parse(OpenAiRequests.Kind kind, String json) {
+    return OpenAiRequests.parse(kind, JsonParser.parseString(json).getAsJsonObject(), CATALOG, 8192)
+        .request();
+  }
+
+  private static String refusal(String draftmesh) {
+    String json = "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":" + draftmesh + "}";
+    StatusRuntimeException e =
+        catchThrowableOfType(
+            StatusRuntimeException.class, () -> parse(OpenAiRequests.Kind.COMPLETION, json));
+    assertThat(e).as(json).isNotNull();
+    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    return e.getStatus().getDescription();
+  }
+
+  @Test
+  void optionsMapOntoTheRouterRequest() {
+    GenerateRequest r =
+        parse(
+            OpenAiRequests.Kind.COMPLETION,
+            "{\"model\":\"m\",\"prompt\":\"Question: q\\n\",\"draftmesh\":{\"strategy\":"
+                + "\"nudging\",\"draft\":\"aligned\",\"nudging\":{\"gamma\":0.3,\"chunk_tokens\":8,"
+                + "\"aligned_prompt\":\"<|user|>q<|assistant|>\"}}}");
+    assertThat(r.getStrategy()).isEqualTo(Strategy.STRATEGY_NUDGING);
+    assertThat(r.getDraft()).isEqualTo("aligned");
+    assertThat(r.getNudging().getGamma()).isEqualTo(0.3f);
+    assertThat(r.getNudging().getChunkTokens()).isEqualTo(8);
+    assertThat(r.getNudging().getAlignedPrompt()).isEqualTo("<|user|>q<|assistant|>");
+    assertThat(r.getText()).isEqualTo("Question: q\n");
+    GenerateRequest e =
+        parse(
+            OpenAiRequests.Kind.COMPLETION,
+            "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"strategy\":\"entropy_switch\","
+                + "\"entropy_switch\":{\"tau\":2,\"window\":4,\"min_run\":6},"
+                + "\"lead_in\":{\"n\":3,\"sentence_end\":\".\"}}}");
+    assertThat(e.getStrategy()).isEqualTo(Strategy.STRATEGY_ENTROPY_SWITCH);
+    assertThat(e.getEntropySwitch().getTau()).isEqualTo(2f);
+    assertThat(e.getEntropySwitch().getWindow()).isEqualTo(4);
+    assertThat(e.getEntropySwitch().getMinRun()).isEqualTo(6);
+    assertThat(e.getLeadIn().getN()).isEqualTo(3);
+    assertThat(e.getLeadIn().getSentenceEnd()).isEqualTo(".");
+    assertThat(e.getEntropySwitch().hasTau()).isTrue();
+  }
+
+  @Test
+  void aChatNudgedGivesTheAlignedModelTheTemplateAndTheBasePlainText() {
+    GenerateRequest r =
+        parse(
+            OpenAiRequests.Kind.CHAT,
+            "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                + "{\"role\":\"user\",\"content\":\"Repeat: a b\"}],"
+                + "\"draftmesh\":{\"strategy\":\"nudging\"}}");
+    assertThat(r.getNudging().getAlignedPrompt())
+        .isEqualTo("<|user|>Be brief.\n\nRepeat: a b<|assistant|>");
+    assertThat(r.getText()).isEqualTo("Be brief.\nQuestion: Repeat: a b\n");
+  }
+
+  @Test
+  void badOptionsNameTheField() {
+    assertThat(refusal("{\"nudging\":{\"gamma\":1}}"))
+        .isEqualTo("draftmesh.nudging.gamma: 1.0 (expected: (0, 1))");
+    assertThat(refusal("{\"nudging\":{\"gamma\":0}}")).startsWith("draftmesh.nudging.gamma: 0");
+    assertThat(refusal("{\"nudging\":{\"gamma\":-0.5}}")).startsWith("draftmesh.nudging.gamma");
+    assertThat(refusal("{\"nudging\":{\"beta\":1}}"))
+        .startsWith("draftmesh.nudging.beta: unknown option");
+    assertThat(refusal("{\"entropy_switch\":{\"window\":0}}"))
+        .startsWith("draftmesh.entropy_switch.window: 0");
+    assertThat(refusal("{\"entropy_switch\":{\"tau\":-1}}"))
+        .startsWith("draftmesh.entropy_switch.tau: -1");
+    assertThat(refusal("{\"entropy_switch\":3}"))
+        .startsWith("draftmesh.entropy_switch: 3 (expected: an object");
+    assertThat(refusal("{\"lead_in\":{\"n\":-1}}")).startsWith("draftmesh.lead_in.n: -1");
+  }
+
+  @Test
+  void provenanceSwitchesAndSharesReachTheExtension() {
+    GenerateChunk c =
+        GenerateChunk.newBuilder()
+            .addTokenIds(5)
+            .addProvenance(Provenance.PROVENANCE_ALIGNED_NUDGE)
+            .addSwitches(
+                SwitchEvent.newBuilder().setAtToken(0).setTo(Provenance.PROVENANCE_ALIGNED_NUDGE))
+            .setStats(
+                GenerationStats.newBuilder()
+                    .setStrategy(Strategy.STRATEGY_NUDGING)
+                    .setLargeTokens(3)
+                    .setSmallTokens(1)
+                    .setLargeShare(0.75f)
+                    .setParameterWeightedCost(0.8f)
+                    .setNudgingRounds(2))
+            .build();
+    var ext = OpenAiResponses.extension(c);
+    assertThat(ext.get("provenance").getAsJsonArray().get(0).getAsString())
+        .isEqualTo("aligned_nudge");
+    assertThat(ext.getAsJsonArray("switches").get(0).getAsJsonObject().get("to").getAsString())
+        .isEqualTo("aligned_nudge");
+    var stats = ext.getAsJsonObject("stats");
+    assertThat(stats.get("strategy").getAsString()).isEqualTo("nudging");
+    assertThat(stats.get("large_share").getAsFloat()).isEqualTo(0.75f);
+    assertThat(stats.get("parameter_weighted_cost").getAsFloat()).isEqualTo(0.8f);
+    assertThat(stats.get("nudging_rounds").getAsInt()).isEqualTo(2);
+  }
+}

@@ -1,0 +1,213 @@
+package io.draftmesh.router;
+
+import io.draftmesh.proto.v1.Appended;
+import io.draftmesh.proto.v1.Closed;
+import io.draftmesh.proto.v1.GetModelInfoRequest;
+import io.draftmesh.proto.v1.ModelInfo;
+import io.draftmesh.proto.v1.ModelWorkerGrpc;
+import io.draftmesh.proto.v1.Opened;
+import io.draftmesh.proto.v1.Position;
+import io.draftmesh.proto.v1.Proposed;
+import io.draftmesh.proto.v1.Scored;
+import io.draftmesh.proto.v1.SessionRequest;
+import io.draftmesh.proto.v1.SessionResponse;
+import io.draftmesh.proto.v1.Truncated;
+import io.grpc.Grpc;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.stub.StreamObserver;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A deterministic ModelWorker test double on a real port: every session runs the ModelWorker
+ * sequence semantics (Open, Append, Score, Propose, Truncate, Close) over a token list, and a
+ * scripted {@link Model} says what comes next after the session's output (the tokens after its
+ * prompt). Records each session's final tokens and the tokens it was fed, and can stall or fail
+ * after a number of Proposes (a helper that dies mid-request).
+ */
+final class ScriptedWorker implements AutoCloseable {
+  /** The next-token prediction after {@code output} (the session's tokens after its prompt). */
+  interface Model {
+    Position next(List<Integer> output);
+  }
+
+  /** One session's life, for assertions. */
+  static final class SessionLog {
+    final List<Integer> prompt = new ArrayList<>();
+    final List<Integer> tokens = new ArrayList<>(); // prompt + output
+    int fed; // tokens that went through the "model": appended, scored or generated
+    int appends;
+    int proposes;
+    volatile boolean ended;
+
+    List<Integer> output() {
+      return tokens.subList(prompt.size(), tokens.size());
+    }
+  }
+
+  final Server server;
+  final ModelInfo info;
+  final List<SessionLog> sessions = new CopyOnWriteArrayList<>();
+  private final Model model;
+  private final AtomicInteger proposesLeft; // < 0: unlimited
+  private final boolean failInsteadOfStall;
+
+  /**
+   * @param proposesBeforeFault Proposes (over all sessions) answered before the worker stalls or
+   *     fails; -1 for never
+   */
+  ScriptedWorker(ModelInfo info, Model model, int proposesBeforeFault, boolean fail)
+      throws IOException {
+    this.info = info;
+    this.model = model;
+    this.proposesLeft = new AtomicInteger(proposesBeforeFault);
+    this.failInsteadOfStall = fail;
+    server =
+        Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create())
+            .addService(new Service())
+            .build()
+            .start();
+  }
+
+  /** A ModelInfo for a scripted model whose tokenizer is {@code tokenizerJson}. */
+  static ModelInfo info(String id, Path tokenizerJson, int vocab, int eos, long params)
+      throws IOException {
+    return ModelInfo.newBuilder()
+        .setModelId(id)
+        .setVocabSize(vocab)
+        .setTokenizerHash(BpeTokenizer.sha256(Files.readAllBytes(tokenizerJson)))
+        .setMaxContext(4096)
+        .setMaxTokensPerOp(64)
+        .setEosTokenId(eos)
+        .setBosTokenId(-1)
+        .setNumParameters(params)
+        .setMaxSessions(8)
+        .build();
+  }
+
+  int port() {
+    return server.getPort();
+  }
+
+  String address() {
+    return "localhost:" + port();
+  }
+
+  boolean allSessionsEnded() {
+    return sessions.stream().allMatch(s -> s.ended);
+  }
+
+  @Override
+  public void close() {
+    server.shutdownNow();
+  }
+
+  private final class Service extends ModelWorkerGrpc.ModelWorkerImplBase {
+    @Override
+    public void getModelInfo(GetModelInfoRequest r, StreamObserver<ModelInfo> out) {
+      out.onNext(info);
+      out.onCompleted();
+    }
+
+    @Override
+    public StreamObserver<SessionRequest> session(StreamObserver<SessionResponse> out) {
+      SessionLog log = new SessionLog();
+      sessions.add(log);
+      return new StreamObserver<>() {
+        boolean stalled;
+
+        @Override
+        public void onNext(SessionRequest r) {
+          if (stalled) {
+            return;
+          }
+          SessionResponse.Builder resp =
+              SessionResponse.newBuilder().setRequestId(r.getRequestId());
+          switch (r.getOpCase()) {
+            case OPEN -> {
+              log.prompt.addAll(r.getOpen().getPromptIdsList());
+              log.tokens.addAll(r.getOpen().getPromptIdsList());
+              log.fed += log.prompt.size();
+              resp.setOpened(
+                  Opened.newBuilder().setSessionId("scripted").setNext(model.next(log.output())));
+            }
+            case APPEND -> {
+              log.tokens.addAll(r.getAppend().getTokenIdsList());
+              log.fed += r.getAppend().getTokenIdsCount();
+              log.appends++;
+              resp.setAppended(Appended.getDefaultInstance());
+            }
+            case SCORE -> {
+              Scored.Builder s = Scored.newBuilder().addPositions(model.next(log.output()));
+              for (int id : r.getScore().getTokenIdsList()) {
+                log.tokens.add(id);
+                log.fed++;
+                s.addPositions(model.next(log.output()));
+              }
+              resp.setScored(s);
+            }
+            case PROPOSE -> {
+              if (proposesLeft.get() == 0) {
+                stalled = true;
+                if (failInsteadOfStall) {
+                  out.onError(Status.UNAVAILABLE.withDescription("scripted fault").asException());
+                  log.ended = true;
+                }
+                return;
+              }
+              proposesLeft.decrementAndGet();
+              log.proposes++;
+              Proposed.Builder p = Proposed.newBuilder();
+              for (int i = 0; i < r.getPropose().getK(); i++) {
+                Position next = model.next(log.output());
+                p.addTokenIds(next.getTokenId()).addPositions(next);
+                log.tokens.add(next.getTokenId());
+                log.fed++;
+              }
+              resp.setProposed(p);
+            }
+            case TRUNCATE -> {
+              int n = r.getTruncate().getLength();
+              if (n < log.prompt.size() || n > log.tokens.size()) {
+                out.onError(
+                    Status.INVALID_ARGUMENT
+                        .withDescription("truncate.length: " + n + " of " + log.tokens.size())
+                        .asException());
+                log.ended = true;
+                stalled = true;
+                return;
+              }
+              log.tokens.subList(n, log.tokens.size()).clear();
+              resp.setTruncated(Truncated.getDefaultInstance());
+            }
+            case CLOSE -> resp.setClosed(Closed.getDefaultInstance());
+            default -> {
+              out.onError(Status.INVALID_ARGUMENT.withDescription("no op").asException());
+              log.ended = true;
+              return;
+            }
+          }
+          out.onNext(resp.setLength(log.tokens.size()).build());
+        }
+
+        @Override
+        public void onError(Throwable t) {
+          log.ended = true;
+        }
+
+        @Override
+        public void onCompleted() {
+          log.ended = true;
+          out.onCompleted();
+        }
+      };
+    }
+  }
+}
