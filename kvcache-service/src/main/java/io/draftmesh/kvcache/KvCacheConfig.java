@@ -184,6 +184,23 @@ public record KvCacheConfig(
         drainGrace);
   }
 
+  /** This config with another memory tier budget. */
+  public KvCacheConfig withMemory(long bytes) {
+    return new KvCacheConfig(
+        port,
+        dataDir,
+        bytes,
+        diskBytes,
+        segmentBytes,
+        maxChunkBytes,
+        maxBlockBytes,
+        defaultLease,
+        maxLease,
+        replicaTtl,
+        maxIndexEntries,
+        drainGrace);
+  }
+
   /** This config on {@code port}. */
   public KvCacheConfig withPort(int p) {
     return new KvCacheConfig(

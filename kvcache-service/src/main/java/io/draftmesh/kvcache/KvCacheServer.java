@@ -1,10 +1,10 @@
 package io.draftmesh.kvcache;
 
-import io.grpc.Grpc;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionService;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
@@ -75,12 +75,21 @@ public final class KvCacheServer implements AutoCloseable {
             .build();
   }
 
-  /** A server for {@code config} on a real (Netty) port. */
+  /**
+   * A server for {@code config} on a real (Netty) port. Its HTTP/2 flow-control window holds
+   * several chunks, so a stream of blocks is not stalled waiting for a window update after each.
+   */
   public static KvCacheServer onPort(KvCacheConfig config, OpenTelemetry otel) {
     return new KvCacheServer(
-        Grpc.newServerBuilderForPort(config.port(), InsecureServerCredentials.create()),
+        NettyServerBuilder.forPort(config.port(), InsecureServerCredentials.create())
+            .flowControlWindow(flowWindow(config.maxChunkBytes())),
         config,
         otel);
+  }
+
+  /** The flow-control window for streams of {@code chunkBytes} chunks: four of them, >= 1 MiB. */
+  public static int flowWindow(int chunkBytes) {
+    return (int) Math.min(64 << 20, Math.max(1 << 20, 4L * chunkBytes + (64 << 10)));
   }
 
   /** Binds the server; health turns SERVING. */

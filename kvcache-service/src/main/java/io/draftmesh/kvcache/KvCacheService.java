@@ -480,6 +480,8 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       out.onError(status(e));
       return;
     }
+    // Keep a few chunks queued, not the default 32 KiB, so the transport never waits on us.
+    call.setOnReadyThreshold(4 * chunkBytes);
     GetCall gc = new GetCall(call, held, chunkBytes);
     call.setOnCancelHandler(gc::end);
     call.setOnReadyHandler(gc::drain);

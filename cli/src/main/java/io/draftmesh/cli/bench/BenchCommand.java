@@ -2,6 +2,7 @@ package io.draftmesh.cli.bench;
 
 import io.draftmesh.bench.EngineBench;
 import io.draftmesh.bench.SpeculativeBench;
+import io.draftmesh.kvcache.KvCacheBench;
 import java.util.Arrays;
 
 /**
@@ -12,6 +13,7 @@ public final class BenchCommand {
       """
       usage: draftmesh bench engine [--json] [--quick]
              draftmesh bench speculative [--json] [--quick] [--prompts N] [--max-tokens N]
+             draftmesh bench kvcache [--json] [--quick] [--streams N] [--blocks N]
         engine       engine step costs side by side on the bundled tiny model and a generated ~110M
                      Llama-shaped model: decode, verify (k+1 = 5), 512-token prefill, batching at
                      1/4/8 sessions, weight bandwidth against measured memory bandwidth, matmul floor.
@@ -20,7 +22,9 @@ public final class BenchCommand {
                      tokens/s for autoregressive, speculative k=2/4/8/adaptive and n-gram on held-out
                      prompts, acceptance, measured c and verify/decode, the analytical ideal speedup
                      and efficiency, mesh overhead against the engine in-process; fails on any
-                     greedy output that differs from autoregressive. --help for every flag.""";
+                     greedy output that differs from autoregressive. --help for every flag.
+        kvcache      kvcache-service on loopback: put/get GB/s of the memory and disk tiers,
+                     lookup latency of a 2,048-token prompt. --help for every flag.""";
 
   private BenchCommand() {}
 
@@ -34,9 +38,12 @@ public final class BenchCommand {
     return switch (args[0]) {
       case "engine" -> EngineBench.run(rest);
       case "speculative" -> SpeculativeBench.run(rest);
+      case "kvcache" -> KvCacheBench.run(rest);
       default -> {
         System.err.println(
-            "draftmesh bench: unknown suite " + args[0] + " (expected: engine or speculative)");
+            "draftmesh bench: unknown suite "
+                + args[0]
+                + " (expected: engine, speculative or kvcache)");
         System.err.println(USAGE);
         yield 2;
       }

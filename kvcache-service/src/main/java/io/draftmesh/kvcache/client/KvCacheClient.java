@@ -18,10 +18,10 @@ import io.draftmesh.proto.v1.UnpinRequest;
 import io.grpc.Channel;
 import io.grpc.Context;
 import io.grpc.Deadline;
-import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.opentelemetry.api.OpenTelemetry;
@@ -94,7 +94,10 @@ public final class KvCacheClient implements AutoCloseable {
       throw new IllegalArgumentException("chunkBytes: " + chunkBytes + " (expected: >= 1)");
     }
     this.blocking = KvCacheGrpc.newBlockingStub(channel);
-    this.async = KvCacheGrpc.newStub(channel);
+    // Up to four chunks may be queued before isReady() says wait (the default is 32 KiB, which
+    // would allow one 1 MiB chunk in flight at a time).
+    this.async =
+        KvCacheGrpc.newStub(channel).withOnReadyThreshold((int) Math.min(1 << 30, 4L * chunkBytes));
     this.deadline = deadline;
     this.chunkBytes = chunkBytes;
     this.owned = owned;
@@ -103,8 +106,11 @@ public final class KvCacheClient implements AutoCloseable {
   /** A client on its own plaintext channel to {@code target} (e.g. {@code localhost:50070}). */
   public static KvCacheClient connect(
       String target, Duration deadline, int chunkBytes, OpenTelemetry otel) {
+    // A flow-control window of several chunks: see KvCacheServer.onPort.
     ManagedChannel ch =
-        Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
+        NettyChannelBuilder.forTarget(target, InsecureChannelCredentials.create())
+            .flowControlWindow(
+                (int) Math.min(64 << 20, Math.max(1 << 20, 4L * chunkBytes + (64 << 10))))
             .intercept(GrpcTelemetry.create(otel).createClientInterceptor())
             .maxInboundMessageSize(Math.max(4 << 20, chunkBytes + (64 << 10)))
             .build();
