@@ -7,7 +7,6 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Stream;
@@ -83,15 +82,5 @@ final class ModelRegistry {
 
   int size() {
     return models.size();
-  }
-
-  /** Whether {@code bytes} is a registered fingerprint (any length is accepted and compared). */
-  boolean contains(byte[] bytes) {
-    return bytes.length == KvKeys.KEY_BYTES && models.containsKey(BlockKey.of(bytes));
-  }
-
-  @Override
-  public String toString() {
-    return "ModelRegistry" + Arrays.toString(models.keySet().toArray());
   }
 }

@@ -247,7 +247,18 @@ class KvCacheServiceTest {
       ctx.cancel(null);
     }
     // The cancel reaches the server asynchronously; once it has, y evicts x.
-    List<KvCacheClient.Block> y = blocks(TestChains.tokens(2, 1), 60_000);
+    assertEventuallyStored(client, blocks(TestChains.tokens(2, 1), 60_000));
+    assertThat(
+            client
+                .lookup(TestChains.FP, TestChains.BLOCK_SIZE, TestChains.tokens(1, 1), 0)
+                .orElseThrow()
+                .cachedBlocks())
+        .isZero();
+  }
+
+  /** Puts {@code y} until it is stored (it needs the room another stream held), or fails. */
+  static void assertEventuallyStored(KvCacheClient client, List<KvCacheClient.Block> y)
+      throws InterruptedException {
     long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
     boolean stored = false;
     while (!stored && System.nanoTime() < until) {
@@ -256,13 +267,78 @@ class KvCacheServiceTest {
         Thread.sleep(20);
       }
     }
-    assertThat(stored).isTrue();
-    assertThat(
-            client
-                .lookup(TestChains.FP, TestChains.BLOCK_SIZE, TestChains.tokens(1, 1), 0)
-                .orElseThrow()
-                .cachedBlocks())
-        .isZero();
+    assertThat(stored).as("stored once the other stream let go").isTrue();
+  }
+
+  @Test
+  void aGetPastItsDeadlineReleasesItsBlocks() throws Exception {
+    KvCacheClient client = start(MemoryTier.PAGE_BYTES);
+    List<KvCacheClient.Block> x = blocks(TestChains.tokens(1, 1), 60_000);
+    assertThat(client.put(TestChains.FP, x)).isTrue();
+    Iterator<GetResponse> it =
+        KvCacheGrpc.newBlockingStub(channel)
+            .withDeadlineAfter(300, TimeUnit.MILLISECONDS)
+            .get(
+                GetRequest.newBuilder()
+                    .addKeys(ByteString.copyFrom(x.get(0).key()))
+                    .setChunkBytes(1024)
+                    .build());
+    assertThat(it.next().hasHeader()).isTrue();
+    Thread.sleep(500);
+    assertStatus(
+        () -> {
+          while (it.hasNext()) {
+            it.next();
+          }
+        },
+        Status.Code.DEADLINE_EXCEEDED,
+        "");
+    assertEventuallyStored(client, blocks(TestChains.tokens(2, 1), 60_000));
+  }
+
+  /** A Put cancelled mid-stream lets go of the blocks it had completed (they stay stored). */
+  @Test
+  void aPutCancelledMidStreamReleasesItsBlocks() throws Exception {
+    KvCacheClient client = start(MemoryTier.PAGE_BYTES);
+    List<KvCacheClient.Block> x = blocks(TestChains.tokens(1, 2), 60_000);
+    CompletableFuture<Throwable> ended = new CompletableFuture<>();
+    io.grpc.stub.ClientCallStreamObserver<PutRequest> out =
+        (io.grpc.stub.ClientCallStreamObserver<PutRequest>)
+            async.put(
+                new StreamObserver<PutResponse>() {
+                  @Override
+                  public void onNext(PutResponse r) {}
+
+                  @Override
+                  public void onError(Throwable t) {
+                    ended.complete(t);
+                  }
+
+                  @Override
+                  public void onCompleted() {
+                    ended.complete(null);
+                  }
+                });
+    // Block 0 whole, then the header and a first chunk of block 1.
+    for (PutRequest m : withChunks(header(x.get(0), 60_000), x.get(0).payload(), 8192)) {
+      out.onNext(m);
+    }
+    out.onNext(PutRequest.newBuilder().setHeader(header(x.get(1), 60_000)).build());
+    out.onNext(PutRequest.newBuilder().setChunk(ByteString.copyFrom(new byte[1024])).build());
+    long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    while (stub.stats(StatsRequest.getDefaultInstance()).getBlocks() < 1
+        && System.nanoTime() < until) {
+      Thread.sleep(10);
+    }
+    // Block 0 is held by the open stream: no room for another block.
+    assertStatus(
+        () -> putRaw(blocks(TestChains.tokens(2, 1), 60_000).get(0), 60_000, null),
+        Status.Code.RESOURCE_EXHAUSTED,
+        "being read");
+    out.cancel("test", null);
+    assertThat(ended.get(5, TimeUnit.SECONDS)).isInstanceOf(StatusRuntimeException.class);
+    assertEventuallyStored(client, blocks(TestChains.tokens(2, 1), 60_000));
+    assertThat(stub.stats(StatsRequest.getDefaultInstance()).getBlocks()).isEqualTo(1);
   }
 
   @Test
