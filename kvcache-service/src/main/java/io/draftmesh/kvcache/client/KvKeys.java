@@ -121,12 +121,22 @@ public final class KvKeys {
     return hex(java.util.Arrays.copyOf(key, Math.min(8, key.length)));
   }
 
+  // One digest per thread: MessageDigest.getInstance looks the provider up each time, which cost
+  // more than hashing a 16-token block. digest() resets it for the next use.
+  private static final ThreadLocal<MessageDigest> SHA256 =
+      ThreadLocal.withInitial(
+          () -> {
+            try {
+              return MessageDigest.getInstance("SHA-256");
+            } catch (NoSuchAlgorithmException e) {
+              throw new IllegalStateException("every JDK has SHA-256", e);
+            }
+          });
+
   private static MessageDigest sha256() {
-    try {
-      return MessageDigest.getInstance("SHA-256");
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("every JDK has SHA-256", e);
-    }
+    MessageDigest d = SHA256.get();
+    d.reset();
+    return d;
   }
 
   private static void string(ByteArrayOutputStream out, String s) {
