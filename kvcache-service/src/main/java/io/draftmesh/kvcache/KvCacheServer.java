@@ -70,8 +70,9 @@ public final class KvCacheServer implements AutoCloseable {
             .addService(ProtoReflectionServiceV1.newInstance())
             .addService(ProtoReflectionService.newInstance())
             .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
-            // A chunk plus its framing; bigger messages are refused by the transport.
-            .maxInboundMessageSize(config.maxChunkBytes() + (64 << 10))
+            // Up to twice the chunk limit reaches the service, which answers INVALID_ARGUMENT
+            // naming the chunk; anything bigger is refused by the transport (RESOURCE_EXHAUSTED).
+            .maxInboundMessageSize(2 * config.maxChunkBytes() + (64 << 10))
             .build();
   }
 
