@@ -1,5 +1,6 @@
 package io.draftmesh.kvcache;
 
+import io.draftmesh.kvcache.client.KvCacheClient;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
@@ -83,14 +84,9 @@ public final class KvCacheServer implements AutoCloseable {
   public static KvCacheServer onPort(KvCacheConfig config, OpenTelemetry otel) {
     return new KvCacheServer(
         NettyServerBuilder.forPort(config.port(), InsecureServerCredentials.create())
-            .flowControlWindow(flowWindow(config.maxChunkBytes())),
+            .flowControlWindow(KvCacheClient.flowWindow(config.maxChunkBytes())),
         config,
         otel);
-  }
-
-  /** The flow-control window for streams of {@code chunkBytes} chunks: four of them, >= 1 MiB. */
-  public static int flowWindow(int chunkBytes) {
-    return (int) Math.min(64 << 20, Math.max(1 << 20, 4L * chunkBytes + (64 << 10)));
   }
 
   /** Binds the server; health turns SERVING. */

@@ -106,15 +106,22 @@ public final class KvCacheClient implements AutoCloseable {
   /** A client on its own plaintext channel to {@code target} (e.g. {@code localhost:50070}). */
   public static KvCacheClient connect(
       String target, Duration deadline, int chunkBytes, OpenTelemetry otel) {
-    // A flow-control window of several chunks: see KvCacheServer.onPort.
+    // A flow-control window of several chunks, as the server has (see flowWindow).
     ManagedChannel ch =
         NettyChannelBuilder.forTarget(target, InsecureChannelCredentials.create())
-            .flowControlWindow(
-                (int) Math.min(64 << 20, Math.max(1 << 20, 4L * chunkBytes + (64 << 10))))
+            .flowControlWindow(flowWindow(chunkBytes))
             .intercept(GrpcTelemetry.create(otel).createClientInterceptor())
             .maxInboundMessageSize(Math.max(4 << 20, chunkBytes + (64 << 10)))
             .build();
     return new KvCacheClient(ch, deadline, chunkBytes, ch);
+  }
+
+  /**
+   * The HTTP/2 flow-control window for streams of {@code chunkBytes} chunks, on both ends: four
+   * chunks (at least 1 MiB), so a stream is not stalled waiting for a window update after each.
+   */
+  public static int flowWindow(int chunkBytes) {
+    return (int) Math.min(64 << 20, Math.max(1 << 20, 4L * chunkBytes + (64 << 10)));
   }
 
   /** Calls that failed open (errors, deadlines, garbage) since this client was made. */
