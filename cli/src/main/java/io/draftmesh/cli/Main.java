@@ -2,6 +2,8 @@ package io.draftmesh.cli;
 
 import io.draftmesh.cli.bench.BenchCommand;
 import io.draftmesh.draft.DraftServiceMain;
+import io.draftmesh.kvcache.KvCacheConfig;
+import io.draftmesh.kvcache.KvCacheMain;
 import io.draftmesh.router.RouterConfig;
 import io.draftmesh.router.RouterMain;
 import io.draftmesh.target.TargetServiceMain;
@@ -22,6 +24,7 @@ public final class Main {
         up               run a local mesh (target worker, draft worker, router) on the zoo models
         worker           run a model worker: --role draft|target --model DIR [flags]
         router           run the router: --target HOST:PORT [--draft HOST:PORT] [flags]
+        kvcache          run the shared KV-cache service: [--data-dir DIR] [flags]
         generate         stream a completion from a running router (--router) or worker (--worker)
         gen-checkpoint   write a random-weight checkpoint of a preset shape
         bench            benchmarks
@@ -45,6 +48,7 @@ public final class Main {
         case "up" -> UpCommand.run(rest, out, err);
         case "worker" -> worker(rest, env);
         case "router" -> router(rest, env, err);
+        case "kvcache" -> KvCacheMain.run(rest, env, err);
         case "generate" -> GenerateCommand.run(rest, env, out, err);
         case "gen-checkpoint" -> GenCheckpointCommand.run(rest, out);
         case "bench" -> BenchCommand.run(rest);
@@ -109,6 +113,7 @@ public final class Main {
           case "router" ->
               "usage: draftmesh router --target HOST:PORT [--draft HOST:PORT] [flags]\n"
                   + RouterConfig.usage();
+          case "kvcache" -> KvCacheMain.USAGE + "\n" + KvCacheConfig.usage();
           case "gen-checkpoint" -> GenCheckpointCommand.USAGE;
           case "bench" -> BenchCommand.USAGE;
           case "worker" ->

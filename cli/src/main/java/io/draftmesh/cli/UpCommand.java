@@ -4,6 +4,8 @@ import io.draftmesh.bench.Mesh;
 import io.draftmesh.bench.MeshModels;
 import io.draftmesh.gateway.GatewayMain;
 import io.draftmesh.gateway.GatewayServer;
+import io.draftmesh.kvcache.KvCacheConfig;
+import io.draftmesh.kvcache.KvCacheServer;
 import io.draftmesh.telemetry.Telemetry;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -25,8 +27,9 @@ final class UpCommand {
       """
       usage: draftmesh up [--target-model DIR] [--draft-model DIR] [--port-base N] [--random]
                           [--drain-seconds S]
-        Starts a target worker, a draft worker, a router and the gateway in one process, each on its
-        own port (N..N+4 with --port-base N; free ports by default), prints their addresses, the
+        Starts a target worker, a draft worker, a router, the gateway and a memory-only kvcache-service
+        in one process, each on its own port (N..N+5 with --port-base N; free ports by default),
+        prints their addresses, the
         playground URL, an API key for this run (unless DRAFTMESH_API_KEYS is set) and example
         commands, and serves until Ctrl-C or SIGTERM; then the router drains its
         running requests (up to S seconds, default 10) and everything stops.
@@ -101,6 +104,7 @@ final class UpCommand {
     try (Telemetry telemetry = Telemetry.fromEnvironment("draftmesh-up");
         Mesh mesh = Mesh.start(spec, telemetry.openTelemetry())) {
       Gateway gateway = startGateway(mesh, models, o.portBase(), System.getenv());
+      startKvCache(mesh, o.portBase(), telemetry);
       out.print(banner(mesh, models));
       out.print(gateway.banner());
       out.flush();
@@ -167,6 +171,17 @@ final class UpCommand {
     return new Gateway(http, grpc, key);
   }
 
+  /**
+   * One memory-only kvcache-service (256 MiB) on port base+5 or a free one, stopped with the mesh.
+   */
+  static void startKvCache(Mesh mesh, int portBase, Telemetry telemetry)
+      throws java.io.IOException {
+    KvCacheConfig config =
+        KvCacheConfig.inMemory(256L << 20).withPort(portBase == 0 ? 0 : portBase + 5);
+    KvCacheServer server = KvCacheServer.onPort(config, telemetry.openTelemetry()).start();
+    mesh.attach("kvcache", "127.0.0.1:" + server.port(), server);
+  }
+
   static String banner(Mesh mesh, MeshModels.Pair models) {
     StringBuilder sb = new StringBuilder();
     sb.append("draftmesh mesh up (")
@@ -184,6 +199,7 @@ final class UpCommand {
             case Mesh.DRAFT -> "draft worker   " + models.draft();
             case Mesh.ROUTER -> "router         strategies: autoregressive, speculative, ngram";
             case "gateway" -> "gateway        public gRPC Generation, OpenAI HTTP, playground";
+            case "kvcache" -> "kvcache        shared KV blocks (memory tier, 256 MiB)";
             default -> e.getKey();
           };
       sb.append(String.format("  %-7s %-22s %s%n", e.getKey(), e.getValue(), what));

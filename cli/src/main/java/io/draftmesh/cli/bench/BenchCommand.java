@@ -3,6 +3,7 @@ package io.draftmesh.cli.bench;
 import io.draftmesh.bench.CollabBench;
 import io.draftmesh.bench.EngineBench;
 import io.draftmesh.bench.SpeculativeBench;
+import io.draftmesh.kvcache.KvCacheBench;
 import java.util.Arrays;
 
 /**
@@ -14,6 +15,7 @@ public final class BenchCommand {
       usage: draftmesh bench engine [--json] [--quick]
              draftmesh bench speculative [--json] [--quick] [--prompts N] [--max-tokens N]
              draftmesh bench collab [--json] [--quick] [--prompts N] [--max-tokens N] [--models DIR]
+             draftmesh bench kvcache [--json] [--quick] [--streams N] [--blocks N]
         engine       engine step costs side by side on the bundled tiny model and a generated ~110M
                      Llama-shaped model: decode, verify (k+1 = 5), 512-token prefill, batching at
                      1/4/8 sessions, weight bandwidth against measured memory bandwidth, matmul floor.
@@ -29,7 +31,9 @@ public final class BenchCommand {
                      (template compliance, correctness, aligned share); entropy switch (tau sweep,
                      small-only, large-only) and lead-in (n sweep) on held-out continuations
                      (reference F1, agreement with the large model, large share,
-                     parameter-weighted cost, ms/token). Missing models print "model missing".""";
+                     parameter-weighted cost, ms/token). Missing models print "model missing".
+        kvcache      kvcache-service on loopback: put/get GB/s of the memory and disk tiers,
+                     lookup latency of a 2,048-token prompt. --help for every flag.""";
 
   private BenchCommand() {}
 
@@ -44,11 +48,12 @@ public final class BenchCommand {
       case "engine" -> EngineBench.run(rest);
       case "speculative" -> SpeculativeBench.run(rest);
       case "collab" -> CollabBench.run(rest);
+      case "kvcache" -> KvCacheBench.run(rest);
       default -> {
         System.err.println(
             "draftmesh bench: unknown suite "
                 + args[0]
-                + " (expected: engine, speculative or collab)");
+                + " (expected: engine, speculative, collab or kvcache)");
         System.err.println(USAGE);
         yield 2;
       }

@@ -1,0 +1,137 @@
+package io.draftmesh.kvcache;
+
+import io.draftmesh.kvcache.client.KvCacheClient;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.Server;
+import io.grpc.ServerBuilder;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionService;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.opentelemetry.api.OpenTelemetry;
+import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * kvcache-service's lifecycle: opens the store (recovering the disk tier), serves {@code KvCache},
+ * health, reflection (v1 and v1alpha) and tracing, and drains on close.
+ *
+ * <p>Health is NOT_SERVING until the disk tier has been recovered and the server is bound, then
+ * SERVING. {@link #close()} turns it NOT_SERVING, refuses new calls (UNAVAILABLE), gives running
+ * streams the drain grace, cancels the rest (which releases what they hold), then closes the store,
+ * flushing the disk tier.
+ *
+ * <p>Takes a {@link ServerBuilder} so tests can run it in-process; {@link #onPort} builds the
+ * production (Netty) one.
+ */
+public final class KvCacheServer implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(KvCacheServer.class);
+
+  /** The service name health is reported under, besides the overall "" service. */
+  public static final String SERVICE_NAME = "draftmesh.v1.KvCache";
+
+  private final KvCacheConfig config;
+  private final HealthStatusManager health = new HealthStatusManager();
+  private final BlockStore store;
+  private final Server server;
+  private boolean closed; // guarded by this
+
+  public KvCacheServer(ServerBuilder<?> builder, KvCacheConfig config, OpenTelemetry otel) {
+    this.config = config;
+    health.setStatus("", ServingStatus.NOT_SERVING);
+    health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
+    ModelRegistry models =
+        new ModelRegistry(config.dataDir() == null ? null : config.dataDir().resolve("models"));
+    try {
+      this.store =
+          new BlockStore(
+              config.memoryBytes(),
+              config.diskEnabled() ? config.dataDir().resolve("blocks") : null,
+              config.diskBytes(),
+              config.segmentBytes(),
+              fp -> models.get(fp) != null,
+              System::currentTimeMillis);
+    } catch (IOException e) {
+      throw new UncheckedIOException(
+          "kvcache: cannot open the disk tier in " + config.dataDir(), e);
+    }
+    ReplicaIndex index =
+        new ReplicaIndex(
+            config.replicaTtl().toMillis(), config.maxIndexEntries(), System::currentTimeMillis);
+    KvCacheService service = new KvCacheService(config, store, models, index);
+    this.server =
+        builder
+            .addService(service)
+            .addService(health.getHealthService())
+            .addService(ProtoReflectionServiceV1.newInstance())
+            .addService(ProtoReflectionService.newInstance())
+            .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
+            // Up to twice the chunk limit reaches the service, which answers INVALID_ARGUMENT
+            // naming the chunk; anything bigger is refused by the transport (RESOURCE_EXHAUSTED).
+            .maxInboundMessageSize(2 * config.maxChunkBytes() + (64 << 10))
+            .build();
+  }
+
+  /**
+   * A server for {@code config} on a real (Netty) port. Its HTTP/2 flow-control window holds
+   * several chunks, so a stream of blocks is not stalled waiting for a window update after each.
+   */
+  public static KvCacheServer onPort(KvCacheConfig config, OpenTelemetry otel) {
+    return new KvCacheServer(
+        NettyServerBuilder.forPort(config.port(), InsecureServerCredentials.create())
+            .flowControlWindow(KvCacheClient.flowWindow(config.maxChunkBytes())),
+        config,
+        otel);
+  }
+
+  /** Binds the server; health turns SERVING. */
+  public KvCacheServer start() throws IOException {
+    server.start();
+    health.setStatus("", ServingStatus.SERVING);
+    health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
+    log.info(
+        "kvcache on port {}: memory {} bytes, disk {}",
+        server.getPort(),
+        config.memoryBytes(),
+        config.diskEnabled() ? config.diskBytes() + " bytes in " + config.dataDir() : "off");
+    return this;
+  }
+
+  /** The port the server listens on (-1 for in-process servers). */
+  public int port() {
+    return server.getPort();
+  }
+
+  public void awaitTermination() throws InterruptedException {
+    server.awaitTermination();
+  }
+
+  /** Drains and stops: see the class comment. Idempotent. */
+  @Override
+  public void close() {
+    synchronized (this) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+    }
+    health.enterTerminalState();
+    server.shutdown();
+    try {
+      if (!server.awaitTermination(config.drainGrace().toMillis(), TimeUnit.MILLISECONDS)) {
+        log.info("drain grace of {} over; cancelling the remaining calls", config.drainGrace());
+        server.shutdownNow();
+        server.awaitTermination(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      server.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+    store.close();
+  }
+}
