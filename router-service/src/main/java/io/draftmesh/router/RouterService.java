@@ -142,7 +142,8 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       throw Statuses.invalid(
           "strategy: "
               + r.getStrategyValue()
-              + " (expected: STRATEGY_AUTOREGRESSIVE, STRATEGY_SPECULATIVE or STRATEGY_NGRAM)");
+              + " (expected: STRATEGY_AUTOREGRESSIVE, STRATEGY_SPECULATIVE, STRATEGY_NGRAM or"
+              + " STRATEGY_SPECPC)");
     }
     Sampling s = r.getSampling();
     float t = s.getTemperature();
@@ -204,6 +205,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       throw Statuses.invalid(
           "speculative.min_draft_token_prob: " + mp + " (expected: 0 for off, or (0, 1))");
     }
+    SpecPcStrategy.validate(r.getSpecPc());
     NgramOptions ng = r.getNgram();
     if (ng.getN() < 0 || ng.getN() > 64) {
       throw Statuses.invalid(
@@ -520,6 +522,10 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
           opLimit = Math.min(opLimit, Math.max(1, draftInfo.getMaxTokensPerOp()));
         }
       }
+      int[] targetPrompt = prompt;
+      if (strategy == Strategy.STRATEGY_SPECPC) {
+        targetPrompt = specPc(prompt, targetInfo, stats);
+      }
       SpeculativeOptions sp = request.getSpeculative();
       int k = sp.getK() == 0 ? Math.min(DEFAULT_K, opLimit) : sp.getK();
       if (k > opLimit) {
@@ -553,7 +559,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       Decoding.Plan plan =
           new Decoding.Plan(
               strategy,
-              prompt,
+              targetPrompt,
               targetSampling,
               draftSampling,
               k,
@@ -586,6 +592,25 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
           draftInfo,
           out,
           stats);
+    }
+
+    /** STRATEGY_SPECPC: the draft picks the prompt tokens the target reads. */
+    private int[] specPc(int[] prompt, ModelInfo targetInfo, RunStats stats) {
+      SpecPcStrategy.requireDraft(request, config.defaultDraft());
+      SpecPcStrategy.Settings settings =
+          SpecPcStrategy.settings(request.getSpecPc(), prompt.length);
+      WorkerPool.Backend backend =
+          resolve(request.getDraft(), config.defaultDraft(), "draft").pick();
+      ModelInfo info = null;
+      try {
+        info = backend.info(INFO_TIMEOUT);
+      } catch (StatusRuntimeException unreachable) {
+        stats.fallback = true;
+        stats.fallbackReason = unreachable.getStatus().getDescription();
+        log.warn("request {}: no draft for SpecPC: {}", label, stats.fallbackReason);
+      }
+      return SpecPcStrategy.compress(
+          prompt, settings, backend, info, targetInfo, config.targetTimeout(), label, stats);
     }
   }
 

@@ -18,6 +18,8 @@ final class RunStats {
   boolean fallback;
   String fallbackReason = "";
   int currentK;
+  io.draftmesh.proto.v1.PromptCompressionStats
+      promptCompression; // null unless the prompt was compressed
 
   /** Records a verify round: {@code drafted} tokens sent, {@code accepted} of them kept. */
   void round(int drafted, int accepted) {
@@ -27,8 +29,11 @@ final class RunStats {
   }
 
   GenerationStats toProto() {
-    return GenerationStats.newBuilder()
-        .setStrategy(strategy)
+    GenerationStats.Builder b = GenerationStats.newBuilder();
+    if (promptCompression != null) {
+      b.setPromptCompression(promptCompression);
+    }
+    return b.setStrategy(strategy)
         .setTargetModel(targetModel)
         .setDraftModel(draftModel)
         .setRounds(rounds)
