@@ -1,5 +1,6 @@
 package io.draftmesh.cli.bench;
 
+import io.draftmesh.bench.ApproxBench;
 import io.draftmesh.bench.EngineBench;
 import io.draftmesh.bench.SpeculativeBench;
 import java.util.Arrays;
@@ -12,6 +13,7 @@ public final class BenchCommand {
       """
       usage: draftmesh bench engine [--json] [--quick]
              draftmesh bench speculative [--json] [--quick] [--prompts N] [--max-tokens N]
+             draftmesh bench approx [--json] [--quick] [--prompts N] [--max-tokens N]
         engine       engine step costs side by side on the bundled tiny model and a generated ~110M
                      Llama-shaped model: decode, verify (k+1 = 5), 512-token prefill, batching at
                      1/4/8 sessions, weight bandwidth against measured memory bandwidth, matmul floor.
@@ -20,7 +22,11 @@ public final class BenchCommand {
                      tokens/s for autoregressive, speculative k=2/4/8/adaptive and n-gram on held-out
                      prompts, acceptance, measured c and verify/decode, the analytical ideal speedup
                      and efficiency, mesh overhead against the engine in-process; fails on any
-                     greedy output that differs from autoregressive. --help for every flag.""";
+                     greedy output that differs from autoregressive. --help for every flag.
+        approx       prompt compression through a mesh on real ports: SpecPC (the draft's attention
+                     picks the prompt tokens) against StreamingLLM-style prompt truncation at several
+                     budgets on long prompts; tokens kept/dropped, agreement with the full-prompt
+                     output, TTFT saved. Random long-context checkpoints, plus the zoo pair if present.""";
 
   private BenchCommand() {}
 
@@ -34,9 +40,12 @@ public final class BenchCommand {
     return switch (args[0]) {
       case "engine" -> EngineBench.run(rest);
       case "speculative" -> SpeculativeBench.run(rest);
+      case "approx" -> ApproxBench.run(rest);
       default -> {
         System.err.println(
-            "draftmesh bench: unknown suite " + args[0] + " (expected: engine or speculative)");
+            "draftmesh bench: unknown suite "
+                + args[0]
+                + " (expected: engine, speculative or approx)");
         System.err.println(USAGE);
         yield 2;
       }
