@@ -193,7 +193,7 @@ public final class ApproxBench {
           for (int[] prompt : prompts) {
             full.add(call(router, prompt, Strategy.STRATEGY_AUTOREGRESSIVE, null, o.maxTokens()));
           }
-          double ttftFull = mean(full.stream().mapToDouble(Out::ttftMs).toArray());
+          double ttftFull = median(full.stream().mapToDouble(Out::ttftMs).toArray());
           rows.add(row(s, length, "full", length, full, full, ttftFull));
           for (int c : s.budgets()) {
             if (c >= length) {
@@ -322,9 +322,9 @@ public final class ApproxBench {
         mean(prefix),
         mean(tokens),
         mean(f1),
-        mean(ttft),
+        median(ttft),
         ttftFull,
-        mean(draft),
+        median(draft),
         n);
   }
 
@@ -417,6 +417,11 @@ public final class ApproxBench {
       }
       return ids;
     }
+  }
+
+  /** Medians for times: one stalled request on these shared cores would swing a mean. */
+  private static double median(double[] xs) {
+    return xs.length == 0 ? Double.NaN : Stats.of(xs).median();
   }
 
   private static double mean(double[] xs) {
