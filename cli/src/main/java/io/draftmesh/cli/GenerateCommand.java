@@ -37,9 +37,10 @@ final class GenerateCommand {
   static final String USAGE =
       """
       usage: draftmesh generate --router HOST:PORT --prompt TEXT
-                                [--strategy autoregressive|speculative|ngram] [--k N] [--adaptive]
+                                [--strategy autoregressive|speculative|ngram|specpc] [--k N] [--adaptive]
                                 [--max-k N] [--min-draft-prob P] [--ngram-n N] [--ngram-min-n N]
-                                [--ngram-max-match N] [--max-tokens N] [--temperature T] [--top-k K]
+                                [--ngram-max-match N] [--spec-pc-budget N] [--spec-pc-window N]
+                                [--max-tokens N] [--temperature T] [--top-k K]
                                 [--top-p P] [--min-p M] [--seed S] [--stop TEXT] [--ignore-eos]
                                 [--target POOL] [--draft POOL] [--timeout-s S]
                                 [--model DIR | --tokenizer PATH]
@@ -48,7 +49,8 @@ final class GenerateCommand {
         each token's text is coloured by provenance (green = draft accepted, cyan = n-gram accepted,
         default = target; NO_COLOR turns it off), lined up with the tokens by the target's tokenizer
         (--model DIR, --tokenizer PATH, default models/target). The strategy defaults to the
-        router's (speculative when it has a draft pool).
+        router's (speculative when it has a draft pool). specpc: the draft's attention picks the
+        prompt tokens the target reads (budget default 1024, window 64; docs/approximate.md).
 
       usage: draftmesh generate --worker HOST:PORT --prompt TEXT (--model DIR | --tokenizer PATH)
                                 [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]

@@ -9,6 +9,7 @@ import io.draftmesh.proto.v1.GenerationStats;
 import io.draftmesh.proto.v1.NgramOptions;
 import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
+import io.draftmesh.proto.v1.SpecPcOptions;
 import io.draftmesh.proto.v1.SpeculativeOptions;
 import io.draftmesh.proto.v1.Strategy;
 import io.draftmesh.telemetry.Telemetry;
@@ -40,6 +41,8 @@ final class RouterGenerate {
           "ngram-n",
           "ngram-min-n",
           "ngram-max-match",
+          "spec-pc-budget",
+          "spec-pc-window",
           "max-tokens",
           "temperature",
           "top-k",
@@ -112,11 +115,12 @@ final class RouterGenerate {
           case "autoregressive", "ar" -> Strategy.STRATEGY_AUTOREGRESSIVE;
           case "speculative", "spec" -> Strategy.STRATEGY_SPECULATIVE;
           case "ngram", "n-gram" -> Strategy.STRATEGY_NGRAM;
+          case "specpc", "spec-pc" -> Strategy.STRATEGY_SPECPC;
           default ->
               throw new UsageException(
                   "--strategy: "
                       + a.get("strategy")
-                      + " (expected: autoregressive, speculative or ngram)");
+                      + " (expected: autoregressive, speculative, ngram or specpc)");
         };
     Sampling.Builder sampling =
         Sampling.newBuilder()
@@ -151,6 +155,10 @@ final class RouterGenerate {
             .setN(a.intValue("ngram-n", 0, 0, 64))
             .setMinN(a.intValue("ngram-min-n", 0, 0, 64))
             .setMaxMatch(a.intValue("ngram-max-match", 0, 0, 1024)));
+    r.setSpecPc(
+        SpecPcOptions.newBuilder()
+            .setBudgetTokens(a.intValue("spec-pc-budget", 0, 0, 1 << 20))
+            .setWindow(a.intValue("spec-pc-window", 0, 0, 1 << 20)));
     return r.build();
   }
 
@@ -245,6 +253,16 @@ final class RouterGenerate {
                   .substring("FINISH_REASON_".length())
                   .toLowerCase(Locale.ROOT));
     }
+    if (s.hasPromptCompression()) {
+      sb.append(
+          String.format(
+              Locale.ROOT,
+              "; prompt %d kept of %d (%d dropped, %s)",
+              s.getPromptCompression().getKeptTokens(),
+              s.getPromptCompression().getPromptTokens(),
+              s.getPromptCompression().getDroppedTokens(),
+              s.getPromptCompression().getMethod()));
+    }
     if (s.getFallback()) {
       sb.append("; draft dropped: ").append(s.getFallbackReason());
     }
@@ -256,6 +274,7 @@ final class RouterGenerate {
       case STRATEGY_AUTOREGRESSIVE -> "autoregressive";
       case STRATEGY_SPECULATIVE -> "speculative";
       case STRATEGY_NGRAM -> "n-gram";
+      case STRATEGY_SPECPC -> "SpecPC";
       default -> s.name();
     };
   }

@@ -70,7 +70,7 @@ class MainTest {
     assertThat(run("generate", "--router", "localhost:1", "--prompt", "x", "--strategy", "magic"))
         .isEqualTo(2);
     assertThat(err())
-        .contains("--strategy: magic (expected: autoregressive, speculative or ngram)");
+        .contains("--strategy: magic (expected: autoregressive, speculative, ngram or specpc)");
     assertThat(run("generate", "--router", "localhost:1", "--prompt", "x", "--worker", "y"))
         .isEqualTo(2);
     assertThat(err()).contains("--worker: unknown flag");
