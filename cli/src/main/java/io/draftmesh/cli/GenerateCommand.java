@@ -37,10 +37,11 @@ final class GenerateCommand {
   static final String USAGE =
       """
       usage: draftmesh generate --router HOST:PORT --prompt TEXT
-                                [--strategy autoregressive|speculative|ngram|nudging|entropy-switch|lead-in]
+                                [--strategy autoregressive|speculative|ngram|nudging|entropy-switch|lead-in|specpc]
                                 [--k N] [--adaptive]
                                 [--max-k N] [--min-draft-prob P] [--ngram-n N] [--ngram-min-n N]
-                                [--ngram-max-match N] [--max-tokens N] [--temperature T] [--top-k K]
+                                [--ngram-max-match N] [--spec-pc-budget N] [--spec-pc-window N]
+                                [--max-tokens N] [--temperature T] [--top-k K]
                                 [--top-p P] [--min-p M] [--seed S] [--stop TEXT] [--ignore-eos]
                                 [--target POOL] [--draft POOL] [--timeout-s S]
                                 [--gamma G] [--chunk-tokens N] [--aligned-prompt TEXT]
@@ -58,7 +59,9 @@ final class GenerateCommand {
         small model (--tau default 1.5 bits, --window 5, --min-run = window; --lead-in 4 tokens per
         sentence). The stats line then gives each model's tokens, the large model's share, the
         parameter-weighted cost f_L + (1 - f_L) N_S/N_L, switches and nudging rounds; magenta =
-        aligned nudge, yellow = small-model span.
+        aligned nudge, yellow = small-model span. specpc: the draft's attention picks the prompt
+        tokens the target reads (--spec-pc-budget default 1024, --spec-pc-window 64;
+        docs/approximate.md).
 
       usage: draftmesh generate --worker HOST:PORT --prompt TEXT (--model DIR | --tokenizer PATH)
                                 [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]

@@ -12,6 +12,7 @@ import io.draftmesh.proto.v1.NgramOptions;
 import io.draftmesh.proto.v1.NudgingOptions;
 import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
+import io.draftmesh.proto.v1.SpecPcOptions;
 import io.draftmesh.proto.v1.SpeculativeOptions;
 import io.draftmesh.proto.v1.Strategy;
 import io.draftmesh.telemetry.Telemetry;
@@ -51,6 +52,8 @@ final class RouterGenerate {
           "min-run",
           "lead-in",
           "sentence-end",
+          "spec-pc-budget",
+          "spec-pc-window",
           "max-tokens",
           "temperature",
           "top-k",
@@ -126,12 +129,13 @@ final class RouterGenerate {
           case "nudging", "nudge" -> Strategy.STRATEGY_NUDGING;
           case "entropy-switch", "ead" -> Strategy.STRATEGY_ENTROPY_SWITCH;
           case "lead-in", "foreal" -> Strategy.STRATEGY_LEAD_IN;
+          case "specpc", "spec-pc" -> Strategy.STRATEGY_SPECPC;
           default ->
               throw new UsageException(
                   "--strategy: "
                       + a.get("strategy")
-                      + " (expected: autoregressive, speculative, ngram, nudging, entropy-switch"
-                      + " or lead-in)");
+                      + " (expected: autoregressive, speculative, ngram, nudging, entropy-switch,"
+                      + " lead-in or specpc)");
         };
     Sampling.Builder sampling =
         Sampling.newBuilder()
@@ -193,6 +197,10 @@ final class RouterGenerate {
       li.setN(a.intValue("lead-in", 0, Integer.MIN_VALUE, Integer.MAX_VALUE));
     }
     r.setLeadIn(li);
+    r.setSpecPc(
+        SpecPcOptions.newBuilder()
+            .setBudgetTokens(a.intValue("spec-pc-budget", 0, 0, 1 << 20))
+            .setWindow(a.intValue("spec-pc-window", 0, 0, 1 << 20)));
     return r.build();
   }
 
@@ -293,6 +301,16 @@ final class RouterGenerate {
                   .substring("FINISH_REASON_".length())
                   .toLowerCase(Locale.ROOT));
     }
+    if (s.hasPromptCompression()) {
+      sb.append(
+          String.format(
+              Locale.ROOT,
+              "; prompt %d kept of %d (%d dropped, %s)",
+              s.getPromptCompression().getKeptTokens(),
+              s.getPromptCompression().getPromptTokens(),
+              s.getPromptCompression().getDroppedTokens(),
+              s.getPromptCompression().getMethod()));
+    }
     if (s.getFallback()) {
       sb.append(collaborative ? "; helper dropped: " : "; draft dropped: ")
           .append(s.getFallbackReason());
@@ -334,6 +352,7 @@ final class RouterGenerate {
       case STRATEGY_NUDGING -> "nudging";
       case STRATEGY_ENTROPY_SWITCH -> "entropy switch";
       case STRATEGY_LEAD_IN -> "lead-in";
+      case STRATEGY_SPECPC -> "SpecPC";
       default -> s.name();
     };
   }

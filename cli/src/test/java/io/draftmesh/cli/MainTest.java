@@ -72,7 +72,7 @@ class MainTest {
     assertThat(err())
         .contains(
             "--strategy: magic (expected: autoregressive, speculative, ngram, nudging,"
-                + " entropy-switch or lead-in)");
+                + " entropy-switch, lead-in or specpc)");
     assertThat(run("generate", "--router", "localhost:1", "--prompt", "x", "--worker", "y"))
         .isEqualTo(2);
     assertThat(err()).contains("--worker: unknown flag");

@@ -10,6 +10,7 @@ import io.draftmesh.proto.v1.LeadInOptions;
 import io.draftmesh.proto.v1.NgramOptions;
 import io.draftmesh.proto.v1.NudgingOptions;
 import io.draftmesh.proto.v1.Sampling;
+import io.draftmesh.proto.v1.SpecPcOptions;
 import io.draftmesh.proto.v1.SpeculativeOptions;
 import io.draftmesh.proto.v1.Strategy;
 import io.draftmesh.proto.v1.TokenIds;
@@ -48,7 +49,8 @@ final class OpenAiRequests {
           "ngram", Strategy.STRATEGY_NGRAM,
           "nudging", Strategy.STRATEGY_NUDGING,
           "entropy_switch", Strategy.STRATEGY_ENTROPY_SWITCH,
-          "lead_in", Strategy.STRATEGY_LEAD_IN);
+          "lead_in", Strategy.STRATEGY_LEAD_IN,
+          "specpc", Strategy.STRATEGY_SPECPC);
 
   private static final List<String> DRAFTMESH_KEYS =
       List.of(
@@ -62,6 +64,7 @@ final class OpenAiRequests {
           "nudging",
           "entropy_switch",
           "lead_in",
+          "spec_pc",
           "ignore_eos",
           "add_special_tokens");
 
@@ -421,7 +424,7 @@ final class OpenAiRequests {
             "draftmesh.strategy: "
                 + abbreviate(d.get("strategy"))
                 + " (expected: default, autoregressive, speculative, ngram, nudging,"
-                + " entropy_switch or lead_in)");
+                + " entropy_switch, lead_in or specpc)");
       }
       r.setStrategy(st);
     }
@@ -472,12 +475,71 @@ final class OpenAiRequests {
       r.setNgram(ng);
     }
     collaboration(d, r);
+    if (present(d, "spec_pc")) {
+      r.setSpecPc(specPc(d.get("spec_pc")));
+    }
     if (present(d, "ignore_eos")) {
       r.setIgnoreEos(boolAt(d.get("ignore_eos"), "draftmesh.ignore_eos"));
     }
     if (present(d, "add_special_tokens")) {
       r.setAddSpecialTokens(boolAt(d.get("add_special_tokens"), "draftmesh.add_special_tokens"));
     }
+  }
+
+  private static final List<String> SPEC_PC_KEYS =
+      List.of(
+          "budget_tokens",
+          "budget_ratio",
+          "window",
+          "kernel",
+          "neighbor_tokens",
+          "lookahead_tokens",
+          "starting_layer");
+
+  /** {@code draftmesh.spec_pc}: SpecPC's options; the router checks them against each other. */
+  private static SpecPcOptions specPc(JsonElement e) {
+    if (!e.isJsonObject()) {
+      throw Errors.invalid(
+          "draftmesh.spec_pc: " + abbreviate(e) + " (expected: an object of " + SPEC_PC_KEYS + ")");
+    }
+    JsonObject o = e.getAsJsonObject();
+    for (String key : o.keySet()) {
+      if (!SPEC_PC_KEYS.contains(key)) {
+        throw Errors.invalid(
+            "draftmesh.spec_pc."
+                + key
+                + ": unknown option (expected one of: "
+                + SPEC_PC_KEYS
+                + ")");
+      }
+    }
+    SpecPcOptions.Builder b = SpecPcOptions.newBuilder();
+    int big = 1 << 20;
+    if (present(o, "budget_tokens")) {
+      b.setBudgetTokens(intAt(o.get("budget_tokens"), "draftmesh.spec_pc.budget_tokens", 1, big));
+    }
+    if (present(o, "budget_ratio")) {
+      b.setBudgetRatio(numberAt(o.get("budget_ratio"), "draftmesh.spec_pc.budget_ratio", 0, 1));
+    }
+    if (present(o, "window")) {
+      b.setWindow(intAt(o.get("window"), "draftmesh.spec_pc.window", 1, big));
+    }
+    if (present(o, "kernel")) {
+      b.setKernel(intAt(o.get("kernel"), "draftmesh.spec_pc.kernel", 1, big));
+    }
+    if (present(o, "neighbor_tokens")) {
+      b.setNeighborTokens(
+          intAt(o.get("neighbor_tokens"), "draftmesh.spec_pc.neighbor_tokens", 1, big));
+    }
+    if (present(o, "lookahead_tokens")) {
+      b.setLookaheadTokens(
+          intAt(o.get("lookahead_tokens"), "draftmesh.spec_pc.lookahead_tokens", 1, 64));
+    }
+    if (present(o, "starting_layer")) {
+      b.setStartingLayer(
+          intAt(o.get("starting_layer"), "draftmesh.spec_pc.starting_layer", 0, big));
+    }
+    return b.build();
   }
 
   // ---- JSON readers: each failure names the field, the value and what was expected.

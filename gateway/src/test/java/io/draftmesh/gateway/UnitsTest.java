@@ -143,6 +143,19 @@ class UnitsTest {
     GenerateRequest ids =
         parse(OpenAiRequests.Kind.COMPLETION, "{\"model\":\"m\",\"prompt\":[[5,6,7]]}");
     assertThat(ids.getTokenIds().getIdsList()).containsExactly(5, 6, 7);
+
+    GenerateRequest pc =
+        parse(
+            OpenAiRequests.Kind.COMPLETION,
+            "{\"model\":\"m\",\"prompt\":\"hi\",\"draftmesh\":{\"strategy\":\"specpc\","
+                + "\"spec_pc\":{\"budget_tokens\":256,\"window\":32,\"kernel\":16,"
+                + "\"starting_layer\":0}}}");
+    assertThat(pc.getStrategy()).isEqualTo(Strategy.STRATEGY_SPECPC);
+    assertThat(pc.getSpecPc().getBudgetTokens()).isEqualTo(256);
+    assertThat(pc.getSpecPc().getWindow()).isEqualTo(32);
+    assertThat(pc.getSpecPc().getKernel()).isEqualTo(16);
+    assertThat(pc.getSpecPc().hasStartingLayer()).isTrue();
+    assertThat(pc.getSpecPc().getStartingLayer()).isZero();
   }
 
   @Test
@@ -170,7 +183,15 @@ class UnitsTest {
             refusal(c, "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"strategy\":\"magic\"}}"))
         .isEqualTo(
             "draftmesh.strategy: \"magic\" (expected: default, autoregressive, speculative, ngram,"
-                + " nudging, entropy_switch or lead_in)");
+                + " nudging, entropy_switch, lead_in or specpc)");
+    assertThat(
+            refusal(
+                c, "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"spec_pc\":{\"window\":0}}}"))
+        .isEqualTo("draftmesh.spec_pc.window: 0 (expected: 1..1048576)");
+    assertThat(
+            refusal(
+                c, "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"spec_pc\":{\"cmax\":9}}}"))
+        .startsWith("draftmesh.spec_pc.cmax: unknown option");
     assertThat(refusal(c, "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"k\":0}}"))
         .isEqualTo("draftmesh.k: 0 (expected: 1..64)");
     OpenAiRequests.Kind chat = OpenAiRequests.Kind.CHAT;

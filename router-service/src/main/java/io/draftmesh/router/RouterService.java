@@ -158,7 +158,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
           "strategy: "
               + r.getStrategyValue()
               + " (expected: STRATEGY_AUTOREGRESSIVE, STRATEGY_SPECULATIVE, STRATEGY_NGRAM,"
-              + " STRATEGY_NUDGING, STRATEGY_ENTROPY_SWITCH or STRATEGY_LEAD_IN)");
+              + " STRATEGY_NUDGING, STRATEGY_ENTROPY_SWITCH, STRATEGY_SPECPC or STRATEGY_LEAD_IN)");
     }
     validateCollaboration(r);
     Sampling s = r.getSampling();
@@ -221,6 +221,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       throw Statuses.invalid(
           "speculative.min_draft_token_prob: " + mp + " (expected: 0 for off, or (0, 1))");
     }
+    SpecPcStrategy.validate(r.getSpecPc());
     NgramOptions ng = r.getNgram();
     if (ng.getN() < 0 || ng.getN() > 64) {
       throw Statuses.invalid(
@@ -618,6 +619,10 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
         }
         stats.largeParameters = targetInfo.getNumParameters();
       }
+      int[] targetPrompt = prompt;
+      if (strategy == Strategy.STRATEGY_SPECPC) {
+        targetPrompt = specPc(prompt, targetInfo, stats);
+      }
       SpeculativeOptions sp = request.getSpeculative();
       int k = sp.getK() == 0 ? Math.min(DEFAULT_K, opLimit) : sp.getK();
       if (k > opLimit) {
@@ -709,7 +714,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       DecodingPlan plan =
           new DecodingPlan(
               strategy,
-              prompt,
+              targetPrompt,
               targetSampling,
               draftSampling,
               k,
@@ -790,6 +795,25 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
             new AutoregressiveDecoding(
                 new TargetLoop(plan, settings, target, targetInfo, out, stats));
       };
+    }
+
+    /** STRATEGY_SPECPC: the draft picks the prompt tokens the target reads. */
+    private int[] specPc(int[] prompt, ModelInfo targetInfo, RunStats stats) {
+      SpecPcStrategy.requireDraft(request, config.defaultDraft());
+      SpecPcStrategy.Settings settings =
+          SpecPcStrategy.settings(request.getSpecPc(), prompt.length);
+      WorkerPool.Backend backend =
+          resolve(request.getDraft(), config.defaultDraft(), "draft").pick();
+      ModelInfo info = null;
+      try {
+        info = backend.info(INFO_TIMEOUT);
+      } catch (StatusRuntimeException unreachable) {
+        stats.fallback = true;
+        stats.fallbackReason = unreachable.getStatus().getDescription();
+        log.warn("request {}: no draft for SpecPC: {}", label, stats.fallbackReason);
+      }
+      return SpecPcStrategy.compress(
+          prompt, settings, backend, info, targetInfo, config.targetTimeout(), label, stats);
     }
   }
 

@@ -36,6 +36,8 @@ final class RunStats {
   float gamma;
   float tau;
   int window;
+  io.draftmesh.proto.v1.PromptCompressionStats
+      promptCompression; // null unless the prompt was compressed
 
   /** Records a verify round: {@code drafted} tokens sent, {@code accepted} of them kept. */
   void round(int drafted, int accepted) {
@@ -76,8 +78,11 @@ final class RunStats {
   }
 
   GenerationStats toProto() {
-    return GenerationStats.newBuilder()
-        .setStrategy(strategy)
+    GenerationStats.Builder b = GenerationStats.newBuilder();
+    if (promptCompression != null) {
+      b.setPromptCompression(promptCompression);
+    }
+    return b.setStrategy(strategy)
         .setTargetModel(targetModel)
         .setDraftModel(draftModel)
         .setRounds(rounds)

@@ -4,11 +4,14 @@ import io.draftmesh.engine.runtime.EngineInfo;
 import io.draftmesh.proto.v1.GetModelInfoRequest;
 import io.draftmesh.proto.v1.ModelInfo;
 import io.draftmesh.proto.v1.ModelWorkerGrpc;
+import io.draftmesh.proto.v1.SelectPromptTokensRequest;
+import io.draftmesh.proto.v1.SelectPromptTokensResponse;
 import io.draftmesh.proto.v1.SessionRequest;
 import io.draftmesh.proto.v1.SessionResponse;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
 
 /**
  * The {@code ModelWorker} contract over one {@link io.draftmesh.engine.runtime.InferenceEngine}:
@@ -19,15 +22,19 @@ final class ModelWorkerService extends ModelWorkerGrpc.ModelWorkerImplBase {
   private final WorkerState state;
   private final WorkerConfig.Role role;
   private final Executor responses;
+  private final ExecutorService probes;
 
   /**
    * @param responses where responses are converted and sent, so the engine's scheduler thread only
    *     completes futures
+   * @param probes where SelectPromptTokens reads prompts (bounded; full = RESOURCE_EXHAUSTED)
    */
-  ModelWorkerService(WorkerState state, WorkerConfig.Role role, Executor responses) {
+  ModelWorkerService(
+      WorkerState state, WorkerConfig.Role role, Executor responses, ExecutorService probes) {
     this.state = state;
     this.role = role;
     this.responses = responses;
+    this.probes = probes;
   }
 
   @Override
@@ -76,5 +83,18 @@ final class ModelWorkerService extends ModelWorkerGrpc.ModelWorkerImplBase {
       return SessionCall.ignoring();
     }
     return SessionCall.start(loaded.engine(), call, responses);
+  }
+
+  @Override
+  public void selectPromptTokens(
+      SelectPromptTokensRequest request, StreamObserver<SelectPromptTokensResponse> out) {
+    WorkerState.Loaded loaded;
+    try {
+      loaded = state.require();
+    } catch (RuntimeException e) {
+      out.onError(Statuses.toException(e));
+      return;
+    }
+    PromptSelection.handle(loaded.engine(), probes, request, out);
   }
 }

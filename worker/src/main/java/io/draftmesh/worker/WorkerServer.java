@@ -51,6 +51,8 @@ public final class WorkerServer implements AutoCloseable {
   private final Supplier<InferenceEngine> loader;
   private final Duration drainGrace;
   private final ExecutorService responses;
+  // SelectPromptTokens reads: one at a time (each is a whole prefill), a few queued.
+  private final java.util.concurrent.ThreadPoolExecutor probes;
   private final CompletableFuture<InferenceEngine> ready = new CompletableFuture<>();
   private final io.draftmesh.telemetry.WorkerMetrics metrics;
   private final Object lifecycle = new Object();
@@ -71,11 +73,19 @@ public final class WorkerServer implements AutoCloseable {
     this.loader = Objects.requireNonNull(loader, "loader");
     this.drainGrace = Objects.requireNonNull(drainGrace, "drainGrace");
     this.responses = Executors.newFixedThreadPool(2, daemonThreads("worker-responses-"));
+    this.probes =
+        new java.util.concurrent.ThreadPoolExecutor(
+            1,
+            1,
+            0,
+            TimeUnit.SECONDS,
+            new java.util.concurrent.ArrayBlockingQueue<>(8),
+            daemonThreads("worker-prompt-reader-"));
     health.setStatus("", ServingStatus.NOT_SERVING);
     health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
     this.server =
         builder
-            .addService(new ModelWorkerService(state, role, responses))
+            .addService(new ModelWorkerService(state, role, responses, probes))
             .addService(health.getHealthService())
             .addService(ProtoReflectionServiceV1.newInstance())
             .intercept(GrpcTelemetry.create(openTelemetry).createServerInterceptor())
@@ -224,8 +234,10 @@ public final class WorkerServer implements AutoCloseable {
       Thread.currentThread().interrupt();
     }
     responses.shutdown();
+    probes.shutdown(); // a prompt read uses the model: let it end before the engine closes
     try {
       responses.awaitTermination(5, TimeUnit.SECONDS);
+      probes.awaitTermination(30, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }

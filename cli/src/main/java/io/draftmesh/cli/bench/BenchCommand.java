@@ -1,6 +1,7 @@
 package io.draftmesh.cli.bench;
 
 import io.draftmesh.bench.CollabBench;
+import io.draftmesh.bench.ApproxBench;
 import io.draftmesh.bench.EngineBench;
 import io.draftmesh.bench.SpeculativeBench;
 import io.draftmesh.kvcache.KvCacheBench;
@@ -16,6 +17,7 @@ public final class BenchCommand {
              draftmesh bench speculative [--json] [--quick] [--prompts N] [--max-tokens N]
              draftmesh bench collab [--json] [--quick] [--prompts N] [--max-tokens N] [--models DIR]
              draftmesh bench kvcache [--json] [--quick] [--streams N] [--blocks N]
+             draftmesh bench approx [--json] [--quick] [--prompts N] [--max-tokens N]
         engine       engine step costs side by side on the bundled tiny model and a generated ~110M
                      Llama-shaped model: decode, verify (k+1 = 5), 512-token prefill, batching at
                      1/4/8 sessions, weight bandwidth against measured memory bandwidth, matmul floor.
@@ -33,7 +35,11 @@ public final class BenchCommand {
                      (reference F1, agreement with the large model, large share,
                      parameter-weighted cost, ms/token). Missing models print "model missing".
         kvcache      kvcache-service on loopback: put/get GB/s of the memory and disk tiers,
-                     lookup latency of a 2,048-token prompt. --help for every flag.""";
+                     lookup latency of a 2,048-token prompt. --help for every flag.
+        approx       prompt compression through a mesh on real ports: SpecPC (the draft's attention
+                     picks the prompt tokens) against StreamingLLM-style prompt truncation at several
+                     budgets on long prompts; tokens kept/dropped, agreement with the full-prompt
+                     output, TTFT saved. Random long-context checkpoints, plus the zoo pair if present.""";
 
   private BenchCommand() {}
 
@@ -49,11 +55,12 @@ public final class BenchCommand {
       case "speculative" -> SpeculativeBench.run(rest);
       case "collab" -> CollabBench.run(rest);
       case "kvcache" -> KvCacheBench.run(rest);
+      case "approx" -> ApproxBench.run(rest);
       default -> {
         System.err.println(
             "draftmesh bench: unknown suite "
                 + args[0]
-                + " (expected: engine, speculative, collab or kvcache)");
+                + " (expected: engine, speculative, collab, kvcache or approx)");
         System.err.println(USAGE);
         yield 2;
       }
