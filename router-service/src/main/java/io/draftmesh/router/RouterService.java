@@ -571,8 +571,11 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
 
       WorkerPool.Backend draftBackend = null;
       ModelInfo draftInfo = null;
+      // SpecPC asks its draft for a prompt selection only (specPc below) and opens no draft session.
       boolean twoModels =
-          strategy != Strategy.STRATEGY_AUTOREGRESSIVE && strategy != Strategy.STRATEGY_NGRAM;
+          strategy != Strategy.STRATEGY_AUTOREGRESSIVE
+              && strategy != Strategy.STRATEGY_NGRAM
+              && strategy != Strategy.STRATEGY_SPECPC;
       if (twoModels) {
         WorkerPool draftPool = resolve(request.getDraft(), config.defaultDraft(), "draft");
         draftBackend = draftPool.pick();
