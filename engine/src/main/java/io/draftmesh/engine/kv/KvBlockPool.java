@@ -54,10 +54,7 @@ public final class KvBlockPool implements AutoCloseable {
   }
 
   private static ByteBuffer aligned(ByteBuffer root, int bytes) {
-    return root.alignedSlice(64)
-        .limit(bytes)
-        .slice()
-        .order(ByteOrder.nativeOrder());
+    return root.alignedSlice(64).limit(bytes).slice().order(ByteOrder.nativeOrder());
   }
 
   /** Bytes one block takes across all layers, keys and values, fp32. */

@@ -171,8 +171,8 @@ public final class LlamaModel implements DecoderModel {
   }
 
   /**
-   * The pool's layers as NDArrays over its own memory (zero-copy: writes through either are seen
-   * by the other). Cached for the pool of the last step.
+   * The pool's layers as NDArrays over its own memory (zero-copy: writes through either are seen by
+   * the other). Cached for the pool of the last step.
    */
   NDArray[][] poolViews(KvBlockPool pool) {
     if (views == null || views.pool() != pool) {
@@ -346,10 +346,8 @@ public final class LlamaModel implements DecoderModel {
         kv[1][l].set(slotIndex, qkv[2].transpose(1, 0, 2));
         // (kvHeads, B, maxLen, headDim): every sequence's history, read as slices of its block runs
         // (views) and padded, in one concatenating copy.
-        NDArray keys =
-            readHistory(kv[0][l], history, padding).reshape(kvHeads, b, maxLen, headDim);
-        NDArray vals =
-            readHistory(kv[1][l], history, padding).reshape(kvHeads, b, maxLen, headDim);
+        NDArray keys = readHistory(kv[0][l], history, padding).reshape(kvHeads, b, maxLen, headDim);
+        NDArray vals = readHistory(kv[1][l], history, padding).reshape(kvHeads, b, maxLen, headDim);
         NDArray q = b == 1 ? qkv[0] : qkv[0].get(queryIndex); // (B * maxNew, heads, headDim)
         NDArray q4 =
             q.reshape(b, maxNew, kvHeads, group, headDim)

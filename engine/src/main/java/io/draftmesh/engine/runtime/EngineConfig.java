@@ -78,27 +78,67 @@ public record EngineConfig(
 
   public EngineConfig withKvBudgetBytes(long bytes) {
     return new EngineConfig(
-        modelDir, bytes, kvBlockSize, maxSessions, maxTokensPerOp, maxBatchTokens, maxContext, backend, threads);
+        modelDir,
+        bytes,
+        kvBlockSize,
+        maxSessions,
+        maxTokensPerOp,
+        maxBatchTokens,
+        maxContext,
+        backend,
+        threads);
   }
 
   public EngineConfig withMaxSessions(int sessions) {
     return new EngineConfig(
-        modelDir, kvBudgetBytes, kvBlockSize, sessions, maxTokensPerOp, maxBatchTokens, maxContext, backend, threads);
+        modelDir,
+        kvBudgetBytes,
+        kvBlockSize,
+        sessions,
+        maxTokensPerOp,
+        maxBatchTokens,
+        maxContext,
+        backend,
+        threads);
   }
 
   public EngineConfig withKvBlockSize(int size) {
     return new EngineConfig(
-        modelDir, kvBudgetBytes, size, maxSessions, maxTokensPerOp, maxBatchTokens, maxContext, backend, threads);
+        modelDir,
+        kvBudgetBytes,
+        size,
+        maxSessions,
+        maxTokensPerOp,
+        maxBatchTokens,
+        maxContext,
+        backend,
+        threads);
   }
 
   public EngineConfig withMaxBatchTokens(int tokens) {
     return new EngineConfig(
-        modelDir, kvBudgetBytes, kvBlockSize, maxSessions, maxTokensPerOp, tokens, maxContext, backend, threads);
+        modelDir,
+        kvBudgetBytes,
+        kvBlockSize,
+        maxSessions,
+        maxTokensPerOp,
+        tokens,
+        maxContext,
+        backend,
+        threads);
   }
 
   public EngineConfig withMaxContext(int tokens) {
     return new EngineConfig(
-        modelDir, kvBudgetBytes, kvBlockSize, maxSessions, maxTokensPerOp, maxBatchTokens, tokens, backend, threads);
+        modelDir,
+        kvBudgetBytes,
+        kvBlockSize,
+        maxSessions,
+        maxTokensPerOp,
+        maxBatchTokens,
+        tokens,
+        backend,
+        threads);
   }
 
   public EngineConfig withBackend(Backend b) {

@@ -76,11 +76,11 @@ public final class InferenceEngine implements AutoCloseable {
 
   private static KvBlockPool pool(EngineConfig config, ModelConfig mc) {
     return KvBlockPool.withBudget(
-            mc.numLayers(),
-            mc.numKvHeads(),
-            mc.headDim(),
-            config.kvBlockSize(),
-            config.kvBudgetBytes());
+        mc.numLayers(),
+        mc.numKvHeads(),
+        mc.headDim(),
+        config.kvBlockSize(),
+        config.kvBudgetBytes());
   }
 
   /** Loads the checkpoint in {@code config.modelDir()} and starts the scheduler. */

@@ -71,8 +71,8 @@ final class ComputePool implements AutoCloseable {
 
   /**
    * Runs {@code task} over {@code [0, n)} split into one contiguous share per thread, each share
-   * boundary a multiple of {@code align}; returns when every share is done. Small loops (fewer
-   * than two aligned units per thread) run on the caller alone.
+   * boundary a multiple of {@code align}; returns when every share is done. Small loops (fewer than
+   * two aligned units per thread) run on the caller alone.
    */
   void parallelFor(int n, int align, Task task) {
     int t = threads;

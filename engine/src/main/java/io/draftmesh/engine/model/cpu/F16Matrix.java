@@ -8,10 +8,10 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * A float16 weight matrix on the heap, half the bytes per step of {@link F32Matrix}; weights are
  * widened in registers ({@link Half}) and every product accumulates in float32. Kernels by shape,
- * as F32Matrix: one activation row (decode) takes four
- * weight rows at a time, so one load of x feeds four accumulators; several rows (verify, batches,
- * prefill) take a tile of two weight rows by four activation rows, eight accumulators, with the
- * activations blocked so a block stays in L1 while the weight tile streams past it.
+ * as F32Matrix: one activation row (decode) takes four weight rows at a time, so one load of x
+ * feeds four accumulators; several rows (verify, batches, prefill) take a tile of two weight rows
+ * by four activation rows, eight accumulators, with the activations blocked so a block stays in L1
+ * while the weight tile streams past it.
  */
 final class F16Matrix implements Matrix {
   private static final VectorSpecies<Float> S = Half.S;

@@ -17,6 +17,7 @@ import jdk.incubator.vector.VectorSpecies;
 final class Half {
   static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
   static final VectorSpecies<Integer> IS = IntVector.SPECIES_PREFERRED;
+
   /** As many short lanes as S has float lanes: half the bits. */
   static final VectorSpecies<Short> SS =
       ShortVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(S.vectorBitSize() / 2));

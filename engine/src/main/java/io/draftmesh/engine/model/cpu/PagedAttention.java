@@ -36,11 +36,17 @@ final class PagedAttention {
   }
 
   /**
-   * Writes rows' keys and values (already roped) into their slots: qkv rows are (q | k | v) with
-   * k at {@code heads * headDim}.
+   * Writes rows' keys and values (already roped) into their slots: qkv rows are (q | k | v) with k
+   * at {@code heads * headDim}.
    */
   void writeKv(
-      float[] qkv, int qkvDim, int rows, int[] rowSlot, ByteBuffer keys, ByteBuffer values, int slots) {
+      float[] qkv,
+      int qkvDim,
+      int rows,
+      int[] rowSlot,
+      ByteBuffer keys,
+      ByteBuffer values,
+      int slots) {
     int kOff = heads * headDim;
     int vOff = kOff + kvHeads * headDim;
     for (int t = 0; t < rows; t++) {
@@ -70,8 +76,8 @@ final class PagedAttention {
   }
 
   /**
-   * Computes units {@code [from, to)} of a step; unit u is query row {@code u / heads}, head
-   * {@code u % heads}.
+   * Computes units {@code [from, to)} of a step; unit u is query row {@code u / heads}, head {@code
+   * u % heads}.
    *
    * @param qkv (rows, qkvDim) roped queries at column 0
    * @param rowPos position of each row in its sequence: it attends to keys 0..rowPos

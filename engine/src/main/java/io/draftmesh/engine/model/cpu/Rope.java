@@ -4,9 +4,9 @@ import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.checkpoint.ModelConfig.RopeScaling;
 
 /**
- * Rotate-half rotary embeddings as Hugging Face Llama applies them, {@code x * cos +
- * rotate_half(x) * sin}, with the config's llama3 frequency scaling; the tables are computed
- * exactly as {@link io.draftmesh.engine.model.LlamaModel}'s (double angles, rounded to float).
+ * Rotate-half rotary embeddings as Hugging Face Llama applies them, {@code x * cos + rotate_half(x)
+ * * sin}, with the config's llama3 frequency scaling; the tables are computed exactly as {@link
+ * io.draftmesh.engine.model.LlamaModel}'s (double angles, rounded to float).
  */
 final class Rope {
   private final int half;

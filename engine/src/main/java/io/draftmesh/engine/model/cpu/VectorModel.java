@@ -18,10 +18,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The Llama-family decoder (Llama, Mistral, Qwen2) in plain Java over the Vector API, for CPUs:
- * the same math as {@link io.draftmesh.engine.model.LlamaModel} (RMSNorm, rotate-half RoPE with
- * llama3 scaling, GQA attention with optional Q/K/V bias, SwiGLU, tied embeddings), with no
- * per-op overhead: each step is a handful of fused loops over preallocated scratch arrays.
+ * The Llama-family decoder (Llama, Mistral, Qwen2) in plain Java over the Vector API, for CPUs: the
+ * same math as {@link io.draftmesh.engine.model.LlamaModel} (RMSNorm, rotate-half RoPE with llama3
+ * scaling, GQA attention with optional Q/K/V bias, SwiGLU, tied embeddings), with no per-op
+ * overhead: each step is a handful of fused loops over preallocated scratch arrays.
  *
  * <p>A batched step sends all its rows (every sequence's new tokens: decode, k + 1 verify rows,
  * prefill chunks) through each weight matrix together, so a weight row is read once per step
@@ -96,8 +96,7 @@ public final class VectorModel implements DecoderModel {
     this.eps = (float) config.rmsNormEps();
     Loader load = new Loader(ckpt, keepF16);
     this.embed = load.matrix(vocab, hidden, "model.embed_tokens.weight");
-    this.lmHead =
-        config.tieWordEmbeddings() ? embed : load.matrix(vocab, hidden, "lm_head.weight");
+    this.lmHead = config.tieWordEmbeddings() ? embed : load.matrix(vocab, hidden, "lm_head.weight");
     this.finalNorm = load.vector("model.norm.weight");
     this.layers = new Layer[config.numLayers()];
     long bytes = embed.bytes() + (lmHead == embed ? 0 : lmHead.bytes());
@@ -122,8 +121,7 @@ public final class VectorModel implements DecoderModel {
               bias,
               load.matrix(hidden, heads * headDim, p + "self_attn.o_proj.weight"),
               load.vector(p + "post_attention_layernorm.weight"),
-              load.matrix(
-                  2 * inter, hidden, p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"),
+              load.matrix(2 * inter, hidden, p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"),
               load.matrix(hidden, inter, p + "mlp.down_proj.weight"));
       Layer w = layers[l];
       bytes += w.wqkv.bytes() + w.wo.bytes() + w.wGateUp.bytes() + w.wDown.bytes();
@@ -212,9 +210,7 @@ public final class VectorModel implements DecoderModel {
 
   @Override
   public synchronized List<StepResult> forward(List<SeqStep> batch, KvBlockPool pool) {
-    if (pool.layers() != layers.length
-        || pool.kvHeads() != kvHeads
-        || pool.headDim() != headDim) {
+    if (pool.layers() != layers.length || pool.kvHeads() != kvHeads || pool.headDim() != headDim) {
       throw new IllegalArgumentException(
           "kv pool of "
               + pool.layers()
