@@ -2,34 +2,60 @@ package io.draftmesh.engine.model.cpu;
 
 import io.draftmesh.engine.checkpoint.FloatBits;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * A float16 weight matrix on the heap, half the bytes per step of {@link F32Matrix}; weights are
- * widened in registers ({@link Half}) and every product accumulates in float32. Kernels by shape,
- * as F32Matrix: one activation row (decode) takes four weight rows at a time, so one load of x
- * feeds four accumulators; several rows (verify, batches, prefill) take a tile of two weight rows
- * by four activation rows, eight accumulators, with the activations blocked so a block stays in L1
- * while the weight tile streams past it.
+ * A float16 weight matrix on the heap: half the bytes a step reads compared with {@link F32Matrix};
+ * weights are widened in registers ({@link Half}) and every product accumulates in float32. Each
+ * row is packed for the widening: per block of 2L columns (L float lanes), int lane l holds column
+ * b + l in its low half and column b + L + l in its high half, so one int load yields two float
+ * vectors that line up with two contiguous loads of the activations. Columns past the last whole
+ * block are stored one per int.
+ *
+ * <p>Kernels by shape as F32Matrix: one activation row takes four weight rows at a time; several
+ * rows take two weight rows by four activation rows, which also spreads each widening over four
+ * products.
  */
 final class F16Matrix implements Matrix {
   private static final VectorSpecies<Float> S = Half.S;
-  private static final int L1_BLOCK_BYTES = 16 << 10; // activations kept hot per block
-  private static final int ROW_TILE = 64; // weight rows per tile: 64 * cols * 4 bytes in L2
+  private static final VectorSpecies<Integer> IS = Half.IS;
+  private static final int L = S.length();
+  private static final int L1_BLOCK_BYTES = 16 << 10;
+  private static final int ROW_TILE = 64;
 
-  private final short[] w; // (rows, cols) binary16 bits
+  private final int[] w; // (rows, stride) packed halves
   private final int rows;
   private final int cols;
+  private final int packedCols; // columns in whole blocks of 2L
+  private final int stride; // ints per row: packedCols / 2 + tail columns
 
-  F16Matrix(short[] w, int rows, int cols) {
-    if ((long) rows * cols != w.length) {
+  /** Packs {@code bits}, (rows, cols) binary16 patterns row-major. */
+  F16Matrix(short[] bits, int rows, int cols) {
+    if ((long) rows * cols != bits.length) {
       throw new IllegalArgumentException(
-          "matrix of " + w.length + " halves (expected: " + rows + " x " + cols + ")");
+          "matrix of " + bits.length + " halves (expected: " + rows + " x " + cols + ")");
     }
-    this.w = w;
     this.rows = rows;
     this.cols = cols;
+    this.packedCols = cols / (2 * L) * (2 * L);
+    this.stride = packedCols / 2 + (cols - packedCols);
+    this.w = new int[Math.multiplyExact(rows, stride)];
+    for (int r = 0; r < rows; r++) {
+      int src = r * cols;
+      int dst = r * stride;
+      for (int b = 0; b < packedCols; b += 2 * L) {
+        for (int l = 0; l < L; l++) {
+          int lo = bits[src + b + l] & 0xFFFF;
+          int hi = bits[src + b + L + l] & 0xFFFF;
+          w[dst + b / 2 + l] = lo | (hi << 16);
+        }
+      }
+      for (int c = packedCols; c < cols; c++) {
+        w[dst + packedCols / 2 + (c - packedCols)] = bits[src + c] & 0xFFFF;
+      }
+    }
   }
 
   @Override
@@ -44,7 +70,7 @@ final class F16Matrix implements Matrix {
 
   @Override
   public long bytes() {
-    return (long) w.length * Short.BYTES;
+    return (long) rows * cols * Short.BYTES;
   }
 
   @Override
@@ -52,10 +78,25 @@ final class F16Matrix implements Matrix {
     return "float16";
   }
 
+  /** Weight (r, c) as a float. */
+  private float at(int r, int c) {
+    int base = r * stride;
+    int bits;
+    if (c >= packedCols) {
+      bits = w[base + packedCols / 2 + (c - packedCols)];
+    } else {
+      int block = c / (2 * L) * (2 * L);
+      int within = c - block;
+      int packed = w[base + block / 2 + within % L];
+      bits = within < L ? packed & 0xFFFF : packed >>> 16;
+    }
+    return FloatBits.f16ToFloat((short) bits);
+  }
+
   @Override
   public void row(int r, float[] dst, int off) {
-    for (int i = 0; i < cols; i++) {
-      dst[off + i] = FloatBits.f16ToFloat(w[r * cols + i]);
+    for (int c = 0; c < cols; c++) {
+      dst[off + c] = at(r, c);
     }
   }
 
@@ -68,7 +109,7 @@ final class F16Matrix implements Matrix {
         dot4x1(x, out, accumulate, o);
       }
       for (; o < to; o++) {
-        store(out, o, accumulate, dot(o * cols, x, 0));
+        store(out, o, accumulate, dot1x1(x, 0, o));
       }
       return;
     }
@@ -84,12 +125,13 @@ final class F16Matrix implements Matrix {
             dot2x4(x, r, out, outStride, accumulate, o);
           }
           for (; r < r1; r++) {
-            dot2x1(x, r, out, outStride, accumulate, o);
+            store(out, r * outStride + o, accumulate, dot1x1(x, r, o));
+            store(out, r * outStride + o + 1, accumulate, dot1x1(x, r, o + 1));
           }
         }
         for (; o < tileEnd; o++) {
           for (int r = r0; r < r1; r++) {
-            store(out, r * outStride + o, accumulate, dot(o * cols, x, r * cols));
+            store(out, r * outStride + o, accumulate, dot1x1(x, r, o));
           }
         }
       }
@@ -100,86 +142,63 @@ final class F16Matrix implements Matrix {
     out[index] = accumulate ? out[index] + value : value;
   }
 
-  private float dot(int wOff, float[] b, int bOff) {
-    int bound = S.loopBound(cols);
-    FloatVector acc0 = FloatVector.zero(S);
-    int i = 0;
-    for (; i < bound; i += S.length()) {
-      acc0 = Half.widen(w, wOff + i).fma(FloatVector.fromArray(S, b, bOff + i), acc0);
-    }
-    float sum = acc0.reduceLanes(VectorOperators.ADD);
-    for (; i < cols; i++) {
-      sum += FloatBits.f16ToFloat(w[wOff + i]) * b[bOff + i];
+  /** Scalar products of the unpacked tail columns of weight row o with activation row r. */
+  private float tail(float[] x, int r, int o) {
+    float sum = 0;
+    int base = o * stride + packedCols / 2;
+    int xb = r * cols;
+    for (int c = packedCols; c < cols; c++) {
+      sum += FloatBits.f16ToFloat((short) w[base + c - packedCols]) * x[xb + c];
     }
     return sum;
   }
 
+  private float dot1x1(float[] x, int r, int o) {
+    int wb = o * stride;
+    int xb = r * cols;
+    FloatVector a0 = FloatVector.zero(S);
+    FloatVector a1 = FloatVector.zero(S);
+    for (int c = 0; c < packedCols; c += 2 * L) {
+      IntVector p = IntVector.fromArray(IS, w, wb + c / 2);
+      a0 = Half.low(p).fma(FloatVector.fromArray(S, x, xb + c), a0);
+      a1 = Half.high(p).fma(FloatVector.fromArray(S, x, xb + c + L), a1);
+    }
+    return a0.add(a1).reduceLanes(VectorOperators.ADD) + tail(x, r, o);
+  }
+
   /** Weight rows o..o+3 against the single activation row. */
   private void dot4x1(float[] x, float[] out, boolean accumulate, int o) {
-    int w0 = o * cols;
-    int w1 = w0 + cols;
-    int w2 = w1 + cols;
-    int w3 = w2 + cols;
+    int w0 = o * stride;
+    int w1 = w0 + stride;
+    int w2 = w1 + stride;
+    int w3 = w2 + stride;
     FloatVector a0 = FloatVector.zero(S);
     FloatVector a1 = FloatVector.zero(S);
     FloatVector a2 = FloatVector.zero(S);
     FloatVector a3 = FloatVector.zero(S);
-    int bound = S.loopBound(cols);
-    int i = 0;
-    for (; i < bound; i += S.length()) {
-      FloatVector v = FloatVector.fromArray(S, x, i);
-      a0 = Half.widen(w, w0 + i).fma(v, a0);
-      a1 = Half.widen(w, w1 + i).fma(v, a1);
-      a2 = Half.widen(w, w2 + i).fma(v, a2);
-      a3 = Half.widen(w, w3 + i).fma(v, a3);
+    for (int c = 0; c < packedCols; c += 2 * L) {
+      FloatVector lo = FloatVector.fromArray(S, x, c);
+      FloatVector hi = FloatVector.fromArray(S, x, c + L);
+      int k = c / 2;
+      IntVector p0 = IntVector.fromArray(IS, w, w0 + k);
+      IntVector p1 = IntVector.fromArray(IS, w, w1 + k);
+      IntVector p2 = IntVector.fromArray(IS, w, w2 + k);
+      IntVector p3 = IntVector.fromArray(IS, w, w3 + k);
+      a0 = Half.high(p0).fma(hi, Half.low(p0).fma(lo, a0));
+      a1 = Half.high(p1).fma(hi, Half.low(p1).fma(lo, a1));
+      a2 = Half.high(p2).fma(hi, Half.low(p2).fma(lo, a2));
+      a3 = Half.high(p3).fma(hi, Half.low(p3).fma(lo, a3));
     }
-    float s0 = a0.reduceLanes(VectorOperators.ADD);
-    float s1 = a1.reduceLanes(VectorOperators.ADD);
-    float s2 = a2.reduceLanes(VectorOperators.ADD);
-    float s3 = a3.reduceLanes(VectorOperators.ADD);
-    for (; i < cols; i++) {
-      float v = x[i];
-      s0 += FloatBits.f16ToFloat(w[w0 + i]) * v;
-      s1 += FloatBits.f16ToFloat(w[w1 + i]) * v;
-      s2 += FloatBits.f16ToFloat(w[w2 + i]) * v;
-      s3 += FloatBits.f16ToFloat(w[w3 + i]) * v;
-    }
-    store(out, o, accumulate, s0);
-    store(out, o + 1, accumulate, s1);
-    store(out, o + 2, accumulate, s2);
-    store(out, o + 3, accumulate, s3);
-  }
-
-  /** Weight rows o, o+1 against activation row r. */
-  private void dot2x1(float[] x, int r, float[] out, int outStride, boolean accumulate, int o) {
-    int w0 = o * cols;
-    int w1 = w0 + cols;
-    int x0 = r * cols;
-    FloatVector a0 = FloatVector.zero(S);
-    FloatVector a1 = FloatVector.zero(S);
-    int bound = S.loopBound(cols);
-    int i = 0;
-    for (; i < bound; i += S.length()) {
-      FloatVector v = FloatVector.fromArray(S, x, x0 + i);
-      a0 = Half.widen(w, w0 + i).fma(v, a0);
-      a1 = Half.widen(w, w1 + i).fma(v, a1);
-    }
-    float s0 = a0.reduceLanes(VectorOperators.ADD);
-    float s1 = a1.reduceLanes(VectorOperators.ADD);
-    for (; i < cols; i++) {
-      float v = x[x0 + i];
-      s0 += FloatBits.f16ToFloat(w[w0 + i]) * v;
-      s1 += FloatBits.f16ToFloat(w[w1 + i]) * v;
-    }
-    int base = r * outStride + o;
-    store(out, base, accumulate, s0);
-    store(out, base + 1, accumulate, s1);
+    store(out, o, accumulate, a0.reduceLanes(VectorOperators.ADD) + tail(x, 0, o));
+    store(out, o + 1, accumulate, a1.reduceLanes(VectorOperators.ADD) + tail(x, 0, o + 1));
+    store(out, o + 2, accumulate, a2.reduceLanes(VectorOperators.ADD) + tail(x, 0, o + 2));
+    store(out, o + 3, accumulate, a3.reduceLanes(VectorOperators.ADD) + tail(x, 0, o + 3));
   }
 
   /** Weight rows o, o+1 against activation rows r..r+3: eight accumulators. */
   private void dot2x4(float[] x, int r, float[] out, int outStride, boolean accumulate, int o) {
-    int w0 = o * cols;
-    int w1 = w0 + cols;
+    int w0 = o * stride;
+    int w1 = w0 + stride;
     int x0 = r * cols;
     int x1 = x0 + cols;
     int x2 = x1 + cols;
@@ -192,52 +211,39 @@ final class F16Matrix implements Matrix {
     FloatVector a11 = FloatVector.zero(S);
     FloatVector a12 = FloatVector.zero(S);
     FloatVector a13 = FloatVector.zero(S);
-    int bound = S.loopBound(cols);
-    int i = 0;
-    for (; i < bound; i += S.length()) {
-      FloatVector wa = Half.widen(w, w0 + i);
-      FloatVector wb = Half.widen(w, w1 + i);
-      FloatVector v = FloatVector.fromArray(S, x, x0 + i);
-      a00 = wa.fma(v, a00);
-      a10 = wb.fma(v, a10);
-      v = FloatVector.fromArray(S, x, x1 + i);
-      a01 = wa.fma(v, a01);
-      a11 = wb.fma(v, a11);
-      v = FloatVector.fromArray(S, x, x2 + i);
-      a02 = wa.fma(v, a02);
-      a12 = wb.fma(v, a12);
-      v = FloatVector.fromArray(S, x, x3 + i);
-      a03 = wa.fma(v, a03);
-      a13 = wb.fma(v, a13);
-    }
-    float s00 = a00.reduceLanes(VectorOperators.ADD);
-    float s01 = a01.reduceLanes(VectorOperators.ADD);
-    float s02 = a02.reduceLanes(VectorOperators.ADD);
-    float s03 = a03.reduceLanes(VectorOperators.ADD);
-    float s10 = a10.reduceLanes(VectorOperators.ADD);
-    float s11 = a11.reduceLanes(VectorOperators.ADD);
-    float s12 = a12.reduceLanes(VectorOperators.ADD);
-    float s13 = a13.reduceLanes(VectorOperators.ADD);
-    for (; i < cols; i++) {
-      float p = FloatBits.f16ToFloat(w[w0 + i]);
-      float q = FloatBits.f16ToFloat(w[w1 + i]);
-      s00 += p * x[x0 + i];
-      s01 += p * x[x1 + i];
-      s02 += p * x[x2 + i];
-      s03 += p * x[x3 + i];
-      s10 += q * x[x0 + i];
-      s11 += q * x[x1 + i];
-      s12 += q * x[x2 + i];
-      s13 += q * x[x3 + i];
+    for (int c = 0; c < packedCols; c += 2 * L) {
+      int k = c / 2;
+      IntVector p = IntVector.fromArray(IS, w, w0 + k);
+      IntVector q = IntVector.fromArray(IS, w, w1 + k);
+      for (int half = 0; half < 2; half++) {
+        FloatVector wa = half == 0 ? Half.low(p) : Half.high(p);
+        FloatVector wb = half == 0 ? Half.low(q) : Half.high(q);
+        int cc = c + half * L;
+        FloatVector v = FloatVector.fromArray(S, x, x0 + cc);
+        a00 = wa.fma(v, a00);
+        a10 = wb.fma(v, a10);
+        v = FloatVector.fromArray(S, x, x1 + cc);
+        a01 = wa.fma(v, a01);
+        a11 = wb.fma(v, a11);
+        v = FloatVector.fromArray(S, x, x2 + cc);
+        a02 = wa.fma(v, a02);
+        a12 = wb.fma(v, a12);
+        v = FloatVector.fromArray(S, x, x3 + cc);
+        a03 = wa.fma(v, a03);
+        a13 = wb.fma(v, a13);
+      }
     }
     int b0 = r * outStride + o;
-    store(out, b0, accumulate, s00);
-    store(out, b0 + 1, accumulate, s10);
-    store(out, b0 + outStride, accumulate, s01);
-    store(out, b0 + outStride + 1, accumulate, s11);
-    store(out, b0 + 2 * outStride, accumulate, s02);
-    store(out, b0 + 2 * outStride + 1, accumulate, s12);
-    store(out, b0 + 3 * outStride, accumulate, s03);
-    store(out, b0 + 3 * outStride + 1, accumulate, s13);
+    store(out, b0, accumulate, a00.reduceLanes(VectorOperators.ADD) + tail(x, r, o));
+    store(out, b0 + 1, accumulate, a10.reduceLanes(VectorOperators.ADD) + tail(x, r, o + 1));
+    int b1 = b0 + outStride;
+    store(out, b1, accumulate, a01.reduceLanes(VectorOperators.ADD) + tail(x, r + 1, o));
+    store(out, b1 + 1, accumulate, a11.reduceLanes(VectorOperators.ADD) + tail(x, r + 1, o + 1));
+    int b2 = b1 + outStride;
+    store(out, b2, accumulate, a02.reduceLanes(VectorOperators.ADD) + tail(x, r + 2, o));
+    store(out, b2 + 1, accumulate, a12.reduceLanes(VectorOperators.ADD) + tail(x, r + 2, o + 1));
+    int b3 = b2 + outStride;
+    store(out, b3, accumulate, a03.reduceLanes(VectorOperators.ADD) + tail(x, r + 3, o));
+    store(out, b3 + 1, accumulate, a13.reduceLanes(VectorOperators.ADD) + tail(x, r + 3, o + 1));
   }
 }
