@@ -5,16 +5,17 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * A few persistent threads that split one loop between them: the calling thread takes the first
- * share, each worker one more. A hand-off is a volatile write the workers are spinning on, so a
- * matmul costs no thread wake-up while the model is busy; a worker that saw no work for {@link
- * #SPIN_NANOS} parks (idle workers must not burn the shared cores). The caller spins for the
- * workers' shares, which are as long as its own.
+ * A few persistent threads that split one loop between them. The loop is cut into a few chunks per
+ * thread that the caller and the workers claim from a counter, so a worker the OS has descheduled
+ * (these cores are shared) costs nothing: the caller claims its chunks too. A hand-off is a
+ * volatile write the workers are spinning on, so a matmul costs no thread wake-up while the model
+ * is busy; a worker that saw no work for {@link #SPIN_NANOS} parks (idle workers must not burn the
+ * shared cores).
  *
  * <p>One loop at a time: only the model's forward thread calls {@link #parallelFor}.
  */
 final class ComputePool implements AutoCloseable {
-  /** A share of a loop over {@code [from, to)}, run by worker {@code worker} (0 = caller). */
+  /** A chunk of a loop over {@code [from, to)}, run by worker {@code worker} (0 = caller). */
   @FunctionalInterface
   interface Task {
     void run(int worker, int from, int to);
@@ -23,19 +24,60 @@ final class ComputePool implements AutoCloseable {
   /** How long an idle worker spins before parking: covers the gaps between steps of a busy loop. */
   static final long SPIN_NANOS = 200_000;
 
+  private static final int CHUNKS_PER_THREAD = 4;
+
+  /** One loop: immutable parameters and its own counters, so a late worker cannot touch another. */
+  private static final class Loop {
+    final Task task;
+    final int n;
+    final int align;
+    final int chunks;
+    final int threads;
+    final AtomicInteger next = new AtomicInteger();
+    final AtomicInteger done = new AtomicInteger();
+    final AtomicReference<Throwable> failure = new AtomicReference<>();
+
+    Loop(Task task, int n, int align, int chunks, int threads) {
+      this.task = task;
+      this.n = n;
+      this.align = align;
+      this.chunks = chunks;
+      this.threads = threads;
+    }
+
+    /** Claims and runs chunks until none is left. */
+    void run(int worker) {
+      int k;
+      while ((k = next.getAndIncrement()) < chunks) {
+        try {
+          task.run(worker, bound(k - 1), bound(k));
+        } catch (RuntimeException | Error e) {
+          failure.compareAndSet(null, e); // the other chunks still run: done counts them all
+        } finally {
+          done.incrementAndGet();
+        }
+      }
+    }
+
+    /** End of chunk k, aligned down; 0 for k = -1. */
+    int bound(int k) {
+      if (k < 0) {
+        return 0;
+      }
+      if (k >= chunks - 1) {
+        return n;
+      }
+      long raw = (long) n * (k + 1) / chunks;
+      return (int) (raw / align * align);
+    }
+  }
+
   private final Thread[] workers;
   private final int maxThreads;
-  private volatile int threads; // shares per loop, 1..maxThreads
-  private volatile long generation; // bumped per loop; workers run when it moves
+  private volatile int threads; // threads per loop, 1..maxThreads
+  private volatile Loop current; // the latest loop; workers run it when it changes
   private volatile boolean running = true;
   private final AtomicInteger parkedFlags = new AtomicInteger(); // bit w: worker w may be parked
-  private final AtomicInteger remaining = new AtomicInteger();
-  private final AtomicReference<Throwable> failure = new AtomicReference<>();
-  // The current loop, published by the volatile write of generation.
-  private Task task;
-  private int total;
-  private int align;
-  private int shares;
 
   ComputePool(int maxThreads, String name) {
     if (maxThreads < 1 || maxThreads > 31) {
@@ -61,7 +103,7 @@ final class ComputePool implements AutoCloseable {
     return threads;
   }
 
-  /** How many shares later loops use, 1..maxThreads (workers beyond it stay parked). */
+  /** How many threads later loops use, 1..maxThreads (workers beyond it stay parked). */
   void setThreads(int n) {
     if (n < 1 || n > maxThreads) {
       throw new IllegalArgumentException("threads: " + n + " (expected: 1.." + maxThreads + ")");
@@ -70,8 +112,8 @@ final class ComputePool implements AutoCloseable {
   }
 
   /**
-   * Runs {@code task} over {@code [0, n)} split into one contiguous share per thread, each share
-   * boundary a multiple of {@code align}; returns when every share is done. Small loops (fewer than
+   * Runs {@code task} over {@code [0, n)} in chunks whose boundaries are multiples of {@code
+   * align}; returns when every chunk is done, rethrowing the first failure. Small loops (fewer than
    * two aligned units per thread) run on the caller alone.
    */
   void parallelFor(int n, int align, Task task) {
@@ -80,30 +122,25 @@ final class ComputePool implements AutoCloseable {
       task.run(0, 0, n);
       return;
     }
-    this.task = task;
-    this.total = n;
-    this.align = align;
-    this.shares = t;
-    remaining.set(t - 1);
-    generation++; // publishes the fields above
+    int units = (n + align - 1) / align;
+    Loop loop = new Loop(task, n, align, Math.min(units, t * CHUNKS_PER_THREAD), t);
+    current = loop;
     int mask = parkedFlags.get();
     for (int w = 1; w < t; w++) {
       if ((mask & (1 << w)) != 0) {
         LockSupport.unpark(workers[w - 1]);
       }
     }
-    Throwable mine = null;
-    try {
-      task.run(0, 0, bound(0, n, align, t));
-    } catch (RuntimeException | Error e) {
-      mine = e;
+    loop.run(0);
+    int spins = 0;
+    while (loop.done.get() < loop.chunks) {
+      if (++spins > 10_000) {
+        Thread.yield(); // a descheduled worker holds a chunk: let it run
+      } else {
+        Thread.onSpinWait();
+      }
     }
-    while (remaining.get() > 0) {
-      Thread.onSpinWait();
-    }
-    this.task = null;
-    Throwable theirs = failure.getAndSet(null);
-    Throwable first = mine != null ? mine : theirs;
+    Throwable first = loop.failure.get();
     if (first instanceof RuntimeException r) {
       throw r;
     }
@@ -112,50 +149,30 @@ final class ComputePool implements AutoCloseable {
     }
   }
 
-  /** Start of share {@code k} of {@code shares} over [0, n), aligned down to {@code align}. */
-  private static int bound(int k, int n, int align, int shares) {
-    if (k >= shares - 1) {
-      return n;
-    }
-    long raw = (long) n * (k + 1) / shares;
-    return (int) (raw / align * align);
-  }
-
   private void work(int id) {
-    long seen = 0;
+    Loop seen = null;
     while (running) {
-      long g = generation;
-      if (g == seen) {
+      Loop loop = current;
+      if (loop == seen) {
         idle(id, seen);
         continue;
       }
-      seen = g;
-      if (id >= shares) {
-        continue; // this loop uses fewer threads
-      }
-      Task t = task;
-      int n = total;
-      int a = align;
-      int s = shares;
-      try {
-        t.run(id, bound(id - 1, n, a, s), bound(id, n, a, s));
-      } catch (RuntimeException | Error e) {
-        failure.compareAndSet(null, e);
-      } finally {
-        remaining.decrementAndGet();
+      seen = loop;
+      if (id < loop.threads) {
+        loop.run(id);
       }
     }
   }
 
   /** Spins for a while waiting for the next loop, then parks until one is handed over. */
-  private void idle(int id, long seen) {
+  private void idle(int id, Loop seen) {
     long start = System.nanoTime();
     int spins = 0;
-    while (generation == seen && running) {
+    while (current == seen && running) {
       if ((++spins & 63) == 0 && System.nanoTime() - start > SPIN_NANOS) {
         parkedFlags.getAndUpdate(m -> m | (1 << id));
         // Re-check after announcing: a loop published before the flag was seen is not missed.
-        if (generation == seen && running) {
+        if (current == seen && running) {
           LockSupport.park(this);
         }
         parkedFlags.getAndUpdate(m -> m & ~(1 << id));

@@ -30,7 +30,7 @@ record ThreadChoice(int threads, int maxThreads, double oneThreadMs, double maxT
     double best1 = Double.MAX_VALUE;
     double bestMax = Double.MAX_VALUE;
     // Warm-up: get the kernels compiled before anything is timed.
-    for (int i = 0; i < 30 && System.nanoTime() - start < budgetNanos / 3; i++) {
+    for (int i = 0; i < 60 && System.nanoTime() - start < budgetNanos / 2; i++) {
       pool.setThreads(i % 2 == 0 ? 1 : max);
       work.run();
     }

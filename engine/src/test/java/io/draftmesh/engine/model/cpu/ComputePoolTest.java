@@ -41,13 +41,17 @@ class ComputePoolTest {
                       100,
                       1,
                       (worker, from, to) -> {
-                        if (worker == 1) {
+                        if (from >= 50) {
                           throw new IllegalStateException("share " + from);
                         }
                       }))
           .isInstanceOf(IllegalStateException.class)
           .hasMessageStartingWith("share ");
       int[] sum = new int[1];
+      java.util.concurrent.atomic.AtomicInteger covered =
+          new java.util.concurrent.atomic.AtomicInteger();
+      pool.parallelFor(100, 1, (worker, from, to) -> covered.addAndGet(to - from));
+      assertThat(covered.get()).isEqualTo(100);
       pool.setThreads(1);
       pool.parallelFor(100, 1, (worker, from, to) -> sum[0] += to - from);
       assertThat(sum[0]).isEqualTo(100);
