@@ -14,9 +14,9 @@ import jdk.incubator.vector.VectorSpecies;
  * vectors that line up with two contiguous loads of the activations. Columns past the last whole
  * block are stored one per int.
  *
- * <p>Kernels by shape as F32Matrix: one activation row takes four weight rows at a time; several
- * rows take two weight rows by four activation rows, which also spreads each widening over four
- * products.
+ * <p>Kernels: one activation row takes one weight row with two accumulators (kernels holding more
+ * widened rows at once compiled far worse on JDK 17); several rows take one weight row by four
+ * activation rows, which spreads each widening over four products.
  */
 final class F16Matrix implements Matrix {
   private static final VectorSpecies<Float> S = Half.S;
@@ -104,11 +104,7 @@ final class F16Matrix implements Matrix {
   public void multiply(
       float[] x, int n, float[] out, int outStride, boolean accumulate, int from, int to) {
     if (n == 1) {
-      int o = from;
-      for (; o + 4 <= to; o += 4) {
-        dot4x1(x, out, accumulate, o);
-      }
-      for (; o < to; o++) {
+      for (int o = from; o < to; o++) {
         store(out, o, accumulate, dot1x1(x, 0, o));
       }
       return;
@@ -118,19 +114,12 @@ final class F16Matrix implements Matrix {
       int tileEnd = Math.min(to, tile + ROW_TILE);
       for (int r0 = 0; r0 < n; r0 += block) {
         int r1 = Math.min(n, r0 + block);
-        int o = tile;
-        for (; o + 2 <= tileEnd; o += 2) {
+        for (int o = tile; o < tileEnd; o++) {
           int r = r0;
           for (; r + 4 <= r1; r += 4) {
-            dot2x4(x, r, out, outStride, accumulate, o);
+            dot1x4(x, r, out, outStride, accumulate, o);
           }
           for (; r < r1; r++) {
-            store(out, r * outStride + o, accumulate, dot1x1(x, r, o));
-            store(out, r * outStride + o + 1, accumulate, dot1x1(x, r, o + 1));
-          }
-        }
-        for (; o < tileEnd; o++) {
-          for (int r = r0; r < r1; r++) {
             store(out, r * outStride + o, accumulate, dot1x1(x, r, o));
           }
         }
@@ -166,84 +155,41 @@ final class F16Matrix implements Matrix {
     return a0.add(a1).reduceLanes(VectorOperators.ADD) + tail(x, r, o);
   }
 
-  /** Weight rows o..o+3 against the single activation row. */
-  private void dot4x1(float[] x, float[] out, boolean accumulate, int o) {
-    int w0 = o * stride;
-    int w1 = w0 + stride;
-    int w2 = w1 + stride;
-    int w3 = w2 + stride;
-    FloatVector a0 = FloatVector.zero(S);
-    FloatVector a1 = FloatVector.zero(S);
-    FloatVector a2 = FloatVector.zero(S);
-    FloatVector a3 = FloatVector.zero(S);
-    for (int c = 0; c < packedCols; c += 2 * L) {
-      FloatVector lo = FloatVector.fromArray(S, x, c);
-      FloatVector hi = FloatVector.fromArray(S, x, c + L);
-      int k = c / 2;
-      IntVector p0 = IntVector.fromArray(IS, w, w0 + k);
-      IntVector p1 = IntVector.fromArray(IS, w, w1 + k);
-      IntVector p2 = IntVector.fromArray(IS, w, w2 + k);
-      IntVector p3 = IntVector.fromArray(IS, w, w3 + k);
-      a0 = Half.high(p0).fma(hi, Half.low(p0).fma(lo, a0));
-      a1 = Half.high(p1).fma(hi, Half.low(p1).fma(lo, a1));
-      a2 = Half.high(p2).fma(hi, Half.low(p2).fma(lo, a2));
-      a3 = Half.high(p3).fma(hi, Half.low(p3).fma(lo, a3));
-    }
-    store(out, o, accumulate, a0.reduceLanes(VectorOperators.ADD) + tail(x, 0, o));
-    store(out, o + 1, accumulate, a1.reduceLanes(VectorOperators.ADD) + tail(x, 0, o + 1));
-    store(out, o + 2, accumulate, a2.reduceLanes(VectorOperators.ADD) + tail(x, 0, o + 2));
-    store(out, o + 3, accumulate, a3.reduceLanes(VectorOperators.ADD) + tail(x, 0, o + 3));
-  }
-
-  /** Weight rows o, o+1 against activation rows r..r+3: eight accumulators. */
-  private void dot2x4(float[] x, int r, float[] out, int outStride, boolean accumulate, int o) {
-    int w0 = o * stride;
-    int w1 = w0 + stride;
+  /** Weight row o against activation rows r..r+3: each widening feeds four products. */
+  private void dot1x4(float[] x, int r, float[] out, int outStride, boolean accumulate, int o) {
+    int wb = o * stride;
     int x0 = r * cols;
     int x1 = x0 + cols;
     int x2 = x1 + cols;
     int x3 = x2 + cols;
-    FloatVector a00 = FloatVector.zero(S);
-    FloatVector a01 = FloatVector.zero(S);
-    FloatVector a02 = FloatVector.zero(S);
-    FloatVector a03 = FloatVector.zero(S);
-    FloatVector a10 = FloatVector.zero(S);
-    FloatVector a11 = FloatVector.zero(S);
-    FloatVector a12 = FloatVector.zero(S);
-    FloatVector a13 = FloatVector.zero(S);
+    FloatVector a0 = FloatVector.zero(S);
+    FloatVector a1 = FloatVector.zero(S);
+    FloatVector a2 = FloatVector.zero(S);
+    FloatVector a3 = FloatVector.zero(S);
+    FloatVector b0 = FloatVector.zero(S);
+    FloatVector b1 = FloatVector.zero(S);
+    FloatVector b2 = FloatVector.zero(S);
+    FloatVector b3 = FloatVector.zero(S);
     for (int c = 0; c < packedCols; c += 2 * L) {
-      int k = c / 2;
-      IntVector p = IntVector.fromArray(IS, w, w0 + k);
-      IntVector q = IntVector.fromArray(IS, w, w1 + k);
-      for (int half = 0; half < 2; half++) {
-        FloatVector wa = half == 0 ? Half.low(p) : Half.high(p);
-        FloatVector wb = half == 0 ? Half.low(q) : Half.high(q);
-        int cc = c + half * L;
-        FloatVector v = FloatVector.fromArray(S, x, x0 + cc);
-        a00 = wa.fma(v, a00);
-        a10 = wb.fma(v, a10);
-        v = FloatVector.fromArray(S, x, x1 + cc);
-        a01 = wa.fma(v, a01);
-        a11 = wb.fma(v, a11);
-        v = FloatVector.fromArray(S, x, x2 + cc);
-        a02 = wa.fma(v, a02);
-        a12 = wb.fma(v, a12);
-        v = FloatVector.fromArray(S, x, x3 + cc);
-        a03 = wa.fma(v, a03);
-        a13 = wb.fma(v, a13);
-      }
+      IntVector p = IntVector.fromArray(IS, w, wb + c / 2);
+      FloatVector lo = Half.low(p);
+      FloatVector hi = Half.high(p);
+      a0 = lo.fma(FloatVector.fromArray(S, x, x0 + c), a0);
+      b0 = hi.fma(FloatVector.fromArray(S, x, x0 + c + L), b0);
+      a1 = lo.fma(FloatVector.fromArray(S, x, x1 + c), a1);
+      b1 = hi.fma(FloatVector.fromArray(S, x, x1 + c + L), b1);
+      a2 = lo.fma(FloatVector.fromArray(S, x, x2 + c), a2);
+      b2 = hi.fma(FloatVector.fromArray(S, x, x2 + c + L), b2);
+      a3 = lo.fma(FloatVector.fromArray(S, x, x3 + c), a3);
+      b3 = hi.fma(FloatVector.fromArray(S, x, x3 + c + L), b3);
     }
-    int b0 = r * outStride + o;
-    store(out, b0, accumulate, a00.reduceLanes(VectorOperators.ADD) + tail(x, r, o));
-    store(out, b0 + 1, accumulate, a10.reduceLanes(VectorOperators.ADD) + tail(x, r, o + 1));
-    int b1 = b0 + outStride;
-    store(out, b1, accumulate, a01.reduceLanes(VectorOperators.ADD) + tail(x, r + 1, o));
-    store(out, b1 + 1, accumulate, a11.reduceLanes(VectorOperators.ADD) + tail(x, r + 1, o + 1));
-    int b2 = b1 + outStride;
-    store(out, b2, accumulate, a02.reduceLanes(VectorOperators.ADD) + tail(x, r + 2, o));
-    store(out, b2 + 1, accumulate, a12.reduceLanes(VectorOperators.ADD) + tail(x, r + 2, o + 1));
-    int b3 = b2 + outStride;
-    store(out, b3, accumulate, a03.reduceLanes(VectorOperators.ADD) + tail(x, r + 3, o));
-    store(out, b3 + 1, accumulate, a13.reduceLanes(VectorOperators.ADD) + tail(x, r + 3, o + 1));
+    int base = r * outStride + o;
+    store(out, base, accumulate, a0.add(b0).reduceLanes(VectorOperators.ADD) + tail(x, r, o));
+    base += outStride;
+    store(out, base, accumulate, a1.add(b1).reduceLanes(VectorOperators.ADD) + tail(x, r + 1, o));
+    base += outStride;
+    store(out, base, accumulate, a2.add(b2).reduceLanes(VectorOperators.ADD) + tail(x, r + 2, o));
+    base += outStride;
+    store(out, base, accumulate, a3.add(b3).reduceLanes(VectorOperators.ADD) + tail(x, r + 3, o));
   }
 }
