@@ -25,6 +25,7 @@ final class BenchReport {
     rows.add(header);
 
     ModelBench.Result first = models.get(0);
+    double gbps = r.memory().referenceGbps();
     row(rows, models, "parameters", m -> String.format(Locale.ROOT, "%.1fM", m.params() / 1e6), "");
     row(
         rows,
@@ -43,13 +44,34 @@ final class BenchReport {
         models,
         "decode ms, raw forward",
         m -> stats(m.decodeRaw()),
-        "LlamaModel.forward, 1 row");
+        "DecoderModel.forward, 1 row");
     row(
         rows,
         models,
         "  runtime overhead ms",
         m -> num(m.runtimeOverheadMs()),
         "runtime - raw medians");
+    row(
+        rows,
+        models,
+        "read floor ms",
+        m -> num(m.readFloorMs(gbps)),
+        "weight bytes held / measured bandwidth");
+    row(
+        rows,
+        models,
+        "decode / read floor",
+        m ->
+            ratio(m.decodeOverReadFloor(gbps))
+                + " (raw "
+                + ratio(m.rawDecodeOverReadFloor(gbps))
+                + ")",
+        "target: zoo target <= "
+            + ratio(EngineBench.TARGET_ZOO_TARGET_OVER_READ_FLOOR)
+            + ", draft <= "
+            + ratio(EngineBench.TARGET_ZOO_DRAFT_OVER_READ_FLOOR)
+            + ", 110M <= "
+            + ratio(EngineBench.TARGET_DECODE_OVER_FLOOR));
     row(
         rows,
         models,
@@ -62,22 +84,36 @@ final class BenchReport {
         models,
         "verify / decode",
         m -> ratio(m.verifyOverDecode()) + " (raw " + ratio(m.rawVerifyOverDecode()) + ")",
-        "ideal ~1x");
+        "target <= " + ratio(EngineBench.TARGET_VERIFY_OVER_DECODE));
     row(
         rows,
         models,
         "prefill ms, runtime",
         m -> stats(m.prefillRuntime()),
-        first.context() + " tokens, 1 logit row");
+        "context tokens, 1 logit row");
     row(rows, models, "prefill ms, raw forward", m -> stats(m.prefillRaw()), "");
-    if (models.size() > 1) {
-      String[] c = blank(models.size());
-      c[0] = "draft/target c";
-      c[models.size()] = num(c(models, false)) + " (raw " + num(c(models, true)) + ")";
-      c[c.length - 1] =
-          models.get(0).label() + " decode / " + models.get(models.size() - 1).label() + " decode";
-      rows.add(c);
+    for (int i = 0; i < ModelBench.LONG_PREFILLS.length; i++) {
+      int k = i;
+      row(
+          rows,
+          models,
+          "prefill-" + ModelBench.LONG_PREFILLS[i] + " ms, raw",
+          m -> prefill(m.prefills().get(k)),
+          i == 0
+              ? "zoo target <= "
+                  + num(EngineBench.TARGET_ZOO_PREFILL_256_MS)
+                  + " ms; (n tok) = capped"
+              : "");
     }
+    row(
+        rows,
+        models,
+        "zoo draft/target c",
+        m -> {
+          Double c = zooC(models, m.backend(), false);
+          return c == null || !m.name().startsWith("zoo_target") ? "" : num(c);
+        },
+        "zoo draft decode / zoo target decode, same backend");
     for (ModelBench.Batch b : first.batches()) {
       int n = b.sessions();
       String note =
@@ -107,37 +143,34 @@ final class BenchReport {
         models,
         "weight MB read / decode step",
         m -> num(m.weightBytesPerStep() / 1e6),
-        "fp32 params minus embedding gather");
+        "as held (f32 or f16), minus the embedding gather");
     row(
         rows,
         models,
-        "KV MB gathered / decode step",
+        "KV MB read / decode step",
         m -> num(m.kvBytesPerStep() / 1e6),
         "K+V of all layers at this context");
     row(
         rows,
         models,
         "weight GB/s in decode",
-        m -> num(m.weightGbps()) + " (" + pct(m.weightGbps() / r.memory().referenceGbps()) + ")",
+        m -> num(m.weightGbps()) + " (" + pct(m.weightGbps() / gbps) + ")",
         "% of measured memory bandwidth (faster method)");
     row(
         rows,
         models,
-        "matmul floor ms",
-        m -> stats(m.matmulFloor()),
-        "Linear.linear only, same shapes");
+        "DJL matmul floor ms",
+        m -> m.matmulFloor() == null ? "n/a" : stats(m.matmulFloor()),
+        "Linear.linear only, same shapes (djl rows)");
     row(
         rows,
         models,
-        "matmul floor GB/s",
-        m -> num(m.floorGbps()) + " (" + pct(m.floorGbps() / r.memory().referenceGbps()) + ")",
-        "weights / floor time");
-    row(
-        rows,
-        models,
-        "decode / matmul floor",
-        m -> ratio(m.decodeOverFloor()) + " (raw " + ratio(m.rawDecodeOverFloor()) + ")",
-        "target <= " + ratio(EngineBench.TARGET_DECODE_OVER_FLOOR));
+        "decode / DJL matmul floor",
+        m ->
+            m.matmulFloor() == null
+                ? "n/a"
+                : ratio(m.decodeOverFloor()) + " (raw " + ratio(m.rawDecodeOverFloor()) + ")",
+        "");
 
     StringBuilder sb = new StringBuilder();
     EngineBench.Machine mc = r.machine();
@@ -162,7 +195,32 @@ final class BenchReport {
             num(r.memory().javaStreamGbps()),
             r.memory().reps()));
     sb.append(align(rows));
+    sb.append("\nbackends:\n");
+    for (ModelBench.Result m : models) {
+      sb.append("  ").append(m.label()).append(": ").append(m.describe()).append('\n');
+    }
     return sb.toString();
+  }
+
+  private static String prefill(ModelBench.Prefill p) {
+    String s = stats(p.ms());
+    return p.tokens() == p.requested() ? s : s + " (" + p.tokens() + " tok)";
+  }
+
+  /** Zoo draft decode / zoo target decode on {@code backend}, or null without both. */
+  static Double zooC(List<ModelBench.Result> models, String backend, boolean raw) {
+    ModelBench.Result draft = find(models, "zoo_draft_" + backend);
+    ModelBench.Result target = find(models, "zoo_target_" + backend);
+    if (draft == null || target == null) {
+      return null;
+    }
+    return raw
+        ? draft.decodeRaw().median() / target.decodeRaw().median()
+        : draft.decodeRuntime().median() / target.decodeRuntime().median();
+  }
+
+  private static ModelBench.Result find(List<ModelBench.Result> models, String name) {
+    return models.stream().filter(m -> m.name().equals(name)).findFirst().orElse(null);
   }
 
   /** Rows of cells as left-aligned columns two spaces apart, one line per row. */
@@ -232,14 +290,6 @@ final class BenchReport {
     return sessions > 1 ? s + " " + ratio(m.rawBatchSpeedup(sessions)) : s;
   }
 
-  private static double c(List<ModelBench.Result> models, boolean raw) {
-    ModelBench.Result draft = models.get(0);
-    ModelBench.Result target = models.get(models.size() - 1);
-    return raw
-        ? draft.decodeRaw().median() / target.decodeRaw().median()
-        : draft.decodeRuntime().median() / target.decodeRuntime().median();
-  }
-
   static String stats(Stats s) {
     return num(s.median()) + " [" + num(s.p10()) + "-" + num(s.p90()) + "]";
   }
@@ -280,13 +330,27 @@ final class BenchReport {
       models.add(m.name(), model(m, r.memory()));
     }
     root.add("models", models);
-    if (r.models().size() > 1) {
-      root.addProperty("draft_target_c", c(r.models(), false));
-      root.addProperty("draft_target_c_raw", c(r.models(), true));
+    JsonObject c = new JsonObject();
+    for (ModelBench.Result m : r.models()) {
+      Double v = zooC(r.models(), m.backend(), false);
+      if (v != null && !c.has(m.backend())) {
+        c.addProperty(m.backend(), v);
+        c.addProperty(m.backend() + "_raw", zooC(r.models(), m.backend(), true));
+      }
+    }
+    if (c.size() > 0) {
+      root.add("zoo_draft_target_c", c);
     }
     JsonObject targets = new JsonObject();
     targets.addProperty("batch8_speedup_min", EngineBench.TARGET_BATCH8_SPEEDUP);
-    targets.addProperty("decode_over_matmul_floor_max", EngineBench.TARGET_DECODE_OVER_FLOOR);
+    targets.addProperty(
+        "llama_110m_decode_over_read_floor_max", EngineBench.TARGET_DECODE_OVER_FLOOR);
+    targets.addProperty(
+        "zoo_target_decode_over_read_floor_max", EngineBench.TARGET_ZOO_TARGET_OVER_READ_FLOOR);
+    targets.addProperty(
+        "zoo_draft_decode_over_read_floor_max", EngineBench.TARGET_ZOO_DRAFT_OVER_READ_FLOOR);
+    targets.addProperty("verify_over_decode_max", EngineBench.TARGET_VERIFY_OVER_DECODE);
+    targets.addProperty("zoo_target_prefill_256_ms_max", EngineBench.TARGET_ZOO_PREFILL_256_MS);
     root.add("targets", targets);
     return toJson(root);
   }
@@ -302,6 +366,9 @@ final class BenchReport {
 
   private static JsonObject model(ModelBench.Result m, MemoryBandwidth.Result memory) {
     JsonObject o = new JsonObject();
+    double gbps = memory.referenceGbps();
+    o.addProperty("backend", m.backend());
+    o.addProperty("describe", m.describe());
     o.addProperty("params", m.params());
     o.addProperty("context_tokens", m.context());
     o.addProperty("weight_bytes_per_step", m.weightBytesPerStep());
@@ -312,15 +379,25 @@ final class BenchReport {
     o.add("verify_raw_ms", statsJson(m.verifyRaw()));
     o.add("prefill_ms", statsJson(m.prefillRuntime()));
     o.add("prefill_raw_ms", statsJson(m.prefillRaw()));
-    o.add("matmul_floor_ms", statsJson(m.matmulFloor()));
+    for (ModelBench.Prefill p : m.prefills()) {
+      JsonObject po = statsJson(p.ms());
+      po.addProperty("tokens", p.tokens());
+      o.add("prefill_" + p.requested() + "_raw_ms", po);
+    }
+    o.addProperty("read_floor_ms", m.readFloorMs(gbps));
+    o.addProperty("decode_over_read_floor", m.decodeOverReadFloor(gbps));
+    o.addProperty("decode_raw_over_read_floor", m.rawDecodeOverReadFloor(gbps));
     o.addProperty("verify_over_decode", m.verifyOverDecode());
     o.addProperty("verify_over_decode_raw", m.rawVerifyOverDecode());
     o.addProperty("weight_gbps", m.weightGbps());
     o.addProperty("weight_bandwidth_fraction", m.weightGbps() / memory.referenceGbps());
-    o.addProperty("matmul_floor_bytes", m.matmulFloorBytes());
-    o.addProperty("matmul_floor_gbps", m.floorGbps());
-    o.addProperty("decode_over_matmul_floor", m.decodeOverFloor());
-    o.addProperty("decode_raw_over_matmul_floor", m.rawDecodeOverFloor());
+    if (m.matmulFloor() != null) {
+      o.add("matmul_floor_ms", statsJson(m.matmulFloor()));
+      o.addProperty("matmul_floor_bytes", m.matmulFloorBytes());
+      o.addProperty("matmul_floor_gbps", m.floorGbps());
+      o.addProperty("decode_over_matmul_floor", m.decodeOverFloor());
+      o.addProperty("decode_raw_over_matmul_floor", m.rawDecodeOverFloor());
+    }
     JsonObject sessions = new JsonObject();
     for (ModelBench.Batch b : m.batches()) {
       JsonObject s = new JsonObject();

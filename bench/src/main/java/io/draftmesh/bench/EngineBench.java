@@ -2,6 +2,9 @@ package io.draftmesh.bench;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
+import io.draftmesh.engine.checkpoint.Checkpoint;
+import io.draftmesh.engine.checkpoint.ModelConfig;
+import io.draftmesh.engine.model.Backend;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -10,21 +13,28 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * {@code draftmesh bench engine [--json] [--quick] [--cache-dir DIR]}: what one engine step costs
- * on this machine, for a tiny draft-sized model and a ~110M-parameter Llama-shaped target, side by
- * side in one run: decode, verify and prefill steps through the runtime and the raw forward, the
- * draft/target step ratio c, batched decode throughput, weight bandwidth against measured memory
- * bandwidth, and the matmul floor. Prints an aligned table, or one JSON object with {@code --json};
- * progress goes to stderr.
+ * {@code draftmesh bench engine [--json] [--quick] [--cache-dir DIR] [--models DIR] [--backends
+ * LIST]}: what one engine step costs on this machine, per backend (DJL and the Vector API CPU
+ * backend), for the 0.2M test model, the zoo draft and target (when {@code models/} has them) and a
+ * generated ~110M-parameter Llama, side by side in one run: decode, verify and prefill steps
+ * through the runtime and the raw forward, raw prefill of 256 and 512 tokens, batched decode
+ * throughput, and each decode against its read floor (weight bytes held / memory bandwidth measured
+ * in the same run). Prints an aligned table, or one JSON object with {@code --json}; progress goes
+ * to stderr.
  *
  * <p>Performance is measured, never asserted: targets appear as notes.
  */
 public final class EngineBench {
   static final double TARGET_BATCH8_SPEEDUP = 3.0;
   static final double TARGET_DECODE_OVER_FLOOR = 1.2;
+  static final double TARGET_ZOO_TARGET_OVER_READ_FLOOR = 1.5;
+  static final double TARGET_ZOO_DRAFT_OVER_READ_FLOOR = 2.5;
+  static final double TARGET_VERIFY_OVER_DECODE = 1.3;
+  static final double TARGET_ZOO_PREFILL_256_MS = 45;
 
   /** Parsed command line. */
-  record Options(boolean json, boolean quick, Path cacheDir) {}
+  record Options(
+      boolean json, boolean quick, Path cacheDir, Path modelsDir, List<Backend> backends) {}
 
   /** The machine the numbers come from. */
   record Machine(
@@ -58,11 +68,15 @@ public final class EngineBench {
       List<ModelBench.Result> models) {}
 
   private static final String USAGE =
-      "usage: draftmesh bench engine [--json] [--quick] [--cache-dir DIR]\n"
+      "usage: draftmesh bench engine [--json] [--quick] [--cache-dir DIR] [--models DIR]"
+          + " [--backends djl,vector]\n"
           + "  --json       print one JSON object instead of the table\n"
           + "  --quick      fewer iterations, tiny model only (for tests)\n"
           + "  --cache-dir  where generated checkpoints live"
-          + " (default: ${XDG_CACHE_HOME:-~/.cache}/draftmesh/bench)\n";
+          + " (default: ${XDG_CACHE_HOME:-~/.cache}/draftmesh/bench)\n"
+          + "  --models     the zoo (draft/, target/) to measure too (default: models; skipped if"
+          + " absent)\n"
+          + "  --backends   which backends, comma-separated (default: djl,vector)\n";
 
   private EngineBench() {}
 
@@ -104,10 +118,25 @@ public final class EngineBench {
     boolean json = false;
     boolean quick = false;
     Path cacheDir = null;
+    Path modelsDir = Path.of("models");
+    List<Backend> backends = List.of(Backend.DJL, Backend.VECTOR);
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--json" -> json = true;
         case "--quick" -> quick = true;
+        case "--models" -> {
+          if (i + 1 >= args.length) {
+            throw new IllegalArgumentException("--models: missing value (expected: a directory)");
+          }
+          modelsDir = Path.of(args[++i]);
+        }
+        case "--backends" -> {
+          if (i + 1 >= args.length) {
+            throw new IllegalArgumentException(
+                "--backends: missing value (expected: djl, vector or djl,vector)");
+          }
+          backends = backends(args[++i]);
+        }
         case "--cache-dir" -> {
           if (i + 1 >= args.length) {
             throw new IllegalArgumentException(
@@ -122,24 +151,75 @@ public final class EngineBench {
             throw new IllegalArgumentException(
                 "unknown argument \""
                     + args[i]
-                    + "\" (expected: --json, --quick, --cache-dir DIR)");
+                    + "\" (expected: --json, --quick, --cache-dir DIR, --models DIR,"
+                    + " --backends LIST)");
       }
     }
-    return new Options(json, quick, cacheDir == null ? BenchModels.defaultCacheDir() : cacheDir);
+    return new Options(
+        json,
+        quick,
+        cacheDir == null ? BenchModels.defaultCacheDir() : cacheDir,
+        modelsDir,
+        backends);
+  }
+
+  private static List<Backend> backends(String list) {
+    List<Backend> out = new ArrayList<>();
+    for (String part : list.split(",")) {
+      Backend b;
+      try {
+        b = Backend.parse(part);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("--backends: " + e.getMessage(), e);
+      }
+      if (b == Backend.AUTO) {
+        throw new IllegalArgumentException("--backends: auto (expected: djl or vector)");
+      }
+      if (!out.contains(b)) {
+        out.add(b);
+      }
+    }
+    return out;
+  }
+
+  /** The zoo model {@code name} under {@code modelsDir}, or null when it is not there. */
+  private static BenchModels.Spec zoo(Path modelsDir, String name) {
+    Path dir = modelsDir.resolve(name);
+    if (!java.nio.file.Files.isRegularFile(dir.resolve(Checkpoint.CONFIG_JSON))) {
+      return null;
+    }
+    try {
+      ModelConfig config = ModelConfig.parse(dir.resolve(Checkpoint.CONFIG_JSON));
+      return new BenchModels.Spec("zoo_" + name, "zoo-" + name, config);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException("reading " + dir, e);
+    }
   }
 
   static Report measure(Options options, PrintStream progress) {
     djlDefaults();
     ModelBench.Plan plan = options.quick() ? ModelBench.Plan.quick() : ModelBench.Plan.full();
     List<BenchModels.Spec> specs = new ArrayList<>();
+    List<Path> dirs = new ArrayList<>();
     specs.add(BenchModels.tiny());
     if (!options.quick()) {
+      for (String name : List.of("draft", "target")) {
+        BenchModels.Spec zoo = zoo(options.modelsDir(), name);
+        if (zoo == null) {
+          progress.printf("[zoo-%s] not in %s: skipped%n", name, options.modelsDir());
+        } else {
+          specs.add(zoo);
+        }
+      }
       specs.add(BenchModels.llama110m());
     }
-    List<Path> dirs = new ArrayList<>();
     for (BenchModels.Spec spec : specs) {
-      progress.printf("[%s] checkpoint in %s%n", spec.label(), options.cacheDir());
-      dirs.add(BenchModels.ensure(options.cacheDir(), spec));
+      if (spec.name().startsWith("zoo_")) {
+        dirs.add(options.modelsDir().resolve(spec.name().substring(4)));
+      } else {
+        progress.printf("[%s] checkpoint in %s%n", spec.label(), options.cacheDir());
+        dirs.add(BenchModels.ensure(options.cacheDir(), spec));
+      }
     }
     try (NDManager manager = NDManager.newBaseManager()) {
       Machine machine = machine();
@@ -149,7 +229,10 @@ public final class EngineBench {
       MemoryBandwidth.Result memory = MemoryBandwidth.measure(manager, bwBytes, bwReps);
       List<ModelBench.Result> results = new ArrayList<>();
       for (int i = 0; i < specs.size(); i++) {
-        results.add(new ModelBench(specs.get(i), dirs.get(i), plan, progress).run(manager));
+        for (Backend backend : options.backends()) {
+          results.add(
+              new ModelBench(specs.get(i), dirs.get(i), backend, plan, progress).run(manager));
+        }
       }
       progress.printf("memory bandwidth again: %d MiB x %d reps%n", bwBytes >> 20, bwReps);
       memory = memory.best(MemoryBandwidth.measure(manager, bwBytes, bwReps));

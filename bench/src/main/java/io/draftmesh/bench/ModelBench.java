@@ -4,8 +4,10 @@ import ai.djl.ndarray.NDManager;
 import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
-import io.draftmesh.engine.model.LlamaModel;
+import io.draftmesh.engine.model.Backend;
+import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
+import io.draftmesh.engine.model.cpu.VectorModel;
 import io.draftmesh.engine.runtime.EngineConfig;
 import io.draftmesh.engine.runtime.InferenceEngine;
 import io.draftmesh.engine.runtime.ResultOptions;
@@ -22,8 +24,9 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * Measures one model in one engine: step costs through the runtime (sessions on the scheduler) and
- * through the raw batched forward beside them, batched decode throughput, and the matmul floor.
+ * Measures one model in one engine on one backend: step costs through the runtime (sessions on the
+ * scheduler) and through the raw batched forward beside them, raw prefill of 256 and 512 tokens,
+ * batched decode throughput, and (DJL only) the matmul floor of PyTorch's kernels.
  *
  * <p>Runtime and raw samples are taken interleaved (one of each per iteration) so that a noisy
  * neighbour shifts both alike and their difference, the runtime overhead, stays meaningful. Every
@@ -32,9 +35,10 @@ import java.util.concurrent.TimeoutException;
  */
 final class ModelBench {
   static final int PREFILL_TOKENS = 512;
+  static final int[] LONG_PREFILLS = {256, 512}; // raw prefill lengths, capped by the model
   static final int DRAFT_K = 4; // verify feeds k + 1 = 5 tokens
   static final int MAX_SESSIONS = 8;
-  static final int SESSION_TOKENS = 700; // KV per session: prefill + growth during a phase
+  static final int GROWTH = 100; // tokens a session grows by within a phase (verify: 18 x 5)
   private static final int KV_BLOCK = 16;
   private static final long OP_TIMEOUT_S = 300;
   private static final int RAW_BATCH_STEPS = 3;
@@ -66,10 +70,15 @@ final class ModelBench {
    */
   record Batch(int sessions, Stats tokensPerSec, double avgBatch, Stats rawTokensPerSec) {}
 
-  /** Everything measured for one model; times in ms. */
+  /** Raw prefill of {@code tokens} tokens (the model may cap a requested length). */
+  record Prefill(int requested, int tokens, Stats ms) {}
+
+  /** Everything measured for one model on one backend; times in ms. */
   record Result(
       String name,
       String label,
+      String backend,
+      String describe,
       long params,
       long weightBytesPerStep,
       long kvBytesPerStep,
@@ -80,9 +89,23 @@ final class ModelBench {
       Stats verifyRaw,
       Stats prefillRuntime,
       Stats prefillRaw,
-      Stats matmulFloor,
+      Stats matmulFloor, // null for the vector backend: PyTorch's kernels are not its floor
       long matmulFloorBytes,
+      List<Prefill> prefills,
       List<Batch> batches) {
+
+    /** Weight bytes one decode reads over the memory bandwidth {@code gbps}: the read floor. */
+    double readFloorMs(double gbps) {
+      return weightBytesPerStep / (gbps * 1e9) * 1e3;
+    }
+
+    double decodeOverReadFloor(double gbps) {
+      return decodeRuntime.median() / readFloorMs(gbps);
+    }
+
+    double rawDecodeOverReadFloor(double gbps) {
+      return decodeRaw.median() / readFloorMs(gbps);
+    }
 
     double verifyOverDecode() {
       return verifyRuntime.median() / decodeRuntime.median();
@@ -128,12 +151,14 @@ final class ModelBench {
 
   private final BenchModels.Spec spec;
   private final Path dir;
+  private final Backend backend;
   private final Plan plan;
   private final PrintStream progress;
 
-  ModelBench(BenchModels.Spec spec, Path dir, Plan plan, PrintStream progress) {
+  ModelBench(BenchModels.Spec spec, Path dir, Backend backend, Plan plan, PrintStream progress) {
     this.spec = spec;
     this.dir = dir;
+    this.backend = backend;
     this.plan = plan;
     this.progress = progress;
   }
@@ -142,29 +167,34 @@ final class ModelBench {
     ModelConfig mc = spec.config();
     long perBlock =
         KvBlockPool.bytesPerBlock(mc.numLayers(), mc.numKvHeads(), mc.headDim(), KV_BLOCK);
-    long blocksPerSession = (SESSION_TOKENS + KV_BLOCK - 1) / KV_BLOCK;
+    int maxContext = Math.min(mc.maxPositionEmbeddings(), 4096);
+    int context = Math.min(PREFILL_TOKENS, maxContext - GROWTH);
+    long blocksPerSession = (context + GROWTH + KV_BLOCK - 1) / KV_BLOCK;
     EngineConfig config =
         EngineConfig.defaults(dir)
+            .withBackend(backend)
             .withKvBlockSize(KV_BLOCK)
             .withKvBudgetBytes(perBlock * blocksPerSession * MAX_SESSIONS)
             .withMaxSessions(MAX_SESSIONS)
             .withMaxBatchTokens(PREFILL_TOKENS);
-    progress.printf("[%s] loading %s%n", spec.label(), dir);
+    if (context < 2 * (DRAFT_K + 1)) {
+      throw new IllegalStateException(
+          spec.name() + ": max context " + maxContext + " (expected: >= " + (GROWTH + 10) + ")");
+    }
+    progress.printf("[%s %s] loading %s%n", spec.label(), backend.id(), dir);
     try (InferenceEngine engine = InferenceEngine.load(config);
-        NDManager rawManager = manager.newSubManager();
-        MatmulFloor floor = new MatmulFloor(mc, manager)) {
+        MatmulFloor floor = backend == Backend.DJL ? new MatmulFloor(mc, manager) : null) {
       engine.warmUp();
-      int maxContext = engine.info().maxContext();
-      int context = Math.min(PREFILL_TOKENS, maxContext - (SESSION_TOKENS - PREFILL_TOKENS));
-      if (context < 2 * (DRAFT_K + 1)) {
-        throw new IllegalStateException(
-            spec.name() + ": max context " + maxContext + " (expected: >= " + SESSION_TOKENS + ")");
+      progress.printf("[%s %s] %s%n", spec.label(), backend.id(), engine.model().describe());
+      DecoderModel model = engine.model();
+      int longest = 0;
+      for (int n : LONG_PREFILLS) {
+        longest = Math.max(longest, Math.min(n, model.maxContext() - 1));
       }
-      LlamaModel model = engine.model();
-      int rawBlocksPerSeq = (context + DRAFT_K + 1 + KV_BLOCK - 1) / KV_BLOCK;
+      int rawTokens = Math.max(context + DRAFT_K + 1, longest);
+      int rawBlocksPerSeq = (rawTokens + KV_BLOCK - 1) / KV_BLOCK;
       KvBlockPool rawPool =
           KvBlockPool.withBudget(
-              rawManager,
               mc.numLayers(),
               mc.numKvHeads(),
               mc.headDim(),
@@ -173,7 +203,7 @@ final class ModelBench {
       List<BlockTable> rawTables = new ArrayList<>();
       for (int i = 0; i < MAX_SESSIONS; i++) {
         BlockTable t = new BlockTable(rawPool);
-        t.reserve(context + DRAFT_K + 1);
+        t.reserve(rawTokens);
         rawTables.add(t);
       }
       Raw raw = new Raw(model, rawPool, rawTables, context);
@@ -201,6 +231,18 @@ final class ModelBench {
         }
       }
 
+      // Raw prefill at the long lengths (the model's context permitting), after a warm-up each.
+      List<Prefill> prefills = new ArrayList<>();
+      for (int n : LONG_PREFILLS) {
+        int tokens = Math.min(n, model.maxContext() - 1);
+        long[] ns = new long[plan.rawPrefillSamples()];
+        raw.prefill(tokens);
+        for (int i = 0; i < ns.length; i++) {
+          ns[i] = raw.prefill(tokens);
+        }
+        prefills.add(new Prefill(n, tokens, Stats.ofNanosAsMillis(ns)));
+      }
+
       // Decode: session 0 proposes one token at a time; raw forward and matmul floor beside it.
       progress.printf("[%s] decode x %d%n", spec.label(), plan.decodeSamples());
       Sequence s0 = sessions.get(0);
@@ -212,7 +254,7 @@ final class ModelBench {
         await(s0.propose(1, 0f, ResultOptions.NONE));
         long rt = System.nanoTime() - t0;
         long rw = raw.decode();
-        long fl = floor.stepNanos();
+        long fl = floor == null ? 0 : floor.stepNanos();
         if (i >= 0) {
           decodeRt[i] = rt;
           decodeRaw[i] = rw;
@@ -249,11 +291,14 @@ final class ModelBench {
         await(s.closeAsync());
       }
       rawTables.forEach(BlockTable::close);
+      rawPool.close();
       return new Result(
-          spec.name(),
-          spec.label(),
+          spec.name() + "_" + backend.id(),
+          spec.label() + " " + backend.id(),
+          backend.id(),
+          model.describe(),
           mc.numParameters(),
-          weightBytesPerStep(mc),
+          weightBytesPerStep(model),
           2L * mc.numLayers() * context * mc.numKvHeads() * mc.headDim() * Float.BYTES,
           context,
           Stats.ofNanosAsMillis(decodeRt),
@@ -262,8 +307,9 @@ final class ModelBench {
           Stats.ofNanosAsMillis(verifyRaw),
           Stats.ofNanosAsMillis(prefillRt),
           Stats.ofNanosAsMillis(prefillRaw),
-          Stats.ofNanosAsMillis(floorNs),
-          floor.weightBytes(),
+          floor == null ? null : Stats.ofNanosAsMillis(floorNs),
+          floor == null ? 0 : floor.weightBytes(),
+          prefills,
           batches);
     }
   }
@@ -319,6 +365,14 @@ final class ModelBench {
   }
 
   /**
+   * Bytes of weights one decode step reads as the model holds them: the vector backend's own count
+   * (float16 weights are half), else fp32 parameters minus the embedding gather.
+   */
+  static long weightBytesPerStep(DecoderModel model) {
+    return model instanceof VectorModel v ? v.weightBytes() : weightBytesPerStep(model.config());
+  }
+
+  /**
    * fp32 bytes of parameters one decode step reads: every layer weight, the final norm and lm_head;
    * the input embedding is a one-row gather (a tied embedding is read once, as lm_head).
    */
@@ -339,13 +393,13 @@ final class ModelBench {
 
   /** The model's batched forward with no scheduler, on a private KV pool; returns nanoseconds. */
   private static final class Raw {
-    private final LlamaModel model;
+    private final DecoderModel model;
     private final KvBlockPool pool;
     private final List<BlockTable> tables; // one per sequence, each reserved past the context
     private final int context;
     private final int vocab;
 
-    Raw(LlamaModel model, KvBlockPool pool, List<BlockTable> tables, int context) {
+    Raw(DecoderModel model, KvBlockPool pool, List<BlockTable> tables, int context) {
       this.model = model;
       this.pool = pool;
       this.tables = tables;
@@ -354,7 +408,11 @@ final class ModelBench {
     }
 
     long prefill() {
-      return time(List.of(step(0, prompt(context, 500, vocab), 0, new int[] {context - 1})));
+      return prefill(context);
+    }
+
+    long prefill(int tokens) {
+      return time(List.of(step(0, prompt(tokens, 500, vocab), 0, new int[] {tokens - 1})));
     }
 
     long decode() {

@@ -26,7 +26,15 @@ class EngineBenchTest {
           "verify_raw_ms",
           "prefill_ms",
           "prefill_raw_ms",
-          "matmul_floor_ms");
+          "prefill_256_raw_ms",
+          "prefill_512_raw_ms");
+  private static final List<String> DJL_ONLY =
+      List.of(
+          "matmul_floor_ms",
+          "matmul_floor_bytes",
+          "matmul_floor_gbps",
+          "decode_over_matmul_floor",
+          "decode_raw_over_matmul_floor");
   private static final List<String> NUMBERS =
       List.of(
           "params",
@@ -37,10 +45,9 @@ class EngineBenchTest {
           "verify_over_decode_raw",
           "weight_gbps",
           "weight_bandwidth_fraction",
-          "matmul_floor_bytes",
-          "matmul_floor_gbps",
-          "decode_over_matmul_floor",
-          "decode_raw_over_matmul_floor");
+          "read_floor_ms",
+          "decode_over_read_floor",
+          "decode_raw_over_read_floor");
 
   @Test
   void quickJsonHasEveryFigureAsAPositiveFiniteNumber() {
@@ -61,21 +68,38 @@ class EngineBenchTest {
     assertThat(memory.keySet()).contains("djl_sum_gbps", "java_stream_gbps", "bytes", "reps");
 
     JsonObject models = root.getAsJsonObject("models");
-    assertThat(models.keySet()).containsExactly("tiny"); // --quick skips the 110M model
-    JsonObject tiny = models.getAsJsonObject("tiny");
-    assertThat(tiny.keySet()).containsAll(NUMBERS).containsAll(STATS).contains("sessions");
-    for (String key : STATS) {
-      assertThat(tiny.getAsJsonObject(key).keySet())
-          .as(key)
-          .contains("median", "p10", "p90", "min", "max", "n");
-    }
-    JsonObject sessions = tiny.getAsJsonObject("sessions");
-    assertThat(sessions.keySet()).containsExactly("1", "4", "8");
-    for (Map.Entry<String, JsonElement> e : sessions.entrySet()) {
-      assertThat(e.getValue().getAsJsonObject().keySet())
-          .as(e.getKey())
-          .contains(
-              "tokens_per_s", "speedup_vs_1", "avg_batch", "raw_tokens_per_s", "raw_speedup_vs_1");
+    // --quick skips the zoo and the 110M model; both backends run the tiny one.
+    assertThat(models.keySet()).containsExactly("tiny_djl", "tiny_vector");
+    for (String name : models.keySet()) {
+      JsonObject tiny = models.getAsJsonObject(name);
+      assertThat(tiny.keySet())
+          .as(name)
+          .containsAll(NUMBERS)
+          .containsAll(STATS)
+          .contains("sessions");
+      if (name.endsWith("_djl")) {
+        assertThat(tiny.keySet()).containsAll(DJL_ONLY);
+      } else {
+        assertThat(tiny.keySet()).doesNotContainAnyElementsOf(DJL_ONLY);
+      }
+      assertThat(tiny.get("backend").getAsString()).isEqualTo(name.substring(5));
+      for (String key : STATS) {
+        assertThat(tiny.getAsJsonObject(key).keySet())
+            .as(key)
+            .contains("median", "p10", "p90", "min", "max", "n");
+      }
+      JsonObject sessions = tiny.getAsJsonObject("sessions");
+      assertThat(sessions.keySet()).containsExactly("1", "4", "8");
+      for (Map.Entry<String, JsonElement> e : sessions.entrySet()) {
+        assertThat(e.getValue().getAsJsonObject().keySet())
+            .as(e.getKey())
+            .contains(
+                "tokens_per_s",
+                "speedup_vs_1",
+                "avg_batch",
+                "raw_tokens_per_s",
+                "raw_speedup_vs_1");
+      }
     }
     assertPositiveFinite("", root);
   }

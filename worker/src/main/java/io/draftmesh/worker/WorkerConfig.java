@@ -1,5 +1,6 @@
 package io.draftmesh.worker;
 
+import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.runtime.EngineConfig;
 import io.draftmesh.flags.Flags;
 import java.nio.file.Files;
@@ -23,8 +24,11 @@ import java.util.Set;
  * @param maxTokensPerOp upper bound for k in Score/Propose/Verify and Append
  * @param maxBatchTokens tokens one batched forward step may feed over all sessions
  * @param maxContext longest sequence; capped by the model's max_position_embeddings
- * @param threads PyTorch intra-op threads; 0 leaves {@code ai.djl.pytorch.num_threads} as it is
+ * @param threads compute threads: the vector backend's (0 measures 1 against 2 at load) and
+ *     PyTorch's intra-op threads (0 leaves {@code ai.djl.pytorch.num_threads} as it is)
  * @param drainGrace how long shutdown waits for open sessions before cancelling them
+ * @param backend which decoder serves: auto (the Vector API CPU backend when the JVM has it, else
+ *     DJL), vector or djl
  */
 public record WorkerConfig(
     Path model,
@@ -37,7 +41,8 @@ public record WorkerConfig(
     int maxBatchTokens,
     int maxContext,
     int threads,
-    Duration drainGrace) {
+    Duration drainGrace,
+    Backend backend) {
 
   /** Which calls a worker serves: the draft proposes, the target verifies. Same contract. */
   public enum Role {
@@ -87,8 +92,9 @@ public record WorkerConfig(
     MAX_TOKENS_PER_OP("max-tokens-per-op", "N", "largest k per Score/Propose/Verify (default 64)"),
     MAX_BATCH_TOKENS("max-batch-tokens", "N", "tokens per batched forward step (default 512)"),
     MAX_CONTEXT("max-context", "N", "longest sequence, capped by the model (default 4096)"),
-    THREADS("threads", "N", "PyTorch intra-op threads, 0 = leave as configured (default 0)"),
-    DRAIN_SECONDS("drain-seconds", "S", "grace period for open sessions on shutdown (default 10)");
+    THREADS("threads", "N", "compute threads, 0 = measured (vector) / as configured (djl)"),
+    DRAIN_SECONDS("drain-seconds", "S", "grace period for open sessions on shutdown (default 10)"),
+    BACKEND("backend", "auto|vector|djl", "decoder: auto = vector when the JVM has it (default)");
 
     private final Flags.Spec spec;
 
@@ -136,6 +142,14 @@ public record WorkerConfig(
     if (drainGrace == null || drainGrace.isNegative()) {
       throw new ConfigException("--drain-seconds: " + drainGrace + " (expected: >= 0)");
     }
+    if (backend == null) {
+      throw new ConfigException("--backend: missing (expected: auto, vector or djl)");
+    }
+    if (backend == Backend.VECTOR && !Backend.vectorAvailable()) {
+      throw new ConfigException(
+          "--backend: vector (expected: a JVM started with --add-modules jdk.incubator.vector;"
+              + " use auto or djl)");
+    }
   }
 
   /** Parses {@code args} over {@code env}; the service mains pass their fixed role. */
@@ -175,7 +189,20 @@ public record WorkerConfig(
         v.intOf(Flag.MAX_BATCH_TOKENS, 512),
         v.intOf(Flag.MAX_CONTEXT, 4096),
         v.intOf(Flag.THREADS, 0),
-        v.seconds(Flag.DRAIN_SECONDS, 10));
+        v.seconds(Flag.DRAIN_SECONDS, 10),
+        backend(v));
+  }
+
+  private static Backend backend(Flags<Flag>.Values v) {
+    String text = v.get(Flag.BACKEND);
+    if (text == null) {
+      return Backend.AUTO;
+    }
+    try {
+      return Backend.parse(text);
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(v.origin(Flag.BACKEND) + ": " + e.getMessage());
+    }
   }
 
   /** What the engine is built with. */
@@ -187,7 +214,9 @@ public record WorkerConfig(
         maxSessions,
         maxTokensPerOp,
         maxBatchTokens,
-        maxContext);
+        maxContext,
+        backend,
+        threads);
   }
 
   /** The flag table, for {@code --help}. */

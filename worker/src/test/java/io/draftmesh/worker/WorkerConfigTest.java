@@ -3,6 +3,7 @@ package io.draftmesh.worker;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.draftmesh.engine.model.Backend;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
@@ -55,6 +56,36 @@ class WorkerConfigTest {
     assertThat(c.engineConfig().kvBlockSize()).isEqualTo(32);
     assertThat(c.engineConfig().maxTokensPerOp()).isEqualTo(8);
     assertThat(c.engineConfig().maxContext()).isEqualTo(512);
+  }
+
+  @Test
+  void backendIsAutoByDefaultAndComesFromTheFlagOrTheEnvironment() {
+    String m = model.toString();
+    WorkerConfig byDefault = parse(Map.of(), WorkerConfig.Role.DRAFT, "--model", m);
+    assertThat(byDefault.backend()).isEqualTo(Backend.AUTO);
+    assertThat(byDefault.engineConfig().backend()).isEqualTo(Backend.AUTO);
+    WorkerConfig fromEnv =
+        parse(Map.of("DRAFTMESH_BACKEND", "djl"), WorkerConfig.Role.DRAFT, "--model", m);
+    assertThat(fromEnv.engineConfig().backend()).isEqualTo(Backend.DJL);
+    WorkerConfig flagWins =
+        parse(
+            Map.of("DRAFTMESH_BACKEND", "djl"),
+            WorkerConfig.Role.DRAFT,
+            "--model",
+            m,
+            "--backend",
+            "vector",
+            "--threads",
+            "1");
+    assertThat(flagWins.engineConfig().backend()).isEqualTo(Backend.VECTOR);
+    assertThat(flagWins.engineConfig().threads()).isEqualTo(1);
+    assertThatThrownBy(
+            () -> parse(Map.of(), WorkerConfig.Role.DRAFT, "--model", m, "--backend", "cuda"))
+        .isInstanceOf(WorkerConfig.ConfigException.class)
+        .hasMessage("--backend: cuda (expected: auto, vector or djl)");
+    assertThatThrownBy(
+            () -> parse(Map.of("DRAFTMESH_BACKEND", "gpu"), WorkerConfig.Role.DRAFT, "--model", m))
+        .hasMessage("DRAFTMESH_BACKEND: gpu (expected: auto, vector or djl)");
   }
 
   @Test

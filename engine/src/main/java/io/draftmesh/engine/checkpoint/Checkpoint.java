@@ -255,6 +255,19 @@ public final class Checkpoint implements Closeable {
     }
   }
 
+  /**
+   * The stored bytes of {@code name} as a read-only little-endian slice of the mapping, no
+   * conversion (the caller reads {@link #info}'s dtype); valid while the checkpoint is open.
+   */
+  public ByteBuffer raw(String name) {
+    try {
+      return fileOf(name).raw(name);
+    } catch (IOException e) {
+      throw new CheckpointException(
+          "checkpoint " + dir + ": reading tensor " + name + " failed: " + e.getMessage(), e);
+    }
+  }
+
   private SafetensorsFile fileOf(String name) {
     SafetensorsFile f = byTensor.get(name);
     if (f == null) {

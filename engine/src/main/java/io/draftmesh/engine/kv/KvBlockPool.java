@@ -1,10 +1,10 @@
 package io.draftmesh.engine.kv;
 
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
 import io.draftmesh.engine.runtime.EngineException;
+import java.lang.reflect.Field;
+import java.lang.reflect.Method;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.BitSet;
 
 /**
@@ -13,33 +13,48 @@ import java.util.BitSet;
  * {@link BlockTable} of block ids; slot {@code b * blockSize + i} holds the keys/values of the i-th
  * token of block b.
  *
- * <p>Allocation is bookkeeping in Java; the tensors never move. Thread-safe.
+ * <p>The storage is off-heap: per layer one direct buffer of keys and one of values, float32 in
+ * native byte order, laid out (kvHeads, slots, headDim). Every backend works on these bytes where
+ * they are: the DJL backend wraps them zero-copy as NDArrays, the Vector backend reads and writes
+ * them with vector loads, and KV import/export or compaction can copy blocks without a detour
+ * through heap arrays. Allocation is bookkeeping in Java; the bytes never move. Thread-safe.
  */
 public final class KvBlockPool implements AutoCloseable {
   private final int blockSize;
   private final int numBlocks;
-  private final NDManager manager;
-  // Heads outermost: a gather of a sequence's slots along axis 1 yields (kvHeads, B * length,
-  // headDim), which reshapes for free into the (kvHeads, B, length, headDim) batch attention needs.
-  private final NDArray[] keys; // per layer: (numKvHeads, numBlocks * blockSize, headDim)
-  private final NDArray[] values; // per layer: (numKvHeads, numBlocks * blockSize, headDim)
+  private final int kvHeads;
+  private final int headDim;
+  // Heads outermost: a sequence's slots of one head are a run of rows, and the DJL backend's
+  // slice of (kvHeads, runs, headDim) reshapes for free into the batch its attention needs.
+  private final ByteBuffer[] keys; // per layer: (kvHeads, numBlocks * blockSize, headDim) f32
+  private final ByteBuffer[] values; // per layer: (kvHeads, numBlocks * blockSize, headDim) f32
+  private final ByteBuffer[] roots; // what allocateDirect returned, for close to free
   private final BitSet free = new BitSet(); // set bit = free block
   private int freeCount;
+  private volatile boolean closed;
 
-  private KvBlockPool(
-      NDManager parent, int layers, int kvHeads, int headDim, int blockSize, int numBlocks) {
+  private KvBlockPool(int layers, int kvHeads, int headDim, int blockSize, int numBlocks) {
     this.blockSize = blockSize;
     this.numBlocks = numBlocks;
-    this.manager = parent.newSubManager();
-    this.keys = new NDArray[layers];
-    this.values = new NDArray[layers];
-    Shape shape = new Shape(kvHeads, (long) numBlocks * blockSize, headDim);
+    this.kvHeads = kvHeads;
+    this.headDim = headDim;
+    this.keys = new ByteBuffer[layers];
+    this.values = new ByteBuffer[layers];
+    this.roots = new ByteBuffer[2 * layers];
+    int bytes = Math.toIntExact((long) kvHeads * numBlocks * blockSize * headDim * Float.BYTES);
     for (int l = 0; l < layers; l++) {
-      keys[l] = manager.zeros(shape, DataType.FLOAT32);
-      values[l] = manager.zeros(shape, DataType.FLOAT32);
+      // allocateDirect zeroes the memory; 64-byte aligned so every head row starts on a line.
+      roots[2 * l] = ByteBuffer.allocateDirect(bytes + 64);
+      roots[2 * l + 1] = ByteBuffer.allocateDirect(bytes + 64);
+      keys[l] = aligned(roots[2 * l], bytes);
+      values[l] = aligned(roots[2 * l + 1], bytes);
     }
     free.set(0, numBlocks);
     freeCount = numBlocks;
+  }
+
+  private static ByteBuffer aligned(ByteBuffer root, int bytes) {
+    return root.alignedSlice(64).limit(bytes).slice().order(ByteOrder.nativeOrder());
   }
 
   /** Bytes one block takes across all layers, keys and values, fp32. */
@@ -47,9 +62,12 @@ public final class KvBlockPool implements AutoCloseable {
     return 2L * layers * blockSize * kvHeads * headDim * Float.BYTES;
   }
 
-  /** Sizes the pool to fit {@code budgetBytes}; fails if not even one block fits. */
+  /**
+   * Sizes the pool to fit {@code budgetBytes}; fails if not even one block fits. One layer's keys
+   * are one buffer, so a pool holds at most 2 GiB per layer and K or V; a larger budget is capped.
+   */
   public static KvBlockPool withBudget(
-      NDManager parent, int layers, int kvHeads, int headDim, int blockSize, long budgetBytes) {
+      int layers, int kvHeads, int headDim, int blockSize, long budgetBytes) {
     if (blockSize < 1) {
       throw EngineException.invalid("kv block size: " + blockSize + " (expected: >= 1)");
     }
@@ -63,10 +81,10 @@ public final class KvBlockPool implements AutoCloseable {
               + perBlock
               + " bytes)");
     }
-    if (blocks * blockSize > Integer.MAX_VALUE) {
-      blocks = Integer.MAX_VALUE / blockSize;
-    }
-    return new KvBlockPool(parent, layers, kvHeads, headDim, blockSize, (int) blocks);
+    long perLayerBlock = (long) kvHeads * blockSize * headDim * Float.BYTES;
+    long maxBlocks = (Integer.MAX_VALUE - 64) / perLayerBlock;
+    blocks = Math.min(blocks, maxBlocks);
+    return new KvBlockPool(layers, kvHeads, headDim, blockSize, (int) blocks);
   }
 
   public int blockSize() {
@@ -77,18 +95,56 @@ public final class KvBlockPool implements AutoCloseable {
     return numBlocks;
   }
 
+  /** Token slots per layer: totalBlocks × blockSize. */
+  public int slots() {
+    return numBlocks * blockSize;
+  }
+
+  public int kvHeads() {
+    return kvHeads;
+  }
+
+  public int headDim() {
+    return headDim;
+  }
+
+  public int layers() {
+    return keys.length;
+  }
+
+  /** Off-heap bytes the pool holds: keys and values of every layer. */
+  public long bytes() {
+    return 2L * keys.length * keys[0].capacity();
+  }
+
   public synchronized int freeBlocks() {
     return freeCount;
   }
 
-  /** Keys of one layer, (numKvHeads, slots, headDim). Written in place by the model. */
-  public NDArray keys(int layer) {
+  /**
+   * Keys of one layer, (kvHeads, slots, headDim) float32 in native order; byte offset of (h, slot)
+   * is {@code ((h * slots) + slot) * headDim * 4}. Written in place by the models; the buffer is
+   * the pool's own (position 0, limit = capacity), so callers use absolute access only.
+   */
+  public ByteBuffer keys(int layer) {
+    requireOpen();
     return keys[layer];
   }
 
-  /** Values of one layer, (numKvHeads, slots, headDim). Written in place by the model. */
-  public NDArray values(int layer) {
+  /** Values of one layer, laid out as {@link #keys}. */
+  public ByteBuffer values(int layer) {
+    requireOpen();
     return values[layer];
+  }
+
+  public boolean isClosed() {
+    return closed;
+  }
+
+  private void requireOpen() {
+    if (closed) {
+      throw new IllegalStateException("kv pool is closed");
+    }
   }
 
   /**
@@ -114,8 +170,53 @@ public final class KvBlockPool implements AutoCloseable {
     freeCount++;
   }
 
+  /**
+   * Frees the off-heap memory now rather than when the GC finds the buffers (a worker's pool is
+   * gigabytes, and tests open many engines). Callers must not use views of the buffers afterwards;
+   * {@link #keys}/{@link #values} refuse.
+   */
   @Override
-  public void close() {
-    manager.close();
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    for (ByteBuffer root : roots) {
+      Cleaner.free(root);
+    }
+  }
+
+  /** {@code sun.misc.Unsafe.invokeCleaner} (module jdk.unsupported), reached reflectively. */
+  private static final class Cleaner {
+    private static final Object UNSAFE;
+    private static final Method INVOKE_CLEANER;
+
+    static {
+      Object unsafe = null;
+      Method invoke = null;
+      try {
+        Class<?> c = Class.forName("sun.misc.Unsafe");
+        Field f = c.getDeclaredField("theUnsafe");
+        f.setAccessible(true);
+        unsafe = f.get(null);
+        invoke = c.getMethod("invokeCleaner", ByteBuffer.class);
+      } catch (ReflectiveOperationException | RuntimeException e) {
+        // Without it the GC frees the buffers; nothing else changes.
+      }
+      UNSAFE = unsafe;
+      INVOKE_CLEANER = invoke;
+    }
+
+    /** Frees a buffer returned by allocateDirect (not a slice of one). */
+    static void free(ByteBuffer root) {
+      if (INVOKE_CLEANER == null) {
+        return;
+      }
+      try {
+        INVOKE_CLEANER.invoke(UNSAFE, root);
+      } catch (ReflectiveOperationException | RuntimeException e) {
+        // Left to the GC.
+      }
+    }
   }
 }

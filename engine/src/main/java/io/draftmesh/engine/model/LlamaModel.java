@@ -30,8 +30,11 @@ import java.util.Map;
  *
  * <p>Q/K/V and gate/up projections are fused at load (one matmul each instead of three and two);
  * {@link #exportTensors} splits them back into Hugging Face names.
+ *
+ * <p>The KV pool's off-heap buffers are wrapped zero-copy as NDArrays (one view per layer, made on
+ * the first step over a pool), so both backends share one pool layout.
  */
-public final class LlamaModel implements AutoCloseable {
+public final class LlamaModel implements DecoderModel {
   private final ModelConfig config;
   private final NDManager manager;
   private final int maxContext;
@@ -48,6 +51,14 @@ public final class LlamaModel implements AutoCloseable {
   private final NDArray sin; // (maxContext, headDim)
   private final NDArray eps; // () rms_norm_eps
   private final NDArray attnScale; // () 1/sqrt(headDim)
+  private PoolViews views; // the pool of the last step, wrapped; replaced when the pool changes
+
+  /** A pool's per-layer buffers as NDArrays sharing their memory. */
+  private record PoolViews(
+      KvBlockPool pool,
+      NDManager manager,
+      NDArray[] keys, // per layer: (kvHeads, slots, headDim), the pool's bytes
+      NDArray[] values) {} // per layer: (kvHeads, slots, headDim)
 
   /** One decoder layer's weights, in torch's (out, in) layout. */
   private record Layer(
@@ -130,12 +141,59 @@ public final class LlamaModel implements AutoCloseable {
     return new LlamaModel(config, parent.newSubManager(), context, ckpt);
   }
 
+  @Override
   public ModelConfig config() {
     return config;
   }
 
+  @Override
   public int maxContext() {
     return maxContext;
+  }
+
+  @Override
+  public Backend backend() {
+    return Backend.DJL;
+  }
+
+  @Override
+  public String describe() {
+    return "djl: PyTorch "
+        + manager.getEngine().getVersion()
+        + ", float32, "
+        + System.getProperty("ai.djl.pytorch.num_threads", "default")
+        + " intra-op threads";
+  }
+
+  @Override
+  public String weightDtype() {
+    return "float32";
+  }
+
+  /**
+   * The pool's layers as NDArrays over its own memory (zero-copy: writes through either are seen by
+   * the other). Cached for the pool of the last step.
+   */
+  NDArray[][] poolViews(KvBlockPool pool) {
+    if (views == null || views.pool() != pool) {
+      if (views != null) {
+        views.manager().close();
+      }
+      NDManager m = manager.newSubManager();
+      int layers = pool.layers();
+      NDArray[] k = new NDArray[layers];
+      NDArray[] v = new NDArray[layers];
+      Shape shape = new Shape(pool.kvHeads(), pool.slots(), pool.headDim());
+      for (int l = 0; l < layers; l++) {
+        k[l] = m.create(pool.keys(l), shape, DataType.FLOAT32);
+        v[l] = m.create(pool.values(l), shape, DataType.FLOAT32);
+      }
+      views = new PoolViews(pool, m, k, v);
+    }
+    if (pool.isClosed()) {
+      throw new IllegalStateException("kv pool is closed");
+    }
+    return new NDArray[][] {views.keys(), views.values()};
   }
 
   public NDManager manager() {
@@ -209,7 +267,9 @@ public final class LlamaModel implements AutoCloseable {
    * blocks and attends over its whole history. Linear layers run on all T = sum(new tokens) rows at
    * once; attention pads the batch to (B, maxNew, maxLength) with an additive mask.
    */
-  public List<StepResult> forward(List<SeqStep> batch, KvBlockPool pool) {
+  @Override
+  public synchronized List<StepResult> forward(List<SeqStep> batch, KvBlockPool pool) {
+    NDArray[][] kv = poolViews(pool);
     int b = batch.size();
     int total = 0;
     int maxNew = 0;
@@ -282,14 +342,12 @@ public final class LlamaModel implements AutoCloseable {
       for (int l = 0; l < layers.length; l++) {
         Layer w = layers[l];
         NDArray[] qkv = projectQkv(rmsNorm(x, w.attnNorm), w, cosT, sinT, total);
-        pool.keys(l).set(slotIndex, qkv[1].transpose(1, 0, 2)); // (kvHeads, T, headDim)
-        pool.values(l).set(slotIndex, qkv[2].transpose(1, 0, 2));
+        kv[0][l].set(slotIndex, qkv[1].transpose(1, 0, 2)); // (kvHeads, T, headDim)
+        kv[1][l].set(slotIndex, qkv[2].transpose(1, 0, 2));
         // (kvHeads, B, maxLen, headDim): every sequence's history, read as slices of its block runs
         // (views) and padded, in one concatenating copy.
-        NDArray keys =
-            readHistory(pool.keys(l), history, padding).reshape(kvHeads, b, maxLen, headDim);
-        NDArray vals =
-            readHistory(pool.values(l), history, padding).reshape(kvHeads, b, maxLen, headDim);
+        NDArray keys = readHistory(kv[0][l], history, padding).reshape(kvHeads, b, maxLen, headDim);
+        NDArray vals = readHistory(kv[1][l], history, padding).reshape(kvHeads, b, maxLen, headDim);
         NDArray q = b == 1 ? qkv[0] : qkv[0].get(queryIndex); // (B * maxNew, heads, headDim)
         NDArray q4 =
             q.reshape(b, maxNew, kvHeads, group, headDim)
@@ -505,7 +563,8 @@ public final class LlamaModel implements AutoCloseable {
   }
 
   @Override
-  public void close() {
+  public synchronized void close() {
+    views = null;
     manager.close();
   }
 }

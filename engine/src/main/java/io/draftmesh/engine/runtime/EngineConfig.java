@@ -1,5 +1,6 @@
 package io.draftmesh.engine.runtime;
 
+import io.draftmesh.engine.model.Backend;
 import java.nio.file.Path;
 
 /**
@@ -12,6 +13,10 @@ import java.nio.file.Path;
  * @param maxTokensPerOp upper bound for k in score/propose/verify/append
  * @param maxBatchTokens tokens one batched forward step may feed, over all sequences
  * @param maxContext longest sequence (prompt + generated); capped by max_position_embeddings
+ * @param backend which decoder implementation serves: auto (vector when the JVM has the Vector
+ *     API), vector or djl
+ * @param threads the vector backend's compute threads; 0 measures 1 against 2 at load (the DJL
+ *     backend's threads are PyTorch's, set by {@code ai.djl.pytorch.num_threads})
  */
 public record EngineConfig(
     Path modelDir,
@@ -20,7 +25,30 @@ public record EngineConfig(
     int maxSessions,
     int maxTokensPerOp,
     int maxBatchTokens,
-    int maxContext) {
+    int maxContext,
+    Backend backend,
+    int threads) {
+
+  /** A config with the default backend (auto) and measured threads. */
+  public EngineConfig(
+      Path modelDir,
+      long kvBudgetBytes,
+      int kvBlockSize,
+      int maxSessions,
+      int maxTokensPerOp,
+      int maxBatchTokens,
+      int maxContext) {
+    this(
+        modelDir,
+        kvBudgetBytes,
+        kvBlockSize,
+        maxSessions,
+        maxTokensPerOp,
+        maxBatchTokens,
+        maxContext,
+        Backend.AUTO,
+        0);
+  }
 
   public EngineConfig {
     require(kvBudgetBytes > 0, "kv budget bytes", kvBudgetBytes, "> 0");
@@ -37,6 +65,10 @@ public record EngineConfig(
         maxBatchTokens,
         ">= max tokens per op + 1");
     require(maxContext >= 2, "max context", maxContext, ">= 2");
+    if (backend == null) {
+      throw EngineException.invalid("backend: null (expected: auto, vector or djl)");
+    }
+    require(threads >= 0 && threads <= 1024, "threads", threads, "0..1024");
   }
 
   /** Defaults for a model directory: 256 MiB of KV, blocks of 16, 64 sessions, k ≤ 64. */
@@ -46,27 +78,93 @@ public record EngineConfig(
 
   public EngineConfig withKvBudgetBytes(long bytes) {
     return new EngineConfig(
-        modelDir, bytes, kvBlockSize, maxSessions, maxTokensPerOp, maxBatchTokens, maxContext);
+        modelDir,
+        bytes,
+        kvBlockSize,
+        maxSessions,
+        maxTokensPerOp,
+        maxBatchTokens,
+        maxContext,
+        backend,
+        threads);
   }
 
   public EngineConfig withMaxSessions(int sessions) {
     return new EngineConfig(
-        modelDir, kvBudgetBytes, kvBlockSize, sessions, maxTokensPerOp, maxBatchTokens, maxContext);
+        modelDir,
+        kvBudgetBytes,
+        kvBlockSize,
+        sessions,
+        maxTokensPerOp,
+        maxBatchTokens,
+        maxContext,
+        backend,
+        threads);
   }
 
   public EngineConfig withKvBlockSize(int size) {
     return new EngineConfig(
-        modelDir, kvBudgetBytes, size, maxSessions, maxTokensPerOp, maxBatchTokens, maxContext);
+        modelDir,
+        kvBudgetBytes,
+        size,
+        maxSessions,
+        maxTokensPerOp,
+        maxBatchTokens,
+        maxContext,
+        backend,
+        threads);
   }
 
   public EngineConfig withMaxBatchTokens(int tokens) {
     return new EngineConfig(
-        modelDir, kvBudgetBytes, kvBlockSize, maxSessions, maxTokensPerOp, tokens, maxContext);
+        modelDir,
+        kvBudgetBytes,
+        kvBlockSize,
+        maxSessions,
+        maxTokensPerOp,
+        tokens,
+        maxContext,
+        backend,
+        threads);
   }
 
   public EngineConfig withMaxContext(int tokens) {
     return new EngineConfig(
-        modelDir, kvBudgetBytes, kvBlockSize, maxSessions, maxTokensPerOp, maxBatchTokens, tokens);
+        modelDir,
+        kvBudgetBytes,
+        kvBlockSize,
+        maxSessions,
+        maxTokensPerOp,
+        maxBatchTokens,
+        tokens,
+        backend,
+        threads);
+  }
+
+  public EngineConfig withBackend(Backend b) {
+    return new EngineConfig(
+        modelDir,
+        kvBudgetBytes,
+        kvBlockSize,
+        maxSessions,
+        maxTokensPerOp,
+        maxBatchTokens,
+        maxContext,
+        b,
+        threads);
+  }
+
+  public EngineConfig withThreads(int n) {
+    return new EngineConfig(
+        modelDir,
+        kvBudgetBytes,
+        kvBlockSize,
+        maxSessions,
+        maxTokensPerOp,
+        maxBatchTokens,
+        maxContext,
+        backend,
+        n);
   }
 
   private static void require(boolean ok, String field, long value, String expected) {

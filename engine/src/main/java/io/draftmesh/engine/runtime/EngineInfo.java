@@ -2,7 +2,7 @@ package io.draftmesh.engine.runtime;
 
 /**
  * What an engine serves and how full it is; dtype and device are those of the compute, e.g.
- * float32, cpu().
+ * float32, cpu(); backend says which decoder implementation and how it runs (threads, lanes).
  */
 public record EngineInfo(
     String modelId,
@@ -21,4 +21,5 @@ public record EngineInfo(
     int kvBlocksFree,
     int activeSessions,
     String dtype,
-    String device) {}
+    String device,
+    String backend) {}

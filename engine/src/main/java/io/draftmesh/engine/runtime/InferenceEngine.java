@@ -5,21 +5,28 @@ import io.draftmesh.engine.checkpoint.Checkpoint;
 import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.model.Backend;
+import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.LlamaModel;
+import io.draftmesh.engine.model.cpu.VectorModel;
 import io.draftmesh.engine.sampling.SamplingParams;
 import io.draftmesh.engine.tokenizer.TextTokenizer;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One loaded model ready to serve sequences: the decoder, its tokenizer, the paged KV pool and the
  * continuous-batching scheduler. Workers and in-process benchmarks use it alike.
  */
 public final class InferenceEngine implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(InferenceEngine.class);
+
   private final EngineConfig config;
   private final NDManager manager;
-  private final LlamaModel model;
+  private final DecoderModel model;
   private final TextTokenizer tokenizer;
   private final KvBlockPool pool;
   private final Scheduler scheduler;
@@ -31,18 +38,49 @@ public final class InferenceEngine implements AutoCloseable {
     this.config = config;
     this.manager = manager;
     this.modelId = ckpt.dir().getFileName().toString();
-    this.model = LlamaModel.load(ckpt, manager, config.maxContext());
-    this.tokenizer = TextTokenizer.load(ckpt.tokenizerJson());
-    ModelConfig mc = model.config();
-    this.pool =
-        KvBlockPool.withBudget(
-            manager,
-            mc.numLayers(),
-            mc.numKvHeads(),
-            mc.headDim(),
-            config.kvBlockSize(),
-            config.kvBudgetBytes());
+    this.model = loadModel(config, ckpt, manager);
+    TextTokenizer tok = null;
+    KvBlockPool kv = null;
+    try {
+      tok = TextTokenizer.load(ckpt.tokenizerJson());
+      kv = pool(config, model.config());
+    } catch (RuntimeException | Error e) {
+      if (tok != null) {
+        tok.close();
+      }
+      model.close();
+      throw e;
+    }
+    this.tokenizer = tok;
+    this.pool = kv;
+    log.info("{}: {}", modelId, model.describe());
     this.scheduler = new Scheduler(model, pool, config.maxBatchTokens(), "engine-" + modelId);
+  }
+
+  /**
+   * The decoder for {@code config.backend()}: auto takes the Vector API backend when this JVM has
+   * the module (it supports every checkpoint the DJL one does), else DJL.
+   */
+  private static DecoderModel loadModel(EngineConfig config, Checkpoint ckpt, NDManager manager) {
+    Backend backend = config.backend().resolve();
+    if (config.backend() == Backend.AUTO && backend == Backend.DJL) {
+      log.warn(
+          "backend auto: module jdk.incubator.vector is not in this JVM (start it with"
+              + " --add-modules jdk.incubator.vector); using djl");
+    }
+    if (backend == Backend.VECTOR) {
+      return VectorModel.load(ckpt, config.maxContext(), config.threads(), true);
+    }
+    return LlamaModel.load(ckpt, manager, config.maxContext());
+  }
+
+  private static KvBlockPool pool(EngineConfig config, ModelConfig mc) {
+    return KvBlockPool.withBudget(
+        mc.numLayers(),
+        mc.numKvHeads(),
+        mc.headDim(),
+        config.kvBlockSize(),
+        config.kvBudgetBytes());
   }
 
   /** Loads the checkpoint in {@code config.modelDir()} and starts the scheduler. */
@@ -128,8 +166,9 @@ public final class InferenceEngine implements AutoCloseable {
         pool.totalBlocks(),
         pool.freeBlocks(),
         active.get(),
-        "float32",
-        manager.getDevice().toString());
+        model.weightDtype(),
+        model.backend() == Backend.DJL ? manager.getDevice().toString() : "cpu()",
+        model.describe());
   }
 
   public int vocabSize() {
@@ -140,7 +179,7 @@ public final class InferenceEngine implements AutoCloseable {
     return tokenizer;
   }
 
-  public LlamaModel model() {
+  public DecoderModel model() {
     return model;
   }
 
@@ -161,8 +200,14 @@ public final class InferenceEngine implements AutoCloseable {
     return scheduler.steps();
   }
 
+  /** The paged KV pool the engine's sequences share. */
+  public KvBlockPool pool() {
+    return pool;
+  }
+
   /**
-   * NDArrays alive under the engine's manager tree: constant between steps unless something leaks.
+   * NDArrays alive under the engine's manager tree: constant between steps unless something leaks
+   * (the DJL backend's weights and KV views; none for the vector backend).
    */
   public int liveArrays() {
     return countArrays(manager);
@@ -183,9 +228,12 @@ public final class InferenceEngine implements AutoCloseable {
 
   @Override
   public void close() {
-    scheduler.close();
+    boolean stopped = scheduler.close();
     tokenizer.close();
-    pool.close();
+    if (stopped) {
+      // A scheduler thread that did not stop may still be in a forward over the pool's memory.
+      pool.close();
+    }
     model.close();
     manager.close();
   }

@@ -1,7 +1,7 @@
 package io.draftmesh.engine.runtime;
 
 import io.draftmesh.engine.kv.KvBlockPool;
-import io.draftmesh.engine.model.LlamaModel;
+import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
 import io.draftmesh.engine.model.StepResult;
 import java.util.ArrayList;
@@ -20,10 +20,10 @@ import org.slf4j.LoggerFactory;
  * feed few tokens (decode, propose, verify) are planned first so prefill chunks cannot starve them;
  * prefill takes what is left of the token budget.
  */
-final class Scheduler implements AutoCloseable {
+final class Scheduler {
   private static final Logger log = LoggerFactory.getLogger(Scheduler.class);
 
-  private final LlamaModel model;
+  private final DecoderModel model;
   private final KvBlockPool pool;
   private final int maxBatchTokens;
   private final ConcurrentLinkedQueue<Runnable> inbox = new ConcurrentLinkedQueue<>();
@@ -35,7 +35,7 @@ final class Scheduler implements AutoCloseable {
   private static final long COALESCE_MAX_NANOS = 2_000_000;
   private long lastForwardNanos;
 
-  Scheduler(LlamaModel model, KvBlockPool pool, int maxBatchTokens, String name) {
+  Scheduler(DecoderModel model, KvBlockPool pool, int maxBatchTokens, String name) {
     this.model = model;
     this.pool = pool;
     this.maxBatchTokens = maxBatchTokens;
@@ -197,8 +197,8 @@ final class Scheduler implements AutoCloseable {
     return s.unfedCount() > 64;
   }
 
-  @Override
-  public void close() {
+  /** Stops the thread after its current step; returns whether it stopped within 30 s. */
+  boolean close() {
     running = false;
     LockSupport.unpark(thread);
     try {
@@ -206,5 +206,6 @@ final class Scheduler implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+    return !thread.isAlive();
   }
 }

@@ -54,7 +54,7 @@ class LlamaModelTest {
       }
       pool =
           KvBlockPool.withBudget(
-              manager, config.numLayers(), config.numKvHeads(), config.headDim(), 16, 8L << 20);
+              config.numLayers(), config.numKvHeads(), config.headDim(), 16, 8L << 20);
     }
 
     /** Cache-free logits for every position of {@code tokens}: (T, vocab). */

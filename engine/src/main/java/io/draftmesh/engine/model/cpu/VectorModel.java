@@ -1,0 +1,452 @@
+package io.draftmesh.engine.model.cpu;
+
+import io.draftmesh.engine.checkpoint.Checkpoint;
+import io.draftmesh.engine.checkpoint.DType;
+import io.draftmesh.engine.checkpoint.ModelConfig;
+import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.model.Backend;
+import io.draftmesh.engine.model.DecoderModel;
+import io.draftmesh.engine.model.SeqStep;
+import io.draftmesh.engine.model.StepResult;
+import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import jdk.incubator.vector.FloatVector;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The Llama-family decoder (Llama, Mistral, Qwen2) in plain Java over the Vector API, for CPUs: the
+ * same math as {@link io.draftmesh.engine.model.LlamaModel} (RMSNorm, rotate-half RoPE with llama3
+ * scaling, GQA attention with optional Q/K/V bias, SwiGLU, tied embeddings), with no per-op
+ * overhead: each step is a handful of fused loops over preallocated scratch arrays.
+ *
+ * <p>A batched step sends all its rows (every sequence's new tokens: decode, k + 1 verify rows,
+ * prefill chunks) through each weight matrix together, so a weight row is read once per step
+ * however many rows there are. Attention reads keys and values where they are in the paged pool.
+ * Matmuls and attention are split across a small persistent thread pool whose size is measured at
+ * load ({@link ThreadChoice}).
+ *
+ * <p>Weights live on the heap: float32, or float16 as stored (widened in registers, float32
+ * accumulation) when {@code keepF16} and the checkpoint is F16. Not thread-safe beyond one forward
+ * at a time (forward is synchronized).
+ */
+public final class VectorModel implements DecoderModel {
+  private static final Logger log = LoggerFactory.getLogger(VectorModel.class);
+  private static final long CALIBRATION_BUDGET_NANOS = 400_000_000L;
+
+  private final ModelConfig config;
+  private final int maxContext;
+  private final int hidden;
+  private final int heads;
+  private final int kvHeads;
+  private final int headDim;
+  private final int inter;
+  private final int vocab;
+  private final int qkvDim; // (heads + 2 * kvHeads) * headDim
+  private final float eps;
+
+  private final Matrix embed; // (vocab, hidden)
+  private final Matrix lmHead; // (vocab, hidden); the same matrix as embed when tied
+  private final float[] finalNorm; // (hidden)
+  private final Layer[] layers;
+  private final Rope rope;
+  private final PagedAttention attention;
+  private final ComputePool compute;
+  private final ThreadChoice threadChoice;
+  private final String weightDtype;
+  private final long weightBytes;
+  private final Scratch scratch;
+
+  /** One decoder layer's weights, torch's (out, in) layout, projections fused. */
+  private record Layer(
+      float[] attnNorm, // (hidden)
+      Matrix wqkv, // ((heads + 2 * kvHeads) * headDim, hidden)
+      float[] bqkv, // ((heads + 2 * kvHeads) * headDim) or null
+      Matrix wo, // (hidden, heads * headDim)
+      float[] mlpNorm, // (hidden)
+      Matrix wGateUp, // (2 * intermediate, hidden)
+      Matrix wDown) {} // (hidden, intermediate)
+
+  /** Activations of one step, grown to the largest step seen and reused. */
+  private static final class Scratch {
+    float[] x = new float[0]; // (T, hidden) residual stream
+    float[] h = new float[0]; // (T, hidden) normed
+    float[] qkv = new float[0]; // (T, qkvDim)
+    float[] att = new float[0]; // (T, heads * headDim)
+    float[] gateUp = new float[0]; // (T, 2 * inter)
+    float[] act = new float[0]; // (T, inter)
+    float[] lastRows = new float[0]; // (R, hidden) normed rows whose logits are wanted
+    float[] logits = new float[0]; // (R, vocab)
+    float[][] scores; // per thread: (maxContext)
+  }
+
+  private VectorModel(Checkpoint ckpt, int maxContext, int threads, boolean keepF16) {
+    this.config = ckpt.config();
+    this.maxContext = maxContext;
+    this.hidden = config.hiddenSize();
+    this.heads = config.numHeads();
+    this.kvHeads = config.numKvHeads();
+    this.headDim = config.headDim();
+    this.inter = config.intermediateSize();
+    this.vocab = config.vocabSize();
+    this.qkvDim = (heads + 2 * kvHeads) * headDim;
+    this.eps = (float) config.rmsNormEps();
+    Loader load = new Loader(ckpt, keepF16);
+    this.embed = load.matrix(vocab, hidden, "model.embed_tokens.weight");
+    this.lmHead = config.tieWordEmbeddings() ? embed : load.matrix(vocab, hidden, "lm_head.weight");
+    this.finalNorm = load.vector("model.norm.weight");
+    this.layers = new Layer[config.numLayers()];
+    long bytes = embed.bytes() + (lmHead == embed ? 0 : lmHead.bytes());
+    for (int l = 0; l < layers.length; l++) {
+      String p = "model.layers." + l + ".";
+      float[] bias =
+          config.attentionBias()
+              ? load.vector(
+                  p + "self_attn.q_proj.bias",
+                  p + "self_attn.k_proj.bias",
+                  p + "self_attn.v_proj.bias")
+              : null;
+      layers[l] =
+          new Layer(
+              load.vector(p + "input_layernorm.weight"),
+              load.matrix(
+                  qkvDim,
+                  hidden,
+                  p + "self_attn.q_proj.weight",
+                  p + "self_attn.k_proj.weight",
+                  p + "self_attn.v_proj.weight"),
+              bias,
+              load.matrix(hidden, heads * headDim, p + "self_attn.o_proj.weight"),
+              load.vector(p + "post_attention_layernorm.weight"),
+              load.matrix(2 * inter, hidden, p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"),
+              load.matrix(hidden, inter, p + "mlp.down_proj.weight"));
+      Layer w = layers[l];
+      bytes += w.wqkv.bytes() + w.wo.bytes() + w.wGateUp.bytes() + w.wDown.bytes();
+    }
+    this.weightDtype = embed.dtype();
+    this.weightBytes = bytes;
+    this.rope = new Rope(config, maxContext);
+    this.attention = new PagedAttention(heads, kvHeads, headDim);
+    int cores = Runtime.getRuntime().availableProcessors();
+    int max = threads > 0 ? Math.min(threads, cores) : Math.min(2, cores);
+    this.compute = new ComputePool(max, "vector-" + ckpt.dir().getFileName());
+    this.scratch = new Scratch();
+    scratch.scores = new float[max][maxContext];
+    ThreadChoice choice;
+    try {
+      choice =
+          threads > 0
+              ? ThreadChoice.fixed(max)
+              : ThreadChoice.measure(compute, this::decodeMatmuls, CALIBRATION_BUDGET_NANOS);
+    } catch (RuntimeException | Error e) {
+      compute.close();
+      throw e;
+    }
+    this.threadChoice = choice;
+    log.info("{}: {}", ckpt.dir().getFileName(), describe());
+  }
+
+  /**
+   * Loads the decoder from {@code ckpt} (which may be closed afterwards).
+   *
+   * @param maxContext positions to serve; capped at max_position_embeddings
+   * @param threads compute threads; 0 measures 1 against 2 at load and keeps the faster
+   * @param keepF16 hold F16 checkpoints as F16 (half the bytes per step) instead of widening
+   */
+  public static VectorModel load(Checkpoint ckpt, int maxContext, int threads, boolean keepF16) {
+    if (!Backend.vectorAvailable()) {
+      throw new IllegalStateException(
+          "backend vector: the JVM lacks module jdk.incubator.vector"
+              + " (expected: java --add-modules jdk.incubator.vector)");
+    }
+    ckpt.requireTensors();
+    int context = Math.min(maxContext, ckpt.config().maxPositionEmbeddings());
+    return new VectorModel(ckpt, context, threads, keepF16);
+  }
+
+  @Override
+  public ModelConfig config() {
+    return config;
+  }
+
+  @Override
+  public int maxContext() {
+    return maxContext;
+  }
+
+  @Override
+  public Backend backend() {
+    return Backend.VECTOR;
+  }
+
+  @Override
+  public String weightDtype() {
+    return weightDtype;
+  }
+
+  /** Bytes of weights one decode step reads (every matrix once; the embedding gather aside). */
+  public long weightBytes() {
+    return weightBytes;
+  }
+
+  /** Compute threads in use. */
+  public int threads() {
+    return threadChoice.threads();
+  }
+
+  @Override
+  public String describe() {
+    return String.format(
+        Locale.ROOT,
+        "vector: %s weights (%.1f MB), %d float lanes, %s",
+        weightDtype,
+        weightBytes / 1e6,
+        FloatVector.SPECIES_PREFERRED.length(),
+        threadChoice);
+  }
+
+  @Override
+  public synchronized List<StepResult> forward(List<SeqStep> batch, KvBlockPool pool) {
+    if (pool.layers() != layers.length || pool.kvHeads() != kvHeads || pool.headDim() != headDim) {
+      throw new IllegalArgumentException(
+          "kv pool of "
+              + pool.layers()
+              + " layers x "
+              + pool.kvHeads()
+              + " heads x "
+              + pool.headDim()
+              + " (expected: "
+              + layers.length
+              + " x "
+              + kvHeads
+              + " x "
+              + headDim
+              + ")");
+    }
+    int b = batch.size();
+    int total = 0;
+    int logitRowCount = 0;
+    for (SeqStep s : batch) {
+      total += s.tokens().length;
+      logitRowCount += s.logitRows().length;
+      if (s.length() > maxContext) {
+        throw new IllegalArgumentException(
+            "sequence length " + s.length() + " exceeds max context " + maxContext);
+      }
+    }
+    Scratch sc = grow(total, logitRowCount);
+    int[] rowPos = new int[total]; // (T) position of each row in its sequence
+    int[] rowSlot = new int[total]; // (T) pool slot its KV goes to
+    int[][] rowSlots = new int[total][]; // (T) its sequence's slot per position
+    int[] lastRow = new int[logitRowCount]; // flat row of each wanted logit row
+    float[][][] captured = new float[b][][];
+    float[][] capture = null; // per row: its sequence's capture array of the current layer
+    int[] captureRow = null;
+    int[] captureRows = null;
+    int t = 0;
+    int lr = 0;
+    for (int i = 0; i < b; i++) {
+      SeqStep s = batch.get(i);
+      int n = s.tokens().length;
+      int[] slots = new int[s.length()];
+      for (int p = 0; p < slots.length; p++) {
+        slots[p] = (int) s.table().slot(p);
+      }
+      for (int r : s.logitRows()) {
+        lastRow[lr++] = t + r;
+      }
+      for (int r = 0; r < n; r++) {
+        rowPos[t + r] = s.startPos() + r;
+        rowSlot[t + r] = slots[s.startPos() + r];
+        rowSlots[t + r] = slots;
+        embed.row(s.tokens()[r], sc.x, (t + r) * hidden);
+      }
+      if (s.captureAttention()) {
+        captured[i] = new float[layers.length][];
+        if (capture == null) {
+          capture = new float[total][];
+          captureRow = new int[total];
+          captureRows = new int[total];
+        }
+        for (int r = 0; r < n; r++) {
+          captureRow[t + r] = r;
+          captureRows[t + r] = n;
+        }
+      }
+      t += n;
+    }
+
+    for (int l = 0; l < layers.length; l++) {
+      Layer w = layers[l];
+      Kernels.rmsNorm(sc.x, w.attnNorm, eps, sc.h, total, hidden);
+      matmul(w.wqkv, sc.h, total, sc.qkv, false);
+      if (w.bqkv != null) {
+        Kernels.addBias(sc.qkv, w.bqkv, total, qkvDim);
+      }
+      for (int r = 0; r < total; r++) {
+        rope.apply(sc.qkv, r * qkvDim, heads + kvHeads, rowPos[r]);
+      }
+      ByteBuffer keys = pool.keys(l);
+      ByteBuffer values = pool.values(l);
+      int slots = pool.slots();
+      attention.writeKv(sc.qkv, qkvDim, total, rowSlot, keys, values, slots);
+      if (capture != null) {
+        t = 0;
+        for (int i = 0; i < b; i++) {
+          SeqStep s = batch.get(i);
+          int n = s.tokens().length;
+          if (captured[i] != null) {
+            float[] probs = new float[heads * n * s.length()]; // (heads, n, length)
+            captured[i][l] = probs;
+            for (int r = 0; r < n; r++) {
+              capture[t + r] = probs;
+            }
+          }
+          t += n;
+        }
+      }
+      float[] qkv = sc.qkv;
+      float[] att = sc.att;
+      float[][] cap = capture;
+      int[] capRow = captureRow;
+      int[] capRows = captureRows;
+      compute.parallelFor(
+          total * heads,
+          1,
+          (worker, from, to) ->
+              attention.attend(
+                  qkv,
+                  qkvDim,
+                  rowPos,
+                  rowSlots,
+                  keys,
+                  values,
+                  slots,
+                  att,
+                  cap,
+                  capRow,
+                  capRows,
+                  sc.scores[worker],
+                  from,
+                  to));
+      matmul(w.wo, sc.att, total, sc.x, true); // x += attention output
+      Kernels.rmsNorm(sc.x, w.mlpNorm, eps, sc.h, total, hidden);
+      matmul(w.wGateUp, sc.h, total, sc.gateUp, false);
+      float[] gateUp = sc.gateUp;
+      float[] act = sc.act;
+      compute.parallelFor(
+          total, 1, (worker, from, to) -> Kernels.swiGlu(gateUp, act, from, to, inter));
+      matmul(w.wDown, sc.act, total, sc.x, true); // x += mlp output
+    }
+
+    for (int r = 0; r < logitRowCount; r++) {
+      System.arraycopy(sc.x, lastRow[r] * hidden, sc.lastRows, r * hidden, hidden);
+    }
+    Kernels.rmsNorm(sc.lastRows, finalNorm, eps, sc.lastRows, logitRowCount, hidden);
+    matmul(lmHead, sc.lastRows, logitRowCount, sc.logits, false);
+
+    List<StepResult> results = new ArrayList<>(b);
+    int offset = 0;
+    for (int i = 0; i < b; i++) {
+      SeqStep s = batch.get(i);
+      float[][] rows = new float[s.logitRows().length][];
+      for (int r = 0; r < rows.length; r++) {
+        rows[r] = new float[vocab];
+        System.arraycopy(sc.logits, (offset + r) * vocab, rows[r], 0, vocab);
+      }
+      offset += rows.length;
+      results.add(new StepResult(rows, captured[i]));
+    }
+    return results;
+  }
+
+  /** out (n, m.rows()) = in (n, m.cols()) times m transposed; accumulates into out if asked. */
+  private void matmul(Matrix m, float[] in, int n, float[] out, boolean accumulate) {
+    int stride = m.rows();
+    compute.parallelFor(
+        m.rows(), 4, (worker, from, to) -> m.multiply(in, n, out, stride, accumulate, from, to));
+  }
+
+  /** One decode step's matmuls on dummy activations: the work {@link ThreadChoice} times. */
+  private void decodeMatmuls() {
+    Scratch sc = grow(1, 1);
+    for (Layer w : layers) {
+      matmul(w.wqkv, sc.h, 1, sc.qkv, false);
+      matmul(w.wo, sc.att, 1, sc.x, false);
+      matmul(w.wGateUp, sc.h, 1, sc.gateUp, false);
+      matmul(w.wDown, sc.act, 1, sc.x, false);
+    }
+    matmul(lmHead, sc.lastRows, 1, sc.logits, false);
+  }
+
+  private Scratch grow(int rows, int logitRows) {
+    Scratch sc = scratch;
+    if (sc.x.length < rows * hidden) {
+      int n = Math.max(rows, sc.x.length / hidden * 2);
+      sc.x = new float[n * hidden];
+      sc.h = new float[n * hidden];
+      sc.qkv = new float[n * qkvDim];
+      sc.att = new float[n * heads * headDim];
+      sc.gateUp = new float[n * 2 * inter];
+      sc.act = new float[n * inter];
+    }
+    if (sc.lastRows.length < logitRows * hidden) {
+      int n = Math.max(logitRows, sc.lastRows.length / hidden * 2);
+      sc.lastRows = new float[n * hidden];
+      sc.logits = new float[n * vocab];
+    }
+    return sc;
+  }
+
+  @Override
+  public void close() {
+    compute.close();
+  }
+
+  /** Reads tensors into heap arrays, fusing projections by concatenating their rows. */
+  private static final class Loader {
+    private final Checkpoint ckpt;
+    private final boolean keepF16;
+
+    Loader(Checkpoint ckpt, boolean keepF16) {
+      this.ckpt = ckpt;
+      this.keepF16 = keepF16;
+    }
+
+    float[] vector(String... names) {
+      int n = 0;
+      for (String name : names) {
+        n += Math.toIntExact(ckpt.info(name).numElements());
+      }
+      float[] out = new float[n];
+      FloatBuffer dst = FloatBuffer.wrap(out);
+      for (String name : names) {
+        ckpt.tensor(name, dst);
+      }
+      return out;
+    }
+
+    /** The named tensors' rows stacked: (rows, cols). F16 stays F16 when every part is F16. */
+    Matrix matrix(int rows, int cols, String... names) {
+      boolean allF16 = keepF16;
+      for (String name : names) {
+        allF16 &= ckpt.info(name).floatType() == DType.F16;
+      }
+      if (allF16) {
+        short[] bits = new short[Math.multiplyExact(rows, cols)];
+        int off = 0;
+        for (String name : names) {
+          ByteBuffer raw = ckpt.raw(name);
+          int n = raw.remaining() / 2;
+          raw.order(java.nio.ByteOrder.LITTLE_ENDIAN).asShortBuffer().get(bits, off, n);
+          off += n;
+        }
+        return new F16Matrix(bits, rows, cols);
+      }
+      return new F32Matrix(vector(names), rows, cols);
+    }
+  }
+}
