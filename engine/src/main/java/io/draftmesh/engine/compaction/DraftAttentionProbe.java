@@ -3,7 +3,7 @@ package io.draftmesh.engine.compaction;
 import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
-import io.draftmesh.engine.model.LlamaModel;
+import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
 import io.draftmesh.engine.model.StepResult;
 import io.draftmesh.engine.runtime.EngineException;
@@ -37,7 +37,7 @@ public final class DraftAttentionProbe {
 
   private DraftAttentionProbe() {}
 
-  public static Result run(LlamaModel model, int[] prompt, int window, int lookahead) {
+  public static Result run(DecoderModel model, int[] prompt, int window, int lookahead) {
     int length = prompt.length;
     if (length < 1) {
       throw EngineException.invalid("prompt_ids: empty (expected: at least one token)");
@@ -64,7 +64,6 @@ public final class DraftAttentionProbe {
     long bytes = KvBlockPool.bytesPerBlock(mc.numLayers(), mc.numKvHeads(), mc.headDim(), BLOCK);
     try (KvBlockPool pool =
             KvBlockPool.withBudget(
-                model.manager(),
                 mc.numLayers(),
                 mc.numKvHeads(),
                 mc.headDim(),
@@ -95,7 +94,7 @@ public final class DraftAttentionProbe {
   }
 
   private static StepResult forward(
-      LlamaModel model,
+      DecoderModel model,
       KvBlockPool pool,
       BlockTable table,
       int[] tokens,

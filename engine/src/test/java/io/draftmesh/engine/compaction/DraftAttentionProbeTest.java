@@ -66,7 +66,7 @@ class DraftAttentionProbeTest {
     ModelConfig mc = model.config();
     try (KvBlockPool pool =
             KvBlockPool.withBudget(
-                manager, mc.numLayers(), mc.numKvHeads(), mc.headDim(), 16, 64L << 20);
+                mc.numLayers(), mc.numKvHeads(), mc.headDim(), 16, 64L << 20);
         BlockTable table = new BlockTable(pool)) {
       table.reserve(all.length);
       int[] rows = {length - 1, length, length + 1};
