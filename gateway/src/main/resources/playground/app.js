@@ -147,7 +147,7 @@
     $('current-k').textContent = st.current_k || '–';
     $('strategy-run').textContent = st.strategy || '–';
     $('models-run').textContent = (st.target_model || '?') + (st.draft_model ? ' + ' + st.draft_model : '');
-    $('fallback').textContent = st.fallback ? 'yes: ' + st.fallback_reason : 'no';
+    $('fallback').textContent = st.fallback ? 'yes (the draft was dropped; the target went on alone)' : 'no';
     $('tokens').textContent = String(state.tokens);
     const secs = (performance.now() - state.started) / 1000;
     $('rate').textContent = secs > 0 ? (state.tokens / secs).toFixed(1) : '–';

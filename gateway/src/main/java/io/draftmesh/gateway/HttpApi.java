@@ -180,8 +180,11 @@ final class HttpApi implements HttpHandler {
     ApiKeys.Caller caller = keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
     JsonObject body = readJsonObject(ex);
     OpenAiRequests.Parsed p = OpenAiRequests.parse(kind, body, catalog, config.maxTokensLimit());
-    GenerateRequest request = router.prepare(p.request(), caller);
+    // One id for the response object, the X-Request-Id header, public errors and the router's logs.
     String id = (kind == OpenAiRequests.Kind.CHAT ? "chatcmpl-" : "cmpl-") + RouterClient.newId();
+    GenerateRequest request =
+        router.prepare(p.request().toBuilder().setRequestId(id).build(), caller);
+    ex.getResponseHeaders().set("X-Request-Id", id);
     long created = System.currentTimeMillis() / 1000;
     try (KeyLimits.Lease lease = limits.acquire(caller)) {
       Context.CancellableContext upstream = Context.current().withCancellation();
@@ -189,7 +192,12 @@ final class HttpApi implements HttpHandler {
       try {
         Iterator<GenerateChunk> chunks = router.blocking().generate(request);
         // The first chunk (or the router's refusal) decides the HTTP status.
-        GenerateChunk first = chunks.next();
+        GenerateChunk first;
+        try {
+          first = chunks.next();
+        } catch (StatusRuntimeException e) {
+          throw Errors.fromRouter(e, id, p.request());
+        }
         lease.charge(first.getTokenIdsCount());
         if (p.stream()) {
           stream(ex, kind, p, id, created, first, chunks, lease, upstream);
@@ -274,7 +282,7 @@ final class HttpApi implements HttpHandler {
           chunk = rest.next();
         } catch (StatusRuntimeException e) {
           if (!sse.clientGone()) {
-            Errors.HttpError err = Errors.toHttp(e);
+            Errors.HttpError err = Errors.toHttp(Errors.fromRouter(e, id, p.request()));
             sse.event(GSON.toJson(err.toJson()));
           }
           return;
@@ -310,11 +318,15 @@ final class HttpApi implements HttpHandler {
       all.addAllTokenIds(chunk.getTokenIdsList());
       all.addAllProvenanceValue(chunk.getProvenanceValueList());
       mergeRepeated(all, chunk);
-      if (chunk.getFinishReason() != io.draftmesh.proto.v1.FinishReason.FINISH_REASON_UNSPECIFIED
-          || !rest.hasNext()) {
-        break;
+      try {
+        if (chunk.getFinishReason() != io.draftmesh.proto.v1.FinishReason.FINISH_REASON_UNSPECIFIED
+            || !rest.hasNext()) {
+          break;
+        }
+        chunk = rest.next();
+      } catch (StatusRuntimeException e) {
+        throw Errors.fromRouter(e, id, p.request());
       }
-      chunk = rest.next();
       lease.charge(chunk.getTokenIdsCount());
     }
     String reason = OpenAiResponses.finishReason(chunk.getFinishReason());
