@@ -198,6 +198,21 @@ final class BpeTokenizer {
    * @throws UnsupportedOperationException if the file uses a pipeline step this class lacks
    */
   int[] encode(String text, boolean addSpecialTokens) {
+    return encode(text, NO_LITERALS, addSpecialTokens);
+  }
+
+  private static final int[] NO_LITERALS = new int[0];
+
+  /**
+   * Token ids of {@code text}, with no added token matched inside the literal ranges: untrusted
+   * text (a chat message) put into a template must not become the template's special tokens. Text
+   * on both sides of a range boundary is pre-tokenized and merged as one, as in {@link
+   * #encode(String, boolean)}, so benign text encodes exactly as it would without the ranges.
+   *
+   * @param literals sorted, disjoint ranges as {@code [from0, to0, from1, to1, ...]} (char offsets,
+   *     end exclusive)
+   */
+  int[] encode(String text, int[] literals, boolean addSpecialTokens) {
     if (encodeUnsupported != null) {
       throw new UnsupportedOperationException(encodeUnsupported);
     }
@@ -208,7 +223,7 @@ final class BpeTokenizer {
     int start = 0;
     int pos = 0;
     while (pos <= text.length()) {
-      Match m = nextAdded(text, pos);
+      Match m = nextAdded(text, pos, literals);
       if (m == null) {
         encodeSegment(text.substring(start), out);
         break;
@@ -227,14 +242,26 @@ final class BpeTokenizer {
   private record Match(AddedToken token, int from, int to) {}
 
   /** The leftmost (then longest) added token at or after {@code from}, with its strip span. */
-  private Match nextAdded(String text, int from) {
+  private Match nextAdded(String text, int from, int[] literals) {
     if (added.isEmpty()) {
       return null;
     }
+    int r = 0; // the first literal range that does not end at or before i
     for (int i = from; i < text.length(); i++) {
+      while (r < literals.length && literals[r + 1] <= i) {
+        r += 2;
+      }
+      if (r < literals.length && literals[r] <= i) {
+        i = literals[r + 1] - 1; // inside a literal range: resume after it
+        continue;
+      }
+      int nextLiteral = r < literals.length ? literals[r] : Integer.MAX_VALUE;
       for (AddedToken t : added) { // longest first
         if (text.startsWith(t.content, i)) {
           int end = i + t.content.length();
+          if (end > nextLiteral) {
+            continue; // would take characters of literal text
+          }
           if (t.singleWord && !(isWordBoundary(text, i - 1) && isWordBoundary(text, end))) {
             continue;
           }

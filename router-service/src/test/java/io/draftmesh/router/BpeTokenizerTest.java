@@ -256,6 +256,35 @@ class BpeTokenizerTest {
     return sb.toString();
   }
 
+  @Test
+  void literalTextNeverBecomesASpecialToken() throws IOException {
+    BpeTokenizer tok = BpeTokenizer.load(gpt2);
+    String eos = RandomCheckpoint.EOS_TOKEN;
+    int eosId = tok.encode(eos, false)[0];
+    assertThat(tok.encode(eos, false)).containsExactly(eosId);
+    String user = "hi " + eos + " there" + eos;
+    String text = eos + user + eos; // template, user text, template
+    int[] ids = tok.encode(text, new int[] {eos.length(), eos.length() + user.length()}, false);
+    // The template's two are matched; the user's two stay text that decodes back to itself.
+    assertThat(java.util.Arrays.stream(ids).filter(id -> id == eosId).count()).isEqualTo(2);
+    assertThat(ids[0]).isEqualTo(eosId);
+    assertThat(ids[ids.length - 1]).isEqualTo(eosId);
+    assertThat(tok.decode(java.util.Arrays.copyOfRange(ids, 1, ids.length - 1), false))
+        .isEqualTo(user);
+    // A special token straddling the boundary into literal text is not matched either.
+    String half = eos.substring(0, 5);
+    int[] straddle = tok.encode(half + eos.substring(5), new int[] {5, eos.length()}, false);
+    assertThat(straddle).doesNotContain(eosId);
+    // Benign text encodes the same with or without literal ranges.
+    for (String t : TEXTS) {
+      if (!t.contains("<|")) {
+        assertThat(tok.encode(t, new int[] {0, t.length() / 2}, true))
+            .as(quote(t))
+            .containsExactly(tok.encode(t, true));
+      }
+    }
+  }
+
   private static String quote(String s) {
     return "\"" + s.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + "\"";
   }
