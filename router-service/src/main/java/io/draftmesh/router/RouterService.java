@@ -426,6 +426,24 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
                   + targetInfo.getModelId()
                   + ", or send token_ids)");
         }
+        long chars =
+            request.hasParts()
+                ? request.getParts().getPartsList().stream()
+                    .mapToLong(part -> part.getText().length())
+                    .sum()
+                : request.getText().length();
+        long maxChars = tokenizer.maxChars(targetInfo.getMaxContext());
+        if (chars > maxChars) {
+          throw Statuses.invalid(
+              field
+                  + ": "
+                  + chars
+                  + " characters (expected: at most "
+                  + maxChars
+                  + ", more cannot fit the target's max context of "
+                  + targetInfo.getMaxContext()
+                  + " tokens)");
+        }
         try {
           prompt =
               request.hasParts()
