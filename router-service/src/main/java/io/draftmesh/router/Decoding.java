@@ -255,11 +255,12 @@ final class Decoding {
     stats.draftNanos += System.nanoTime() - t0;
     stats.draftCalls++;
     Proposed p = r.getProposed();
-    int m = p.getTokenIdsCount();
-    if (m < 1 || (!plan.greedy() && !hasDistributions(p))) {
-      dropDraft("the draft's proposal came without tokens or distributions");
+    String garbage = DraftProposals.problem(p, k, targetInfo.getVocabSize(), !plan.greedy());
+    if (garbage != null) {
+      dropDraft("draft worker " + draft.address() + ": " + garbage);
       return;
     }
+    int m = p.getTokenIdsCount();
     draftTruncateTo = -1;
     draftPending = new int[0];
     int draftLength = r.getLength(); // = len + m
@@ -377,18 +378,6 @@ final class Decoding {
   /** The draft session, or null if none is in use (any more). */
   WorkerSession draft() {
     return draft;
-  }
-
-  private static boolean hasDistributions(Proposed p) {
-    if (p.getPositionsCount() != p.getTokenIdsCount()) {
-      return false;
-    }
-    for (Position pos : p.getPositionsList()) {
-      if (!pos.hasFull()) {
-        return false;
-      }
-    }
-    return true;
   }
 
   private static SessionRequest.Builder append(int[] ids) {
