@@ -19,12 +19,15 @@ final class ModelWorkerService extends ModelWorkerGrpc.ModelWorkerImplBase {
   private final WorkerState state;
   private final WorkerConfig.Role role;
   private final Executor responses;
+  private final SessionCall.IdleTimer idle;
 
   /**
    * @param responses where responses are converted and sent, so the engine's scheduler thread only
    *     completes futures
    */
-  ModelWorkerService(WorkerState state, WorkerConfig.Role role, Executor responses) {
+  ModelWorkerService(
+      WorkerState state, WorkerConfig.Role role, Executor responses, SessionCall.IdleTimer idle) {
+    this.idle = idle;
     this.state = state;
     this.role = role;
     this.responses = responses;
@@ -75,6 +78,6 @@ final class ModelWorkerService extends ModelWorkerGrpc.ModelWorkerImplBase {
       call.onError(Statuses.toException(e));
       return SessionCall.ignoring();
     }
-    return SessionCall.start(loaded.engine(), call, responses);
+    return SessionCall.start(loaded.engine(), call, responses, idle);
   }
 }

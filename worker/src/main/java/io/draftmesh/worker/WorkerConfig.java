@@ -25,6 +25,12 @@ import java.util.Set;
  * @param maxContext longest sequence; capped by the model's max_position_embeddings
  * @param threads PyTorch intra-op threads; 0 leaves {@code ai.djl.pytorch.num_threads} as it is
  * @param drainGrace how long shutdown waits for open sessions before cancelling them
+ * @param keepAlive how often the server pings an idle connection: a caller that vanished without
+ *     closing its connection is noticed after {@code keepAlive + keepAliveTimeout}, and its
+ *     sessions are cancelled (which frees their KV)
+ * @param keepAliveTimeout how long a ping may go unanswered before the connection is closed
+ * @param sessionIdle how long a session may go without a request (while no op runs) before the
+ *     worker ends it with DEADLINE_EXCEEDED; zero = never
  */
 public record WorkerConfig(
     Path model,
@@ -37,7 +43,10 @@ public record WorkerConfig(
     int maxBatchTokens,
     int maxContext,
     int threads,
-    Duration drainGrace) {
+    Duration drainGrace,
+    Duration keepAlive,
+    Duration keepAliveTimeout,
+    Duration sessionIdle) {
 
   /** Which calls a worker serves: the draft proposes, the target verifies. Same contract. */
   public enum Role {
@@ -88,7 +97,12 @@ public record WorkerConfig(
     MAX_BATCH_TOKENS("max-batch-tokens", "N", "tokens per batched forward step (default 512)"),
     MAX_CONTEXT("max-context", "N", "longest sequence, capped by the model (default 4096)"),
     THREADS("threads", "N", "PyTorch intra-op threads, 0 = leave as configured (default 0)"),
-    DRAIN_SECONDS("drain-seconds", "S", "grace period for open sessions on shutdown (default 10)");
+    DRAIN_SECONDS("drain-seconds", "S", "grace period for open sessions on shutdown (default 10)"),
+    KEEPALIVE_SECONDS("keepalive-seconds", "S", "ping interval on idle connections (default 30)"),
+    KEEPALIVE_TIMEOUT_SECONDS(
+        "keepalive-timeout-seconds", "S", "unanswered ping closes the connection (default 10)"),
+    SESSION_IDLE_SECONDS(
+        "session-idle-seconds", "S", "end a session idle this long, 0 = never (default 300)");
 
     private final Flags.Spec spec;
 
@@ -136,6 +150,14 @@ public record WorkerConfig(
     if (drainGrace == null || drainGrace.isNegative()) {
       throw new ConfigException("--drain-seconds: " + drainGrace + " (expected: >= 0)");
     }
+    long ka = java.util.Objects.requireNonNull(keepAlive, "keepAlive").toSeconds();
+    // gRPC's Netty server raises anything shorter to 10 s; refuse it rather than pretend.
+    FLAGS.require(ka >= 10 && ka <= 86_400, Flag.KEEPALIVE_SECONDS, ka, "10..86400");
+    long kat = java.util.Objects.requireNonNull(keepAliveTimeout, "keepAliveTimeout").toSeconds();
+    FLAGS.require(kat >= 1 && kat <= 3_600, Flag.KEEPALIVE_TIMEOUT_SECONDS, kat, "1..3600");
+    long idle = java.util.Objects.requireNonNull(sessionIdle, "sessionIdle").toSeconds();
+    FLAGS.require(
+        idle >= 0 && idle <= 604_800, Flag.SESSION_IDLE_SECONDS, idle, "0 (never) or 1..604800");
   }
 
   /** Parses {@code args} over {@code env}; the service mains pass their fixed role. */
@@ -175,7 +197,10 @@ public record WorkerConfig(
         v.intOf(Flag.MAX_BATCH_TOKENS, 512),
         v.intOf(Flag.MAX_CONTEXT, 4096),
         v.intOf(Flag.THREADS, 0),
-        v.seconds(Flag.DRAIN_SECONDS, 10));
+        v.seconds(Flag.DRAIN_SECONDS, 10),
+        v.seconds(Flag.KEEPALIVE_SECONDS, 30),
+        v.seconds(Flag.KEEPALIVE_TIMEOUT_SECONDS, 10),
+        v.seconds(Flag.SESSION_IDLE_SECONDS, 300));
   }
 
   /** What the engine is built with. */

@@ -42,6 +42,9 @@ import org.slf4j.LoggerFactory;
 public final class WorkerServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(WorkerServer.class);
 
+  /** How long a session may sit idle unless configured otherwise (WorkerConfig's default). */
+  public static final Duration DEFAULT_SESSION_IDLE = Duration.ofMinutes(5);
+
   /** The service name health is reported under, besides the overall "" service. */
   public static final String SERVICE_NAME = "draftmesh.v1.ModelWorker";
 
@@ -51,6 +54,7 @@ public final class WorkerServer implements AutoCloseable {
   private final Supplier<InferenceEngine> loader;
   private final Duration drainGrace;
   private final ExecutorService responses;
+  private final java.util.concurrent.ScheduledExecutorService timers; // sessions' idle timers
   private final CompletableFuture<InferenceEngine> ready = new CompletableFuture<>();
   private final Object lifecycle = new Object();
   private Thread loading; // guarded by lifecycle
@@ -67,14 +71,36 @@ public final class WorkerServer implements AutoCloseable {
       Supplier<InferenceEngine> loader,
       Duration drainGrace,
       OpenTelemetry openTelemetry) {
+    this(builder, role, loader, drainGrace, DEFAULT_SESSION_IDLE, openTelemetry);
+  }
+
+  /**
+   * @param loader loads the engine (blocking, on a background thread); {@link #start} runs its
+   *     warm-up afterwards
+   * @param sessionIdle how long a session may go without a request while no op runs before it is
+   *     ended with DEADLINE_EXCEEDED (and freed); zero = never
+   */
+  public WorkerServer(
+      ServerBuilder<?> builder,
+      WorkerConfig.Role role,
+      Supplier<InferenceEngine> loader,
+      Duration drainGrace,
+      Duration sessionIdle,
+      OpenTelemetry openTelemetry) {
     this.loader = Objects.requireNonNull(loader, "loader");
     this.drainGrace = Objects.requireNonNull(drainGrace, "drainGrace");
     this.responses = Executors.newFixedThreadPool(2, daemonThreads("worker-responses-"));
+    java.util.concurrent.ScheduledThreadPoolExecutor t =
+        new java.util.concurrent.ScheduledThreadPoolExecutor(1, daemonThreads("worker-idle-"));
+    t.setRemoveOnCancelPolicy(true); // a session's timer is cancelled at every request
+    this.timers = t;
     health.setStatus("", ServingStatus.NOT_SERVING);
     health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
     this.server =
         builder
-            .addService(new ModelWorkerService(state, role, responses))
+            .addService(
+                new ModelWorkerService(
+                    state, role, responses, new SessionCall.IdleTimer(timers, sessionIdle)))
             .addService(health.getHealthService())
             .addService(ProtoReflectionServiceV1.newInstance())
             .intercept(GrpcTelemetry.create(openTelemetry).createServerInterceptor())
@@ -84,9 +110,22 @@ public final class WorkerServer implements AutoCloseable {
   /** A worker for {@code config} on a real (Netty) port. */
   public static WorkerServer onPort(WorkerConfig config, OpenTelemetry openTelemetry) {
     ServerBuilder<?> builder =
-        Grpc.newServerBuilderForPort(config.port(), InsecureServerCredentials.create());
+        Grpc.newServerBuilderForPort(config.port(), InsecureServerCredentials.create())
+            // A caller that vanished without closing its connection (no FIN, no deadline) is
+            // noticed by an unanswered ping; its calls are cancelled, which frees their KV.
+            .keepAliveTime(config.keepAlive().toMillis(), TimeUnit.MILLISECONDS)
+            .keepAliveTimeout(config.keepAliveTimeout().toMillis(), TimeUnit.MILLISECONDS)
+            // Callers ping too (the router's channels); allow it down to 10 s, with or without
+            // calls, rather than closing their connections for "too many pings".
+            .permitKeepAliveTime(10, TimeUnit.SECONDS)
+            .permitKeepAliveWithoutCalls(true);
     return new WorkerServer(
-        builder, config.role(), engineLoader(config), config.drainGrace(), openTelemetry);
+        builder,
+        config.role(),
+        engineLoader(config),
+        config.drainGrace(),
+        config.sessionIdle(),
+        openTelemetry);
   }
 
   /**
@@ -206,6 +245,7 @@ public final class WorkerServer implements AutoCloseable {
       Thread.currentThread().interrupt();
     }
     responses.shutdown();
+    timers.shutdownNow();
     try {
       responses.awaitTermination(5, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
