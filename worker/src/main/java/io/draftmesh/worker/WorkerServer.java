@@ -172,6 +172,7 @@ public final class WorkerServer implements AutoCloseable {
         health.setStatus("", ServingStatus.SERVING);
         health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
       }
+      engine.failure().thenAccept(this::engineFailed);
       ready.complete(engine);
     } catch (RuntimeException | Error e) {
       log.error("model failed to load", e);
@@ -180,6 +181,23 @@ public final class WorkerServer implements AutoCloseable {
         engine.close();
       }
       ready.completeExceptionally(e);
+    }
+  }
+
+  /**
+   * The engine's scheduler died of an Error: its sessions were failed with UNAVAILABLE and freed.
+   * The worker cannot serve again without a restart, so health says NOT_SERVING (Kubernetes'
+   * liveness probe restarts the pod, the router stops picking it) and every call is UNAVAILABLE.
+   */
+  private void engineFailed(Throwable error) {
+    log.error("engine failed; the worker is NOT_SERVING until restarted", error);
+    synchronized (lifecycle) {
+      if (closed) {
+        return;
+      }
+      state.moveTo(WorkerState.Phase.BROKEN);
+      health.setStatus("", ServingStatus.NOT_SERVING);
+      health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
     }
   }
 
@@ -228,7 +246,7 @@ public final class WorkerServer implements AutoCloseable {
         return;
       }
       closed = true;
-      if (state.phase() != WorkerState.Phase.FAILED) {
+      if (state.phase() != WorkerState.Phase.FAILED && state.phase() != WorkerState.Phase.BROKEN) {
         state.moveTo(WorkerState.Phase.DRAINING);
       }
       health.enterTerminalState(); // NOT_SERVING for every service, and stays so

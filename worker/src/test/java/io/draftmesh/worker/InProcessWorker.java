@@ -66,6 +66,10 @@ final class InProcessWorker implements AutoCloseable {
     return server.engine();
   }
 
+  ManagedChannel channel() {
+    return channel;
+  }
+
   ModelWorkerGrpc.ModelWorkerStub stub() {
     return ModelWorkerGrpc.newStub(channel);
   }
