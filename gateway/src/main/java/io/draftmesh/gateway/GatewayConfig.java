@@ -37,8 +37,9 @@ import java.util.Set;
  * @param maxBodyBytes the largest HTTP request body
  * @param maxTokensLimit the largest {@code max_tokens} a request may ask for
  * @param upstreamTimeout the deadline of every router call (a shorter client deadline wins)
- * @param sseHeartbeat how often an idle SSE stream gets a comment line (which also detects a client
- *     that went away while the router was thinking)
+ * @param sseHeartbeat how often an idle SSE stream gets a comment line, and a non-streaming
+ *     response a space before its JSON (which detects a client that went away, so its generation is
+ *     cancelled)
  * @param httpThreads threads serving HTTP requests (each open stream holds one)
  * @param drainGrace how long shutdown waits for running requests before cancelling them
  */
@@ -305,6 +306,27 @@ public record GatewayConfig(
         maxTokensLimit,
         upstreamTimeout,
         sseHeartbeat,
+        httpThreads,
+        drainGrace);
+  }
+
+  /** This config with another heartbeat interval (SSE comments, non-streaming padding). */
+  public GatewayConfig withSseHeartbeat(Duration interval) {
+    return new GatewayConfig(
+        host,
+        grpcPort,
+        httpPort,
+        router,
+        models,
+        apiKeys,
+        allowAnonymous,
+        maxConcurrentPerKey,
+        tokensPerMinutePerKey,
+        tokenBurst,
+        maxBodyBytes,
+        maxTokensLimit,
+        upstreamTimeout,
+        interval,
         httpThreads,
         drainGrace);
   }

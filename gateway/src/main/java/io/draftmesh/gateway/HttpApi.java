@@ -202,7 +202,7 @@ final class HttpApi implements HttpHandler {
         if (p.stream()) {
           stream(ex, kind, p, id, created, first, chunks, lease, upstream);
         } else {
-          collect(ex, kind, p, id, created, first, chunks, lease);
+          collect(ex, kind, p, id, created, first, chunks, lease, upstream);
         }
       } finally {
         upstream.detach(previous);
@@ -308,8 +308,44 @@ final class HttpApi implements HttpHandler {
       long created,
       GenerateChunk first,
       Iterator<GenerateChunk> rest,
-      KeyLimits.Lease lease)
+      KeyLimits.Lease lease,
+      Context.CancellableContext upstream)
       throws IOException {
+    try (HeldJson held = new HeldJson(ex, upstream, scheduler, config.sseHeartbeat())) {
+      JsonObject body;
+      int status = 200;
+      Errors.HttpError error = null;
+      try {
+        body = collectBody(kind, p, id, created, first, rest, lease);
+      } catch (StatusRuntimeException e) {
+        if (held.clientGone()) {
+          return; // the client left; the router call was cancelled because of it
+        }
+        error = Errors.toHttp(Errors.fromRouter(e, id, p.request()));
+        body = error.toJson();
+        status = error.status();
+      }
+      if (held.stopUncommitted()) {
+        if (error != null) {
+          sendError(ex, error);
+        } else {
+          sendJson(ex, status, body);
+        }
+      } else {
+        held.finish(GSON.toJson(body));
+      }
+    }
+  }
+
+  /** The whole completion object, from the first chunk to the one with a finish reason. */
+  private static JsonObject collectBody(
+      OpenAiRequests.Kind kind,
+      OpenAiRequests.Parsed p,
+      String id,
+      long created,
+      GenerateChunk first,
+      Iterator<GenerateChunk> rest,
+      KeyLimits.Lease lease) {
     GenerateChunk.Builder all = GenerateChunk.newBuilder();
     StringBuilder text = new StringBuilder();
     GenerateChunk chunk = first;
@@ -318,15 +354,11 @@ final class HttpApi implements HttpHandler {
       all.addAllTokenIds(chunk.getTokenIdsList());
       all.addAllProvenanceValue(chunk.getProvenanceValueList());
       mergeRepeated(all, chunk);
-      try {
-        if (chunk.getFinishReason() != io.draftmesh.proto.v1.FinishReason.FINISH_REASON_UNSPECIFIED
-            || !rest.hasNext()) {
-          break;
-        }
-        chunk = rest.next();
-      } catch (StatusRuntimeException e) {
-        throw Errors.fromRouter(e, id, p.request());
+      if (chunk.getFinishReason() != io.draftmesh.proto.v1.FinishReason.FINISH_REASON_UNSPECIFIED
+          || !rest.hasNext()) {
+        break;
       }
+      chunk = rest.next();
       lease.charge(chunk.getTokenIdsCount());
     }
     String reason = OpenAiResponses.finishReason(chunk.getFinishReason());
@@ -338,13 +370,10 @@ final class HttpApi implements HttpHandler {
     all.setStats(chunk.getStats());
     Usage usage = chunk.getUsage();
     JsonObject ext = OpenAiResponses.extension(all.build());
-    JsonObject body =
-        kind == OpenAiRequests.Kind.CHAT
-            ? OpenAiResponses.chatCompletion(
-                id, created, p.model(), text.toString(), reason, usage, ext)
-            : OpenAiResponses.completion(
-                id, created, p.model(), text.toString(), reason, usage, ext);
-    sendJson(ex, 200, body);
+    return kind == OpenAiRequests.Kind.CHAT
+        ? OpenAiResponses.chatCompletion(
+            id, created, p.model(), text.toString(), reason, usage, ext)
+        : OpenAiResponses.completion(id, created, p.model(), text.toString(), reason, usage, ext);
   }
 
   /** Appends repeated per-token fields other than ids and provenance (added by newer routers). */
