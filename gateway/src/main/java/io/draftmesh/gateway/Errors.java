@@ -201,6 +201,30 @@ final class Errors {
         0);
   }
 
+  /** A body that is not JSON by its Content-Type. */
+  static HttpError unsupportedMediaType(String type) {
+    return new HttpError(
+        415,
+        "Content-Type: " + type + " (expected: application/json)",
+        "invalid_request_error",
+        null,
+        "unsupported_media_type",
+        0);
+  }
+
+  /** A body that did not arrive in time (a slow or stalled client). */
+  static HttpError bodyTimeout(java.time.Duration timeout) {
+    return new HttpError(
+        408,
+        "body: not complete within "
+            + timeout.toMillis()
+            + " ms (expected: the whole body within the gateway's --body-timeout-ms)",
+        "invalid_request_error",
+        null,
+        "request_timeout",
+        0);
+  }
+
   /** A path or method the HTTP API does not serve. */
   static HttpError noRoute(String method, String path) {
     return new HttpError(

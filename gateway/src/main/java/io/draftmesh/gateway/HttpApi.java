@@ -401,7 +401,18 @@ final class HttpApi implements HttpHandler {
     }
   }
 
+  /** Deeper JSON than any request needs (messages[i].content[j].text is 5 levels). */
+  static final int MAX_NESTING = 64;
+
   private JsonObject readJsonObject(HttpExchange ex) throws IOException {
+    String type = ex.getRequestHeaders().getFirst("Content-Type");
+    if (type != null
+        && !type.split(";", 2)[0]
+            .trim()
+            .toLowerCase(java.util.Locale.ROOT)
+            .equals("application/json")) {
+      throw new HttpFailure(Errors.unsupportedMediaType(type));
+    }
     int limit = config.maxBodyBytes();
     String length = ex.getRequestHeaders().getFirst("Content-Length");
     if (length != null) {
@@ -415,7 +426,14 @@ final class HttpApi implements HttpHandler {
       }
     }
     ByteArrayOutputStream buf = new ByteArrayOutputStream();
-    try (InputStream in = ex.getRequestBody()) {
+    // A client trickling its body would hold this thread for as long as it likes: checked at every
+    // read. One that sends nothing at all is cut off by the server's request timer
+    // (sun.net.httpserver.maxReqTime, which GatewayMain sets from the same setting).
+    long deadline = System.nanoTime() + config.bodyTimeout().toNanos();
+    // Not closed on refusal: closing drains what the client still sends, which would delay the
+    // answer by as long as a slow client likes; the answer is flushed first, then the drain runs.
+    InputStream in = ex.getRequestBody();
+    {
       byte[] b = new byte[8192];
       int r;
       while ((r = in.read(b)) > 0) {
@@ -423,7 +441,12 @@ final class HttpApi implements HttpHandler {
         if (buf.size() > limit) {
           throw new HttpFailure(Errors.tooLarge(-1, limit));
         }
+        if (System.nanoTime() > deadline) {
+          ex.getResponseHeaders().set("Connection", "close");
+          throw new HttpFailure(Errors.bodyTimeout(config.bodyTimeout()));
+        }
       }
+      in.close();
     }
     if (buf.size() == 0) {
       throw Errors.invalid("body: empty (expected: a JSON object)");
@@ -434,6 +457,7 @@ final class HttpApi implements HttpHandler {
             new InputStreamReader(
                 new java.io.ByteArrayInputStream(buf.toByteArray()), StandardCharsets.UTF_8))) {
       reader.setStrictness(Strictness.STRICT);
+      reader.setNestingLimit(MAX_NESTING);
       root = GSON.getAdapter(JsonElement.class).read(reader);
       if (reader.peek() != JsonToken.END_DOCUMENT) {
         throw Errors.invalid("body: data after the JSON value (expected: one JSON object)");
@@ -442,14 +466,61 @@ final class HttpApi implements HttpHandler {
       if (e instanceof StatusRuntimeException sre) {
         throw sre;
       }
+      String why = firstLine(e.getMessage());
+      if (why.startsWith("Nesting limit")) {
+        throw Errors.invalid(
+            "body: JSON nested deeper than " + MAX_NESTING + " levels (expected: at most that)");
+      }
       throw Errors.invalid(
-          "body: not valid JSON (expected: a JSON object; " + firstLine(e.getMessage()) + ")");
+          "body: not valid JSON (expected: a JSON object; "
+              + (why.length() > 200 ? why.substring(0, 200) + "..." : why)
+              + ")");
     }
     if (root == null || !root.isJsonObject()) {
       throw Errors.invalid(
           "body: " + OpenAiRequests.abbreviate(root) + " (expected: a JSON object)");
     }
+    checkUnicode(root, "");
     return root.getAsJsonObject();
+  }
+
+  /**
+   * Refuses a lone UTF-16 surrogate anywhere (JSON's {@code \ud800} escapes can spell one): it is
+   * no character, and would reach the tokenizer as a replacement character or an encoding error.
+   */
+  private static void checkUnicode(JsonElement e, String path) {
+    if (e.isJsonObject()) {
+      for (Map.Entry<String, JsonElement> m : e.getAsJsonObject().entrySet()) {
+        String field = path.isEmpty() ? m.getKey() : path + "." + m.getKey();
+        checkString(m.getKey(), path.isEmpty() ? "body" : path);
+        checkUnicode(m.getValue(), field);
+      }
+    } else if (e.isJsonArray()) {
+      for (int i = 0; i < e.getAsJsonArray().size(); i++) {
+        checkUnicode(e.getAsJsonArray().get(i), path + "[" + i + "]");
+      }
+    } else if (e.isJsonPrimitive() && e.getAsJsonPrimitive().isString()) {
+      checkString(e.getAsString(), path);
+    }
+  }
+
+  private static void checkString(String s, String field) {
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (Character.isHighSurrogate(c)
+          && i + 1 < s.length()
+          && Character.isLowSurrogate(s.charAt(i + 1))) {
+        i++;
+      } else if (Character.isSurrogate(c)) {
+        throw Errors.invalid(
+            field
+                + ": lone surrogate U+"
+                + Integer.toHexString(c).toUpperCase(java.util.Locale.ROOT)
+                + " at character "
+                + i
+                + " (expected: valid Unicode text)");
+      }
+    }
   }
 
   private static String firstLine(String s) {
