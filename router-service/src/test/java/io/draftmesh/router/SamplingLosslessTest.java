@@ -139,6 +139,12 @@ class SamplingLosslessTest {
         "sampling k=%d: alpha %.3f, TV(target, draft pass-through) %.3f, smallest expected count"
             + " %.1f, vs target %s, vs draft %s%n",
         k, alpha, tv, minExpected, vsTarget, vsDraft);
+    // The test's own preconditions, asserted rather than printed: chi-square is only valid with
+    // every expected count at 5 or more, and the negative control only shows power if it is far
+    // from the target (the rejection must come from probabilities, not from a near-identical
+    // alternative).
+    assertThat(minExpected).as("smallest expected count").isGreaterThanOrEqualTo(5);
+    assertThat(tv).as("TV distance of the negative control from the target").isGreaterThan(0.3);
     assertThat(alpha).as("acceptance rate").isBetween(0.1, 0.95);
     assertThat(observed[cells.size()]).as("outcomes outside the target's support").isZero();
     assertThat(vsTarget.pValue()).as("p-value against the target").isGreaterThan(1e-3);
