@@ -162,7 +162,7 @@
     $('current-k').textContent = st.current_k || '–';
     $('strategy-run').textContent = st.strategy || '–';
     $('models-run').textContent = (st.target_model || '?') + (st.draft_model ? ' + ' + st.draft_model : '');
-    $('fallback').textContent = st.fallback ? 'yes: ' + st.fallback_reason : 'no';
+    $('fallback').textContent = st.fallback ? 'yes (the draft was dropped; the target went on alone)' : 'no';
     state.stats = st;
     if (COLLABORATIVE.includes(st.strategy)) {
       $('large-share').textContent = (100 * st.large_share).toFixed(1) + ' % (' + st.large_tokens +

@@ -3,6 +3,8 @@ package io.draftmesh.gateway;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.draftmesh.proto.v1.TextPart;
+import io.draftmesh.proto.v1.TextParts;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -123,49 +125,83 @@ public enum ChatFormat {
     return null;
   }
 
-  /** The prompt for {@code messages}, ending where the assistant's reply begins. */
-  public String render(List<Message> messages) {
-    StringBuilder sb = new StringBuilder();
+  /**
+   * The prompt for {@code messages}, ending where the assistant's reply begins: the template's
+   * markers as parts where special tokens are matched, every message's content as a literal part
+   * (the router matches no special token inside it, so text a user types stays text).
+   */
+  public TextParts render(List<Message> messages) {
+    Parts p = new Parts();
     switch (this) {
       case CHATML -> {
         for (Message m : messages) {
-          sb.append("<|im_start|>")
-              .append(role(m))
-              .append('\n')
-              .append(m.content())
-              .append("<|im_end|>\n");
+          p.template("<|im_start|>" + role(m) + "\n").literal(m.content()).template("<|im_end|>\n");
         }
-        sb.append("<|im_start|>assistant\n");
+        p.template("<|im_start|>assistant\n");
       }
       case LLAMA3 -> {
-        sb.append("<|begin_of_text|>");
+        p.template("<|begin_of_text|>");
         for (Message m : messages) {
-          sb.append("<|start_header_id|>")
-              .append(role(m))
-              .append("<|end_header_id|>\n\n")
-              .append(m.content())
-              .append("<|eot_id|>");
+          p.template("<|start_header_id|>" + role(m) + "<|end_header_id|>\n\n")
+              .literal(m.content())
+              .template("<|eot_id|>");
         }
-        sb.append("<|start_header_id|>assistant<|end_header_id|>\n\n");
+        p.template("<|start_header_id|>assistant<|end_header_id|>\n\n");
       }
       case DEFAULT -> {
-        StringBuilder system = new StringBuilder();
+        List<String> system = new java.util.ArrayList<>();
         for (Message m : messages) {
           switch (role(m)) {
-            case "system" -> system.append(m.content()).append("\n\n");
-            case "assistant" -> sb.append(m.content()).append("<|end|>");
+            case "system" -> system.add(m.content());
+            case "assistant" -> p.literal(m.content()).template("<|end|>");
             default -> {
-              sb.append("<|user|>").append(system).append(m.content()).append("<|assistant|>");
-              system.setLength(0);
+              p.template("<|user|>");
+              for (String text : system) {
+                p.literal(text).template("\n\n");
+              }
+              p.literal(m.content()).template("<|assistant|>");
+              system.clear();
             }
           }
         }
-        if (system.length() > 0) { // a trailing system message: a user turn of its own
-          sb.append("<|user|>").append(system.toString().strip()).append("<|assistant|>");
+        if (!system.isEmpty()) { // a trailing system message: a user turn of its own
+          p.template("<|user|>").literal(String.join("\n\n", system).strip());
+          p.template("<|assistant|>");
         }
       }
     }
+    return p.build();
+  }
+
+  /** The prompt's text, as the model sees it (for logs and tests). */
+  static String text(TextParts parts) {
+    StringBuilder sb = new StringBuilder();
+    parts.getPartsList().forEach(part -> sb.append(part.getText()));
     return sb.toString();
+  }
+
+  /** Builds TextParts, skipping empty ones. */
+  private static final class Parts {
+    private final TextParts.Builder b = TextParts.newBuilder();
+
+    Parts template(String text) {
+      return add(text, false);
+    }
+
+    Parts literal(String text) {
+      return add(text, true);
+    }
+
+    private Parts add(String text, boolean literal) {
+      if (!text.isEmpty()) {
+        b.addParts(TextPart.newBuilder().setText(text).setLiteral(literal));
+      }
+      return this;
+    }
+
+    TextParts build() {
+      return b.build();
+    }
   }
 
   /** Whether the rendered prompt already carries the tokenizer's bos (so none is added). */

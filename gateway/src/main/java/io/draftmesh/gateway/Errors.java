@@ -89,6 +89,80 @@ final class Errors {
     return Status.INTERNAL.withDescription("internal error in the gateway").asRuntimeException();
   }
 
+  /** "target: NAME (" or "draft: NAME (": which of the two the router could not find. */
+  private static final Pattern ASKED_FOR = Pattern.compile("^(target|draft): ");
+
+  /**
+   * A failure of the router call as the public sees it (design invariant 6: no internal address,
+   * pool name or tokenizer hash leaves the gateway). The router's descriptions name workers' {@code
+   * host:port}, its pools and tokenizer hashes, which help an operator and help an attacker map the
+   * mesh; so every code gets a generic description with the request id, and the router's own goes
+   * to the log under that id. INVALID_ARGUMENT and OUT_OF_RANGE keep theirs: they name the client's
+   * own field, its value and what was expected, which is what a client needs to fix the request.
+   * Trailers are dropped (they are the router's).
+   *
+   * @param asked the request as the client sent it (before the catalog mapped its model names)
+   */
+  static StatusRuntimeException fromRouter(
+      Throwable t, String requestId, io.draftmesh.proto.v1.GenerateRequest asked) {
+    Throwable e = t;
+    while ((e instanceof CompletionException || e instanceof ExecutionException)
+        && e.getCause() != null) {
+      e = e.getCause();
+    }
+    Status s;
+    if (e instanceof StatusRuntimeException sre) {
+      s = sre.getStatus();
+    } else if (e instanceof StatusException se) {
+      s = se.getStatus();
+    } else {
+      log.error("request {}: unexpected failure of the router call", requestId, e);
+      return Status.INTERNAL
+          .withDescription("internal error (request id " + requestId + ")")
+          .asRuntimeException();
+    }
+    String detail = s.getDescription() == null ? "" : s.getDescription();
+    String id = "request id " + requestId;
+    String description =
+        switch (s.getCode()) {
+          case INVALID_ARGUMENT, OUT_OF_RANGE -> detail;
+          case NOT_FOUND -> {
+            // The name the client sent, never the router's: for a catalog model that is the
+            // router pool the model maps to.
+            Matcher m = ASKED_FOR.matcher(detail);
+            String field = m.find() ? m.group(1) : null;
+            String value =
+                field == null ? "" : field.equals("target") ? asked.getTarget() : asked.getDraft();
+            yield (field == null
+                    ? ""
+                    : field + ": " + (value.isEmpty() ? "(default)" : value) + " ")
+                + "not found (expected: a model this gateway serves, see ListModels or GET"
+                + " /v1/models; "
+                + id
+                + ")";
+          }
+          case FAILED_PRECONDITION -> {
+            Matcher m = FIELD.matcher(detail);
+            yield (m.find() ? m.group(1) + ": " : "")
+                + "this model cannot serve the request as configured (expected: another model or"
+                + " option; "
+                + id
+                + ")";
+          }
+          case RESOURCE_EXHAUSTED ->
+              "the service is at capacity (expected: retry later; " + id + ")";
+          case UNAVAILABLE ->
+              "the model service is unavailable (expected: retry later; " + id + ")";
+          case DEADLINE_EXCEEDED -> "the request's deadline passed (" + id + ")";
+          case CANCELLED -> "the request was cancelled (" + id + ")";
+          default -> "internal error (" + id + ")";
+        };
+    if (s.getCode() != Status.Code.INVALID_ARGUMENT && s.getCode() != Status.Code.OUT_OF_RANGE) {
+      log.warn("request {}: router answered {}: {}", requestId, s.getCode(), detail);
+    }
+    return Status.fromCode(s.getCode()).withDescription(description).asRuntimeException();
+  }
+
   /**
    * An error as the HTTP API sends it.
    *
@@ -124,6 +198,30 @@ final class Errors {
         "invalid_request_error",
         null,
         "request_too_large",
+        0);
+  }
+
+  /** A body that is not JSON by its Content-Type. */
+  static HttpError unsupportedMediaType(String type) {
+    return new HttpError(
+        415,
+        "Content-Type: " + type + " (expected: application/json)",
+        "invalid_request_error",
+        null,
+        "unsupported_media_type",
+        0);
+  }
+
+  /** A body that did not arrive in time (a slow or stalled client). */
+  static HttpError bodyTimeout(java.time.Duration timeout) {
+    return new HttpError(
+        408,
+        "body: not complete within "
+            + timeout.toMillis()
+            + " ms (expected: the whole body within the gateway's --body-timeout-ms)",
+        "invalid_request_error",
+        null,
+        "request_timeout",
         0);
   }
 

@@ -37,8 +37,12 @@ import java.util.Set;
  * @param maxBodyBytes the largest HTTP request body
  * @param maxTokensLimit the largest {@code max_tokens} a request may ask for
  * @param upstreamTimeout the deadline of every router call (a shorter client deadline wins)
- * @param sseHeartbeat how often an idle SSE stream gets a comment line (which also detects a client
- *     that went away while the router was thinking)
+ * @param sseHeartbeat how often an idle SSE stream gets a comment line, and a non-streaming
+ *     response a space before its JSON (which detects a client that went away, so its generation is
+ *     cancelled)
+ * @param bodyTimeout how long a request body may take to arrive: a client that trickles it is
+ *     answered 408 and its thread freed (one that sends nothing at all is cut off by the HTTP
+ *     server's own request timeout, set from this in {@link GatewayMain})
  * @param httpThreads threads serving HTTP requests (each open stream holds one)
  * @param drainGrace how long shutdown waits for running requests before cancelling them
  */
@@ -57,6 +61,7 @@ public record GatewayConfig(
     int maxTokensLimit,
     Duration upstreamTimeout,
     Duration sseHeartbeat,
+    Duration bodyTimeout,
     int httpThreads,
     Duration drainGrace) {
 
@@ -148,6 +153,8 @@ public record GatewayConfig(
         "max-tokens-limit", "N", "largest max_tokens a request may ask (default 8192)"),
     UPSTREAM_TIMEOUT_MS("upstream-timeout-ms", "MS", "deadline of a router call (default 300000)"),
     SSE_HEARTBEAT_MS("sse-heartbeat-ms", "MS", "idle SSE keep-alive interval (default 10000)"),
+    BODY_TIMEOUT_MS(
+        "body-timeout-ms", "MS", "a request body must arrive within this (default 10000)"),
     HTTP_THREADS("http-threads", "N", "HTTP worker threads (default 64)"),
     DRAIN_SECONDS(
         "drain-seconds", "S", "grace period for running requests on shutdown (default 10)");
@@ -236,6 +243,7 @@ public record GatewayConfig(
         "1..1048576");
     positive(upstreamTimeout, Flag.UPSTREAM_TIMEOUT_MS);
     positive(sseHeartbeat, Flag.SSE_HEARTBEAT_MS);
+    positive(bodyTimeout, Flag.BODY_TIMEOUT_MS);
     FLAGS.require(
         httpThreads >= 1 && httpThreads <= 10_000, Flag.HTTP_THREADS, httpThreads, "1..10000");
     if (drainGrace == null || drainGrace.isNegative()) {
@@ -263,6 +271,7 @@ public record GatewayConfig(
         8192,
         Duration.ofMinutes(5),
         Duration.ofSeconds(10),
+        Duration.ofSeconds(10),
         64,
         Duration.ofSeconds(1));
   }
@@ -284,6 +293,7 @@ public record GatewayConfig(
         maxTokensLimit,
         upstreamTimeout,
         sseHeartbeat,
+        bodyTimeout,
         httpThreads,
         drainGrace);
   }
@@ -305,6 +315,51 @@ public record GatewayConfig(
         maxTokensLimit,
         upstreamTimeout,
         sseHeartbeat,
+        bodyTimeout,
+        httpThreads,
+        drainGrace);
+  }
+
+  /** This config with another heartbeat interval (SSE comments, non-streaming padding). */
+  public GatewayConfig withSseHeartbeat(Duration interval) {
+    return new GatewayConfig(
+        host,
+        grpcPort,
+        httpPort,
+        router,
+        models,
+        apiKeys,
+        allowAnonymous,
+        maxConcurrentPerKey,
+        tokensPerMinutePerKey,
+        tokenBurst,
+        maxBodyBytes,
+        maxTokensLimit,
+        upstreamTimeout,
+        interval,
+        bodyTimeout,
+        httpThreads,
+        drainGrace);
+  }
+
+  /** This config with another body timeout. */
+  public GatewayConfig withBodyTimeout(Duration timeout) {
+    return new GatewayConfig(
+        host,
+        grpcPort,
+        httpPort,
+        router,
+        models,
+        apiKeys,
+        allowAnonymous,
+        maxConcurrentPerKey,
+        tokensPerMinutePerKey,
+        tokenBurst,
+        maxBodyBytes,
+        maxTokensLimit,
+        upstreamTimeout,
+        sseHeartbeat,
+        timeout,
         httpThreads,
         drainGrace);
   }
@@ -326,6 +381,7 @@ public record GatewayConfig(
         maxTokensLimit,
         upstreamTimeout,
         sseHeartbeat,
+        bodyTimeout,
         httpThreads,
         drainGrace);
   }
@@ -413,6 +469,7 @@ public record GatewayConfig(
         v.intOf(Flag.MAX_TOKENS_LIMIT, 8192),
         v.millis(Flag.UPSTREAM_TIMEOUT_MS, 300_000),
         v.millis(Flag.SSE_HEARTBEAT_MS, 10_000),
+        v.millis(Flag.BODY_TIMEOUT_MS, 10_000),
         v.intOf(Flag.HTTP_THREADS, 64),
         v.seconds(Flag.DRAIN_SECONDS, 10));
   }

@@ -117,6 +117,12 @@ public final class GatewayServer implements AutoCloseable {
     http.setExecutor(httpExecutor);
   }
 
+  /** Ping interval on the gateway's gRPC connections, both ways (gRPC's floor is 10 s). */
+  static final java.time.Duration KEEPALIVE = java.time.Duration.ofSeconds(30);
+
+  /** How long a ping may go unanswered before the connection is closed. */
+  static final java.time.Duration KEEPALIVE_TIMEOUT = java.time.Duration.ofSeconds(10);
+
   /** A gateway for {@code config}: Netty gRPC and HTTP on the configured host and ports. */
   public static GatewayServer create(GatewayConfig config, OpenTelemetry otel) throws IOException {
     ServerBuilder<?> grpc =
@@ -127,6 +133,12 @@ public final class GatewayServer implements AutoCloseable {
               new InetSocketAddress(config.host(), config.grpcPort()),
               InsecureServerCredentials.create());
     }
+    // A public client that vanished without closing its connection is noticed by an unanswered
+    // ping; its call is cancelled, and with it the router call and the worker sessions.
+    grpc.keepAliveTime(KEEPALIVE.toSeconds(), TimeUnit.SECONDS)
+        .keepAliveTimeout(KEEPALIVE_TIMEOUT.toSeconds(), TimeUnit.SECONDS)
+        .permitKeepAliveTime(10, TimeUnit.SECONDS)
+        .permitKeepAliveWithoutCalls(true);
     return new GatewayServer(
         grpc,
         new InetSocketAddress(config.host(), config.httpPort()),
@@ -142,7 +154,11 @@ public final class GatewayServer implements AutoCloseable {
   static ManagedChannel routerChannel(String target, OpenTelemetry otel) {
     ManagedChannelBuilder<?> b =
         Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
-            .intercept(GrpcTelemetry.create(otel).createClientInterceptor());
+            .intercept(GrpcTelemetry.create(otel).createClientInterceptor())
+            // A router that vanished mid-generation fails the call after an unanswered ping.
+            .keepAliveTime(KEEPALIVE.toSeconds(), TimeUnit.SECONDS)
+            .keepAliveTimeout(KEEPALIVE_TIMEOUT.toSeconds(), TimeUnit.SECONDS)
+            .keepAliveWithoutCalls(false);
     if (target.contains("://")) {
       b.defaultLoadBalancingPolicy("round_robin");
     }

@@ -50,7 +50,7 @@ final class GenerationService extends GenerationGrpc.GenerationImplBase {
       call.onError(e);
       return;
     }
-    Relay relay = new Relay(call, lease);
+    Relay relay = new Relay(call, lease, RouterClient.publicId(upstream), request);
     call.setOnReadyHandler(relay::clientReady);
     call.setOnCancelHandler(relay::clientCancelled);
     // Started in this call's context: its deadline and cancellation reach the router call too.
@@ -62,13 +62,21 @@ final class GenerationService extends GenerationGrpc.GenerationImplBase {
       implements ClientResponseObserver<GenerateRequest, GenerateChunk> {
     private final ServerCallStreamObserver<GenerateChunk> client;
     private final KeyLimits.Lease lease;
+    private final String requestId;
+    private final GenerateRequest asked;
     private final AtomicBoolean wanted = new AtomicBoolean(); // a chunk waits for client readiness
     private final AtomicBoolean done = new AtomicBoolean();
     private volatile ClientCallStreamObserver<GenerateRequest> upstream;
 
-    Relay(ServerCallStreamObserver<GenerateChunk> client, KeyLimits.Lease lease) {
+    Relay(
+        ServerCallStreamObserver<GenerateChunk> client,
+        KeyLimits.Lease lease,
+        String requestId,
+        GenerateRequest asked) {
       this.client = client;
       this.lease = lease;
+      this.requestId = requestId;
+      this.asked = asked;
     }
 
     @Override
@@ -83,7 +91,7 @@ final class GenerationService extends GenerationGrpc.GenerationImplBase {
       if (done.get()) {
         return;
       }
-      client.onNext(chunk);
+      client.onNext(RouterClient.publicChunk(chunk));
       wanted.set(true);
       if (client.isReady()) {
         clientReady();
@@ -110,7 +118,7 @@ final class GenerationService extends GenerationGrpc.GenerationImplBase {
     public void onError(Throwable t) {
       lease.close();
       if (done.compareAndSet(false, true)) {
-        client.onError(Errors.toStatus(t));
+        client.onError(Errors.fromRouter(t, requestId, asked));
       }
     }
 

@@ -185,8 +185,11 @@ final class HttpApi implements HttpHandler {
     ApiKeys.Caller caller = keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
     JsonObject body = readJsonObject(ex);
     OpenAiRequests.Parsed p = OpenAiRequests.parse(kind, body, catalog, config.maxTokensLimit());
-    GenerateRequest request = router.prepare(p.request(), caller);
+    // One id for the response object, the X-Request-Id header, public errors and the router's logs.
     String id = (kind == OpenAiRequests.Kind.CHAT ? "chatcmpl-" : "cmpl-") + RouterClient.newId();
+    GenerateRequest request =
+        router.prepare(p.request().toBuilder().setRequestId(id).build(), caller);
+    ex.getResponseHeaders().set("X-Request-Id", id);
     long created = System.currentTimeMillis() / 1000;
     try (KeyLimits.Lease lease = limits.acquire(caller)) {
       Context.CancellableContext upstream = Context.current().withCancellation();
@@ -194,12 +197,17 @@ final class HttpApi implements HttpHandler {
       try {
         Iterator<GenerateChunk> chunks = router.blocking().generate(request);
         // The first chunk (or the router's refusal) decides the HTTP status.
-        GenerateChunk first = chunks.next();
+        GenerateChunk first;
+        try {
+          first = chunks.next();
+        } catch (StatusRuntimeException e) {
+          throw Errors.fromRouter(e, id, p.request());
+        }
         lease.charge(first.getTokenIdsCount());
         if (p.stream()) {
           stream(ex, kind, p, id, created, first, chunks, lease, upstream);
         } else {
-          collect(ex, kind, p, id, created, first, chunks, lease);
+          collect(ex, kind, p, id, created, first, chunks, lease, upstream);
         }
       } finally {
         upstream.detach(previous);
@@ -279,7 +287,7 @@ final class HttpApi implements HttpHandler {
           chunk = rest.next();
         } catch (StatusRuntimeException e) {
           if (!sse.clientGone()) {
-            Errors.HttpError err = Errors.toHttp(e);
+            Errors.HttpError err = Errors.toHttp(Errors.fromRouter(e, id, p.request()));
             sse.event(GSON.toJson(err.toJson()));
           }
           return;
@@ -305,8 +313,44 @@ final class HttpApi implements HttpHandler {
       long created,
       GenerateChunk first,
       Iterator<GenerateChunk> rest,
-      KeyLimits.Lease lease)
+      KeyLimits.Lease lease,
+      Context.CancellableContext upstream)
       throws IOException {
+    try (HeldJson held = new HeldJson(ex, upstream, scheduler, config.sseHeartbeat())) {
+      JsonObject body;
+      int status = 200;
+      Errors.HttpError error = null;
+      try {
+        body = collectBody(kind, p, id, created, first, rest, lease);
+      } catch (StatusRuntimeException e) {
+        if (held.clientGone()) {
+          return; // the client left; the router call was cancelled because of it
+        }
+        error = Errors.toHttp(Errors.fromRouter(e, id, p.request()));
+        body = error.toJson();
+        status = error.status();
+      }
+      if (held.stopUncommitted()) {
+        if (error != null) {
+          sendError(ex, error);
+        } else {
+          sendJson(ex, status, body);
+        }
+      } else {
+        held.finish(GSON.toJson(body));
+      }
+    }
+  }
+
+  /** The whole completion object, from the first chunk to the one with a finish reason. */
+  private static JsonObject collectBody(
+      OpenAiRequests.Kind kind,
+      OpenAiRequests.Parsed p,
+      String id,
+      long created,
+      GenerateChunk first,
+      Iterator<GenerateChunk> rest,
+      KeyLimits.Lease lease) {
     GenerateChunk.Builder all = GenerateChunk.newBuilder();
     StringBuilder text = new StringBuilder();
     GenerateChunk chunk = first;
@@ -331,13 +375,10 @@ final class HttpApi implements HttpHandler {
     all.setStats(chunk.getStats());
     Usage usage = chunk.getUsage();
     JsonObject ext = OpenAiResponses.extension(all.build());
-    JsonObject body =
-        kind == OpenAiRequests.Kind.CHAT
-            ? OpenAiResponses.chatCompletion(
-                id, created, p.model(), text.toString(), reason, usage, ext)
-            : OpenAiResponses.completion(
-                id, created, p.model(), text.toString(), reason, usage, ext);
-    sendJson(ex, 200, body);
+    return kind == OpenAiRequests.Kind.CHAT
+        ? OpenAiResponses.chatCompletion(
+            id, created, p.model(), text.toString(), reason, usage, ext)
+        : OpenAiResponses.completion(id, created, p.model(), text.toString(), reason, usage, ext);
   }
 
   /** Appends repeated per-token fields other than ids and provenance (added by newer routers). */
@@ -365,7 +406,18 @@ final class HttpApi implements HttpHandler {
     }
   }
 
+  /** Deeper JSON than any request needs (messages[i].content[j].text is 5 levels). */
+  static final int MAX_NESTING = 64;
+
   private JsonObject readJsonObject(HttpExchange ex) throws IOException {
+    String type = ex.getRequestHeaders().getFirst("Content-Type");
+    if (type != null
+        && !type.split(";", 2)[0]
+            .trim()
+            .toLowerCase(java.util.Locale.ROOT)
+            .equals("application/json")) {
+      throw new HttpFailure(Errors.unsupportedMediaType(type));
+    }
     int limit = config.maxBodyBytes();
     String length = ex.getRequestHeaders().getFirst("Content-Length");
     if (length != null) {
@@ -379,7 +431,14 @@ final class HttpApi implements HttpHandler {
       }
     }
     ByteArrayOutputStream buf = new ByteArrayOutputStream();
-    try (InputStream in = ex.getRequestBody()) {
+    // A client trickling its body would hold this thread for as long as it likes: checked at every
+    // read. One that sends nothing at all is cut off by the server's request timer
+    // (sun.net.httpserver.maxReqTime, which GatewayMain sets from the same setting).
+    long deadline = System.nanoTime() + config.bodyTimeout().toNanos();
+    // Not closed on refusal: closing drains what the client still sends, which would delay the
+    // answer by as long as a slow client likes; the answer is flushed first, then the drain runs.
+    InputStream in = ex.getRequestBody();
+    {
       byte[] b = new byte[8192];
       int r;
       while ((r = in.read(b)) > 0) {
@@ -387,7 +446,12 @@ final class HttpApi implements HttpHandler {
         if (buf.size() > limit) {
           throw new HttpFailure(Errors.tooLarge(-1, limit));
         }
+        if (System.nanoTime() > deadline) {
+          ex.getResponseHeaders().set("Connection", "close");
+          throw new HttpFailure(Errors.bodyTimeout(config.bodyTimeout()));
+        }
       }
+      in.close();
     }
     if (buf.size() == 0) {
       throw Errors.invalid("body: empty (expected: a JSON object)");
@@ -398,6 +462,7 @@ final class HttpApi implements HttpHandler {
             new InputStreamReader(
                 new java.io.ByteArrayInputStream(buf.toByteArray()), StandardCharsets.UTF_8))) {
       reader.setStrictness(Strictness.STRICT);
+      reader.setNestingLimit(MAX_NESTING);
       root = GSON.getAdapter(JsonElement.class).read(reader);
       if (reader.peek() != JsonToken.END_DOCUMENT) {
         throw Errors.invalid("body: data after the JSON value (expected: one JSON object)");
@@ -406,14 +471,61 @@ final class HttpApi implements HttpHandler {
       if (e instanceof StatusRuntimeException sre) {
         throw sre;
       }
+      String why = firstLine(e.getMessage());
+      if (why.startsWith("Nesting limit")) {
+        throw Errors.invalid(
+            "body: JSON nested deeper than " + MAX_NESTING + " levels (expected: at most that)");
+      }
       throw Errors.invalid(
-          "body: not valid JSON (expected: a JSON object; " + firstLine(e.getMessage()) + ")");
+          "body: not valid JSON (expected: a JSON object; "
+              + (why.length() > 200 ? why.substring(0, 200) + "..." : why)
+              + ")");
     }
     if (root == null || !root.isJsonObject()) {
       throw Errors.invalid(
           "body: " + OpenAiRequests.abbreviate(root) + " (expected: a JSON object)");
     }
+    checkUnicode(root, "");
     return root.getAsJsonObject();
+  }
+
+  /**
+   * Refuses a lone UTF-16 surrogate anywhere (JSON's {@code \ud800} escapes can spell one): it is
+   * no character, and would reach the tokenizer as a replacement character or an encoding error.
+   */
+  private static void checkUnicode(JsonElement e, String path) {
+    if (e.isJsonObject()) {
+      for (Map.Entry<String, JsonElement> m : e.getAsJsonObject().entrySet()) {
+        String field = path.isEmpty() ? m.getKey() : path + "." + m.getKey();
+        checkString(m.getKey(), path.isEmpty() ? "body" : path);
+        checkUnicode(m.getValue(), field);
+      }
+    } else if (e.isJsonArray()) {
+      for (int i = 0; i < e.getAsJsonArray().size(); i++) {
+        checkUnicode(e.getAsJsonArray().get(i), path + "[" + i + "]");
+      }
+    } else if (e.isJsonPrimitive() && e.getAsJsonPrimitive().isString()) {
+      checkString(e.getAsString(), path);
+    }
+  }
+
+  private static void checkString(String s, String field) {
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (Character.isHighSurrogate(c)
+          && i + 1 < s.length()
+          && Character.isLowSurrogate(s.charAt(i + 1))) {
+        i++;
+      } else if (Character.isSurrogate(c)) {
+        throw Errors.invalid(
+            field
+                + ": lone surrogate U+"
+                + Integer.toHexString(c).toUpperCase(java.util.Locale.ROOT)
+                + " at character "
+                + i
+                + " (expected: valid Unicode text)");
+      }
+    }
   }
 
   private static String firstLine(String s) {

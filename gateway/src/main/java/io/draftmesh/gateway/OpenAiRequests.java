@@ -99,7 +99,7 @@ final class OpenAiRequests {
     } else {
       List<ChatFormat.Message> messages = messages(body);
       ChatFormat format = catalog.chatFormat(model);
-      r.setText(format.render(messages));
+      r.setParts(format.render(messages));
       r.setAddSpecialTokens(!format.includesBos());
       chat = messages;
     }

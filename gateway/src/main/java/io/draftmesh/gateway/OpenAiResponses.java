@@ -32,7 +32,7 @@ final class OpenAiResponses {
 
   /** The {@code draftmesh} extension of one router chunk. */
   static JsonObject extension(GenerateChunk chunk) {
-    return ProtoJson.toJson(chunk, CARRIED);
+    return ProtoJson.toJson(RouterClient.publicChunk(chunk), CARRIED);
   }
 
   static JsonObject usage(Usage u) {

@@ -1,5 +1,6 @@
 package io.draftmesh.gateway;
 
+import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.RouterGrpc;
 import io.grpc.ManagedChannel;
@@ -61,6 +62,27 @@ final class RouterClient {
     }
     String id = request.getRequestId().isEmpty() ? newId() : request.getRequestId();
     b.setRequestId(caller.id() + "/" + id);
+    return b.build();
+  }
+
+  /** The request id the client knows {@code prepared} by (without the caller prefix). */
+  static String publicId(GenerateRequest prepared) {
+    String id = prepared.getRequestId();
+    int slash = id.indexOf('/');
+    return slash < 0 ? id : id.substring(slash + 1);
+  }
+
+  /**
+   * {@code chunk} as the public sees it: the stats keep {@code fallback} but lose {@code
+   * fallback_reason}, which names the draft worker's address and what it answered (design invariant
+   * 6); the router logs the reason under the request id.
+   */
+  static GenerateChunk publicChunk(GenerateChunk chunk) {
+    if (chunk.getStats().getFallbackReason().isEmpty()) {
+      return chunk;
+    }
+    GenerateChunk.Builder b = chunk.toBuilder();
+    b.getStatsBuilder().clearFallbackReason();
     return b.build();
   }
 

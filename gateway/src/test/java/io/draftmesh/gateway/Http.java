@@ -68,7 +68,7 @@ final class Http {
     }
   }
 
-  private Json send(HttpRequest r) {
+  Json send(HttpRequest r) {
     try {
       HttpResponse<String> resp = client.send(r, HttpResponse.BodyHandlers.ofString());
       JsonObject body =

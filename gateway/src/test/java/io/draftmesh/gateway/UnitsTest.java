@@ -210,11 +210,11 @@ class UnitsTest {
             new ChatFormat.Message("user", "Hi"),
             new ChatFormat.Message("assistant", "Hello"),
             new ChatFormat.Message("user", "Bye"));
-    assertThat(ChatFormat.DEFAULT.render(msgs))
+    assertThat(ChatFormat.text(ChatFormat.DEFAULT.render(msgs)))
         .isEqualTo("<|user|>Be brief.\n\nHi<|assistant|>Hello<|end|><|user|>Bye<|assistant|>");
-    assertThat(ChatFormat.CHATML.render(msgs.subList(1, 2)))
+    assertThat(ChatFormat.text(ChatFormat.CHATML.render(msgs.subList(1, 2))))
         .isEqualTo("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-    assertThat(ChatFormat.LLAMA3.render(msgs.subList(1, 2)))
+    assertThat(ChatFormat.text(ChatFormat.LLAMA3.render(msgs.subList(1, 2))))
         .isEqualTo(
             "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
                 + "<|start_header_id|>assistant<|end_header_id|>\n\n");

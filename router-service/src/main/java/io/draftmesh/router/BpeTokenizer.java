@@ -97,6 +97,8 @@ final class BpeTokenizer {
   private final Integer unkId;
   private final String encodeUnsupported; // null when encode is supported
   private final Map<String, int[]> cache = new ConcurrentHashMap<>();
+  private static final int MAX_CACHED_PIECE = 64;
+  private final int maxTokenBytes; // the longest token's bytes
 
   private BpeTokenizer(Builder b) {
     this.sha256 = b.sha256;
@@ -114,6 +116,22 @@ final class BpeTokenizer {
     this.byteFallback = b.byteFallback;
     this.unkId = b.unkId;
     this.encodeUnsupported = b.unsupported.isEmpty() ? null : String.join("; ", b.unsupported);
+    int longest = 1;
+    for (byte[] t : tokenBytes) {
+      longest = Math.max(longest, t == null ? 0 : t.length);
+    }
+    this.maxTokenBytes = longest;
+  }
+
+  /**
+   * The most characters a text can have and still encode to fewer than {@code maxTokens} tokens:
+   * every token stands for at most {@link #maxTokenBytes} bytes of the normalized text and every
+   * character is at least one byte, with a factor 4 for normalizers that shrink text (NFC composes
+   * at most 3 characters into 1). A longer text cannot fit, so the router refuses it before
+   * spending time on it.
+   */
+  long maxChars(int maxTokens) {
+    return 4L * maxTokenBytes * maxTokens;
   }
 
   /** Reads {@code file}; fails with IllegalArgumentException if it is not a tokenizer.json. */
@@ -198,6 +216,21 @@ final class BpeTokenizer {
    * @throws UnsupportedOperationException if the file uses a pipeline step this class lacks
    */
   int[] encode(String text, boolean addSpecialTokens) {
+    return encode(text, NO_LITERALS, addSpecialTokens);
+  }
+
+  private static final int[] NO_LITERALS = new int[0];
+
+  /**
+   * Token ids of {@code text}, with no added token matched inside the literal ranges: untrusted
+   * text (a chat message) put into a template must not become the template's special tokens. Text
+   * on both sides of a range boundary is pre-tokenized and merged as one, as in {@link
+   * #encode(String, boolean)}, so benign text encodes exactly as it would without the ranges.
+   *
+   * @param literals sorted, disjoint ranges as {@code [from0, to0, from1, to1, ...]} (char offsets,
+   *     end exclusive)
+   */
+  int[] encode(String text, int[] literals, boolean addSpecialTokens) {
     if (encodeUnsupported != null) {
       throw new UnsupportedOperationException(encodeUnsupported);
     }
@@ -208,7 +241,7 @@ final class BpeTokenizer {
     int start = 0;
     int pos = 0;
     while (pos <= text.length()) {
-      Match m = nextAdded(text, pos);
+      Match m = nextAdded(text, pos, literals);
       if (m == null) {
         encodeSegment(text.substring(start), out);
         break;
@@ -227,14 +260,26 @@ final class BpeTokenizer {
   private record Match(AddedToken token, int from, int to) {}
 
   /** The leftmost (then longest) added token at or after {@code from}, with its strip span. */
-  private Match nextAdded(String text, int from) {
+  private Match nextAdded(String text, int from, int[] literals) {
     if (added.isEmpty()) {
       return null;
     }
+    int r = 0; // the first literal range that does not end at or before i
     for (int i = from; i < text.length(); i++) {
+      while (r < literals.length && literals[r + 1] <= i) {
+        r += 2;
+      }
+      if (r < literals.length && literals[r] <= i) {
+        i = literals[r + 1] - 1; // inside a literal range: resume after it
+        continue;
+      }
+      int nextLiteral = r < literals.length ? literals[r] : Integer.MAX_VALUE;
       for (AddedToken t : added) { // longest first
         if (text.startsWith(t.content, i)) {
           int end = i + t.content.length();
+          if (end > nextLiteral) {
+            continue; // would take characters of literal text
+          }
           if (t.singleWord && !(isWordBoundary(text, i - 1) && isWordBoundary(text, end))) {
             continue;
           }
@@ -276,7 +321,9 @@ final class BpeTokenizer {
     }
     for (String piece : pieces) {
       if (!piece.isEmpty()) {
-        out.addAll(cache.size() < 100_000 ? cache.computeIfAbsent(piece, this::bpe) : bpe(piece));
+        // Long pieces are rare and not worth keeping (a hostile 1 MiB word would pin 1 MiB).
+        boolean cacheable = piece.length() <= MAX_CACHED_PIECE && cache.size() < 100_000;
+        out.addAll(cacheable ? cache.computeIfAbsent(piece, this::bpe) : bpe(piece));
       }
     }
   }
@@ -310,28 +357,70 @@ final class BpeTokenizer {
         symbols.add(unkId);
       }
     }
-    int[] s = symbols.toArray();
+    return merge(symbols.toArray());
+  }
+
+  /**
+   * Applies the merges to {@code s} in the order the tokenizers library does (the lowest-rank
+   * adjacent pair, leftmost first, until none is left) in O(n log n): a heap of candidate pairs
+   * keyed by (rank, position) over a linked list of symbols, where an entry whose pair changed
+   * since it was pushed is skipped when popped. Rescanning every pair after each merge, as the
+   * definition reads, is O(n²): hours for a 1 MiB word.
+   */
+  private int[] merge(int[] s) {
     int n = s.length;
-    while (n > 1) {
-      int bestRank = Integer.MAX_VALUE;
-      int bestAt = -1;
-      int bestId = -1;
-      for (int i = 0; i + 1 < n; i++) {
-        int[] m = merges.get(pair(s[i], s[i + 1]));
-        if (m != null && m[0] < bestRank) {
-          bestRank = m[0];
-          bestAt = i;
-          bestId = m[1];
-        }
-      }
-      if (bestAt < 0) {
-        break;
-      }
-      s[bestAt] = bestId;
-      System.arraycopy(s, bestAt + 2, s, bestAt + 1, n - bestAt - 2);
-      n--;
+    if (n < 2) {
+      return s;
     }
-    return Arrays.copyOf(s, n);
+    int[] next = new int[n]; // index of the next live symbol, or -1
+    int[] prev = new int[n]; // index of the previous live symbol, or -1
+    for (int i = 0; i < n; i++) {
+      next[i] = i + 1 < n ? i + 1 : -1;
+      prev[i] = i - 1;
+    }
+    // (rank << 32 | position): rank first, then the leftmost position (positions keep their
+    // order as symbols merge, so the smallest live index is the leftmost pair).
+    java.util.PriorityQueue<Long> heap = new java.util.PriorityQueue<>();
+    for (int i = 0; i + 1 < n; i++) {
+      push(heap, s, i, i + 1);
+    }
+    while (!heap.isEmpty()) {
+      long e = heap.poll();
+      int i = (int) e;
+      int rank = (int) (e >>> 32);
+      int j = s[i] < 0 ? -1 : next[i];
+      if (j < 0) {
+        continue; // merged away, or no right neighbour any more
+      }
+      int[] m = merges.get(pair(s[i], s[j]));
+      if (m == null || m[0] != rank) {
+        continue; // the pair at i changed since this entry was pushed
+      }
+      s[i] = m[1];
+      s[j] = -1;
+      next[i] = next[j];
+      if (next[j] >= 0) {
+        prev[next[j]] = i;
+      }
+      if (prev[i] >= 0) {
+        push(heap, s, prev[i], i);
+      }
+      if (next[i] >= 0) {
+        push(heap, s, i, next[i]);
+      }
+    }
+    IntList out = new IntList();
+    for (int i = 0; i >= 0; i = next[i]) {
+      out.add(s[i]);
+    }
+    return out.toArray();
+  }
+
+  private void push(java.util.PriorityQueue<Long> heap, int[] s, int left, int right) {
+    int[] m = merges.get(pair(s[left], s[right]));
+    if (m != null) {
+      heap.add(((long) m[0] << 32) | left);
+    }
   }
 
   private static long pair(int left, int right) {

@@ -13,6 +13,7 @@ import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
 import java.io.IOException;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -76,10 +77,22 @@ public final class RouterServer implements AutoCloseable {
             .build();
   }
 
+  /** Ping interval on the router's connections, both ways (gRPC's floor is 10 s). */
+  static final Duration KEEPALIVE = Duration.ofSeconds(30);
+
+  /** How long a ping may go unanswered before the connection is closed. */
+  static final Duration KEEPALIVE_TIMEOUT = Duration.ofSeconds(10);
+
   /** A router for {@code config} on a real (Netty) port. */
   public static RouterServer onPort(RouterConfig config, OpenTelemetry otel) {
     return new RouterServer(
-        Grpc.newServerBuilderForPort(config.port(), InsecureServerCredentials.create()),
+        Grpc.newServerBuilderForPort(config.port(), InsecureServerCredentials.create())
+            // A caller (the gateway) that vanished without closing its connection is noticed by an
+            // unanswered ping; its generations are cancelled, which closes their worker sessions.
+            .keepAliveTime(KEEPALIVE.toSeconds(), TimeUnit.SECONDS)
+            .keepAliveTimeout(KEEPALIVE_TIMEOUT.toSeconds(), TimeUnit.SECONDS)
+            .permitKeepAliveTime(10, TimeUnit.SECONDS)
+            .permitKeepAliveWithoutCalls(true),
         config,
         otel);
   }
@@ -93,7 +106,14 @@ public final class RouterServer implements AutoCloseable {
     return target -> {
       ManagedChannelBuilder<?> b =
           Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
-              .intercept(telemetry.createClientInterceptor());
+              .intercept(telemetry.createClientInterceptor())
+              // A worker that vanished mid-session (no RST) fails the session's stream after an
+              // unanswered ping, so the request falls back (draft) or fails UNAVAILABLE (target)
+              // instead of waiting for the op deadline. Only while calls run: idle channels stay
+              // quiet, and workers permit pings every 10 s.
+              .keepAliveTime(KEEPALIVE.toSeconds(), TimeUnit.SECONDS)
+              .keepAliveTimeout(KEEPALIVE_TIMEOUT.toSeconds(), TimeUnit.SECONDS)
+              .keepAliveWithoutCalls(false);
       if (target.contains("://")) {
         b.defaultLoadBalancingPolicy("round_robin");
       }

@@ -12,6 +12,8 @@ import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.SamplingParams;
 import io.draftmesh.proto.v1.SpeculativeOptions;
 import io.draftmesh.proto.v1.Strategy;
+import io.draftmesh.proto.v1.TextPart;
+import io.draftmesh.proto.v1.TextParts;
 import io.draftmesh.router.WorkerSession.WorkerFailure;
 import io.grpc.Context;
 import io.grpc.Status;
@@ -19,6 +21,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -139,6 +142,14 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
           throw Statuses.invalid("text: empty (expected: a non-empty prompt)");
         }
         break;
+      case PARTS:
+        if (r.getParts().getPartsCount() == 0) {
+          throw Statuses.invalid("parts.parts: empty (expected: at least one part)");
+        }
+        if (r.getParts().getPartsList().stream().allMatch(p -> p.getText().isEmpty())) {
+          throw Statuses.invalid("parts.parts: all empty (expected: a non-empty prompt)");
+        }
+        break;
       case TOKEN_IDS:
         if (r.getTokenIds().getIdsCount() == 0) {
           throw Statuses.invalid("token_ids.ids: empty (expected: at least one token id)");
@@ -151,7 +162,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
         }
         break;
       default:
-        throw Statuses.invalid("prompt: missing (expected: text or token_ids)");
+        throw Statuses.invalid("prompt: missing (expected: text, parts or token_ids)");
     }
     if (r.getStrategy() == Strategy.UNRECOGNIZED) {
       throw Statuses.invalid(
@@ -495,27 +506,52 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       BpeTokenizer tokenizer = tokenizers.forHash(targetInfo.getTokenizerHash());
 
       int[] prompt;
-      if (request.hasText()) {
+      boolean textual = request.hasText() || request.hasParts();
+      String field = request.hasParts() ? "parts" : request.hasText() ? "text" : "token_ids.ids";
+      if (textual) {
         if (tokenizer == null) {
           throw Statuses.failedPrecondition(
-              "text: the router has no tokenizer.json with the target's hash "
+              field
+                  + ": the router has no tokenizer.json with the target's hash "
                   + targetInfo.getTokenizerHash()
                   + " (expected: start the router with --tokenizers covering model "
                   + targetInfo.getModelId()
                   + ", or send token_ids)");
         }
+        long chars =
+            request.hasParts()
+                ? request.getParts().getPartsList().stream()
+                    .mapToLong(part -> part.getText().length())
+                    .sum()
+                : request.getText().length();
+        long maxChars = tokenizer.maxChars(targetInfo.getMaxContext());
+        if (chars > maxChars) {
+          throw Statuses.invalid(
+              field
+                  + ": "
+                  + chars
+                  + " characters (expected: at most "
+                  + maxChars
+                  + ", more cannot fit the target's max context of "
+                  + targetInfo.getMaxContext()
+                  + " tokens)");
+        }
         try {
-          prompt = tokenizer.encode(request.getText(), request.getAddSpecialTokens());
+          prompt =
+              request.hasParts()
+                  ? encodeParts(tokenizer, request.getParts(), request.getAddSpecialTokens())
+                  : tokenizer.encode(request.getText(), request.getAddSpecialTokens());
         } catch (UnsupportedOperationException e) {
           throw Statuses.failedPrecondition(
-              "text: the router cannot tokenize for model "
+              field
+                  + ": the router cannot tokenize for model "
                   + targetInfo.getModelId()
                   + ": "
                   + e.getMessage()
                   + " (expected: send token_ids)");
         }
         if (prompt.length == 0) {
-          throw Statuses.invalid("text: encodes to no tokens (expected: a non-empty prompt)");
+          throw Statuses.invalid(field + ": encodes to no tokens (expected: a non-empty prompt)");
         }
       } else {
         prompt = request.getTokenIds().getIdsList().stream().mapToInt(Integer::intValue).toArray();
@@ -528,7 +564,8 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       }
       if (prompt.length >= targetInfo.getMaxContext()) {
         throw Statuses.invalid(
-            (request.hasText() ? "text: " : "token_ids.ids: ")
+            field
+                + ": "
                 + prompt.length
                 + " tokens (expected: fewer than the target's max context "
                 + targetInfo.getMaxContext()
@@ -818,6 +855,25 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       return SpecPcStrategy.compress(
           prompt, settings, backend, info, targetInfo, config.targetTimeout(), label, stats);
     }
+  }
+
+  /** The parts concatenated, with added-token matching off inside the literal ones. */
+  static int[] encodeParts(BpeTokenizer tokenizer, TextParts parts, boolean addSpecialTokens) {
+    StringBuilder text = new StringBuilder();
+    int[] literals = new int[2 * parts.getPartsCount()];
+    int n = 0;
+    for (TextPart part : parts.getPartsList()) {
+      if (part.getLiteral() && !part.getText().isEmpty()) {
+        if (n > 0 && literals[n - 1] == text.length()) {
+          literals[n - 1] += part.getText().length(); // adjacent literal parts: one range
+        } else {
+          literals[n++] = text.length();
+          literals[n++] = text.length() + part.getText().length();
+        }
+      }
+      text.append(part.getText());
+    }
+    return tokenizer.encode(text.toString(), Arrays.copyOf(literals, n), addSpecialTokens);
   }
 
   /** SplitMix64's finalizer over a golden-ratio offset: a seed unrelated to {@code seed}. */

@@ -138,11 +138,12 @@ final class SpeculativeDecoding implements DecodingStrategy {
     stats.draftNanos += System.nanoTime() - t0;
     stats.draftCalls++;
     Proposed p = r.getProposed();
-    int m = p.getTokenIdsCount();
-    if (m < 1 || (!plan.greedy() && !hasDistributions(p))) {
-      dropDraft("the draft's proposal came without tokens or distributions");
+    String garbage = DraftProposals.problem(p, k, loop.vocabSize(), !plan.greedy());
+    if (garbage != null) {
+      dropDraft("draft worker " + draft.address() + ": " + garbage);
       return;
     }
+    int m = p.getTokenIdsCount();
     draftTruncateTo = -1;
     draftPending = new int[0];
     int draftLength = r.getLength(); // = committed length + m
@@ -182,17 +183,6 @@ final class SpeculativeDecoding implements DecodingStrategy {
     draftTruncateTo = -1;
   }
 
-  private static boolean hasDistributions(Proposed p) {
-    if (p.getPositionsCount() != p.getTokenIdsCount()) {
-      return false;
-    }
-    for (Position pos : p.getPositionsList()) {
-      if (!pos.hasFull()) {
-        return false;
-      }
-    }
-    return true;
-  }
 
   private static int[] concat(int[] a, int[] b) {
     int[] r = Arrays.copyOf(a, a.length + b.length);

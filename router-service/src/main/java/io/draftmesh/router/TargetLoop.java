@@ -35,6 +35,11 @@ final class TargetLoop {
   private final TokenStream out;
   private final RunStats stats;
 
+  /** The target's vocabulary: drafted ids must fall inside it. */
+  int vocabSize() {
+    return targetInfo.getVocabSize();
+  }
+
   private int[] seq; // prompt + committed tokens, [0, len)
   private int len;
   private int[] pending = new int[0]; // in seq, not yet appended to the target session

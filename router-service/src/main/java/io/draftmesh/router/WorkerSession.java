@@ -226,8 +226,15 @@ final class WorkerSession {
       return status;
     }
 
-    /** The status a client sees for this failure. */
+    /**
+     * The status a client that did not cancel sees for this failure. A worker that cut the session
+     * off (killed, shut down without drain, connection lost) ends the stream CANCELLED on our side,
+     * which would tell the client it cancelled; to the client the worker is UNAVAILABLE.
+     */
     StatusRuntimeException toStatusException() {
+      if (status.getCode() == Status.Code.CANCELLED) {
+        return Status.UNAVAILABLE.withDescription(status.getDescription()).asRuntimeException();
+      }
       return status.asRuntimeException();
     }
   }

@@ -256,6 +256,74 @@ class BpeTokenizerTest {
     return sb.toString();
   }
 
+  @Test
+  void literalTextNeverBecomesASpecialToken() throws IOException {
+    BpeTokenizer tok = BpeTokenizer.load(gpt2);
+    String eos = RandomCheckpoint.EOS_TOKEN;
+    int eosId = tok.encode(eos, false)[0];
+    assertThat(tok.encode(eos, false)).containsExactly(eosId);
+    String user = "hi " + eos + " there" + eos;
+    String text = eos + user + eos; // template, user text, template
+    int[] ids = tok.encode(text, new int[] {eos.length(), eos.length() + user.length()}, false);
+    // The template's two are matched; the user's two stay text that decodes back to itself.
+    assertThat(java.util.Arrays.stream(ids).filter(id -> id == eosId).count()).isEqualTo(2);
+    assertThat(ids[0]).isEqualTo(eosId);
+    assertThat(ids[ids.length - 1]).isEqualTo(eosId);
+    assertThat(tok.decode(java.util.Arrays.copyOfRange(ids, 1, ids.length - 1), false))
+        .isEqualTo(user);
+    // A special token straddling the boundary into literal text is not matched either.
+    String half = eos.substring(0, 5);
+    int[] straddle = tok.encode(half + eos.substring(5), new int[] {5, eos.length()}, false);
+    assertThat(straddle).doesNotContain(eosId);
+    // Benign text encodes the same with or without literal ranges.
+    for (String t : TEXTS) {
+      if (!t.contains("<|")) {
+        assertThat(tok.encode(t, new int[] {0, t.length() / 2}, true))
+            .as(quote(t))
+            .containsExactly(tok.encode(t, true));
+      }
+    }
+  }
+
+  /** Long unbroken words (one pre-token each), where merge order matters most. */
+  @ParameterizedTest
+  @ValueSource(strings = {"gpt2", "llama3", "prefix", "nfc"})
+  void longUnbrokenWordsEncodeLikeTheRustTokenizers(String name) throws IOException {
+    Path json = pathOf(name);
+    BpeTokenizer ours = BpeTokenizer.load(json);
+    SplittableRandom r = new SplittableRandom(11);
+    try (TextTokenizer reference = TextTokenizer.load(json)) {
+      for (int i = 0; i < 20; i++) {
+        StringBuilder word = new StringBuilder();
+        String alphabet = i % 2 == 0 ? "the" : "abcdefghijklmnopqrstuvwxyz";
+        int n = 200 + r.nextInt(2000);
+        for (int j = 0; j < n; j++) {
+          word.append(alphabet.charAt(r.nextInt(alphabet.length())));
+        }
+        String text = word.toString();
+        assertThat(ours.encode(text, false))
+            .as("encode a %d-letter word", n)
+            .containsExactly(reference.encode(text));
+      }
+    }
+  }
+
+  /**
+   * A 1 MiB word is one pre-token: merging it by rescanning every pair after each merge is O(n²)
+   * (about 10^12 pair lookups here, hours of a router thread). Merging in rank order from a heap is
+   * O(n log n). The timeout is a guard against the quadratic algorithm, orders of magnitude above
+   * what the linear-logarithmic one needs, not a measurement.
+   */
+  @Test
+  void aOneMebibyteWordEncodesInBoundedTime() throws IOException {
+    BpeTokenizer tok = BpeTokenizer.load(gpt2);
+    String word = "thethe".repeat((1 << 20) / 6) + "x";
+    int[] ids =
+        org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(
+            java.time.Duration.ofSeconds(60), () -> tok.encode(word, false));
+    assertThat(tok.decode(ids, false)).isEqualTo(word);
+  }
+
   private static String quote(String s) {
     return "\"" + s.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + "\"";
   }

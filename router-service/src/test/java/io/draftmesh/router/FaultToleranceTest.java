@@ -163,10 +163,63 @@ class FaultToleranceTest {
             });
   }
 
+  /**
+   * A target that answers Open and then nothing: the generation cannot finish on its own, so only
+   * the cancel can end it, and the outcome must be CANCELLED (a completion would mean the test did
+   * not test cancellation at all).
+   */
   @Test
-  void cancellingMidStreamClosesBothSessionsAndFreesTheirKv() throws InterruptedException {
+  void cancellingWhileTheTargetIsDeterministicallySlowIsCancelled() throws Exception {
+    try (FakeWorker slowTarget = new FakeWorker(mesh.targetInfo);
+        RouterServer r =
+            mesh.routerOnPort(
+                Map.of("slow", "localhost:" + slowTarget.port()), Duration.ofMillis(300))) {
+      ManagedChannel ch =
+          Grpc.newChannelBuilder("localhost:" + r.port(), InsecureChannelCredentials.create())
+              .build();
+      try {
+        CountDownLatch firstChunk = new CountDownLatch(1);
+        java.util.concurrent.CompletableFuture<Status> outcome =
+            new java.util.concurrent.CompletableFuture<>();
+        Context.CancellableContext ctx = Context.current().withCancellation();
+        ctx.run(
+            () ->
+                RouterGrpc.newStub(ch)
+                    .generate(
+                        request(Strategy.STRATEGY_AUTOREGRESSIVE, null, 50).toBuilder()
+                            .setTarget("slow")
+                            .build(),
+                        new StreamObserver<>() {
+                          @Override
+                          public void onNext(GenerateChunk c) {
+                            firstChunk.countDown();
+                          }
+
+                          @Override
+                          public void onError(Throwable t) {
+                            outcome.complete(Status.fromThrowable(t));
+                          }
+
+                          @Override
+                          public void onCompleted() {
+                            outcome.complete(Status.OK);
+                          }
+                        }));
+        assertThat(firstChunk.await(30, TimeUnit.SECONDS)).isTrue(); // the token from Open
+        ctx.cancel(null);
+        assertThat(outcome.get(10, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.CANCELLED);
+        assertThat(slowTarget.awaitCancelled(10)).as("the target's session was torn down").isTrue();
+      } finally {
+        ch.shutdownNow();
+      }
+    }
+  }
+
+  @Test
+  void cancellingMidStreamClosesBothSessionsAndFreesTheirKv() throws Exception {
     CountDownLatch firstChunk = new CountDownLatch(1);
-    CountDownLatch ended = new CountDownLatch(1);
+    java.util.concurrent.CompletableFuture<Status> outcome =
+        new java.util.concurrent.CompletableFuture<>();
     Context.CancellableContext ctx = Context.current().withCancellation();
     ctx.run(
         () ->
@@ -181,12 +234,12 @@ class FaultToleranceTest {
 
                       @Override
                       public void onError(Throwable t) {
-                        ended.countDown();
+                        outcome.complete(Status.fromThrowable(t));
                       }
 
                       @Override
                       public void onCompleted() {
-                        ended.countDown();
+                        outcome.complete(Status.OK);
                       }
                     }));
     assertThat(firstChunk.await(30, TimeUnit.SECONDS)).isTrue();
@@ -194,7 +247,8 @@ class FaultToleranceTest {
     assertThat(mesh.info("target").getActiveSessions()).isEqualTo(1);
     assertThat(mesh.info("same").getActiveSessions()).isEqualTo(1);
     ctx.cancel(null);
-    assertThat(ended.await(10, TimeUnit.SECONDS)).isTrue();
+    // 900 tokens take seconds; a completion here would mean the cancel was never exercised.
+    assertThat(outcome.get(10, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.CANCELLED);
     TestMesh.assertFreed("target", mesh.workers.get("target").port());
     TestMesh.assertFreed("same", mesh.workers.get("same").port());
   }

@@ -10,6 +10,8 @@ import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.SpeculativeOptions;
 import io.draftmesh.proto.v1.Strategy;
+import io.draftmesh.proto.v1.TextPart;
+import io.draftmesh.proto.v1.TextParts;
 import io.draftmesh.proto.v1.TokenIds;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
@@ -131,6 +133,21 @@ class InvalidRequestTest {
             b -> b.setTokenIds(tooLong),
             invalid,
             "token_ids.ids: 1024 tokens (expected: fewer than the target's max context 1024)"),
+        bad(
+            "a 1 MiB word (refused before it is tokenized)",
+            b -> b.setText("thethe".repeat((1 << 20) / 6) + "abcd"),
+            invalid,
+            "text: 1048576 characters (expected: at most "),
+        bad(
+            "no parts",
+            b -> b.setParts(TextParts.getDefaultInstance()),
+            invalid,
+            "parts.parts: empty"),
+        bad(
+            "only empty parts",
+            b -> b.setParts(TextParts.newBuilder().addParts(TextPart.getDefaultInstance())),
+            invalid,
+            "parts.parts: all empty"),
         bad("unknown strategy", b -> b.setStrategyValue(42), invalid, "strategy: 42"),
         bad(
             "negative temperature",

@@ -23,6 +23,7 @@ final class ModelWorkerService extends ModelWorkerGrpc.ModelWorkerImplBase {
   private final WorkerConfig.Role role;
   private final Executor responses;
   private final ExecutorService probes;
+  private final SessionCall.IdleTimer idle;
 
   /**
    * @param responses where responses are converted and sent, so the engine's scheduler thread only
@@ -30,7 +31,12 @@ final class ModelWorkerService extends ModelWorkerGrpc.ModelWorkerImplBase {
    * @param probes where SelectPromptTokens reads prompts (bounded; full = RESOURCE_EXHAUSTED)
    */
   ModelWorkerService(
-      WorkerState state, WorkerConfig.Role role, Executor responses, ExecutorService probes) {
+      WorkerState state,
+      WorkerConfig.Role role,
+      Executor responses,
+      ExecutorService probes,
+      SessionCall.IdleTimer idle) {
+    this.idle = idle;
     this.state = state;
     this.role = role;
     this.responses = responses;
@@ -82,7 +88,7 @@ final class ModelWorkerService extends ModelWorkerGrpc.ModelWorkerImplBase {
       call.onError(Statuses.toException(e));
       return SessionCall.ignoring();
     }
-    return SessionCall.start(loaded.engine(), call, responses);
+    return SessionCall.start(loaded.engine(), call, responses, idle);
   }
 
   @Override

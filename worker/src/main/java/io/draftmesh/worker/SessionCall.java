@@ -21,11 +21,16 @@ import io.draftmesh.proto.v1.Verified;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 
 /**
@@ -69,22 +74,80 @@ final class SessionCall implements StreamObserver<SessionRequest> {
   private volatile Sequence sequence; // written under lock
   private int owed; // inbound requests to ask for once the transport is ready
 
+  /**
+   * Where sessions' idle timers run and how long a session may go without a request while none of
+   * its ops runs (zero: forever). A caller that vanished while its connection stays up (a hung
+   * process, a bug that forgets a session) would otherwise hold the session's KV until the worker
+   * restarts.
+   */
+  record IdleTimer(ScheduledExecutorService timers, Duration idle) {}
+
+  private final IdleTimer idleTimer;
+  private int pending; // guarded by lock: requests received but not yet answered
+  private long lastActivity = System.nanoTime(); // guarded by lock: latest request or answer
+  private ScheduledFuture<?> idleCheck; // guarded by lock
+
   private SessionCall(
-      InferenceEngine engine, ServerCallStreamObserver<SessionResponse> out, Executor responses) {
+      InferenceEngine engine,
+      ServerCallStreamObserver<SessionResponse> out,
+      Executor responses,
+      IdleTimer idleTimer) {
     this.engine = engine;
     this.out = out;
     this.responses = responses;
+    this.idleTimer = idleTimer;
   }
 
   /** Must run inside the service method: it configures the call before gRPC starts delivering. */
   static SessionCall start(
-      InferenceEngine engine, ServerCallStreamObserver<SessionResponse> out, Executor responses) {
-    SessionCall call = new SessionCall(engine, out, responses);
+      InferenceEngine engine,
+      ServerCallStreamObserver<SessionResponse> out,
+      Executor responses,
+      IdleTimer idleTimer) {
+    SessionCall call = new SessionCall(engine, out, responses, idleTimer);
     out.disableAutoRequest();
     out.setOnCancelHandler(call::cancelled);
     out.setOnReadyHandler(call::transportReady);
     out.request(WINDOW);
+    if (!idleTimer.idle().isZero()) {
+      synchronized (call.lock) {
+        call.scheduleIdleCheck(idleTimer.idle().toNanos());
+      }
+    }
     return call;
+  }
+
+  /** Ends the call if it has been idle for the timeout, else looks again when it could be. */
+  private void checkIdle() {
+    long timeout = idleTimer.idle().toNanos();
+    synchronized (lock) {
+      if (finished) {
+        return;
+      }
+      long quiet = System.nanoTime() - lastActivity;
+      if (pending > 0 || quiet < timeout) {
+        // Work in flight is not idleness: look again a whole timeout later.
+        scheduleIdleCheck(pending > 0 ? timeout : timeout - quiet);
+        return;
+      }
+    }
+    fail(
+        Status.DEADLINE_EXCEEDED
+            .withDescription(
+                "session: idle for "
+                    + idleTimer.idle().toMillis()
+                    + " ms (expected: a request or close within the worker's"
+                    + " --session-idle-seconds)")
+            .asRuntimeException());
+  }
+
+  // Called under lock.
+  private void scheduleIdleCheck(long nanos) {
+    try {
+      idleCheck = idleTimer.timers().schedule(this::checkIdle, nanos, TimeUnit.NANOSECONDS);
+    } catch (RejectedExecutionException shuttingDown) {
+      // The server is closing; it cancels every call itself.
+    }
   }
 
   /** An inbound observer for a call that was already refused. */
@@ -105,6 +168,10 @@ final class SessionCall implements StreamObserver<SessionRequest> {
 
   @Override
   public void onNext(SessionRequest request) {
+    synchronized (lock) {
+      pending++;
+      lastActivity = System.nanoTime();
+    }
     Function<Void, CompletableFuture<Done>> op;
     try {
       op = prepare(request);
@@ -288,6 +355,9 @@ final class SessionCall implements StreamObserver<SessionRequest> {
   private CompletableFuture<Integer> closeSequence() {
     Sequence s;
     synchronized (lock) {
+      if (idleCheck != null) {
+        idleCheck.cancel(false); // every way the call ends comes through here
+      }
       if (sequenceClosed) {
         return CompletableFuture.completedFuture(0);
       }
@@ -318,6 +388,8 @@ final class SessionCall implements StreamObserver<SessionRequest> {
       if (finished) {
         return;
       }
+      pending--;
+      lastActivity = System.nanoTime();
       out.onNext(response);
       if (last) {
         finished = true;

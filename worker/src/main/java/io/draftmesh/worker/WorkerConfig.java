@@ -29,6 +29,12 @@ import java.util.Set;
  * @param drainGrace how long shutdown waits for open sessions before cancelling them
  * @param backend which decoder serves: auto (the Vector API CPU backend when the JVM has it, else
  *     DJL), vector or djl
+ * @param keepAlive how often the server pings an idle connection: a caller that vanished without
+ *     closing its connection is noticed after {@code keepAlive + keepAliveTimeout}, and its
+ *     sessions are cancelled (which frees their KV)
+ * @param keepAliveTimeout how long a ping may go unanswered before the connection is closed
+ * @param sessionIdle how long a session may go without a request (while no op runs) before the
+ *     worker ends it with DEADLINE_EXCEEDED; zero = never
  */
 public record WorkerConfig(
     Path model,
@@ -42,7 +48,10 @@ public record WorkerConfig(
     int maxContext,
     int threads,
     Duration drainGrace,
-    Backend backend) {
+    Backend backend,
+    Duration keepAlive,
+    Duration keepAliveTimeout,
+    Duration sessionIdle) {
 
   /** Which calls a worker serves: the draft proposes, the target verifies. Same contract. */
   public enum Role {
@@ -94,7 +103,12 @@ public record WorkerConfig(
     MAX_CONTEXT("max-context", "N", "longest sequence, capped by the model (default 4096)"),
     THREADS("threads", "N", "compute threads, 0 = measured (vector) / as configured (djl)"),
     DRAIN_SECONDS("drain-seconds", "S", "grace period for open sessions on shutdown (default 10)"),
-    BACKEND("backend", "auto|vector|djl", "decoder: auto = vector when the JVM has it (default)");
+    BACKEND("backend", "auto|vector|djl", "decoder: auto = vector when the JVM has it (default)"),
+    KEEPALIVE_SECONDS("keepalive-seconds", "S", "ping interval on idle connections (default 30)"),
+    KEEPALIVE_TIMEOUT_SECONDS(
+        "keepalive-timeout-seconds", "S", "unanswered ping closes the connection (default 10)"),
+    SESSION_IDLE_SECONDS(
+        "session-idle-seconds", "S", "end a session idle this long, 0 = never (default 300)");
 
     private final Flags.Spec spec;
 
@@ -150,6 +164,14 @@ public record WorkerConfig(
           "--backend: vector (expected: a JVM started with --add-modules jdk.incubator.vector;"
               + " use auto or djl)");
     }
+    long ka = java.util.Objects.requireNonNull(keepAlive, "keepAlive").toSeconds();
+    // gRPC's Netty server raises anything shorter to 10 s; refuse it rather than pretend.
+    FLAGS.require(ka >= 10 && ka <= 86_400, Flag.KEEPALIVE_SECONDS, ka, "10..86400");
+    long kat = java.util.Objects.requireNonNull(keepAliveTimeout, "keepAliveTimeout").toSeconds();
+    FLAGS.require(kat >= 1 && kat <= 3_600, Flag.KEEPALIVE_TIMEOUT_SECONDS, kat, "1..3600");
+    long idle = java.util.Objects.requireNonNull(sessionIdle, "sessionIdle").toSeconds();
+    FLAGS.require(
+        idle >= 0 && idle <= 604_800, Flag.SESSION_IDLE_SECONDS, idle, "0 (never) or 1..604800");
   }
 
   /** Parses {@code args} over {@code env}; the service mains pass their fixed role. */
@@ -190,7 +212,10 @@ public record WorkerConfig(
         v.intOf(Flag.MAX_CONTEXT, 4096),
         v.intOf(Flag.THREADS, 0),
         v.seconds(Flag.DRAIN_SECONDS, 10),
-        backend(v));
+        backend(v),
+        v.seconds(Flag.KEEPALIVE_SECONDS, 30),
+        v.seconds(Flag.KEEPALIVE_TIMEOUT_SECONDS, 10),
+        v.seconds(Flag.SESSION_IDLE_SECONDS, 300));
   }
 
   private static Backend backend(Flags<Flag>.Values v) {

@@ -42,6 +42,9 @@ import org.slf4j.LoggerFactory;
 public final class WorkerServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(WorkerServer.class);
 
+  /** How long a session may sit idle unless configured otherwise (WorkerConfig's default). */
+  public static final Duration DEFAULT_SESSION_IDLE = Duration.ofMinutes(5);
+
   /** The service name health is reported under, besides the overall "" service. */
   public static final String SERVICE_NAME = "draftmesh.v1.ModelWorker";
 
@@ -53,6 +56,7 @@ public final class WorkerServer implements AutoCloseable {
   private final ExecutorService responses;
   // SelectPromptTokens reads: one at a time (each is a whole prefill), a few queued.
   private final java.util.concurrent.ThreadPoolExecutor probes;
+  private final java.util.concurrent.ScheduledExecutorService timers; // sessions' idle timers
   private final CompletableFuture<InferenceEngine> ready = new CompletableFuture<>();
   private final io.draftmesh.telemetry.WorkerMetrics metrics;
   private final Object lifecycle = new Object();
@@ -70,6 +74,22 @@ public final class WorkerServer implements AutoCloseable {
       Supplier<InferenceEngine> loader,
       Duration drainGrace,
       OpenTelemetry openTelemetry) {
+    this(builder, role, loader, drainGrace, DEFAULT_SESSION_IDLE, openTelemetry);
+  }
+
+  /**
+   * @param loader loads the engine (blocking, on a background thread); {@link #start} runs its
+   *     warm-up afterwards
+   * @param sessionIdle how long a session may go without a request while no op runs before it is
+   *     ended with DEADLINE_EXCEEDED (and freed); zero = never
+   */
+  public WorkerServer(
+      ServerBuilder<?> builder,
+      WorkerConfig.Role role,
+      Supplier<InferenceEngine> loader,
+      Duration drainGrace,
+      Duration sessionIdle,
+      OpenTelemetry openTelemetry) {
     this.loader = Objects.requireNonNull(loader, "loader");
     this.drainGrace = Objects.requireNonNull(drainGrace, "drainGrace");
     this.responses = Executors.newFixedThreadPool(2, daemonThreads("worker-responses-"));
@@ -81,11 +101,21 @@ public final class WorkerServer implements AutoCloseable {
             TimeUnit.SECONDS,
             new java.util.concurrent.ArrayBlockingQueue<>(8),
             daemonThreads("worker-prompt-reader-"));
+    java.util.concurrent.ScheduledThreadPoolExecutor t =
+        new java.util.concurrent.ScheduledThreadPoolExecutor(1, daemonThreads("worker-idle-"));
+    t.setRemoveOnCancelPolicy(true); // a session's timer is cancelled at every request
+    this.timers = t;
     health.setStatus("", ServingStatus.NOT_SERVING);
     health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
     this.server =
         builder
-            .addService(new ModelWorkerService(state, role, responses, probes))
+            .addService(
+                new ModelWorkerService(
+                    state,
+                    role,
+                    responses,
+                    probes,
+                    new SessionCall.IdleTimer(timers, sessionIdle)))
             .addService(health.getHealthService())
             .addService(ProtoReflectionServiceV1.newInstance())
             .intercept(GrpcTelemetry.create(openTelemetry).createServerInterceptor())
@@ -112,9 +142,22 @@ public final class WorkerServer implements AutoCloseable {
   /** A worker for {@code config} on a real (Netty) port. */
   public static WorkerServer onPort(WorkerConfig config, OpenTelemetry openTelemetry) {
     ServerBuilder<?> builder =
-        Grpc.newServerBuilderForPort(config.port(), InsecureServerCredentials.create());
+        Grpc.newServerBuilderForPort(config.port(), InsecureServerCredentials.create())
+            // A caller that vanished without closing its connection (no FIN, no deadline) is
+            // noticed by an unanswered ping; its calls are cancelled, which frees their KV.
+            .keepAliveTime(config.keepAlive().toMillis(), TimeUnit.MILLISECONDS)
+            .keepAliveTimeout(config.keepAliveTimeout().toMillis(), TimeUnit.MILLISECONDS)
+            // Callers ping too (the router's channels); allow it down to 10 s, with or without
+            // calls, rather than closing their connections for "too many pings".
+            .permitKeepAliveTime(10, TimeUnit.SECONDS)
+            .permitKeepAliveWithoutCalls(true);
     return new WorkerServer(
-        builder, config.role(), engineLoader(config), config.drainGrace(), openTelemetry);
+        builder,
+        config.role(),
+        engineLoader(config),
+        config.drainGrace(),
+        config.sessionIdle(),
+        openTelemetry);
   }
 
   /**
@@ -161,6 +204,7 @@ public final class WorkerServer implements AutoCloseable {
         health.setStatus("", ServingStatus.SERVING);
         health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
       }
+      engine.failure().thenAccept(this::engineFailed);
       ready.complete(engine);
     } catch (RuntimeException | Error e) {
       log.error("model failed to load", e);
@@ -169,6 +213,23 @@ public final class WorkerServer implements AutoCloseable {
         engine.close();
       }
       ready.completeExceptionally(e);
+    }
+  }
+
+  /**
+   * The engine's scheduler died of an Error: its sessions were failed with UNAVAILABLE and freed.
+   * The worker cannot serve again without a restart, so health says NOT_SERVING (Kubernetes'
+   * liveness probe restarts the pod, the router stops picking it) and every call is UNAVAILABLE.
+   */
+  private void engineFailed(Throwable error) {
+    log.error("engine failed; the worker is NOT_SERVING until restarted", error);
+    synchronized (lifecycle) {
+      if (closed) {
+        return;
+      }
+      state.moveTo(WorkerState.Phase.BROKEN);
+      health.setStatus("", ServingStatus.NOT_SERVING);
+      health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
     }
   }
 
@@ -217,7 +278,7 @@ public final class WorkerServer implements AutoCloseable {
         return;
       }
       closed = true;
-      if (state.phase() != WorkerState.Phase.FAILED) {
+      if (state.phase() != WorkerState.Phase.FAILED && state.phase() != WorkerState.Phase.BROKEN) {
         state.moveTo(WorkerState.Phase.DRAINING);
       }
       health.enterTerminalState(); // NOT_SERVING for every service, and stays so
@@ -235,6 +296,7 @@ public final class WorkerServer implements AutoCloseable {
     }
     responses.shutdown();
     probes.shutdown(); // a prompt read uses the model: let it end before the engine closes
+    timers.shutdownNow();
     try {
       responses.awaitTermination(5, TimeUnit.SECONDS);
       probes.awaitTermination(30, TimeUnit.SECONDS);

@@ -13,6 +13,7 @@ final class WorkerState {
     SERVING("serving"),
     DRAINING("worker is draining"),
     FAILED("model failed to load"),
+    BROKEN("the engine failed (expected: another worker; this one needs a restart)"),
     STOPPED("worker is stopped");
 
     final String description;

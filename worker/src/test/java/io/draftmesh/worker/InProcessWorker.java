@@ -24,6 +24,12 @@ final class InProcessWorker implements AutoCloseable {
 
   /** Starts without waiting for the engine. */
   static InProcessWorker start(WorkerConfig.Role role, Supplier<InferenceEngine> loader) {
+    return start(role, loader, WorkerServer.DEFAULT_SESSION_IDLE);
+  }
+
+  /** Starts without waiting for the engine; sessions idle for {@code idle} are ended. */
+  static InProcessWorker start(
+      WorkerConfig.Role role, Supplier<InferenceEngine> loader, Duration idle) {
     String name = InProcessServerBuilder.generateName();
     WorkerServer server =
         new WorkerServer(
@@ -31,6 +37,7 @@ final class InProcessWorker implements AutoCloseable {
             role,
             loader,
             Duration.ofSeconds(2),
+            idle,
             OpenTelemetry.noop());
     try {
       server.start();
@@ -43,13 +50,24 @@ final class InProcessWorker implements AutoCloseable {
   /** Starts and waits until the engine is warm. */
   static InProcessWorker ready(WorkerConfig.Role role, Supplier<InferenceEngine> loader)
       throws InterruptedException {
-    InProcessWorker w = start(role, loader);
+    return ready(role, loader, WorkerServer.DEFAULT_SESSION_IDLE);
+  }
+
+  /** Starts and waits until the engine is warm; sessions idle for {@code idle} are ended. */
+  static InProcessWorker ready(
+      WorkerConfig.Role role, Supplier<InferenceEngine> loader, Duration idle)
+      throws InterruptedException {
+    InProcessWorker w = start(role, loader, idle);
     w.server.awaitReady(Duration.ofMinutes(2));
     return w;
   }
 
   InferenceEngine engine() {
     return server.engine();
+  }
+
+  ManagedChannel channel() {
+    return channel;
   }
 
   ModelWorkerGrpc.ModelWorkerStub stub() {

@@ -25,6 +25,29 @@ class WorkerConfigTest {
     assertThat(draft.maxSessions()).isGreaterThan(target.maxSessions());
     assertThat(draft.port()).isZero();
     assertThat(draft.drainGrace()).isEqualTo(Duration.ofSeconds(10));
+    assertThat(draft.keepAlive()).isEqualTo(Duration.ofSeconds(30));
+    assertThat(draft.keepAliveTimeout()).isEqualTo(Duration.ofSeconds(10));
+    assertThat(draft.sessionIdle()).isEqualTo(Duration.ofMinutes(5));
+    assertThat(
+            parse(
+                    Map.of("DRAFTMESH_SESSION_IDLE_SECONDS", "0"),
+                    WorkerConfig.Role.DRAFT,
+                    "--model",
+                    model.toString(),
+                    "--keepalive-seconds",
+                    "15")
+                .keepAlive())
+        .isEqualTo(Duration.ofSeconds(15));
+    assertThatThrownBy(
+            () ->
+                parse(
+                    Map.of(),
+                    WorkerConfig.Role.DRAFT,
+                    "--model",
+                    model.toString(),
+                    "--keepalive-seconds",
+                    "0"))
+        .hasMessageContaining("--keepalive-seconds: 0 (expected: 10..86400)");
 
     WorkerConfig c =
         parse(

@@ -132,8 +132,22 @@ public final class InferenceEngine implements AutoCloseable {
             name,
             maxContext,
             config.maxTokensPerOp());
-    scheduler.register(s);
+    try {
+      scheduler.register(s);
+    } catch (EngineException stopped) {
+      active.decrementAndGet(); // the engine is down: the session was never taken
+      throw stopped;
+    }
     return s;
+  }
+
+  /**
+   * Completes with the Error (e.g. OutOfMemoryError) that ended the scheduler thread: every session
+   * was failed with UNAVAILABLE and freed, and every later call is refused with UNAVAILABLE. Never
+   * completes when the engine is closed normally.
+   */
+  public java.util.concurrent.CompletableFuture<Throwable> failure() {
+    return scheduler.failure();
   }
 
   /** Runs a short sequence through every code path once, so the first client pays no warm-up. */

@@ -30,6 +30,10 @@ final class Scheduler {
   private final Set<Sequence> sequences = new LinkedHashSet<>();
   private final Thread thread;
   private volatile boolean running = true;
+  private volatile boolean stopped; // the loop has ended: no command runs any more
+  private volatile Throwable fatal; // the Error that ended the loop, if one did
+  private final java.util.concurrent.CompletableFuture<Throwable> failure =
+      new java.util.concurrent.CompletableFuture<>();
   private final AtomicLong steps = new AtomicLong();
   private final AtomicLong fedTokens = new AtomicLong();
   private static final long COALESCE_MAX_NANOS = 2_000_000;
@@ -47,10 +51,27 @@ final class Scheduler {
   /** Runs {@code command} on the scheduler thread between steps. */
   void submit(Runnable command) {
     if (!running) {
-      throw new EngineException(EngineException.Kind.UNAVAILABLE, "engine is shut down");
+      throw stoppedException();
     }
     inbox.add(command);
     LockSupport.unpark(thread);
+    // The loop may have ended after the check above: a command it will never run must not
+    // leave its caller waiting. Either the final drain took it, or it is still here to take back.
+    if (stopped && inbox.remove(command)) {
+      throw stoppedException();
+    }
+  }
+
+  private EngineException stoppedException() {
+    Throwable f = fatal;
+    return f == null
+        ? new EngineException(EngineException.Kind.UNAVAILABLE, "engine is shut down")
+        : new EngineException(EngineException.Kind.UNAVAILABLE, "engine failed: " + f, f);
+  }
+
+  /** Completes with the Error that ended the scheduler thread; never if it ends by close. */
+  java.util.concurrent.CompletableFuture<Throwable> failure() {
+    return failure;
   }
 
   void register(Sequence s) {
@@ -70,17 +91,38 @@ final class Scheduler {
   }
 
   private void loop() {
-    while (running) {
-      drainInbox();
-      if (!step()) {
-        if (inbox.isEmpty() && running) {
-          LockSupport.park(this);
+    try {
+      while (running) {
+        drainInbox();
+        if (!step()) {
+          if (inbox.isEmpty() && running) {
+            LockSupport.park(this);
+          }
         }
       }
+    } catch (Error e) {
+      // Out of memory, a native crash surfacing as an Error: the thread's state is suspect and
+      // it is the only one that runs sessions. Stop, fail every session, report it.
+      log.error("scheduler thread failed; the engine stops serving", e);
+      fatal = e;
+      running = false;
     }
-    drainInbox();
+    stopped = true;
+    EngineException reason = fatal == null ? null : stoppedException();
+    try {
+      drainInbox();
+    } catch (Error again) {
+      log.error("scheduler command failed after the engine failed", again);
+    }
     for (Sequence s : new ArrayList<>(sequences)) {
-      s.closeNow();
+      if (reason == null) {
+        s.closeNow();
+      } else {
+        s.closeNow(reason);
+      }
+    }
+    if (fatal != null) {
+      failure.complete(fatal);
     }
   }
 
@@ -112,12 +154,18 @@ final class Scheduler {
     long started = System.nanoTime();
     try {
       results = model.forward(batch, pool);
-    } catch (RuntimeException e) {
+    } catch (RuntimeException | Error e) {
       log.error("forward step failed for {} sequences", batch.size(), e);
       EngineException failure =
-          new EngineException(EngineException.Kind.INTERNAL, "forward step failed", e);
+          new EngineException(
+              e instanceof Error ? EngineException.Kind.UNAVAILABLE : EngineException.Kind.INTERNAL,
+              "forward step failed: " + e,
+              e);
       for (Sequence s : members) {
-        s.failHead(failure);
+        s.failHead(failure); // no longer in flight, so the loop's final close can free it
+      }
+      if (e instanceof Error fatalError) {
+        throw fatalError;
       }
       return true;
     }
@@ -128,6 +176,13 @@ final class Scheduler {
       Sequence s = members.get(i);
       try {
         s.deliver(batch.get(i), results.get(i), maxBatchTokens, number);
+      } catch (Error e) {
+        EngineException failure =
+            new EngineException(EngineException.Kind.UNAVAILABLE, "delivery failed: " + e, e);
+        for (Sequence undelivered : members.subList(i, members.size())) {
+          undelivered.failHead(failure);
+        }
+        throw e;
       } catch (RuntimeException e) {
         // The sequence's state is suspect; close it (failing its ops) rather than the engine.
         log.error("delivering step {} to session {} failed", number, s.label(), e);

@@ -1,0 +1,60 @@
+package io.draftmesh.engine.runtime;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.draftmesh.engine.checkpoint.DType;
+import io.draftmesh.engine.checkpoint.RandomCheckpoint;
+import io.draftmesh.engine.sampling.SamplingParams;
+import java.nio.file.Path;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * An {@link Error} on the scheduler thread (out of memory in a forward pass, say) ends the thread
+ * every session depends on. Nothing may hang on it: pending ops fail with UNAVAILABLE, every
+ * session's KV is freed, later calls are refused at once, and the engine reports the failure so the
+ * worker can turn NOT_SERVING.
+ */
+class SchedulerErrorTest {
+  @TempDir Path dir;
+
+  @Test
+  void anErrorFailsPendingOpsAndEveryLaterCall() throws Exception {
+    RandomCheckpoint.write(dir.resolve("tiny"), RandomCheckpoint.tinyLlama(), 11, DType.F32, 0);
+    try (InferenceEngine engine =
+        InferenceEngine.load(
+            new EngineConfig(dir.resolve("tiny"), 4L << 20, 16, 4, 512, 576, 1024))) {
+      Sequence s = engine.open(new int[] {1, 2, 3, 4, 5}, SamplingParams.GREEDY, "victim");
+      s.prefill(ResultOptions.NONE).get(30, TimeUnit.SECONDS);
+      CompletableFuture<Proposal> pending = s.propose(500, 0f, ResultOptions.NONE);
+      engine
+          .scheduler()
+          .submit(
+              () -> {
+                throw new OutOfMemoryError("injected by the test");
+              });
+
+      assertThat(engine.failure().get(30, TimeUnit.SECONDS)).isInstanceOf(OutOfMemoryError.class);
+      assertThatThrownBy(() -> pending.get(30, TimeUnit.SECONDS))
+          .isInstanceOf(ExecutionException.class)
+          .cause()
+          .isInstanceOfSatisfying(
+              EngineException.class,
+              e -> {
+                assertThat(e.kind()).isEqualTo(EngineException.Kind.UNAVAILABLE);
+                assertThat(e.getMessage()).contains("OutOfMemoryError");
+              });
+      assertThat(engine.activeSessions()).isZero();
+      assertThat(engine.freeBlocks()).isEqualTo(engine.info().kvBlocksTotal());
+      assertThatThrownBy(() -> engine.open(new int[] {1, 2}, SamplingParams.GREEDY, "late"))
+          .isInstanceOfSatisfying(
+              EngineException.class,
+              e -> assertThat(e.kind()).isEqualTo(EngineException.Kind.UNAVAILABLE));
+      assertThat(engine.activeSessions()).as("a refused open holds no session").isZero();
+    }
+  }
+}
