@@ -2,6 +2,7 @@ package io.draftmesh.bench;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
+import io.draftmesh.assembly.RandomModels;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -125,21 +126,21 @@ public final class EngineBench {
                     + "\" (expected: --json, --quick, --cache-dir DIR)");
       }
     }
-    return new Options(json, quick, cacheDir == null ? BenchModels.defaultCacheDir() : cacheDir);
+    return new Options(json, quick, cacheDir == null ? RandomModels.defaultCacheDir() : cacheDir);
   }
 
   static Report measure(Options options, PrintStream progress) {
     djlDefaults();
     ModelBench.Plan plan = options.quick() ? ModelBench.Plan.quick() : ModelBench.Plan.full();
-    List<BenchModels.Spec> specs = new ArrayList<>();
-    specs.add(BenchModels.tiny());
+    List<RandomModels.Spec> specs = new ArrayList<>();
+    specs.add(RandomModels.tiny());
     if (!options.quick()) {
-      specs.add(BenchModels.llama110m());
+      specs.add(RandomModels.llama110m());
     }
     List<Path> dirs = new ArrayList<>();
-    for (BenchModels.Spec spec : specs) {
+    for (RandomModels.Spec spec : specs) {
       progress.printf("[%s] checkpoint in %s%n", spec.label(), options.cacheDir());
-      dirs.add(BenchModels.ensure(options.cacheDir(), spec));
+      dirs.add(RandomModels.ensure(options.cacheDir(), spec));
     }
     try (NDManager manager = NDManager.newBaseManager()) {
       Machine machine = machine();

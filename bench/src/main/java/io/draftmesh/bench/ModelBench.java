@@ -1,6 +1,7 @@
 package io.draftmesh.bench;
 
 import ai.djl.ndarray.NDManager;
+import io.draftmesh.assembly.RandomModels;
 import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
@@ -126,12 +127,12 @@ final class ModelBench {
     }
   }
 
-  private final BenchModels.Spec spec;
+  private final RandomModels.Spec spec;
   private final Path dir;
   private final Plan plan;
   private final PrintStream progress;
 
-  ModelBench(BenchModels.Spec spec, Path dir, Plan plan, PrintStream progress) {
+  ModelBench(RandomModels.Spec spec, Path dir, Plan plan, PrintStream progress) {
     this.spec = spec;
     this.dir = dir;
     this.plan = plan;

@@ -374,11 +374,6 @@ final class Decoding {
     draftTruncateTo = -1;
   }
 
-  /** The draft session, or null if none is in use (any more). */
-  WorkerSession draft() {
-    return draft;
-  }
-
   private static boolean hasDistributions(Proposed p) {
     if (p.getPositionsCount() != p.getTokenIdsCount()) {
       return false;

@@ -31,7 +31,6 @@ final class Scheduler implements AutoCloseable {
   private final Thread thread;
   private volatile boolean running = true;
   private final AtomicLong steps = new AtomicLong();
-  private final AtomicLong fedTokens = new AtomicLong();
   private static final long COALESCE_MAX_NANOS = 2_000_000;
   private long lastForwardNanos;
 
@@ -63,10 +62,6 @@ final class Scheduler implements AutoCloseable {
 
   long steps() {
     return steps.get();
-  }
-
-  long fedTokens() {
-    return fedTokens.get();
   }
 
   private void loop() {
@@ -124,7 +119,6 @@ final class Scheduler implements AutoCloseable {
     lastForwardNanos = System.nanoTime() - started;
     long number = steps.incrementAndGet();
     for (int i = 0; i < members.size(); i++) {
-      fedTokens.addAndGet(batch.get(i).tokens().length);
       Sequence s = members.get(i);
       try {
         s.deliver(batch.get(i), results.get(i), maxBatchTokens, number);
