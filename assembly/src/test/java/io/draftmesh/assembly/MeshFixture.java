@@ -69,7 +69,7 @@ public final class MeshFixture {
         RandomCheckpoint.write(d.resolve("tiny-b"), cfg, 8, DType.F32, 0);
         writeMixed(d.resolve("tiny-mixed"), cfg);
         RandomCheckpoint.write(
-            d.resolve("tiny-long"), withContext(cfg, LONG_CONTEXT), 7, DType.F32, 0);
+            d.resolve("long/tiny-llama"), withContext(cfg, LONG_CONTEXT), 7, DType.F32, 0);
         dir = d;
       } catch (IOException e) {
         throw new UncheckedIOException(e);
@@ -91,7 +91,7 @@ public final class MeshFixture {
   }
 
   public static Path longContext() {
-    return dir().resolve("tiny-long");
+    return dir().resolve("long/tiny-llama");
   }
 
   private static void writeMixed(Path out, ModelConfig cfg) throws IOException {
