@@ -20,8 +20,7 @@ class RuntimeClasspathTest {
   void runtimeClasspathCarriesNoDjlOrPyTorch() throws Exception {
     Path file = Path.of("target", "runtime-classpath.txt");
     assertThat(file).as("written by the dependency plugin before the tests").isRegularFile();
-    List<String> entries =
-        Arrays.asList(Files.readString(file).strip().split(File.pathSeparator));
+    List<String> entries = Arrays.asList(Files.readString(file).strip().split(File.pathSeparator));
     assertThat(entries).as("a real classpath").anyMatch(e -> e.contains("grpc-netty-shaded"));
     assertThat(entries)
         .as("no model runtime on the gateway's classpath")
