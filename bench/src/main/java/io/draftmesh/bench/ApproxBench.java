@@ -3,6 +3,9 @@ package io.draftmesh.bench;
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
+import io.draftmesh.assembly.Mesh;
+import io.draftmesh.assembly.MeshModels;
+import io.draftmesh.assembly.RandomModels;
 import io.draftmesh.engine.checkpoint.Checkpoint;
 import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
@@ -101,9 +104,9 @@ public final class ApproxBench {
     }
     PrintStream progress = System.err;
     List<Suite> suites = new ArrayList<>();
-    Path cache = BenchModels.defaultCacheDir();
-    Path target = BenchModels.ensure(cache, BenchModels.tinyGqa());
-    Path draft = BenchModels.ensure(cache, longTiny());
+    Path cache = RandomModels.defaultCacheDir();
+    Path target = RandomModels.ensure(cache, RandomModels.tinyGqa());
+    Path draft = RandomModels.ensure(cache, longTiny());
     suites.add(
         new Suite(
             "random",
@@ -144,9 +147,9 @@ public final class ApproxBench {
   }
 
   /** tiny-llama's shape with a 4096-position context: the draft for the long random prompts. */
-  static BenchModels.Spec longTiny() {
+  static RandomModels.Spec longTiny() {
     ModelConfig t = RandomCheckpoint.tinyLlama();
-    return new BenchModels.Spec(
+    return new RandomModels.Spec(
         "tiny_long",
         "tiny-long",
         new ModelConfig(

@@ -4,6 +4,7 @@ import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.draftmesh.assembly.MeshModels;
 import io.draftmesh.engine.tokenizer.TextTokenizer;
 import io.draftmesh.proto.v1.EntropySwitchOptions;
 import io.draftmesh.proto.v1.GenerateChunk;

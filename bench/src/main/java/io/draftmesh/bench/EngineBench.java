@@ -2,6 +2,7 @@ package io.draftmesh.bench;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
+import io.draftmesh.assembly.RandomModels;
 import io.draftmesh.engine.checkpoint.Checkpoint;
 import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.model.Backend;
@@ -158,7 +159,7 @@ public final class EngineBench {
     return new Options(
         json,
         quick,
-        cacheDir == null ? BenchModels.defaultCacheDir() : cacheDir,
+        cacheDir == null ? RandomModels.defaultCacheDir() : cacheDir,
         modelsDir,
         backends);
   }
@@ -183,14 +184,14 @@ public final class EngineBench {
   }
 
   /** The zoo model {@code name} under {@code modelsDir}, or null when it is not there. */
-  private static BenchModels.Spec zoo(Path modelsDir, String name) {
+  private static RandomModels.Spec zoo(Path modelsDir, String name) {
     Path dir = modelsDir.resolve(name);
     if (!java.nio.file.Files.isRegularFile(dir.resolve(Checkpoint.CONFIG_JSON))) {
       return null;
     }
     try {
       ModelConfig config = ModelConfig.parse(dir.resolve(Checkpoint.CONFIG_JSON));
-      return new BenchModels.Spec("zoo_" + name, "zoo-" + name, config);
+      return new RandomModels.Spec("zoo_" + name, "zoo-" + name, config);
     } catch (IOException e) {
       throw new java.io.UncheckedIOException("reading " + dir, e);
     }
@@ -199,26 +200,26 @@ public final class EngineBench {
   static Report measure(Options options, PrintStream progress) {
     djlDefaults();
     ModelBench.Plan plan = options.quick() ? ModelBench.Plan.quick() : ModelBench.Plan.full();
-    List<BenchModels.Spec> specs = new ArrayList<>();
+    List<RandomModels.Spec> specs = new ArrayList<>();
     List<Path> dirs = new ArrayList<>();
-    specs.add(BenchModels.tiny());
+    specs.add(RandomModels.tiny());
     if (!options.quick()) {
       for (String name : List.of("draft", "target")) {
-        BenchModels.Spec zoo = zoo(options.modelsDir(), name);
+        RandomModels.Spec zoo = zoo(options.modelsDir(), name);
         if (zoo == null) {
           progress.printf("[zoo-%s] not in %s: skipped%n", name, options.modelsDir());
         } else {
           specs.add(zoo);
         }
       }
-      specs.add(BenchModels.llama110m());
+      specs.add(RandomModels.llama110m());
     }
-    for (BenchModels.Spec spec : specs) {
+    for (RandomModels.Spec spec : specs) {
       if (spec.name().startsWith("zoo_")) {
         dirs.add(options.modelsDir().resolve(spec.name().substring(4)));
       } else {
         progress.printf("[%s] checkpoint in %s%n", spec.label(), options.cacheDir());
-        dirs.add(BenchModels.ensure(options.cacheDir(), spec));
+        dirs.add(RandomModels.ensure(options.cacheDir(), spec));
       }
     }
     try (NDManager manager = NDManager.newBaseManager()) {

@@ -1,6 +1,7 @@
 package io.draftmesh.bench;
 
 import ai.djl.ndarray.NDManager;
+import io.draftmesh.assembly.RandomModels;
 import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
@@ -149,13 +150,13 @@ final class ModelBench {
     }
   }
 
-  private final BenchModels.Spec spec;
+  private final RandomModels.Spec spec;
   private final Path dir;
   private final Backend backend;
   private final Plan plan;
   private final PrintStream progress;
 
-  ModelBench(BenchModels.Spec spec, Path dir, Backend backend, Plan plan, PrintStream progress) {
+  ModelBench(RandomModels.Spec spec, Path dir, Backend backend, Plan plan, PrintStream progress) {
     this.spec = spec;
     this.dir = dir;
     this.backend = backend;

@@ -1,6 +1,10 @@
 package io.draftmesh.bench;
 
 import com.google.gson.JsonParser;
+import io.draftmesh.assembly.Mesh;
+import io.draftmesh.assembly.MeshModels;
+import io.draftmesh.assembly.RandomModels;
+import io.draftmesh.assembly.SessionClient;
 import io.draftmesh.engine.runtime.InferenceEngine;
 import io.draftmesh.engine.runtime.Position;
 import io.draftmesh.engine.runtime.Proposal;
@@ -410,7 +414,7 @@ public final class SpeculativeBench {
         target,
         draft,
         random,
-        cacheDir == null ? BenchModels.defaultCacheDir() : cacheDir);
+        cacheDir == null ? RandomModels.defaultCacheDir() : cacheDir);
   }
 
   private static String stringArg(String[] args, int i, String flag) {

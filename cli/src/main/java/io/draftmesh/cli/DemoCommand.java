@@ -1,7 +1,7 @@
 package io.draftmesh.cli;
 
-import io.draftmesh.bench.Mesh;
-import io.draftmesh.bench.MeshModels;
+import io.draftmesh.assembly.Mesh;
+import io.draftmesh.assembly.MeshModels;
 import io.draftmesh.telemetry.Telemetry;
 import java.io.PrintStream;
 import java.util.ArrayList;

@@ -1,6 +1,6 @@
 package io.draftmesh.cli;
 
-import io.draftmesh.bench.SessionClient;
+import io.draftmesh.assembly.SessionClient;
 import io.draftmesh.engine.tokenizer.TextTokenizer;
 import io.draftmesh.proto.v1.GetModelInfoRequest;
 import io.draftmesh.proto.v1.ModelInfo;

@@ -1,12 +1,8 @@
 package io.draftmesh.cli;
 
 import io.draftmesh.cli.bench.BenchCommand;
-import io.draftmesh.draft.DraftServiceMain;
-import io.draftmesh.kvcache.KvCacheConfig;
-import io.draftmesh.kvcache.KvCacheMain;
-import io.draftmesh.router.RouterConfig;
-import io.draftmesh.router.RouterMain;
-import io.draftmesh.target.TargetServiceMain;
+import io.draftmesh.serving.Launcher;
+import io.draftmesh.serving.Role;
 import io.draftmesh.zoo.EvalCommand;
 import io.draftmesh.zoo.TrainCommand;
 import java.io.PrintStream;
@@ -21,12 +17,14 @@ public final class Main {
 
       commands:
         demo             generate from a bundled tiny model through a real worker (start here)
-        up               run a local mesh (target worker, draft worker, router) on the zoo models
+        up               run a local mesh (target worker, draft worker, router, gateway) on the zoo models
         worker           run a model worker: --role draft|target --model DIR [flags]
         router           run the router: --target HOST:PORT [--draft HOST:PORT] [flags]
         kvcache          run the shared KV-cache service: [--data-dir DIR] [flags]
+        gateway          run the public gateway: --router HOST:PORT [--model SPEC]... [flags]
         generate         stream a completion from a running router (--router) or worker (--worker)
         gen-checkpoint   write a random-weight checkpoint of a preset shape
+        images           build the container images (Docker; the launcher script runs images/build)
         bench            benchmarks
         train            build the corpus and tokenizer, train a zoo model (--preset target|draft|aligned)
         eval zoo         evaluate the zoo models: bits/byte, acceptance, template compliance
@@ -46,9 +44,6 @@ public final class Main {
       return switch (command) {
         case "demo" -> DemoCommand.run(rest, env, out, err);
         case "up" -> UpCommand.run(rest, out, err);
-        case "worker" -> worker(rest, env);
-        case "router" -> router(rest, env, err);
-        case "kvcache" -> KvCacheMain.run(rest, env, err);
         case "generate" -> GenerateCommand.run(rest, env, out, err);
         case "gen-checkpoint" -> GenCheckpointCommand.run(rest, out);
         case "bench" -> BenchCommand.run(rest);
@@ -56,6 +51,12 @@ public final class Main {
         case "eval" -> EvalCommand.run(rest);
         case "help", "--help", "-h" -> help(rest, out);
         default -> {
+          // The service roles (worker, router, gateway, kvcache) come from the modules on the
+          // classpath, exactly as each service image runs them (io.draftmesh.serving.Launcher).
+          Role role = Launcher.roles().get(command);
+          if (role != null) {
+            yield role.run(rest, env, err);
+          }
           err.println("draftmesh: unknown command " + command);
           err.println(USAGE);
           yield 2;
@@ -74,35 +75,6 @@ public final class Main {
     }
   }
 
-  /** {@code worker --role draft|target ...}: runs that service's main with the same flags. */
-  private static int worker(String[] args, Map<String, String> env) {
-    if (Arrays.asList(args).contains("--help") || Arrays.asList(args).contains("-h")) {
-      return help(new String[] {"worker"}, System.out);
-    }
-    String role = env.get("DRAFTMESH_ROLE");
-    for (int i = 0; i < args.length; i++) {
-      if (args[i].equals("--role") && i + 1 < args.length) {
-        role = args[i + 1];
-      } else if (args[i].startsWith("--role=")) {
-        role = args[i].substring("--role=".length());
-      }
-    }
-    if (role == null) {
-      throw new UsageException("--role: missing (expected: draft or target)");
-    }
-    return switch (role) {
-      case "draft" -> DraftServiceMain.run(args, env);
-      case "target" -> TargetServiceMain.run(args, env);
-      default -> throw new UsageException("--role: " + role + " (expected: draft or target)");
-    };
-  }
-
-  /** {@code router ...}: runs the router's main with the same flags until it is stopped. */
-  private static int router(String[] args, Map<String, String> env, PrintStream err)
-      throws InterruptedException {
-    return RouterMain.run(args, env, err);
-  }
-
   private static int help(String[] args, PrintStream out) {
     String topic = args.length == 0 ? "" : args[0];
     out.println(
@@ -110,16 +82,9 @@ public final class Main {
           case "demo" -> DemoCommand.USAGE;
           case "generate" -> GenerateCommand.USAGE;
           case "up" -> UpCommand.USAGE;
-          case "router" ->
-              "usage: draftmesh router --target HOST:PORT [--draft HOST:PORT] [flags]\n"
-                  + RouterConfig.usage();
-          case "kvcache" -> KvCacheMain.USAGE + "\n" + KvCacheConfig.usage();
           case "gen-checkpoint" -> GenCheckpointCommand.USAGE;
           case "bench" -> BenchCommand.USAGE;
-          case "worker" ->
-              "usage: draftmesh worker --role draft|target --model DIR [flags]\n"
-                  + io.draftmesh.worker.WorkerConfig.usage();
-          default -> USAGE;
+          default -> Launcher.role(topic).map(Role::usage).orElse(USAGE);
         });
     return 0;
   }

@@ -1,6 +1,6 @@
 package io.draftmesh.cli;
 
-import io.draftmesh.bench.MeshModels;
+import io.draftmesh.assembly.MeshModels;
 import io.draftmesh.engine.tokenizer.TextTokenizer;
 import io.draftmesh.proto.v1.EntropySwitchOptions;
 import io.draftmesh.proto.v1.FinishReason;

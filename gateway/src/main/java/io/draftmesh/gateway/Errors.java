@@ -2,12 +2,10 @@ package io.draftmesh.gateway;
 
 import com.google.gson.JsonNull;
 import com.google.gson.JsonObject;
+import io.draftmesh.serving.GrpcStatuses;
 import io.grpc.Metadata;
 import io.grpc.Status;
-import io.grpc.StatusException;
 import io.grpc.StatusRuntimeException;
-import java.util.concurrent.CompletionException;
-import java.util.concurrent.ExecutionException;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
@@ -73,19 +71,12 @@ final class Errors {
 
   /** Any throwable (unwrapping future wrappers) as the status a client should see. */
   static StatusRuntimeException toStatus(Throwable t) {
-    Throwable e = t;
-    while ((e instanceof CompletionException || e instanceof ExecutionException)
-        && e.getCause() != null) {
-      e = e.getCause();
+    Status known = GrpcStatuses.statusOf(t);
+    if (known != null) {
+      // Keep code, description and trailers; the cause is dropped so it never crosses the wire.
+      return known.asRuntimeException(GrpcStatuses.trailersOf(t));
     }
-    if (e instanceof StatusRuntimeException sre) {
-      // Keep code, description and trailers; drop the cause so it never crosses the wire.
-      return sre.getStatus().withCause(null).asRuntimeException(sre.getTrailers());
-    }
-    if (e instanceof StatusException se) {
-      return se.getStatus().withCause(null).asRuntimeException(se.getTrailers());
-    }
-    log.error("unexpected failure", e);
+    log.error("unexpected failure", GrpcStatuses.unwrap(t));
     return Status.INTERNAL.withDescription("internal error in the gateway").asRuntimeException();
   }
 
@@ -105,18 +96,10 @@ final class Errors {
    */
   static StatusRuntimeException fromRouter(
       Throwable t, String requestId, io.draftmesh.proto.v1.GenerateRequest asked) {
-    Throwable e = t;
-    while ((e instanceof CompletionException || e instanceof ExecutionException)
-        && e.getCause() != null) {
-      e = e.getCause();
-    }
-    Status s;
-    if (e instanceof StatusRuntimeException sre) {
-      s = sre.getStatus();
-    } else if (e instanceof StatusException se) {
-      s = se.getStatus();
-    } else {
-      log.error("request {}: unexpected failure of the router call", requestId, e);
+    Status s = GrpcStatuses.statusOf(t);
+    if (s == null) {
+      log.error(
+          "request {}: unexpected failure of the router call", requestId, GrpcStatuses.unwrap(t));
       return Status.INTERNAL
           .withDescription("internal error (request id " + requestId + ")")
           .asRuntimeException();

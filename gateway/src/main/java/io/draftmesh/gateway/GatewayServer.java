@@ -1,6 +1,8 @@
 package io.draftmesh.gateway;
 
 import com.sun.net.httpserver.HttpServer;
+import io.draftmesh.serving.Drain;
+import io.draftmesh.serving.Reflection;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.InsecureServerCredentials;
@@ -11,11 +13,11 @@ import io.grpc.ServerBuilder;
 import io.grpc.ServerInterceptors;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.protobuf.services.HealthStatusManager;
-import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.time.Duration;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ScheduledExecutorService;
@@ -88,7 +90,7 @@ public final class GatewayServer implements AutoCloseable {
                 ServerInterceptors.intercept(
                     new GenerationService(router, limits, catalog), new AuthInterceptor(keys)))
             .addService(health.getHealthService())
-            .addService(ProtoReflectionServiceV1.newInstance())
+            .addServices(Reflection.services()) // v1 and v1alpha
             .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
             .build();
     this.scheduler = new ScheduledThreadPoolExecutor(1, daemonThreads("gateway-sse-heartbeat-"));
@@ -233,16 +235,8 @@ public final class GatewayServer implements AutoCloseable {
       }
     }
     http.stop(0);
-    try {
-      long left = Math.max(0, deadline - System.nanoTime());
-      if (!grpc.awaitTermination(left, TimeUnit.NANOSECONDS)) {
-        grpc.shutdownNow();
-        grpc.awaitTermination(5, TimeUnit.SECONDS);
-      }
-    } catch (InterruptedException e) {
-      grpc.shutdownNow();
-      Thread.currentThread().interrupt();
-    }
+    // The rest of the grace for gRPC calls (shutdown again is a no-op: it stopped accepting above).
+    Drain.stop(grpc, Duration.ofNanos(Math.max(0, deadline - System.nanoTime())), () -> {});
     routerChannel.shutdownNow(); // cancels router calls still open (HTTP streams cut by stop)
     httpExecutor.shutdownNow();
     scheduler.shutdownNow();

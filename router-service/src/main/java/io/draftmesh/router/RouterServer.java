@@ -1,5 +1,7 @@
 package io.draftmesh.router;
 
+import io.draftmesh.serving.Drain;
+import io.draftmesh.serving.Reflection;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.InsecureServerCredentials;
@@ -9,7 +11,6 @@ import io.grpc.Server;
 import io.grpc.ServerBuilder;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.protobuf.services.HealthStatusManager;
-import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
 import java.io.IOException;
@@ -72,7 +73,7 @@ public final class RouterServer implements AutoCloseable {
         builder
             .addService(service)
             .addService(health.getHealthService())
-            .addService(ProtoReflectionServiceV1.newInstance())
+            .addServices(Reflection.services()) // v1 and v1alpha
             .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
             .build();
   }
@@ -154,20 +155,14 @@ public final class RouterServer implements AutoCloseable {
       closed = true;
     }
     health.enterTerminalState();
-    server.shutdown();
-    try {
-      if (!server.awaitTermination(config.drainGrace().toMillis(), TimeUnit.MILLISECONDS)) {
-        log.info(
-            "drain grace of {} over; cancelling {} requests",
-            config.drainGrace(),
-            service.inFlight());
-        server.shutdownNow();
-        server.awaitTermination(5, TimeUnit.SECONDS);
-      }
-    } catch (InterruptedException e) {
-      server.shutdownNow();
-      Thread.currentThread().interrupt();
-    }
+    Drain.stop(
+        server,
+        config.drainGrace(),
+        () ->
+            log.info(
+                "drain grace of {} over; cancelling {} requests",
+                config.drainGrace(),
+                service.inFlight()));
     service.close();
     for (WorkerPool p : pools.values()) {
       p.close();

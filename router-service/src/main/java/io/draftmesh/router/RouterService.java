@@ -608,7 +608,8 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
 
       WorkerPool.Backend draftBackend = null;
       ModelInfo draftInfo = null;
-      // SpecPC asks its draft for a prompt selection only (specPc below) and opens no draft session.
+      // SpecPC asks its draft for a prompt selection only (specPc below) and opens no draft
+      // session.
       boolean twoModels =
           strategy != Strategy.STRATEGY_AUTOREGRESSIVE
               && strategy != Strategy.STRATEGY_NGRAM

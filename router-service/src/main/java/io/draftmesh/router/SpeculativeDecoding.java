@@ -2,7 +2,6 @@ package io.draftmesh.router;
 
 import io.draftmesh.proto.v1.FinishReason;
 import io.draftmesh.proto.v1.ModelInfo;
-import io.draftmesh.proto.v1.Position;
 import io.draftmesh.proto.v1.Propose;
 import io.draftmesh.proto.v1.Proposed;
 import io.draftmesh.proto.v1.Provenance;
@@ -182,7 +181,6 @@ final class SpeculativeDecoding implements DecodingStrategy {
     draftPending = new int[0];
     draftTruncateTo = -1;
   }
-
 
   private static int[] concat(int[] a, int[] b) {
     int[] r = Arrays.copyOf(a, a.length + b.length);

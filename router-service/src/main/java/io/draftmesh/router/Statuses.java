@@ -1,10 +1,8 @@
 package io.draftmesh.router;
 
+import io.draftmesh.serving.GrpcStatuses;
 import io.grpc.Status;
-import io.grpc.StatusException;
 import io.grpc.StatusRuntimeException;
-import java.util.concurrent.CompletionException;
-import java.util.concurrent.ExecutionException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -30,28 +28,17 @@ final class Statuses {
     return Status.FAILED_PRECONDITION.withDescription(description).asRuntimeException();
   }
 
-  static StatusRuntimeException unavailable(String description) {
-    return Status.UNAVAILABLE.withDescription(description).asRuntimeException();
-  }
-
   /** Maps any throwable (unwrapping future wrappers) to the status a client should see. */
   static Status toStatus(Throwable t) {
-    Throwable e = unwrap(t);
-    if (e instanceof StatusRuntimeException sre) {
-      return sre.getStatus();
+    Status s = GrpcStatuses.statusOf(t);
+    if (s != null) {
+      return s;
     }
-    if (e instanceof StatusException se) {
-      return se.getStatus();
-    }
-    log.error("unexpected failure", e);
+    log.error("unexpected failure", GrpcStatuses.unwrap(t));
     return Status.INTERNAL.withDescription("internal error in the router");
   }
 
   static Throwable unwrap(Throwable t) {
-    while ((t instanceof CompletionException || t instanceof ExecutionException)
-        && t.getCause() != null) {
-      t = t.getCause();
-    }
-    return t;
+    return GrpcStatuses.unwrap(t);
   }
 }

@@ -171,10 +171,5 @@ final class WorkerPool implements AutoCloseable {
       infoAt = System.nanoTime();
       return i;
     }
-
-    /** Forgets the cached info, e.g. after a session on this backend failed. */
-    void invalidate() {
-      info = null;
-    }
   }
 }

@@ -1,11 +1,9 @@
 package io.draftmesh.worker;
 
 import io.draftmesh.engine.runtime.EngineException;
+import io.draftmesh.serving.GrpcStatuses;
 import io.grpc.Status;
-import io.grpc.StatusException;
 import io.grpc.StatusRuntimeException;
-import java.util.concurrent.CompletionException;
-import java.util.concurrent.ExecutionException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -46,11 +44,9 @@ public final class Statuses {
       }
       return Status.fromCode(code(ee.kind())).withDescription(ee.getMessage());
     }
-    if (e instanceof StatusRuntimeException sre) {
-      return sre.getStatus();
-    }
-    if (e instanceof StatusException se) {
-      return se.getStatus();
+    Status known = GrpcStatuses.statusOf(e);
+    if (known != null) {
+      return known;
     }
     log.error("unexpected failure", e);
     return Status.INTERNAL.withDescription(INTERNAL_DESCRIPTION);
@@ -70,11 +66,6 @@ public final class Statuses {
   }
 
   static Throwable unwrap(Throwable t) {
-    Throwable e = t;
-    while ((e instanceof CompletionException || e instanceof ExecutionException)
-        && e.getCause() != null) {
-      e = e.getCause();
-    }
-    return e;
+    return GrpcStatuses.unwrap(t);
   }
 }

@@ -2,13 +2,14 @@ package io.draftmesh.worker;
 
 import io.draftmesh.engine.runtime.EngineInfo;
 import io.draftmesh.engine.runtime.InferenceEngine;
+import io.draftmesh.serving.Drain;
+import io.draftmesh.serving.Reflection;
 import io.grpc.Grpc;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.protobuf.services.HealthStatusManager;
-import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
 import java.io.IOException;
@@ -111,13 +112,9 @@ public final class WorkerServer implements AutoCloseable {
         builder
             .addService(
                 new ModelWorkerService(
-                    state,
-                    role,
-                    responses,
-                    probes,
-                    new SessionCall.IdleTimer(timers, sessionIdle)))
+                    state, role, responses, probes, new SessionCall.IdleTimer(timers, sessionIdle)))
             .addService(health.getHealthService())
-            .addService(ProtoReflectionServiceV1.newInstance())
+            .addServices(Reflection.services()) // v1 and v1alpha
             .intercept(GrpcTelemetry.create(openTelemetry).createServerInterceptor())
             .build();
     this.metrics =
@@ -283,17 +280,10 @@ public final class WorkerServer implements AutoCloseable {
       }
       health.enterTerminalState(); // NOT_SERVING for every service, and stays so
     }
-    server.shutdown();
-    try {
-      if (!server.awaitTermination(drainGrace.toMillis(), TimeUnit.MILLISECONDS)) {
-        log.info("drain grace of {} over; cancelling open sessions", drainGrace);
-        server.shutdownNow();
-        server.awaitTermination(5, TimeUnit.SECONDS);
-      }
-    } catch (InterruptedException e) {
-      server.shutdownNow();
-      Thread.currentThread().interrupt();
-    }
+    Drain.stop(
+        server,
+        drainGrace,
+        () -> log.info("drain grace of {} over; cancelling open sessions", drainGrace));
     responses.shutdown();
     probes.shutdown(); // a prompt read uses the model: let it end before the engine closes
     timers.shutdownNow();

@@ -1,7 +1,7 @@
 package io.draftmesh.cli.bench;
 
-import io.draftmesh.bench.CollabBench;
 import io.draftmesh.bench.ApproxBench;
+import io.draftmesh.bench.CollabBench;
 import io.draftmesh.bench.EngineBench;
 import io.draftmesh.bench.SpeculativeBench;
 import io.draftmesh.kvcache.KvCacheBench;

@@ -64,11 +64,7 @@ public final class DraftAttentionProbe {
     long bytes = KvBlockPool.bytesPerBlock(mc.numLayers(), mc.numKvHeads(), mc.headDim(), BLOCK);
     try (KvBlockPool pool =
             KvBlockPool.withBudget(
-                mc.numLayers(),
-                mc.numKvHeads(),
-                mc.headDim(),
-                BLOCK,
-                bytes * blocks);
+                mc.numLayers(), mc.numKvHeads(), mc.headDim(), BLOCK, bytes * blocks);
         BlockTable table = new BlockTable(pool)) {
       table.reserve(total);
       int rows = Math.min(window, length);

@@ -35,7 +35,6 @@ final class Scheduler {
   private final java.util.concurrent.CompletableFuture<Throwable> failure =
       new java.util.concurrent.CompletableFuture<>();
   private final AtomicLong steps = new AtomicLong();
-  private final AtomicLong fedTokens = new AtomicLong();
   private static final long COALESCE_MAX_NANOS = 2_000_000;
   private long lastForwardNanos;
 
@@ -84,10 +83,6 @@ final class Scheduler {
 
   long steps() {
     return steps.get();
-  }
-
-  long fedTokens() {
-    return fedTokens.get();
   }
 
   private void loop() {
@@ -172,7 +167,6 @@ final class Scheduler {
     lastForwardNanos = System.nanoTime() - started;
     long number = steps.incrementAndGet();
     for (int i = 0; i < members.size(); i++) {
-      fedTokens.addAndGet(batch.get(i).tokens().length);
       Sequence s = members.get(i);
       try {
         s.deliver(batch.get(i), results.get(i), maxBatchTokens, number);

@@ -65,8 +65,7 @@ class DraftAttentionProbeTest {
     all[length + 1] = r.lookaheadTokens()[1];
     ModelConfig mc = model.config();
     try (KvBlockPool pool =
-            KvBlockPool.withBudget(
-                mc.numLayers(), mc.numKvHeads(), mc.headDim(), 16, 64L << 20);
+            KvBlockPool.withBudget(mc.numLayers(), mc.numKvHeads(), mc.headDim(), 16, 64L << 20);
         BlockTable table = new BlockTable(pool)) {
       table.reserve(all.length);
       int[] rows = {length - 1, length, length + 1};

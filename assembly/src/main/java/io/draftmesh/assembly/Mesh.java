@@ -1,0 +1,408 @@
+package io.draftmesh.assembly;
+
+import io.draftmesh.router.RouterConfig;
+import io.draftmesh.router.RouterServer;
+import io.draftmesh.worker.WorkerConfig;
+import io.draftmesh.worker.WorkerServer;
+import io.opentelemetry.api.OpenTelemetry;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * A whole DraftMesh in one JVM, every service on its own real (Netty) port, as separate processes
+ * would run it: a target worker, a draft worker and a router over both. What {@code draftmesh up}
+ * serves and {@code draftmesh bench speculative} measures.
+ *
+ * <p>{@link #start} brings the workers up (binding at once, loading and warming up in the
+ * background, in parallel), waits until both serve, then starts the router. {@link #close} stops
+ * the components in reverse order of start, each draining: the router first (running requests get
+ * its drain grace, which closes their worker sessions), then the workers.
+ *
+ * <p>More components join with {@link #attach} (the gateway, started on {@link #routerAddress()}):
+ * they are listed in {@link #addresses()} and closed before everything started earlier. With a port
+ * base, component {@code i} listens on {@code base + i} ({@link Spec#port}): target 0, draft 1,
+ * router 2, the next one 3.
+ */
+public final class Mesh implements AutoCloseable {
+  public static final String TARGET = "target";
+  public static final String DRAFT = "draft";
+  public static final String ROUTER = "router";
+
+  /** Port offsets from {@link Spec#portBase}. */
+  public static final int TARGET_PORT_OFFSET = 0;
+
+  public static final int DRAFT_PORT_OFFSET = 1;
+  public static final int ROUTER_PORT_OFFSET = 2;
+
+  /** The first of {@link Spec#moreWorkers}; 3 is the gateway's when {@code up} attaches one. */
+  public static final int MORE_WORKERS_PORT_OFFSET = 5;
+
+  /** Longest the models may take to load and warm up. */
+  static final Duration LOAD_TIMEOUT = Duration.ofMinutes(10);
+
+  /**
+   * What to start.
+   *
+   * @param targetModel the target worker's checkpoint directory
+   * @param draftModel the draft worker's, or null for a target-only mesh
+   * @param host the host name the addresses are given with (servers listen on every interface)
+   * @param portBase 0 = every component on a free port; else component i on {@code portBase + i}
+   * @param targetKvBudgetMb KV pool of the target worker, MiB
+   * @param draftKvBudgetMb KV pool of the draft worker, MiB
+   * @param maxContext longest sequence per worker (capped by each model)
+   * @param maxTokensPerOp largest k per worker op
+   * @param drainSeconds grace for running requests and sessions on {@link #close}
+   * @param routerFlags more router flags (see {@code RouterConfig.usage()}), e.g. {@code
+   *     --draft-timeout-ms 5000}
+   * @param moreWorkers workers beyond target and draft, each its own router pool
+   */
+  public record Spec(
+      Path targetModel,
+      Path draftModel,
+      String host,
+      int portBase,
+      int targetKvBudgetMb,
+      int draftKvBudgetMb,
+      int maxContext,
+      int maxTokensPerOp,
+      int drainSeconds,
+      List<String> routerFlags,
+      List<Worker> moreWorkers) {
+
+    public Spec {
+      Objects.requireNonNull(targetModel, "targetModel");
+      Objects.requireNonNull(host, "host");
+      if (portBase != 0 && (portBase < 1 || portBase > 65535 - 16)) {
+        throw new IllegalArgumentException(
+            "--port-base: "
+                + portBase
+                + " (expected: 0 for free ports, or 1.."
+                + (65535 - 16)
+                + ")");
+      }
+      routerFlags = List.copyOf(routerFlags);
+      moreWorkers = List.copyOf(moreWorkers);
+      for (Worker w : moreWorkers) {
+        if (List.of(TARGET, DRAFT, ROUTER).contains(w.name())) {
+          throw new IllegalArgumentException(
+              "worker " + w.name() + ": name taken (expected: not target, draft or router)");
+        }
+      }
+    }
+
+    /** Free ports, KV pools of 256 (target) and 128 (draft) MiB, 10 s drain. */
+    public static Spec of(Path targetModel, Path draftModel) {
+      return new Spec(
+          targetModel, draftModel, "localhost", 0, 256, 128, 4096, 64, 10, List.of(), List.of());
+    }
+
+    /** The port of the component at {@code offset}: 0 (any free one) without a port base. */
+    public int port(int offset) {
+      return portBase == 0 ? 0 : portBase + offset;
+    }
+
+    public Spec withPortBase(int base) {
+      return new Spec(
+          targetModel,
+          draftModel,
+          host,
+          base,
+          targetKvBudgetMb,
+          draftKvBudgetMb,
+          maxContext,
+          maxTokensPerOp,
+          drainSeconds,
+          routerFlags,
+          moreWorkers);
+    }
+
+    public Spec withKvBudgets(int targetMb, int draftMb) {
+      return new Spec(
+          targetModel,
+          draftModel,
+          host,
+          portBase,
+          targetMb,
+          draftMb,
+          maxContext,
+          maxTokensPerOp,
+          drainSeconds,
+          routerFlags,
+          moreWorkers);
+    }
+
+    public Spec withLimits(int context, int tokensPerOp) {
+      return new Spec(
+          targetModel,
+          draftModel,
+          host,
+          portBase,
+          targetKvBudgetMb,
+          draftKvBudgetMb,
+          context,
+          tokensPerOp,
+          drainSeconds,
+          routerFlags,
+          moreWorkers);
+    }
+
+    public Spec withDrainSeconds(int seconds) {
+      return new Spec(
+          targetModel,
+          draftModel,
+          host,
+          portBase,
+          targetKvBudgetMb,
+          draftKvBudgetMb,
+          maxContext,
+          maxTokensPerOp,
+          seconds,
+          routerFlags,
+          moreWorkers);
+    }
+
+    public Spec withRouterFlags(List<String> flags) {
+      return new Spec(
+          targetModel,
+          draftModel,
+          host,
+          portBase,
+          targetKvBudgetMb,
+          draftKvBudgetMb,
+          maxContext,
+          maxTokensPerOp,
+          drainSeconds,
+          flags,
+          moreWorkers);
+    }
+
+    /**
+     * One more worker, started beside the target and the draft with the same limits and joined to
+     * the router as the pool {@code name} (requests choose it by name); its port follows the
+     * router's ({@code base + 3 + i}) when a port base is given.
+     */
+    public Spec withWorker(String name, Path model, WorkerConfig.Role role) {
+      List<Worker> more = new ArrayList<>(moreWorkers);
+      more.add(new Worker(name, model, role));
+      return new Spec(
+          targetModel,
+          draftModel,
+          host,
+          portBase,
+          targetKvBudgetMb,
+          draftKvBudgetMb,
+          maxContext,
+          maxTokensPerOp,
+          drainSeconds,
+          routerFlags,
+          more);
+    }
+  }
+
+  /** A worker beyond the target and the draft (its KV budget is the draft's). */
+  public record Worker(String name, Path model, WorkerConfig.Role role) {
+    public Worker {
+      Objects.requireNonNull(name, "name");
+      Objects.requireNonNull(model, "model");
+      Objects.requireNonNull(role, "role");
+    }
+  }
+
+  /** A started component: what {@link #addresses()} lists and {@link #close()} stops. */
+  private record Component(String name, String address, AutoCloseable server) {}
+
+  private final Spec spec;
+  private final Deque<Component> components = new ArrayDeque<>(); // newest first; guarded by this
+  private WorkerServer target;
+  private WorkerServer draft;
+  private RouterServer router;
+  private final Map<String, WorkerServer> workers = new LinkedHashMap<>(); // moreWorkers by name
+  private boolean closed; // guarded by this
+
+  private Mesh(Spec spec) {
+    this.spec = spec;
+  }
+
+  /**
+   * Starts the workers, waits until they serve, then starts the router. On failure everything
+   * already started is stopped and the cause thrown.
+   */
+  public static Mesh start(Spec spec, OpenTelemetry otel) throws IOException, InterruptedException {
+    Mesh m = new Mesh(spec);
+    try {
+      m.target =
+          WorkerServer.onPort(
+                  m.workerConfig(spec.targetModel(), WorkerConfig.Role.TARGET, TARGET_PORT_OFFSET),
+                  otel)
+              .start();
+      m.add(TARGET, m.target.port(), m.target);
+      if (spec.draftModel() != null) {
+        m.draft =
+            WorkerServer.onPort(
+                    m.workerConfig(spec.draftModel(), WorkerConfig.Role.DRAFT, DRAFT_PORT_OFFSET),
+                    otel)
+                .start();
+        m.add(DRAFT, m.draft.port(), m.draft);
+      }
+      for (int i = 0; i < spec.moreWorkers().size(); i++) {
+        Worker w = spec.moreWorkers().get(i);
+        WorkerServer server =
+            WorkerServer.onPort(
+                    m.workerConfig(w.model(), w.role(), MORE_WORKERS_PORT_OFFSET + i), otel)
+                .start();
+        m.workers.put(w.name(), server);
+        m.add(w.name(), server.port(), server);
+      }
+      m.target.awaitReady(LOAD_TIMEOUT);
+      if (m.draft != null) {
+        m.draft.awaitReady(LOAD_TIMEOUT);
+      }
+      for (WorkerServer w : m.workers.values()) {
+        w.awaitReady(LOAD_TIMEOUT);
+      }
+      m.router = RouterServer.onPort(m.routerConfig(), otel).start();
+      m.add(ROUTER, m.router.port(), m.router);
+      return m;
+    } catch (IOException | InterruptedException | RuntimeException e) {
+      m.close();
+      throw e;
+    }
+  }
+
+  private WorkerConfig workerConfig(Path model, WorkerConfig.Role role, int offset) {
+    int kv = role == WorkerConfig.Role.TARGET ? spec.targetKvBudgetMb() : spec.draftKvBudgetMb();
+    return WorkerConfig.parse(
+        new String[] {
+          "--model", model.toString(),
+          "--port", Integer.toString(spec.port(offset)),
+          "--kv-budget-mb", Integer.toString(kv),
+          "--max-context", Integer.toString(spec.maxContext()),
+          "--max-tokens-per-op", Integer.toString(spec.maxTokensPerOp()),
+          "--drain-seconds", Integer.toString(spec.drainSeconds())
+        },
+        Map.of(),
+        role);
+  }
+
+  private RouterConfig routerConfig() {
+    List<String> flags = new ArrayList<>();
+    flags.addAll(List.of("--port", Integer.toString(spec.port(ROUTER_PORT_OFFSET))));
+    flags.addAll(List.of("--target", address(TARGET)));
+    String tokenizers = spec.targetModel().resolve("tokenizer.json").toString();
+    if (draft != null) {
+      flags.addAll(List.of("--draft", address(DRAFT)));
+      tokenizers += "," + spec.draftModel().resolve("tokenizer.json");
+    }
+    for (Worker w : spec.moreWorkers()) {
+      flags.addAll(List.of("--pool", w.name() + "=" + address(w.name())));
+      String t = w.model().resolve("tokenizer.json").toString();
+      if (!tokenizers.contains(t)) {
+        tokenizers += "," + t;
+      }
+    }
+    flags.addAll(List.of("--tokenizers", tokenizers));
+    flags.addAll(List.of("--drain-seconds", Integer.toString(spec.drainSeconds())));
+    flags.addAll(spec.routerFlags());
+    return RouterConfig.parse(flags.toArray(String[]::new), Map.of());
+  }
+
+  private synchronized void add(String name, int port, AutoCloseable server) {
+    components.addFirst(new Component(name, spec.host() + ":" + port, server));
+  }
+
+  /**
+   * Adds a component started on top of this mesh (e.g. a gateway on {@link #routerAddress()}): it
+   * is listed under {@code name} and closed before everything started earlier.
+   *
+   * @throws IllegalStateException when the mesh is closed (the component is closed at once)
+   */
+  public synchronized void attach(String name, String address, AutoCloseable server) {
+    if (closed) {
+      closeQuietly(server);
+      throw new IllegalStateException("mesh closed");
+    }
+    components.addFirst(new Component(name, address, server));
+  }
+
+  public Spec spec() {
+    return spec;
+  }
+
+  /** Every component's {@code host:port}, in order of start. */
+  public synchronized Map<String, String> addresses() {
+    Map<String, String> out = new LinkedHashMap<>();
+    for (Iterator<Component> it = components.descendingIterator(); it.hasNext(); ) {
+      Component c = it.next();
+      out.put(c.name(), c.address());
+    }
+    return out;
+  }
+
+  /** The named component's {@code host:port}. */
+  public String address(String name) {
+    String a = addresses().get(name);
+    if (a == null) {
+      throw new IllegalArgumentException(name + ": no such component " + addresses().keySet());
+    }
+    return a;
+  }
+
+  public String routerAddress() {
+    return address(ROUTER);
+  }
+
+  public WorkerServer targetWorker() {
+    return target;
+  }
+
+  /** The draft worker, or null in a target-only mesh. */
+  public WorkerServer draftWorker() {
+    return draft;
+  }
+
+  /** One of {@link Spec#moreWorkers}, by name. */
+  public WorkerServer worker(String name) {
+    WorkerServer w = workers.get(name);
+    if (w == null) {
+      throw new IllegalArgumentException(name + ": no such worker " + workers.keySet());
+    }
+    return w;
+  }
+
+  public RouterServer router() {
+    return router;
+  }
+
+  /** Stops every component, newest first, each with its drain grace. Idempotent. */
+  @Override
+  public void close() {
+    List<Component> stopping;
+    synchronized (this) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      stopping = new ArrayList<>(components);
+    }
+    for (Component c : stopping) {
+      closeQuietly(c.server());
+    }
+  }
+
+  private static void closeQuietly(AutoCloseable c) {
+    try {
+      c.close();
+    } catch (Exception e) {
+      org.slf4j.LoggerFactory.getLogger(Mesh.class).warn("closing {}: {}", c, e.toString());
+    }
+  }
+}

@@ -1,0 +1,201 @@
+package io.draftmesh.assembly;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.draftmesh.engine.checkpoint.DType;
+import io.draftmesh.engine.checkpoint.RandomCheckpoint;
+import io.draftmesh.proto.v1.FinishReason;
+import io.draftmesh.proto.v1.GenerateChunk;
+import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.GetModelInfoRequest;
+import io.draftmesh.proto.v1.ModelInfo;
+import io.draftmesh.proto.v1.ModelWorkerGrpc;
+import io.draftmesh.proto.v1.Provenance;
+import io.draftmesh.proto.v1.RouterGrpc;
+import io.draftmesh.proto.v1.Sampling;
+import io.draftmesh.proto.v1.SpeculativeOptions;
+import io.draftmesh.proto.v1.Strategy;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.opentelemetry.api.OpenTelemetry;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The in-process mesh of {@code draftmesh up} and the speculative bench, on random checkpoints. */
+class MeshIT {
+  @TempDir static Path dir;
+  static Path target;
+  static Path draft;
+
+  @BeforeAll
+  static void checkpoints() throws Exception {
+    target = dir.resolve("target");
+    draft = dir.resolve("draft");
+    RandomCheckpoint.write(target, RandomCheckpoint.tinyLlama(), 1, DType.F32, 0);
+    RandomCheckpoint.write(draft, RandomCheckpoint.tinyLlama(), 2, DType.F32, 0);
+  }
+
+  static Mesh.Spec spec() {
+    return Mesh.Spec.of(target, draft).withKvBudgets(8, 8).withLimits(512, 16).withDrainSeconds(10);
+  }
+
+  static GenerateRequest request(int maxTokens) {
+    return GenerateRequest.newBuilder()
+        .setText("Once upon a time")
+        .setStrategy(Strategy.STRATEGY_SPECULATIVE)
+        .setSpeculative(SpeculativeOptions.newBuilder().setK(3))
+        .setSampling(Sampling.newBuilder().setMaxTokens(maxTokens))
+        .setIgnoreEos(true)
+        .build();
+  }
+
+  @Test
+  void startsStreamsAGenerationAndStopsLeavingNoSessions() throws Exception {
+    Mesh mesh = Mesh.start(spec(), OpenTelemetry.noop());
+    String targetAddress;
+    String routerAddress;
+    try {
+      assertThat(mesh.addresses()).containsOnlyKeys(Mesh.TARGET, Mesh.DRAFT, Mesh.ROUTER);
+      assertThat(List.copyOf(mesh.addresses().keySet()))
+          .containsExactly(Mesh.TARGET, Mesh.DRAFT, Mesh.ROUTER);
+      assertThat(new HashSet<>(mesh.addresses().values())).hasSize(3);
+      targetAddress = mesh.address(Mesh.TARGET);
+      routerAddress = mesh.routerAddress();
+      assertThat(routerAddress).isEqualTo("localhost:" + mesh.router().port());
+
+      List<GenerateChunk> chunks = new ArrayList<>();
+      ManagedChannel ch = channel(routerAddress);
+      try {
+        RouterGrpc.newBlockingStub(ch)
+            .withDeadlineAfter(60, TimeUnit.SECONDS)
+            .generate(request(24))
+            .forEachRemaining(chunks::add);
+      } finally {
+        ch.shutdownNow();
+      }
+      GenerateChunk last = chunks.get(chunks.size() - 1);
+      assertThat(chunks.stream().filter(c -> c.getTokenIdsCount() > 0).count())
+          .as("chunks with tokens")
+          .isGreaterThan(1);
+      assertThat(last.getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_LENGTH);
+      assertThat(last.getUsage().getCompletionTokens()).isEqualTo(24);
+      assertThat(chunks.stream().mapToInt(GenerateChunk::getTokenIdsCount).sum()).isEqualTo(24);
+      assertThat(last.getStats().getStrategy()).isEqualTo(Strategy.STRATEGY_SPECULATIVE);
+      assertThat(last.getStats().getFallback()).isFalse();
+      assertThat(last.getStats().getDraftCalls()).isPositive();
+      assertThat(
+              chunks.stream()
+                  .flatMap(c -> c.getProvenanceList().stream())
+                  .allMatch(
+                      p ->
+                          p == Provenance.PROVENANCE_TARGET
+                              || p == Provenance.PROVENANCE_DRAFT_ACCEPTED))
+          .isTrue();
+
+      assertFreed(targetAddress);
+      assertFreed(mesh.address(Mesh.DRAFT));
+    } finally {
+      mesh.close();
+    }
+    mesh.close(); // idempotent
+    ManagedChannel ch = channel(targetAddress);
+    try {
+      assertThatThrownBy(
+              () ->
+                  ModelWorkerGrpc.newBlockingStub(ch)
+                      .withDeadlineAfter(5, TimeUnit.SECONDS)
+                      .getModelInfo(GetModelInfoRequest.getDefaultInstance()))
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE));
+    } finally {
+      ch.shutdownNow();
+    }
+  }
+
+  @Test
+  void closeDrainsARunningGenerationThenStops() throws Exception {
+    Mesh mesh = Mesh.start(spec(), OpenTelemetry.noop());
+    ManagedChannel ch = channel(mesh.routerAddress());
+    try {
+      Iterator<GenerateChunk> it =
+          RouterGrpc.newBlockingStub(ch)
+              .withDeadlineAfter(60, TimeUnit.SECONDS)
+              .generate(request(200));
+      GenerateChunk first = it.next();
+      assertThat(first.getTokenIdsCount()).isPositive();
+      CountDownLatch closing = new CountDownLatch(1);
+      CompletableFuture<Void> closed =
+          CompletableFuture.runAsync(
+              () -> {
+                closing.countDown();
+                mesh.close();
+              });
+      closing.await();
+      int tokens = first.getTokenIdsCount();
+      GenerateChunk last = first;
+      while (it.hasNext()) {
+        last = it.next();
+        tokens += last.getTokenIdsCount();
+      }
+      assertThat(last.getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_LENGTH);
+      assertThat(tokens).isEqualTo(200);
+      closed.get(60, TimeUnit.SECONDS);
+    } finally {
+      ch.shutdownNow();
+      mesh.close();
+    }
+  }
+
+  @Test
+  void portBaseGivesEachComponentItsOffset() {
+    Mesh.Spec s = spec().withPortBase(41000);
+    assertThat(s.port(Mesh.TARGET_PORT_OFFSET)).isEqualTo(41000);
+    assertThat(s.port(Mesh.DRAFT_PORT_OFFSET)).isEqualTo(41001);
+    assertThat(s.port(Mesh.ROUTER_PORT_OFFSET)).isEqualTo(41002);
+    assertThat(spec().port(Mesh.ROUTER_PORT_OFFSET)).isZero();
+    assertThatThrownBy(() -> spec().withPortBase(65535)).hasMessageContaining("--port-base: 65535");
+  }
+
+  private static ManagedChannel channel(String address) {
+    return Grpc.newChannelBuilder(address, InsecureChannelCredentials.create()).build();
+  }
+
+  /** Waits (up to 5 s) for the worker to report no session open and every KV block free. */
+  static void assertFreed(String address) throws InterruptedException {
+    ManagedChannel ch = channel(address);
+    try {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+      ModelInfo i;
+      do {
+        i =
+            ModelWorkerGrpc.newBlockingStub(ch)
+                .withDeadlineAfter(5, TimeUnit.SECONDS)
+                .getModelInfo(GetModelInfoRequest.getDefaultInstance());
+        if (i.getActiveSessions() == 0 && i.getKvBlocksFree() == i.getKvBlocksTotal()) {
+          return;
+        }
+        Thread.sleep(20);
+      } while (System.nanoTime() < deadline);
+      assertThat(i.getActiveSessions()).as("active sessions on " + address).isZero();
+      assertThat(i.getKvBlocksFree())
+          .as("free KV blocks on " + address)
+          .isEqualTo(i.getKvBlocksTotal());
+    } finally {
+      ch.shutdownNow();
+    }
+  }
+}
