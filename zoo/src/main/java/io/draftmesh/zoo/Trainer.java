@@ -54,6 +54,15 @@ public final class Trainer {
   static final int EVAL_BATCH = 8;
 
   /**
+   * Validation windows per forward at {@code context}: {@link #EVAL_BATCH} at 256 tokens, fewer for
+   * longer windows. The attention scores are (batch, heads, T, T) per layer; at 2048 tokens a batch
+   * of 8 held ~20 GB and was killed for memory.
+   */
+  static int evalBatch(int context) {
+    return Math.max(1, EVAL_BATCH * 256 / context);
+  }
+
+  /**
    * The data one run trains and validates on.
    *
    * @param units single-line texts for instruction examples (empty without instructions)
@@ -274,7 +283,7 @@ public final class Trainer {
                     data.valid().tokens(),
                     byteLengths,
                     config.context(),
-                    EVAL_BATCH,
+                    evalBatch(config.context()),
                     config.evalWindows());
             state.validCurve.add(new Point(state.step, state.tokens, v.bitsPerByte()));
             progress.println(
@@ -452,7 +461,7 @@ public final class Trainer {
               data.valid().tokens(),
               TokenData.byteLengths(data.tokenizer()),
               config.context(),
-              EVAL_BATCH,
+              evalBatch(config.context()),
               0);
     }
     int n = state.trainCurve.size();
