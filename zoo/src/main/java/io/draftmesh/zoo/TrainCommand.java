@@ -91,7 +91,7 @@ public final class TrainCommand {
         // Another family: Qwen2 (q/k/v biases) with its own 3,072-token BPE, from scratch.
         put(p, "name aligned-x arch qwen2 vocab 3072 hidden 128 layers 3 heads 4 kv-heads 4");
         put(p, "intermediate 352 instruct-mix 0.7");
-        put(p, "batch 8 steps 160 lr 2e-3 warmup 16 weight-decay 0.1 eval-every 160");
+        put(p, "batch 16 steps 160 lr 2e-3 warmup 16 weight-decay 0.1 eval-every 160");
         put(p, "eval-windows 16 save-every 100");
         break;
       case "tiny":
