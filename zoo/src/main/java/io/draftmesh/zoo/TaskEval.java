@@ -149,7 +149,9 @@ final class TaskEval {
   }
 
   private static void sample(List<String> samples, String task, String want, String got) {
-    if (samples.stream().noneMatch(s -> s.startsWith(task.split(" ")[0] + ":"))) {
+    // One sample per task (the grid's cells count as one task, "needle").
+    String kind = task.split(" ")[0];
+    if (samples.stream().noneMatch(s -> s.split("[ :]")[0].equals(kind))) {
       samples.add(task + ": want [" + want.strip() + "] got [" + Scoring.firstLine(got) + "]");
     }
   }
