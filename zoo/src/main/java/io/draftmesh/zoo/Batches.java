@@ -23,6 +23,9 @@ final class Batches {
   private final double instructMix;
   private final List<String> units;
   private final TextTokenizer tokenizer;
+  private TaskRows taskRows;
+  private double longMix;
+  private double refMix;
 
   /**
    * @param stream the train token stream
@@ -55,17 +58,42 @@ final class Batches {
     this.tokenizer = tokenizer;
   }
 
+  /**
+   * Adds long-context task rows (probability {@code longMix}) and referenced-verse rows ({@code
+   * refMix}) after the instruction rows' share; the rest stay plain text.
+   */
+  Batches tasks(TaskRows rows, double longMix, double refMix) {
+    if (instructMix + longMix + refMix > 1 + 1e-9) {
+      throw new IllegalArgumentException(
+          "--instruct-mix + --long-mix + --ref-mix = "
+              + (instructMix + longMix + refMix)
+              + " (expected: <= 1)");
+    }
+    this.taskRows = rows;
+    this.longMix = longMix;
+    this.refMix = refMix;
+    return this;
+  }
+
   Batch next(SplitMix64 rng) {
     long[] inputs = new long[rows * len];
     long[] targets = new long[rows * len];
     float[] weights = null;
+    boolean mixed = instructMix > 0 || longMix > 0 || refMix > 0;
     for (int r = 0; r < rows; r++) {
-      if (instructMix > 0 && rng.nextDouble() < instructMix) {
-        if (weights == null) {
-          weights = new float[rows * len];
-          java.util.Arrays.fill(weights, 0, r * len, 1f);
-        }
+      // One draw per row decides its kind (none without a mix, as before tasks existed).
+      double u = mixed ? rng.nextDouble() : 1;
+      boolean special = u < instructMix + longMix + refMix;
+      if (special && weights == null) {
+        weights = new float[rows * len];
+        java.util.Arrays.fill(weights, 0, r * len, 1f);
+      }
+      if (u < instructMix) {
         packInstructions(rng, inputs, targets, weights, r * len);
+      } else if (u < instructMix + longMix) {
+        taskRows.longTask(rng, inputs, targets, weights, r * len);
+      } else if (u < instructMix + longMix + refMix) {
+        taskRows.referencedVerses(rng, inputs, targets, weights, r * len);
       } else {
         int start = rng.nextInt(stream.length - len - 1);
         for (int t = 0; t < len; t++) {

@@ -5,7 +5,7 @@ import java.nio.file.Path;
 import java.nio.file.Paths;
 
 /**
- * {@code ./draftmesh eval zoo [--models DIR] [--corpus DIR] [--k N] [--new-tokens N]
+ * {@code ./draftmesh eval zoo [--models DIR] [--corpus DIR] [--k N] [--new-tokens N] [--json FILE]
  * [--reply-tokens N] [--prompts N] [--seed N] [--threads N]}: prints the zoo table ({@link
  * EvalZoo}).
  */
@@ -13,7 +13,9 @@ public final class EvalCommand {
   static final String USAGE =
       "usage: draftmesh eval zoo [--models DIR (default models)] [--corpus DIR] [--k N (4)]"
           + " [--new-tokens N (48)] [--reply-tokens N (48)] [--prompts N (64)] [--seed N (1)]"
-          + " [--threads N] [--samples N (4): replies shown per model]";
+          + " [--threads N] [--samples N (4): replies shown per model] [--per-cell N (4)]"
+          + " [--per-task N (10)] [--knowledge N (24)] [--long-length N (1024)]"
+          + " [--json FILE: the report as JSON too]";
 
   private EvalCommand() {}
 
@@ -32,6 +34,11 @@ public final class EvalCommand {
     long seed = 1;
     int threads = 0;
     int samples = 4;
+    int perCell = 4;
+    int perTask = 10;
+    int knowledge = 24;
+    int longLength = 1024;
+    Path json = null;
     try {
       int i = args.length > 0 && args[0].equals("zoo") ? 1 : 0;
       for (; i < args.length; i++) {
@@ -54,6 +61,11 @@ public final class EvalCommand {
           case "--seed" -> seed = Long.parseLong(v);
           case "--threads" -> threads = positive(a, v);
           case "--samples" -> samples = Integer.parseInt(v);
+          case "--per-cell" -> perCell = positive(a, v);
+          case "--per-task" -> perTask = positive(a, v);
+          case "--knowledge" -> knowledge = positive(a, v);
+          case "--long-length" -> longLength = positive(a, v);
+          case "--json" -> json = Paths.get(v);
           default -> throw new IllegalArgumentException("unknown flag " + a);
         }
       }
@@ -63,10 +75,27 @@ public final class EvalCommand {
       return 2;
     }
     Runtimes.configureDjl(threads);
-    new EvalZoo(
-            new EvalZoo.Options(models, corpus, k, newTokens, replyTokens, prompts, seed, samples),
-            out)
-        .run();
+    EvalZoo.Report report =
+        new EvalZoo(
+                new EvalZoo.Options(
+                    models,
+                    corpus,
+                    k,
+                    newTokens,
+                    replyTokens,
+                    prompts,
+                    seed,
+                    samples,
+                    perCell,
+                    perTask,
+                    knowledge,
+                    longLength),
+                out)
+            .run();
+    if (json != null) {
+      java.nio.file.Files.writeString(json, EvalZoo.json(report));
+      out.println("wrote " + json);
+    }
     return 0;
   }
 

@@ -19,6 +19,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Measures the zoo on held-out data through the serving runtime:
@@ -33,11 +34,41 @@ import java.util.List;
  *       sending its full distributions;
  *   <li>instruction-template compliance ({@link Instructions#judge}) of the base target and of the
  *       aligned model on held-out instructions, greedy;
- *   <li>step times: one decode step of each model, and one verify of k tokens on the target.
+ *   <li>step times: one decode step of each model, and one verify of k tokens on the target;
+ *   <li>the task suites ({@link TaskEval}) on the base models: long-context accuracy by prompt
+ *       length × needle depth and on the other long tasks (models with a context of at least 2048),
+ *       and the closed-book knowledge tasks, with the target − draft gap.
  * </ul>
+ *
+ * bits/byte is measured on windows of {@link #COMPARABLE_WINDOW} tokens (comparable across zoo
+ * versions and contexts) and on windows of the model's whole context.
  */
 public final class EvalZoo {
-  /** Settings of one evaluation. */
+  /** Every model the zoo may hold, in the order they are reported. */
+  static final List<String> MODELS =
+      List.of("target", "draft", "aligned", "target-aligned", "aligned-x");
+
+  /** Models whose template compliance is measured. */
+  static final List<String> COMPLIANCE_MODELS =
+      List.of("target", "aligned", "target-aligned", "aligned-x");
+
+  /** Base models scored on the task suites. */
+  static final List<String> TASK_MODELS = List.of("target", "draft");
+
+  /** Window of the comparable bits/byte: the first zoo's context. */
+  static final int COMPARABLE_WINDOW = 256;
+
+  /** Context from which a model is scored on the long-context tasks. */
+  static final int LONG_CONTEXT = 2048;
+
+  /**
+   * Settings of one evaluation.
+   *
+   * @param perCell held-out instances per (length, depth) cell of the single-needle grid
+   * @param perTask held-out instances of each other long-context task
+   * @param knowledgePerTask examples of each knowledge task
+   * @param longLength prompt length of the other long-context tasks
+   */
   public record Options(
       Path models,
       Path corpusDir,
@@ -46,11 +77,40 @@ public final class EvalZoo {
       int replyTokens,
       int prompts,
       long seed,
-      int samples) {}
+      int samples,
+      int perCell,
+      int perTask,
+      int knowledgePerTask,
+      int longLength) {
+    /** The v1 settings with small task sets. */
+    public Options(
+        Path models,
+        Path corpusDir,
+        int k,
+        int newTokens,
+        int replyTokens,
+        int prompts,
+        long seed,
+        int samples) {
+      this(models, corpusDir, k, newTokens, replyTokens, prompts, seed, samples, 4, 10, 24, 1024);
+    }
+  }
 
-  /** Per-model numbers. */
+  /**
+   * Per-model numbers.
+   *
+   * @param bitsPerByte on {@link #COMPARABLE_WINDOW}-token windows of the validation split
+   * @param bitsPerByteFullContext on windows of the model's whole context
+   */
   public record ModelStats(
-      String name, long parameters, double bitsPerByte, long validTokens, double stepMillis) {}
+      String name,
+      long parameters,
+      int context,
+      String tokenizerSha256,
+      double bitsPerByte,
+      double bitsPerByteFullContext,
+      long validTokens,
+      double stepMillis) {}
 
   /**
    * Speculation numbers for one draft/target pair.
@@ -79,7 +139,11 @@ public final class EvalZoo {
 
   /** Everything {@link #run} measured. */
   public record Report(
-      List<ModelStats> models, Speculation speculation, List<Compliance> compliance, int prompts) {}
+      List<ModelStats> models,
+      Speculation speculation,
+      List<Compliance> compliance,
+      List<TaskEval.Scores> tasks,
+      int prompts) {}
 
   private final Options options;
   private final PrintStream log;
@@ -95,9 +159,9 @@ public final class EvalZoo {
         corpus.prompts().subList(0, Math.min(options.prompts(), corpus.prompts().size()));
     Path target = options.models().resolve("target");
     Path draft = options.models().resolve("draft");
-    Path aligned = options.models().resolve("aligned");
     List<ModelStats> stats = new ArrayList<>();
-    for (Path dir : List.of(target, draft, aligned)) {
+    for (String name : MODELS) {
+      Path dir = options.models().resolve(name);
       if (!Files.isDirectory(dir)) {
         log.println("skipping " + dir + ": not found");
         continue;
@@ -110,12 +174,31 @@ public final class EvalZoo {
     }
     List<Compliance> compliance = new ArrayList<>();
     List<Instructions.Example> examples = Instructions.evalSet(prompts);
-    for (Path dir : List.of(target, aligned)) {
+    for (String name : COMPLIANCE_MODELS) {
+      Path dir = options.models().resolve(name);
       if (Files.isDirectory(dir)) {
         compliance.add(compliance(dir, examples));
       }
     }
-    Report report = new Report(stats, speculation, compliance, prompts.size());
+    List<TaskEval.Scores> tasks = new ArrayList<>();
+    try (TextTokenizer tokenizer =
+        TextTokenizer.load(ZooTokenizer.ensure(corpus, ZooTokenizer.DEFAULT_VOCAB_SIZE))) {
+      TaskEval eval =
+          new TaskEval(
+              new LongTasks(corpus.valid(), tokenizer),
+              corpus.train(),
+              options.perCell(),
+              options.perTask(),
+              options.knowledgePerTask(),
+              options.longLength());
+      for (String name : TASK_MODELS) {
+        Path dir = options.models().resolve(name);
+        if (Files.isDirectory(dir)) {
+          tasks.add(taskScores(eval, dir));
+        }
+      }
+    }
+    Report report = new Report(stats, speculation, compliance, tasks, prompts.size());
     print(report);
     return report;
   }
@@ -125,28 +208,45 @@ public final class EvalZoo {
     String name = dir.getFileName().toString();
     log.println("evaluating " + name + " ...");
     Evaluation.Loss loss;
+    Evaluation.Loss full;
     long params;
+    int context;
+    String sha;
     try (NDManager manager = NDManager.newBaseManager();
         Checkpoint ckpt = Checkpoint.load(dir);
         TextTokenizer tokenizer = TextTokenizer.load(ckpt.tokenizerJson());
         LlamaModel model = LlamaModel.load(ckpt, manager, ckpt.config().maxPositionEmbeddings())) {
       params = ckpt.config().numParameters();
+      context = ckpt.config().maxPositionEmbeddings();
+      sha = tokenizer.sha256();
       TokenData valid = TokenData.tokenize(corpus.valid(), tokenizer);
+      int[] byteLengths = TokenData.byteLengths(tokenizer);
+      int window = Math.min(COMPARABLE_WINDOW, model.maxContext());
       loss =
           Evaluation.evaluate(
-              model,
-              manager,
-              valid.tokens(),
-              TokenData.byteLengths(tokenizer),
-              model.maxContext(),
-              Trainer.EVAL_BATCH,
-              0);
+              model, manager, valid.tokens(), byteLengths, window, Trainer.evalBatch(window), 0);
+      full =
+          model.maxContext() == window
+              ? loss
+              : Evaluation.evaluate(
+                  model, manager, valid.tokens(), byteLengths, model.maxContext(), 1, 0);
     }
     double ms;
     try (InferenceEngine engine = engine(dir)) {
       ms = decodeMillis(engine, prompts);
     }
-    return new ModelStats(name, params, loss.bitsPerByte(), loss.tokens(), ms);
+    return new ModelStats(
+        name, params, context, sha, loss.bitsPerByte(), full.bitsPerByte(), loss.tokens(), ms);
+  }
+
+  private TaskEval.Scores taskScores(TaskEval eval, Path dir) {
+    String name = dir.getFileName().toString();
+    log.println("scoring " + name + " on the task suites ...");
+    // The whole context of the checkpoint (the engine caps it at max_position_embeddings).
+    try (InferenceEngine engine =
+        InferenceEngine.load(EngineConfig.defaults(dir).withMaxContext(1 << 20))) {
+      return eval.score(name, engine, engine.model().maxContext() >= LONG_CONTEXT);
+    }
   }
 
   private static InferenceEngine engine(Path dir) {
@@ -348,13 +448,31 @@ public final class EvalZoo {
     o.println();
     o.printf("DraftMesh model zoo — %s, %d held-out prompts%n", options.models(), r.prompts());
     o.printf(
-        "%-8s %12s %10s %12s %14s%n",
-        "model", "parameters", "bits/byte", "valid tokens", "ms/decode step");
+        "%-14s %12s %7s %10s %10s %12s %14s  %s%n",
+        "model",
+        "parameters",
+        "context",
+        "bits/byte",
+        "(context)",
+        "valid tokens",
+        "ms/decode step",
+        "tokenizer");
     for (ModelStats m : r.models()) {
       o.printf(
-          "%-8s %,12d %10.4f %,12d %14.2f%n",
-          m.name(), m.parameters(), m.bitsPerByte(), m.validTokens(), m.stepMillis());
+          "%-14s %,12d %7d %10.4f %10.4f %,12d %14.2f  %s%n",
+          m.name(),
+          m.parameters(),
+          m.context(),
+          m.bitsPerByte(),
+          m.bitsPerByteFullContext(),
+          m.validTokens(),
+          m.stepMillis(),
+          m.tokenizerSha256().substring(0, 12));
     }
+    o.printf(
+        "bits/byte on %d-token windows of the validation split (comparable across contexts);"
+            + " (context): on windows of the model's whole context%n",
+        COMPARABLE_WINDOW);
     Speculation s = r.speculation();
     if (s != null) {
       o.println();
@@ -383,12 +501,79 @@ public final class EvalZoo {
           "instruction-template compliance (greedy, %d-token replies):%n", options.replyTokens());
       for (Compliance c : r.compliance()) {
         o.printf(
-            "  %-8s %.3f compliant, %.3f correct (%d held-out instructions)%n",
+            "  %-14s %.3f compliant, %.3f correct (%d held-out instructions)%n",
             c.name(), c.complianceRate(), c.accuracy(), c.examples());
         for (String sample : c.samples()) {
           o.println("      " + sample.replace("\n", "\\n"));
         }
       }
     }
+    printTasks(r.tasks());
+  }
+
+  private void printTasks(List<TaskEval.Scores> tasks) {
+    PrintStream o = log;
+    for (TaskEval.Scores s : tasks) {
+      o.println();
+      o.printf("tasks — %s (greedy, held-out)%n", s.name());
+      if (s.grid() != null) {
+        o.printf(
+            "  single needle, exact match, %d per cell (pass key / rare word):%n",
+            s.grid().perCell());
+        StringBuilder head = new StringBuilder(String.format("    %-8s", "length"));
+        for (int d : LongTasks.GRID_DEPTHS) {
+          head.append(String.format(" %6s", d + "%"));
+        }
+        o.println(head.append(String.format(" %7s", "mean")));
+        for (Map.Entry<Integer, Map<Integer, Double>> row : s.grid().cells().entrySet()) {
+          StringBuilder line = new StringBuilder(String.format("    %-8d", row.getKey()));
+          for (double v : row.getValue().values()) {
+            line.append(String.format(" %6.2f", v));
+          }
+          o.println(line.append(String.format(" %7.3f", s.grid().byLength().get(row.getKey()))));
+        }
+        o.printf("  at %d tokens, %d each:", s.longLength(), options.perTask());
+        for (Map.Entry<String, Double> e : s.longTasks().entrySet()) {
+          o.printf(" %s %.3f", e.getKey(), e.getValue());
+        }
+        o.printf("%n  prefill of a %d-token prompt %.0f ms%n", s.longLength(), s.prefillMillis());
+      } else {
+        o.println("  long-context tasks: skipped (context below " + LONG_CONTEXT + ")");
+      }
+      o.printf("  knowledge (train-split text, word F1, %d each):", options.knowledgePerTask());
+      for (Map.Entry<String, Double> e : s.knowledge().entrySet()) {
+        o.printf(" %s %.3f", e.getKey(), e.getValue());
+      }
+      o.println();
+      for (String sample : s.samples()) {
+        o.println("      " + sample.replace("\n", "\\n"));
+      }
+    }
+    TaskEval.Scores t = find(tasks, "target");
+    TaskEval.Scores d = find(tasks, "draft");
+    if (t != null && d != null) {
+      o.printf(
+          "%ntarget − draft on the knowledge tasks (mean word F1): %+.3f%n",
+          t.knowledge().get("mean") - d.knowledge().get("mean"));
+    }
+  }
+
+  private static TaskEval.Scores find(List<TaskEval.Scores> tasks, String name) {
+    for (TaskEval.Scores s : tasks) {
+      if (s.name().equals(name)) {
+        return s;
+      }
+    }
+    return null;
+  }
+
+  /** The report as JSON (NaN where a number could not be measured). */
+  public static String json(Report r) {
+    return new com.google.gson.GsonBuilder()
+        .setPrettyPrinting()
+        .serializeSpecialFloatingPointValues()
+        .disableHtmlEscaping()
+        .create()
+        .toJson(r);
   }
 }

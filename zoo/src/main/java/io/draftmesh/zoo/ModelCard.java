@@ -36,7 +36,16 @@ final class ModelCard {
                 + "` to follow DraftMesh's instruction template (see below); the aligned model"
                 + " of the nudging pair"
             : config.init() != null
-                ? "fine-tuned from `" + config.init() + "`"
+                ? "continued from `"
+                    + config.init()
+                    + "`"
+                    + (config.longMix() > 0
+                        ? String.format(
+                            " at %d-token sequences (RoPE has no parameters: the same weights,"
+                                + " a longer max_position_embeddings) on text mixed with"
+                                + " long-context tasks,",
+                            config.context())
+                        : "")
                 : config.teacher() != null
                     ? String.format(
                         "trained from scratch, distilled from `%s` (loss: %.0f%% cross-entropy"
@@ -48,11 +57,14 @@ final class ModelCard {
     md.append("# draftmesh/").append(config.name()).append("\n\n");
     md.append(
         String.format(
-            "A %,d-parameter Llama-architecture language model, %s by DraftMesh's own trainer"
+            "A %,d-parameter "
+                + family(mc)
+                + " language model, %s by DraftMesh's own trainer"
                 + " (`io.draftmesh.zoo.Trainer`, the engine's `LlamaModel` with DJL autograd) on the"
                 + " King James Bible and the BSD fortune cookies. Tiny and honest: it writes"
                 + " KJV-flavoured English and fortune-cookie one-liners, nothing more.%n%n",
-            mc.numParameters(), purpose));
+            mc.numParameters(),
+            purpose));
     md.append("| | |\n|---|---|\n");
     row(
         md,
@@ -75,8 +87,11 @@ final class ModelCard {
         md,
         "tokenizer",
         String.format(
-            "byte-level BPE, %,d tokens (ids 0–3: `%s`, `%s`, `%s`, `%s`), shared by every zoo"
-                + " model; sha256 `%s`",
+            "byte-level BPE, %,d tokens (ids 0–3: `%s`, `%s`, `%s`, `%s`), "
+                + (mc.vocabSize() == ZooTokenizer.DEFAULT_VOCAB_SIZE
+                    ? "shared by the zoo's Llama models"
+                    : "this model's own")
+                + "; sha256 `%s`",
             mc.vocabSize(),
             ZooTokenizer.END_OF_TEXT,
             ZooTokenizer.USER,
@@ -96,11 +111,17 @@ final class ModelCard {
             r.tokens(),
             epochs,
             data.train().size(),
-            config.instructMix() > 0
-                ? String.format(
-                    "; %.0f%% of sequences packed with instruction examples",
-                    100 * config.instructMix())
-                : ""));
+            (config.instructMix() > 0
+                    ? String.format(
+                        "; %.0f%% of sequences packed with instruction examples",
+                        100 * config.instructMix())
+                    : "")
+                + (config.longMix() > 0 || config.refMix() > 0
+                    ? String.format(
+                        "; %.0f%% of sequences one long-context task instance (`LongTasks`) and"
+                            + " %.0f%% referenced verses (`TaskRows`)",
+                        100 * config.longMix(), 100 * config.refMix())
+                    : "")));
     row(
         md,
         "optimizer",
@@ -189,6 +210,11 @@ final class ModelCard {
         dir.resolve("training.json"),
         new GsonBuilder().setPrettyPrinting().create().toJson(m) + "\n",
         StandardCharsets.UTF_8);
+  }
+
+  /** "Llama-architecture" or "Qwen2-architecture (q/k/v biases)". */
+  private static String family(ModelConfig mc) {
+    return mc.attentionBias() ? "Qwen2-architecture (q/k/v biases)" : "Llama-architecture";
   }
 
   private static void row(StringBuilder md, String key, String value) {

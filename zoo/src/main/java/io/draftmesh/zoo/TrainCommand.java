@@ -33,13 +33,13 @@ import java.util.concurrent.atomic.AtomicBoolean;
  */
 public final class TrainCommand {
   static final String USAGE =
-      "usage: draftmesh train [corpus | tokenizer] [--preset target|draft|aligned|tiny]"
+      "usage: draftmesh train [corpus | tokenizer] [--preset target-short|draft-short|aligned|draft|target|target-aligned|aligned-x|tiny]"
           + " [--out DIR] [--work DIR] [--corpus DIR] [--resume] [--dtype f16|f32] [--threads N]"
           + " [--name S] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N]"
           + " [--context N] [--vocab N] [--batch N] [--steps N] [--lr X] [--min-lr-ratio X]"
           + " [--warmup N] [--weight-decay X] [--clip X] [--seed N] [--eval-every N]"
           + " [--eval-windows N] [--save-every N] [--init DIR] [--instruct-mix X]"
-          + " [--teacher DIR] [--distill X]";
+          + " [--teacher DIR] [--distill X] [--long-mix X] [--ref-mix X] [--arch llama|qwen2]";
 
   /** How long an interrupted run may take to finish its step and save (an eval step included). */
   private static final long STOP_WAIT_MINUTES = 10;
@@ -50,20 +50,49 @@ public final class TrainCommand {
   static Map<String, String> preset(String name) {
     Map<String, String> p = new LinkedHashMap<>();
     switch (name) {
-      case "target":
+      case "target-short":
+        // Stage 1 of the target: from scratch at 256 tokens (the zoo's first target).
         put(p, "name target hidden 384 layers 6 heads 6 kv-heads 6 intermediate 1024");
         put(p, "batch 16 steps 1500 lr 1e-3 warmup 60 weight-decay 0.1 eval-every 150");
         break;
-      case "draft":
-        // Distilled from the target: a draft is only as useful as its agreement with the target.
+      case "draft-short":
+        // Stage 1 of the draft, distilled from the stage-1 target: a draft is only as useful as
+        // its agreement with the target.
         put(p, "name draft hidden 128 layers 3 heads 4 kv-heads 4 intermediate 352");
         put(p, "teacher models/target distill 1.0");
         put(p, "batch 16 steps 900 lr 2e-3 warmup 60 weight-decay 0.1 eval-every 150");
         break;
       case "aligned":
-        // The shape comes from --init.
+        // The shape comes from --init (the stage-1 draft).
         put(p, "name aligned init models/draft instruct-mix 0.7");
         put(p, "batch 16 steps 800 lr 5e-4 warmup 30 weight-decay 0.1 eval-every 100");
+        break;
+      case "draft":
+        // Stage 2: the stage-1 draft continued at 2048 tokens on text + long-context tasks, at a
+        // low learning rate (1e-3 cost 0.08 bits/byte on plain text in 24 steps; 3e-4 cost 0.04).
+        // RoPE has no parameters, so only max_position_embeddings grows.
+        put(p, "name draft init models/draft context 2048 long-mix 0.45 ref-mix 0.15");
+        put(p, "batch 2 steps 30 lr 3e-4 warmup 3 weight-decay 0.1 eval-every 30");
+        put(p, "eval-windows 8 save-every 5");
+        break;
+      case "target":
+        // Stage 2: the stage-1 target continued the same way.
+        put(p, "name target init models/target context 2048 long-mix 0.45 ref-mix 0.15");
+        put(p, "batch 1 steps 132 lr 5e-4 warmup 10 weight-decay 0.1 eval-every 132");
+        put(p, "eval-windows 8 save-every 10");
+        break;
+      case "target-aligned":
+        // The long-context target fine-tuned with the mix that made `aligned`.
+        put(p, "name target-aligned init models/target instruct-mix 0.7");
+        put(p, "batch 8 steps 40 lr 5e-4 warmup 10 weight-decay 0.1 eval-every 40");
+        put(p, "eval-windows 16 save-every 25");
+        break;
+      case "aligned-x":
+        // Another family: Qwen2 (q/k/v biases) with its own 3,072-token BPE, from scratch.
+        put(p, "name aligned-x arch qwen2 vocab 3072 hidden 128 layers 3 heads 4 kv-heads 4");
+        put(p, "intermediate 352 instruct-mix 0.7");
+        put(p, "batch 16 steps 160 lr 2e-3 warmup 16 weight-decay 0.1 eval-every 160");
+        put(p, "eval-windows 16 save-every 100");
         break;
       case "tiny":
         put(p, "name tiny hidden 32 layers 1 heads 2 kv-heads 2 intermediate 64");
@@ -71,7 +100,10 @@ public final class TrainCommand {
         break;
       default:
         throw new IllegalArgumentException(
-            "--preset " + name + " (expected: target, draft, aligned or tiny)");
+            "--preset "
+                + name
+                + " (expected: target-short, draft-short, aligned, draft, target, target-aligned,"
+                + " aligned-x or tiny)");
     }
     return p;
   }
@@ -134,7 +166,13 @@ public final class TrainCommand {
       return 0;
     }
     try (TextTokenizer tokenizer = TextTokenizer.load(tokenizerJson)) {
-      Trainer.Data data = data(corpus, tokenizerJson, tokenizer, config.instructMix() > 0);
+      Trainer.Data data =
+          data(
+              corpus,
+              tokenizerJson,
+              tokenizer,
+              config.instructMix() > 0,
+              config.longMix() > 0 || config.refMix() > 0);
       Path outDir = o.out != null ? o.out : Paths.get("models", config.name());
       Path work =
           o.work != null
@@ -179,9 +217,23 @@ public final class TrainCommand {
     }
   }
 
-  /** Tokenized splits (cached next to the corpus) and, for instruction tuning, the text units. */
+  /** {@link #data(Corpus, Path, TextTokenizer, boolean, boolean)} without task rows. */
   static Trainer.Data data(
       Corpus corpus, Path tokenizerJson, TextTokenizer tokenizer, boolean instructions)
+      throws IOException {
+    return data(corpus, tokenizerJson, tokenizer, instructions, false);
+  }
+
+  /**
+   * Tokenized splits (cached next to the corpus), for instruction tuning the text units, and for
+   * task rows the train documents.
+   */
+  static Trainer.Data data(
+      Corpus corpus,
+      Path tokenizerJson,
+      TextTokenizer tokenizer,
+      boolean instructions,
+      boolean tasks)
       throws IOException {
     String key = tokenizer.sha256().substring(0, 12);
     TokenData train =
@@ -189,7 +241,8 @@ public final class TrainCommand {
     TokenData valid =
         TokenData.load(corpus.valid(), tokenizer, corpus.dir().resolve("valid-" + key + ".tokens"));
     List<String> units = instructions ? Instructions.units(corpus.train()) : List.of();
-    return new Trainer.Data(tokenizerJson, tokenizer, train, valid, units);
+    return new Trainer.Data(
+        tokenizerJson, tokenizer, train, valid, units, tasks ? corpus.train() : List.of());
   }
 
   /** Parsed command line. */
@@ -293,7 +346,10 @@ public final class TrainCommand {
             "init",
             "instruct-mix",
             "teacher",
-            "distill");
+            "distill",
+            "long-mix",
+            "ref-mix",
+            "arch");
 
     TrainConfig trainConfig() throws IOException {
       Map<String, String> c = new LinkedHashMap<>(config);
@@ -314,6 +370,7 @@ public final class TrainCommand {
         c.put("kv-heads", Integer.toString(m.numKvHeads()));
         c.put("intermediate", Integer.toString(m.intermediateSize()));
         c.put("vocab", Integer.toString(m.vocabSize()));
+        c.put("arch", m.attentionBias() ? TrainConfig.QWEN2 : TrainConfig.LLAMA);
       }
       int steps = intOf(c, "steps", 1000);
       // Schedule lengths from a preset shrink with a shorter --steps; explicit ones are kept.
@@ -350,7 +407,10 @@ public final class TrainCommand {
           init == null ? null : Paths.get(init),
           doubleOf(c, "instruct-mix", 0.0),
           teacher == null ? null : Paths.get(teacher),
-          doubleOf(c, "distill", teacher == null ? 0.0 : 1.0));
+          doubleOf(c, "distill", teacher == null ? 0.0 : 1.0),
+          doubleOf(c, "long-mix", 0.0),
+          doubleOf(c, "ref-mix", 0.0),
+          c.getOrDefault("arch", TrainConfig.LLAMA));
     }
 
     static int intOf(Map<String, String> c, String key, int dflt) {

@@ -32,6 +32,10 @@ import java.util.Map;
  * @param teacher model whose next-token distributions the student is distilled towards, or null
  * @param distill weight of the teacher's soft targets in the loss; the data's own next token gets
  *     {@code 1 - distill} (0 without a teacher)
+ * @param longMix fraction of sequences that are long-context task rows ({@link TaskRows})
+ * @param refMix fraction of sequences that are referenced-verse rows ({@link TaskRows})
+ * @param arch decoder family of a model trained from scratch: {@code llama}, or {@code qwen2}
+ *     (q/k/v biases); a fine-tuned model keeps its --init's
  */
 public record TrainConfig(
     String name,
@@ -56,7 +60,67 @@ public record TrainConfig(
     Path init,
     double instructMix,
     Path teacher,
-    double distill) {
+    double distill,
+    double longMix,
+    double refMix,
+    String arch) {
+
+  public static final String LLAMA = "llama";
+  public static final String QWEN2 = "qwen2";
+
+  /** A config without task rows, of the Llama family (what every run was before the tasks). */
+  public TrainConfig(
+      String name,
+      int hidden,
+      int layers,
+      int heads,
+      int kvHeads,
+      int intermediate,
+      int context,
+      int vocab,
+      int batch,
+      int steps,
+      double lr,
+      double minLrRatio,
+      int warmup,
+      double weightDecay,
+      double clip,
+      long seed,
+      int evalEvery,
+      int evalWindows,
+      int saveEvery,
+      Path init,
+      double instructMix,
+      Path teacher,
+      double distill) {
+    this(
+        name,
+        hidden,
+        layers,
+        heads,
+        kvHeads,
+        intermediate,
+        context,
+        vocab,
+        batch,
+        steps,
+        lr,
+        minLrRatio,
+        warmup,
+        weightDecay,
+        clip,
+        seed,
+        evalEvery,
+        evalWindows,
+        saveEvery,
+        init,
+        instructMix,
+        teacher,
+        distill,
+        0,
+        0,
+        LLAMA);
+  }
 
   public TrainConfig {
     positive("hidden", hidden);
@@ -105,6 +169,19 @@ public record TrainConfig(
     if (!(distill >= 0 && distill <= 1)) {
       throw new IllegalArgumentException("--distill " + distill + " (expected: [0, 1])");
     }
+    if (!(longMix >= 0 && refMix >= 0 && instructMix + longMix + refMix <= 1 + 1e-9)) {
+      throw new IllegalArgumentException(
+          "--instruct-mix "
+              + instructMix
+              + " --long-mix "
+              + longMix
+              + " --ref-mix "
+              + refMix
+              + " (expected: each >= 0, sum <= 1)");
+    }
+    if (!LLAMA.equals(arch) && !QWEN2.equals(arch)) {
+      throw new IllegalArgumentException("--arch " + arch + " (expected: llama or qwen2)");
+    }
     if (distill > 0 && teacher == null) {
       throw new IllegalArgumentException(
           "--distill " + distill + " without --teacher (expected: a teacher model directory)");
@@ -151,6 +228,16 @@ public record TrainConfig(
     if (teacher != null) {
       f.put("teacher", teacher.toString());
       f.put("distill", Double.toString(distill));
+    }
+    // Only when used, so configs from before the tasks keep their flags (and resumable state).
+    if (longMix > 0) {
+      f.put("long-mix", Double.toString(longMix));
+    }
+    if (refMix > 0) {
+      f.put("ref-mix", Double.toString(refMix));
+    }
+    if (!LLAMA.equals(arch)) {
+      f.put("arch", arch);
     }
     return f;
   }

@@ -6,6 +6,9 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
 import io.draftmesh.engine.checkpoint.Checkpoint;
 import io.draftmesh.engine.checkpoint.CheckpointWriter;
 import io.draftmesh.engine.checkpoint.DType;
@@ -19,6 +22,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -49,13 +53,37 @@ public final class Trainer {
   static final double EPS = 1e-8;
   static final int EVAL_BATCH = 8;
 
-  /** The data one run trains and validates on. */
+  /**
+   * Validation windows per forward at {@code context}: {@link #EVAL_BATCH} at 256 tokens, fewer for
+   * longer windows. The attention scores are (batch, heads, T, T) per layer; at 2048 tokens a batch
+   * of 8 held ~20 GB and was killed for memory.
+   */
+  static int evalBatch(int context) {
+    return Math.max(1, EVAL_BATCH * 256 / context);
+  }
+
+  /**
+   * The data one run trains and validates on.
+   *
+   * @param units single-line texts for instruction examples (empty without instructions)
+   * @param trainDocs the train split's documents, the filler of task rows (empty without tasks)
+   */
   public record Data(
       Path tokenizerJson,
       TextTokenizer tokenizer,
       TokenData train,
       TokenData valid,
-      List<String> units) {}
+      List<String> units,
+      List<Corpus.Doc> trainDocs) {
+    public Data(
+        Path tokenizerJson,
+        TextTokenizer tokenizer,
+        TokenData train,
+        TokenData valid,
+        List<String> units) {
+      this(tokenizerJson, tokenizer, train, valid, units, List.of());
+    }
+  }
 
   /** A point of a curve: at {@code step} (1-based count of updates) after {@code tokens}. */
   public record Point(int step, long tokens, double value) {}
@@ -145,8 +173,9 @@ public final class Trainer {
 
   /** The decoder shape a config trains (tied embeddings, plain RoPE, bos = eos = end-of-text). */
   public static ModelConfig modelConfig(TrainConfig c) {
+    boolean qwen2 = TrainConfig.QWEN2.equals(c.arch());
     return new ModelConfig(
-        ModelConfig.LLAMA,
+        qwen2 ? ModelConfig.QWEN2 : ModelConfig.LLAMA,
         c.vocab(),
         c.hidden(),
         c.intermediate(),
@@ -159,7 +188,7 @@ public final class Trainer {
         1e-5,
         c.context(),
         true,
-        false,
+        qwen2,
         ZooTokenizer.END_OF_TEXT_ID,
         ZooTokenizer.END_OF_TEXT_ID);
   }
@@ -190,6 +219,20 @@ public final class Trainer {
               config.instructMix(),
               config.instructMix() > 0 ? data.units() : null,
               data.tokenizer());
+      if (config.longMix() > 0 || config.refMix() > 0) {
+        if (data.trainDocs().isEmpty()) {
+          throw new IllegalArgumentException("task rows need the train documents (none given)");
+        }
+        batches.tasks(
+            new TaskRows(
+                new LongTasks(data.trainDocs(), data.tokenizer()),
+                KnowledgeTasks.verses(data.trainDocs()),
+                data.train().tokens(),
+                data.tokenizer(),
+                config.context()),
+            config.longMix(),
+            config.refMix());
+      }
       int[] byteLengths = TokenData.byteLengths(data.tokenizer());
       // Train loss in nats/token → bits/byte with the train split's bytes per token.
       double bytesPerToken = (double) data.train().bytes() / data.train().size();
@@ -240,7 +283,7 @@ public final class Trainer {
                     data.valid().tokens(),
                     byteLengths,
                     config.context(),
-                    EVAL_BATCH,
+                    evalBatch(config.context()),
                     config.evalWindows());
             state.validCurve.add(new Point(state.step, state.tokens, v.bitsPerByte()));
             progress.println(
@@ -336,13 +379,41 @@ public final class Trainer {
 
   private LlamaModel initialModel(NDManager base) throws IOException {
     if (config.init() != null) {
-      return loadTrained("--init", config.init(), base);
+      return loadTrained("--init", extendedContext(config.init()), base);
     }
     Path initDir = work.resolve("init");
     RandomCheckpoint.write(initDir, modelConfig(config), config.seed(), DType.F32, 0);
     try (Checkpoint ckpt = Checkpoint.load(initDir)) {
       return LlamaModel.load(ckpt, base, config.context());
     }
+  }
+
+  /**
+   * {@code dir} itself when its context covers the run's, else a copy in {@code work/init-context}
+   * whose config.json says {@code max_position_embeddings = context}. The weights are unchanged:
+   * RoPE has no parameters, so a model continues at longer positions from the same weights.
+   */
+  private Path extendedContext(Path dir) throws IOException {
+    JsonObject json =
+        JsonParser.parseString(Files.readString(dir.resolve("config.json"))).getAsJsonObject();
+    if (json.get("max_position_embeddings").getAsInt() >= config.context()) {
+      return dir;
+    }
+    Path copy = work.resolve("init-context");
+    Files.createDirectories(copy);
+    try (var files = Files.list(dir)) {
+      for (Path f : (Iterable<Path>) files::iterator) {
+        if (Files.isRegularFile(f) && !f.getFileName().toString().equals("config.json")) {
+          Files.copy(f, copy.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+        }
+      }
+    }
+    json.addProperty("max_position_embeddings", config.context());
+    Files.writeString(
+        copy.resolve("config.json"), new GsonBuilder().setPrettyPrinting().create().toJson(json));
+    log.printf(
+        "--init %s: context extended to %d positions (same weights)%n", dir, config.context());
+    return copy;
   }
 
   /** A trained model named by {@code flag}; its vocabulary must be the one this run trains. */
@@ -390,7 +461,7 @@ public final class Trainer {
               data.valid().tokens(),
               TokenData.byteLengths(data.tokenizer()),
               config.context(),
-              EVAL_BATCH,
+              evalBatch(config.context()),
               0);
     }
     int n = state.trainCurve.size();

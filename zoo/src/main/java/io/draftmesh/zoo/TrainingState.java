@@ -91,8 +91,17 @@ final class TrainingState {
    * Reads a state {@link #write} left, copies the weights into {@code params} (call before they
    * require gradients) and keeps the moments for the optimizer.
    *
-   * @throws IllegalArgumentException if the state belongs to a different config
+   * <p>The step count (and with it the schedule lengths, {@link #SCHEDULE_KEYS}) may differ: a run
+   * can be re-planned when the machine turns out slower or faster than expected; from the saved
+   * step on, the learning rate follows the new schedule.
+   *
+   * @throws IllegalArgumentException if the state belongs to a different config, or to a later step
+   *     than the new step count
    */
+  /** Flags a resumed run may change: how long it runs and how often it evaluates and saves. */
+  static final java.util.List<String> SCHEDULE_KEYS =
+      java.util.List.of("steps", "warmup", "eval-every", "save-every");
+
   static TrainingState read(Path dir, TrainConfig config, List<NDArray> params) throws IOException {
     if (!Files.isRegularFile(dir.resolve("state.json"))) {
       dir = dir.resolveSibling(dir.getFileName() + ".old"); // interrupted between the two moves
@@ -101,12 +110,22 @@ final class TrainingState {
         JsonParser.parseString(Files.readString(dir.resolve("state.json"))).getAsJsonObject();
     JsonObject saved = json.getAsJsonObject("config");
     JsonObject now = GSON.toJsonTree(config.flags()).getAsJsonObject();
-    if (!saved.equals(now)) {
+    JsonObject savedFixed = saved.deepCopy();
+    JsonObject nowFixed = now.deepCopy();
+    for (String key : SCHEDULE_KEYS) {
+      savedFixed.remove(key);
+      nowFixed.remove(key);
+    }
+    if (!savedFixed.equals(nowFixed)) {
       throw new IllegalArgumentException(
           dir + " was written for another config (saved " + saved + ", now " + now + ")");
     }
     TrainingState s = new TrainingState(config.seed());
     s.step = json.get("step").getAsInt();
+    if (s.step > config.steps()) {
+      throw new IllegalArgumentException(
+          dir + " is at step " + s.step + " (expected: <= --steps " + config.steps() + ")");
+    }
     s.tokens = json.get("tokens").getAsLong();
     s.seconds = json.get("seconds").getAsDouble();
     s.optimizerSteps = json.get("optimizer_steps").getAsLong();

@@ -7,6 +7,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -23,9 +24,9 @@ class TrainCommandTest {
   @Test
   void presetsAreValidConfigs() throws Exception {
     TrainConfig target =
-        TrainCommand.Options.parse(new String[] {"--preset", "target"}).trainConfig();
+        TrainCommand.Options.parse(new String[] {"--preset", "target-short"}).trainConfig();
     TrainConfig draft =
-        TrainCommand.Options.parse(new String[] {"--preset", "draft"}).trainConfig();
+        TrainCommand.Options.parse(new String[] {"--preset", "draft-short"}).trainConfig();
     long targetParams = Trainer.modelConfig(target).numParameters();
     long draftParams = Trainer.modelConfig(draft).numParameters();
     // The zoo issue asks for a draft with 10-20x fewer parameters than the target.
@@ -39,10 +40,41 @@ class TrainCommandTest {
   }
 
   @Test
+  void secondStagePresetsContinueAtTwoThousandTokensWithTasks() throws Exception {
+    TrainConfig shortTarget =
+        TrainCommand.Options.parse(new String[] {"--preset", "target-short"}).trainConfig();
+    Path init = dir.resolve("target");
+    Files.createDirectories(init);
+    Files.writeString(init.resolve("config.json"), Trainer.modelConfig(shortTarget).toJson());
+    for (String preset : List.of("target", "draft")) {
+      TrainConfig c =
+          TrainCommand.Options.parse(new String[] {"--preset", preset, "--init", init.toString()})
+              .trainConfig();
+      assertThat(c.context()).isEqualTo(2048);
+      assertThat(c.longMix()).isPositive();
+      assertThat(c.refMix()).isPositive();
+      assertThat(c.instructMix()).isZero();
+      assertThat(c.arch()).isEqualTo(TrainConfig.LLAMA);
+    }
+    TrainConfig aligned =
+        TrainCommand.Options.parse(
+                new String[] {"--preset", "target-aligned", "--init", init.toString()})
+            .trainConfig();
+    assertThat(aligned.hidden()).isEqualTo(shortTarget.hidden());
+    assertThat(aligned.instructMix()).isEqualTo(0.7);
+    TrainConfig x =
+        TrainCommand.Options.parse(new String[] {"--preset", "aligned-x"}).trainConfig();
+    assertThat(x.arch()).isEqualTo(TrainConfig.QWEN2);
+    assertThat(x.vocab()).isNotEqualTo(ZooTokenizer.DEFAULT_VOCAB_SIZE);
+    assertThat(Trainer.modelConfig(x).attentionBias()).isTrue();
+    assertThat(x.flags()).containsEntry("arch", "qwen2");
+  }
+
+  @Test
   void flagsOverridePresets() throws Exception {
     TrainConfig c =
         TrainCommand.Options.parse(
-                new String[] {"--preset", "draft", "--steps", "7", "--lr", "0.01"})
+                new String[] {"--preset", "draft-short", "--steps", "7", "--lr", "0.01"})
             .trainConfig();
     assertThat(c.steps()).isEqualTo(7);
     assertThat(c.lr()).isEqualTo(0.01);
@@ -52,7 +84,7 @@ class TrainCommandTest {
   @Test
   void fineTuningTakesTheShapeOfTheInitialModel() throws Exception {
     TrainConfig draft =
-        TrainCommand.Options.parse(new String[] {"--preset", "draft"}).trainConfig();
+        TrainCommand.Options.parse(new String[] {"--preset", "draft-short"}).trainConfig();
     Path init = dir.resolve("draft");
     Files.createDirectories(init);
     Files.writeString(init.resolve("config.json"), Trainer.modelConfig(draft).toJson());
@@ -71,7 +103,7 @@ class TrainCommandTest {
     assertThat(run("--preset", "target", "--bogus", "1")).isEqualTo(2);
     assertThat(err.toString()).contains("unknown flag --bogus", "usage:");
     err.reset();
-    assertThat(run("--preset", "target", "--steps", "0")).isEqualTo(2);
+    assertThat(run("--preset", "target-short", "--steps", "0")).isEqualTo(2);
     assertThat(err.toString()).contains("--steps 0 (expected: > 0)");
     err.reset();
     assertThat(run("--preset", "huge")).isEqualTo(2);
@@ -80,7 +112,7 @@ class TrainCommandTest {
     assertThat(run("--preset", "tiny", "--distill", "0.5")).isEqualTo(2);
     assertThat(err.toString()).contains("--distill 0.5 without --teacher");
     err.reset();
-    assertThat(run("--preset", "draft", "--distill", "1.5")).isEqualTo(2);
+    assertThat(run("--preset", "draft-short", "--distill", "1.5")).isEqualTo(2);
     assertThat(err.toString()).contains("--distill 1.5 (expected: [0, 1])");
     err.reset();
     assertThat(run("--preset", "aligned", "--init", dir.resolve("missing").toString()))

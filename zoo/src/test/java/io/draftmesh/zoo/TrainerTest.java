@@ -206,11 +206,22 @@ class TrainerTest {
     }
     assertThatThrownBy(
             () ->
-                new Trainer(tiny(17, 100, 0.5), data, null, interrupted, quiet(), "x")
+                new Trainer(tiny(16, 100, 0.4), data, null, interrupted, quiet(), "x")
                     .resume(true)
                     .run())
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("another config");
+    // A re-planned step count is accepted (the schedule follows it from the saved step on), but
+    // not one the state is already past.
+    assertThatThrownBy(
+            () ->
+                new Trainer(tiny(10, 100, 0.5), data, null, interrupted, quiet(), "x")
+                    .resume(true)
+                    .run())
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("is at step 16 (expected: <= --steps 10)");
+    new Trainer(tiny(18, 100, 0.5), data, null, interrupted, quiet(), "x").resume(true).run();
+    assertThat(Files.readString(interrupted.resolve("state/state.json"))).contains("\"step\": 18");
   }
 
   private static float[] floats(SafetensorsFile f, String name) throws Exception {
