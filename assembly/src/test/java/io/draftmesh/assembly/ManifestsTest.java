@@ -4,9 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.draftmesh.gateway.GatewayConfig;
+import io.draftmesh.kvcache.KvCacheConfig;
 import io.draftmesh.router.RouterConfig;
 import io.draftmesh.serving.Launcher;
 import io.draftmesh.serving.Role;
+import io.draftmesh.telemetry.TelemetryConfig;
 import io.draftmesh.worker.WorkerConfig;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.ContainerPort;
@@ -155,7 +157,12 @@ class ManifestsTest {
         ports.put("grpc", cfg.grpcPort());
         ports.put("http", cfg.httpPort());
       }
+      case "kvcache" -> ports.put("grpc", KvCacheConfig.parse(flags, env).port());
       default -> throw new AssertionError(where + ": no config check for role " + role);
+    }
+    int metrics = TelemetryConfig.parse(flags, env).config().metricsPort();
+    if (metrics > 0) {
+      ports.put("metrics", metrics);
     }
     assertThat(
             c.getPorts().stream()

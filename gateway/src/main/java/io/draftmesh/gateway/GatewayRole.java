@@ -22,7 +22,8 @@ public final class GatewayRole implements Role {
   public String usage() {
     return "usage: draftmesh gateway --router HOST:PORT [--model SPEC]... [flags]\n"
         + "API keys: DRAFTMESH_API_KEYS=key1,key2 or --api-keys-file PATH\n"
-        + GatewayConfig.usage();
+        + GatewayConfig.usage()
+        + io.draftmesh.telemetry.TelemetryConfig.usage(32, 42);
   }
 
   @Override

@@ -19,7 +19,8 @@ public final class RouterRole implements Role {
   @Override
   public String usage() {
     return "usage: draftmesh router --target HOST:PORT [--draft HOST:PORT] [flags]\n"
-        + RouterConfig.usage();
+        + RouterConfig.usage()
+        + io.draftmesh.telemetry.TelemetryConfig.usage(30, 34);
   }
 
   @Override

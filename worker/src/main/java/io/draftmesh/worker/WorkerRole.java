@@ -22,7 +22,8 @@ public final class WorkerRole implements Role {
   @Override
   public String usage() {
     return "usage: draftmesh worker --role draft|target --model DIR [flags]\n"
-        + WorkerConfig.usage();
+        + WorkerConfig.usage()
+        + io.draftmesh.telemetry.TelemetryConfig.usage(32, 32);
   }
 
   @Override
