@@ -181,8 +181,8 @@ final class OpenAiRequests {
         && r.getStrategy() == Strategy.STRATEGY_NUDGING
         && r.getNudging().getAlignedPrompt().isEmpty()) {
       // Nudging a chat: the aligned model reads the chat template, the base model plain text.
-      r.setNudging(r.getNudging().toBuilder().setAlignedPrompt(r.getText()));
-      r.setText(plainText(chat));
+      r.setNudging(r.getNudging().toBuilder().setAlignedParts(r.getParts()));
+      r.setParts(plainParts(chat));
     }
     return new Parsed(r.build(), model, stream, includeUsage);
   }
@@ -334,16 +334,23 @@ final class OpenAiRequests {
    * system text on its own line, user turns as {@code "Question: ..."}, assistant turns as {@code
    * "Answer: ..."}, each ending in a newline.
    */
-  static String plainText(List<ChatFormat.Message> messages) {
-    StringBuilder sb = new StringBuilder();
+  static io.draftmesh.proto.v1.TextParts plainParts(List<ChatFormat.Message> messages) {
+    io.draftmesh.proto.v1.TextParts.Builder parts = io.draftmesh.proto.v1.TextParts.newBuilder();
     for (ChatFormat.Message m : messages) {
-      switch (m.role()) {
-        case "user" -> sb.append("Question: ").append(m.content()).append('\n');
-        case "assistant" -> sb.append("Answer: ").append(m.content()).append('\n');
-        default -> sb.append(m.content()).append('\n');
+      String label =
+          switch (m.role()) {
+            case "user" -> "Question: ";
+            case "assistant" -> "Answer: ";
+            default -> "";
+          };
+      if (!label.isEmpty()) {
+        parts.addPartsBuilder().setText(label);
       }
+      // The content is the client's: literal, so no special token is matched inside it.
+      parts.addPartsBuilder().setText(m.content()).setLiteral(true);
+      parts.addPartsBuilder().setText("\n");
     }
-    return sb.toString();
+    return parts.build();
   }
 
   /** A {@code draftmesh.NAME} object whose keys are all in {@code keys}. */

@@ -73,9 +73,24 @@ class CollaborationOptionsTest {
             "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
                 + "{\"role\":\"user\",\"content\":\"Repeat: a b\"}],"
                 + "\"draftmesh\":{\"strategy\":\"nudging\"}}");
-    assertThat(r.getNudging().getAlignedPrompt())
+    assertThat(joined(r.getNudging().getAlignedParts()))
         .isEqualTo("<|user|>Be brief.\n\nRepeat: a b<|assistant|>");
-    assertThat(r.getText()).isEqualTo("Be brief.\nQuestion: Repeat: a b\n");
+    assertThat(joined(r.getParts())).isEqualTo("Be brief.\nQuestion: Repeat: a b\n");
+    // The client's text stays literal on both sides: no special token is matched inside it.
+    assertThat(r.getParts().getPartsList())
+        .filteredOn(io.draftmesh.proto.v1.TextPart::getLiteral)
+        .extracting(io.draftmesh.proto.v1.TextPart::getText)
+        .containsExactly("Be brief.", "Repeat: a b");
+    assertThat(r.getNudging().getAlignedParts().getPartsList())
+        .filteredOn(io.draftmesh.proto.v1.TextPart::getLiteral)
+        .extracting(io.draftmesh.proto.v1.TextPart::getText)
+        .contains("Repeat: a b");
+  }
+
+  private static String joined(io.draftmesh.proto.v1.TextParts parts) {
+    StringBuilder sb = new StringBuilder();
+    parts.getPartsList().forEach(p -> sb.append(p.getText()));
+    return sb.toString();
   }
 
   @Test

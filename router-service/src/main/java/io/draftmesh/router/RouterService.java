@@ -279,7 +279,9 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
               + NudgingRule.DEFAULT_CHUNK_TOKENS
               + ", or >= 1)");
     }
-    if (r.getStrategy() == Strategy.STRATEGY_NUDGING && nu.getAlignedPrompt().isEmpty()) {
+    if (r.getStrategy() == Strategy.STRATEGY_NUDGING
+        && nu.getAlignedPrompt().isEmpty()
+        && nu.getAlignedParts().getPartsCount() == 0) {
       throw Statuses.invalid(
           "nudging.aligned_prompt: empty (expected: the aligned model's prompt in its chat"
               + " template, for STRATEGY_NUDGING)");
@@ -719,6 +721,13 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
           alignedPrompt =
               alignedTokenizer.encode(
                   request.getNudging().getAlignedPrompt(), request.getAddSpecialTokens());
+          if (request.getNudging().getAlignedParts().getPartsCount() > 0) {
+            alignedPrompt =
+                encodeParts(
+                    alignedTokenizer,
+                    request.getNudging().getAlignedParts(),
+                    request.getAddSpecialTokens());
+          }
           if (alignedPrompt.length == 0 || alignedPrompt.length >= draftInfo.getMaxContext()) {
             throw Statuses.invalid(
                 "nudging.aligned_prompt: "
