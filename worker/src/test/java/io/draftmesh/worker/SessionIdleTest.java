@@ -30,8 +30,20 @@ class SessionIdleTest {
   @BeforeAll
   static void start() throws Exception {
     Path model = TinyModel.write(dir);
+    // The DJL backend: the long op must outlast IDLE, and the vector backend decodes this 0.2M
+    // model in ~0.3 ms a step (900 steps in ~270 ms, under IDLE); DJL's ~1-2 ms per step leaves
+    // a 3-7x margin, and the test asserts the op really took longer than IDLE.
     EngineConfig config =
-        new EngineConfig(model, 4L << 20, TinyModel.BLOCK_SIZE, 4, BIG_K, BIG_K + 64, 1024);
+        new EngineConfig(
+            model,
+            4L << 20,
+            TinyModel.BLOCK_SIZE,
+            4,
+            BIG_K,
+            BIG_K + 64,
+            1024,
+            io.draftmesh.engine.model.Backend.DJL,
+            0);
     worker = InProcessWorker.ready(WorkerConfig.Role.DRAFT, () -> TinyModel.load(config), IDLE);
     engine = worker.engine();
   }
