@@ -1,19 +1,18 @@
 package io.draftmesh.kvcache;
 
 import io.draftmesh.kvcache.client.KvCacheClient;
+import io.draftmesh.serving.Drain;
+import io.draftmesh.serving.Reflection;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
-import io.grpc.protobuf.services.ProtoReflectionService;
-import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -68,8 +67,7 @@ public final class KvCacheServer implements AutoCloseable {
         builder
             .addService(service)
             .addService(health.getHealthService())
-            .addService(ProtoReflectionServiceV1.newInstance())
-            .addService(ProtoReflectionService.newInstance())
+            .addServices(Reflection.services()) // v1 and v1alpha
             .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
             // Up to twice the chunk limit reaches the service, which answers INVALID_ARGUMENT
             // naming the chunk; anything bigger is refused by the transport (RESOURCE_EXHAUSTED).
@@ -121,17 +119,12 @@ public final class KvCacheServer implements AutoCloseable {
       closed = true;
     }
     health.enterTerminalState();
-    server.shutdown();
-    try {
-      if (!server.awaitTermination(config.drainGrace().toMillis(), TimeUnit.MILLISECONDS)) {
-        log.info("drain grace of {} over; cancelling the remaining calls", config.drainGrace());
-        server.shutdownNow();
-        server.awaitTermination(5, TimeUnit.SECONDS);
-      }
-    } catch (InterruptedException e) {
-      server.shutdownNow();
-      Thread.currentThread().interrupt();
-    }
+    Drain.stop(
+        server,
+        config.drainGrace(),
+        () ->
+            log.info(
+                "drain grace of {} over; cancelling the remaining calls", config.drainGrace()));
     store.close();
   }
 }
