@@ -44,21 +44,6 @@ final class Mesh {
     this.target = mesh.targetWorker();
   }
 
-  /** A worker's model info (active sessions, free blocks), asked over its own port. */
-  static io.draftmesh.proto.v1.ModelInfo info(io.draftmesh.worker.WorkerServer w) {
-    io.grpc.ManagedChannel ch =
-        io.grpc.Grpc.newChannelBuilder(
-                "localhost:" + w.port(), io.grpc.InsecureChannelCredentials.create())
-            .build();
-    try {
-      return io.draftmesh.proto.v1.ModelWorkerGrpc.newBlockingStub(ch)
-          .withDeadlineAfter(10, java.util.concurrent.TimeUnit.SECONDS)
-          .getModelInfo(io.draftmesh.proto.v1.GetModelInfoRequest.getDefaultInstance());
-    } finally {
-      ch.shutdownNow();
-    }
-  }
-
   /** A gateway config for this mesh: model {@code tiny}, both keys, loopback, free ports. */
   GatewayConfig config() {
     return GatewayConfig.of(mesh.routerAddress(), List.of(KEY, OTHER_KEY))

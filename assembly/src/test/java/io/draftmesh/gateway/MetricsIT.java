@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.draftmesh.assembly.MeshFixture;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.GenerationGrpc;
@@ -177,7 +178,7 @@ class MetricsIT {
 
     // Workers: both ran forward steps, and after the generation every KV block is free again.
     for (var w : List.of(mesh.target, mesh.draft)) {
-      ModelInfo info = Mesh.info(w);
+      ModelInfo info = MeshFixture.info("localhost:" + w.port());
       String role = "{role=\"" + info.getRole() + "\"}";
       assertThat(value("sum(draftmesh_engine_steps_total" + role + ")")).isPositive();
       assertThat(

@@ -3,6 +3,7 @@ package io.draftmesh.router;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.draftmesh.assembly.MeshModels;
 import io.draftmesh.engine.checkpoint.Checkpoint;
 import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
@@ -37,6 +38,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -63,7 +65,7 @@ class CollaborationIT {
 
   @BeforeAll
   static void start() throws Exception {
-    Path models = TestMesh.zooTokenizer().getParent().getParent();
+    Path models = MeshModels.zooModel("target").getParent();
     Path dir = Files.createTempDirectory("collab-it");
     Path alignedX = dir.resolve("aligned-x");
     RandomCheckpoint.write(alignedX, RandomCheckpoint.tinyLlama(), 11, DType.F32, 0);
@@ -94,7 +96,7 @@ class CollaborationIT {
     channel =
         Grpc.newChannelBuilder("localhost:" + router.port(), InsecureChannelCredentials.create())
             .build();
-    zoo = BpeTokenizer.load(TestMesh.zooTokenizer());
+    zoo = BpeTokenizer.load(models.resolve("target").resolve("tokenizer.json"));
   }
 
   @AfterAll
@@ -322,8 +324,7 @@ class CollaborationIT {
       RouterGrpc.newBlockingStub(channel).generate(r).forEachRemaining(c -> {});
       long deadlineMs = Math.max(20, (System.nanoTime() - whole) / 4_000_000);
       assertAllFreed();
-      java.util.concurrent.atomic.AtomicInteger chunks =
-          new java.util.concurrent.atomic.AtomicInteger();
+      AtomicInteger chunks = new AtomicInteger();
       Iterator<GenerateChunk> it =
           RouterGrpc.newBlockingStub(channel)
               .withDeadlineAfter(deadlineMs, TimeUnit.MILLISECONDS)

@@ -29,6 +29,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -262,8 +263,7 @@ class FaultToleranceIT {
     stub().generate(req).forEachRemaining(c -> {});
     long deadlineMs = Math.max(20, (System.nanoTime() - whole) / 4_000_000);
     TestMesh.assertFreed("target", mesh.workers.get("target").port());
-    java.util.concurrent.atomic.AtomicInteger chunks =
-        new java.util.concurrent.atomic.AtomicInteger();
+    AtomicInteger chunks = new AtomicInteger();
     Iterator<GenerateChunk> it =
         RouterGrpc.newBlockingStub(channel)
             .withDeadlineAfter(deadlineMs, TimeUnit.MILLISECONDS)

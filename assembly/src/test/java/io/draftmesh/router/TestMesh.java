@@ -99,17 +99,6 @@ final class TestMesh {
   }
 
   /** A port nothing listens on. */
-  /** The zoo's models/target/tokenizer.json, found above the working directory. */
-  static Path zooTokenizer() {
-    for (Path p = Path.of("").toAbsolutePath(); p != null; p = p.getParent()) {
-      Path t = p.resolve("models").resolve("target").resolve("tokenizer.json");
-      if (java.nio.file.Files.isRegularFile(t)) {
-        return t;
-      }
-    }
-    throw new IllegalStateException("no models/target/tokenizer.json above the working directory");
-  }
-
   static int deadPort() throws IOException {
     return MeshFixture.deadPort();
   }

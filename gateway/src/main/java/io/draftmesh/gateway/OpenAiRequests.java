@@ -13,6 +13,7 @@ import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.SpecPcOptions;
 import io.draftmesh.proto.v1.SpeculativeOptions;
 import io.draftmesh.proto.v1.Strategy;
+import io.draftmesh.proto.v1.TextParts;
 import io.draftmesh.proto.v1.TokenIds;
 import java.math.BigDecimal;
 import java.util.ArrayList;
@@ -334,8 +335,8 @@ final class OpenAiRequests {
    * system text on its own line, user turns as {@code "Question: ..."}, assistant turns as {@code
    * "Answer: ..."}, each ending in a newline.
    */
-  static io.draftmesh.proto.v1.TextParts plainParts(List<ChatFormat.Message> messages) {
-    io.draftmesh.proto.v1.TextParts.Builder parts = io.draftmesh.proto.v1.TextParts.newBuilder();
+  static TextParts plainParts(List<ChatFormat.Message> messages) {
+    TextParts.Builder parts = TextParts.newBuilder();
     for (ChatFormat.Message m : messages) {
       String label =
           switch (m.role()) {

@@ -10,6 +10,8 @@ import io.draftmesh.proto.v1.GenerationStats;
 import io.draftmesh.proto.v1.Provenance;
 import io.draftmesh.proto.v1.Strategy;
 import io.draftmesh.proto.v1.SwitchEvent;
+import io.draftmesh.proto.v1.TextPart;
+import io.draftmesh.proto.v1.TextParts;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.util.List;
@@ -78,16 +80,16 @@ class CollaborationOptionsTest {
     assertThat(joined(r.getParts())).isEqualTo("Be brief.\nQuestion: Repeat: a b\n");
     // The client's text stays literal on both sides: no special token is matched inside it.
     assertThat(r.getParts().getPartsList())
-        .filteredOn(io.draftmesh.proto.v1.TextPart::getLiteral)
-        .extracting(io.draftmesh.proto.v1.TextPart::getText)
+        .filteredOn(TextPart::getLiteral)
+        .extracting(TextPart::getText)
         .containsExactly("Be brief.", "Repeat: a b");
     assertThat(r.getNudging().getAlignedParts().getPartsList())
-        .filteredOn(io.draftmesh.proto.v1.TextPart::getLiteral)
-        .extracting(io.draftmesh.proto.v1.TextPart::getText)
+        .filteredOn(TextPart::getLiteral)
+        .extracting(TextPart::getText)
         .contains("Repeat: a b");
   }
 
-  private static String joined(io.draftmesh.proto.v1.TextParts parts) {
+  private static String joined(TextParts parts) {
     StringBuilder sb = new StringBuilder();
     parts.getPartsList().forEach(p -> sb.append(p.getText()));
     return sb.toString();
