@@ -669,7 +669,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       }
       int[] targetPrompt = prompt;
       if (strategy == Strategy.STRATEGY_SPECPC
-          || (strategy == Strategy.STRATEGY_SPECKV && request.hasSpecPc())) {
+          || (strategy == Strategy.STRATEGY_SPECKV && specKvPc(request))) {
         targetPrompt = specPc(prompt, targetInfo, stats); // SpecKV-PC's first stage
       }
       KvCompression compression = null;
@@ -950,6 +950,11 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       return SpecPcStrategy.compress(
           prompt, settings, backend, info, targetInfo, config.targetTimeout(), label, stats);
     }
+  }
+
+  /** STRATEGY_SPECKV is SpecKV-PC when spec_pc gives a budget (an empty spec_pc is no request). */
+  static boolean specKvPc(GenerateRequest r) {
+    return r.getSpecPc().getBudgetTokens() > 0 || r.getSpecPc().getBudgetRatio() > 0f;
   }
 
   /** The parts concatenated, with added-token matching off inside the literal ones. */
