@@ -1,8 +1,11 @@
 package io.draftmesh.kvcache;
 
 import io.draftmesh.kvcache.client.KvCacheClient;
+import io.draftmesh.proto.v1.StatsResponse;
+import io.draftmesh.proto.v1.TierStats;
 import io.draftmesh.serving.Drain;
 import io.draftmesh.serving.ServiceHealth;
+import io.draftmesh.telemetry.KvCacheMetrics;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
@@ -36,6 +39,7 @@ public final class KvCacheServer implements AutoCloseable {
   private final ServiceHealth health = new ServiceHealth(SERVICE_NAME);
   private final BlockStore store;
   private final Server server;
+  private final KvCacheMetrics metrics;
   private boolean closed; // guarded by this
 
   public KvCacheServer(ServerBuilder<?> builder, KvCacheConfig config, OpenTelemetry otel) {
@@ -59,6 +63,7 @@ public final class KvCacheServer implements AutoCloseable {
         new ReplicaIndex(
             config.replicaTtl().toMillis(), config.maxIndexEntries(), System::currentTimeMillis);
     KvCacheService service = new KvCacheService(config, store, models, index);
+    this.metrics = KvCacheMetrics.register(otel, () -> snapshot(service.stats()));
     this.server =
         builder
             .addService(service)
@@ -119,6 +124,32 @@ public final class KvCacheServer implements AutoCloseable {
         () ->
             log.info(
                 "drain grace of {} over; cancelling the remaining calls", config.drainGrace()));
+    metrics.close();
     store.close();
+  }
+
+  private static KvCacheMetrics.Snapshot snapshot(StatsResponse s) {
+    return new KvCacheMetrics.Snapshot(
+        tier(s.getMemory()),
+        tier(s.getDisk()),
+        s.getLookups(),
+        s.getLookupBlocksHit(),
+        s.getLookupBlocksMissed(),
+        s.getPutsStored(),
+        s.getPutsDuplicate(),
+        s.getGetsServed(),
+        s.getLeasesActive(),
+        s.getPinnedBlocks(),
+        s.getIndexEntries());
+  }
+
+  private static KvCacheMetrics.Tier tier(TierStats t) {
+    return new KvCacheMetrics.Tier(
+        t.getBlocks(),
+        t.getBytes(),
+        t.getBudgetBytes(),
+        t.getHits(),
+        t.getEvictions(),
+        t.getCorruptDropped());
   }
 }
