@@ -367,7 +367,7 @@ public final class VectorModel implements DecoderModel {
   private void matmul(Matrix m, float[] in, int n, float[] out, boolean accumulate) {
     int stride = m.rows();
     compute.parallelFor(
-        m.rows(), 4, (worker, from, to) -> m.multiply(in, n, out, stride, accumulate, from, to));
+        m.rows(), Panels.WIDTH, (worker, from, to) -> m.multiply(in, n, out, stride, accumulate, from, to));
   }
 
   /** One decode step's matmuls on dummy activations: the work {@link ThreadChoice} times. */
@@ -429,7 +429,10 @@ public final class VectorModel implements DecoderModel {
       return out;
     }
 
-    /** The named tensors' rows stacked: (rows, cols). F16 stays F16 when every part is F16. */
+    /**
+     * The named tensors' rows stacked: (rows, cols). F16 stays F16 when every part is F16 and
+     * finite (a matrix holding infinity or NaN is widened here, where the widening is exact).
+     */
     Matrix matrix(int rows, int cols, String... names) {
       boolean allF16 = keepF16;
       for (String name : names) {
@@ -444,7 +447,9 @@ public final class VectorModel implements DecoderModel {
           raw.order(java.nio.ByteOrder.LITTLE_ENDIAN).asShortBuffer().get(bits, off, n);
           off += n;
         }
-        return new F16Matrix(bits, rows, cols);
+        if (Half.finite(bits)) {
+          return new F16Matrix(bits, rows, cols);
+        }
       }
       return new F32Matrix(vector(names), rows, cols);
     }
