@@ -232,13 +232,14 @@ public final class VectorModel implements DecoderModel {
     for (SeqStep s : batch) {
       total += s.tokens().length;
       logitRowCount += s.logitRows().length;
-      if (s.length() > maxContext) {
+      if (s.positionEnd() > maxContext) {
         throw new IllegalArgumentException(
-            "sequence length " + s.length() + " exceeds max context " + maxContext);
+            "sequence length " + s.positionEnd() + " exceeds max context " + maxContext);
       }
     }
     Scratch sc = grow(total, logitRowCount);
-    int[] rowPos = new int[total]; // (T) position of each row in its sequence
+    int[] rowPos = new int[total]; // (T) cache slot index of each row in its sequence
+    int[] ropePos = new int[total]; // (T) RoPE position of each row (slot + positionShift)
     int[] rowSlot = new int[total]; // (T) pool slot its KV goes to
     int[][] rowSlots = new int[total][]; // (T) its sequence's slot per position
     int[] lastRow = new int[logitRowCount]; // flat row of each wanted logit row
@@ -260,6 +261,7 @@ public final class VectorModel implements DecoderModel {
       }
       for (int r = 0; r < n; r++) {
         rowPos[t + r] = s.startPos() + r;
+        ropePos[t + r] = s.firstPosition() + r;
         rowSlot[t + r] = slots[s.startPos() + r];
         rowSlots[t + r] = slots;
         embed.row(s.tokens()[r], sc.x, (t + r) * hidden);
@@ -287,7 +289,7 @@ public final class VectorModel implements DecoderModel {
         Kernels.addBias(sc.qkv, w.bqkv, total, qkvDim);
       }
       for (int r = 0; r < total; r++) {
-        rope.apply(sc.qkv, r * qkvDim, heads + kvHeads, rowPos[r]);
+        rope.apply(sc.qkv, r * qkvDim, heads + kvHeads, ropePos[r]);
       }
       ByteBuffer keys = pool.keys(l);
       ByteBuffer values = pool.values(l);
