@@ -61,6 +61,7 @@ public final class Sequence implements AutoCloseable {
   private EngineException closeAfterStep; // a close that arrived while a step was in flight
   private long settledAtStep = -1; // scheduler step after which an op last completed
   private final CompletableFuture<Integer> closedFuture = new CompletableFuture<>();
+  private int cachedPromptTokens; // leading prompt tokens whose KV came from the prefix cache
 
   Sequence(
       InferenceEngine engine,
@@ -85,6 +86,17 @@ public final class Sequence implements AutoCloseable {
 
   public String label() {
     return label;
+  }
+
+  /** Starts the sequence on {@code tokens} prompt tokens whose KV its table already holds. */
+  void startCached(int tokens) {
+    kvLen = tokens;
+    cachedPromptTokens = tokens;
+  }
+
+  /** Leading prompt tokens whose KV came from the prefix cache (not prefilled by this sequence). */
+  public int cachedPromptTokens() {
+    return cachedPromptTokens;
   }
 
   public SamplingParams sampling() {
@@ -319,6 +331,7 @@ public final class Sequence implements AutoCloseable {
     }
     Op<?> op = ops.peek();
     kvLen += step.tokens().length;
+    table.publish(tokens, kvLen);
     op.absorb(step, result);
     if (kvLen == size) {
       float[][] rows = result.logits();
