@@ -8,7 +8,10 @@ import io.draftmesh.engine.sampling.ProbDist;
 import io.draftmesh.engine.sampling.SamplingParams;
 import io.draftmesh.engine.sampling.SamplingPipeline;
 import io.draftmesh.engine.sampling.TokenSampler;
+import io.draftmesh.engine.kv.SlotMoves;
+import io.draftmesh.engine.model.TreeMask;
 import io.draftmesh.engine.speculative.SpeculativeVerifier;
+import io.draftmesh.engine.speculative.TreeVerifier;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -129,28 +132,54 @@ public final class Sequence implements AutoCloseable {
     checkTokens("verify.draft_token_ids", draft, 1);
     checkOptions("verify.options", options);
     if (!params.isGreedy()) {
-      if (draftDists == null || draftDists.size() != draft.length) {
-        throw EngineException.invalid(
-            "verify.draft_distributions: "
-                + (draftDists == null ? 0 : draftDists.size())
-                + " given (expected: "
-                + draft.length
-                + ", one per draft token, for a sampling session)");
-      }
-      for (int i = 0; i < draftDists.size(); i++) {
-        if (draftDists.get(i).vocabSize() != vocab) {
-          throw EngineException.invalid(
-              "verify.draft_distributions["
-                  + i
-                  + "]: vocab size "
-                  + draftDists.get(i).vocabSize()
-                  + " (expected: "
-                  + vocab
-                  + ")");
-        }
-      }
+      checkDraftDists(draftDists, draft.length);
     }
     return submit(new VerifyOp(draft, draftDists, options));
+  }
+
+  private void checkDraftDists(List<ProbDist> draftDists, int count) {
+    if (draftDists == null || draftDists.size() != count) {
+      throw EngineException.invalid(
+          "verify.draft_distributions: "
+              + (draftDists == null ? 0 : draftDists.size())
+              + " given (expected: "
+              + count
+              + ", one per draft token, for a sampling session)");
+    }
+    for (int i = 0; i < draftDists.size(); i++) {
+      if (draftDists.get(i).vocabSize() != vocab) {
+        throw EngineException.invalid(
+            "verify.draft_distributions["
+                + i
+                + "]: vocab size "
+                + draftDists.get(i).vocabSize()
+                + " (expected: "
+                + vocab
+                + ")");
+      }
+    }
+  }
+
+  /**
+   * Verifies a token tree in one forward pass (chunked only if the batch budget is smaller than
+   * the tree): each node sees the prefix and its ancestors ({@link TreeMask}); the acceptance rule
+   * is {@link TreeVerifier}'s. Afterwards the sequence holds the prefix, the accepted path (its KV
+   * moved to consecutive slots) and the correction or bonus token (unfed); the other nodes' KV
+   * blocks are freed.
+   *
+   * @param parents per node, its parent (an earlier node) or -1 for a child of the last token
+   * @param draftDists per node, the distribution it was drawn from given its earlier siblings;
+   *     ignored when greedy
+   */
+  public CompletableFuture<TreeVerification> verifyTree(
+      int[] nodes, int[] parents, List<ProbDist> draftDists, ResultOptions options) {
+    checkTokens("verify.draft_token_ids", nodes, 1);
+    checkOptions("verify.options", options);
+    TreeVerifier.validate(nodes, parents);
+    if (!params.isGreedy()) {
+      checkDraftDists(draftDists, nodes.length);
+    }
+    return submit(new TreeVerifyOp(nodes, parents, draftDists, options));
   }
 
   /** Rolls the sequence back to its first {@code length} tokens, freeing KV blocks past them. */
@@ -586,6 +615,122 @@ public final class Sequence implements AutoCloseable {
     @Override
     void absorb(SeqStep step, StepResult result) {
       score.absorb(step, result);
+    }
+  }
+
+  /**
+   * Feeds the unfed tokens and the tree's nodes as one tree (the unfed tokens as a chain in front
+   * of it), then applies the acceptance rule and keeps the accepted path.
+   */
+  private final class TreeVerifyOp extends Op<TreeVerification> {
+    private final int[] nodes;
+    private final int[] parents;
+    private final List<ProbDist> draftDists;
+    private final ResultOptions options;
+    private TreeMask mask; // over slots [base, start + nodes); set when the op starts
+    private int start; // the sequence length before the nodes: node j goes to index start + j
+    private float[][] collected; // (nodes + 1, vocab) raw logits after the prefix and each node
+
+    TreeVerifyOp(int[] nodes, int[] parents, List<ProbDist> draftDists, ResultOptions options) {
+      this.nodes = nodes;
+      this.parents = parents;
+      this.draftDists = draftDists;
+      this.options = options;
+    }
+
+    @Override
+    SeqStep next(int budget) {
+      if (mask == null) {
+        TreeMask shape = new TreeMask(0, parents);
+        int depth = 0; // nodes on the longest path
+        for (int j = 0; j < nodes.length; j++) {
+          depth = Math.max(depth, shape.depth(j) + 1);
+        }
+        if (size + depth > maxContext) {
+          throw EngineException.invalid(
+              "verify.tree_parents: a path of "
+                  + depth
+                  + " nodes after "
+                  + size
+                  + " tokens (expected: at most max context "
+                  + maxContext
+                  + ")");
+        }
+        requireRoom("verify.draft_token_ids", nodes.length); // every node takes a slot
+        int base = kvLen;
+        int unfed = size - kvLen;
+        int[] all = new int[unfed + nodes.length];
+        for (int j = 0; j < all.length; j++) {
+          all[j] = j < unfed ? j - 1 : parents[j - unfed] < 0 ? unfed - 1 : parents[j - unfed] + unfed;
+        }
+        mask = new TreeMask(base, all);
+        start = size;
+        collected = new float[nodes.length + 1][];
+        if (pending != null) {
+          collected[0] = pending;
+        }
+        table.reserve(start + nodes.length);
+        push(nodes);
+      }
+      if (kvLen < size) {
+        int n = Math.min(size - kvLen, budget);
+        int first = Math.max(start - 1, kvLen);
+        int[] rows = new int[Math.max(0, kvLen + n - first)];
+        for (int i = 0; i < rows.length; i++) {
+          rows[i] = first + i - kvLen;
+        }
+        return new SeqStep(
+            Arrays.copyOfRange(tokens, kvLen, kvLen + n), kvLen, table, rows, false, mask);
+      }
+      finish();
+      return null;
+    }
+
+    @Override
+    void absorb(SeqStep step, StepResult result) {
+      for (int r = 0; r < step.logitRows().length; r++) {
+        int index = step.startPos() + step.logitRows()[r];
+        collected[index - (start - 1)] = result.logits()[r];
+      }
+    }
+
+    private void finish() {
+      int k = nodes.length;
+      TreeVerifier.Outcome outcome;
+      ProbDist[] p = null; // the target's transformed distributions; sampling only
+      if (params.isGreedy()) {
+        int[] argmax = new int[k + 1];
+        for (int i = 0; i <= k; i++) {
+          argmax[i] = Distributions.argmax(collected[i]);
+        }
+        outcome = TreeVerifier.greedy(nodes, parents, argmax);
+      } else {
+        p = new ProbDist[k + 1];
+        for (int i = 0; i <= k; i++) {
+          p[i] = pipeline.probs(collected[i]);
+        }
+        outcome =
+            TreeVerifier.sample(nodes, parents, draftDists.toArray(new ProbDist[0]), p, rng);
+      }
+      int[] path = outcome.path();
+      List<Position> positions = new ArrayList<>(path.length + 1);
+      for (int d = 0; d <= path.length; d++) {
+        int row = d == 0 ? 0 : path[d - 1] + 1;
+        int emitted = d < path.length ? nodes[path[d]] : outcome.nextToken();
+        positions.add(position(collected[row], p == null ? null : p[row], options, emitted));
+      }
+      // The path's KV moves to consecutive slots (ascending, so no source is overwritten before
+      // it is read: node path[d] >= d); the slots past it are rolled back.
+      for (int d = 0; d < path.length; d++) {
+        tokens[start + d] = nodes[path[d]];
+        SlotMoves.move(engine.pool(), table.slot(start + path[d]), table.slot(start + d));
+      }
+      size = start + path.length;
+      kvLen = size;
+      table.truncate(kvLen);
+      push(new int[] {outcome.nextToken()});
+      future.complete(
+          new TreeVerification(path, outcome.nextToken(), outcome.bonus(), positions));
     }
   }
 

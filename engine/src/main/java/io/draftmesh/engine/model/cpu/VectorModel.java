@@ -7,6 +7,7 @@ import io.draftmesh.engine.kv.KvBlockPool;
 import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
+import io.draftmesh.engine.model.TreeMask;
 import io.draftmesh.engine.model.StepResult;
 import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
@@ -259,9 +260,9 @@ public final class VectorModel implements DecoderModel {
         lastRow[lr++] = t + r;
       }
       for (int r = 0; r < n; r++) {
-        rowPos[t + r] = s.startPos() + r;
+        rowPos[t + r] = s.position(r);
         rowSlot[t + r] = slots[s.startPos() + r];
-        rowSlots[t + r] = slots;
+        rowSlots[t + r] = s.tree() == null ? slots : visibleSlots(s.tree(), s.startPos() + r, slots);
         embed.row(s.tokens()[r], sc.x, (t + r) * hidden);
       }
       if (s.captureAttention()) {
@@ -361,6 +362,19 @@ public final class VectorModel implements DecoderModel {
       results.add(new StepResult(rows, captured[i]));
     }
     return results;
+  }
+
+  /**
+   * A tree node's slots in the order it attends to them (the prefix, then its path): attention
+   * reads keys {@code 0..rowPos}, and a node at depth d sees base + d + 1 of them.
+   */
+  private static int[] visibleSlots(TreeMask tree, int index, int[] slots) {
+    int[] visible = tree.visible(index - tree.base());
+    int[] out = new int[visible.length];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = slots[visible[i]];
+    }
+    return out;
   }
 
   /** out (n, m.rows()) = in (n, m.cols()) times m transposed; accumulates into out if asked. */
