@@ -175,11 +175,25 @@ public final class Sequence implements AutoCloseable {
       int[] nodes, int[] parents, List<ProbDist> draftDists, ResultOptions options) {
     checkTokens("verify.draft_token_ids", nodes, 1);
     checkOptions("verify.options", options);
-    TreeVerifier.validate(nodes, parents);
+    TreeVerifier.validate("verify", nodes, parents);
     if (!params.isGreedy()) {
       checkDraftDists(draftDists, nodes.length);
     }
     return submit(new TreeVerifyOp(nodes, parents, draftDists, options));
+  }
+
+  /**
+   * Scores a token tree in one forward pass and keeps none of it: returns the predictions after
+   * the current last token and after each node (nodes + 1), as if each node's path had been fed as
+   * a chain; the sequence afterwards is as before (its unfed tokens now fed). A draft model's view
+   * of a candidate tree, for drafters that grow one (DySpec, RSD).
+   */
+  public CompletableFuture<List<Position>> scoreTree(
+      int[] nodes, int[] parents, ResultOptions options) {
+    checkTokens("score.token_ids", nodes, 1);
+    checkOptions("score.options", options);
+    TreeVerifier.validate("score", nodes, parents);
+    return submit(new TreeScoreOp(nodes, parents, options));
   }
 
   /** Rolls the sequence back to its first {@code length} tokens, freeing KV blocks past them. */
@@ -619,24 +633,25 @@ public final class Sequence implements AutoCloseable {
   }
 
   /**
-   * Feeds the unfed tokens and the tree's nodes as one tree (the unfed tokens as a chain in front
-   * of it), then applies the acceptance rule and keeps the accepted path.
+   * Feeds the unfed tokens and a tree's nodes as one tree (the unfed tokens as a chain in front of
+   * it), collecting the logits after the prefix and after every node; {@link #finish} then decides
+   * what the sequence keeps.
    */
-  private final class TreeVerifyOp extends Op<TreeVerification> {
-    private final int[] nodes;
-    private final int[] parents;
-    private final List<ProbDist> draftDists;
-    private final ResultOptions options;
+  private abstract class TreeFeedOp<T> extends Op<T> {
+    final int[] nodes;
+    final int[] parents;
+    final ResultOptions options;
     private TreeMask mask; // over slots [base, start + nodes); set when the op starts
-    private int start; // the sequence length before the nodes: node j goes to index start + j
-    private float[][] collected; // (nodes + 1, vocab) raw logits after the prefix and each node
+    int start; // the sequence length before the nodes: node j goes to index start + j
+    float[][] collected; // (nodes + 1, vocab) raw logits after the prefix and each node
 
-    TreeVerifyOp(int[] nodes, int[] parents, List<ProbDist> draftDists, ResultOptions options) {
+    TreeFeedOp(int[] nodes, int[] parents, ResultOptions options) {
       this.nodes = nodes;
       this.parents = parents;
-      this.draftDists = draftDists;
       this.options = options;
     }
+
+    abstract String field();
 
     @Override
     SeqStep next(int budget) {
@@ -648,7 +663,8 @@ public final class Sequence implements AutoCloseable {
         }
         if (size + depth > maxContext) {
           throw EngineException.invalid(
-              "verify.tree_parents: a path of "
+              field()
+                  + ".tree_parents: a path of "
                   + depth
                   + " nodes after "
                   + size
@@ -656,12 +672,13 @@ public final class Sequence implements AutoCloseable {
                   + maxContext
                   + ")");
         }
-        requireRoom("verify.draft_token_ids", nodes.length); // every node takes a slot
+        requireRoom(field() + ".draft_token_ids", nodes.length); // every node takes a slot
         int base = kvLen;
         int unfed = size - kvLen;
         int[] all = new int[unfed + nodes.length];
         for (int j = 0; j < all.length; j++) {
-          all[j] = j < unfed ? j - 1 : parents[j - unfed] < 0 ? unfed - 1 : parents[j - unfed] + unfed;
+          int p = j < unfed ? -1 : parents[j - unfed];
+          all[j] = j < unfed ? j - 1 : p < 0 ? unfed - 1 : p + unfed;
         }
         mask = new TreeMask(base, all);
         start = size;
@@ -694,7 +711,50 @@ public final class Sequence implements AutoCloseable {
       }
     }
 
-    private void finish() {
+    abstract void finish();
+  }
+
+  /** Scores a tree and keeps none of it: the sequence is as before, its unfed tokens fed. */
+  private final class TreeScoreOp extends TreeFeedOp<List<Position>> {
+    TreeScoreOp(int[] nodes, int[] parents, ResultOptions options) {
+      super(nodes, parents, options);
+    }
+
+    @Override
+    String field() {
+      return "score";
+    }
+
+    @Override
+    void finish() {
+      List<Position> out = new ArrayList<>(collected.length);
+      for (float[] row : collected) {
+        out.add(position(row, options, -1));
+      }
+      size = start;
+      kvLen = start;
+      table.truncate(kvLen);
+      pending = collected[0];
+      future.complete(out);
+    }
+  }
+
+  /** Verifies a tree, keeping the accepted path and the correction or bonus token. */
+  private final class TreeVerifyOp extends TreeFeedOp<TreeVerification> {
+    private final List<ProbDist> draftDists;
+
+    TreeVerifyOp(int[] nodes, int[] parents, List<ProbDist> draftDists, ResultOptions options) {
+      super(nodes, parents, options);
+      this.draftDists = draftDists;
+    }
+
+    @Override
+    String field() {
+      return "verify";
+    }
+
+    @Override
+    void finish() {
       int k = nodes.length;
       TreeVerifier.Outcome outcome;
       ProbDist[] p = null; // the target's transformed distributions; sampling only

@@ -197,17 +197,23 @@ public final class TreeVerifier {
     return false;
   }
 
+  /** {@link #validate(String, int[], int[])} for a verify. */
+  public static void validate(int[] tokens, int[] parents) {
+    validate("verify", tokens, parents);
+  }
+
   /**
    * Checks a tree's shape: as many parents as tokens, each parent before its child (which also
-   * rules out cycles). Errors name the field {@code verify.tree_parents}.
+   * rules out cycles). Errors name the field {@code <op>.tree_parents}.
    */
-  public static void validate(int[] tokens, int[] parents) {
+  public static void validate(String op, int[] tokens, int[] parents) {
     if (tokens == null || tokens.length == 0) {
-      throw EngineException.invalid("verify.draft_token_ids: missing (expected: 1 or more nodes)");
+      throw EngineException.invalid(op + ".draft_token_ids: missing (expected: 1 or more nodes)");
     }
     if (parents == null || parents.length != tokens.length) {
       throw EngineException.invalid(
-          "verify.tree_parents: "
+          op
+              + ".tree_parents: "
               + (parents == null ? 0 : parents.length)
               + " given (expected: "
               + tokens.length
@@ -223,7 +229,8 @@ public final class TreeVerifier {
                     ? "a parent comes before its children, which also rules out cycles"
                     : "-1 marks a root";
         throw EngineException.invalid(
-            "verify.tree_parents["
+            op
+                + ".tree_parents["
                 + j
                 + "]: "
                 + parent

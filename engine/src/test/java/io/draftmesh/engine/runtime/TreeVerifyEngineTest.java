@@ -106,6 +106,43 @@ class TreeVerifyEngineTest {
 
   @ParameterizedTest
   @EnumSource(Backend.class)
+  void scoreTreeReturnsEachPathsPredictionsAndKeepsNothing(Backend backend) {
+    InferenceEngine engine = engines.get(backend);
+    ResultOptions full = new ResultOptions(0, true);
+    int[] p = prompt(engine, 9, 8);
+    int[] nodes = {5, 6, 7, 8, 9};
+    int[] parents = {-1, -1, 0, 0, 2};
+    Sequence s = engine.open(p, SamplingParams.GREEDY, "scored");
+    s.prefill(ResultOptions.NONE).join();
+    s.append(new int[] {4}).join();
+    List<Position> tree = s.scoreTree(nodes, parents, full).join();
+    assertThat(tree).hasSize(nodes.length + 1);
+    assertThat(s.length()).isEqualTo(p.length + 1);
+    Sequence chain = engine.open(p, SamplingParams.GREEDY, "chain");
+    chain.prefill(ResultOptions.NONE).join();
+    chain.append(new int[] {4}).join();
+    // Node 4's path is 0 -> 2 -> 4: tokens 5, 7, 9.
+    List<Position> path = chain.score(new int[] {5, 7, 9}, full).join();
+    for (int[] pair : new int[][] {{0, 0}, {1, 1}, {3, 2}, {5, 3}}) {
+      float[] a = tree.get(pair[0]).full().toDense();
+      float[] b = path.get(pair[1]).full().toDense();
+      for (int i = 0; i < a.length; i++) {
+        assertThat(Math.abs(a[i] - b[i])).isLessThan(1e-5f);
+      }
+    }
+    chain.truncate(p.length + 1).join();
+    // Nothing of the tree stayed: both go on alike.
+    assertThat(s.propose(5, 0f, ResultOptions.NONE).join().tokens())
+        .containsExactly(chain.propose(5, 0f, ResultOptions.NONE).join().tokens());
+    assertThatThrownBy(() -> s.scoreTree(nodes, new int[] {-1, 3, 0, 0, 2}, full))
+        .hasMessageContaining("score.tree_parents[1]: 3");
+    s.closeAsync().join();
+    chain.closeAsync().join();
+    assertThat(engine.freeBlocks()).isEqualTo(engine.info().kvBlocksTotal());
+  }
+
+  @ParameterizedTest
+  @EnumSource(Backend.class)
   void rollbackFreesExactlyTheBlocksPastTheAcceptedPath(Backend backend) {
     InferenceEngine engine = engines.get(backend);
     int bs = engine.info().kvBlockSize();
