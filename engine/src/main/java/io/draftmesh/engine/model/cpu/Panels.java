@@ -45,8 +45,18 @@ final class Panels {
       int valid) {
     int r = 0;
     for (; r + 4 <= n; r += 4) {
-      rows4(w, base, depth, x, xStride, r * xStride + xOff, out, r * outStride + o, outStride,
-          accumulate, valid);
+      rows4(
+          w,
+          base,
+          depth,
+          x,
+          xStride,
+          r * xStride + xOff,
+          out,
+          r * outStride + o,
+          outStride,
+          accumulate,
+          valid);
     }
     int x0 = r * xStride + xOff;
     int out0 = r * outStride + o;
@@ -59,7 +69,8 @@ final class Panels {
   }
 
   /** Stores (or adds) two vectors of outputs, only the first {@code valid} of a partial panel. */
-  static void put(float[] out, int at, FloatVector a, FloatVector b, boolean accumulate, int valid) {
+  static void put(
+      float[] out, int at, FloatVector a, FloatVector b, boolean accumulate, int valid) {
     if (valid == WIDTH) {
       if (accumulate) {
         a = a.add(FloatVector.fromArray(S, out, at));
@@ -77,7 +88,14 @@ final class Panels {
 
   /** One row: two steps per iteration into four accumulators, so FMA latency is hidden. */
   private static void row1(
-      float[] w, int base, int depth, float[] x, int x0, float[] out, int at, boolean acc,
+      float[] w,
+      int base,
+      int depth,
+      float[] x,
+      int x0,
+      float[] out,
+      int at,
+      boolean acc,
       int valid) {
     FloatVector a0 = FloatVector.zero(S);
     FloatVector a1 = a0;
@@ -102,8 +120,17 @@ final class Panels {
   }
 
   private static void rows2(
-      float[] w, int base, int depth, float[] x, int xs, int x0, float[] out, int at, int os,
-      boolean acc, int valid) {
+      float[] w,
+      int base,
+      int depth,
+      float[] x,
+      int xs,
+      int x0,
+      float[] out,
+      int at,
+      int os,
+      boolean acc,
+      int valid) {
     FloatVector a0 = FloatVector.zero(S);
     FloatVector a1 = a0;
     FloatVector b0 = a0;
@@ -124,8 +151,17 @@ final class Panels {
   }
 
   private static void rows3(
-      float[] w, int base, int depth, float[] x, int xs, int x0, float[] out, int at, int os,
-      boolean acc, int valid) {
+      float[] w,
+      int base,
+      int depth,
+      float[] x,
+      int xs,
+      int x0,
+      float[] out,
+      int at,
+      int os,
+      boolean acc,
+      int valid) {
     FloatVector a0 = FloatVector.zero(S);
     FloatVector a1 = a0;
     FloatVector b0 = a0;
@@ -153,8 +189,17 @@ final class Panels {
   }
 
   private static void rows4(
-      float[] w, int base, int depth, float[] x, int xs, int x0, float[] out, int at, int os,
-      boolean acc, int valid) {
+      float[] w,
+      int base,
+      int depth,
+      float[] x,
+      int xs,
+      int x0,
+      float[] out,
+      int at,
+      int os,
+      boolean acc,
+      int valid) {
     FloatVector a0 = FloatVector.zero(S);
     FloatVector a1 = a0;
     FloatVector b0 = a0;

@@ -8,6 +8,7 @@ import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
 import io.draftmesh.engine.model.StepResult;
+import io.draftmesh.engine.model.TreeMask;
 import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
@@ -260,10 +261,11 @@ public final class VectorModel implements DecoderModel {
         lastRow[lr++] = t + r;
       }
       for (int r = 0; r < n; r++) {
-        rowPos[t + r] = s.startPos() + r;
-        ropePos[t + r] = s.firstPosition() + r;
+        rowPos[t + r] = s.slotPosition(r);
+        ropePos[t + r] = s.position(r);
         rowSlot[t + r] = slots[s.startPos() + r];
-        rowSlots[t + r] = slots;
+        rowSlots[t + r] =
+            s.tree() == null ? slots : visibleSlots(s.tree(), s.startPos() + r, slots);
         embed.row(s.tokens()[r], sc.x, (t + r) * hidden);
       }
       if (s.captureAttention()) {
@@ -365,11 +367,26 @@ public final class VectorModel implements DecoderModel {
     return results;
   }
 
+  /**
+   * A tree node's slots in the order it attends to them (the prefix, then its path): attention
+   * reads keys {@code 0..rowPos}, and a node at depth d sees base + d + 1 of them.
+   */
+  private static int[] visibleSlots(TreeMask tree, int index, int[] slots) {
+    int[] visible = tree.visible(index - tree.base());
+    int[] out = new int[visible.length];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = slots[visible[i]];
+    }
+    return out;
+  }
+
   /** out (n, m.rows()) = in (n, m.cols()) times m transposed; accumulates into out if asked. */
   private void matmul(Matrix m, float[] in, int n, float[] out, boolean accumulate) {
     int stride = m.rows();
     compute.parallelFor(
-        m.rows(), Panels.WIDTH, (worker, from, to) -> m.multiply(in, n, out, stride, accumulate, from, to));
+        m.rows(),
+        Panels.WIDTH,
+        (worker, from, to) -> m.multiply(in, n, out, stride, accumulate, from, to));
   }
 
   /** One decode step's matmuls on dummy activations: the work {@link ThreadChoice} times. */
