@@ -95,14 +95,15 @@ final class F16Matrix implements Matrix {
   @Override
   public void multiply(
       float[] x, int n, float[] out, int outStride, boolean accumulate, int from, int to) {
-    float[] tile = n > 1 ? TILE.get() : null;
+    float[] tile = null;
     for (int o = from; o < to; o += P) {
       int base = o / P * cols * L;
       int valid = Math.min(P, to - o);
-      if (n == 1) {
-        row1(base, x, out, o, accumulate, valid);
+      if (n == 1 && valid == P) {
+        row1(base, x, out, o, accumulate);
         continue;
       }
+      tile = tile == null ? TILE.get() : tile; // one row of a partial panel goes this way too
       for (int i0 = 0; i0 < cols; i0 += TILE_DEPTH) {
         int depth = Math.min(TILE_DEPTH, cols - i0);
         widen(base + i0 * L, depth, tile);
@@ -122,11 +123,11 @@ final class F16Matrix implements Matrix {
   }
 
   /** One activation row, widening in registers; two steps per iteration as in {@link Panels}. */
-  private void row1(int base, float[] x, float[] out, int o, boolean accumulate, int valid) {
-    FloatVector a0 = FloatVector.zero(S);
-    FloatVector a1 = a0;
-    FloatVector c0 = a0;
-    FloatVector c1 = a0;
+  private void row1(int base, float[] x, float[] out, int o, boolean accumulate) {
+    FloatVector a0 = accumulate ? FloatVector.fromArray(S, out, o) : FloatVector.zero(S);
+    FloatVector a1 = accumulate ? FloatVector.fromArray(S, out, o + L) : FloatVector.zero(S);
+    FloatVector c0 = FloatVector.zero(S);
+    FloatVector c1 = c0;
     int i = 0;
     int wi = base;
     for (; i + 2 <= cols; i += 2, wi += 2 * L) {
@@ -145,6 +146,7 @@ final class F16Matrix implements Matrix {
       a0 = Half.low(p).fma(v, a0);
       a1 = Half.high(p).fma(v, a1);
     }
-    Panels.put(out, o, a0.add(c0), a1.add(c1), accumulate, valid);
+    a0.add(c0).intoArray(out, o);
+    a1.add(c1).intoArray(out, o + L);
   }
 }

@@ -29,6 +29,7 @@ final class Panels {
   /**
    * For activation rows {@code r < n}: {@code out[r * outStride + o + j] (+)= sum_i x[r * xStride +
    * xOff + i] * panel[base + i * WIDTH + j]} for {@code j < valid}, i over {@code [0, depth)}.
+   * Accumulators start from the outputs when accumulating.
    */
   static void multiply(
       float[] w,
@@ -43,6 +44,10 @@ final class Panels {
       boolean accumulate,
       int o,
       int valid) {
+    if (valid < WIDTH) {
+      partial(w, base, depth, x, xStride, xOff, n, out, outStride, accumulate, o, valid);
+      return;
+    }
     int r = 0;
     for (; r + 4 <= n; r += 4) {
       rows4(
@@ -55,52 +60,64 @@ final class Panels {
           out,
           r * outStride + o,
           outStride,
-          accumulate,
-          valid);
+          accumulate);
     }
     int x0 = r * xStride + xOff;
     int out0 = r * outStride + o;
     switch (n - r) {
-      case 3 -> rows3(w, base, depth, x, xStride, x0, out, out0, outStride, accumulate, valid);
-      case 2 -> rows2(w, base, depth, x, xStride, x0, out, out0, outStride, accumulate, valid);
-      case 1 -> row1(w, base, depth, x, x0, out, out0, accumulate, valid);
+      case 3 -> rows3(w, base, depth, x, xStride, x0, out, out0, outStride, accumulate);
+      case 2 -> rows2(w, base, depth, x, xStride, x0, out, out0, outStride, accumulate);
+      case 1 -> row1(w, base, depth, x, x0, out, out0, accumulate);
       default -> {}
     }
   }
 
-  /** Stores (or adds) two vectors of outputs, only the first {@code valid} of a partial panel. */
-  static void put(
-      float[] out, int at, FloatVector a, FloatVector b, boolean accumulate, int valid) {
-    if (valid == WIDTH) {
-      if (accumulate) {
-        a = a.add(FloatVector.fromArray(S, out, at));
-        b = b.add(FloatVector.fromArray(S, out, at + L));
-      }
-      a.intoArray(out, at);
-      b.intoArray(out, at + L);
-      return;
-    }
-    for (int j = 0; j < valid; j++) {
-      float v = j < L ? a.lane(j) : b.lane(j - L);
-      out[at + j] = accumulate ? out[at + j] + v : v;
-    }
-  }
-
-  /** One row: two steps per iteration into four accumulators, so FMA latency is hidden. */
-  private static void row1(
+  /**
+   * A partial last panel: computed whole into a scratch of (n, WIDTH), its first {@code valid}
+   * columns copied out. The kernels then always store whole vectors, inline: a helper taking
+   * vectors that C2 leaves out of line (a call outside the hot loop) boxes them on every call.
+   */
+  private static void partial(
       float[] w,
       int base,
       int depth,
       float[] x,
-      int x0,
+      int xStride,
+      int xOff,
+      int n,
       float[] out,
-      int at,
-      boolean acc,
+      int outStride,
+      boolean accumulate,
+      int o,
       int valid) {
-    FloatVector a0 = FloatVector.zero(S);
-    FloatVector a1 = a0;
-    FloatVector c0 = a0;
-    FloatVector c1 = a0;
+    float[] tmp = PARTIAL.get();
+    if (tmp.length < n * WIDTH) {
+      tmp = new float[n * WIDTH];
+      PARTIAL.set(tmp);
+    }
+    multiply(w, base, depth, x, xStride, xOff, n, tmp, WIDTH, false, 0, WIDTH);
+    for (int r = 0; r < n; r++) {
+      for (int j = 0; j < valid; j++) {
+        int at = r * outStride + o + j;
+        out[at] = (accumulate ? out[at] : 0) + tmp[r * WIDTH + j];
+      }
+    }
+  }
+
+  private static final ThreadLocal<float[]> PARTIAL = ThreadLocal.withInitial(() -> new float[0]);
+
+  /** Zero, or the two output vectors at {@code at} when accumulating. */
+  private static FloatVector start(float[] out, int at, boolean accumulate) {
+    return accumulate ? FloatVector.fromArray(S, out, at) : FloatVector.zero(S);
+  }
+
+  /** One row: two steps per iteration into four accumulators, so FMA latency is hidden. */
+  private static void row1(
+      float[] w, int base, int depth, float[] x, int x0, float[] out, int at, boolean acc) {
+    FloatVector a0 = start(out, at, acc);
+    FloatVector a1 = start(out, at + L, acc);
+    FloatVector c0 = FloatVector.zero(S);
+    FloatVector c1 = c0;
     int i = 0;
     int wi = base;
     for (; i + 2 <= depth; i += 2, wi += 2 * WIDTH) {
@@ -116,7 +133,8 @@ final class Panels {
       a0 = FloatVector.fromArray(S, w, wi).fma(v, a0);
       a1 = FloatVector.fromArray(S, w, wi + L).fma(v, a1);
     }
-    put(out, at, a0.add(c0), a1.add(c1), acc, valid);
+    a0.add(c0).intoArray(out, at);
+    a1.add(c1).intoArray(out, at + L);
   }
 
   private static void rows2(
@@ -129,12 +147,11 @@ final class Panels {
       float[] out,
       int at,
       int os,
-      boolean acc,
-      int valid) {
-    FloatVector a0 = FloatVector.zero(S);
-    FloatVector a1 = a0;
-    FloatVector b0 = a0;
-    FloatVector b1 = a0;
+      boolean acc) {
+    FloatVector a0 = start(out, at, acc);
+    FloatVector a1 = start(out, at + L, acc);
+    FloatVector b0 = start(out, at + os, acc);
+    FloatVector b1 = start(out, at + os + L, acc);
     int x1 = x0 + xs;
     for (int i = 0, wi = base; i < depth; i++, wi += WIDTH) {
       FloatVector w0 = FloatVector.fromArray(S, w, wi);
@@ -146,8 +163,10 @@ final class Panels {
       b0 = w0.fma(v, b0);
       b1 = w1.fma(v, b1);
     }
-    put(out, at, a0, a1, acc, valid);
-    put(out, at + os, b0, b1, acc, valid);
+    a0.intoArray(out, at);
+    a1.intoArray(out, at + L);
+    b0.intoArray(out, at + os);
+    b1.intoArray(out, at + os + L);
   }
 
   private static void rows3(
@@ -160,14 +179,13 @@ final class Panels {
       float[] out,
       int at,
       int os,
-      boolean acc,
-      int valid) {
-    FloatVector a0 = FloatVector.zero(S);
-    FloatVector a1 = a0;
-    FloatVector b0 = a0;
-    FloatVector b1 = a0;
-    FloatVector c0 = a0;
-    FloatVector c1 = a0;
+      boolean acc) {
+    FloatVector a0 = start(out, at, acc);
+    FloatVector a1 = start(out, at + L, acc);
+    FloatVector b0 = start(out, at + os, acc);
+    FloatVector b1 = start(out, at + os + L, acc);
+    FloatVector c0 = start(out, at + 2 * os, acc);
+    FloatVector c1 = start(out, at + 2 * os + L, acc);
     int x1 = x0 + xs;
     int x2 = x1 + xs;
     for (int i = 0, wi = base; i < depth; i++, wi += WIDTH) {
@@ -183,9 +201,12 @@ final class Panels {
       c0 = w0.fma(v, c0);
       c1 = w1.fma(v, c1);
     }
-    put(out, at, a0, a1, acc, valid);
-    put(out, at + os, b0, b1, acc, valid);
-    put(out, at + 2 * os, c0, c1, acc, valid);
+    a0.intoArray(out, at);
+    a1.intoArray(out, at + L);
+    b0.intoArray(out, at + os);
+    b1.intoArray(out, at + os + L);
+    c0.intoArray(out, at + 2 * os);
+    c1.intoArray(out, at + 2 * os + L);
   }
 
   private static void rows4(
@@ -198,16 +219,15 @@ final class Panels {
       float[] out,
       int at,
       int os,
-      boolean acc,
-      int valid) {
-    FloatVector a0 = FloatVector.zero(S);
-    FloatVector a1 = a0;
-    FloatVector b0 = a0;
-    FloatVector b1 = a0;
-    FloatVector c0 = a0;
-    FloatVector c1 = a0;
-    FloatVector d0 = a0;
-    FloatVector d1 = a0;
+      boolean acc) {
+    FloatVector a0 = start(out, at, acc);
+    FloatVector a1 = start(out, at + L, acc);
+    FloatVector b0 = start(out, at + os, acc);
+    FloatVector b1 = start(out, at + os + L, acc);
+    FloatVector c0 = start(out, at + 2 * os, acc);
+    FloatVector c1 = start(out, at + 2 * os + L, acc);
+    FloatVector d0 = start(out, at + 3 * os, acc);
+    FloatVector d1 = start(out, at + 3 * os + L, acc);
     int x1 = x0 + xs;
     int x2 = x1 + xs;
     int x3 = x2 + xs;
@@ -227,9 +247,13 @@ final class Panels {
       d0 = w0.fma(v, d0);
       d1 = w1.fma(v, d1);
     }
-    put(out, at, a0, a1, acc, valid);
-    put(out, at + os, b0, b1, acc, valid);
-    put(out, at + 2 * os, c0, c1, acc, valid);
-    put(out, at + 3 * os, d0, d1, acc, valid);
+    a0.intoArray(out, at);
+    a1.intoArray(out, at + L);
+    b0.intoArray(out, at + os);
+    b1.intoArray(out, at + os + L);
+    c0.intoArray(out, at + 2 * os);
+    c1.intoArray(out, at + 2 * os + L);
+    d0.intoArray(out, at + 3 * os);
+    d1.intoArray(out, at + 3 * os + L);
   }
 }

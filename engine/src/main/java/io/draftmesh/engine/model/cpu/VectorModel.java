@@ -38,6 +38,29 @@ public final class VectorModel implements DecoderModel {
   private static final Logger log = LoggerFactory.getLogger(VectorModel.class);
   private static final long CALIBRATION_BUDGET_NANOS = 400_000_000L;
 
+  /**
+   * With {@code -Ddraftmesh.vector.profile=true} every forward adds the wall time of each phase to
+   * {@link #profile()} (a static final flag: the timers compile away when it is off).
+   */
+  private static final boolean PROFILE = Boolean.getBoolean("draftmesh.vector.profile");
+
+  /** The phases {@link #profile()} times, in forward order. */
+  public static final List<String> PHASES =
+      List.of(
+          "setup",
+          "norms",
+          "qkv matmul",
+          "rope+kv write",
+          "attention",
+          "o matmul",
+          "gate/up matmul",
+          "swiglu",
+          "down matmul",
+          "lm head",
+          "logits out");
+
+  private final long[] phaseNanos = new long[PHASES.size()];
+
   private final ModelConfig config;
   private final int maxContext;
   private final int hidden;
@@ -238,6 +261,7 @@ public final class VectorModel implements DecoderModel {
             "sequence length " + s.positionEnd() + " exceeds max context " + maxContext);
       }
     }
+    long tick = PROFILE ? System.nanoTime() : 0;
     Scratch sc = grow(total, logitRowCount);
     int[] rowPos = new int[total]; // (T) cache slot index of each row in its sequence
     int[] ropePos = new int[total]; // (T) RoPE position of each row (slot + positionShift)
@@ -283,13 +307,16 @@ public final class VectorModel implements DecoderModel {
       t += n;
     }
 
+    tick = tick(0, tick);
     for (int l = 0; l < layers.length; l++) {
       Layer w = layers[l];
       Kernels.rmsNorm(sc.x, w.attnNorm, eps, sc.h, total, hidden);
+      tick = tick(1, tick);
       matmul(w.wqkv, sc.h, total, sc.qkv, false);
       if (w.bqkv != null) {
         Kernels.addBias(sc.qkv, w.bqkv, total, qkvDim);
       }
+      tick = tick(2, tick);
       for (int r = 0; r < total; r++) {
         rope.apply(sc.qkv, r * qkvDim, heads + kvHeads, ropePos[r]);
       }
@@ -312,6 +339,7 @@ public final class VectorModel implements DecoderModel {
           t += n;
         }
       }
+      tick = tick(3, tick);
       float[] qkv = sc.qkv;
       float[] att = sc.att;
       float[][] cap = capture;
@@ -336,14 +364,20 @@ public final class VectorModel implements DecoderModel {
                   sc.scores[worker],
                   from,
                   to));
+      tick = tick(4, tick);
       matmul(w.wo, sc.att, total, sc.x, true); // x += attention output
+      tick = tick(5, tick);
       Kernels.rmsNorm(sc.x, w.mlpNorm, eps, sc.h, total, hidden);
+      tick = tick(1, tick);
       matmul(w.wGateUp, sc.h, total, sc.gateUp, false);
+      tick = tick(6, tick);
       float[] gateUp = sc.gateUp;
       float[] act = sc.act;
       compute.parallelFor(
           total, 1, (worker, from, to) -> Kernels.swiGlu(gateUp, act, from, to, inter));
+      tick = tick(7, tick);
       matmul(w.wDown, sc.act, total, sc.x, true); // x += mlp output
+      tick = tick(8, tick);
     }
 
     for (int r = 0; r < logitRowCount; r++) {
@@ -351,6 +385,7 @@ public final class VectorModel implements DecoderModel {
     }
     Kernels.rmsNorm(sc.lastRows, finalNorm, eps, sc.lastRows, logitRowCount, hidden);
     matmul(lmHead, sc.lastRows, logitRowCount, sc.logits, false);
+    tick = tick(9, tick);
 
     List<StepResult> results = new ArrayList<>(b);
     int offset = 0;
@@ -364,6 +399,7 @@ public final class VectorModel implements DecoderModel {
       offset += rows.length;
       results.add(new StepResult(rows, captured[i]));
     }
+    tick(10, tick);
     return results;
   }
 
@@ -377,6 +413,26 @@ public final class VectorModel implements DecoderModel {
     for (int i = 0; i < out.length; i++) {
       out[i] = slots[visible[i]];
     }
+    return out;
+  }
+
+  /** Adds the time since {@code since} to phase {@code phase}; returns now. */
+  private long tick(int phase, long since) {
+    if (!PROFILE) {
+      return 0;
+    }
+    long now = System.nanoTime();
+    phaseNanos[phase] += now - since;
+    return now;
+  }
+
+  /**
+   * Nanoseconds spent per phase ({@link #PHASES}) since the last call, which resets them; all zero
+   * unless {@code draftmesh.vector.profile} is set.
+   */
+  public synchronized long[] profile() {
+    long[] out = phaseNanos.clone();
+    java.util.Arrays.fill(phaseNanos, 0);
     return out;
   }
 
