@@ -52,6 +52,7 @@ public final class KvCompactor {
         checkHead(l, h, kept[l][h], count, cached);
       }
     }
+    table.ownForRewrite(cached); // cached blocks are shared and immutable: rewrite private ones
     int slots = pool.slots();
     int rowBytes = pool.headDim() * Float.BYTES;
     long[] slot = new long[cached];

@@ -7,15 +7,18 @@ import io.draftmesh.engine.compaction.KvPolicy;
 import io.draftmesh.engine.compaction.KvSelection;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.SlotMoves;
 import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
 import io.draftmesh.engine.model.StepResult;
+import io.draftmesh.engine.model.TreeMask;
 import io.draftmesh.engine.sampling.Distributions;
 import io.draftmesh.engine.sampling.ProbDist;
 import io.draftmesh.engine.sampling.SamplingParams;
 import io.draftmesh.engine.sampling.SamplingPipeline;
 import io.draftmesh.engine.sampling.TokenSampler;
 import io.draftmesh.engine.speculative.SpeculativeVerifier;
+import io.draftmesh.engine.speculative.TreeVerifier;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -61,6 +64,7 @@ public final class Sequence implements AutoCloseable {
   private EngineException closeAfterStep; // a close that arrived while a step was in flight
   private long settledAtStep = -1; // scheduler step after which an op last completed
   private final CompletableFuture<Integer> closedFuture = new CompletableFuture<>();
+  private int cachedPromptTokens; // leading prompt tokens whose KV came from the prefix cache
 
   Sequence(
       InferenceEngine engine,
@@ -85,6 +89,17 @@ public final class Sequence implements AutoCloseable {
 
   public String label() {
     return label;
+  }
+
+  /** Starts the sequence on {@code tokens} prompt tokens whose KV its table already holds. */
+  void startCached(int tokens) {
+    kvLen = tokens;
+    cachedPromptTokens = tokens;
+  }
+
+  /** Leading prompt tokens whose KV came from the prefix cache (not prefilled by this sequence). */
+  public int cachedPromptTokens() {
+    return cachedPromptTokens;
   }
 
   public SamplingParams sampling() {
@@ -138,26 +153,7 @@ public final class Sequence implements AutoCloseable {
     checkTokens("verify.draft_token_ids", draft, 1);
     checkOptions("verify.options", options);
     if (!params.isGreedy()) {
-      if (draftDists == null || draftDists.size() != draft.length) {
-        throw EngineException.invalid(
-            "verify.draft_distributions: "
-                + (draftDists == null ? 0 : draftDists.size())
-                + " given (expected: "
-                + draft.length
-                + ", one per draft token, for a sampling session)");
-      }
-      for (int i = 0; i < draftDists.size(); i++) {
-        if (draftDists.get(i).vocabSize() != vocab) {
-          throw EngineException.invalid(
-              "verify.draft_distributions["
-                  + i
-                  + "]: vocab size "
-                  + draftDists.get(i).vocabSize()
-                  + " (expected: "
-                  + vocab
-                  + ")");
-        }
-      }
+      checkDraftDists(draftDists, draft.length);
     }
     return submit(new VerifyOp(draft, draftDists, options));
   }
@@ -177,6 +173,65 @@ public final class Sequence implements AutoCloseable {
     }
     checkOptions("compact.options", options);
     return submit(new CompactOp(policy, budget, promptLength, options));
+  }
+
+  private void checkDraftDists(List<ProbDist> draftDists, int count) {
+    if (draftDists == null || draftDists.size() != count) {
+      throw EngineException.invalid(
+          "verify.draft_distributions: "
+              + (draftDists == null ? 0 : draftDists.size())
+              + " given (expected: "
+              + count
+              + ", one per draft token, for a sampling session)");
+    }
+    for (int i = 0; i < draftDists.size(); i++) {
+      if (draftDists.get(i).vocabSize() != vocab) {
+        throw EngineException.invalid(
+            "verify.draft_distributions["
+                + i
+                + "]: vocab size "
+                + draftDists.get(i).vocabSize()
+                + " (expected: "
+                + vocab
+                + ")");
+      }
+    }
+  }
+
+  /**
+   * Verifies a token tree in one forward pass (chunked only if the batch budget is smaller than the
+   * tree): each node sees the prefix and its ancestors ({@link TreeMask}); the acceptance rule is
+   * {@link TreeVerifier}'s. Afterwards the sequence holds the prefix, the accepted path (its KV
+   * moved to consecutive slots) and the correction or bonus token (unfed); the other nodes' KV
+   * blocks are freed.
+   *
+   * @param parents per node, its parent (an earlier node) or -1 for a child of the last token
+   * @param draftDists per node, the distribution it was drawn from given its earlier siblings;
+   *     ignored when greedy
+   */
+  public CompletableFuture<TreeVerification> verifyTree(
+      int[] nodes, int[] parents, List<ProbDist> draftDists, ResultOptions options) {
+    checkTokens("verify.draft_token_ids", nodes, 1);
+    checkOptions("verify.options", options);
+    TreeVerifier.validate("verify", nodes, parents);
+    if (!params.isGreedy()) {
+      checkDraftDists(draftDists, nodes.length);
+    }
+    return submit(new TreeVerifyOp(nodes, parents, draftDists, options));
+  }
+
+  /**
+   * Scores a token tree in one forward pass and keeps none of it: returns the predictions after the
+   * current last token and after each node (nodes + 1), as if each node's path had been fed as a
+   * chain; the sequence afterwards is as before (its unfed tokens now fed). A draft model's view of
+   * a candidate tree, for drafters that grow one (DySpec, RSD).
+   */
+  public CompletableFuture<List<Position>> scoreTree(
+      int[] nodes, int[] parents, ResultOptions options) {
+    checkTokens("score.token_ids", nodes, 1);
+    checkOptions("score.options", options);
+    TreeVerifier.validate("score", nodes, parents);
+    return submit(new TreeScoreOp(nodes, parents, options));
   }
 
   /** Rolls the sequence back to its first {@code length} tokens, freeing KV blocks past them. */
@@ -319,6 +374,11 @@ public final class Sequence implements AutoCloseable {
     }
     Op<?> op = ops.peek();
     kvLen += step.tokens().length;
+    // Only a causal chain's KV is what its tokens' block keys promise: a tree step's blocks hold
+    // siblings (the accepted path is published once it is moved into place and fed past).
+    if (step.tree() == null) {
+      table.publish(tokens, kvLen);
+    }
     op.absorb(step, result);
     if (kvLen == size) {
       float[][] rows = result.logits();
@@ -406,7 +466,13 @@ public final class Sequence implements AutoCloseable {
       rows[i] = first + i - kvLen;
     }
     return new SeqStep(
-        Arrays.copyOfRange(tokens, kvLen, kvLen + n), kvLen - shift, table, rows, capture, shift);
+        Arrays.copyOfRange(tokens, kvLen, kvLen + n),
+        kvLen - shift,
+        table,
+        rows,
+        capture,
+        shift,
+        null);
   }
 
   private Position position(float[] logits, ResultOptions options, int forcedToken) {
@@ -700,35 +766,30 @@ public final class Sequence implements AutoCloseable {
                 + size
                 + ", the session's tokens)");
       }
-      if (kvLen > promptLength) {
-        throw EngineException.precondition(
-            "compact: "
-                + kvLen
-                + " tokens already fed (expected: at most the prompt's "
-                + promptLength
-                + ")");
-      }
       answer = size - promptLength;
-      if (promptLength <= budget) {
+      boolean keepAll = promptLength <= budget;
+      int observed = keepAll ? 0 : Math.min(policy.observedQueries(answer), size);
+      observedFrom = size - observed;
+      // The rows the policy observes must be fed here to be captured, and with nothing to drop
+      // the answer's KV must not stay: KV the prefix cache supplied past that point is re-fed.
+      int fedUpTo = keepAll ? promptLength - 1 : observed > 0 ? observedFrom : size - 1;
+      if (kvLen > fedUpTo) {
+        kvLen = fedUpTo;
+        table.truncate(kvLen);
+        pending = null;
+        cachedPromptTokens = Math.min(cachedPromptTokens, kvLen);
+      }
+      if (keepAll) {
         // Nothing to drop: the answer (if any) goes unread and the prompt is prefilled as is.
-        dropAnswer();
+        if (answer > 0) {
+          size = promptLength;
+          pending = null;
+        }
         compacted = true;
         keptSlots = promptLength;
         return;
       }
-      int observed = Math.min(policy.observedQueries(answer), size);
-      observedFrom = size - observed;
       if (observed > 0) {
-        if (kvLen > observedFrom) {
-          throw EngineException.precondition(
-              "compact: "
-                  + kvLen
-                  + " tokens already fed (expected: at most "
-                  + observedFrom
-                  + ", before the rows "
-                  + policy.name()
-                  + " observes)");
-        }
         rows =
             new AttentionRows(
                 engine.model().config().numLayers(),
@@ -736,19 +797,6 @@ public final class Sequence implements AutoCloseable {
                 engine.pool().kvHeads(),
                 observed,
                 size);
-      }
-    }
-
-    /** Shortens the sequence to the prompt; an answer token's KV (or logits) is not kept. */
-    private void dropAnswer() {
-      if (size == promptLength) {
-        return;
-      }
-      size = promptLength;
-      pending = null;
-      if (kvLen == size) {
-        kvLen = size - 1; // re-feed the last prompt token for its logits
-        table.truncate(kvLen);
       }
     }
 
@@ -789,6 +837,173 @@ public final class Sequence implements AutoCloseable {
       if (!compacted && step.captureAttention()) {
         rows.add(result.attention(), step.tokens().length, step.length());
       }
+    }
+  }
+
+  /**
+   * Feeds the unfed tokens and a tree's nodes as one tree (the unfed tokens as a chain in front of
+   * it), collecting the logits after the prefix and after every node; {@link #finish} then decides
+   * what the sequence keeps.
+   */
+  private abstract class TreeFeedOp<T> extends Op<T> {
+    final int[] nodes;
+    final int[] parents;
+    final ResultOptions options;
+    private TreeMask mask; // over slots [base, start + nodes); set when the op starts
+    int start; // the sequence length before the nodes: node j goes to index start + j
+    float[][] collected; // (nodes + 1, vocab) raw logits after the prefix and each node
+
+    TreeFeedOp(int[] nodes, int[] parents, ResultOptions options) {
+      this.nodes = nodes;
+      this.parents = parents;
+      this.options = options;
+    }
+
+    abstract String field();
+
+    @Override
+    SeqStep next(int budget) {
+      if (mask == null) {
+        TreeMask shape = new TreeMask(0, parents);
+        int depth = 0; // nodes on the longest path
+        for (int j = 0; j < nodes.length; j++) {
+          depth = Math.max(depth, shape.depth(j) + 1);
+        }
+        if (size + depth > maxContext) {
+          throw EngineException.invalid(
+              field()
+                  + ".tree_parents: a path of "
+                  + depth
+                  + " nodes after "
+                  + size
+                  + " tokens (expected: at most max context "
+                  + maxContext
+                  + ")");
+        }
+        requireRoom(field() + ".draft_token_ids", nodes.length); // every node takes a slot
+        int base = kvLen - shift; // slots: a compacted cache holds fewer than its positions
+        int unfed = size - kvLen;
+        int[] all = new int[unfed + nodes.length];
+        for (int j = 0; j < all.length; j++) {
+          int p = j < unfed ? -1 : parents[j - unfed];
+          all[j] = j < unfed ? j - 1 : p < 0 ? unfed - 1 : p + unfed;
+        }
+        mask = new TreeMask(base, all);
+        start = size;
+        collected = new float[nodes.length + 1][];
+        if (pending != null) {
+          collected[0] = pending;
+        }
+        table.reserve(start - shift + nodes.length);
+        push(nodes);
+      }
+      if (kvLen < size) {
+        int n = Math.min(size - kvLen, budget);
+        int first = Math.max(start - 1, kvLen);
+        int[] rows = new int[Math.max(0, kvLen + n - first)];
+        for (int i = 0; i < rows.length; i++) {
+          rows[i] = first + i - kvLen;
+        }
+        return new SeqStep(
+            Arrays.copyOfRange(tokens, kvLen, kvLen + n),
+            kvLen - shift,
+            table,
+            rows,
+            false,
+            shift,
+            mask);
+      }
+      finish();
+      return null;
+    }
+
+    @Override
+    void absorb(SeqStep step, StepResult result) {
+      for (int r = 0; r < step.logitRows().length; r++) {
+        int index = step.firstPosition() + step.logitRows()[r];
+        collected[index - (start - 1)] = result.logits()[r];
+      }
+    }
+
+    abstract void finish();
+  }
+
+  /** Scores a tree and keeps none of it: the sequence is as before, its unfed tokens fed. */
+  private final class TreeScoreOp extends TreeFeedOp<List<Position>> {
+    TreeScoreOp(int[] nodes, int[] parents, ResultOptions options) {
+      super(nodes, parents, options);
+    }
+
+    @Override
+    String field() {
+      return "score";
+    }
+
+    @Override
+    void finish() {
+      List<Position> out = new ArrayList<>(collected.length);
+      for (float[] row : collected) {
+        out.add(position(row, options, -1));
+      }
+      size = start;
+      kvLen = start;
+      table.truncate(kvLen - shift);
+      pending = collected[0];
+      future.complete(out);
+    }
+  }
+
+  /** Verifies a tree, keeping the accepted path and the correction or bonus token. */
+  private final class TreeVerifyOp extends TreeFeedOp<TreeVerification> {
+    private final List<ProbDist> draftDists;
+
+    TreeVerifyOp(int[] nodes, int[] parents, List<ProbDist> draftDists, ResultOptions options) {
+      super(nodes, parents, options);
+      this.draftDists = draftDists;
+    }
+
+    @Override
+    String field() {
+      return "verify";
+    }
+
+    @Override
+    void finish() {
+      int k = nodes.length;
+      TreeVerifier.Outcome outcome;
+      ProbDist[] p = null; // the target's transformed distributions; sampling only
+      if (params.isGreedy()) {
+        int[] argmax = new int[k + 1];
+        for (int i = 0; i <= k; i++) {
+          argmax[i] = Distributions.argmax(collected[i]);
+        }
+        outcome = TreeVerifier.greedy(nodes, parents, argmax);
+      } else {
+        p = new ProbDist[k + 1];
+        for (int i = 0; i <= k; i++) {
+          p[i] = pipeline.probs(collected[i]);
+        }
+        outcome = TreeVerifier.sample(nodes, parents, draftDists.toArray(new ProbDist[0]), p, rng);
+      }
+      int[] path = outcome.path();
+      List<Position> positions = new ArrayList<>(path.length + 1);
+      for (int d = 0; d <= path.length; d++) {
+        int row = d == 0 ? 0 : path[d - 1] + 1;
+        int emitted = d < path.length ? nodes[path[d]] : outcome.nextToken();
+        positions.add(position(collected[row], p == null ? null : p[row], options, emitted));
+      }
+      // The path's KV moves to consecutive slots (ascending, so no source is overwritten before
+      // it is read: node path[d] >= d); the slots past it are rolled back.
+      for (int d = 0; d < path.length; d++) {
+        tokens[start + d] = nodes[path[d]];
+        SlotMoves.move(
+            engine.pool(), table.slot(start - shift + path[d]), table.slot(start - shift + d));
+      }
+      size = start + path.length;
+      kvLen = size;
+      table.truncate(kvLen - shift);
+      push(new int[] {outcome.nextToken()});
+      future.complete(new TreeVerification(path, outcome.nextToken(), outcome.bonus(), positions));
     }
   }
 

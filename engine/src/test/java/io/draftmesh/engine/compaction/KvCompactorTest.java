@@ -143,7 +143,13 @@ class KvCompactorTest {
                 .forward(
                     List.of(
                         new SeqStep(
-                            new int[] {next[i]}, count + i, compact, new int[] {0}, false, shift)),
+                            new int[] {next[i]},
+                            count + i,
+                            compact,
+                            new int[] {0},
+                            false,
+                            shift,
+                            null)),
                     compactPool)
                 .get(0)
                 .logits()[0];
