@@ -58,8 +58,8 @@ import java.util.concurrent.TimeUnit;
  * every layer and KV head), TTFT (client's time to the first token; it includes the draft's work),
  * and decode ms per token after it. Nothing is tuned: budgets, tasks and seeds are fixed up front.
  *
- * <p>Each prompt is sent once per method, so a worker's prefix cache serves every request after
- * the first from cached blocks: TTFT then shows cached prefills (see the README).
+ * <p>Each prompt is sent once per method, so a worker's prefix cache serves every request after the
+ * first from cached blocks: TTFT then shows cached prefills (see the README).
  */
 public final class ApproxBench {
   static final int[] BUDGETS = {64, 128, 256, 512};
