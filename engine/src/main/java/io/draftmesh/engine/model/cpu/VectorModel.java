@@ -51,6 +51,12 @@ public final class VectorModel implements DecoderModel {
 
   private final long[] phaseNanos = new long[PHASES.size()];
 
+  /**
+   * Key reads per layer from which attention runs on every thread: ~2,000 reads take ~30 us on
+   * this class of CPU, well above a hand-off (a few us).
+   */
+  private static final long PARALLEL_ATTENTION_KEYS = 2048;
+
   private final ModelConfig config;
   private final int maxContext;
   private final int hidden;
@@ -251,6 +257,10 @@ public final class VectorModel implements DecoderModel {
             "sequence length " + s.length() + " exceeds max context " + maxContext);
       }
     }
+    long keyReads = 0; // (query row, head, key) triples of one layer's attention
+    for (SeqStep s : batch) {
+      keyReads += (long) heads * s.tokens().length * s.length();
+    }
     long tick = PROFILE ? System.nanoTime() : 0;
     Scratch sc = grow(total, logitRowCount);
     int[] rowPos = new int[total]; // (T) position of each row in its sequence
@@ -332,9 +342,9 @@ public final class VectorModel implements DecoderModel {
       float[][] cap = capture;
       int[] capRow = captureRow;
       int[] capRows = captureRows;
-      compute.parallelFor(
-          total * heads,
-          1,
+      // Attention reads every sequence's keys and values: at long contexts it is the larger read
+      // of a small model's step and splits well, whatever the matmuls' measured choice.
+      ComputePool.Task attend =
           (worker, from, to) ->
               attention.attend(
                   qkv,
@@ -350,7 +360,12 @@ public final class VectorModel implements DecoderModel {
                   capRows,
                   sc.scores[worker],
                   from,
-                  to));
+                  to);
+      if (keyReads >= PARALLEL_ATTENTION_KEYS) {
+        compute.parallelForAll(total * heads, 1, attend);
+      } else {
+        compute.parallelFor(total * heads, 1, attend);
+      }
       tick = tick(4, tick);
       matmul(w.wo, sc.att, total, sc.x, true); // x += attention output
       tick = tick(5, tick);
