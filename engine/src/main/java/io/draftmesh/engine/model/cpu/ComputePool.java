@@ -120,7 +120,9 @@ final class ComputePool implements AutoCloseable {
     parallelFor(n, align, threads, task);
   }
 
-  /** {@link #parallelFor(int, int, Task)} on all {@link #maxThreads()} threads, whatever the choice. */
+  /**
+   * {@link #parallelFor(int, int, Task)} on all {@link #maxThreads()} threads, whatever the choice.
+   */
   void parallelForAll(int n, int align, Task task) {
     parallelFor(n, align, maxThreads, task);
   }

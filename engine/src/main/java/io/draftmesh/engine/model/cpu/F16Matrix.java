@@ -22,6 +22,7 @@ final class F16Matrix implements Matrix {
   private static final VectorSpecies<Integer> IS = Half.IS;
   private static final int L = S.length();
   private static final int P = Panels.WIDTH;
+
   /** Columns widened per scratch tile: 16 KiB of float32, half of L1. */
   private static final int TILE_DEPTH = (16 << 10) / (P * Float.BYTES);
 

@@ -62,7 +62,17 @@ final class F32Matrix implements Matrix {
       float[] x, int n, float[] out, int outStride, boolean accumulate, int from, int to) {
     for (int o = from; o < to; o += P) {
       Panels.multiply(
-          w, o / P * cols * P, cols, x, cols, 0, n, out, outStride, accumulate, o,
+          w,
+          o / P * cols * P,
+          cols,
+          x,
+          cols,
+          0,
+          n,
+          out,
+          outStride,
+          accumulate,
+          o,
           Math.min(P, to - o));
     }
   }

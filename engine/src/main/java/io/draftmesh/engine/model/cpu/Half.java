@@ -6,14 +6,14 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Finite IEEE binary16 to float32 in vector registers, from halves packed two to an int: JDK 17
- * has no half conversion (no {@code Float.float16ToFloat}, no vector cast), so it is four int
- * lane operations and one multiply. An arithmetic shift right by 3 moves a half's sign to bit 31
- * (its copies land in bits 28..30, which the mask clears) and its exponent and mantissa to
- * float32's bits 13..27; read as a float that is the value times 2^-112 (subnormal halves become
- * float32 subnormals), so multiplying by 2^112 is exact. Exponent 31 (infinity, NaN) would come
- * out as 2^16..2^17: {@link #finite} screens a matrix for it, and the loader widens such a
- * matrix at load instead.
+ * Finite IEEE binary16 to float32 in vector registers, from halves packed two to an int: JDK 17 has
+ * no half conversion (no {@code Float.float16ToFloat}, no vector cast), so it is four int lane
+ * operations and one multiply. An arithmetic shift right by 3 moves a half's sign to bit 31 (its
+ * copies land in bits 28..30, which the mask clears) and its exponent and mantissa to float32's
+ * bits 13..27; read as a float that is the value times 2^-112 (subnormal halves become float32
+ * subnormals), so multiplying by 2^112 is exact. Exponent 31 (infinity, NaN) would come out as
+ * 2^16..2^17: {@link #finite} screens a matrix for it, and the loader widens such a matrix at load
+ * instead.
  */
 final class Half {
   static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;

@@ -21,9 +21,9 @@ interface Matrix {
 
   /**
    * For weight rows {@code [from, to)} ({@code from} a multiple of {@link Panels#WIDTH}, {@code to}
-   * one too or {@link #rows()}) and activation rows {@code r < n}: {@code out[r * outStride
-   * + o]} is set to (or, with {@code accumulate}, increased by) the dot product of {@code x[r *
-   * cols ..]} and weight row o.
+   * one too or {@link #rows()}) and activation rows {@code r < n}: {@code out[r * outStride + o]}
+   * is set to (or, with {@code accumulate}, increased by) the dot product of {@code x[r * cols ..]}
+   * and weight row o.
    *
    * @param x activations, (n, cols) row-major
    * @param out results, (n, outStride) row-major, outStride >= rows

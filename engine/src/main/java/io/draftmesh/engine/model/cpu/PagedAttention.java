@@ -195,13 +195,19 @@ final class PagedAttention {
 
   /**
    * {@code out[o ..] = inv * sum_j scores[j] * value row of slot[j]}. Wide heads keep a vector of
-   * the output in registers while walking all keys (two accumulators, alternate keys), one
-   * vector of dimensions at a time: no load/store of the output per key, and each value row's
-   * cache lines are still read once.
+   * the output in registers while walking all keys (two accumulators, alternate keys), one vector
+   * of dimensions at a time: no load/store of the output per key, and each value row's cache lines
+   * are still read once.
    */
   private void weightedValues(
-      float[] scores, float inv, int len, int[] slot, int headBase, ByteBuffer values,
-      float[] out, int o) {
+      float[] scores,
+      float inv,
+      int len,
+      int[] slot,
+      int headBase,
+      ByteBuffer values,
+      float[] out,
+      int o) {
     if (!wide) {
       java.util.Arrays.fill(out, o, o + headDim, 0f);
       for (int j = 0; j < len; j++) {
@@ -218,12 +224,18 @@ final class PagedAttention {
       for (; j + 2 <= len; j += 2) {
         int v0 = (headBase + slot[j]) * rowBytes + cb;
         int v1 = (headBase + slot[j + 1]) * rowBytes + cb;
-        a0 = FloatVector.fromByteBuffer(S, values, v0, ORDER).fma(FloatVector.broadcast(S, scores[j]), a0);
-        a1 = FloatVector.fromByteBuffer(S, values, v1, ORDER).fma(FloatVector.broadcast(S, scores[j + 1]), a1);
+        a0 =
+            FloatVector.fromByteBuffer(S, values, v0, ORDER)
+                .fma(FloatVector.broadcast(S, scores[j]), a0);
+        a1 =
+            FloatVector.fromByteBuffer(S, values, v1, ORDER)
+                .fma(FloatVector.broadcast(S, scores[j + 1]), a1);
       }
       if (j < len) {
         int v0 = (headBase + slot[j]) * rowBytes + cb;
-        a0 = FloatVector.fromByteBuffer(S, values, v0, ORDER).fma(FloatVector.broadcast(S, scores[j]), a0);
+        a0 =
+            FloatVector.fromByteBuffer(S, values, v0, ORDER)
+                .fma(FloatVector.broadcast(S, scores[j]), a0);
       }
       a0.add(a1).mul(inv).intoArray(out, o + c);
     }

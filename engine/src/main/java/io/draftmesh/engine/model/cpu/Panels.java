@@ -50,7 +50,16 @@ final class Panels {
     }
     int r = 0;
     for (; r + 4 <= n; r += 4) {
-      rows4(w, base, depth, x, xStride, r * xStride + xOff, out, r * outStride + o, outStride,
+      rows4(
+          w,
+          base,
+          depth,
+          x,
+          xStride,
+          r * xStride + xOff,
+          out,
+          r * outStride + o,
+          outStride,
           accumulate);
     }
     int x0 = r * xStride + xOff;
@@ -69,8 +78,18 @@ final class Panels {
    * vectors that C2 leaves out of line (a call outside the hot loop) boxes them on every call.
    */
   private static void partial(
-      float[] w, int base, int depth, float[] x, int xStride, int xOff, int n, float[] out,
-      int outStride, boolean accumulate, int o, int valid) {
+      float[] w,
+      int base,
+      int depth,
+      float[] x,
+      int xStride,
+      int xOff,
+      int n,
+      float[] out,
+      int outStride,
+      boolean accumulate,
+      int o,
+      int valid) {
     float[] tmp = PARTIAL.get();
     if (tmp.length < n * WIDTH) {
       tmp = new float[n * WIDTH];
@@ -119,7 +138,15 @@ final class Panels {
   }
 
   private static void rows2(
-      float[] w, int base, int depth, float[] x, int xs, int x0, float[] out, int at, int os,
+      float[] w,
+      int base,
+      int depth,
+      float[] x,
+      int xs,
+      int x0,
+      float[] out,
+      int at,
+      int os,
       boolean acc) {
     FloatVector a0 = start(out, at, acc);
     FloatVector a1 = start(out, at + L, acc);
@@ -143,7 +170,15 @@ final class Panels {
   }
 
   private static void rows3(
-      float[] w, int base, int depth, float[] x, int xs, int x0, float[] out, int at, int os,
+      float[] w,
+      int base,
+      int depth,
+      float[] x,
+      int xs,
+      int x0,
+      float[] out,
+      int at,
+      int os,
       boolean acc) {
     FloatVector a0 = start(out, at, acc);
     FloatVector a1 = start(out, at + L, acc);
@@ -175,7 +210,15 @@ final class Panels {
   }
 
   private static void rows4(
-      float[] w, int base, int depth, float[] x, int xs, int x0, float[] out, int at, int os,
+      float[] w,
+      int base,
+      int depth,
+      float[] x,
+      int xs,
+      int x0,
+      float[] out,
+      int at,
+      int os,
       boolean acc) {
     FloatVector a0 = start(out, at, acc);
     FloatVector a1 = start(out, at + L, acc);

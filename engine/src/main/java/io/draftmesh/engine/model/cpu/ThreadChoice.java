@@ -34,7 +34,8 @@ record ThreadChoice(int threads, int maxThreads, double oneThreadMs, double maxT
     // before by less than 10% for both counts: the kernels are compiled then. C2 compiles them
     // in the background and, on a busy machine, had not finished for the first model a JVM
     // loads within a fixed warm-up (the draft timed 9-44 ms a pass on one thread, 0.08 ms
-    // compiled, and chose 2 threads on that). Capped at MAX_BUDGET_FACTOR budgets.
+    // compiled, and chose 2 threads on that). C1-compiled kernels are slow but steady, so a
+    // settled window counts only after a whole budget. Capped at MAX_BUDGET_FACTOR budgets.
     long start = System.nanoTime();
     long cap = start + budgetNanos * MAX_BUDGET_FACTOR;
     double prev1 = Double.MAX_VALUE;
@@ -52,7 +53,7 @@ record ThreadChoice(int threads, int maxThreads, double oneThreadMs, double maxT
       best1 = Math.min(w1, prev1);
       bestMax = Math.min(wMax, prevMax);
       long now = System.nanoTime();
-      if ((settled && now - start >= budgetNanos / 4) || now >= cap) {
+      if ((settled && now - start >= budgetNanos) || now >= cap) {
         break;
       }
       prev1 = w1;

@@ -38,22 +38,31 @@ public final class VectorModel implements DecoderModel {
   private static final long CALIBRATION_BUDGET_NANOS = 400_000_000L;
 
   /**
-   * With {@code -Ddraftmesh.vector.profile=true} every forward adds the wall time of each phase
-   * to {@link #profile()} (a static final flag: the timers compile away when it is off).
+   * With {@code -Ddraftmesh.vector.profile=true} every forward adds the wall time of each phase to
+   * {@link #profile()} (a static final flag: the timers compile away when it is off).
    */
   private static final boolean PROFILE = Boolean.getBoolean("draftmesh.vector.profile");
 
   /** The phases {@link #profile()} times, in forward order. */
   public static final List<String> PHASES =
       List.of(
-          "setup", "norms", "qkv matmul", "rope+kv write", "attention", "o matmul",
-          "gate/up matmul", "swiglu", "down matmul", "lm head", "logits out");
+          "setup",
+          "norms",
+          "qkv matmul",
+          "rope+kv write",
+          "attention",
+          "o matmul",
+          "gate/up matmul",
+          "swiglu",
+          "down matmul",
+          "lm head",
+          "logits out");
 
   private final long[] phaseNanos = new long[PHASES.size()];
 
   /**
-   * Key reads per layer from which attention runs on every thread: ~2,000 reads take ~30 us on
-   * this class of CPU, well above a hand-off (a few us).
+   * Key reads per layer from which attention runs on every thread: ~2,000 reads take ~30 us on this
+   * class of CPU, well above a hand-off (a few us).
    */
   private static final long PARALLEL_ATTENTION_KEYS = 2048;
 
@@ -405,6 +414,11 @@ public final class VectorModel implements DecoderModel {
     return results;
   }
 
+  /** Whether forwards time their phases ({@code -Ddraftmesh.vector.profile=true}). */
+  public static boolean profiling() {
+    return PROFILE;
+  }
+
   /** Adds the time since {@code since} to phase {@code phase}; returns now. */
   private long tick(int phase, long since) {
     if (!PROFILE) {
@@ -416,8 +430,8 @@ public final class VectorModel implements DecoderModel {
   }
 
   /**
-   * Nanoseconds spent per phase ({@link #PHASES}) since the last call, which resets them; all
-   * zero unless {@code draftmesh.vector.profile} is set.
+   * Nanoseconds spent per phase ({@link #PHASES}) since the last call, which resets them; all zero
+   * unless {@code draftmesh.vector.profile} is set.
    */
   public synchronized long[] profile() {
     long[] out = phaseNanos.clone();
@@ -429,7 +443,9 @@ public final class VectorModel implements DecoderModel {
   private void matmul(Matrix m, float[] in, int n, float[] out, boolean accumulate) {
     int stride = m.rows();
     compute.parallelFor(
-        m.rows(), Panels.WIDTH, (worker, from, to) -> m.multiply(in, n, out, stride, accumulate, from, to));
+        m.rows(),
+        Panels.WIDTH,
+        (worker, from, to) -> m.multiply(in, n, out, stride, accumulate, from, to));
   }
 
   /** One decode step's matmuls on dummy activations: the work {@link ThreadChoice} times. */

@@ -16,7 +16,10 @@ import org.junit.jupiter.api.Test;
 class MatrixKernelsTest {
   private static final int P = Panels.WIDTH;
 
-  /** Tolerance: float32 accumulation of {@code cols} products of N(0,1) values, relative to sqrt(cols). */
+  /**
+   * Tolerance: float32 accumulation of {@code cols} products of N(0,1) values, relative to
+   * sqrt(cols).
+   */
   private static float tolerance(int cols) {
     return 2e-5f * (float) Math.sqrt(cols) * 4;
   }
@@ -39,7 +42,14 @@ class MatrixKernelsTest {
   void bothLayoutsMatchTheNaiveProductForRandomShapesRowCountsAndSplits() {
     SplittableRandom rnd = new SplittableRandom(17);
     int[][] shapes = {
-      {1, 1}, {3, 5}, {P, 7}, {P + 1, 33}, {2 * P - 3, 64}, {5 * P, 129}, {3 * P + 11, 700}, {70, 1025}
+      {1, 1},
+      {3, 5},
+      {P, 7},
+      {P + 1, 33},
+      {2 * P - 3, 64},
+      {5 * P, 129},
+      {3 * P + 11, 700},
+      {70, 1025}
     };
     for (int[] shape : shapes) {
       int rows = shape[0];
@@ -56,7 +66,9 @@ class MatrixKernelsTest {
         int pick = rows - 1 - rnd.nextInt(rows);
         m.row(pick, row, 0);
         for (int i = 0; i < cols; i++) {
-          assertThat(row[i]).as("%s row %d col %d", m.dtype(), pick, i).isEqualTo(w[pick * cols + i]);
+          assertThat(row[i])
+              .as("%s row %d col %d", m.dtype(), pick, i)
+              .isEqualTo(w[pick * cols + i]);
         }
       }
       for (int n = 1; n <= 9; n++) {
