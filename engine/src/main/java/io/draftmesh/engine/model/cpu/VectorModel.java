@@ -8,6 +8,7 @@ import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
 import io.draftmesh.engine.model.StepResult;
+import io.draftmesh.engine.model.TreeMask;
 import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
@@ -261,9 +262,9 @@ public final class VectorModel implements DecoderModel {
     for (SeqStep s : batch) {
       total += s.tokens().length;
       logitRowCount += s.logitRows().length;
-      if (s.length() > maxContext) {
+      if (s.positionEnd() > maxContext) {
         throw new IllegalArgumentException(
-            "sequence length " + s.length() + " exceeds max context " + maxContext);
+            "sequence length " + s.positionEnd() + " exceeds max context " + maxContext);
       }
     }
     long keyReads = 0; // (query row, head, key) triples of one layer's attention
@@ -272,7 +273,8 @@ public final class VectorModel implements DecoderModel {
     }
     long tick = PROFILE ? System.nanoTime() : 0;
     Scratch sc = grow(total, logitRowCount);
-    int[] rowPos = new int[total]; // (T) position of each row in its sequence
+    int[] rowPos = new int[total]; // (T) cache slot index of each row in its sequence
+    int[] ropePos = new int[total]; // (T) RoPE position of each row (slot + positionShift)
     int[] rowSlot = new int[total]; // (T) pool slot its KV goes to
     int[][] rowSlots = new int[total][]; // (T) its sequence's slot per position
     int[] lastRow = new int[logitRowCount]; // flat row of each wanted logit row
@@ -293,9 +295,11 @@ public final class VectorModel implements DecoderModel {
         lastRow[lr++] = t + r;
       }
       for (int r = 0; r < n; r++) {
-        rowPos[t + r] = s.startPos() + r;
+        rowPos[t + r] = s.slotPosition(r);
+        ropePos[t + r] = s.position(r);
         rowSlot[t + r] = slots[s.startPos() + r];
-        rowSlots[t + r] = slots;
+        rowSlots[t + r] =
+            s.tree() == null ? slots : visibleSlots(s.tree(), s.startPos() + r, slots);
         embed.row(s.tokens()[r], sc.x, (t + r) * hidden);
       }
       if (s.captureAttention()) {
@@ -324,7 +328,7 @@ public final class VectorModel implements DecoderModel {
       }
       tick = tick(2, tick);
       for (int r = 0; r < total; r++) {
-        rope.apply(sc.qkv, r * qkvDim, heads + kvHeads, rowPos[r]);
+        rope.apply(sc.qkv, r * qkvDim, heads + kvHeads, ropePos[r]);
       }
       ByteBuffer keys = pool.keys(l);
       ByteBuffer values = pool.values(l);
@@ -412,6 +416,19 @@ public final class VectorModel implements DecoderModel {
     }
     tick(10, tick);
     return results;
+  }
+
+  /**
+   * A tree node's slots in the order it attends to them (the prefix, then its path): attention
+   * reads keys {@code 0..rowPos}, and a node at depth d sees base + d + 1 of them.
+   */
+  private static int[] visibleSlots(TreeMask tree, int index, int[] slots) {
+    int[] visible = tree.visible(index - tree.base());
+    int[] out = new int[visible.length];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = slots[visible[i]];
+    }
+    return out;
   }
 
   /** Whether forwards time their phases ({@code -Ddraftmesh.vector.profile=true}). */
