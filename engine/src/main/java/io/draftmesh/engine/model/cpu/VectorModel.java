@@ -37,6 +37,7 @@ import org.slf4j.LoggerFactory;
 public final class VectorModel implements DecoderModel {
   private static final Logger log = LoggerFactory.getLogger(VectorModel.class);
   private static final long CALIBRATION_BUDGET_NANOS = 400_000_000L;
+  private static final long MULTI_ROW_WARMUP_NANOS = 150_000_000L;
 
   /**
    * With {@code -Ddraftmesh.vector.profile=true} every forward adds the wall time of each phase to
@@ -176,6 +177,7 @@ public final class VectorModel implements DecoderModel {
       throw e;
     }
     this.threadChoice = choice;
+    warmMultiRowKernels();
     log.info("{}: {}", ckpt.dir().getFileName(), describe());
   }
 
@@ -463,6 +465,30 @@ public final class VectorModel implements DecoderModel {
         m.rows(),
         Panels.WIDTH,
         (worker, from, to) -> m.multiply(in, n, out, stride, accumulate, from, to));
+  }
+
+  /**
+   * Runs every matrix on 2..5 activation rows for a moment at load, so that C2 compiles the
+   * multi-row kernels (each remainder row count is its own method) before the first verify: a
+   * serving JVM otherwise ran its first verifies through C1-compiled vector code, many times
+   * slower, while decode was long compiled.
+   */
+  private void warmMultiRowKernels() {
+    long start = System.nanoTime();
+    Scratch sc = grow(5, 5);
+    for (int round = 0;
+        round < 200 && System.nanoTime() - start < MULTI_ROW_WARMUP_NANOS;
+        round++) {
+      int n = 2 + round % 4;
+      for (Layer w : layers) {
+        matmul(w.wqkv, sc.h, n, sc.qkv, false);
+        matmul(w.wo, sc.att, n, sc.x, true);
+        matmul(w.wGateUp, sc.h, n, sc.gateUp, false);
+        matmul(w.wDown, sc.act, n, sc.x, true);
+      }
+      matmul(lmHead, sc.lastRows, n, sc.logits, false);
+    }
+    java.util.Arrays.fill(sc.x, 0f);
   }
 
   /** One decode step's matmuls on dummy activations: the work {@link ThreadChoice} times. */
