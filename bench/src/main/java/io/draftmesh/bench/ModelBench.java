@@ -281,6 +281,18 @@ final class ModelBench {
         }
       }
 
+      if (model instanceof VectorModel vm && VectorModel.profiling()) {
+        profile(vm, spec.label() + " decode", plan.decodeSamples(), raw::decode, progress);
+        profile(vm, spec.label() + " verify-5", plan.verifySamples(), raw::verify, progress);
+        int tokens = Math.min(LONG_PREFILLS[0], model.maxContext() - 1);
+        profile(
+            vm,
+            spec.label() + " prefill-" + tokens,
+            plan.rawPrefillSamples(),
+            () -> raw.prefill(tokens),
+            progress);
+      }
+
       List<Batch> batches = new ArrayList<>();
       for (int n : plan.sessionCounts()) {
         progress.printf(
@@ -393,6 +405,38 @@ final class ModelBench {
   }
 
   /** The model's batched forward with no scheduler, on a private KV pool; returns nanoseconds. */
+  /**
+   * Prints where {@code samples} raw forwards spend their time, per phase of the vector backend
+   * (run with {@code -Ddraftmesh.vector.profile=true}): mean ms per forward.
+   */
+  private static void profile(
+      VectorModel model,
+      String what,
+      int samples,
+      java.util.function.LongSupplier forward,
+      PrintStream out) {
+    model.profile(); // reset
+    long total = 0;
+    for (int i = 0; i < samples; i++) {
+      total += forward.getAsLong();
+    }
+    long[] phases = model.profile();
+    StringBuilder line = new StringBuilder();
+    line.append(
+        String.format(
+            java.util.Locale.ROOT, "[profile] %s: %.3f ms/forward =", what, total / 1e6 / samples));
+    for (int k = 0; k < phases.length; k++) {
+      line.append(
+          String.format(
+              java.util.Locale.ROOT,
+              " %s %.3f",
+              VectorModel.PHASES.get(k),
+              phases[k] / 1e6 / samples));
+      line.append(k + 1 < phases.length ? "," : "");
+    }
+    out.println(line);
+  }
+
   private static final class Raw {
     private final DecoderModel model;
     private final KvBlockPool pool;

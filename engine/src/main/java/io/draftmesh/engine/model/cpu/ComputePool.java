@@ -117,7 +117,17 @@ final class ComputePool implements AutoCloseable {
    * two aligned units per thread) run on the caller alone.
    */
   void parallelFor(int n, int align, Task task) {
-    int t = threads;
+    parallelFor(n, align, threads, task);
+  }
+
+  /**
+   * {@link #parallelFor(int, int, Task)} on all {@link #maxThreads()} threads, whatever the choice.
+   */
+  void parallelForAll(int n, int align, Task task) {
+    parallelFor(n, align, maxThreads, task);
+  }
+
+  private void parallelFor(int n, int align, int t, Task task) {
     if (t == 1 || n < 2 * align * t) {
       task.run(0, 0, n);
       return;

@@ -121,12 +121,7 @@ final class PagedAttention {
       float sum = expAndSum(scores, len, max);
       float inv = 1f / sum;
       int o = t * width + h * headDim;
-      java.util.Arrays.fill(out, o, o + headDim, 0f);
-      for (int j = 0; j < len; j++) {
-        float p = scores[j] * inv;
-        int v = (headBase + slot[j]) * headDim * Float.BYTES;
-        axpy(p, values, v, out, o);
-      }
+      weightedValues(scores, inv, len, slot, headBase, values, out, o);
       float[] cap = capture == null ? null : capture[t];
       if (cap != null) {
         int base = (h * captureRows[t] + captureRow[t]) * slotsLength(rowSlots[t]);
@@ -166,12 +161,23 @@ final class PagedAttention {
     float sum = 0;
     if (wide) {
       FloatVector acc = FloatVector.zero(S);
-      for (; i < headDim; i += S.length()) {
+      FloatVector acc1 = acc; // two chains: a 64-wide head is four dependent FMAs otherwise
+      int step = S.length();
+      for (; i + 2 * step <= headDim; i += 2 * step) {
         acc =
             FloatVector.fromArray(S, q, qOff + i)
                 .fma(FloatVector.fromByteBuffer(S, keys, kByte + i * 4, ORDER), acc);
+        acc1 =
+            FloatVector.fromArray(S, q, qOff + i + step)
+                .fma(FloatVector.fromByteBuffer(S, keys, kByte + (i + step) * 4, ORDER), acc1);
       }
-      sum = acc.reduceLanes(VectorOperators.ADD);
+      if (i < headDim) {
+        acc =
+            FloatVector.fromArray(S, q, qOff + i)
+                .fma(FloatVector.fromByteBuffer(S, keys, kByte + i * 4, ORDER), acc);
+        i += step;
+      }
+      sum = acc.add(acc1).reduceLanes(VectorOperators.ADD);
     } else if (narrow) {
       FloatVector acc = FloatVector.zero(S128);
       for (; i < headDim; i += S128.length()) {
@@ -185,6 +191,54 @@ final class PagedAttention {
       sum += q[qOff + i] * keys.getFloat(kByte + i * 4);
     }
     return sum;
+  }
+
+  /**
+   * {@code out[o ..] = inv * sum_j scores[j] * value row of slot[j]}. Wide heads keep a vector of
+   * the output in registers while walking all keys (two accumulators, alternate keys), one vector
+   * of dimensions at a time: no load/store of the output per key, and each value row's cache lines
+   * are still read once.
+   */
+  private void weightedValues(
+      float[] scores,
+      float inv,
+      int len,
+      int[] slot,
+      int headBase,
+      ByteBuffer values,
+      float[] out,
+      int o) {
+    if (!wide) {
+      java.util.Arrays.fill(out, o, o + headDim, 0f);
+      for (int j = 0; j < len; j++) {
+        axpy(scores[j] * inv, values, (headBase + slot[j]) * headDim * Float.BYTES, out, o);
+      }
+      return;
+    }
+    int rowBytes = headDim * Float.BYTES;
+    for (int c = 0; c < headDim; c += S.length()) {
+      int cb = c * Float.BYTES;
+      FloatVector a0 = FloatVector.zero(S);
+      FloatVector a1 = a0;
+      int j = 0;
+      for (; j + 2 <= len; j += 2) {
+        int v0 = (headBase + slot[j]) * rowBytes + cb;
+        int v1 = (headBase + slot[j + 1]) * rowBytes + cb;
+        a0 =
+            FloatVector.fromByteBuffer(S, values, v0, ORDER)
+                .fma(FloatVector.broadcast(S, scores[j]), a0);
+        a1 =
+            FloatVector.fromByteBuffer(S, values, v1, ORDER)
+                .fma(FloatVector.broadcast(S, scores[j + 1]), a1);
+      }
+      if (j < len) {
+        int v0 = (headBase + slot[j]) * rowBytes + cb;
+        a0 =
+            FloatVector.fromByteBuffer(S, values, v0, ORDER)
+                .fma(FloatVector.broadcast(S, scores[j]), a0);
+      }
+      a0.add(a1).mul(inv).intoArray(out, o + c);
+    }
   }
 
   /** out[o ..] += p * value row. */

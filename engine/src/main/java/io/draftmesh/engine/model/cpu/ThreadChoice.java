@@ -6,7 +6,8 @@ import java.util.Locale;
  * Picks how many threads a model's matmuls use by timing the same work at 1 thread and at the
  * pool's maximum: on two shared cores a small model's matmuls are shorter than a hand-off is worth,
  * a large one's split almost perfectly. The work is one decode step's matmuls (every weight read
- * once); best of several passes after a warm-up, alternating so a noisy neighbour hits both.
+ * once); best of several passes once the timings have settled, alternating so a noisy neighbour
+ * hits both.
  *
  * @param threads the choice
  * @param oneThreadMs best time of the work on one thread
@@ -15,6 +16,9 @@ import java.util.Locale;
 record ThreadChoice(int threads, int maxThreads, double oneThreadMs, double maxThreadsMs) {
   /** More threads must win by this factor to be chosen: hand-offs add jitter under load. */
   static final double MIN_GAIN = 1.1;
+
+  private static final int WINDOW = 8;
+  private static final int MAX_BUDGET_FACTOR = 5;
 
   /** A fixed choice, not measured. */
   static ThreadChoice fixed(int threads) {
@@ -26,19 +30,34 @@ record ThreadChoice(int threads, int maxThreads, double oneThreadMs, double maxT
     if (max == 1) {
       return fixed(1);
     }
+    // Timed in windows of WINDOW passes per thread count until a window improves on the one
+    // before by less than 10% for both counts: the kernels are compiled then. C2 compiles them
+    // in the background and, on a busy machine, had not finished for the first model a JVM
+    // loads within a fixed warm-up (the draft timed 9-44 ms a pass on one thread, 0.08 ms
+    // compiled, and chose 2 threads on that). C1-compiled kernels are slow but steady, so a
+    // settled window counts only after a whole budget. Capped at MAX_BUDGET_FACTOR budgets.
     long start = System.nanoTime();
-    double best1 = Double.MAX_VALUE;
-    double bestMax = Double.MAX_VALUE;
-    // Warm-up: get the kernels compiled before anything is timed.
-    for (int i = 0; i < 60 && System.nanoTime() - start < budgetNanos / 2; i++) {
-      pool.setThreads(i % 2 == 0 ? 1 : max);
-      work.run();
-    }
-    int rounds = 0;
-    while (rounds < 4 || (rounds < 40 && System.nanoTime() - start < budgetNanos)) {
-      best1 = Math.min(best1, time(pool, 1, work));
-      bestMax = Math.min(bestMax, time(pool, max, work));
-      rounds++;
+    long cap = start + budgetNanos * MAX_BUDGET_FACTOR;
+    double prev1 = Double.MAX_VALUE;
+    double prevMax = Double.MAX_VALUE;
+    double best1;
+    double bestMax;
+    while (true) {
+      double w1 = Double.MAX_VALUE;
+      double wMax = Double.MAX_VALUE;
+      for (int k = 0; k < WINDOW; k++) {
+        w1 = Math.min(w1, time(pool, 1, work));
+        wMax = Math.min(wMax, time(pool, max, work));
+      }
+      boolean settled = w1 > prev1 * 0.9 && wMax > prevMax * 0.9;
+      best1 = Math.min(w1, prev1);
+      bestMax = Math.min(wMax, prevMax);
+      long now = System.nanoTime();
+      if ((settled && now - start >= budgetNanos) || now >= cap) {
+        break;
+      }
+      prev1 = w1;
+      prevMax = wMax;
     }
     int choice = best1 > bestMax * MIN_GAIN ? max : 1;
     pool.setThreads(choice);

@@ -37,6 +37,7 @@ import org.slf4j.LoggerFactory;
 public final class VectorModel implements DecoderModel {
   private static final Logger log = LoggerFactory.getLogger(VectorModel.class);
   private static final long CALIBRATION_BUDGET_NANOS = 400_000_000L;
+  private static final long MULTI_ROW_WARMUP_NANOS = 150_000_000L;
 
   /**
    * With {@code -Ddraftmesh.vector.profile=true} every forward adds the wall time of each phase to
@@ -60,6 +61,12 @@ public final class VectorModel implements DecoderModel {
           "logits out");
 
   private final long[] phaseNanos = new long[PHASES.size()];
+
+  /**
+   * Key reads per layer from which attention runs on every thread: ~2,000 reads take ~30 us on this
+   * class of CPU, well above a hand-off (a few us).
+   */
+  private static final long PARALLEL_ATTENTION_KEYS = 2048;
 
   private final ModelConfig config;
   private final int maxContext;
@@ -170,6 +177,7 @@ public final class VectorModel implements DecoderModel {
       throw e;
     }
     this.threadChoice = choice;
+    warmMultiRowKernels();
     log.info("{}: {}", ckpt.dir().getFileName(), describe());
   }
 
@@ -261,6 +269,10 @@ public final class VectorModel implements DecoderModel {
             "sequence length " + s.positionEnd() + " exceeds max context " + maxContext);
       }
     }
+    long keyReads = 0; // (query row, head, key) triples of one layer's attention
+    for (SeqStep s : batch) {
+      keyReads += (long) heads * s.tokens().length * s.length();
+    }
     long tick = PROFILE ? System.nanoTime() : 0;
     Scratch sc = grow(total, logitRowCount);
     int[] rowPos = new int[total]; // (T) cache slot index of each row in its sequence
@@ -345,9 +357,9 @@ public final class VectorModel implements DecoderModel {
       float[][] cap = capture;
       int[] capRow = captureRow;
       int[] capRows = captureRows;
-      compute.parallelFor(
-          total * heads,
-          1,
+      // Attention reads every sequence's keys and values: at long contexts it is the larger read
+      // of a small model's step and splits well, whatever the matmuls' measured choice.
+      ComputePool.Task attend =
           (worker, from, to) ->
               attention.attend(
                   qkv,
@@ -363,7 +375,12 @@ public final class VectorModel implements DecoderModel {
                   capRows,
                   sc.scores[worker],
                   from,
-                  to));
+                  to);
+      if (keyReads >= PARALLEL_ATTENTION_KEYS) {
+        compute.parallelForAll(total * heads, 1, attend);
+      } else {
+        compute.parallelFor(total * heads, 1, attend);
+      }
       tick = tick(4, tick);
       matmul(w.wo, sc.att, total, sc.x, true); // x += attention output
       tick = tick(5, tick);
@@ -416,6 +433,11 @@ public final class VectorModel implements DecoderModel {
     return out;
   }
 
+  /** Whether forwards time their phases ({@code -Ddraftmesh.vector.profile=true}). */
+  public static boolean profiling() {
+    return PROFILE;
+  }
+
   /** Adds the time since {@code since} to phase {@code phase}; returns now. */
   private long tick(int phase, long since) {
     if (!PROFILE) {
@@ -443,6 +465,30 @@ public final class VectorModel implements DecoderModel {
         m.rows(),
         Panels.WIDTH,
         (worker, from, to) -> m.multiply(in, n, out, stride, accumulate, from, to));
+  }
+
+  /**
+   * Runs every matrix on 2..5 activation rows for a moment at load, so that C2 compiles the
+   * multi-row kernels (each remainder row count is its own method) before the first verify: a
+   * serving JVM otherwise ran its first verifies through C1-compiled vector code, many times
+   * slower, while decode was long compiled.
+   */
+  private void warmMultiRowKernels() {
+    long start = System.nanoTime();
+    Scratch sc = grow(5, 5);
+    for (int round = 0;
+        round < 200 && System.nanoTime() - start < MULTI_ROW_WARMUP_NANOS;
+        round++) {
+      int n = 2 + round % 4;
+      for (Layer w : layers) {
+        matmul(w.wqkv, sc.h, n, sc.qkv, false);
+        matmul(w.wo, sc.att, n, sc.x, true);
+        matmul(w.wGateUp, sc.h, n, sc.gateUp, false);
+        matmul(w.wDown, sc.act, n, sc.x, true);
+      }
+      matmul(lmHead, sc.lastRows, n, sc.logits, false);
+    }
+    java.util.Arrays.fill(sc.x, 0f);
   }
 
   /** One decode step's matmuls on dummy activations: the work {@link ThreadChoice} times. */
