@@ -65,6 +65,24 @@ public final class BlockTable implements AutoCloseable {
     }
   }
 
+  /**
+   * Makes every block holding tokens from {@code fromToken} on private to this table (copies of
+   * shared ones) and drops their keys: for code that rewrites KV in place below the sequence's end
+   * (KV compaction, moving accepted tree-verify slots). Appending after the end needs no call. On
+   * RESOURCE_EXHAUSTED the blocks made private so far stay private, which is harmless.
+   */
+  public void makeWritable(int fromToken) {
+    int bs = pool.blockSize();
+    int first = Math.max(0, fromToken / bs);
+    hashed = Math.min(hashed, first);
+    for (int i = first; i < count; i++) {
+      blocks[i] = pool.prefixCache().makeWritable(blocks[i], bs);
+    }
+    if (writeBlock >= first) {
+      writeBlock = -1;
+    }
+  }
+
   /** Makes room for {@code tokens} tokens; on RESOURCE_EXHAUSTED nothing is kept from this call. */
   public void reserve(int tokens) {
     if (writeBlock >= 0 && writeBlock < count) {

@@ -229,6 +229,38 @@ class PrefixCachingTest {
     }
   }
 
+  @org.junit.jupiter.api.Test
+  void makeWritableGivesATablePrivateCopiesAndLeavesTheSharedBlocksAsTheyWere() {
+    try (KvBlockPool pool = KvBlockPool.withBudget(1, 1, 4, 4, 8 * 2 * 4 * 4 * 4)) {
+      int[] tokens = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+      BlockTable owner = new BlockTable(pool);
+      owner.reserve(9);
+      for (int pos = 0; pos < 9; pos++) {
+        pool.keys(0).putFloat((int) owner.slot(pos) * 4 * Float.BYTES, pos + 1);
+      }
+      owner.publish(tokens, 9);
+      BlockTable sharer = new BlockTable(pool);
+      assertThat(sharer.adopt(pool.prefixCache().keys(tokens, 2))).isEqualTo(8);
+      assertThat(sharer.slot(5)).isEqualTo(owner.slot(5));
+      sharer.makeWritable(2);
+      assertThat(sharer.slot(5)).isNotEqualTo(owner.slot(5));
+      for (int pos = 0; pos < 8; pos++) {
+        float copied = pool.keys(0).getFloat((int) sharer.slot(pos) * 4 * Float.BYTES);
+        assertThat(copied).isEqualTo(pos + 1f);
+        pool.keys(0).putFloat((int) sharer.slot(pos) * 4 * Float.BYTES, -1f);
+      }
+      for (int pos = 0; pos < 8; pos++) {
+        assertThat(pool.keys(0).getFloat((int) owner.slot(pos) * 4 * Float.BYTES))
+            .isEqualTo(pos + 1f);
+      }
+      assertThat(pool.prefixCache().cachedPrefix(pool.prefixCache().keys(tokens, 2))).isEqualTo(2);
+      sharer.close();
+      owner.close();
+      assertThat(pool.freeBlocks()).isEqualTo(pool.totalBlocks());
+      assertThat(pool.prefixCache().stats().idleBlocks()).isEqualTo(2);
+    }
+  }
+
   @ParameterizedTest
   @EnumSource(
       value = Backend.class,
