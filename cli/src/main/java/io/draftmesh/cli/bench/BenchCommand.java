@@ -3,6 +3,7 @@ package io.draftmesh.cli.bench;
 import io.draftmesh.bench.ApproxBench;
 import io.draftmesh.bench.CollabBench;
 import io.draftmesh.bench.EngineBench;
+import io.draftmesh.bench.KvReuseBench;
 import io.draftmesh.bench.SpeculativeBench;
 import io.draftmesh.kvcache.KvCacheBench;
 import java.util.Arrays;

@@ -1,4 +1,4 @@
-package io.draftmesh.cli.bench;
+package io.draftmesh.bench;
 
 import com.google.gson.GsonBuilder;
 import io.draftmesh.assembly.MeshModels;
