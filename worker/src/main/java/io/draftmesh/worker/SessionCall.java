@@ -5,6 +5,7 @@ import io.draftmesh.engine.runtime.Position;
 import io.draftmesh.engine.runtime.Proposal;
 import io.draftmesh.engine.runtime.ResultOptions;
 import io.draftmesh.engine.runtime.Sequence;
+import io.draftmesh.engine.runtime.TreeVerification;
 import io.draftmesh.engine.runtime.Verification;
 import io.draftmesh.engine.sampling.ProbDist;
 import io.draftmesh.proto.v1.Appended;
@@ -286,6 +287,10 @@ final class SessionCall implements StreamObserver<SessionRequest> {
         {
           int[] ids = ProtoCodec.ids(r.getScore().getTokenIdsList());
           ResultOptions o = ProtoCodec.fromProto(r.getScore().getOptions(), vocab, "score.options");
+          if (r.getScore().getTreeParentsCount() > 0) {
+            int[] parents = ProtoCodec.ids(r.getScore().getTreeParentsList());
+            return v -> withSize(sequence.scoreTree(ids, parents, o));
+          }
           return v -> withSize(sequence.score(ids, o));
         }
       case PROPOSE:
@@ -307,6 +312,10 @@ final class SessionCall implements StreamObserver<SessionRequest> {
           }
           ResultOptions o =
               ProtoCodec.fromProto(r.getVerify().getOptions(), vocab, "verify.options");
+          if (r.getVerify().getTreeParentsCount() > 0) {
+            int[] parents = ProtoCodec.ids(r.getVerify().getTreeParentsList());
+            return v -> withSize(sequence.verifyTree(ids, parents, dists, o));
+          }
           return v -> withSize(sequence.verify(ids, dists, o));
         }
       case TRUNCATE:
@@ -472,6 +481,21 @@ final class SessionCall implements StreamObserver<SessionRequest> {
         b.setProposed(s);
       }
       case VERIFY -> {
+        if (d.result() instanceof TreeVerification t) {
+          Verified.Builder s =
+              Verified.newBuilder()
+                  .setAccepted(t.accepted())
+                  .setNextTokenId(t.nextToken())
+                  .setBonus(t.bonus());
+          for (int node : t.path()) {
+            s.addAcceptedPath(node);
+          }
+          for (Position pos : t.positions()) {
+            s.addPositions(ProtoCodec.toProto(pos));
+          }
+          b.setVerified(s);
+          break;
+        }
         Verification v = (Verification) d.result();
         Verified.Builder s =
             Verified.newBuilder()

@@ -22,6 +22,7 @@ public final class BlockTable implements AutoCloseable {
   private int hashed;
   private int writeBlock = -1; // a block a truncation cut into: made writable before it is written
   private int writeValid; // tokens kept in it
+  private boolean rewritten; // KV rewritten in place (compaction): never keyed or cached again
 
   public BlockTable(KvBlockPool pool) {
     this.pool = pool;
@@ -51,6 +52,9 @@ public final class BlockTable implements AutoCloseable {
    * table.
    */
   public void publish(int[] tokens, int kvTokens) {
+    if (rewritten) {
+      return;
+    }
     int bs = pool.blockSize();
     PrefixCache cache = pool.prefixCache();
     while (hashed < count && (hashed + 1) * bs <= kvTokens) {
@@ -62,24 +66,6 @@ public final class BlockTable implements AutoCloseable {
       keys[hashed] = key;
       cache.register(key, blocks[hashed], parent, tokens, hashed * bs);
       hashed++;
-    }
-  }
-
-  /**
-   * Makes every block holding tokens from {@code fromToken} on private to this table (copies of
-   * shared ones) and drops their keys: for code that rewrites KV in place below the sequence's end
-   * (KV compaction, moving accepted tree-verify slots). Appending after the end needs no call. On
-   * RESOURCE_EXHAUSTED the blocks made private so far stay private, which is harmless.
-   */
-  public void makeWritable(int fromToken) {
-    int bs = pool.blockSize();
-    int first = Math.max(0, fromToken / bs);
-    hashed = Math.min(hashed, first);
-    for (int i = first; i < count; i++) {
-      blocks[i] = pool.prefixCache().makeWritable(blocks[i], bs);
-    }
-    if (writeBlock >= first) {
-      writeBlock = -1;
     }
   }
 
@@ -115,6 +101,20 @@ public final class BlockTable implements AutoCloseable {
     hashed = Math.min(hashed, tokens / bs);
     writeBlock = tokens % bs != 0 ? tokens / bs : -1;
     writeValid = tokens % bs;
+  }
+
+  /**
+   * Makes the blocks holding the first {@code tokens} slots this table's own, to be rewritten in
+   * place (KV compaction): each leaves the prefix cache, or is replaced by a private copy when
+   * other tables hold it, and none is keyed again, since its KV will no longer be that of the
+   * tokens its key names. Throws RESOURCE_EXHAUSTED when a copy is needed and no block is free.
+   */
+  public void ownForRewrite(int tokens) {
+    int bs = pool.blockSize();
+    for (int i = 0; i < blocksFor(tokens); i++) {
+      blocks[i] = pool.prefixCache().makeWritable(blocks[i], bs);
+    }
+    rewritten = true;
   }
 
   /** The pool slot of the token at {@code position}; the position must be reserved. */

@@ -280,9 +280,9 @@ public final class LlamaModel implements DecoderModel {
       maxNew = Math.max(maxNew, s.tokens().length);
       maxLen = Math.max(maxLen, s.length());
       logitRowCount += s.logitRows().length;
-      if (s.length() > maxContext) {
+      if (s.positionEnd() > maxContext) {
         throw new IllegalArgumentException(
-            "sequence length " + s.length() + " exceeds max context " + maxContext);
+            "sequence length " + s.positionEnd() + " exceeds max context " + maxContext);
       }
     }
     long[] tokenIds = new long[total]; // (T)
@@ -302,7 +302,7 @@ public final class LlamaModel implements DecoderModel {
       }
       for (int r = 0; r < n; r++) {
         tokenIds[t + r] = s.tokens()[r];
-        positions[t + r] = s.startPos() + r;
+        positions[t + r] = s.position(r); // RoPE: slot position + compaction shift
         slots[t + r] = s.table().slot(s.startPos() + r);
         queryRows[i * maxNew + r] = t + r;
         outRows[t + r] = (long) i * maxNew + r;
@@ -314,6 +314,9 @@ public final class LlamaModel implements DecoderModel {
           int visible = r < n ? s.startPos() + r + 1 : 1;
           for (int j = visible; j < maxLen; j++) {
             mask[row + j] = Float.NEGATIVE_INFINITY;
+          }
+          if (r < n && s.tree() != null) {
+            treeMask(s.tree(), s.startPos() + r, mask, row);
           }
         }
       }
@@ -389,6 +392,20 @@ public final class LlamaModel implements DecoderModel {
       results.add(new StepResult(rows, attention.get(i)));
     }
     return results;
+  }
+
+  /** Hides the tree's nodes that are not on the path of the node in slot {@code index}. */
+  private static void treeMask(TreeMask tree, int index, float[] mask, int row) {
+    int base = tree.base();
+    boolean[] onPath = new boolean[index - base + 1];
+    for (int node : tree.path(index - base)) {
+      onPath[node] = true;
+    }
+    for (int j = base; j <= index; j++) {
+      if (!onPath[j - base]) {
+        mask[row + j] = Float.NEGATIVE_INFINITY;
+      }
+    }
   }
 
   /**

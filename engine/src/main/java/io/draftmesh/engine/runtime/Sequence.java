@@ -1,14 +1,24 @@
 package io.draftmesh.engine.runtime;
 
+import io.draftmesh.engine.compaction.AttentionRows;
+import io.draftmesh.engine.compaction.CapturedAttention;
+import io.draftmesh.engine.compaction.KvCompactor;
+import io.draftmesh.engine.compaction.KvPolicy;
+import io.draftmesh.engine.compaction.KvSelection;
 import io.draftmesh.engine.kv.BlockTable;
+import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.SlotMoves;
+import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
 import io.draftmesh.engine.model.StepResult;
+import io.draftmesh.engine.model.TreeMask;
 import io.draftmesh.engine.sampling.Distributions;
 import io.draftmesh.engine.sampling.ProbDist;
 import io.draftmesh.engine.sampling.SamplingParams;
 import io.draftmesh.engine.sampling.SamplingPipeline;
 import io.draftmesh.engine.sampling.TokenSampler;
 import io.draftmesh.engine.speculative.SpeculativeVerifier;
+import io.draftmesh.engine.speculative.TreeVerifier;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -42,6 +52,8 @@ public final class Sequence implements AutoCloseable {
   private int[] tokens;
   private int size;
   private int kvLen; // tokens[0, kvLen) have KV in table
+  private int shift; // positions KV compaction dropped: the cache holds kvLen - shift slots
+  private int compactedUpTo; // tokens[0, compactedUpTo) were compacted; no rollback below it
   private float[]
       pending; // (vocab) raw logits after tokens[size - 1]; non-null only if kvLen == size
   private final BlockTable table;
@@ -141,28 +153,85 @@ public final class Sequence implements AutoCloseable {
     checkTokens("verify.draft_token_ids", draft, 1);
     checkOptions("verify.options", options);
     if (!params.isGreedy()) {
-      if (draftDists == null || draftDists.size() != draft.length) {
-        throw EngineException.invalid(
-            "verify.draft_distributions: "
-                + (draftDists == null ? 0 : draftDists.size())
-                + " given (expected: "
-                + draft.length
-                + ", one per draft token, for a sampling session)");
-      }
-      for (int i = 0; i < draftDists.size(); i++) {
-        if (draftDists.get(i).vocabSize() != vocab) {
-          throw EngineException.invalid(
-              "verify.draft_distributions["
-                  + i
-                  + "]: vocab size "
-                  + draftDists.get(i).vocabSize()
-                  + " (expected: "
-                  + vocab
-                  + ")");
-        }
-      }
+      checkDraftDists(draftDists, draft.length);
     }
     return submit(new VerifyOp(draft, draftDists, options));
+  }
+
+  /**
+   * Compacts the prompt's KV cache to {@code budget} slots per KV head chosen by {@code policy}
+   * (papers.md §2) and returns the prediction after the prompt; decoding then continues on the
+   * compacted cache at the original positions, with no further eviction. The sequence's tokens are
+   * the prompt's {@code promptLength} tokens, optionally followed by a draft's answer (SpecKV),
+   * which is fed for scoring and then dropped. Once per sequence, before anything is fed past the
+   * prompt.
+   */
+  public CompletableFuture<Compaction> compact(
+      KvPolicy policy, int budget, int promptLength, ResultOptions options) {
+    if (budget < 1) {
+      throw EngineException.invalid("compaction.budget: " + budget + " (expected: >= 1)");
+    }
+    checkOptions("compact.options", options);
+    return submit(new CompactOp(policy, budget, promptLength, options));
+  }
+
+  private void checkDraftDists(List<ProbDist> draftDists, int count) {
+    if (draftDists == null || draftDists.size() != count) {
+      throw EngineException.invalid(
+          "verify.draft_distributions: "
+              + (draftDists == null ? 0 : draftDists.size())
+              + " given (expected: "
+              + count
+              + ", one per draft token, for a sampling session)");
+    }
+    for (int i = 0; i < draftDists.size(); i++) {
+      if (draftDists.get(i).vocabSize() != vocab) {
+        throw EngineException.invalid(
+            "verify.draft_distributions["
+                + i
+                + "]: vocab size "
+                + draftDists.get(i).vocabSize()
+                + " (expected: "
+                + vocab
+                + ")");
+      }
+    }
+  }
+
+  /**
+   * Verifies a token tree in one forward pass (chunked only if the batch budget is smaller than the
+   * tree): each node sees the prefix and its ancestors ({@link TreeMask}); the acceptance rule is
+   * {@link TreeVerifier}'s. Afterwards the sequence holds the prefix, the accepted path (its KV
+   * moved to consecutive slots) and the correction or bonus token (unfed); the other nodes' KV
+   * blocks are freed.
+   *
+   * @param parents per node, its parent (an earlier node) or -1 for a child of the last token
+   * @param draftDists per node, the distribution it was drawn from given its earlier siblings;
+   *     ignored when greedy
+   */
+  public CompletableFuture<TreeVerification> verifyTree(
+      int[] nodes, int[] parents, List<ProbDist> draftDists, ResultOptions options) {
+    checkTokens("verify.draft_token_ids", nodes, 1);
+    checkOptions("verify.options", options);
+    TreeVerifier.validate("verify", nodes, parents);
+    if (!params.isGreedy()) {
+      checkDraftDists(draftDists, nodes.length);
+    }
+    return submit(new TreeVerifyOp(nodes, parents, draftDists, options));
+  }
+
+  /**
+   * Scores a token tree in one forward pass and keeps none of it: returns the predictions after the
+   * current last token and after each node (nodes + 1), as if each node's path had been fed as a
+   * chain; the sequence afterwards is as before (its unfed tokens now fed). A draft model's view of
+   * a candidate tree, for drafters that grow one (DySpec, RSD).
+   */
+  public CompletableFuture<List<Position>> scoreTree(
+      int[] nodes, int[] parents, ResultOptions options) {
+    checkTokens("score.token_ids", nodes, 1);
+    checkOptions("score.options", options);
+    TreeVerifier.validate("score", nodes, parents);
+    return submit(new TreeScoreOp(nodes, parents, options));
   }
 
   /** Rolls the sequence back to its first {@code length} tokens, freeing KV blocks past them. */
@@ -305,7 +374,11 @@ public final class Sequence implements AutoCloseable {
     }
     Op<?> op = ops.peek();
     kvLen += step.tokens().length;
-    table.publish(tokens, kvLen);
+    // Only a causal chain's KV is what its tokens' block keys promise: a tree step's blocks hold
+    // siblings (the accepted path is published once it is moved into place and fed past).
+    if (step.tree() == null) {
+      table.publish(tokens, kvLen);
+    }
     op.absorb(step, result);
     if (kvLen == size) {
       float[][] rows = result.logits();
@@ -378,15 +451,28 @@ public final class Sequence implements AutoCloseable {
    * The next chunk of unfed tokens, with logit rows for every position at or after {@code from}.
    */
   private SeqStep feed(int from, int budget) {
-    int n = Math.min(size - kvLen, budget);
-    table.reserve(kvLen + n);
+    return feed(from, Math.min(size - kvLen, budget), false);
+  }
+
+  /**
+   * Feeds the next {@code n} unfed tokens, with logit rows for positions at or after {@code from}.
+   */
+  private SeqStep feed(int from, int n, boolean capture) {
+    table.reserve(kvLen - shift + n);
     int first = Math.max(from, kvLen);
     int last = kvLen + n - 1;
     int[] rows = new int[Math.max(0, last - first + 1)];
     for (int i = 0; i < rows.length; i++) {
       rows[i] = first + i - kvLen;
     }
-    return new SeqStep(Arrays.copyOfRange(tokens, kvLen, kvLen + n), kvLen, table, rows, false);
+    return new SeqStep(
+        Arrays.copyOfRange(tokens, kvLen, kvLen + n),
+        kvLen - shift,
+        table,
+        rows,
+        capture,
+        shift,
+        null);
   }
 
   private Position position(float[] logits, ResultOptions options, int forcedToken) {
@@ -471,12 +557,20 @@ public final class Sequence implements AutoCloseable {
             "truncate.length: " + length + " (expected: 1.." + size + ", the current length)");
       }
       if (length < size) {
+        if (kvLen >= length && length - 1 < compactedUpTo) {
+          throw EngineException.precondition(
+              "truncate.length: "
+                  + length
+                  + " (expected: above "
+                  + compactedUpTo
+                  + ", the KV-compacted prompt, which cannot be re-fed)");
+        }
         size = length;
         pending = null;
         if (kvLen >= length) {
           // The logits after the new last token are not kept: re-feed that token next time.
           kvLen = length - 1;
-          table.truncate(kvLen);
+          table.truncate(kvLen - shift);
         }
       }
       future.complete(null);
@@ -501,7 +595,7 @@ public final class Sequence implements AutoCloseable {
     SeqStep next(int budget) {
       if (start < 0) {
         requireRoom(fieldName(), ids.length);
-        table.reserve(Math.min(size + ids.length, kvLen + budget));
+        table.reserve(Math.min(size + ids.length, kvLen + budget) - shift);
         start = size;
         collected = new float[ids.length + 1][];
         if (pending != null) {
@@ -523,7 +617,7 @@ public final class Sequence implements AutoCloseable {
     @Override
     void absorb(SeqStep step, StepResult result) {
       for (int r = 0; r < step.logitRows().length; r++) {
-        int index = step.startPos() + step.logitRows()[r];
+        int index = step.firstPosition() + step.logitRows()[r];
         collected[index - (start - 1)] = result.logits()[r];
       }
     }
@@ -589,7 +683,7 @@ public final class Sequence implements AutoCloseable {
       // Keep KV for the prefix and the accepted drafts; the correction/bonus token stays unfed.
       size = score.start + outcome.accepted();
       kvLen = size;
-      table.truncate(kvLen);
+      table.truncate(kvLen - shift);
       push(new int[] {outcome.nextToken()});
       future.complete(
           new Verification(outcome.accepted(), outcome.nextToken(), outcome.bonus(), positions));
@@ -599,6 +693,335 @@ public final class Sequence implements AutoCloseable {
     @Override
     void absorb(SeqStep step, StepResult result) {
       score.absorb(step, result);
+    }
+  }
+
+  /**
+   * Feeds the prompt (and any draft answer), capturing the rows the policy observes, compacts the
+   * cache, drops the answer, and re-feeds what the policy asks for.
+   */
+  private final class CompactOp extends Op<Compaction> {
+    private final KvPolicy policy;
+    private final int budget;
+    private final int promptLength;
+    private final ResultOptions options;
+    private boolean started;
+    private boolean compacted;
+    private int answer; // draft-answer tokens after the prompt
+    private int observedFrom; // first captured row
+    private AttentionRows rows; // null when the policy reads no attention
+    private int keptSlots;
+    private int freedBlocks;
+
+    CompactOp(KvPolicy policy, int budget, int promptLength, ResultOptions options) {
+      this.policy = policy;
+      this.budget = budget;
+      this.promptLength = promptLength;
+      this.options = options;
+    }
+
+    @Override
+    SeqStep next(int stepBudget) {
+      if (!started) {
+        start();
+      }
+      if (!compacted) {
+        if (kvLen < size) {
+          int end = kvLen < observedFrom ? observedFrom : size;
+          int n = Math.min(end - kvLen, stepBudget);
+          return feed(size - 1, n, kvLen >= observedFrom && rows != null);
+        }
+        compactNow();
+      }
+      if (pending == null) {
+        return feed(size - 1, stepBudget);
+      }
+      DecoderModel model = engine.model();
+      KvBlockPool pool = engine.pool();
+      future.complete(
+          new Compaction(
+              position(pending, options, -1),
+              policy.name(),
+              promptLength,
+              keptSlots,
+              promptLength - keptSlots,
+              answer,
+              freedBlocks,
+              KvBlockPool.bytesPerBlock(
+                  model.config().numLayers(), pool.kvHeads(), pool.headDim(), 1)));
+      return null;
+    }
+
+    private void start() {
+      started = true;
+      if (compactedUpTo > 0) {
+        throw EngineException.precondition(
+            "compact: session " + label + " was already compacted (expected: once)");
+      }
+      if (promptLength < 1 || promptLength > size) {
+        throw EngineException.invalid(
+            "compact.prompt_length: "
+                + promptLength
+                + " (expected: 1.."
+                + size
+                + ", the session's tokens)");
+      }
+      if (kvLen > promptLength) {
+        throw EngineException.precondition(
+            "compact: "
+                + kvLen
+                + " tokens already fed (expected: at most the prompt's "
+                + promptLength
+                + ")");
+      }
+      answer = size - promptLength;
+      if (promptLength <= budget) {
+        // Nothing to drop: the answer (if any) goes unread and the prompt is prefilled as is.
+        dropAnswer();
+        compacted = true;
+        keptSlots = promptLength;
+        return;
+      }
+      int observed = Math.min(policy.observedQueries(answer), size);
+      observedFrom = size - observed;
+      if (observed > 0) {
+        if (kvLen > observedFrom) {
+          throw EngineException.precondition(
+              "compact: "
+                  + kvLen
+                  + " tokens already fed (expected: at most "
+                  + observedFrom
+                  + ", before the rows "
+                  + policy.name()
+                  + " observes)");
+        }
+        rows =
+            new AttentionRows(
+                engine.model().config().numLayers(),
+                engine.model().config().numHeads(),
+                engine.pool().kvHeads(),
+                observed,
+                size);
+      }
+    }
+
+    /** Shortens the sequence to the prompt; an answer token's KV (or logits) is not kept. */
+    private void dropAnswer() {
+      if (size == promptLength) {
+        return;
+      }
+      size = promptLength;
+      pending = null;
+      if (kvLen == size) {
+        kvLen = size - 1; // re-feed the last prompt token for its logits
+        table.truncate(kvLen);
+      }
+    }
+
+    private void compactNow() {
+      CapturedAttention attention = rows == null ? null : rows.build();
+      KvSelection selection =
+          policy.select(
+              engine.model().config().numLayers(),
+              engine.pool().kvHeads(),
+              attention,
+              promptLength,
+              budget);
+      int cached = promptLength - selection.refeed();
+      for (int[][] layer : selection.kept()) {
+        for (int[] head : layer) {
+          if (head.length > 0 && head[head.length - 1] >= cached) {
+            throw new IllegalStateException(
+                policy.name() + " kept position " + head[head.length - 1] + " of " + cached);
+          }
+        }
+      }
+      KvCompactor.Outcome outcome = KvCompactor.apply(engine.pool(), table, selection, kvLen);
+      boolean keepsLogits = selection.refeed() == 0 && answer == 0;
+      size = promptLength;
+      kvLen = cached;
+      shift = cached - outcome.keptSlots();
+      compactedUpTo = cached;
+      if (!keepsLogits) {
+        pending = null; // the prefill's logits were after the answer, or read the re-fed token
+      }
+      keptSlots = outcome.keptSlots() + selection.refeed();
+      freedBlocks = outcome.freedBlocks();
+      compacted = true;
+    }
+
+    @Override
+    void absorb(SeqStep step, StepResult result) {
+      if (!compacted && step.captureAttention()) {
+        rows.add(result.attention(), step.tokens().length, step.length());
+      }
+    }
+  }
+
+  /**
+   * Feeds the unfed tokens and a tree's nodes as one tree (the unfed tokens as a chain in front of
+   * it), collecting the logits after the prefix and after every node; {@link #finish} then decides
+   * what the sequence keeps.
+   */
+  private abstract class TreeFeedOp<T> extends Op<T> {
+    final int[] nodes;
+    final int[] parents;
+    final ResultOptions options;
+    private TreeMask mask; // over slots [base, start + nodes); set when the op starts
+    int start; // the sequence length before the nodes: node j goes to index start + j
+    float[][] collected; // (nodes + 1, vocab) raw logits after the prefix and each node
+
+    TreeFeedOp(int[] nodes, int[] parents, ResultOptions options) {
+      this.nodes = nodes;
+      this.parents = parents;
+      this.options = options;
+    }
+
+    abstract String field();
+
+    @Override
+    SeqStep next(int budget) {
+      if (mask == null) {
+        TreeMask shape = new TreeMask(0, parents);
+        int depth = 0; // nodes on the longest path
+        for (int j = 0; j < nodes.length; j++) {
+          depth = Math.max(depth, shape.depth(j) + 1);
+        }
+        if (size + depth > maxContext) {
+          throw EngineException.invalid(
+              field()
+                  + ".tree_parents: a path of "
+                  + depth
+                  + " nodes after "
+                  + size
+                  + " tokens (expected: at most max context "
+                  + maxContext
+                  + ")");
+        }
+        requireRoom(field() + ".draft_token_ids", nodes.length); // every node takes a slot
+        int base = kvLen - shift; // slots: a compacted cache holds fewer than its positions
+        int unfed = size - kvLen;
+        int[] all = new int[unfed + nodes.length];
+        for (int j = 0; j < all.length; j++) {
+          int p = j < unfed ? -1 : parents[j - unfed];
+          all[j] = j < unfed ? j - 1 : p < 0 ? unfed - 1 : p + unfed;
+        }
+        mask = new TreeMask(base, all);
+        start = size;
+        collected = new float[nodes.length + 1][];
+        if (pending != null) {
+          collected[0] = pending;
+        }
+        table.reserve(start - shift + nodes.length);
+        push(nodes);
+      }
+      if (kvLen < size) {
+        int n = Math.min(size - kvLen, budget);
+        int first = Math.max(start - 1, kvLen);
+        int[] rows = new int[Math.max(0, kvLen + n - first)];
+        for (int i = 0; i < rows.length; i++) {
+          rows[i] = first + i - kvLen;
+        }
+        return new SeqStep(
+            Arrays.copyOfRange(tokens, kvLen, kvLen + n),
+            kvLen - shift,
+            table,
+            rows,
+            false,
+            shift,
+            mask);
+      }
+      finish();
+      return null;
+    }
+
+    @Override
+    void absorb(SeqStep step, StepResult result) {
+      for (int r = 0; r < step.logitRows().length; r++) {
+        int index = step.firstPosition() + step.logitRows()[r];
+        collected[index - (start - 1)] = result.logits()[r];
+      }
+    }
+
+    abstract void finish();
+  }
+
+  /** Scores a tree and keeps none of it: the sequence is as before, its unfed tokens fed. */
+  private final class TreeScoreOp extends TreeFeedOp<List<Position>> {
+    TreeScoreOp(int[] nodes, int[] parents, ResultOptions options) {
+      super(nodes, parents, options);
+    }
+
+    @Override
+    String field() {
+      return "score";
+    }
+
+    @Override
+    void finish() {
+      List<Position> out = new ArrayList<>(collected.length);
+      for (float[] row : collected) {
+        out.add(position(row, options, -1));
+      }
+      size = start;
+      kvLen = start;
+      table.truncate(kvLen - shift);
+      pending = collected[0];
+      future.complete(out);
+    }
+  }
+
+  /** Verifies a tree, keeping the accepted path and the correction or bonus token. */
+  private final class TreeVerifyOp extends TreeFeedOp<TreeVerification> {
+    private final List<ProbDist> draftDists;
+
+    TreeVerifyOp(int[] nodes, int[] parents, List<ProbDist> draftDists, ResultOptions options) {
+      super(nodes, parents, options);
+      this.draftDists = draftDists;
+    }
+
+    @Override
+    String field() {
+      return "verify";
+    }
+
+    @Override
+    void finish() {
+      int k = nodes.length;
+      TreeVerifier.Outcome outcome;
+      ProbDist[] p = null; // the target's transformed distributions; sampling only
+      if (params.isGreedy()) {
+        int[] argmax = new int[k + 1];
+        for (int i = 0; i <= k; i++) {
+          argmax[i] = Distributions.argmax(collected[i]);
+        }
+        outcome = TreeVerifier.greedy(nodes, parents, argmax);
+      } else {
+        p = new ProbDist[k + 1];
+        for (int i = 0; i <= k; i++) {
+          p[i] = pipeline.probs(collected[i]);
+        }
+        outcome = TreeVerifier.sample(nodes, parents, draftDists.toArray(new ProbDist[0]), p, rng);
+      }
+      int[] path = outcome.path();
+      List<Position> positions = new ArrayList<>(path.length + 1);
+      for (int d = 0; d <= path.length; d++) {
+        int row = d == 0 ? 0 : path[d - 1] + 1;
+        int emitted = d < path.length ? nodes[path[d]] : outcome.nextToken();
+        positions.add(position(collected[row], p == null ? null : p[row], options, emitted));
+      }
+      // The path's KV moves to consecutive slots (ascending, so no source is overwritten before
+      // it is read: node path[d] >= d); the slots past it are rolled back.
+      for (int d = 0; d < path.length; d++) {
+        tokens[start + d] = nodes[path[d]];
+        SlotMoves.move(
+            engine.pool(), table.slot(start - shift + path[d]), table.slot(start - shift + d));
+      }
+      size = start + path.length;
+      kvLen = size;
+      table.truncate(kvLen - shift);
+      push(new int[] {outcome.nextToken()});
+      future.complete(new TreeVerification(path, outcome.nextToken(), outcome.bonus(), positions));
     }
   }
 

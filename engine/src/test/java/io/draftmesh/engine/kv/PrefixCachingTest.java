@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
+import io.draftmesh.engine.compaction.StreamingLlmPolicy;
 import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.runtime.EngineConfig;
 import io.draftmesh.engine.runtime.InferenceEngine;
@@ -230,7 +231,7 @@ class PrefixCachingTest {
   }
 
   @org.junit.jupiter.api.Test
-  void makeWritableGivesATablePrivateCopiesAndLeavesTheSharedBlocksAsTheyWere() {
+  void ownForRewriteGivesATablePrivateCopiesAndLeavesTheSharedBlocksAsTheyWere() {
     try (KvBlockPool pool = KvBlockPool.withBudget(1, 1, 4, 4, 8 * 2 * 4 * 4 * 4)) {
       int[] tokens = {1, 2, 3, 4, 5, 6, 7, 8, 9};
       BlockTable owner = new BlockTable(pool);
@@ -242,7 +243,7 @@ class PrefixCachingTest {
       BlockTable sharer = new BlockTable(pool);
       assertThat(sharer.adopt(pool.prefixCache().keys(tokens, 2))).isEqualTo(8);
       assertThat(sharer.slot(5)).isEqualTo(owner.slot(5));
-      sharer.makeWritable(2);
+      sharer.ownForRewrite(8);
       assertThat(sharer.slot(5)).isNotEqualTo(owner.slot(5));
       for (int pos = 0; pos < 8; pos++) {
         float copied = pool.keys(0).getFloat((int) sharer.slot(pos) * 4 * Float.BYTES);
@@ -291,6 +292,68 @@ class PrefixCachingTest {
       assertClose(warm, cold);
       assertNothingHeld(a);
       assertNothingHeld(b);
+    }
+  }
+
+  /** The predictions of {@code prompt} then {@code more} on a fresh engine: the cold reference. */
+  static List<Position> cold(Backend backend, int[] prompt, int[] more) {
+    try (InferenceEngine e = engine(backend, 32)) {
+      Sequence s = e.open(prompt, SamplingParams.GREEDY, "cold");
+      List<Position> out = run(s, more);
+      s.closeAsync().join();
+      return out;
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(
+      value = Backend.class,
+      names = {"VECTOR", "DJL"})
+  void compactingASequenceLeavesTheBlocksItSharesUntouched(Backend backend) {
+    int[] system = prompt(40, 3);
+    int[] more = {5, 6, 7};
+    int[] longer = concat(system, 40, prompt(24, 4));
+    try (InferenceEngine e = engine(backend, 32)) {
+      Sequence first = e.open(system, SamplingParams.GREEDY, "first");
+      first.prefill(ResultOptions.NONE).join();
+      Sequence compacted = e.open(longer, SamplingParams.GREEDY, "compacted");
+      compacted.compact(new StreamingLlmPolicy(), 20, longer.length, ResultOptions.NONE).join();
+      assertThat(compacted.cachedPromptTokens()).isEqualTo(32);
+      // The shared blocks still hold the prompt's KV: the live sequence and a new one agree with
+      // a cold run, and the compacted cache was not published under the prompt's keys.
+      assertClose(first.score(more, FULL).join(), cold(backend, system, more).subList(0, 4));
+      Sequence third = e.open(longer, SamplingParams.GREEDY, "third");
+      assertClose(run(third, more), cold(backend, longer, more));
+      assertThat(third.cachedPromptTokens()).isEqualTo(32);
+      for (Sequence s : List.of(first, compacted, third)) {
+        s.closeAsync().join();
+      }
+      assertNothingHeld(e);
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(
+      value = Backend.class,
+      names = {"VECTOR", "DJL"})
+  void aVerifiedTreeIsNotCachedAsTheChainOfItsNodes(Backend backend) {
+    int[] system = prompt(16, 5);
+    int[] siblings = prompt(16, 6); // sixteen children of the last token: one full block of slots
+    try (InferenceEngine e = engine(backend, 32)) {
+      Sequence tree = e.open(system, SamplingParams.GREEDY, "tree");
+      tree.prefill(ResultOptions.NONE).join();
+      int[] parents = new int[siblings.length];
+      Arrays.fill(parents, -1);
+      tree.verifyTree(siblings, parents, null, ResultOptions.NONE).join();
+      // Their slots held siblings, not a chain: a sequence whose prompt is that chain computes it.
+      int[] chain = concat(concat(system, 16, siblings), 32, prompt(5, 7)); // 2 full blocks + 5
+      Sequence reader = e.open(chain, SamplingParams.GREEDY, "reader");
+      int[] more = {1, 2};
+      assertClose(run(reader, more), cold(backend, chain, more));
+      assertThat(reader.cachedPromptTokens()).isEqualTo(16);
+      tree.closeAsync().join();
+      reader.closeAsync().join();
+      assertNothingHeld(e);
     }
   }
 }

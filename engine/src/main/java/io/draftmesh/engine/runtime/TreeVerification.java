@@ -1,0 +1,18 @@
+package io.draftmesh.engine.runtime;
+
+import java.util.List;
+
+/**
+ * The outcome of verifying a token tree.
+ *
+ * @param path the accepted nodes, root first (their tokens now follow the prefix, with KV)
+ * @param nextToken the correction or bonus token after them, appended unfed
+ * @param bonus whether the path ends at a leaf (nothing there was rejected)
+ * @param positions the target's predictions after the prefix and after each accepted node (path
+ *     length + 1), each with the emitted token
+ */
+public record TreeVerification(int[] path, int nextToken, boolean bonus, List<Position> positions) {
+  public int accepted() {
+    return path.length;
+  }
+}
