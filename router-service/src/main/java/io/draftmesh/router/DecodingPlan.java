@@ -1,5 +1,6 @@
 package io.draftmesh.router;
 
+import io.draftmesh.proto.v1.KvCompression;
 import io.draftmesh.proto.v1.SamplingParams;
 import io.draftmesh.proto.v1.Strategy;
 import java.time.Duration;
@@ -10,6 +11,8 @@ import java.time.Duration;
  *
  * @param prompt the target's prompt ids
  * @param draftSampling the helper's sampling params: the same transforms, another random stream
+ * @param compression the target's KV compaction after its prefill, or null for none
+ * @param answer SpecKV: the draft's answer, prefilled after the prompt for scoring and dropped
  */
 record DecodingPlan(
     Strategy strategy,
@@ -25,7 +28,9 @@ record DecodingPlan(
     int ngramMaxMatch,
     Nudging nudging,
     Switching switching,
-    String label) {
+    String label,
+    KvCompression compression,
+    int[] answer) {
 
   boolean greedy() {
     return targetSampling.getTemperature() == 0f;
