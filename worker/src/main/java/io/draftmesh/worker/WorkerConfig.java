@@ -38,6 +38,8 @@ import java.util.Set;
  *     worker ends it with DEADLINE_EXCEEDED; zero = never
  * @param kvcache the kvcache-service this worker reuses prompt KV through and publishes its blocks
  *     to, with its deadline, publish queue and replica name; null = none
+ * @param prefixCache whether sessions share full KV blocks by content (on unless turned off, e.g.
+ *     by a benchmark that measures prefill); the kvcache needs it
  */
 public record WorkerConfig(
     Path model,
@@ -55,7 +57,8 @@ public record WorkerConfig(
     Duration keepAlive,
     Duration keepAliveTimeout,
     Duration sessionIdle,
-    KvCacheLink.Settings kvcache) {
+    KvCacheLink.Settings kvcache,
+    boolean prefixCache) {
 
   /** Which calls a worker serves: the draft proposes, the target verifies. Same contract. */
   public enum Role {
@@ -119,6 +122,7 @@ public record WorkerConfig(
         "kvcache-deadline-ms", "MS", "longest wait per kvcache call, then prefill (default 500)"),
     KVCACHE_PUBLISH_QUEUE(
         "kvcache-publish-queue", "N", "blocks waiting to publish; more are dropped (default 256)"),
+    PREFIX_CACHE("prefix-cache", "on|off", "share full KV blocks between sessions (default on)"),
     KVCACHE_REPLICA(
         "kvcache-replica", "HOST:PORT", "this worker as the router names it (default host:port)");
 
@@ -228,7 +232,24 @@ public record WorkerConfig(
         v.seconds(Flag.KEEPALIVE_SECONDS, 30),
         v.seconds(Flag.KEEPALIVE_TIMEOUT_SECONDS, 10),
         v.seconds(Flag.SESSION_IDLE_SECONDS, 300),
-        kvcache(v));
+        kvcache(v),
+        prefixCache(v));
+  }
+
+  private static boolean prefixCache(Flags<Flag>.Values v) {
+    String text = v.get(Flag.PREFIX_CACHE);
+    if (text == null || text.equals("on")) {
+      return true;
+    }
+    if (text.equals("off")) {
+      if (v.get(Flag.KVCACHE) != null && !v.get(Flag.KVCACHE).isBlank()) {
+        throw new ConfigException(
+            v.origin(Flag.PREFIX_CACHE)
+                + ": off (expected: on with --kvcache, which fetches into the prefix cache)");
+      }
+      return false;
+    }
+    throw new ConfigException(v.origin(Flag.PREFIX_CACHE) + ": " + text + " (expected: on or off)");
   }
 
   /** The kvcache settings, or null without --kvcache; each flag checked and named. */

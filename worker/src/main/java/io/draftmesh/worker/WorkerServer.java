@@ -184,7 +184,9 @@ public final class WorkerServer implements AutoCloseable {
       if (config.threads() > 0) {
         System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(config.threads()));
       }
-      return InferenceEngine.load(config.engineConfig());
+      InferenceEngine engine = InferenceEngine.load(config.engineConfig());
+      engine.prefixCache().enabled(config.prefixCache());
+      return engine;
     };
   }
 

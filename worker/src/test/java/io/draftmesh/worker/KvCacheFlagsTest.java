@@ -44,6 +44,19 @@ class KvCacheFlagsTest {
   }
 
   @Test
+  void thePrefixCacheIsOnUnlessTurnedOffAndTheKvcacheNeedsIt() {
+    assertThat(parse(Map.of()).prefixCache()).isTrue();
+    assertThat(parse(Map.of(), "--prefix-cache", "off").prefixCache()).isFalse();
+    assertThat(parse(Map.of("DRAFTMESH_PREFIX_CACHE", "on")).prefixCache()).isTrue();
+    assertThatThrownBy(() -> parse(Map.of(), "--prefix-cache", "no"))
+        .hasMessage("--prefix-cache: no (expected: on or off)");
+    assertThatThrownBy(() -> parse(Map.of(), "--prefix-cache", "off", "--kvcache", "h:1"))
+        .hasMessage(
+            "--prefix-cache: off (expected: on with --kvcache, which fetches into the prefix"
+                + " cache)");
+  }
+
+  @Test
   void badValuesNameTheFlagTheValueAndWhatWasExpected() {
     assertThatThrownBy(() -> parse(Map.of(), "--kvcache", "nohost"))
         .hasMessage("--kvcache: nohost (expected: HOST:PORT with a port in 1..65535)");

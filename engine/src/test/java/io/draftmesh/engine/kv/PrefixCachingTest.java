@@ -231,6 +231,33 @@ class PrefixCachingTest {
   }
 
   @org.junit.jupiter.api.Test
+  void turnedOffEveryPromptIsPrefilledWhole() {
+    try (InferenceEngine e = engine(Backend.VECTOR, 32)) {
+      int[] p = prompt(40, 12);
+      Sequence a = e.open(p, SamplingParams.GREEDY, "a");
+      a.prefill(ResultOptions.NONE).join();
+      a.closeAsync().join();
+      assertThat(e.prefixCache().stats().idleBlocks()).isEqualTo(2);
+      e.prefixCache().enabled(false);
+      assertThat(e.prefixCache().stats().cachedBlocks()).isZero();
+      Sequence b = e.open(p, SamplingParams.GREEDY, "b");
+      b.prefill(ResultOptions.NONE).join();
+      assertThat(b.cachedPromptTokens()).isZero();
+      b.closeAsync().join();
+      assertThat(e.prefixCache().stats().cachedBlocks()).isZero();
+      e.prefixCache().enabled(true);
+      Sequence c = e.open(p, SamplingParams.GREEDY, "c");
+      c.prefill(ResultOptions.NONE).join();
+      c.closeAsync().join();
+      Sequence d = e.open(p, SamplingParams.GREEDY, "d");
+      d.prefill(ResultOptions.NONE).join();
+      assertThat(d.cachedPromptTokens()).isEqualTo(32);
+      d.closeAsync().join();
+      assertNothingHeld(e);
+    }
+  }
+
+  @org.junit.jupiter.api.Test
   void ownForRewriteGivesATablePrivateCopiesAndLeavesTheSharedBlocksAsTheyWere() {
     try (KvBlockPool pool = KvBlockPool.withBudget(1, 1, 4, 4, 8 * 2 * 4 * 4 * 4)) {
       int[] tokens = {1, 2, 3, 4, 5, 6, 7, 8, 9};
