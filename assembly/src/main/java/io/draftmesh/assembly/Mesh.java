@@ -77,7 +77,8 @@ public final class Mesh implements AutoCloseable {
       int maxTokensPerOp,
       int drainSeconds,
       List<String> routerFlags,
-      List<Worker> moreWorkers) {
+      List<Worker> moreWorkers,
+      String kvcache) {
 
     public Spec {
       Objects.requireNonNull(targetModel, "targetModel");
@@ -103,7 +104,18 @@ public final class Mesh implements AutoCloseable {
     /** Free ports, KV pools of 256 (target) and 128 (draft) MiB, 10 s drain. */
     public static Spec of(Path targetModel, Path draftModel) {
       return new Spec(
-          targetModel, draftModel, "localhost", 0, 256, 128, 4096, 64, 10, List.of(), List.of());
+          targetModel,
+          draftModel,
+          "localhost",
+          0,
+          256,
+          128,
+          4096,
+          64,
+          10,
+          List.of(),
+          List.of(),
+          null);
     }
 
     /** The port of the component at {@code offset}: 0 (any free one) without a port base. */
@@ -123,7 +135,8 @@ public final class Mesh implements AutoCloseable {
           maxTokensPerOp,
           drainSeconds,
           routerFlags,
-          moreWorkers);
+          moreWorkers,
+          kvcache);
     }
 
     public Spec withKvBudgets(int targetMb, int draftMb) {
@@ -138,7 +151,8 @@ public final class Mesh implements AutoCloseable {
           maxTokensPerOp,
           drainSeconds,
           routerFlags,
-          moreWorkers);
+          moreWorkers,
+          kvcache);
     }
 
     public Spec withLimits(int context, int tokensPerOp) {
@@ -153,7 +167,8 @@ public final class Mesh implements AutoCloseable {
           tokensPerOp,
           drainSeconds,
           routerFlags,
-          moreWorkers);
+          moreWorkers,
+          kvcache);
     }
 
     public Spec withDrainSeconds(int seconds) {
@@ -168,7 +183,28 @@ public final class Mesh implements AutoCloseable {
           maxTokensPerOp,
           seconds,
           routerFlags,
-          moreWorkers);
+          moreWorkers,
+          kvcache);
+    }
+
+    /**
+     * Links every worker (prefix fetch and publish) and the router (KV-aware placement) to the
+     * kvcache-service at {@code address}; null = none.
+     */
+    public Spec withKvCache(String address) {
+      return new Spec(
+          targetModel,
+          draftModel,
+          host,
+          portBase,
+          targetKvBudgetMb,
+          draftKvBudgetMb,
+          maxContext,
+          maxTokensPerOp,
+          drainSeconds,
+          routerFlags,
+          moreWorkers,
+          address);
     }
 
     public Spec withRouterFlags(List<String> flags) {
@@ -183,7 +219,8 @@ public final class Mesh implements AutoCloseable {
           maxTokensPerOp,
           drainSeconds,
           flags,
-          moreWorkers);
+          moreWorkers,
+          kvcache);
     }
 
     /**
@@ -205,7 +242,8 @@ public final class Mesh implements AutoCloseable {
           maxTokensPerOp,
           drainSeconds,
           routerFlags,
-          more);
+          more,
+          kvcache);
     }
   }
 
@@ -292,17 +330,19 @@ public final class Mesh implements AutoCloseable {
 
   private WorkerConfig workerConfig(Path model, WorkerConfig.Role role, int offset) {
     int kv = role == WorkerConfig.Role.TARGET ? spec.targetKvBudgetMb() : spec.draftKvBudgetMb();
-    return WorkerConfig.parse(
-        new String[] {
-          "--model", model.toString(),
-          "--port", Integer.toString(spec.port(offset)),
-          "--kv-budget-mb", Integer.toString(kv),
-          "--max-context", Integer.toString(spec.maxContext()),
-          "--max-tokens-per-op", Integer.toString(spec.maxTokensPerOp()),
-          "--drain-seconds", Integer.toString(spec.drainSeconds())
-        },
-        Map.of(),
-        role);
+    List<String> flags =
+        new ArrayList<>(
+            List.of(
+                "--model", model.toString(),
+                "--port", Integer.toString(spec.port(offset)),
+                "--kv-budget-mb", Integer.toString(kv),
+                "--max-context", Integer.toString(spec.maxContext()),
+                "--max-tokens-per-op", Integer.toString(spec.maxTokensPerOp()),
+                "--drain-seconds", Integer.toString(spec.drainSeconds())));
+    if (spec.kvcache() != null && role == WorkerConfig.Role.TARGET) {
+      flags.addAll(List.of("--kvcache", spec.kvcache()));
+    }
+    return WorkerConfig.parse(flags.toArray(String[]::new), Map.of(), role);
   }
 
   private RouterConfig routerConfig() {
@@ -323,6 +363,9 @@ public final class Mesh implements AutoCloseable {
     }
     flags.addAll(List.of("--tokenizers", tokenizers));
     flags.addAll(List.of("--drain-seconds", Integer.toString(spec.drainSeconds())));
+    if (spec.kvcache() != null) {
+      flags.addAll(List.of("--kvcache", spec.kvcache()));
+    }
     flags.addAll(spec.routerFlags());
     return RouterConfig.parse(flags.toArray(String[]::new), Map.of());
   }

@@ -96,15 +96,19 @@ final class UpCommand {
     } catch (IllegalArgumentException e) {
       throw new UsageException(e.getMessage());
     }
-    Mesh.Spec spec =
-        Mesh.Spec.of(models.target(), models.draft())
-            .withPortBase(o.portBase())
-            .withDrainSeconds(o.drain());
     err.println("starting the mesh: loading " + models.target() + " and " + models.draft());
     try (Telemetry telemetry = Telemetry.fromEnvironment("draftmesh-up");
-        Mesh mesh = Mesh.start(spec, telemetry.openTelemetry())) {
+        KvCacheServer kvcache = startKvCache(o.portBase(), telemetry);
+        Mesh mesh =
+            Mesh.start(
+                Mesh.Spec.of(models.target(), models.draft())
+                    .withPortBase(o.portBase())
+                    .withDrainSeconds(o.drain())
+                    .withKvCache("127.0.0.1:" + kvcache.port()),
+                telemetry.openTelemetry())) {
       Gateway gateway = startGateway(mesh, models, o.portBase(), System.getenv());
-      startKvCache(mesh, o.portBase(), telemetry);
+      // Listed with the mesh; closed by this try after the mesh (its workers publish to it).
+      mesh.attach("kvcache", "127.0.0.1:" + kvcache.port(), () -> {});
       out.print(banner(mesh, models));
       out.print(gateway.banner());
       out.flush();
@@ -172,14 +176,13 @@ final class UpCommand {
   }
 
   /**
-   * One memory-only kvcache-service (256 MiB) on port base+5 or a free one, stopped with the mesh.
+   * One memory-only kvcache-service (256 MiB) on port base+5 or a free one, started before the mesh
+   * so its target worker and router link to it.
    */
-  static void startKvCache(Mesh mesh, int portBase, Telemetry telemetry)
-      throws java.io.IOException {
+  static KvCacheServer startKvCache(int portBase, Telemetry telemetry) throws java.io.IOException {
     KvCacheConfig config =
         KvCacheConfig.inMemory(256L << 20).withPort(portBase == 0 ? 0 : portBase + 5);
-    KvCacheServer server = KvCacheServer.onPort(config, telemetry.openTelemetry()).start();
-    mesh.attach("kvcache", "127.0.0.1:" + server.port(), server);
+    return KvCacheServer.onPort(config, telemetry.openTelemetry()).start();
   }
 
   static String banner(Mesh mesh, MeshModels.Pair models) {

@@ -41,7 +41,45 @@ public record RouterConfig(
     Duration targetTimeout,
     Duration draftTimeout,
     int autoregressiveChunk,
-    Duration drainGrace) {
+    Duration drainGrace,
+    String kvcache,
+    Duration kvcacheDeadline,
+    double kvRouteWeight) {
+
+  /** A config without a kvcache: round-robin placement. */
+  public RouterConfig(
+      int port,
+      Map<String, String> pools,
+      String defaultTarget,
+      String defaultDraft,
+      List<Path> tokenizers,
+      int defaultMaxTokens,
+      int maxTokensLimit,
+      int maxConcurrent,
+      Duration targetTimeout,
+      Duration draftTimeout,
+      int autoregressiveChunk,
+      Duration drainGrace) {
+    this(
+        port,
+        pools,
+        defaultTarget,
+        defaultDraft,
+        tokenizers,
+        defaultMaxTokens,
+        maxTokensLimit,
+        maxConcurrent,
+        targetTimeout,
+        draftTimeout,
+        autoregressiveChunk,
+        drainGrace,
+        null,
+        DEFAULT_KVCACHE_DEADLINE,
+        1.0);
+  }
+
+  /** How long placement waits for the kvcache's replica index before round-robin decides. */
+  public static final Duration DEFAULT_KVCACHE_DEADLINE = Duration.ofMillis(50);
 
   /** A flag or variable that is missing, malformed or out of range. */
   public static final class ConfigException extends Flags.ConfigException {
@@ -68,7 +106,12 @@ public record RouterConfig(
     DRAFT_TIMEOUT_MS("draft-timeout-ms", "MS", "deadline of one draft round (default 2000)"),
     AR_CHUNK("ar-chunk", "N", "most tokens per autoregressive target call (default 8)"),
     DRAIN_SECONDS(
-        "drain-seconds", "S", "grace period for running requests on shutdown (default 10)");
+        "drain-seconds", "S", "grace period for running requests on shutdown (default 10)"),
+    KVCACHE("kvcache", "HOST:PORT", "kvcache-service: place by its replica index (default none)"),
+    KVCACHE_DEADLINE_MS(
+        "kvcache-deadline-ms", "MS", "wait on the index, then round-robin (default 50)"),
+    KV_ROUTE_WEIGHT(
+        "kv-route-weight", "W", "score w x blocks to prefill + running requests (default 1)");
 
     private final Flags.Spec spec;
 
@@ -144,6 +187,27 @@ public record RouterConfig(
     if (drainGrace == null || drainGrace.isNegative()) {
       throw new ConfigException("--drain-seconds: " + drainGrace + " (expected: >= 0)");
     }
+    if (kvcache != null) {
+      try {
+        if (WorkerPool.parseSpec(kvcache).size() != 1 || kvcache.contains("://")) {
+          throw new IllegalArgumentException(kvcache + " (expected: one host:port)");
+        }
+      } catch (IllegalArgumentException bad) {
+        throw new ConfigException("--kvcache: " + bad.getMessage());
+      }
+    }
+    if (kvcacheDeadline == null
+        || kvcacheDeadline.toMillis() < 1
+        || kvcacheDeadline.toMillis() > 60_000) {
+      throw new ConfigException(
+          "--kvcache-deadline-ms: "
+              + (kvcacheDeadline == null ? null : kvcacheDeadline.toMillis())
+              + " (expected: 1..60000)");
+    }
+    if (!(kvRouteWeight >= 0 && kvRouteWeight <= 1_000_000)) {
+      throw new ConfigException(
+          "--kv-route-weight: " + kvRouteWeight + " (expected: a number in 0..1000000)");
+    }
   }
 
   /** A config with defaults for everything but the pools (for tests and embedding). */
@@ -182,7 +246,10 @@ public record RouterConfig(
         targetTimeout,
         draftTimeout,
         autoregressiveChunk,
-        drainGrace);
+        drainGrace,
+        kvcache,
+        kvcacheDeadline,
+        kvRouteWeight);
   }
 
   /** This config with another draft round deadline. */
@@ -199,7 +266,10 @@ public record RouterConfig(
         targetTimeout,
         timeout,
         autoregressiveChunk,
-        drainGrace);
+        drainGrace,
+        kvcache,
+        kvcacheDeadline,
+        kvRouteWeight);
   }
 
   /** Parses {@code args} over {@code env}. */
@@ -245,7 +315,27 @@ public record RouterConfig(
         v.millis(Flag.TARGET_TIMEOUT_MS, 60_000),
         v.millis(Flag.DRAFT_TIMEOUT_MS, 2_000),
         v.intOf(Flag.AR_CHUNK, 8),
-        v.seconds(Flag.DRAIN_SECONDS, 10));
+        v.seconds(Flag.DRAIN_SECONDS, 10),
+        blankToNull(v.get(Flag.KVCACHE)),
+        v.millis(Flag.KVCACHE_DEADLINE_MS, (int) DEFAULT_KVCACHE_DEADLINE.toMillis()),
+        weight(v));
+  }
+
+  private static String blankToNull(String s) {
+    return s == null || s.isBlank() ? null : s.trim();
+  }
+
+  private static double weight(Flags<Flag>.Values v) {
+    String text = v.get(Flag.KV_ROUTE_WEIGHT);
+    if (text == null) {
+      return 1.0;
+    }
+    try {
+      return Double.parseDouble(text.trim());
+    } catch (NumberFormatException e) {
+      throw new ConfigException(
+          v.origin(Flag.KV_ROUTE_WEIGHT) + ": " + text + " (expected: a number in 0..1000000)");
+    }
   }
 
   /** The flag table, for {@code --help}. */

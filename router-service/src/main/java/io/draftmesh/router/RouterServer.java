@@ -44,6 +44,7 @@ public final class RouterServer implements AutoCloseable {
   private final ServiceHealth health = new ServiceHealth(SERVICE_NAME);
   private final Map<String, WorkerPool> pools;
   private final RouterService service;
+  private final KvPlacement placement; // null without --kvcache
   private boolean closed; // guarded by this
 
   /** A router whose worker channels are plaintext gRPC (Netty), traced with {@code otel}. */
@@ -64,7 +65,15 @@ public final class RouterServer implements AutoCloseable {
     Map<String, WorkerPool> p = new LinkedHashMap<>();
     config.pools().forEach((name, spec) -> p.put(name, WorkerPool.fromSpec(name, spec, channels)));
     this.pools = p;
-    this.service = new RouterService(config, pools, Tokenizers.scan(config.tokenizers()), otel);
+    this.placement =
+        config.kvcache() == null
+            ? null
+            : new KvPlacement(
+                io.draftmesh.kvcache.client.KvCacheClient.connect(
+                    config.kvcache(), config.kvcacheDeadline(), 1 << 20, otel),
+                config.kvRouteWeight());
+    this.service =
+        new RouterService(config, pools, placement, Tokenizers.scan(config.tokenizers()), otel);
     this.server =
         builder
             .addService(service)
@@ -158,6 +167,9 @@ public final class RouterServer implements AutoCloseable {
                 config.drainGrace(),
                 service.inFlight()));
     service.close();
+    if (placement != null) {
+      placement.close();
+    }
     for (WorkerPool p : pools.values()) {
       p.close();
     }

@@ -56,6 +56,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
 
   private final RouterConfig config;
   private final Map<String, WorkerPool> pools;
+  private final KvPlacement placement; // null: round-robin only
   private final Tokenizers tokenizers;
   private final ThreadPoolExecutor executor;
   private final AtomicLong requests = new AtomicLong();
@@ -66,9 +67,11 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
   RouterService(
       RouterConfig config,
       Map<String, WorkerPool> pools,
+      KvPlacement placement,
       Tokenizers tokenizers,
       io.opentelemetry.api.OpenTelemetry otel) {
     this.config = config;
+    this.placement = placement;
     this.pools = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(pools));
     this.tokenizers = tokenizers;
     AtomicInteger n = new AtomicInteger();
@@ -381,6 +384,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     private final RequestTelemetry telemetry;
     private final Object readyLock = new Object();
     private final List<WorkerSession> sessions = new ArrayList<>(); // guarded by this
+    private volatile WorkerPool.Backend placedOn; // the target replica, counted in its load
     private volatile String cancelled; // why, once the client is gone
 
     Generation(
@@ -447,6 +451,9 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       try (io.opentelemetry.context.Scope traced = telemetry.makeCurrent()) {
         decode();
       } finally {
+        if (placedOn != null) {
+          placedOn.finished();
+        }
         telemetry.end(null, cancelled);
       }
     }
@@ -819,6 +826,13 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       DecodingPlan.Settings settings =
           new DecodingPlan.Settings(
               config.targetTimeout(), config.draftTimeout(), config.autoregressiveChunk());
+      // The replica the target session runs on, for the whole request: with a kvcache index, the
+      // one that holds most of the prompt's prefix, weighed against its load.
+      if (placement != null) {
+        targetBackend = placement.choose(targetPool, prompt, targetInfo, targetBackend);
+      }
+      targetBackend.started();
+      placedOn = targetBackend;
       WorkerSession target = startSession(targetBackend, "target");
       WorkerSession draft = draftBackend == null ? null : startSession(draftBackend, "draft");
       return switch (strategy) {

@@ -120,6 +120,7 @@ final class WorkerPool implements AutoCloseable {
     private final ManagedChannel channel;
     private volatile ModelInfo info;
     private volatile long infoAt;
+    private final AtomicInteger load = new AtomicInteger(); // requests running here
 
     Backend(String address, ManagedChannel channel) {
       this.address = address;
@@ -128,6 +129,19 @@ final class WorkerPool implements AutoCloseable {
 
     String address() {
       return address;
+    }
+
+    /** Requests of this router running on this backend now (KV-aware placement's load). */
+    int load() {
+      return load.get();
+    }
+
+    void started() {
+      load.incrementAndGet();
+    }
+
+    void finished() {
+      load.decrementAndGet();
     }
 
     ManagedChannel channel() {

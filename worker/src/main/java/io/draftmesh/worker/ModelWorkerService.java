@@ -76,6 +76,11 @@ final class ModelWorkerService extends ModelWorkerGrpc.ModelWorkerImplBase {
             .setKvBlocksCached(i.kvBlocksCached())
             .setPromptTokensCached(i.promptTokensCached())
             .setPromptTokensComputed(i.promptTokensComputed())
+            .setKvFingerprint(
+                loaded.kvcache() == null
+                    ? com.google.protobuf.ByteString.EMPTY
+                    : com.google.protobuf.ByteString.copyFrom(loaded.kvcache().fingerprint()))
+            .setKvReplica(loaded.kvcache() == null ? "" : loaded.kvcache().replica())
             .build());
     out.onCompleted();
   }
@@ -91,7 +96,7 @@ final class ModelWorkerService extends ModelWorkerGrpc.ModelWorkerImplBase {
       call.onError(Statuses.toException(e));
       return SessionCall.ignoring();
     }
-    return SessionCall.start(loaded.engine(), call, responses, idle);
+    return SessionCall.start(loaded.engine(), loaded.kvcache(), call, responses, idle);
   }
 
   @Override

@@ -62,6 +62,8 @@ final class SessionCall implements StreamObserver<SessionRequest> {
   private record Done(Object result, int length, int kvBlocks) {}
 
   private final InferenceEngine engine;
+  private final KvCacheLink kvcache; // null without one
+  private volatile int fetchedTokens; // prompt tokens the open fetched from the kvcache
   private final ServerCallStreamObserver<SessionResponse> out;
   private final Executor responses;
   private final String sessionId = UUID.randomUUID().toString();
@@ -95,10 +97,12 @@ final class SessionCall implements StreamObserver<SessionRequest> {
 
   private SessionCall(
       InferenceEngine engine,
+      KvCacheLink kvcache,
       ServerCallStreamObserver<SessionResponse> out,
       Executor responses,
       IdleTimer idleTimer) {
     this.engine = engine;
+    this.kvcache = kvcache;
     this.out = out;
     this.responses = responses;
     this.idleTimer = idleTimer;
@@ -107,10 +111,11 @@ final class SessionCall implements StreamObserver<SessionRequest> {
   /** Must run inside the service method: it configures the call before gRPC starts delivering. */
   static SessionCall start(
       InferenceEngine engine,
+      KvCacheLink kvcache,
       ServerCallStreamObserver<SessionResponse> out,
       Executor responses,
       IdleTimer idleTimer) {
-    SessionCall call = new SessionCall(engine, out, responses, idleTimer);
+    SessionCall call = new SessionCall(engine, kvcache, out, responses, idleTimer);
     out.disableAutoRequest();
     out.setOnCancelHandler(call::cancelled);
     out.setOnReadyHandler(call::transportReady);
@@ -378,20 +383,27 @@ final class SessionCall implements StreamObserver<SessionRequest> {
     }
     KvPolicy compaction = policy;
     int kept = promptLength;
-    return v -> {
-      Sequence s = engine.open(prompt, sampling, label);
-      synchronized (lock) {
-        if (sequenceClosed) {
-          // Cancelled while the open was queued: give the session straight back.
-          s.closeAsync();
-          return CompletableFuture.failedFuture(Status.CANCELLED.asRuntimeException());
-        }
-        sequence = s;
-      }
-      return compaction == null
-          ? withSize(s.prefill(o))
-          : withSize(s.compact(compaction, c.getBudget(), kept, o));
-    };
+    // With a kvcache, the prompt's blocks this worker lacks are fetched first (bounded by the
+    // link's deadline, never failing), so the engine finds them in its prefix cache.
+    return v ->
+        (kvcache == null ? CompletableFuture.completedFuture(0) : kvcache.fetch(prompt))
+            .thenCompose(
+                fetched -> {
+                  Sequence s = engine.open(prompt, sampling, label);
+                  synchronized (lock) {
+                    if (sequenceClosed) {
+                      // Cancelled while the open was queued: give the session straight back.
+                      s.closeAsync();
+                      return CompletableFuture.failedFuture(Status.CANCELLED.asRuntimeException());
+                    }
+                    sequence = s;
+                  }
+                  // Fetched blocks another session's open took first count as local hits.
+                  fetchedTokens = Math.min(fetched, s.cachedPromptTokens());
+                  return compaction == null
+                      ? withSize(s.prefill(o))
+                      : withSize(s.compact(compaction, c.getBudget(), kept, o));
+                });
   }
 
   /**
@@ -490,7 +502,8 @@ final class SessionCall implements StreamObserver<SessionRequest> {
         Opened.Builder opened =
             Opened.newBuilder()
                 .setSessionId(sessionId)
-                .setCachedPromptTokens(sequence.cachedPromptTokens());
+                .setCachedPromptTokens(sequence.cachedPromptTokens())
+                .setFetchedPromptTokens(fetchedTokens);
         if (d.result() instanceof Compaction c) {
           opened
               .setNext(ProtoCodec.toProto(c.next()))

@@ -6,6 +6,7 @@ import io.draftmesh.flags.Flags;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
@@ -35,6 +36,10 @@ import java.util.Set;
  * @param keepAliveTimeout how long a ping may go unanswered before the connection is closed
  * @param sessionIdle how long a session may go without a request (while no op runs) before the
  *     worker ends it with DEADLINE_EXCEEDED; zero = never
+ * @param kvcache the kvcache-service this worker reuses prompt KV through and publishes its blocks
+ *     to, with its deadline, publish queue and replica name; null = none
+ * @param prefixCache whether sessions share full KV blocks by content (on unless turned off, e.g.
+ *     by a benchmark that measures prefill); the kvcache needs it
  */
 public record WorkerConfig(
     Path model,
@@ -51,7 +56,9 @@ public record WorkerConfig(
     Backend backend,
     Duration keepAlive,
     Duration keepAliveTimeout,
-    Duration sessionIdle) {
+    Duration sessionIdle,
+    KvCacheLink.Settings kvcache,
+    boolean prefixCache) {
 
   /** Which calls a worker serves: the draft proposes, the target verifies. Same contract. */
   public enum Role {
@@ -108,7 +115,16 @@ public record WorkerConfig(
     KEEPALIVE_TIMEOUT_SECONDS(
         "keepalive-timeout-seconds", "S", "unanswered ping closes the connection (default 10)"),
     SESSION_IDLE_SECONDS(
-        "session-idle-seconds", "S", "end a session idle this long, 0 = never (default 300)");
+        "session-idle-seconds", "S", "end a session idle this long, 0 = never (default 300)"),
+    KVCACHE(
+        "kvcache", "HOST:PORT", "kvcache-service for cross-replica prefix reuse (default none)"),
+    KVCACHE_DEADLINE_MS(
+        "kvcache-deadline-ms", "MS", "longest wait per kvcache call, then prefill (default 500)"),
+    KVCACHE_PUBLISH_QUEUE(
+        "kvcache-publish-queue", "N", "blocks waiting to publish; more are dropped (default 256)"),
+    PREFIX_CACHE("prefix-cache", "on|off", "share full KV blocks between sessions (default on)"),
+    KVCACHE_REPLICA(
+        "kvcache-replica", "HOST:PORT", "this worker as the router names it (default host:port)");
 
     private final Flags.Spec spec;
 
@@ -215,7 +231,68 @@ public record WorkerConfig(
         backend(v),
         v.seconds(Flag.KEEPALIVE_SECONDS, 30),
         v.seconds(Flag.KEEPALIVE_TIMEOUT_SECONDS, 10),
-        v.seconds(Flag.SESSION_IDLE_SECONDS, 300));
+        v.seconds(Flag.SESSION_IDLE_SECONDS, 300),
+        kvcache(v),
+        prefixCache(v));
+  }
+
+  private static boolean prefixCache(Flags<Flag>.Values v) {
+    String text = v.get(Flag.PREFIX_CACHE);
+    if (text == null || text.equals("on")) {
+      return true;
+    }
+    if (text.equals("off")) {
+      if (v.get(Flag.KVCACHE) != null && !v.get(Flag.KVCACHE).isBlank()) {
+        throw new ConfigException(
+            v.origin(Flag.PREFIX_CACHE)
+                + ": off (expected: on with --kvcache, which fetches into the prefix cache)");
+      }
+      return false;
+    }
+    throw new ConfigException(v.origin(Flag.PREFIX_CACHE) + ": " + text + " (expected: on or off)");
+  }
+
+  /** The kvcache settings, or null without --kvcache; each flag checked and named. */
+  private static KvCacheLink.Settings kvcache(Flags<Flag>.Values v) {
+    String target = v.get(Flag.KVCACHE);
+    if (target == null || target.isBlank()) {
+      for (Flag f :
+          List.of(Flag.KVCACHE_DEADLINE_MS, Flag.KVCACHE_PUBLISH_QUEUE, Flag.KVCACHE_REPLICA)) {
+        if (v.get(f) != null) {
+          throw new ConfigException(
+              v.origin(f) + ": " + v.get(f) + " (expected: only together with --kvcache)");
+        }
+      }
+      return null;
+    }
+    hostPort(v.origin(Flag.KVCACHE), target);
+    int deadline = v.intOf(Flag.KVCACHE_DEADLINE_MS, 500);
+    FLAGS.require(
+        deadline >= 1 && deadline <= 60_000, Flag.KVCACHE_DEADLINE_MS, deadline, "1..60000");
+    int queue = v.intOf(Flag.KVCACHE_PUBLISH_QUEUE, 256);
+    FLAGS.require(queue >= 1 && queue <= 65_536, Flag.KVCACHE_PUBLISH_QUEUE, queue, "1..65536");
+    String replica = v.get(Flag.KVCACHE_REPLICA);
+    if (replica != null) {
+      hostPort(v.origin(Flag.KVCACHE_REPLICA), replica);
+    }
+    return new KvCacheLink.Settings(target, Duration.ofMillis(deadline), queue, replica);
+  }
+
+  /** Checks {@code value} is HOST:PORT with a port in 1..65535. */
+  private static void hostPort(String origin, String value) {
+    int colon = value.lastIndexOf(':');
+    int port = -1;
+    if (colon > 0 && colon < value.length() - 1) {
+      try {
+        port = Integer.parseInt(value.substring(colon + 1));
+      } catch (NumberFormatException e) {
+        port = -1;
+      }
+    }
+    if (port < 1 || port > 65535 || value.substring(0, Math.max(colon, 0)).isBlank()) {
+      throw new ConfigException(
+          origin + ": " + value + " (expected: HOST:PORT with a port in 1..65535)");
+    }
   }
 
   private static Backend backend(Flags<Flag>.Values v) {

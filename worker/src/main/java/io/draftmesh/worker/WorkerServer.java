@@ -52,6 +52,8 @@ public final class WorkerServer implements AutoCloseable {
   private final WorkerState state = new WorkerState();
   private final Supplier<InferenceEngine> loader;
   private final Duration drainGrace;
+  private final KvCacheLink.Settings kvcacheSettings; // null: no kvcache
+  private final OpenTelemetry openTelemetry;
   private final ExecutorService responses;
   // SelectPromptTokens reads: one at a time (each is a whole prefill), a few queued.
   private final java.util.concurrent.ThreadPoolExecutor probes;
@@ -89,7 +91,27 @@ public final class WorkerServer implements AutoCloseable {
       Duration drainGrace,
       Duration sessionIdle,
       OpenTelemetry openTelemetry) {
+    this(builder, role, loader, drainGrace, sessionIdle, null, openTelemetry);
+  }
+
+  /**
+   * @param loader loads the engine (blocking, on a background thread); {@link #start} runs its
+   *     warm-up afterwards
+   * @param sessionIdle how long a session may go without a request while no op runs before it is
+   *     ended with DEADLINE_EXCEEDED (and freed); zero = never
+   * @param kvcache the kvcache-service to reuse and publish prompt KV through; null = none
+   */
+  public WorkerServer(
+      ServerBuilder<?> builder,
+      WorkerConfig.Role role,
+      Supplier<InferenceEngine> loader,
+      Duration drainGrace,
+      Duration sessionIdle,
+      KvCacheLink.Settings kvcache,
+      OpenTelemetry openTelemetry) {
     this.loader = Objects.requireNonNull(loader, "loader");
+    this.kvcacheSettings = kvcache;
+    this.openTelemetry = openTelemetry;
     this.drainGrace = Objects.requireNonNull(drainGrace, "drainGrace");
     this.responses = Executors.newFixedThreadPool(2, daemonThreads("worker-responses-"));
     this.probes =
@@ -149,6 +171,7 @@ public final class WorkerServer implements AutoCloseable {
         engineLoader(config),
         config.drainGrace(),
         config.sessionIdle(),
+        config.kvcache(),
         openTelemetry);
   }
 
@@ -161,7 +184,9 @@ public final class WorkerServer implements AutoCloseable {
       if (config.threads() > 0) {
         System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(config.threads()));
       }
-      return InferenceEngine.load(config.engineConfig());
+      InferenceEngine engine = InferenceEngine.load(config.engineConfig());
+      engine.prefixCache().enabled(config.prefixCache());
+      return engine;
     };
   }
 
@@ -182,12 +207,22 @@ public final class WorkerServer implements AutoCloseable {
 
   private void load() {
     InferenceEngine engine = null;
+    KvCacheLink kv = null;
     try {
       engine = loader.get();
       engine.warmUp();
-      WorkerState.Loaded loaded = describe(engine);
+      // After the warm-up (whose few tokens fill no block), before any session: the link seeds
+      // the prefix cache with the model's fingerprint.
+      kv =
+          kvcacheSettings == null
+              ? null
+              : KvCacheLink.start(engine, kvcacheSettings, server.getPort(), openTelemetry);
+      WorkerState.Loaded loaded = describe(engine, kv);
       synchronized (lifecycle) {
         if (closed) {
+          if (kv != null) {
+            kv.close();
+          }
           engine.close();
           ready.completeExceptionally(new IllegalStateException("worker closed while warming up"));
           return;
@@ -200,6 +235,9 @@ public final class WorkerServer implements AutoCloseable {
     } catch (RuntimeException | Error e) {
       log.error("model failed to load", e);
       state.moveTo(WorkerState.Phase.FAILED);
+      if (kv != null) {
+        kv.close();
+      }
       if (engine != null) {
         engine.close();
       }
@@ -223,9 +261,9 @@ public final class WorkerServer implements AutoCloseable {
     }
   }
 
-  private static WorkerState.Loaded describe(InferenceEngine engine) {
+  private static WorkerState.Loaded describe(InferenceEngine engine, KvCacheLink kv) {
     EngineInfo info = engine.info();
-    return new WorkerState.Loaded(engine, info.dtype(), info.device());
+    return new WorkerState.Loaded(engine, info.dtype(), info.device(), kv);
   }
 
   /** Completes with the engine once it is loaded and warm; fails if loading failed. */
@@ -253,6 +291,12 @@ public final class WorkerServer implements AutoCloseable {
   public InferenceEngine engine() {
     WorkerState.Loaded l = state.loaded();
     return l == null ? null : l.engine();
+  }
+
+  /** The link to kvcache-service once serving with one, else null. */
+  public KvCacheLink kvcache() {
+    WorkerState.Loaded l = state.loaded();
+    return l == null ? null : l.kvcache();
   }
 
   /** Blocks until the server has terminated (after {@link #close()}, from another thread). */
@@ -290,6 +334,9 @@ public final class WorkerServer implements AutoCloseable {
     state.moveTo(WorkerState.Phase.STOPPED);
     WorkerState.Loaded l = state.loaded();
     if (l != null) {
+      if (l.kvcache() != null) {
+        l.kvcache().close(); // stops publishing before the pool goes
+      }
       l.engine().close();
     }
   }

@@ -24,7 +24,8 @@ final class WorkerState {
   }
 
   /** What the engine reports about its tensors, fixed once loaded. */
-  record Loaded(InferenceEngine engine, String dtype, String device) {}
+  /** The serving engine, and its link to kvcache-service (null without one). */
+  record Loaded(InferenceEngine engine, String dtype, String device, KvCacheLink kvcache) {}
 
   private volatile Phase phase = Phase.WARMING_UP;
   private volatile Loaded loaded;

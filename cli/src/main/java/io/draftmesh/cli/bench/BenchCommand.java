@@ -3,6 +3,7 @@ package io.draftmesh.cli.bench;
 import io.draftmesh.bench.ApproxBench;
 import io.draftmesh.bench.CollabBench;
 import io.draftmesh.bench.EngineBench;
+import io.draftmesh.bench.KvReuseBench;
 import io.draftmesh.bench.SpeculativeBench;
 import io.draftmesh.kvcache.KvCacheBench;
 import java.util.Arrays;
@@ -17,6 +18,7 @@ public final class BenchCommand {
              draftmesh bench speculative [--json] [--quick] [--prompts N] [--max-tokens N]
              draftmesh bench collab [--json] [--quick] [--prompts N] [--max-tokens N] [--models DIR]
              draftmesh bench kvcache [--json] [--quick] [--streams N] [--blocks N]
+             draftmesh bench kvcache reuse [--json] [--quick] [--prefixes L,L] [--conversations N]
              draftmesh bench approx [--json] [--quick] [--prompts N] [--max-tokens N]
         engine       engine step costs side by side on the bundled tiny model and a generated ~110M
                      Llama-shaped model: decode, verify (k+1 = 5), 512-token prefill, batching at
@@ -36,6 +38,9 @@ public final class BenchCommand {
                      parameter-weighted cost, ms/token). Missing models print "model missing".
         kvcache      kvcache-service on loopback: put/get GB/s of the memory and disk tiers,
                      lookup latency of a 2,048-token prompt. --help for every flag.
+                     reuse: TTFT cold vs warm (same worker, other replica via the kvcache, its disk
+                     tier) for shared prefixes, and a multi-turn chat over two target replicas
+                     without reuse, with prefix caches, with the kvcache, with KV-aware routing.
         approx       prompt compression through a mesh on real ports: SpecPC (the draft's attention
                      picks the prompt tokens) against StreamingLLM-style prompt truncation at several
                      budgets on long prompts; tokens kept/dropped, agreement with the full-prompt
@@ -54,7 +59,10 @@ public final class BenchCommand {
       case "engine" -> EngineBench.run(rest);
       case "speculative" -> SpeculativeBench.run(rest);
       case "collab" -> CollabBench.run(rest);
-      case "kvcache" -> KvCacheBench.run(rest);
+      case "kvcache" ->
+          rest.length > 0 && rest[0].equals("reuse")
+              ? KvReuseBench.run(Arrays.copyOfRange(rest, 1, rest.length))
+              : KvCacheBench.run(rest);
       case "approx" -> ApproxBench.run(rest);
       default -> {
         System.err.println(

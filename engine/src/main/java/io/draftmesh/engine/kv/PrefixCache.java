@@ -61,6 +61,7 @@ public final class PrefixCache {
   private final int[] refs; // per cached block: tables holding it
   private final LinkedHashSet<Integer> idle = new LinkedHashSet<>(); // refs == 0, LRU first
   private byte[] seed = LOCAL_SEED;
+  private boolean enabled = true;
   private volatile Listener listener;
   private long stored;
   private long hits;
@@ -99,6 +100,19 @@ public final class PrefixCache {
     }
   }
 
+  /**
+   * Turns caching on or off (on by default). Off, sequences neither find nor leave blocks here and
+   * the idle ones are dropped: every prompt is prefilled whole (benchmarks that measure prefill).
+   */
+  public void enabled(boolean on) {
+    synchronized (pool) {
+      enabled = on;
+      if (!on) {
+        dropIdle();
+      }
+    }
+  }
+
   public void listener(Listener l) {
     this.listener = l;
   }
@@ -125,6 +139,9 @@ public final class PrefixCache {
    */
   int[] acquire(List<byte[]> keys) {
     synchronized (pool) {
+      if (!enabled) {
+        return new int[0];
+      }
       int[] out = new int[keys.size()];
       int n = 0;
       for (byte[] k : keys) {
@@ -148,7 +165,7 @@ public final class PrefixCache {
   void register(byte[] key, int block, byte[] parent, int[] tokens, int from) {
     synchronized (pool) {
       Key k = new Key(key);
-      if (keyOf[block] != null || byKey.containsKey(k)) {
+      if (!enabled || keyOf[block] != null || byKey.containsKey(k)) {
         return;
       }
       byKey.put(k, block);

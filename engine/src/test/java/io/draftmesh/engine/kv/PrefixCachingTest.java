@@ -230,6 +230,65 @@ class PrefixCachingTest {
     }
   }
 
+  @org.junit.jupiter.api.Test
+  void turnedOffEveryPromptIsPrefilledWhole() {
+    try (InferenceEngine e = engine(Backend.VECTOR, 32)) {
+      int[] p = prompt(40, 12);
+      Sequence a = e.open(p, SamplingParams.GREEDY, "a");
+      a.prefill(ResultOptions.NONE).join();
+      a.closeAsync().join();
+      assertThat(e.prefixCache().stats().idleBlocks()).isEqualTo(2);
+      e.prefixCache().enabled(false);
+      assertThat(e.prefixCache().stats().cachedBlocks()).isZero();
+      Sequence b = e.open(p, SamplingParams.GREEDY, "b");
+      b.prefill(ResultOptions.NONE).join();
+      assertThat(b.cachedPromptTokens()).isZero();
+      b.closeAsync().join();
+      assertThat(e.prefixCache().stats().cachedBlocks()).isZero();
+      e.prefixCache().enabled(true);
+      Sequence c = e.open(p, SamplingParams.GREEDY, "c");
+      c.prefill(ResultOptions.NONE).join();
+      c.closeAsync().join();
+      Sequence d = e.open(p, SamplingParams.GREEDY, "d");
+      d.prefill(ResultOptions.NONE).join();
+      assertThat(d.cachedPromptTokens()).isEqualTo(32);
+      d.closeAsync().join();
+      assertNothingHeld(e);
+    }
+  }
+
+  @org.junit.jupiter.api.Test
+  void ownForRewriteGivesATablePrivateCopiesAndLeavesTheSharedBlocksAsTheyWere() {
+    try (KvBlockPool pool = KvBlockPool.withBudget(1, 1, 4, 4, 8 * 2 * 4 * 4 * 4)) {
+      int[] tokens = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+      BlockTable owner = new BlockTable(pool);
+      owner.reserve(9);
+      for (int pos = 0; pos < 9; pos++) {
+        pool.keys(0).putFloat((int) owner.slot(pos) * 4 * Float.BYTES, pos + 1);
+      }
+      owner.publish(tokens, 9);
+      BlockTable sharer = new BlockTable(pool);
+      assertThat(sharer.adopt(pool.prefixCache().keys(tokens, 2))).isEqualTo(8);
+      assertThat(sharer.slot(5)).isEqualTo(owner.slot(5));
+      sharer.ownForRewrite(8);
+      assertThat(sharer.slot(5)).isNotEqualTo(owner.slot(5));
+      for (int pos = 0; pos < 8; pos++) {
+        float copied = pool.keys(0).getFloat((int) sharer.slot(pos) * 4 * Float.BYTES);
+        assertThat(copied).isEqualTo(pos + 1f);
+        pool.keys(0).putFloat((int) sharer.slot(pos) * 4 * Float.BYTES, -1f);
+      }
+      for (int pos = 0; pos < 8; pos++) {
+        assertThat(pool.keys(0).getFloat((int) owner.slot(pos) * 4 * Float.BYTES))
+            .isEqualTo(pos + 1f);
+      }
+      assertThat(pool.prefixCache().cachedPrefix(pool.prefixCache().keys(tokens, 2))).isEqualTo(2);
+      sharer.close();
+      owner.close();
+      assertThat(pool.freeBlocks()).isEqualTo(pool.totalBlocks());
+      assertThat(pool.prefixCache().stats().idleBlocks()).isEqualTo(2);
+    }
+  }
+
   @ParameterizedTest
   @EnumSource(
       value = Backend.class,

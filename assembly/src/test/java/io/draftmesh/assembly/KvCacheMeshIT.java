@@ -1,0 +1,322 @@
+package io.draftmesh.assembly;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.draftmesh.kvcache.KvCacheConfig;
+import io.draftmesh.kvcache.KvCacheServer;
+import io.draftmesh.kvcache.client.KvCacheClient;
+import io.draftmesh.proto.v1.GenerateChunk;
+import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.ModelInfo;
+import io.draftmesh.proto.v1.RouterGrpc;
+import io.draftmesh.proto.v1.Sampling;
+import io.draftmesh.proto.v1.Strategy;
+import io.draftmesh.proto.v1.TokenIds;
+import io.draftmesh.router.RouterConfig;
+import io.draftmesh.router.RouterServer;
+import io.draftmesh.worker.WorkerConfig;
+import io.draftmesh.worker.WorkerServer;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.opentelemetry.api.OpenTelemetry;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The kvcache in the mesh, on real ports: two target workers linked to one kvcache-service and a
+ * router over them. Prompt KV computed on one replica is reused on the other through the service
+ * with the greedy output of a cold run; a killed, stalled or garbage-returning service changes no
+ * output, hangs nothing and leaks no block; the router places a request on the replica holding its
+ * prefix and falls back to round-robin when the index is down.
+ */
+class KvCacheMeshIT {
+  static final int TOKENS = 12;
+
+  /** kvcache (optional), workers a and b, and a router with pools target = a,b, a, b. */
+  static final class Topology implements AutoCloseable {
+    KvCacheServer kvcache;
+    final WorkerServer a;
+    final WorkerServer b;
+    final RouterServer router;
+    final ManagedChannel channel;
+
+    Topology(String kvTarget, boolean startKvcache) throws Exception {
+      this(kvTarget, startKvcache, 2000);
+    }
+
+    /**
+     * @param deadlineMs the workers' --kvcache-deadline-ms
+     */
+    Topology(String kvTarget, boolean startKvcache, int deadlineMs) throws Exception {
+      if (startKvcache) {
+        kvcache = KvCacheServer.onPort(KvCacheConfig.inMemory(64L << 20), OpenTelemetry.noop());
+        kvcache.start();
+        kvTarget = "localhost:" + kvcache.port();
+      }
+      a = worker(kvTarget, deadlineMs);
+      b = worker(kvTarget, deadlineMs);
+      a.awaitReady(Duration.ofSeconds(60));
+      b.awaitReady(Duration.ofSeconds(60));
+      String pa = "localhost:" + a.port();
+      String pb = "localhost:" + b.port();
+      List<String> flags =
+          new ArrayList<>(
+              List.of(
+                  "--port",
+                  "0",
+                  "--target",
+                  pa + "," + pb,
+                  "--pool",
+                  "a=" + pa,
+                  "--pool",
+                  "b=" + pb,
+                  "--drain-seconds",
+                  "0",
+                  "--kvcache-deadline-ms",
+                  "200"));
+      if (kvTarget != null) {
+        flags.addAll(List.of("--kvcache", kvTarget));
+      }
+      router =
+          RouterServer.onPort(
+                  RouterConfig.parse(flags.toArray(String[]::new), Map.of()), OpenTelemetry.noop())
+              .start();
+      channel =
+          Grpc.newChannelBuilder("localhost:" + router.port(), InsecureChannelCredentials.create())
+              .build();
+    }
+
+    static WorkerServer worker(String kvTarget, int deadlineMs) throws IOException {
+      List<String> flags =
+          new ArrayList<>(
+              List.of(
+                  "--model",
+                  MeshFixture.modelA().toString(),
+                  "--port",
+                  "0",
+                  "--kv-budget-mb",
+                  "16",
+                  "--max-context",
+                  "1024",
+                  "--drain-seconds",
+                  "0"));
+      if (kvTarget != null) {
+        flags.addAll(
+            List.of("--kvcache", kvTarget, "--kvcache-deadline-ms", Integer.toString(deadlineMs)));
+      }
+      WorkerConfig c =
+          WorkerConfig.parse(flags.toArray(String[]::new), Map.of(), WorkerConfig.Role.TARGET);
+      return WorkerServer.onPort(c, OpenTelemetry.noop()).start();
+    }
+
+    /** The greedy tokens of {@code prompt} generated on pool {@code pool}. */
+    List<Integer> generate(String pool, int[] prompt, int tokens) {
+      TokenIds.Builder ids = TokenIds.newBuilder();
+      for (int t : prompt) {
+        ids.addIds(t);
+      }
+      GenerateRequest r =
+          GenerateRequest.newBuilder()
+              .setTokenIds(ids)
+              .setTarget(pool)
+              .setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE)
+              .setIgnoreEos(true)
+              .setSampling(Sampling.newBuilder().setMaxTokens(tokens))
+              .build();
+      List<Integer> out = new ArrayList<>();
+      Iterator<GenerateChunk> it =
+          RouterGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS).generate(r);
+      it.forEachRemaining(c -> out.addAll(c.getTokenIdsList()));
+      return out;
+    }
+
+    ModelInfo info(WorkerServer w) {
+      return MeshFixture.info("localhost:" + w.port());
+    }
+
+    void assertFreed() {
+      MeshFixture.assertFreed("a", "localhost:" + a.port(), Duration.ofSeconds(5));
+      MeshFixture.assertFreed("b", "localhost:" + b.port(), Duration.ofSeconds(5));
+    }
+
+    @Override
+    public void close() {
+      channel.shutdownNow();
+      router.close();
+      a.close();
+      b.close();
+      if (kvcache != null) {
+        kvcache.close();
+      }
+    }
+  }
+
+  static int[] prompt(int n, int seed) {
+    int[] p = new int[n];
+    for (int i = 0; i < n; i++) {
+      p[i] = 2 + (i * 37 + seed * 101 + i * i * seed) % 500;
+    }
+    return p;
+  }
+
+  static void await(String what, BooleanSupplier condition) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (!condition.getAsBoolean()) {
+      assertThat(System.nanoTime()).as("waiting for %s", what).isLessThan(deadline);
+      Thread.sleep(20);
+    }
+  }
+
+  /** Tokens a worker's sessions took from its prefix cache, fetched ones included. */
+  static long cached(Topology t, WorkerServer w) {
+    return t.info(w).getPromptTokensCached();
+  }
+
+  @Test
+  void aPrefixPrefilledOnOneReplicaIsReusedOnTheOtherWithTheColdOutput() throws Exception {
+    try (Topology t = new Topology(null, true)) {
+      int[] p = prompt(120, 1); // 7 reusable blocks of 16 (the last token is always fed)
+      List<Integer> cold = t.generate("a", p, TOKENS);
+      assertThat(cold).hasSize(TOKENS);
+      await("a's prompt blocks published", () -> t.a.kvcache().stats().publishedBlocks() >= 7);
+
+      long computedBefore = t.info(t.b).getPromptTokensComputed(); // the warm-up's
+      List<Integer> warm = t.generate("b", p, TOKENS);
+      assertThat(warm).isEqualTo(cold);
+      assertThat(t.b.kvcache().stats().fetchedBlocks()).isEqualTo(7);
+      assertThat(cached(t, t.b)).isEqualTo(112);
+      assertThat(t.info(t.b).getPromptTokensComputed() - computedBefore).isEqualTo(8);
+      // The same worker again: its own prefix cache, nothing fetched.
+      assertThat(t.generate("b", p, TOKENS)).isEqualTo(cold);
+      assertThat(t.b.kvcache().stats().fetchedBlocks()).isEqualTo(7);
+      assertThat(cached(t, t.b)).isEqualTo(224);
+      t.assertFreed();
+    }
+  }
+
+  @Test
+  void aKilledKvcacheChangesNoOutputAndLeaksNothing() throws Exception {
+    try (Topology t = new Topology(null, true)) {
+      int[] p = prompt(150, 2);
+      List<Integer> cold = t.generate("a", p, TOKENS);
+      // Killed while a long generation publishes its blocks.
+      CompletableFuture<List<Integer>> running =
+          CompletableFuture.supplyAsync(() -> t.generate("b", prompt(100, 3), 300));
+      Thread.sleep(50);
+      t.kvcache.close();
+      assertThat(running.get(60, TimeUnit.SECONDS)).hasSize(300);
+      // b cannot fetch a's blocks any more: it prefills, with the same output.
+      assertThat(t.generate("b", p, TOKENS)).isEqualTo(cold);
+      assertThat(t.generate("target", p, TOKENS)).isEqualTo(cold); // placement falls back
+      t.assertFreed();
+      assertThat(t.b.kvcache().stats().clientFailures()).isPositive();
+    }
+  }
+
+  @Test
+  void aStalledKvcacheChangesNoOutputAndHangsNothing() throws Exception {
+    // A port that accepts connections and never answers: every call runs into its deadline.
+    try (ServerSocket silent = new ServerSocket(0);
+        Topology cold = new Topology(null, false)) {
+      List<Socket> held = new ArrayList<>();
+      Thread acceptor =
+          new Thread(
+              () -> {
+                try {
+                  while (true) {
+                    held.add(silent.accept());
+                  }
+                } catch (IOException closed) {
+                  // the test is over
+                }
+              });
+      acceptor.setDaemon(true);
+      acceptor.start();
+      int[] p = prompt(90, 4);
+      List<Integer> expected = cold.generate("a", p, TOKENS);
+      try (Topology stalled = new Topology("localhost:" + silent.getLocalPort(), false, 200)) {
+        assertThat(stalled.generate("a", p, TOKENS)).isEqualTo(expected);
+        assertThat(stalled.generate("b", p, TOKENS)).isEqualTo(expected);
+        assertThat(stalled.generate("target", p, TOKENS)).isEqualTo(expected);
+        stalled.assertFreed();
+        assertThat(stalled.a.kvcache().stats().fetchedBlocks()).isZero();
+      }
+      for (Socket s : held) {
+        s.close();
+      }
+    }
+  }
+
+  @Test
+  void garbageFromTheKvcacheIsNeverUsed() throws Exception {
+    try (GarbageKvCache garbage = GarbageKvCache.start();
+        Topology cold = new Topology(null, false);
+        Topology t = new Topology("localhost:" + garbage.port(), false)) {
+      int[] p = prompt(100, 5);
+      List<Integer> expected = cold.generate("a", p, TOKENS);
+      for (GarbageKvCache.Kind kind : GarbageKvCache.Kind.values()) {
+        garbage.kind(kind);
+        assertThat(t.generate("a", p, TOKENS)).as("%s", kind).isEqualTo(expected);
+        t.a.engine().prefixCache().clear(); // the next kind meets a cold worker again
+      }
+      assertThat(t.a.kvcache().stats().fetchedBlocks()).isZero();
+      assertThat(garbage.gets()).isEqualTo(GarbageKvCache.Kind.values().length);
+      t.assertFreed();
+    }
+  }
+
+  @Test
+  void theRouterPlacesARequestOnTheReplicaHoldingItsPrefix() throws Exception {
+    try (Topology t = new Topology(null, true)) {
+      int[] p = prompt(200, 6); // 12 reusable blocks
+      List<Integer> expected = t.generate("b", p, TOKENS);
+      String replicaB = t.info(t.b).getKvReplica();
+      try (KvCacheClient index =
+          KvCacheClient.connect(
+              "localhost:" + t.kvcache.port(),
+              Duration.ofSeconds(2),
+              1 << 20,
+              OpenTelemetry.noop())) {
+        byte[] fp = t.info(t.b).getKvFingerprint().toByteArray();
+        await(
+            "the index to list b's blocks",
+            () ->
+                index
+                        .lookup(fp, 16, java.util.Arrays.copyOf(p, 192), 0)
+                        .map(x -> x.replicas().getOrDefault(replicaB, 0))
+                        .orElse(0)
+                    >= 12);
+      }
+      long aSessions = t.info(t.a).getPromptTokensComputed() + cached(t, t.a);
+      for (int i = 0; i < 4; i++) {
+        assertThat(t.generate("target", p, TOKENS)).isEqualTo(expected);
+      }
+      // Every request went to b, whose prefix cache served it.
+      assertThat(t.info(t.a).getPromptTokensComputed() + cached(t, t.a)).isEqualTo(aSessions);
+      assertThat(t.b.kvcache().stats().fetchedBlocks()).isZero();
+      assertThat(cached(t, t.b)).isEqualTo(4 * 192);
+
+      // The index down: round-robin spreads requests over both replicas.
+      t.kvcache.close();
+      long aBefore = t.info(t.a).getPromptTokensComputed();
+      long bBefore = t.info(t.b).getPromptTokensComputed();
+      for (int i = 0; i < 4; i++) {
+        t.generate("target", prompt(40, 10 + i), TOKENS);
+      }
+      assertThat(t.info(t.a).getPromptTokensComputed() - aBefore).isEqualTo(80);
+      assertThat(t.info(t.b).getPromptTokensComputed() - bBefore).isEqualTo(80);
+      t.assertFreed();
+    }
+  }
+}

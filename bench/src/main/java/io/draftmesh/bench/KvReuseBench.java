@@ -1,0 +1,561 @@
+package io.draftmesh.bench;
+
+import com.google.gson.GsonBuilder;
+import io.draftmesh.assembly.MeshModels;
+import io.draftmesh.engine.checkpoint.DType;
+import io.draftmesh.engine.checkpoint.ModelConfig;
+import io.draftmesh.engine.checkpoint.RandomCheckpoint;
+import io.draftmesh.kvcache.KvCacheConfig;
+import io.draftmesh.kvcache.KvCacheServer;
+import io.draftmesh.proto.v1.GenerateChunk;
+import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.RouterGrpc;
+import io.draftmesh.proto.v1.Sampling;
+import io.draftmesh.proto.v1.Strategy;
+import io.draftmesh.proto.v1.TokenIds;
+import io.draftmesh.router.RouterConfig;
+import io.draftmesh.router.RouterServer;
+import io.draftmesh.worker.WorkerConfig;
+import io.draftmesh.worker.WorkerServer;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.opentelemetry.api.OpenTelemetry;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * {@code draftmesh bench kvcache reuse}: what prefix reuse buys on real ports. Two target workers
+ * (vector backend), a kvcache-service with a disk tier, a router with pools {@code a}, {@code b}
+ * and {@code target = a,b}.
+ *
+ * <ul>
+ *   <li>TTFT of a request (one token) whose prompt is a shared prefix of L tokens and 16 new ones:
+ *       cold; warm on the same worker (its prefix cache); warm on the other replica (fetched from
+ *       the service's memory tier); and again after a restart of the service (its disk tier).
+ *   <li>A multi-turn chat workload: N conversations x M turns (system prompt, then each turn's
+ *       history + a new user message; 16 tokens generated per turn) over the two replicas: caches
+ *       cleared before every request (no reuse), the workers' own prefix caches with round-robin,
+ *       the kvcache with round-robin, and the kvcache with KV-aware placement. Prefill tokens
+ *       saved, mean and p90 TTFT.
+ * </ul>
+ *
+ * Models: a generated Llama (~110M parameters, 2,048 positions; ~25M with --quick), and the zoo
+ * target when it exists. Prints tables, or JSON with {@code --json}.
+ */
+public final class KvReuseBench {
+  public static final String USAGE =
+      """
+      usage: draftmesh bench kvcache reuse [--json] [--quick] [--no-zoo] [--prefixes L,L,...]
+                                           [--conversations N] [--turns M]
+        TTFT cold vs warm (same worker, other replica via the kvcache's memory tier, after a
+        kvcache restart from its disk tier) for shared prefixes (default 256,1024,2000), and a
+        multi-turn chat workload (default 4 conversations x 4 turns) over two target replicas
+        without reuse, with the workers' prefix caches, with the kvcache (round-robin) and with
+        KV-aware placement. On a generated ~110M Llama (2k context; --quick: ~25M, prefixes
+        256,1024, 3 x 3) and the zoo target if present.""";
+
+  private static final int SUFFIX = 16;
+  private static final int REPLY = 16;
+  private static final int USER = 48;
+  private static final int SYSTEM = 256;
+
+  record Ttft(
+      int prefix,
+      double coldMs,
+      double localMs,
+      double remoteMs,
+      double diskMs,
+      long localReused,
+      long remoteReused,
+      long diskReused) {}
+
+  record Chat(
+      String mode,
+      long promptTokens,
+      long prefillSaved,
+      double meanTtftMs,
+      double p90TtftMs,
+      int onA,
+      int onB) {}
+
+  record ModelReport(
+      String model, long parameters, int maxContext, List<Ttft> ttft, List<Chat> chat) {}
+
+  private KvReuseBench() {}
+
+  public static int run(String[] args) {
+    boolean json = false;
+    boolean quick = false;
+    boolean zoo = true;
+    int[] prefixes = null;
+    int conversations = -1;
+    int turns = -1;
+    for (int i = 0; i < args.length; i++) {
+      switch (args[i]) {
+        case "--json" -> json = true;
+        case "--quick" -> quick = true;
+        case "--no-zoo" -> zoo = false;
+        case "--prefixes" ->
+            prefixes =
+                Arrays.stream(value(args, ++i, "--prefixes").split(","))
+                    .mapToInt(s -> positive("--prefixes", s.trim()))
+                    .toArray();
+        case "--conversations" ->
+            conversations = positive("--conversations", value(args, ++i, "--conversations"));
+        case "--turns" -> turns = positive("--turns", value(args, ++i, "--turns"));
+        default -> {
+          System.err.println("bench kvcache reuse: unknown argument " + args[i]);
+          System.err.println(USAGE);
+          return 2;
+        }
+      }
+    }
+    if (prefixes == null) {
+      prefixes = quick ? new int[] {256, 1024} : new int[] {256, 1024, 2000};
+    }
+    if (conversations < 0) {
+      conversations = quick ? 3 : 4;
+    }
+    if (turns < 0) {
+      turns = quick ? 3 : 4;
+    }
+    try {
+      List<ModelReport> reports = new ArrayList<>();
+      reports.add(measure(generated(quick), prefixes, conversations, turns));
+      Path zooTarget = zoo ? MeshModels.zooModel("target") : null;
+      if (zooTarget != null) {
+        reports.add(measure(zooTarget, prefixes, conversations, turns));
+      }
+      if (json) {
+        System.out.println(new GsonBuilder().setPrettyPrinting().create().toJson(reports));
+      } else {
+        reports.forEach(KvReuseBench::print);
+      }
+      return 0;
+    } catch (Exception e) {
+      System.err.println("bench kvcache reuse: " + e);
+      e.printStackTrace();
+      return 1;
+    }
+  }
+
+  private static String value(String[] args, int i, String flag) {
+    if (i >= args.length) {
+      throw new IllegalArgumentException(flag + ": missing value");
+    }
+    return args[i];
+  }
+
+  private static int positive(String flag, String v) {
+    try {
+      int n = Integer.parseInt(v);
+      if (n >= 1) {
+        return n;
+      }
+    } catch (NumberFormatException e) {
+      // below
+    }
+    throw new IllegalArgumentException(flag + ": " + v + " (expected: a positive integer)");
+  }
+
+  /** A random Llama, generated once into the temp directory and kept for later runs. */
+  private static Path generated(boolean quick) throws IOException {
+    // ~110M: hidden 768, 12 layers, 12 heads, intermediate 3072; ~25M: hidden 512, 8 layers.
+    ModelConfig c =
+        quick
+            ? new ModelConfig(
+                ModelConfig.LLAMA,
+                512,
+                512,
+                1408,
+                8,
+                8,
+                8,
+                64,
+                10000.0,
+                null,
+                1e-5,
+                2048,
+                false,
+                false,
+                RandomCheckpoint.BOS_ID,
+                RandomCheckpoint.EOS_ID)
+            : new ModelConfig(
+                ModelConfig.LLAMA,
+                512,
+                768,
+                3072,
+                12,
+                12,
+                12,
+                64,
+                10000.0,
+                null,
+                1e-5,
+                2048,
+                false,
+                false,
+                RandomCheckpoint.BOS_ID,
+                RandomCheckpoint.EOS_ID);
+    Path dir =
+        Path.of(System.getProperty("java.io.tmpdir"))
+            .resolve(quick ? "draftmesh-bench-llama25m-2k" : "draftmesh-bench-llama110m-2k");
+    if (!Files.isRegularFile(dir.resolve("config.json"))) {
+      RandomCheckpoint.write(dir, c, 42, DType.F16, 0);
+    }
+    return dir;
+  }
+
+  /** Workers a and b (linked to {@code kvcache} when given) and a router over them. */
+  private static final class Topology implements AutoCloseable {
+    final WorkerServer a;
+    final WorkerServer b;
+    final RouterServer router;
+    final ManagedChannel channel;
+
+    Topology(Path model, String kvcache, boolean kvAware) throws Exception {
+      a = worker(model, kvcache);
+      b = worker(model, kvcache);
+      a.awaitReady(Duration.ofMinutes(5));
+      b.awaitReady(Duration.ofMinutes(5));
+      String pa = "localhost:" + a.port();
+      String pb = "localhost:" + b.port();
+      List<String> flags =
+          new ArrayList<>(
+              List.of(
+                  "--port",
+                  "0",
+                  "--target",
+                  pa + "," + pb,
+                  "--pool",
+                  "a=" + pa,
+                  "--pool",
+                  "b=" + pb,
+                  "--drain-seconds",
+                  "0",
+                  "--target-timeout-ms",
+                  "600000"));
+      if (kvAware) {
+        flags.addAll(List.of("--kvcache", kvcache, "--kvcache-deadline-ms", "200"));
+      }
+      router =
+          RouterServer.onPort(
+                  RouterConfig.parse(flags.toArray(String[]::new), Map.of()), OpenTelemetry.noop())
+              .start();
+      channel =
+          Grpc.newChannelBuilder("localhost:" + router.port(), InsecureChannelCredentials.create())
+              .build();
+    }
+
+    static WorkerServer worker(Path model, String kvcache) throws IOException {
+      List<String> flags =
+          new ArrayList<>(
+              List.of(
+                  "--model",
+                  model.toString(),
+                  "--port",
+                  "0",
+                  "--kv-budget-mb",
+                  "1024",
+                  "--max-context",
+                  "2048",
+                  "--max-sessions",
+                  "4",
+                  "--drain-seconds",
+                  "0",
+                  "--backend",
+                  "vector"));
+      if (kvcache != null) {
+        // Generous for the bench: a 2k prefix of the 110M model is 150 MB to move.
+        flags.addAll(
+            List.of(
+                "--kvcache",
+                kvcache,
+                "--kvcache-deadline-ms",
+                "5000",
+                "--kvcache-publish-queue",
+                "1024"));
+      }
+      return WorkerServer.onPort(
+              WorkerConfig.parse(flags.toArray(String[]::new), Map.of(), WorkerConfig.Role.TARGET),
+              OpenTelemetry.noop())
+          .start();
+    }
+
+    /** Generates on {@code pool}; returns the generated ids and sets ttft[0] in ms. */
+    List<Integer> generate(String pool, int[] prompt, int tokens, double[] ttft) {
+      TokenIds.Builder ids = TokenIds.newBuilder();
+      for (int t : prompt) {
+        ids.addIds(t);
+      }
+      GenerateRequest r =
+          GenerateRequest.newBuilder()
+              .setTokenIds(ids)
+              .setTarget(pool)
+              .setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE)
+              .setIgnoreEos(true)
+              .setSampling(Sampling.newBuilder().setMaxTokens(tokens))
+              .build();
+      long start = System.nanoTime();
+      List<Integer> out = new ArrayList<>();
+      Iterator<GenerateChunk> it =
+          RouterGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.MINUTES).generate(r);
+      while (it.hasNext()) {
+        GenerateChunk c = it.next();
+        if (out.isEmpty() && c.getTokenIdsCount() > 0) {
+          ttft[0] = (System.nanoTime() - start) / 1e6;
+        }
+        out.addAll(c.getTokenIdsList());
+      }
+      return out;
+    }
+
+    @Override
+    public void close() {
+      channel.shutdownNow();
+      router.close();
+      a.close();
+      b.close();
+    }
+  }
+
+  private static int[] tokens(int n, long seed) {
+    java.util.Random r = new java.util.Random(seed);
+    int[] p = new int[n];
+    for (int i = 0; i < n; i++) {
+      p[i] = 2 + r.nextInt(500);
+    }
+    return p;
+  }
+
+  private static int[] concat(int[] a, int[] b) {
+    int[] out = Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, out, a.length, b.length);
+    return out;
+  }
+
+  private static long cached(WorkerServer w) {
+    return w.engine().promptTokensCached();
+  }
+
+  /** Waits until {@code w}'s publisher has gone quiet (its queue drained) for 300 ms. */
+  private static void awaitPublished(WorkerServer w) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    long seen = -1;
+    while (System.nanoTime() < deadline) {
+      long now = w.kvcache().stats().publishedBlocks() + w.kvcache().stats().failedPuts();
+      if (now == seen) {
+        return;
+      }
+      seen = now;
+      Thread.sleep(300);
+    }
+  }
+
+  private static ModelReport measure(Path model, int[] prefixes, int conversations, int turns)
+      throws Exception {
+    Path data = Files.createTempDirectory("draftmesh-bench-kvcache");
+    KvCacheConfig kvConfig =
+        KvCacheConfig.inMemory(1L << 30).withDisk(data.resolve("kv"), 8L << 30, 256L << 20);
+    KvCacheServer kv = KvCacheServer.onPort(kvConfig, OpenTelemetry.noop()).start();
+    int kvPort = kv.port();
+    String kvTarget = "localhost:" + kvPort;
+    List<Ttft> ttft = new ArrayList<>();
+    List<Chat> chat = new ArrayList<>();
+    long parameters;
+    int maxContext;
+    try (Topology t = new Topology(model, kvTarget, true)) {
+      parameters = t.a.engine().info().numParameters();
+      maxContext = t.a.engine().info().maxContext();
+      double[] ms = new double[1];
+      // One throwaway request per replica: JIT and connections warm.
+      t.generate("a", tokens(64, 1), 1, ms);
+      t.generate("b", tokens(64, 2), 1, ms);
+      for (int p : prefixes) {
+        int len = Math.min(p, maxContext - SUFFIX - 2);
+        int[] prefix = tokens(len, 1000 + p);
+        t.generate("a", concat(prefix, tokens(SUFFIX, 1)), 1, ms);
+        double cold = ms[0];
+        long before = cached(t.a);
+        t.generate("a", concat(prefix, tokens(SUFFIX, 2)), 1, ms);
+        double local = ms[0];
+        long localReused = cached(t.a) - before;
+        awaitPublished(t.a);
+        t.b.engine().prefixCache().clear();
+        before = cached(t.b);
+        t.generate("b", concat(prefix, tokens(SUFFIX, 3)), 1, ms);
+        double remote = ms[0];
+        long remoteReused = cached(t.b) - before;
+        ttft.add(new Ttft(len, cold, local, remote, Double.NaN, localReused, remoteReused, 0));
+      }
+      // The disk tier: the service restarts (its memory tier is empty after), b forgets.
+      kv.close();
+      kv = KvCacheServer.onPort(kvConfig.withPort(kvPort), OpenTelemetry.noop()).start();
+      Thread.sleep(2000);
+      t.generate("b", tokens(40, 3), 1, ms); // reconnects b's channel
+      for (int i = 0; i < ttft.size(); i++) {
+        Ttft row = ttft.get(i);
+        int[] prefix = tokens(row.prefix(), 1000 + prefixes[i]);
+        t.b.engine().prefixCache().clear();
+        long before = cached(t.b);
+        t.generate("b", concat(prefix, tokens(SUFFIX, 4)), 1, ms);
+        ttft.set(
+            i,
+            new Ttft(
+                row.prefix(),
+                row.coldMs(),
+                row.localMs(),
+                row.remoteMs(),
+                ms[0],
+                row.localReused(),
+                row.remoteReused(),
+                cached(t.b) - before));
+      }
+      chat.add(chat(t, "kvcache, round-robin", false, conversations, turns, 300, "rr"));
+    } finally {
+      kv.close();
+    }
+    // KV-aware placement: a fresh kvcache and workers, so nothing from above helps.
+    KvCacheServer kv2 =
+        KvCacheServer.onPort(KvCacheConfig.inMemory(1L << 30), OpenTelemetry.noop()).start();
+    try (Topology t = new Topology(model, "localhost:" + kv2.port(), true)) {
+      double[] ms = new double[1];
+      t.generate("a", tokens(64, 1), 1, ms);
+      t.generate("b", tokens(64, 2), 1, ms);
+      chat.add(chat(t, "kvcache, KV-aware", false, conversations, turns, 400, "target"));
+    } finally {
+      kv2.close();
+    }
+    try (Topology t = new Topology(model, null, false)) {
+      double[] ms = new double[1];
+      t.generate("a", tokens(64, 1), 1, ms);
+      t.generate("b", tokens(64, 2), 1, ms);
+      chat.add(0, chat(t, "no reuse (caches cleared)", true, conversations, turns, 100, "rr"));
+      chat.add(
+          1, chat(t, "worker prefix caches, round-robin", false, conversations, turns, 200, "rr"));
+    }
+    return new ModelReport(model.getFileName().toString(), parameters, maxContext, ttft, chat);
+  }
+
+  /**
+   * Conversations advance one turn at a time, interleaved; pool "rr" alternates a and b per request
+   * (round-robin as the router would, but by pool so every mode places the same way), "target" lets
+   * the router place.
+   */
+  private static Chat chat(
+      Topology t,
+      String mode,
+      boolean clear,
+      int conversations,
+      int turns,
+      long seed,
+      String placement) {
+    int[] system = tokens(SYSTEM, seed); // shared by every conversation
+    List<int[]> history = new ArrayList<>();
+    for (int c = 0; c < conversations; c++) {
+      history.add(system);
+    }
+    long cachedBefore = cached(t.a) + cached(t.b);
+    long computedBefore = t.a.engine().promptTokensComputed() + t.b.engine().promptTokensComputed();
+    long sessionsA = t.a.engine().promptTokensComputed() + cached(t.a);
+    List<Double> ttfts = new ArrayList<>();
+    int onA = 0;
+    int onB = 0;
+    int request = 0;
+    double[] ms = new double[1];
+    for (int turn = 0; turn < turns; turn++) {
+      for (int c = 0; c < conversations; c++) {
+        int[] prompt = concat(history.get(c), tokens(USER, seed * 1000 + c * 100 + turn));
+        if (prompt.length + REPLY >= 2040) {
+          continue;
+        }
+        if (clear) {
+          t.a.engine().prefixCache().clear();
+          t.b.engine().prefixCache().clear();
+        }
+        String pool = placement.equals("rr") ? (request % 2 == 0 ? "a" : "b") : placement;
+        long aBefore = t.a.engine().promptTokensComputed() + cached(t.a);
+        List<Integer> reply = t.generate(pool, prompt, REPLY, ms);
+        if (t.a.engine().promptTokensComputed() + cached(t.a) > aBefore) {
+          onA++;
+        } else {
+          onB++;
+        }
+        ttfts.add(ms[0]);
+        history.set(c, concat(prompt, reply.stream().mapToInt(Integer::intValue).toArray()));
+        request++;
+      }
+    }
+    long saved = cached(t.a) + cached(t.b) - cachedBefore;
+    long computed =
+        t.a.engine().promptTokensComputed() + t.b.engine().promptTokensComputed() - computedBefore;
+    double[] sorted = ttfts.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+    double mean = Arrays.stream(sorted).average().orElse(Double.NaN);
+    double p90 = sorted.length == 0 ? Double.NaN : sorted[(int) Math.ceil(0.9 * sorted.length) - 1];
+    return new Chat(mode, saved + computed, saved, mean, p90, onA, onB);
+  }
+
+  private static void print(ModelReport r) {
+    System.out.printf(
+        "%nmodel %s (%.0fM parameters, %d positions), vector backend, 2 target replicas%n",
+        r.model(), r.parameters() / 1e6, r.maxContext());
+    System.out.println(
+        "TTFT (ms) of one token after a shared prefix + 16 new tokens; reused = prompt tokens"
+            + " taken from a cache");
+    System.out.printf(
+        "%8s %9s %12s %8s %14s %8s %12s %8s %10s%n",
+        "prefix",
+        "cold",
+        "same worker",
+        "reused",
+        "other replica",
+        "reused",
+        "disk tier",
+        "reused",
+        "other/cold");
+    for (Ttft t : r.ttft()) {
+      System.out.printf(
+          "%8d %9.1f %12.1f %8d %14.1f %8d %12.1f %8d %10.2f%n",
+          t.prefix(),
+          t.coldMs(),
+          t.localMs(),
+          t.localReused(),
+          t.remoteMs(),
+          t.remoteReused(),
+          t.diskMs(),
+          t.diskReused(),
+          t.remoteMs() / t.coldMs());
+    }
+    System.out.println(
+        "multi-turn chat: system prompt "
+            + SYSTEM
+            + " tokens, "
+            + USER
+            + "-token user turns, "
+            + REPLY
+            + "-token replies");
+    System.out.printf(
+        "%-36s %8s %10s %10s %10s %6s %6s%n",
+        "mode", "prompt", "saved", "mean TTFT", "p90 TTFT", "on a", "on b");
+    for (Chat c : r.chat()) {
+      System.out.printf(
+          "%-36s %8d %10d %10.1f %10.1f %6d %6d%n",
+          c.mode(),
+          c.promptTokens(),
+          c.prefillSaved(),
+          c.meanTtftMs(),
+          c.p90TtftMs(),
+          c.onA(),
+          c.onB());
+    }
+  }
+}
