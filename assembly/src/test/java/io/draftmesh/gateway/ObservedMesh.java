@@ -5,6 +5,7 @@ import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
 import io.draftmesh.engine.runtime.EngineConfig;
 import io.draftmesh.engine.runtime.InferenceEngine;
+import io.draftmesh.flags.Keepalive;
 import io.draftmesh.router.RouterConfig;
 import io.draftmesh.router.RouterServer;
 import io.draftmesh.telemetry.Telemetry;
@@ -76,7 +77,8 @@ final class ObservedMesh implements AutoCloseable {
               Duration.ofSeconds(30),
               Duration.ofSeconds(10),
               8,
-              Duration.ofSeconds(1));
+              Duration.ofSeconds(1),
+              Keepalive.DEFAULT);
       router =
           RouterServer.onPort(config, telemetry(ROUTER_SERVICE, otelEnv).openTelemetry()).start();
       GatewayConfig gc =
@@ -89,7 +91,7 @@ final class ObservedMesh implements AutoCloseable {
               NettyServerBuilder.forAddress(
                   new InetSocketAddress("127.0.0.1", 0), InsecureServerCredentials.create()),
               new InetSocketAddress("127.0.0.1", 0),
-              GatewayServer.routerChannel(gc.router(), otel),
+              GatewayServer.routerChannel(gc.router(), Keepalive.DEFAULT, otel),
               gc,
               otel);
       gateway.start();

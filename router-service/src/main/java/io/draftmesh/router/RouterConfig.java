@@ -1,6 +1,7 @@
 package io.draftmesh.router;
 
 import io.draftmesh.flags.Flags;
+import io.draftmesh.flags.Keepalive;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -28,6 +29,8 @@ import java.util.Set;
  * @param draftTimeout deadline of each draft round; a slower draft is dropped for the request
  * @param autoregressiveChunk the most tokens one autoregressive Propose asks the target for
  * @param drainGrace how long shutdown waits for running requests before cancelling them
+ * @param keepalive pings on the router's connections, both ways (callers and workers), and how long
+ *     a caller connection lives before the caller re-resolves
  */
 public record RouterConfig(
     int port,
@@ -41,7 +44,8 @@ public record RouterConfig(
     Duration targetTimeout,
     Duration draftTimeout,
     int autoregressiveChunk,
-    Duration drainGrace) {
+    Duration drainGrace,
+    Keepalive keepalive) {
 
   /** A flag or variable that is missing, malformed or out of range. */
   public static final class ConfigException extends Flags.ConfigException {
@@ -68,7 +72,12 @@ public record RouterConfig(
     DRAFT_TIMEOUT_MS("draft-timeout-ms", "MS", "deadline of one draft round (default 2000)"),
     AR_CHUNK("ar-chunk", "N", "most tokens per autoregressive target call (default 8)"),
     DRAIN_SECONDS(
-        "drain-seconds", "S", "grace period for running requests on shutdown (default 10)");
+        "drain-seconds", "S", "grace period for running requests on shutdown (default 10)"),
+    KEEPALIVE_SECONDS("keepalive-seconds", "S", "ping interval on idle connections (default 30)"),
+    KEEPALIVE_TIMEOUT_SECONDS(
+        "keepalive-timeout-seconds", "S", "unanswered ping closes the connection (default 10)"),
+    MAX_CONNECTION_AGE_SECONDS(
+        "max-connection-age-seconds", "S", "callers reconnect (re-resolve) after, 0 = never");
 
     private final Flags.Spec spec;
 
@@ -84,6 +93,9 @@ public record RouterConfig(
   }
 
   private static final Flags<Flag> FLAGS = new Flags<>(Flag.class, ConfigException::new);
+  private static final Keepalive.Names<Flag> KEEPALIVE =
+      new Keepalive.Names<>(
+          Flag.KEEPALIVE_SECONDS, Flag.KEEPALIVE_TIMEOUT_SECONDS, Flag.MAX_CONNECTION_AGE_SECONDS);
 
   public RouterConfig {
     FLAGS.require(port >= 0 && port <= 65535, Flag.PORT, port, "0..65535");
@@ -144,6 +156,7 @@ public record RouterConfig(
     if (drainGrace == null || drainGrace.isNegative()) {
       throw new ConfigException("--drain-seconds: " + drainGrace + " (expected: >= 0)");
     }
+    java.util.Objects.requireNonNull(keepalive, "keepalive").check(FLAGS, KEEPALIVE);
   }
 
   /** A config with defaults for everything but the pools (for tests and embedding). */
@@ -165,7 +178,8 @@ public record RouterConfig(
         Duration.ofSeconds(60),
         Duration.ofSeconds(2),
         8,
-        Duration.ofSeconds(10));
+        Duration.ofSeconds(10),
+        Keepalive.DEFAULT);
   }
 
   /** This config with other tokenizer paths. */
@@ -182,7 +196,8 @@ public record RouterConfig(
         targetTimeout,
         draftTimeout,
         autoregressiveChunk,
-        drainGrace);
+        drainGrace,
+        keepalive);
   }
 
   /** This config with another draft round deadline. */
@@ -199,7 +214,8 @@ public record RouterConfig(
         targetTimeout,
         timeout,
         autoregressiveChunk,
-        drainGrace);
+        drainGrace,
+        keepalive);
   }
 
   /** Parses {@code args} over {@code env}. */
@@ -245,7 +261,8 @@ public record RouterConfig(
         v.millis(Flag.TARGET_TIMEOUT_MS, 60_000),
         v.millis(Flag.DRAFT_TIMEOUT_MS, 2_000),
         v.intOf(Flag.AR_CHUNK, 8),
-        v.seconds(Flag.DRAIN_SECONDS, 10));
+        v.seconds(Flag.DRAIN_SECONDS, 10),
+        Keepalive.parse(FLAGS, v, KEEPALIVE));
   }
 
   /** The flag table, for {@code --help}. */
