@@ -3,6 +3,7 @@ package io.draftmesh.cli.bench;
 import io.draftmesh.bench.ApproxBench;
 import io.draftmesh.bench.CollabBench;
 import io.draftmesh.bench.EngineBench;
+import io.draftmesh.bench.LoadBench;
 import io.draftmesh.bench.SpeculativeBench;
 import io.draftmesh.kvcache.KvCacheBench;
 import java.util.Arrays;
@@ -18,6 +19,7 @@ public final class BenchCommand {
              draftmesh bench collab [--json] [--quick] [--prompts N] [--max-tokens N] [--models DIR]
              draftmesh bench kvcache [--json] [--quick] [--streams N] [--blocks N]
              draftmesh bench approx [--json] [--quick] [--prompts N] [--max-tokens N]
+             draftmesh bench load [--quick] [--streams N] [--overload N] [--tokens N] [--pace-ms MS]
         engine       engine step costs side by side on the bundled tiny model and a generated ~110M
                      Llama-shaped model: decode, verify (k+1 = 5), 512-token prefill, batching at
                      1/4/8 sessions, weight bandwidth against measured memory bandwidth, matmul floor.
@@ -39,7 +41,11 @@ public final class BenchCommand {
         approx       prompt compression through a mesh on real ports: SpecPC (the draft's attention
                      picks the prompt tokens) against StreamingLLM-style prompt truncation at several
                      budgets on long prompts; tokens kept/dropped, agreement with the full-prompt
-                     output, TTFT saved. Random long-context checkpoints, plus the zoo pair if present.""";
+                     output, TTFT saved. Random long-context checkpoints, plus the zoo pair if present.
+        load         the gateway under N concurrent SSE clients on loopback (a paced upstream keeps
+                     streams open) and past its per-key limit: admitted TTFT and inter-token
+                     p50/p99, failures among the admitted, rejected status and latency, peak
+                     threads and memory. --help for every flag.""";
 
   private BenchCommand() {}
 
@@ -56,11 +62,12 @@ public final class BenchCommand {
       case "collab" -> CollabBench.run(rest);
       case "kvcache" -> KvCacheBench.run(rest);
       case "approx" -> ApproxBench.run(rest);
+      case "load" -> LoadBench.run(rest);
       default -> {
         System.err.println(
             "draftmesh bench: unknown suite "
                 + args[0]
-                + " (expected: engine, speculative, collab, kvcache or approx)");
+                + " (expected: engine, speculative, collab, kvcache, approx or load)");
         System.err.println(USAGE);
         yield 2;
       }
