@@ -1,6 +1,7 @@
 package io.draftmesh.gateway;
 
 import io.draftmesh.assembly.MeshFixture;
+import io.draftmesh.flags.Keepalive;
 import io.draftmesh.router.RouterServer;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
@@ -58,7 +59,7 @@ final class Mesh {
               NettyServerBuilder.forAddress(
                   new InetSocketAddress("127.0.0.1", 0), InsecureServerCredentials.create()),
               new InetSocketAddress("127.0.0.1", 0),
-              GatewayServer.routerChannel(config.router(), OpenTelemetry.noop()),
+              GatewayServer.routerChannel(config.router(), Keepalive.DEFAULT, OpenTelemetry.noop()),
               config,
               OpenTelemetry.noop());
       g.start();

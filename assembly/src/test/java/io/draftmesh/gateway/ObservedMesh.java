@@ -3,6 +3,7 @@ package io.draftmesh.gateway;
 import io.draftmesh.assembly.Mesh;
 import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
+import io.draftmesh.flags.Keepalive;
 import io.draftmesh.telemetry.Telemetry;
 import io.draftmesh.worker.WorkerServer;
 import io.grpc.InsecureServerCredentials;
@@ -68,7 +69,7 @@ final class ObservedMesh implements AutoCloseable {
               NettyServerBuilder.forAddress(
                   new InetSocketAddress("127.0.0.1", 0), InsecureServerCredentials.create()),
               new InetSocketAddress("127.0.0.1", 0),
-              GatewayServer.routerChannel(gc.router(), otel),
+              GatewayServer.routerChannel(gc.router(), Keepalive.DEFAULT, otel),
               gc,
               otel);
       gateway.start();

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import com.google.gson.JsonObject;
 import io.draftmesh.engine.checkpoint.Checkpoint;
+import io.draftmesh.flags.Keepalive;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.GenerationGrpc;
@@ -68,7 +69,8 @@ class PublicErrorsIT {
                     Duration.ofSeconds(30),
                     Duration.ofSeconds(5),
                     8,
-                    Duration.ofSeconds(1)),
+                    Duration.ofSeconds(1),
+                    Keepalive.DEFAULT),
                 OpenTelemetry.noop())
             .start();
     gateway =

@@ -7,6 +7,7 @@ import io.draftmesh.assembly.MeshModels;
 import io.draftmesh.engine.checkpoint.Checkpoint;
 import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
+import io.draftmesh.flags.Keepalive;
 import io.draftmesh.proto.v1.EntropySwitchOptions;
 import io.draftmesh.proto.v1.FinishReason;
 import io.draftmesh.proto.v1.GenerateChunk;
@@ -91,7 +92,8 @@ class CollaborationIT {
             Duration.ofSeconds(60),
             Duration.ofSeconds(10),
             8,
-            Duration.ofSeconds(1));
+            Duration.ofSeconds(1),
+            Keepalive.DEFAULT);
     router = RouterServer.onPort(config, OpenTelemetry.noop()).start();
     channel =
         Grpc.newChannelBuilder("localhost:" + router.port(), InsecureChannelCredentials.create())

@@ -14,7 +14,9 @@ import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -25,6 +27,7 @@ final class FakeWorker implements AutoCloseable {
   final Server server;
   final AtomicInteger opened = new AtomicInteger();
   final CountDownLatch cancelled = new CountDownLatch(1);
+  private final Semaphore tornDown = new Semaphore(0); // one permit per session the client ended
 
   FakeWorker(ModelInfo info) throws IOException {
     server =
@@ -40,8 +43,15 @@ final class FakeWorker implements AutoCloseable {
                   @Override
                   public StreamObserver<SessionRequest> session(
                       StreamObserver<SessionResponse> out) {
-                    ((ServerCallStreamObserver<SessionResponse>) out)
-                        .setOnCancelHandler(cancelled::countDown);
+                    AtomicBoolean ended = new AtomicBoolean();
+                    Runnable end =
+                        () -> {
+                          cancelled.countDown();
+                          if (ended.compareAndSet(false, true)) {
+                            tornDown.release();
+                          }
+                        };
+                    ((ServerCallStreamObserver<SessionResponse>) out).setOnCancelHandler(end);
                     return new StreamObserver<>() {
                       @Override
                       public void onNext(SessionRequest r) {
@@ -62,7 +72,7 @@ final class FakeWorker implements AutoCloseable {
 
                       @Override
                       public void onError(Throwable t) {
-                        cancelled.countDown();
+                        end.run();
                       }
 
                       @Override
@@ -82,6 +92,11 @@ final class FakeWorker implements AutoCloseable {
 
   boolean awaitCancelled(long seconds) throws InterruptedException {
     return cancelled.await(seconds, TimeUnit.SECONDS);
+  }
+
+  /** Waits until the client ended {@code sessions} sessions (cancelled or failed them). */
+  boolean awaitTornDown(int sessions, long seconds) throws InterruptedException {
+    return tornDown.tryAcquire(sessions, seconds, TimeUnit.SECONDS);
   }
 
   @Override

@@ -2,6 +2,7 @@ package io.draftmesh.router;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.draftmesh.flags.Keepalive;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.RouterGrpc;
@@ -47,7 +48,8 @@ class RouterServerIT {
             c.targetTimeout(),
             c.draftTimeout(),
             c.autoregressiveChunk(),
-            Duration.ofMillis(200));
+            Duration.ofMillis(200),
+            Keepalive.DEFAULT);
     RouterServer router = RouterServer.onPort(shortDrain, OpenTelemetry.noop()).start();
     ManagedChannel ch =
         Grpc.newChannelBuilder("localhost:" + router.port(), InsecureChannelCredentials.create())

@@ -32,7 +32,7 @@ record Stats(double median, double p10, double p90, double min, double max, int 
     return of(ms);
   }
 
-  private static double percentile(double[] sorted, double q) {
+  static double percentile(double[] sorted, double q) {
     double pos = q * (sorted.length - 1);
     int lo = (int) Math.floor(pos);
     int hi = Math.min(lo + 1, sorted.length - 1);

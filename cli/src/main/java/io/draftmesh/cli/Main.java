@@ -25,6 +25,7 @@ public final class Main {
         generate         stream a completion from a running router (--router) or worker (--worker)
         gen-checkpoint   write a random-weight checkpoint of a preset shape
         images           build the container images (Docker; the launcher script runs images/build)
+        fuzz TARGET      a Jazzer campaign on a parser, --minutes N (the launcher script runs .ci/fuzz)
         bench            benchmarks
         train            build the corpus and tokenizer, train a zoo model (--preset target|draft|aligned)
         eval zoo         evaluate the zoo models: bits/byte, acceptance, template compliance

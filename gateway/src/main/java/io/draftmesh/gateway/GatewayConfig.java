@@ -1,6 +1,7 @@
 package io.draftmesh.gateway;
 
 import io.draftmesh.flags.Flags;
+import io.draftmesh.flags.Keepalive;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -45,6 +46,8 @@ import java.util.Set;
  *     server's own request timeout, set from this in {@link GatewayMain})
  * @param httpThreads threads serving HTTP requests (each open stream holds one)
  * @param drainGrace how long shutdown waits for running requests before cancelling them
+ * @param keepalive pings on the gateway's gRPC connections, both ways (public callers and the
+ *     router), and how long a public caller's connection lives before the caller re-resolves
  */
 public record GatewayConfig(
     String host,
@@ -63,7 +66,8 @@ public record GatewayConfig(
     Duration sseHeartbeat,
     Duration bodyTimeout,
     int httpThreads,
-    Duration drainGrace) {
+    Duration drainGrace,
+    Keepalive keepalive) {
 
   /** The id of the model served when none is configured. */
   public static final String DEFAULT_MODEL = "default";
@@ -157,7 +161,13 @@ public record GatewayConfig(
         "body-timeout-ms", "MS", "a request body must arrive within this (default 10000)"),
     HTTP_THREADS("http-threads", "N", "HTTP worker threads (default 64)"),
     DRAIN_SECONDS(
-        "drain-seconds", "S", "grace period for running requests on shutdown (default 10)");
+        "drain-seconds", "S", "grace period for running requests on shutdown (default 10)"),
+    KEEPALIVE_SECONDS(
+        "keepalive-seconds", "S", "gRPC ping interval on idle connections (default 30)"),
+    KEEPALIVE_TIMEOUT_SECONDS(
+        "keepalive-timeout-seconds", "S", "unanswered ping closes the connection (default 10)"),
+    MAX_CONNECTION_AGE_SECONDS(
+        "max-connection-age-seconds", "S", "gRPC callers reconnect after, 0 = never (default)");
 
     private final Flags.Spec spec;
 
@@ -173,6 +183,9 @@ public record GatewayConfig(
   }
 
   private static final Flags<Flag> FLAGS = new Flags<>(Flag.class, ConfigException::new);
+  private static final Keepalive.Names<Flag> KEEPALIVE =
+      new Keepalive.Names<>(
+          Flag.KEEPALIVE_SECONDS, Flag.KEEPALIVE_TIMEOUT_SECONDS, Flag.MAX_CONNECTION_AGE_SECONDS);
 
   public GatewayConfig {
     if (host == null || host.isBlank()) {
@@ -249,6 +262,7 @@ public record GatewayConfig(
     if (drainGrace == null || drainGrace.isNegative()) {
       throw new ConfigException("--drain-seconds: " + drainGrace + " (expected: >= 0)");
     }
+    java.util.Objects.requireNonNull(keepalive, "keepalive").check(FLAGS, KEEPALIVE);
   }
 
   /**
@@ -273,7 +287,8 @@ public record GatewayConfig(
         Duration.ofSeconds(10),
         Duration.ofSeconds(10),
         64,
-        Duration.ofSeconds(1));
+        Duration.ofSeconds(1),
+        Keepalive.DEFAULT);
   }
 
   /** This config serving {@code specs}. */
@@ -295,7 +310,8 @@ public record GatewayConfig(
         sseHeartbeat,
         bodyTimeout,
         httpThreads,
-        drainGrace);
+        drainGrace,
+        keepalive);
   }
 
   /** This config with other per-key limits. */
@@ -317,7 +333,8 @@ public record GatewayConfig(
         sseHeartbeat,
         bodyTimeout,
         httpThreads,
-        drainGrace);
+        drainGrace,
+        keepalive);
   }
 
   /** This config with another heartbeat interval (SSE comments, non-streaming padding). */
@@ -339,7 +356,8 @@ public record GatewayConfig(
         interval,
         bodyTimeout,
         httpThreads,
-        drainGrace);
+        drainGrace,
+        keepalive);
   }
 
   /** This config with another body timeout. */
@@ -361,7 +379,8 @@ public record GatewayConfig(
         sseHeartbeat,
         timeout,
         httpThreads,
-        drainGrace);
+        drainGrace,
+        keepalive);
   }
 
   /** This config with another body limit. */
@@ -383,7 +402,31 @@ public record GatewayConfig(
         sseHeartbeat,
         bodyTimeout,
         httpThreads,
-        drainGrace);
+        drainGrace,
+        keepalive);
+  }
+
+  /** This config with other gRPC keepalive settings. */
+  public GatewayConfig withKeepalive(Keepalive k) {
+    return new GatewayConfig(
+        host,
+        grpcPort,
+        httpPort,
+        router,
+        models,
+        apiKeys,
+        allowAnonymous,
+        maxConcurrentPerKey,
+        tokensPerMinutePerKey,
+        tokenBurst,
+        maxBodyBytes,
+        maxTokensLimit,
+        upstreamTimeout,
+        sseHeartbeat,
+        bodyTimeout,
+        httpThreads,
+        drainGrace,
+        k);
   }
 
   /** The configured models, or the one default model when none is. */
@@ -425,6 +468,8 @@ public record GatewayConfig(
         + httpThreads
         + ", drainGrace="
         + drainGrace
+        + ", keepalive="
+        + keepalive
         + "]";
   }
 
@@ -471,7 +516,8 @@ public record GatewayConfig(
         v.millis(Flag.SSE_HEARTBEAT_MS, 10_000),
         v.millis(Flag.BODY_TIMEOUT_MS, 10_000),
         v.intOf(Flag.HTTP_THREADS, 64),
-        v.seconds(Flag.DRAIN_SECONDS, 10));
+        v.seconds(Flag.DRAIN_SECONDS, 10),
+        Keepalive.parse(FLAGS, v, KEEPALIVE));
   }
 
   private static List<String> readKeys(Path file, String origin) {

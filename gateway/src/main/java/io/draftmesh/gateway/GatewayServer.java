@@ -1,7 +1,9 @@
 package io.draftmesh.gateway;
 
 import com.sun.net.httpserver.HttpServer;
+import io.draftmesh.flags.Keepalive;
 import io.draftmesh.serving.Drain;
+import io.draftmesh.serving.Keepalives;
 import io.draftmesh.serving.ServiceHealth;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
@@ -114,12 +116,6 @@ public final class GatewayServer implements AutoCloseable {
     http.setExecutor(httpExecutor);
   }
 
-  /** Ping interval on the gateway's gRPC connections, both ways (gRPC's floor is 10 s). */
-  static final java.time.Duration KEEPALIVE = java.time.Duration.ofSeconds(30);
-
-  /** How long a ping may go unanswered before the connection is closed. */
-  static final java.time.Duration KEEPALIVE_TIMEOUT = java.time.Duration.ofSeconds(10);
-
   /** A gateway for {@code config}: Netty gRPC and HTTP on the configured host and ports. */
   public static GatewayServer create(GatewayConfig config, OpenTelemetry otel) throws IOException {
     ServerBuilder<?> grpc =
@@ -132,14 +128,10 @@ public final class GatewayServer implements AutoCloseable {
     }
     // A public client that vanished without closing its connection is noticed by an unanswered
     // ping; its call is cancelled, and with it the router call and the worker sessions.
-    grpc.keepAliveTime(KEEPALIVE.toSeconds(), TimeUnit.SECONDS)
-        .keepAliveTimeout(KEEPALIVE_TIMEOUT.toSeconds(), TimeUnit.SECONDS)
-        .permitKeepAliveTime(10, TimeUnit.SECONDS)
-        .permitKeepAliveWithoutCalls(true);
     return new GatewayServer(
-        grpc,
+        Keepalives.server(grpc, config.keepalive()),
         new InetSocketAddress(config.host(), config.httpPort()),
-        routerChannel(config.router(), otel),
+        routerChannel(config.router(), config.keepalive(), otel),
         config,
         otel);
   }
@@ -148,14 +140,12 @@ public final class GatewayServer implements AutoCloseable {
    * A plaintext channel to the router: a target with a scheme (e.g. {@code dns:///router:50051})
    * balances round-robin over every address it resolves to.
    */
-  static ManagedChannel routerChannel(String target, OpenTelemetry otel) {
+  static ManagedChannel routerChannel(String target, Keepalive keepalive, OpenTelemetry otel) {
+    // A router that vanished mid-generation fails the call after an unanswered ping.
     ManagedChannelBuilder<?> b =
-        Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
-            .intercept(GrpcTelemetry.create(otel).createClientInterceptor())
-            // A router that vanished mid-generation fails the call after an unanswered ping.
-            .keepAliveTime(KEEPALIVE.toSeconds(), TimeUnit.SECONDS)
-            .keepAliveTimeout(KEEPALIVE_TIMEOUT.toSeconds(), TimeUnit.SECONDS)
-            .keepAliveWithoutCalls(false);
+        Keepalives.channel(
+            Grpc.newChannelBuilder(target, InsecureChannelCredentials.create()), keepalive);
+    b.intercept(GrpcTelemetry.create(otel).createClientInterceptor());
     if (target.contains("://")) {
       b.defaultLoadBalancingPolicy("round_robin");
     }

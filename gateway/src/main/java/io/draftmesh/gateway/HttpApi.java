@@ -453,14 +453,22 @@ final class HttpApi implements HttpHandler {
       }
       in.close();
     }
-    if (buf.size() == 0) {
+    return parseJsonObject(buf.toByteArray());
+  }
+
+  /**
+   * A request body as one strict JSON object: at most {@link #MAX_NESTING} levels, nothing after
+   * it, no lone surrogate; anything else is INVALID_ARGUMENT naming what was wrong.
+   */
+  static JsonObject parseJsonObject(byte[] body) {
+    if (body.length == 0) {
       throw Errors.invalid("body: empty (expected: a JSON object)");
     }
     JsonElement root;
     try (JsonReader reader =
         new JsonReader(
             new InputStreamReader(
-                new java.io.ByteArrayInputStream(buf.toByteArray()), StandardCharsets.UTF_8))) {
+                new java.io.ByteArrayInputStream(body), StandardCharsets.UTF_8))) {
       reader.setStrictness(Strictness.STRICT);
       reader.setNestingLimit(MAX_NESTING);
       root = GSON.getAdapter(JsonElement.class).read(reader);

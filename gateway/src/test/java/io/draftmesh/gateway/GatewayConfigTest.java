@@ -44,6 +44,23 @@ class GatewayConfigTest {
   }
 
   @Test
+  void keepaliveFlagsAndVariablesAreReadAndChecked() {
+    java.util.Map<String, String> env = new java.util.HashMap<>(KEYS);
+    env.put("DRAFTMESH_GATEWAY_MAX_CONNECTION_AGE_SECONDS", "900");
+    GatewayConfig c = GatewayConfig.parse(new String[] {"--keepalive-timeout-seconds", "4"}, env);
+    assertThat(c.keepalive())
+        .isEqualTo(
+            new io.draftmesh.flags.Keepalive(
+                Duration.ofSeconds(30), Duration.ofSeconds(4), Duration.ofMinutes(15)));
+    assertThat(GatewayConfig.parse(new String[0], KEYS).keepalive())
+        .isEqualTo(io.draftmesh.flags.Keepalive.DEFAULT);
+    assertThatThrownBy(
+            () -> GatewayConfig.parse(new String[] {"--max-connection-age-seconds", "-1"}, KEYS))
+        .isInstanceOf(GatewayConfig.ConfigException.class)
+        .hasMessage("--max-connection-age-seconds: -1 (expected: 0 (never) or 10..604800)");
+  }
+
+  @Test
   void keysFromAFileAndNeverPrinted(@TempDir Path dir) throws Exception {
     Path file = dir.resolve("keys");
     Files.writeString(file, "# team keys\nfile-key-123\n\n  other-key-456  \n");

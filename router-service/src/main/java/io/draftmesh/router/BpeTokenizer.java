@@ -156,8 +156,25 @@ final class BpeTokenizer {
     }
     Builder b = new Builder();
     b.sha256 = sha256(bytes);
-    b.read(root, source);
-    return new BpeTokenizer(b);
+    try {
+      b.read(root, source);
+      return new BpeTokenizer(b);
+    } catch (RuntimeException e) {
+      // A field of the wrong JSON type (an object where a number belongs, ...) throws from Gson's
+      // accessors; whatever it was, the file is what is wrong, and the message names it.
+      if (e instanceof IllegalArgumentException iae
+          && iae.getMessage() != null
+          && iae.getMessage().startsWith(source)) {
+        throw iae;
+      }
+      throw new IllegalArgumentException(
+          source
+              + ": "
+              + (e instanceof IllegalArgumentException
+                  ? e.getMessage()
+                  : "not a tokenizer.json this router reads: " + e),
+          e);
+    }
   }
 
   static String sha256(byte[] bytes) {
@@ -648,9 +665,13 @@ final class BpeTokenizer {
             JsonObject pattern = object(o, "pattern");
             Pattern regex;
             if (pattern != null && pattern.has("Regex")) {
-              regex =
-                  Pattern.compile(
-                      pattern.get("Regex").getAsString(), Pattern.UNICODE_CHARACTER_CLASS);
+              String text = pattern.get("Regex").getAsString();
+              try {
+                regex = Pattern.compile(text, Pattern.UNICODE_CHARACTER_CLASS);
+              } catch (java.util.regex.PatternSyntaxException e) {
+                throw new IllegalArgumentException(
+                    "pre_tokenizer Split pattern.Regex: " + e.getDescription() + " in " + text, e);
+              }
             } else if (pattern != null && pattern.has("String")) {
               regex = Pattern.compile(Pattern.quote(pattern.get("String").getAsString()));
             } else {

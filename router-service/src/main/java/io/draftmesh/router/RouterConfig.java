@@ -1,6 +1,7 @@
 package io.draftmesh.router;
 
 import io.draftmesh.flags.Flags;
+import io.draftmesh.flags.Keepalive;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -28,6 +29,12 @@ import java.util.Set;
  * @param draftTimeout deadline of each draft round; a slower draft is dropped for the request
  * @param autoregressiveChunk the most tokens one autoregressive Propose asks the target for
  * @param drainGrace how long shutdown waits for running requests before cancelling them
+ * @param keepalive pings on the router's connections, both ways (callers and workers), and how long
+ *     a caller connection lives before the caller re-resolves
+ * @param kvcache kvcache-service {@code host:port} whose replica index places requests on the
+ *     target replica holding most of their prefix, or null for round-robin
+ * @param kvcacheDeadline how long placement waits for the index before round-robin decides
+ * @param kvRouteWeight w in the placement score {@code w x blocks to prefill + running requests}
  */
 public record RouterConfig(
     int port,
@@ -42,6 +49,7 @@ public record RouterConfig(
     Duration draftTimeout,
     int autoregressiveChunk,
     Duration drainGrace,
+    Keepalive keepalive,
     String kvcache,
     Duration kvcacheDeadline,
     double kvRouteWeight) {
@@ -59,7 +67,8 @@ public record RouterConfig(
       Duration targetTimeout,
       Duration draftTimeout,
       int autoregressiveChunk,
-      Duration drainGrace) {
+      Duration drainGrace,
+      Keepalive keepalive) {
     this(
         port,
         pools,
@@ -73,6 +82,7 @@ public record RouterConfig(
         draftTimeout,
         autoregressiveChunk,
         drainGrace,
+        keepalive,
         null,
         DEFAULT_KVCACHE_DEADLINE,
         1.0);
@@ -111,7 +121,12 @@ public record RouterConfig(
     KVCACHE_DEADLINE_MS(
         "kvcache-deadline-ms", "MS", "wait on the index, then round-robin (default 50)"),
     KV_ROUTE_WEIGHT(
-        "kv-route-weight", "W", "score w x blocks to prefill + running requests (default 1)");
+        "kv-route-weight", "W", "score w x blocks to prefill + running requests (default 1)"),
+    KEEPALIVE_SECONDS("keepalive-seconds", "S", "ping interval on idle connections (default 30)"),
+    KEEPALIVE_TIMEOUT_SECONDS(
+        "keepalive-timeout-seconds", "S", "unanswered ping closes the connection (default 10)"),
+    MAX_CONNECTION_AGE_SECONDS(
+        "max-connection-age-seconds", "S", "callers reconnect (re-resolve) after, 0 = never");
 
     private final Flags.Spec spec;
 
@@ -127,6 +142,9 @@ public record RouterConfig(
   }
 
   private static final Flags<Flag> FLAGS = new Flags<>(Flag.class, ConfigException::new);
+  private static final Keepalive.Names<Flag> KEEPALIVE =
+      new Keepalive.Names<>(
+          Flag.KEEPALIVE_SECONDS, Flag.KEEPALIVE_TIMEOUT_SECONDS, Flag.MAX_CONNECTION_AGE_SECONDS);
 
   public RouterConfig {
     FLAGS.require(port >= 0 && port <= 65535, Flag.PORT, port, "0..65535");
@@ -187,6 +205,7 @@ public record RouterConfig(
     if (drainGrace == null || drainGrace.isNegative()) {
       throw new ConfigException("--drain-seconds: " + drainGrace + " (expected: >= 0)");
     }
+    java.util.Objects.requireNonNull(keepalive, "keepalive").check(FLAGS, KEEPALIVE);
     if (kvcache != null) {
       try {
         if (WorkerPool.parseSpec(kvcache).size() != 1 || kvcache.contains("://")) {
@@ -229,7 +248,8 @@ public record RouterConfig(
         Duration.ofSeconds(60),
         Duration.ofSeconds(2),
         8,
-        Duration.ofSeconds(10));
+        Duration.ofSeconds(10),
+        Keepalive.DEFAULT);
   }
 
   /** This config with other tokenizer paths. */
@@ -247,6 +267,7 @@ public record RouterConfig(
         draftTimeout,
         autoregressiveChunk,
         drainGrace,
+        keepalive,
         kvcache,
         kvcacheDeadline,
         kvRouteWeight);
@@ -267,6 +288,7 @@ public record RouterConfig(
         timeout,
         autoregressiveChunk,
         drainGrace,
+        keepalive,
         kvcache,
         kvcacheDeadline,
         kvRouteWeight);
@@ -316,6 +338,7 @@ public record RouterConfig(
         v.millis(Flag.DRAFT_TIMEOUT_MS, 2_000),
         v.intOf(Flag.AR_CHUNK, 8),
         v.seconds(Flag.DRAIN_SECONDS, 10),
+        Keepalive.parse(FLAGS, v, KEEPALIVE),
         blankToNull(v.get(Flag.KVCACHE)),
         v.millis(Flag.KVCACHE_DEADLINE_MS, (int) DEFAULT_KVCACHE_DEADLINE.toMillis()),
         weight(v));

@@ -1,6 +1,8 @@
 package io.draftmesh.router;
 
+import io.draftmesh.flags.Keepalive;
 import io.draftmesh.serving.Drain;
+import io.draftmesh.serving.Keepalives;
 import io.draftmesh.serving.ServiceHealth;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
@@ -12,10 +14,8 @@ import io.grpc.ServerBuilder;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
 import java.io.IOException;
-import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -49,7 +49,7 @@ public final class RouterServer implements AutoCloseable {
 
   /** A router whose worker channels are plaintext gRPC (Netty), traced with {@code otel}. */
   public RouterServer(ServerBuilder<?> builder, RouterConfig config, OpenTelemetry otel) {
-    this(builder, config, otel, channelFactory(otel));
+    this(builder, config, otel, channelFactory(otel, config.keepalive()));
   }
 
   /**
@@ -82,22 +82,14 @@ public final class RouterServer implements AutoCloseable {
             .build();
   }
 
-  /** Ping interval on the router's connections, both ways (gRPC's floor is 10 s). */
-  static final Duration KEEPALIVE = Duration.ofSeconds(30);
-
-  /** How long a ping may go unanswered before the connection is closed. */
-  static final Duration KEEPALIVE_TIMEOUT = Duration.ofSeconds(10);
-
   /** A router for {@code config} on a real (Netty) port. */
   public static RouterServer onPort(RouterConfig config, OpenTelemetry otel) {
+    // A caller (the gateway) that vanished without closing its connection is noticed by an
+    // unanswered ping; its generations are cancelled, which closes their worker sessions.
     return new RouterServer(
-        Grpc.newServerBuilderForPort(config.port(), InsecureServerCredentials.create())
-            // A caller (the gateway) that vanished without closing its connection is noticed by an
-            // unanswered ping; its generations are cancelled, which closes their worker sessions.
-            .keepAliveTime(KEEPALIVE.toSeconds(), TimeUnit.SECONDS)
-            .keepAliveTimeout(KEEPALIVE_TIMEOUT.toSeconds(), TimeUnit.SECONDS)
-            .permitKeepAliveTime(10, TimeUnit.SECONDS)
-            .permitKeepAliveWithoutCalls(true),
+        Keepalives.server(
+            Grpc.newServerBuilderForPort(config.port(), InsecureServerCredentials.create()),
+            config.keepalive()),
         config,
         otel);
   }
@@ -106,19 +98,16 @@ public final class RouterServer implements AutoCloseable {
    * Plaintext channels: a target URI with a scheme (e.g. {@code dns:///workers:50051}) balances
    * round-robin over every address it resolves to; {@code host:port} is one worker.
    */
-  static Function<String, ManagedChannel> channelFactory(OpenTelemetry otel) {
+  static Function<String, ManagedChannel> channelFactory(OpenTelemetry otel, Keepalive keepalive) {
     GrpcTelemetry telemetry = GrpcTelemetry.create(otel);
     return target -> {
+      // A worker that vanished mid-session (no RST) fails the session's stream after an
+      // unanswered ping, so the request falls back (draft) or fails UNAVAILABLE (target) instead
+      // of waiting for the op deadline.
       ManagedChannelBuilder<?> b =
-          Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
-              .intercept(telemetry.createClientInterceptor())
-              // A worker that vanished mid-session (no RST) fails the session's stream after an
-              // unanswered ping, so the request falls back (draft) or fails UNAVAILABLE (target)
-              // instead of waiting for the op deadline. Only while calls run: idle channels stay
-              // quiet, and workers permit pings every 10 s.
-              .keepAliveTime(KEEPALIVE.toSeconds(), TimeUnit.SECONDS)
-              .keepAliveTimeout(KEEPALIVE_TIMEOUT.toSeconds(), TimeUnit.SECONDS)
-              .keepAliveWithoutCalls(false);
+          Keepalives.channel(
+              Grpc.newChannelBuilder(target, InsecureChannelCredentials.create()), keepalive);
+      b.intercept(telemetry.createClientInterceptor());
       if (target.contains("://")) {
         b.defaultLoadBalancingPolicy("round_robin");
       }

@@ -327,4 +327,22 @@ class BpeTokenizerTest {
   private static String quote(String s) {
     return "\"" + s.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + "\"";
   }
+
+  /** Found by TokenizerFuzzTest: malformed files escaped with messages that named no file. */
+  @Test
+  void malformedTokenizerFilesAreRefusedNamingTheFile() {
+    String badRegex =
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
+            + "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"((\"},"
+            + "\"behavior\":\"Isolated\"}}";
+    assertThatThrownBy(
+            () -> BpeTokenizer.parse(badRegex.getBytes(StandardCharsets.UTF_8), "t.json"))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageStartingWith("t.json: pre_tokenizer Split pattern.Regex: Unclosed group");
+    String wrongType = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":{\"x\":1}},\"merges\":[]}}";
+    assertThatThrownBy(
+            () -> BpeTokenizer.parse(wrongType.getBytes(StandardCharsets.UTF_8), "t.json"))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageStartingWith("t.json: not a tokenizer.json this router reads:");
+  }
 }

@@ -70,6 +70,30 @@ class RouterConfigTest {
   }
 
   @Test
+  void keepaliveFlagsAndVariablesAreReadAndChecked() {
+    RouterConfig c =
+        RouterConfig.parse(
+            new String[] {"--target", "a:1", "--keepalive-seconds", "15"},
+            Map.of(
+                "DRAFTMESH_ROUTER_KEEPALIVE_TIMEOUT_SECONDS", "3",
+                "DRAFTMESH_ROUTER_MAX_CONNECTION_AGE_SECONDS", "600"));
+    assertThat(c.keepalive())
+        .isEqualTo(
+            new io.draftmesh.flags.Keepalive(
+                java.time.Duration.ofSeconds(15),
+                java.time.Duration.ofSeconds(3),
+                java.time.Duration.ofMinutes(10)));
+    assertThat(RouterConfig.parse(new String[] {"--target", "a:1"}, Map.of()).keepalive())
+        .isEqualTo(io.draftmesh.flags.Keepalive.DEFAULT);
+    assertThatThrownBy(
+            () ->
+                RouterConfig.parse(
+                    new String[] {"--target", "a:1", "--keepalive-seconds", "2"}, Map.of()))
+        .isInstanceOf(RouterConfig.ConfigException.class)
+        .hasMessage("--keepalive-seconds: 2 (expected: 10..86400)");
+  }
+
+  @Test
   void poolSpecsAreStaticListsOrOneTargetUri() {
     assertThat(WorkerPool.parseSpec("a:1, b:2")).containsExactly("a:1", "b:2");
     assertThat(WorkerPool.parseSpec("dns:///workers.ns.svc:50051"))

@@ -1,6 +1,7 @@
 package io.draftmesh.router;
 
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
+import io.draftmesh.flags.Keepalive;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.RouterGrpc;
@@ -50,7 +51,8 @@ final class ScriptedMesh implements AutoCloseable {
             Duration.ofSeconds(20),
             draftTimeout,
             8,
-            Duration.ofSeconds(1));
+            Duration.ofSeconds(1),
+            Keepalive.DEFAULT);
     String name = InProcessServerBuilder.generateName();
     router =
         new RouterServer(InProcessServerBuilder.forName(name), config, OpenTelemetry.noop())

@@ -4,6 +4,8 @@ import io.draftmesh.bench.ApproxBench;
 import io.draftmesh.bench.CollabBench;
 import io.draftmesh.bench.EngineBench;
 import io.draftmesh.bench.KvReuseBench;
+import io.draftmesh.bench.LoadBench;
+import io.draftmesh.bench.SoakBench;
 import io.draftmesh.bench.SpeculativeBench;
 import io.draftmesh.kvcache.KvCacheBench;
 import java.util.Arrays;
@@ -20,6 +22,8 @@ public final class BenchCommand {
              draftmesh bench kvcache [--json] [--quick] [--streams N] [--blocks N]
              draftmesh bench kvcache reuse [--json] [--quick] [--prefixes L,L] [--conversations N]
              draftmesh bench approx [--json] [--quick] [--prompts N] [--max-tokens N]
+             draftmesh bench load [--quick] [--streams N] [--overload N] [--tokens N] [--pace-ms MS]
+             draftmesh bench soak [--minutes N] [--sample-seconds S] [--clients N]
         engine       engine step costs side by side on the bundled tiny model and a generated ~110M
                      Llama-shaped model: decode, verify (k+1 = 5), 512-token prefill, batching at
                      1/4/8 sessions, weight bandwidth against measured memory bandwidth, matmul floor.
@@ -44,7 +48,14 @@ public final class BenchCommand {
         approx       prompt compression through a mesh on real ports: SpecPC (the draft's attention
                      picks the prompt tokens) against StreamingLLM-style prompt truncation at several
                      budgets on long prompts; tokens kept/dropped, agreement with the full-prompt
-                     output, TTFT saved. Random long-context checkpoints, plus the zoo pair if present.""";
+                     output, TTFT saved. Random long-context checkpoints, plus the zoo pair if present.
+        load         the gateway under N concurrent SSE clients on loopback (a paced upstream keeps
+                     streams open) and past its per-key limit: admitted TTFT and inter-token
+                     p50/p99, failures among the admitted, rejected status and latency, peak
+                     threads and memory. --help for every flag.
+        soak         the whole mesh through the gateway for --minutes (default 30): mixed
+                     strategies, random client disconnects; RSS, NMT, heap, threads, sessions and KV
+                     blocks every 30 s, the trend after warm-up, leaks when idle.""";
 
   private BenchCommand() {}
 
@@ -64,11 +75,13 @@ public final class BenchCommand {
               ? KvReuseBench.run(Arrays.copyOfRange(rest, 1, rest.length))
               : KvCacheBench.run(rest);
       case "approx" -> ApproxBench.run(rest);
+      case "load" -> LoadBench.run(rest);
+      case "soak" -> SoakBench.run(rest);
       default -> {
         System.err.println(
             "draftmesh bench: unknown suite "
                 + args[0]
-                + " (expected: engine, speculative, collab, kvcache or approx)");
+                + " (expected: engine, speculative, collab, kvcache, approx, load or soak)");
         System.err.println(USAGE);
         yield 2;
       }
