@@ -41,10 +41,11 @@ final class ModelCard {
                     + "`"
                     + (config.longMix() > 0
                         ? String.format(
-                            " at %d-token sequences (RoPE has no parameters: the same weights,"
-                                + " a longer max_position_embeddings) on text mixed with"
-                                + " long-context tasks,",
-                            config.context())
+                            " at %d-token sequences for a %d-token context (RoPE has no"
+                                + " parameters: the same weights, a longer"
+                                + " max_position_embeddings) on text mixed with long-context"
+                                + " tasks,",
+                            config.rowLength(), config.context())
                         : "")
                 : config.teacher() != null
                     ? String.format(
@@ -107,7 +108,7 @@ final class ModelCard {
                 + " %,d-token train split)%s",
             r.steps(),
             config.batch(),
-            config.context(),
+            config.rowLength(),
             r.tokens(),
             epochs,
             data.train().size(),
@@ -118,9 +119,15 @@ final class ModelCard {
                     : "")
                 + (config.longMix() > 0 || config.refMix() > 0
                     ? String.format(
-                        "; %.0f%% of sequences one long-context task instance (`LongTasks`) and"
-                            + " %.0f%% referenced verses (`TaskRows`)",
-                        100 * config.longMix(), 100 * config.refMix())
+                        "; %.0f%% of sequences %s (`LongTasks`) and %.0f%% referenced verses"
+                            + " (`TaskRows`)",
+                        100 * config.longMix(),
+                        config.maxTaskTokens() < config.rowLength()
+                            ? String.format(
+                                "packed with long-context task instances of %d–%d tokens",
+                                TaskRows.MIN_TASK_TOKENS, config.maxTaskTokens())
+                            : "one long-context task instance",
+                        100 * config.refMix())
                     : "")));
     row(
         md,

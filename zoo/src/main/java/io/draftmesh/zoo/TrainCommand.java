@@ -39,7 +39,8 @@ public final class TrainCommand {
           + " [--context N] [--vocab N] [--batch N] [--steps N] [--lr X] [--min-lr-ratio X]"
           + " [--warmup N] [--weight-decay X] [--clip X] [--seed N] [--eval-every N]"
           + " [--eval-windows N] [--save-every N] [--init DIR] [--instruct-mix X]"
-          + " [--teacher DIR] [--distill X] [--long-mix X] [--ref-mix X] [--arch llama|qwen2]";
+          + " [--teacher DIR] [--distill X] [--long-mix X] [--ref-mix X] [--arch llama|qwen2]"
+          + " [--seq N] [--task-tokens N]";
 
   /** How long an interrupted run may take to finish its step and save (an eval step included). */
   private static final long STOP_WAIT_MINUTES = 10;
@@ -349,7 +350,9 @@ public final class TrainCommand {
             "distill",
             "long-mix",
             "ref-mix",
-            "arch");
+            "arch",
+            "seq",
+            "task-tokens");
 
     TrainConfig trainConfig() throws IOException {
       Map<String, String> c = new LinkedHashMap<>(config);
@@ -410,7 +413,9 @@ public final class TrainCommand {
           doubleOf(c, "distill", teacher == null ? 0.0 : 1.0),
           doubleOf(c, "long-mix", 0.0),
           doubleOf(c, "ref-mix", 0.0),
-          c.getOrDefault("arch", TrainConfig.LLAMA));
+          c.getOrDefault("arch", TrainConfig.LLAMA),
+          intOf(c, "seq", 0),
+          intOf(c, "task-tokens", 0));
     }
 
     static int intOf(Map<String, String> c, String key, int dflt) {

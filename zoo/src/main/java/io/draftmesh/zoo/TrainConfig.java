@@ -36,6 +36,11 @@ import java.util.Map;
  * @param refMix fraction of sequences that are referenced-verse rows ({@link TaskRows})
  * @param arch decoder family of a model trained from scratch: {@code llama}, or {@code qwen2}
  *     (q/k/v biases); a fine-tuned model keeps its --init's
+ * @param seq training row length when shorter than {@code context} (0: rows of the whole context).
+ *     The saved model still says {@code context}: RoPE has no parameters, but nothing guarantees
+ *     the model uses positions it was not trained at — evaluation by length tells
+ * @param taskTokens most tokens of one long-context task instance (0: the row); shorter instances
+ *     are packed several to a row, so a row carries several answers ({@link TaskRows})
  */
 public record TrainConfig(
     String name,
@@ -63,7 +68,9 @@ public record TrainConfig(
     double distill,
     double longMix,
     double refMix,
-    String arch) {
+    String arch,
+    int seq,
+    int taskTokens) {
 
   public static final String LLAMA = "llama";
   public static final String QWEN2 = "qwen2";
@@ -119,7 +126,68 @@ public record TrainConfig(
         distill,
         0,
         0,
-        LLAMA);
+        LLAMA,
+        0,
+        0);
+  }
+
+  /** A config whose rows are the whole context, one task instance per long-task row. */
+  public TrainConfig(
+      String name,
+      int hidden,
+      int layers,
+      int heads,
+      int kvHeads,
+      int intermediate,
+      int context,
+      int vocab,
+      int batch,
+      int steps,
+      double lr,
+      double minLrRatio,
+      int warmup,
+      double weightDecay,
+      double clip,
+      long seed,
+      int evalEvery,
+      int evalWindows,
+      int saveEvery,
+      Path init,
+      double instructMix,
+      Path teacher,
+      double distill,
+      double longMix,
+      double refMix,
+      String arch) {
+    this(
+        name,
+        hidden,
+        layers,
+        heads,
+        kvHeads,
+        intermediate,
+        context,
+        vocab,
+        batch,
+        steps,
+        lr,
+        minLrRatio,
+        warmup,
+        weightDecay,
+        clip,
+        seed,
+        evalEvery,
+        evalWindows,
+        saveEvery,
+        init,
+        instructMix,
+        teacher,
+        distill,
+        longMix,
+        refMix,
+        arch,
+        0,
+        0);
   }
 
   public TrainConfig {
@@ -182,6 +250,18 @@ public record TrainConfig(
     if (!LLAMA.equals(arch) && !QWEN2.equals(arch)) {
       throw new IllegalArgumentException("--arch " + arch + " (expected: llama or qwen2)");
     }
+    if (seq < 0 || seq > context || (seq > 0 && seq < 8)) {
+      throw new IllegalArgumentException(
+          "--seq " + seq + " (expected: 0 for the context, or 8.." + context + ")");
+    }
+    if (taskTokens < 0 || taskTokens > (seq > 0 ? seq : context)) {
+      throw new IllegalArgumentException(
+          "--task-tokens "
+              + taskTokens
+              + " (expected: 0 for the row, or at most the row length "
+              + (seq > 0 ? seq : context)
+              + ")");
+    }
     if (distill > 0 && teacher == null) {
       throw new IllegalArgumentException(
           "--distill " + distill + " without --teacher (expected: a teacher model directory)");
@@ -194,9 +274,19 @@ public record TrainConfig(
     }
   }
 
+  /** Length of a training row: {@code seq} when set, else the context. */
+  public int rowLength() {
+    return seq > 0 ? seq : context;
+  }
+
+  /** Most tokens of one long-task instance: {@code taskTokens} when set, else the row. */
+  public int maxTaskTokens() {
+    return taskTokens > 0 ? taskTokens : rowLength();
+  }
+
   /** Tokens the optimizer sees per step. */
   public long tokensPerStep() {
-    return (long) batch * context;
+    return (long) batch * rowLength();
   }
 
   /** The flags that reproduce this config, in order (paths relative as given). */
@@ -238,6 +328,12 @@ public record TrainConfig(
     }
     if (!LLAMA.equals(arch)) {
       f.put("arch", arch);
+    }
+    if (seq > 0) {
+      f.put("seq", Integer.toString(seq));
+    }
+    if (taskTokens > 0) {
+      f.put("task-tokens", Integer.toString(taskTokens));
     }
     return f;
   }

@@ -215,7 +215,7 @@ public final class Trainer {
           new Batches(
               data.train().tokens(),
               config.batch(),
-              config.context(),
+              config.rowLength(),
               config.instructMix(),
               config.instructMix() > 0 ? data.units() : null,
               data.tokenizer());
@@ -229,7 +229,8 @@ public final class Trainer {
                 KnowledgeTasks.verses(data.trainDocs()),
                 data.train().tokens(),
                 data.tokenizer(),
-                config.context()),
+                config.rowLength(),
+                config.maxTaskTokens()),
             config.longMix(),
             config.refMix());
       }
@@ -254,15 +255,21 @@ public final class Trainer {
         Progress progress = new Progress(log, config.steps(), state.step);
         double secondsBefore = state.seconds;
         double ema = Double.NaN;
+        double answerEma = Double.NaN; // only logged: rows without answers leave it unchanged
         while (state.step < config.steps()) {
           double lr = config.lrAt(state.step);
           Batches.Batch batch = batches.next(state.rng);
-          double loss = trainStep(model, teacher, config.distill(), batchManager, batch);
+          StepLoss step = trainStep(model, teacher, config.distill(), batchManager, batch);
+          double loss = step.data();
           double gradNorm = opt.step(lr, config.clip());
           state.step++;
           state.tokens += config.tokensPerStep();
           state.optimizerSteps = opt.steps();
           ema = Double.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
+          if (!Double.isNaN(step.answer())) {
+            answerEma =
+                Double.isNaN(answerEma) ? step.answer() : 0.9 * answerEma + 0.1 * step.answer();
+          }
           state.trainCurve.add(new Point(state.step, state.tokens, loss));
           liveArrays = countArrays(base);
           if (firstLiveArrays < 0) {
@@ -272,8 +279,12 @@ public final class Trainer {
               state.step,
               config.tokensPerStep(),
               String.format(
-                  "loss %.3f (%.3f bpb) lr %.2e |g| %.2f",
-                  ema, bitsPerByte(ema, bytesPerToken), lr, gradNorm));
+                  "loss %.3f (%.3f bpb)%s lr %.2e |g| %.2f",
+                  ema,
+                  bitsPerByte(ema, bytesPerToken),
+                  Double.isNaN(answerEma) ? "" : String.format(" answers %.3f", answerEma),
+                  lr,
+                  gradNorm));
           boolean last = state.step == config.steps();
           if (state.step % config.evalEvery() == 0 || last) {
             Evaluation.Loss v =
@@ -323,13 +334,23 @@ public final class Trainer {
   }
 
   /**
+   * Losses of one step.
+   *
+   * @param data the (weighted) mean NLL of the text's next tokens
+   * @param answer mean NLL of the long-task answer tokens (weight {@link TaskRows#ANSWER_WEIGHT}),
+   *     NaN when the batch has none: the signal that retrieval is being learned, which the
+   *     haystack's tokens would drown in {@code data}
+   */
+  record StepLoss(double data, double answer) {}
+
+  /**
    * One forward/backward; gradients accumulate in the params. Returns the (weighted) mean NLL of
-   * the text's next tokens, comparable across runs with and without a teacher.
+   * the text's next tokens, comparable across runs with and without a teacher, and the answers'.
    *
    * @param teacher the model distilled from, or null
    * @param distill weight of the teacher's soft targets (0 without a teacher)
    */
-  static double trainStep(
+  static StepLoss trainStep(
       LlamaModel model, LlamaModel teacher, double distill, NDManager manager, Batches.Batch b) {
     try (NDScope scope = new NDScope();
         GradientCollector gc = Engine.getInstance().newGradientCollector()) {
@@ -352,10 +373,18 @@ public final class Trainer {
       }
       NDArray w = null; // (B, T, 1) or null: every token counts
       float norm = 1f;
+      float[] answers = null; // 1 at answer tokens, else 0
+      int answerCount = 0;
       if (b.weights() != null) {
         double total = 0;
-        for (float v : b.weights()) {
+        answers = new float[b.weights().length];
+        for (int i = 0; i < answers.length; i++) {
+          float v = b.weights()[i];
           total += v;
+          if (v == TaskRows.ANSWER_WEIGHT) {
+            answers[i] = 1f;
+            answerCount++;
+          }
         }
         w = manager.create(b.weights(), new Shape(b.rows(), b.len(), 1));
         norm = (float) Math.max(1.0, total);
@@ -363,7 +392,12 @@ public final class Trainer {
       NDArray loss = weightedMean(tokenLoss, w, norm);
       NDArray dataLoss = tokenLoss == nll ? loss : weightedMean(nll, w, norm);
       gc.backward(loss);
-      return dataLoss.getFloat();
+      double answer = Double.NaN;
+      if (answerCount > 0) {
+        NDArray mask = manager.create(answers, new Shape(b.rows(), b.len(), 1));
+        answer = weightedMean(nll, mask, answerCount).getFloat();
+      }
+      return new StepLoss(dataLoss.getFloat(), answer);
     }
   }
 

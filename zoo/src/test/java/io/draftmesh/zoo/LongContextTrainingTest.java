@@ -51,12 +51,175 @@ class LongContextTrainingTest {
   }
 
   private static TaskRows rows(int len) {
+    return rows(len, len);
+  }
+
+  private static TaskRows rows(int len, int maxTask) {
     return new TaskRows(
         new LongTasks(corpus.train(), tokenizer),
         KnowledgeTasks.verses(corpus.train()),
         data.train().tokens(),
         tokenizer,
-        len);
+        len,
+        maxTask);
+  }
+
+  @Test
+  void packedRowsCarrySeveralInstancesEachWithItsAnswer() {
+    int len = 2000;
+    int maxTask = 600;
+    Batches b =
+        new Batches(data.train().tokens(), 3, len, 0, null, tokenizer)
+            .tasks(rows(len, maxTask), 1.0, 0);
+    Batches.Batch batch = b.next(new SplitMix64(5));
+    assertThat(b.next(new SplitMix64(5))).usingRecursiveComparison().isEqualTo(batch);
+    for (int r = 0; r < batch.rows(); r++) {
+      int o = r * len;
+      // Instances start at end-of-text tokens of the haystack's weight; answers follow each.
+      java.util.List<Integer> starts = new java.util.ArrayList<>(java.util.List.of(0));
+      java.util.List<int[]> answers = new java.util.ArrayList<>(); // [first, last] targets
+      for (int t = 0; t < len; t++) {
+        float w = batch.weights()[o + t];
+        if (batch.targets()[o + t] == ZooTokenizer.END_OF_TEXT_ID && w == TaskRows.CONTEXT_WEIGHT) {
+          starts.add(t + 1);
+        }
+        if (w == TaskRows.ANSWER_WEIGHT) {
+          if (answers.isEmpty() || answers.get(answers.size() - 1)[1] != t - 1) {
+            answers.add(new int[] {t, t});
+          } else {
+            answers.get(answers.size() - 1)[1] = t;
+          }
+        }
+      }
+      assertThat(batch.inputs()[o]).isEqualTo(ZooTokenizer.END_OF_TEXT_ID);
+      // 2000 tokens hold at least three instances of at most 600 (each at least 256 + answer).
+      assertThat(answers).as("row " + r).hasSizeGreaterThanOrEqualTo(3);
+      assertThat(starts).hasSameSizeAs(answers);
+      for (int i = 0; i < answers.size(); i++) {
+        int[] a = answers.get(i);
+        int[] ids = new int[a[1] - a[0] + 1];
+        for (int t = a[0]; t <= a[1]; t++) {
+          ids[t - a[0]] = (int) batch.targets()[o + t];
+        }
+        assertThat(tokenizer.decode(ids)).startsWith(" ").endsWith("\n");
+        // An instance (prompt from its end-of-text, answer) stays within maxTask tokens.
+        assertThat(a[1] + 1 - starts.get(i)).isLessThanOrEqualTo(maxTask);
+        assertThat(a[0]).isGreaterThan(starts.get(i));
+      }
+      // What no instance fits in any more is plain text of weight 1.
+      int end = answers.get(answers.size() - 1)[1];
+      assertThat(len - 1 - end).isLessThan(TaskRows.MIN_TASK_TOKENS + LongTasks.ANSWER_ROOM);
+      for (int t = end + 1; t < len; t++) {
+        assertThat(batch.weights()[o + t]).isEqualTo(1f);
+      }
+    }
+  }
+
+  @Test
+  void rowsShorterThanTheContextKeepTheContextInTheConfig() {
+    TrainConfig c =
+        new TrainConfig(
+            "l",
+            32,
+            1,
+            2,
+            2,
+            64,
+            640,
+            384,
+            2,
+            2,
+            1e-2,
+            0.1,
+            0,
+            0.0,
+            1.0,
+            7,
+            2,
+            2,
+            1000,
+            null,
+            0,
+            null,
+            0,
+            0.5,
+            0,
+            TrainConfig.LLAMA,
+            320,
+            300);
+    assertThat(c.rowLength()).isEqualTo(320);
+    assertThat(c.maxTaskTokens()).isEqualTo(300);
+    assertThat(c.tokensPerStep()).isEqualTo(2 * 320);
+    assertThat(c.flags()).containsEntry("seq", "320").containsEntry("task-tokens", "300");
+    TrainConfig whole = config("w", 640, null, 0.5, 0, TrainConfig.LLAMA);
+    assertThat(whole.rowLength()).isEqualTo(640);
+    assertThat(whole.maxTaskTokens()).isEqualTo(640);
+    assertThat(whole.flags()).doesNotContainKeys("seq", "task-tokens");
+    assertThatThrownBy(
+            () ->
+                new TrainConfig(
+                    "l",
+                    32,
+                    1,
+                    2,
+                    2,
+                    64,
+                    640,
+                    384,
+                    2,
+                    2,
+                    1e-2,
+                    0.1,
+                    0,
+                    0.0,
+                    1.0,
+                    7,
+                    2,
+                    2,
+                    1000,
+                    null,
+                    0,
+                    null,
+                    0,
+                    0.5,
+                    0,
+                    TrainConfig.LLAMA,
+                    700,
+                    0))
+        .hasMessageContaining("--seq 700 (expected: 0 for the context, or 8..640)");
+    assertThatThrownBy(
+            () ->
+                new TrainConfig(
+                    "l",
+                    32,
+                    1,
+                    2,
+                    2,
+                    64,
+                    640,
+                    384,
+                    2,
+                    2,
+                    1e-2,
+                    0.1,
+                    0,
+                    0.0,
+                    1.0,
+                    7,
+                    2,
+                    2,
+                    1000,
+                    null,
+                    0,
+                    null,
+                    0,
+                    0.5,
+                    0,
+                    TrainConfig.LLAMA,
+                    320,
+                    400))
+        .hasMessageContaining("--task-tokens 400 (expected: 0 for the row, or at most");
+    assertThatThrownBy(() -> rows(400, 200)).hasMessageContaining("--task-tokens 200");
   }
 
   @Test
