@@ -17,6 +17,7 @@ import io.draftmesh.engine.sampling.ProbDist;
 import io.draftmesh.engine.sampling.SamplingParams;
 import io.draftmesh.engine.sampling.SamplingPipeline;
 import io.draftmesh.engine.sampling.TokenSampler;
+import io.draftmesh.engine.speculative.SpeculationMath;
 import io.draftmesh.engine.speculative.SpeculativeVerifier;
 import io.draftmesh.engine.speculative.TreeVerifier;
 import java.util.ArrayDeque;
@@ -127,7 +128,9 @@ public final class Sequence implements AutoCloseable {
 
   /**
    * Generates up to k tokens with the sequence's sampling params and appends them. Stops early
-   * (after at least one token) when a chosen token's probability falls below {@code minTokenProb}.
+   * (after at least one token) when the most likely next token's probability falls below {@code
+   * minTokenProb} (decided before the token is drawn, which keeps sampled drafts lossless: {@link
+   * SpeculationMath#draftsOn}).
    */
   public CompletableFuture<Proposal> propose(int k, float minTokenProb, ResultOptions options) {
     if (k < 1 || k > maxTokensPerOp) {
@@ -1033,7 +1036,7 @@ public final class Sequence implements AutoCloseable {
           return feed(size - 1, budget);
         }
         Position p = position(pending, options, -1);
-        if (!positions.isEmpty() && p.tokenProb() < minTokenProb) {
+        if (!positions.isEmpty() && !SpeculationMath.draftsOn(p.argmaxProb(), minTokenProb)) {
           break;
         }
         proposed[positions.size()] = p.tokenId();

@@ -72,6 +72,18 @@ public final class SpeculationMath {
     return alphaFromTotalVariation(ProbDist.dense(p), ProbDist.dense(q));
   }
 
+  /**
+   * Whether a drafter that stops below {@code minProb} drafts the next token, given the most likely
+   * token's probability under its distribution q. The decision must not depend on the token that is
+   * then drawn: stopping on the drawn token's own probability changes which tokens reach the
+   * verifier (among sent tokens, low-probability ones are missing), so the verifier, which assumes
+   * x ~ q, no longer returns the target's distribution. Greedy drafts are their argmax, so there
+   * the two coincide.
+   */
+  public static boolean draftsOn(float argmaxProb, float minProb) {
+    return argmaxProb >= minProb;
+  }
+
   private static void checkAlpha(double alpha) {
     if (!(alpha >= 0 && alpha <= 1)) {
       throw new IllegalArgumentException("alpha: " + alpha + " (expected: [0, 1])");

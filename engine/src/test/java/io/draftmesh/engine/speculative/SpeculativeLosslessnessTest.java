@@ -94,8 +94,18 @@ class SpeculativeLosslessnessTest {
     return ProbDist.dense(f);
   }
 
+  /** Whether a drafter drafts on after the first token: given q, and the token drawn from it. */
+  interface Stop {
+    boolean draftsOn(ProbDist q, int drawn);
+  }
+
   /** Counts of the first {@link #TOKENS} emitted tokens, indexed (a * VOCAB + b) * VOCAB + c. */
   static long[] simulate(Rule rule, Drafter drafter, int gamma, long seed) {
+    return simulate(rule, drafter, gamma, (q, drawn) -> true, seed);
+  }
+
+  /** The same, the drafter stopping early (after one token) when {@code stop} says so. */
+  static long[] simulate(Rule rule, Drafter drafter, int gamma, Stop stop, long seed) {
     RandomGenerator rng = TokenSampler.seeded(seed);
     long[] joint = new long[VOCAB * VOCAB * VOCAB];
     int[] out = new int[TOKENS + gamma];
@@ -107,16 +117,25 @@ class SpeculativeLosslessnessTest {
         int[] draft = new int[gamma];
         ProbDist[] q = new ProbDist[gamma];
         int context = prev;
+        int drafted = 0;
         for (int i = 0; i < gamma; i++) {
-          q[i] = drafter.q(t + i, context);
-          draft[i] = TokenSampler.sample(q[i], rng);
-          context = draft[i];
+          ProbDist qi = drafter.q(t + i, context);
+          int x = TokenSampler.sample(qi, rng);
+          if (i > 0 && !stop.draftsOn(qi, x)) {
+            break;
+          }
+          q[i] = qi;
+          draft[i] = x;
+          context = x;
+          drafted++;
         }
-        ProbDist[] p = new ProbDist[gamma + 1];
+        draft = java.util.Arrays.copyOf(draft, drafted);
+        q = java.util.Arrays.copyOf(q, drafted);
+        ProbDist[] p = new ProbDist[drafted + 1];
         context = prev;
-        for (int i = 0; i <= gamma; i++) {
+        for (int i = 0; i <= drafted; i++) {
           p[i] = target(t + i, context); // the target scores the drafted context
-          if (i < gamma) {
+          if (i < drafted) {
             context = draft[i];
           }
         }
@@ -170,6 +189,44 @@ class SpeculativeLosslessnessTest {
     assertMatchesTarget(
         simulate(
             SpeculativeVerifier::sample, SpeculativeLosslessnessTest::sampledDraft, gamma, 1234));
+  }
+
+  private static float maxProb(ProbDist q) {
+    float max = 0;
+    for (int i = 0; i < VOCAB; i++) {
+      max = Math.max(max, q.prob(i));
+    }
+    return max;
+  }
+
+  @Test
+  void draftsStoppedOnTheDraftsConfidenceGiveTheTargetDistribution() {
+    // 0.35 stops after rows whose top probability is 0.3 or 0.2 and drafts on after the 0.4 row,
+    // so rounds have 1 to 3 tokens: the stop the engine's propose applies.
+    Stop confidence = (q, drawn) -> SpeculationMath.draftsOn(maxProb(q), 0.35f);
+    assertMatchesTarget(
+        simulate(
+            SpeculativeVerifier::sample,
+            SpeculativeLosslessnessTest::sampledDraft,
+            3,
+            confidence,
+            4321));
+  }
+
+  @Test
+  void negativeControlStoppingOnTheDrawnTokensProbabilityFails() {
+    // The rule propose had before: stop when the token just drawn is unlikely under q. Low-q
+    // tokens then never reach the verifier in later positions, which skews the output.
+    Stop drawnToken = (q, drawn) -> q.prob(drawn) >= 0.25f;
+    assertThat(
+            jointPValue(
+                simulate(
+                    SpeculativeVerifier::sample,
+                    SpeculativeLosslessnessTest::sampledDraft,
+                    3,
+                    drawnToken,
+                    4321)))
+        .isLessThan(1e-3);
   }
 
   @Test
