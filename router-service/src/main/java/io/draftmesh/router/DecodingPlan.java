@@ -1,5 +1,6 @@
 package io.draftmesh.router;
 
+import io.draftmesh.proto.v1.Drafter;
 import io.draftmesh.proto.v1.SamplingParams;
 import io.draftmesh.proto.v1.Strategy;
 import java.time.Duration;
@@ -10,6 +11,8 @@ import java.time.Duration;
  *
  * @param prompt the target's prompt ids
  * @param draftSampling the helper's sampling params: the same transforms, another random stream
+ * @param drafter SPECULATIVE: who drafts (a chain, or one of the tree drafters)
+ * @param treeNodes tree drafters: node budget per round
  */
 record DecodingPlan(
     Strategy strategy,
@@ -25,6 +28,8 @@ record DecodingPlan(
     int ngramMaxMatch,
     Nudging nudging,
     Switching switching,
+    Drafter drafter,
+    int treeNodes,
     String label) {
 
   boolean greedy() {
