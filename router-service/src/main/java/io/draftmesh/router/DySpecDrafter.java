@@ -8,17 +8,17 @@ import java.util.random.RandomGenerator;
 
 /**
  * DySpec-style dynamic tree (Xiong et al. 2024): grow the tree where the draft is confident. Every
- * candidate child has a value, the draft's probability of its whole path (an estimate of the
- * chance the target accepts it); the most valuable candidates join the tree first, up to the node
- * budget, so a confident draft grows a deep chain and an unsure one a bushy tree. The tree grows in
- * a few waves of the best {@code budget / WAVES} candidates; after each wave the draft worker
- * scores the tree (one forward pass over all nodes) to give the new nodes' children.
+ * candidate child has a value, the draft's probability of its whole path (an estimate of the chance
+ * the target accepts it); the most valuable candidates join the tree first, up to the node budget,
+ * so a confident draft grows a deep chain and an unsure one a bushy tree. The tree grows in a few
+ * waves of the best {@code budget / WAVES} candidates; after each wave the draft worker scores the
+ * tree (one forward pass over all nodes) to give the new nodes' children.
  *
- * <p>Greedy: a node's candidates are its draft top-k. Sampling: they are drawn without
- * replacement, and a child is drawn only once the decision to add it is taken, from what its
- * ancestors and earlier siblings already fixed (value = path probability to the parent times the
- * mass left for it); a choice that looked at the child's own token would bias which tokens reach
- * the target, and the multi-draft rule would no longer be lossless.
+ * <p>Greedy: a node's candidates are its draft top-k. Sampling: they are drawn without replacement,
+ * and a child is drawn only once the decision to add it is taken, from what its ancestors and
+ * earlier siblings already fixed (value = path probability to the parent times the mass left for
+ * it); a choice that looked at the child's own token would bias which tokens reach the target, and
+ * the multi-draft rule would no longer be lossless.
  */
 final class DySpecDrafter implements TreeDrafter {
   static final int WAVES = 4;

@@ -9,9 +9,9 @@ import java.util.PriorityQueue;
  * {@link #MAX_NGRAM} tokens of the prompt and the output so far goes into a trie with counts; a
  * round matches the longest suffix of the sequence (up to {@link #MAX_MATCH} tokens) in the trie
  * and proposes the most frequent continuations below it as a tree, best first, up to the node
- * budget. Where the sequence repeats itself (code, lists, quoted text) whole branches are
- * accepted; where nothing matches the round is one plain step (the worst case is plain decoding).
- * Proposals are deterministic: each node's q is one-hot on its token.
+ * budget. Where the sequence repeats itself (code, lists, quoted text) whole branches are accepted;
+ * where nothing matches the round is one plain step (the worst case is plain decoding). Proposals
+ * are deterministic: each node's q is one-hot on its token.
  */
 final class LookaheadDrafter implements TreeDrafter {
   static final int MAX_NGRAM = 10;

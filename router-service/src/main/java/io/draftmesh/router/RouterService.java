@@ -1,9 +1,6 @@
 package io.draftmesh.router;
 
 import io.draftmesh.proto.v1.Drafter;
-import java.util.SplittableRandom;
-import java.util.random.RandomGenerator;
-
 import io.draftmesh.proto.v1.EntropySwitchOptions;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
@@ -28,6 +25,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.SplittableRandom;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadLocalRandom;
@@ -35,6 +33,7 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.random.RandomGenerator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

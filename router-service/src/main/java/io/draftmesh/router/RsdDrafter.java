@@ -6,12 +6,12 @@ import java.util.List;
 import java.util.random.RandomGenerator;
 
 /**
- * Recursive Speculative Decoding with constant branching factors (RSD-C, Jeon et al. 2024): a
- * tree of fixed shape, {@link #BRANCHING}[d] children under every node of depth d (the last
- * factor repeats), filled level by level up to the node budget, each node's children drawn
- * without replacement from the draft's distribution there. The shape never depends on the drawn
- * tokens, so each child is distributed exactly as the multi-draft rule assumes. Greedy requests
- * take the draft's top-k instead (sampling without replacement at temperature 0).
+ * Recursive Speculative Decoding with constant branching factors (RSD-C, Jeon et al. 2024): a tree
+ * of fixed shape, {@link #BRANCHING}[d] children under every node of depth d (the last factor
+ * repeats), filled level by level up to the node budget, each node's children drawn without
+ * replacement from the draft's distribution there. The shape never depends on the drawn tokens, so
+ * each child is distributed exactly as the multi-draft rule assumes. Greedy requests take the
+ * draft's top-k instead (sampling without replacement at temperature 0).
  *
  * <p>One draft call per level: the root's prediction, then a tree Score after each level.
  */

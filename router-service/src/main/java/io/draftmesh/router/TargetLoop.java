@@ -151,7 +151,8 @@ final class TargetLoop {
     }
     SessionResponse r =
         target.call(
-            SessionRequest.newBuilder().setPropose(Propose.newBuilder().setK(k).setOptions(options)),
+            SessionRequest.newBuilder()
+                .setPropose(Propose.newBuilder().setK(k).setOptions(options)),
             settings.targetTimeout(),
             "propose");
     stats.targetNanos += System.nanoTime() - t0;

@@ -12,20 +12,21 @@ import java.util.List;
  * Token Recycling (Luo et al. 2024), model-free: the target's own top-k candidates, seen at every
  * position it verified or decoded, are kept in an adjacency table (token → the k tokens the target
  * rated most likely after it, latest sighting wins); a round's tree is a breadth-first walk of the
- * table from the last token, {@link #BRANCHING}[d] children per node of depth d. Nothing is
- * trained and no draft worker runs: the table is k ints per token seen (4 KB per 128 tokens at k =
- * 8). Its proposals are deterministic, so each node's q is one-hot on its token, which the
- * multi-draft rule treats exactly.
+ * table from the last token, {@link #BRANCHING}[d] children per node of depth d. Nothing is trained
+ * and no draft worker runs: the table is k ints per token seen (4 KB per 128 tokens at k = 8). Its
+ * proposals are deterministic, so each node's q is one-hot on its token, which the multi-draft rule
+ * treats exactly.
  *
- * <p>The table lives for one request here; the paper keeps it across requests (a router-wide
- * table would need per-model keys and locking).
+ * <p>The table lives for one request here; the paper keeps it across requests (a router-wide table
+ * would need per-model keys and locking).
  */
 final class TokenRecyclingDrafter implements TreeDrafter {
   static final int K = 8;
   static final int[] BRANCHING = {4, 3, 2, 2, 1};
 
   private final boolean greedy;
-  private final int[][] next; // (vocab) per token: up to K candidates, most likely first; null = unseen
+  private final int[][]
+      next; // (vocab) per token: up to K candidates, most likely first; null = unseen
 
   TokenRecyclingDrafter(int vocab, boolean greedy) {
     this.greedy = greedy;

@@ -14,8 +14,8 @@ import org.slf4j.LoggerFactory;
 /**
  * STRATEGY_SPECULATIVE with a tree drafter: each round a {@link TreeDrafter} proposes a token tree
  * of at most the node budget, and the target verifies it in one forward pass (tree attention, the
- * multi-draft rule of the engine's {@code TreeVerifier}), keeping the accepted root-to-node path and
- * the correction/bonus token. Accepted nodes are streamed as {@code PROVENANCE_TREE_ACCEPTED}.
+ * multi-draft rule of the engine's {@code TreeVerifier}), keeping the accepted root-to-node path
+ * and the correction/bonus token. Accepted nodes are streamed as {@code PROVENANCE_TREE_ACCEPTED}.
  *
  * <p>Where the drafter has nothing to propose, one autoregressive step; where a draft-worker
  * drafter fails, it is dropped and the target goes on alone from exactly the committed sequence.
@@ -31,8 +31,7 @@ final class TreeDecoding implements DecodingStrategy {
   private final RunStats stats;
 
   /**
-   * @param openDraft sends the draft worker's Open (if the drafter has one), alongside the
-   *     target's
+   * @param openDraft sends the draft worker's Open (if the drafter has one), alongside the target's
    */
   TreeDecoding(
       DecodingPlan plan,
@@ -64,7 +63,8 @@ final class TreeDecoding implements DecodingStrategy {
       if (tree == null || tree.size() == 0) {
         int start = loop.length();
         Proposed p =
-            loop.autoregressiveStep(1, drafter == null ? defaultOptions() : drafter.targetOptions());
+            loop.autoregressiveStep(
+                1, drafter == null ? defaultOptions() : drafter.targetOptions());
         if (drafter != null) {
           drafter.decoded(loop.sequence(), start, loop.length(), p);
         }

@@ -5,7 +5,8 @@ package io.draftmesh.engine.model;
  * slots from {@code base} on hold the nodes of a token tree in node order (node j in slot {@code
  * base + j}). Node j sees the whole prefix, its ancestors and itself, and sits at RoPE position
  * {@code base + depth(j)}: exactly what it would see, at the position it would have, if its
- * root-to-node path were fed as a chain. A chain is the tree whose parents are {@code -1, 0, 1, ..}.
+ * root-to-node path were fed as a chain. A chain is the tree whose parents are {@code -1, 0, 1,
+ * ..}.
  *
  * <p>Both backends read it the same way: a node's visible keys are the prefix then its path, in
  * depth order (the order a chain would have them in).

@@ -1,15 +1,15 @@
 package io.draftmesh.engine.runtime;
 
 import io.draftmesh.engine.kv.BlockTable;
+import io.draftmesh.engine.kv.SlotMoves;
 import io.draftmesh.engine.model.SeqStep;
 import io.draftmesh.engine.model.StepResult;
+import io.draftmesh.engine.model.TreeMask;
 import io.draftmesh.engine.sampling.Distributions;
 import io.draftmesh.engine.sampling.ProbDist;
 import io.draftmesh.engine.sampling.SamplingParams;
 import io.draftmesh.engine.sampling.SamplingPipeline;
 import io.draftmesh.engine.sampling.TokenSampler;
-import io.draftmesh.engine.kv.SlotMoves;
-import io.draftmesh.engine.model.TreeMask;
 import io.draftmesh.engine.speculative.SpeculativeVerifier;
 import io.draftmesh.engine.speculative.TreeVerifier;
 import java.util.ArrayDeque;
@@ -161,9 +161,9 @@ public final class Sequence implements AutoCloseable {
   }
 
   /**
-   * Verifies a token tree in one forward pass (chunked only if the batch budget is smaller than
-   * the tree): each node sees the prefix and its ancestors ({@link TreeMask}); the acceptance rule
-   * is {@link TreeVerifier}'s. Afterwards the sequence holds the prefix, the accepted path (its KV
+   * Verifies a token tree in one forward pass (chunked only if the batch budget is smaller than the
+   * tree): each node sees the prefix and its ancestors ({@link TreeMask}); the acceptance rule is
+   * {@link TreeVerifier}'s. Afterwards the sequence holds the prefix, the accepted path (its KV
    * moved to consecutive slots) and the correction or bonus token (unfed); the other nodes' KV
    * blocks are freed.
    *
@@ -183,10 +183,10 @@ public final class Sequence implements AutoCloseable {
   }
 
   /**
-   * Scores a token tree in one forward pass and keeps none of it: returns the predictions after
-   * the current last token and after each node (nodes + 1), as if each node's path had been fed as
-   * a chain; the sequence afterwards is as before (its unfed tokens now fed). A draft model's view
-   * of a candidate tree, for drafters that grow one (DySpec, RSD).
+   * Scores a token tree in one forward pass and keeps none of it: returns the predictions after the
+   * current last token and after each node (nodes + 1), as if each node's path had been fed as a
+   * chain; the sequence afterwards is as before (its unfed tokens now fed). A draft model's view of
+   * a candidate tree, for drafters that grow one (DySpec, RSD).
    */
   public CompletableFuture<List<Position>> scoreTree(
       int[] nodes, int[] parents, ResultOptions options) {
@@ -769,8 +769,7 @@ public final class Sequence implements AutoCloseable {
         for (int i = 0; i <= k; i++) {
           p[i] = pipeline.probs(collected[i]);
         }
-        outcome =
-            TreeVerifier.sample(nodes, parents, draftDists.toArray(new ProbDist[0]), p, rng);
+        outcome = TreeVerifier.sample(nodes, parents, draftDists.toArray(new ProbDist[0]), p, rng);
       }
       int[] path = outcome.path();
       List<Position> positions = new ArrayList<>(path.length + 1);
@@ -789,8 +788,7 @@ public final class Sequence implements AutoCloseable {
       kvLen = size;
       table.truncate(kvLen);
       push(new int[] {outcome.nextToken()});
-      future.complete(
-          new TreeVerification(path, outcome.nextToken(), outcome.bonus(), positions));
+      future.complete(new TreeVerification(path, outcome.nextToken(), outcome.bonus(), positions));
     }
   }
 

@@ -11,8 +11,7 @@ import java.util.List;
  * @param positions the target's predictions after the prefix and after each accepted node (path
  *     length + 1), each with the emitted token
  */
-public record TreeVerification(
-    int[] path, int nextToken, boolean bonus, List<Position> positions) {
+public record TreeVerification(int[] path, int nextToken, boolean bonus, List<Position> positions) {
   public int accepted() {
     return path.length;
   }

@@ -10,19 +10,19 @@ import java.util.random.RandomGenerator;
  * The lossless acceptance rules for a token tree (several candidate continuations verified in one
  * target pass), as pure functions. Node j holds {@code tokens[j]} and hangs under {@code
  * parents[j]} ({@code -1}: under the prefix); parents come before their children. The target's
- * predictions are indexed {@code 0} for the position after the prefix and {@code j + 1} for the
- * one after node j. A round emits the tokens of an accepted root-to-node path, then {@link
+ * predictions are indexed {@code 0} for the position after the prefix and {@code j + 1} for the one
+ * after node j. A round emits the tokens of an accepted root-to-node path, then {@link
  * Outcome#nextToken()}.
  *
  * <p>Sampling uses recursive rejection sampling over siblings (SpecInfer's multi-step speculative
  * sampling, Miao et al. 2024; Recursive Speculative Decoding, Jeon et al. 2024): at a node, its
- * children are tried in index order; child i, drawn from {@code q[i]}, is accepted with
- * probability min(1, r(x)/q_i(x)) where r starts as the target's distribution and after each
- * rejection becomes norm(max(0, r − q_i)); when every child is rejected, the token is drawn from r.
- * Each child's q must be the distribution it was drawn from <em>given its earlier siblings</em>:
- * the same q for siblings drawn independently (with replacement), q with the earlier siblings
- * removed and renormalized for siblings drawn without replacement (RSD). With one child per node
- * this is the chain rule of {@link SpeculativeVerifier#sample}.
+ * children are tried in index order; child i, drawn from {@code q[i]}, is accepted with probability
+ * min(1, r(x)/q_i(x)) where r starts as the target's distribution and after each rejection becomes
+ * norm(max(0, r − q_i)); when every child is rejected, the token is drawn from r. Each child's q
+ * must be the distribution it was drawn from <em>given its earlier siblings</em>: the same q for
+ * siblings drawn independently (with replacement), q with the earlier siblings removed and
+ * renormalized for siblings drawn without replacement (RSD). With one child per node this is the
+ * chain rule of {@link SpeculativeVerifier#sample}.
  */
 public final class TreeVerifier {
   private TreeVerifier() {}
@@ -64,7 +64,13 @@ public final class TreeVerifier {
 
     @Override
     public String toString() {
-      return "Outcome[path=" + Arrays.toString(path) + ", next=" + nextToken + ", bonus=" + bonus + "]";
+      return "Outcome[path="
+          + Arrays.toString(path)
+          + ", next="
+          + nextToken
+          + ", bonus="
+          + bonus
+          + "]";
     }
   }
 

@@ -25,9 +25,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * A token tree fed in one step with a {@link TreeMask} gives, for every node, the logits that
- * feeding its root-to-node path as a chain gives: on both backends, for trees of several shapes,
- * in a batch with another sequence (whose logits the tree must not disturb), and when the tree is
- * fed in two chunks.
+ * feeding its root-to-node path as a chain gives: on both backends, for trees of several shapes, in
+ * a batch with another sequence (whose logits the tree must not disturb), and when the tree is fed
+ * in two chunks.
  *
  * <p>Tolerance 1e-4 absolute on logits of magnitude ~1, as in {@link BackendEqualityTest}: the
  * chain and the tree sum the same terms (the DJL backend in another order). A node that saw a

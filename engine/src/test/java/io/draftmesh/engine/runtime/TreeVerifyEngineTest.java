@@ -21,10 +21,10 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * {@link Sequence#verifyTree} on both backends: greedy tree verification emits what greedy
- * decoding emits, the accepted path's KV serves later steps (so the move to consecutive slots is
- * right), exactly the blocks past the accepted path are freed, and bad trees are INVALID_ARGUMENT
- * naming the field.
+ * {@link Sequence#verifyTree} on both backends: greedy tree verification emits what greedy decoding
+ * emits, the accepted path's KV serves later steps (so the move to consecutive slots is right),
+ * exactly the blocks past the accepted path are freed, and bad trees are INVALID_ARGUMENT naming
+ * the field.
  */
 class TreeVerifyEngineTest {
   @TempDir static Path dir;
@@ -93,7 +93,8 @@ class TreeVerifyEngineTest {
     // Round 2: the correction e4 is unfed, so it joins the tree as its trunk. A star of guesses,
     // the right one last.
     int[] star = {other(engine, e[5], 5), other(engine, e[5], 6), e[5]};
-    TreeVerification w = s.verifyTree(star, new int[] {-1, -1, -1}, null, ResultOptions.NONE).join();
+    TreeVerification w =
+        s.verifyTree(star, new int[] {-1, -1, -1}, null, ResultOptions.NONE).join();
     assertThat(w.path()).containsExactly(2);
     assertThat(w.nextToken()).isEqualTo(e[6]);
     assertThat(w.bonus()).isTrue();
@@ -201,7 +202,8 @@ class TreeVerifyEngineTest {
       Position pos = v.positions().get(d);
       assertThat(pos.full().prob(pos.tokenId())).isGreaterThan(0f);
     }
-    assertThatThrownBy(() -> s.verifyTree(nodes, new int[] {-1, -1, 0, 1}, null, ResultOptions.NONE))
+    assertThatThrownBy(
+            () -> s.verifyTree(nodes, new int[] {-1, -1, 0, 1}, null, ResultOptions.NONE))
         .hasMessageContaining("verify.draft_distributions");
     s.closeAsync().join();
   }
@@ -213,11 +215,14 @@ class TreeVerifyEngineTest {
     Sequence s = engine.open(prompt(engine, 6, 6), SamplingParams.GREEDY, "bad");
     s.prefill(ResultOptions.NONE).join();
     int[] three = {3, 4, 5};
-    assertInvalid(() -> s.verifyTree(three, new int[] {-1, 2, 0}, null, ResultOptions.NONE),
+    assertInvalid(
+        () -> s.verifyTree(three, new int[] {-1, 2, 0}, null, ResultOptions.NONE),
         "verify.tree_parents[1]: 2");
-    assertInvalid(() -> s.verifyTree(three, new int[] {-1, 0, 2}, null, ResultOptions.NONE),
+    assertInvalid(
+        () -> s.verifyTree(three, new int[] {-1, 0, 2}, null, ResultOptions.NONE),
         "verify.tree_parents[2]: 2");
-    assertInvalid(() -> s.verifyTree(three, new int[] {-1, 0}, null, ResultOptions.NONE),
+    assertInvalid(
+        () -> s.verifyTree(three, new int[] {-1, 0}, null, ResultOptions.NONE),
         "verify.tree_parents: 2 given");
     int limit = engine.info().maxTokensPerOp();
     assertInvalid(
@@ -230,7 +235,8 @@ class TreeVerifyEngineTest {
     full.prefill(ResultOptions.NONE).join();
     int[] chain = {3, 4, 5, 6, 7};
     assertThatThrownBy(
-            () -> full.verifyTree(chain, new int[] {-1, 0, 1, 2, 3}, null, ResultOptions.NONE).join())
+            () ->
+                full.verifyTree(chain, new int[] {-1, 0, 1, 2, 3}, null, ResultOptions.NONE).join())
         .hasCauseInstanceOf(EngineException.class)
         .hasMessageContaining("verify.tree_parents: a path of 5 nodes");
     full.closeAsync().join();

@@ -102,7 +102,8 @@ class TreeLosslessnessTest {
   }
 
   /** Counts of the first three emitted tokens, indexed (a * VOCAB + b) * VOCAB + c. */
-  static long[] simulate(Rule rule, int width, boolean withoutReplacement, boolean claimUnconditional, long seed) {
+  static long[] simulate(
+      Rule rule, int width, boolean withoutReplacement, boolean claimUnconditional, long seed) {
     RandomGenerator rng = TokenSampler.seeded(seed);
     long[] joint = new long[VOCAB * VOCAB * VOCAB];
     int[] out = new int[3 + 3];
@@ -120,7 +121,8 @@ class TreeLosslessnessTest {
           p[j + 1] = SpeculativeLosslessnessTest.target(t + depth + 1, tree.tokens()[j]);
         }
         ProbDist[] q = claimUnconditional ? tree.unconditionalQ() : tree.q();
-        for (int token : rule.verify(tree.tokens(), tree.parents(), q, p, rng).emitted(tree.tokens())) {
+        for (int token :
+            rule.verify(tree.tokens(), tree.parents(), q, p, rng).emitted(tree.tokens())) {
           out[emitted++] = token;
         }
         prev = out[emitted - 1];

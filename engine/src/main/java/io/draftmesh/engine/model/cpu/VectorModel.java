@@ -7,8 +7,8 @@ import io.draftmesh.engine.kv.KvBlockPool;
 import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
-import io.draftmesh.engine.model.TreeMask;
 import io.draftmesh.engine.model.StepResult;
+import io.draftmesh.engine.model.TreeMask;
 import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
@@ -262,7 +262,8 @@ public final class VectorModel implements DecoderModel {
       for (int r = 0; r < n; r++) {
         rowPos[t + r] = s.position(r);
         rowSlot[t + r] = slots[s.startPos() + r];
-        rowSlots[t + r] = s.tree() == null ? slots : visibleSlots(s.tree(), s.startPos() + r, slots);
+        rowSlots[t + r] =
+            s.tree() == null ? slots : visibleSlots(s.tree(), s.startPos() + r, slots);
         embed.row(s.tokens()[r], sc.x, (t + r) * hidden);
       }
       if (s.captureAttention()) {
