@@ -234,9 +234,10 @@ class TreeSpeculationIT {
       GenerationStats st = a.last().getStats();
       assertThat(a.ids()).as("%s", drafter).hasSize(TOKENS);
       assertThat(st.getFallback()).as("%s: %s", drafter, st.getFallbackReason()).isFalse();
-      assertThat(st.getRounds()).as("%s", drafter).isPositive();
       if (drafter == Drafter.DRAFTER_DYSPEC || drafter == Drafter.DRAFTER_RSD) {
-        // The target's own checkpoint as draft: its samples are accepted most of the time.
+        // The target's own checkpoint as draft: its samples are accepted most of the time. (The
+        // model-free drafters may find nothing to propose in 24 sampled tokens of a random model.)
+        assertThat(st.getRounds()).as("%s", drafter).isPositive();
         assertThat(st.getAccepted()).as("%s", drafter).isGreaterThanOrEqualTo(st.getRounds());
       }
     }
