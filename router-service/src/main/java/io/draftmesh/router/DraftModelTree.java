@@ -27,6 +27,7 @@ final class DraftModelTree {
   private final int vocab;
   private int held; // committed tokens the draft session holds
   private Duration firstWait; // the first call may also wait for the draft's prefill
+  private int calls; // Score requests sent
 
   /**
    * @param promptLength the prompt the draft session was opened with
@@ -89,7 +90,12 @@ final class DraftModelTree {
   private SessionResponse call(Score.Builder score) {
     Duration wait = firstWait != null ? firstWait : timeout;
     firstWait = null;
+    calls++;
     return draft.call(SessionRequest.newBuilder().setScore(score), wait, "score");
+  }
+
+  int calls() {
+    return calls;
   }
 
   void close() {

@@ -21,7 +21,7 @@ import java.util.random.RandomGenerator;
  * the multi-draft rule would no longer be lossless.
  */
 final class DySpecDrafter implements TreeDrafter {
-  static final int WAVES = 4;
+  static final int WAVES = 8;
   static final int MAX_CHILDREN = 8;
 
   private final DraftModelTree model;
@@ -98,6 +98,11 @@ final class DySpecDrafter implements TreeDrafter {
           new WithoutReplacement(ProbCodec.dense(at.getFull(), model.vocab()));
       frontier.add(new Candidate(prob * draws.massLeft(), parent, -1, 0, draws));
     }
+  }
+
+  @Override
+  public int draftCalls() {
+    return model.calls();
   }
 
   @Override

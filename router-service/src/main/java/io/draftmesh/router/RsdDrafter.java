@@ -16,7 +16,7 @@ import java.util.random.RandomGenerator;
  * <p>One draft call per level: the root's prediction, then a tree Score after each level.
  */
 final class RsdDrafter implements TreeDrafter {
-  static final int[] BRANCHING = {4, 2, 1};
+  static final int[] BRANCHING = {2, 2, 1};
 
   private final DraftModelTree model;
   private final boolean greedy;
@@ -69,6 +69,11 @@ final class RsdDrafter implements TreeDrafter {
       }
       added.add(tree.add(d.token(), parent, d.from()));
     }
+  }
+
+  @Override
+  public int draftCalls() {
+    return model.calls();
   }
 
   @Override

@@ -83,6 +83,7 @@ final class TreeDecoding implements DecodingStrategy {
     long t0 = System.nanoTime();
     try {
       DraftTree tree = drafter.draft(loop.sequence(), loop.length(), budget, maxDepth);
+      stats.draftCalls = drafter.draftCalls();
       if (tree.size() > budget) {
         throw new IllegalStateException(
             "the drafter proposed " + tree.size() + " nodes (expected: at most " + budget + ")");

@@ -36,6 +36,11 @@ interface TreeDrafter {
    */
   default void decoded(int[] seq, int start, int len, Proposed p) {}
 
+  /** Requests sent to a draft worker so far (0 for model-free drafters). */
+  default int draftCalls() {
+    return 0;
+  }
+
   /** Ends the drafter's helper session, if any. */
   default void close() {}
 }
