@@ -16,6 +16,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.function.Function;
 
 /**
  * A whole DraftMesh in one JVM, every service on its own real (Netty) port, as separate processes
@@ -237,19 +238,29 @@ public final class Mesh implements AutoCloseable {
    * already started is stopped and the cause thrown.
    */
   public static Mesh start(Spec spec, OpenTelemetry otel) throws IOException, InterruptedException {
+    return start(spec, component -> otel);
+  }
+
+  /**
+   * The same, each component with its own OpenTelemetry (as separate processes would have: their
+   * own {@code service.name}, exporters and metrics), asked for by component name ({@link #TARGET},
+   * {@link #DRAFT}, {@link #ROUTER} or a {@link Spec#withWorker} name).
+   */
+  public static Mesh start(Spec spec, Function<String, OpenTelemetry> otelOf)
+      throws IOException, InterruptedException {
     Mesh m = new Mesh(spec);
     try {
       m.target =
           WorkerServer.onPort(
                   m.workerConfig(spec.targetModel(), WorkerConfig.Role.TARGET, TARGET_PORT_OFFSET),
-                  otel)
+                  otelOf.apply(TARGET))
               .start();
       m.add(TARGET, m.target.port(), m.target);
       if (spec.draftModel() != null) {
         m.draft =
             WorkerServer.onPort(
                     m.workerConfig(spec.draftModel(), WorkerConfig.Role.DRAFT, DRAFT_PORT_OFFSET),
-                    otel)
+                    otelOf.apply(DRAFT))
                 .start();
         m.add(DRAFT, m.draft.port(), m.draft);
       }
@@ -257,7 +268,8 @@ public final class Mesh implements AutoCloseable {
         Worker w = spec.moreWorkers().get(i);
         WorkerServer server =
             WorkerServer.onPort(
-                    m.workerConfig(w.model(), w.role(), MORE_WORKERS_PORT_OFFSET + i), otel)
+                    m.workerConfig(w.model(), w.role(), MORE_WORKERS_PORT_OFFSET + i),
+                    otelOf.apply(w.name()))
                 .start();
         m.workers.put(w.name(), server);
         m.add(w.name(), server.port(), server);
@@ -269,7 +281,7 @@ public final class Mesh implements AutoCloseable {
       for (WorkerServer w : m.workers.values()) {
         w.awaitReady(LOAD_TIMEOUT);
       }
-      m.router = RouterServer.onPort(m.routerConfig(), otel).start();
+      m.router = RouterServer.onPort(m.routerConfig(), otelOf.apply(ROUTER)).start();
       m.add(ROUTER, m.router.port(), m.router);
       return m;
     } catch (IOException | InterruptedException | RuntimeException e) {

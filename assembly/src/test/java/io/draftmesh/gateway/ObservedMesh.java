@@ -1,16 +1,10 @@
 package io.draftmesh.gateway;
 
-import io.draftmesh.engine.checkpoint.Checkpoint;
+import io.draftmesh.assembly.Mesh;
 import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
-import io.draftmesh.engine.runtime.EngineConfig;
-import io.draftmesh.engine.runtime.InferenceEngine;
-import io.draftmesh.router.RouterConfig;
-import io.draftmesh.router.RouterServer;
 import io.draftmesh.telemetry.Telemetry;
-import io.draftmesh.worker.WorkerConfig;
 import io.draftmesh.worker.WorkerServer;
-import io.grpc.Grpc;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import java.io.IOException;
@@ -31,8 +25,8 @@ import java.util.Map;
  * The whole mesh on real loopback ports as four services would run it, each with its own
  * OpenTelemetry SDK (its own {@code service.name}, exporters and {@code /metrics} endpoint on a
  * free port), configured by the same {@code OTEL_*} variables a deployment sets: a target and a
- * draft worker on one tiny random Llama (so most drafts are accepted), the router, and a gateway
- * serving it as model {@value #MODEL}.
+ * draft worker on one tiny random Llama (so most drafts are accepted), the router ({@link Mesh}),
+ * and a gateway serving it as model {@value #MODEL}.
  */
 final class ObservedMesh implements AutoCloseable {
   static final String KEY = "observe-key-0123456789";
@@ -41,14 +35,16 @@ final class ObservedMesh implements AutoCloseable {
   static final String DRAFT_SERVICE = "draftmesh-draft-service";
   static final String ROUTER_SERVICE = "draftmesh-router";
   static final String GATEWAY_SERVICE = "draftmesh-gateway";
+  private static final Map<String, String> SERVICE_OF =
+      Map.of(Mesh.TARGET, TARGET_SERVICE, Mesh.DRAFT, DRAFT_SERVICE, Mesh.ROUTER, ROUTER_SERVICE);
 
   final Path dir;
   final Map<String, Telemetry> telemetry = new LinkedHashMap<>(); // by service name
   // Each set once by the constructor; null only when it failed before getting there.
   WorkerServer target;
   WorkerServer draft;
-  RouterServer router;
   GatewayServer gateway;
+  private Mesh mesh;
 
   /** {@code otelEnv}: the {@code OTEL_*} variables every service gets (exporters, intervals). */
   ObservedMesh(Map<String, String> otelEnv) throws IOException, InterruptedException {
@@ -56,31 +52,14 @@ final class ObservedMesh implements AutoCloseable {
     Path model = dir.resolve("tiny-llama");
     RandomCheckpoint.write(model, RandomCheckpoint.tinyLlama(), 7, DType.F32, 0);
     try {
-      target = worker(WorkerConfig.Role.TARGET, model, telemetry(TARGET_SERVICE, otelEnv));
-      draft = worker(WorkerConfig.Role.DRAFT, model, telemetry(DRAFT_SERVICE, otelEnv));
-      target.awaitReady(Duration.ofMinutes(2));
-      draft.awaitReady(Duration.ofMinutes(2));
-      Map<String, String> pools = new LinkedHashMap<>();
-      pools.put("target", "localhost:" + target.port());
-      pools.put("draft", "localhost:" + draft.port());
-      RouterConfig config =
-          new RouterConfig(
-              0,
-              pools,
-              "target",
-              "draft",
-              List.of(model.resolve(Checkpoint.TOKENIZER_JSON)),
-              64,
-              8192,
-              8,
-              Duration.ofSeconds(30),
-              Duration.ofSeconds(10),
-              8,
-              Duration.ofSeconds(1));
-      router =
-          RouterServer.onPort(config, telemetry(ROUTER_SERVICE, otelEnv).openTelemetry()).start();
+      mesh =
+          Mesh.start(
+              Mesh.Spec.of(model, model).withKvBudgets(16, 16).withDrainSeconds(0),
+              component -> telemetry(SERVICE_OF.get(component), otelEnv).openTelemetry());
+      target = mesh.targetWorker();
+      draft = mesh.draftWorker();
       GatewayConfig gc =
-          GatewayConfig.of("localhost:" + router.port(), List.of(KEY))
+          GatewayConfig.of(mesh.routerAddress(), List.of(KEY))
               .withModels(
                   List.of(new GatewayConfig.ModelSpec(MODEL, "target", "draft", model, null)));
       var otel = telemetry(GATEWAY_SERVICE, otelEnv).openTelemetry();
@@ -105,18 +84,6 @@ final class ObservedMesh implements AutoCloseable {
     Telemetry t = Telemetry.withMetrics(env, service, "127.0.0.1", 0);
     telemetry.put(service, t);
     return t;
-  }
-
-  private static WorkerServer worker(WorkerConfig.Role role, Path model, Telemetry t)
-      throws IOException {
-    EngineConfig engine = new EngineConfig(model, 16L << 20, 8, 16, 16, 16 + 256, 1024);
-    return new WorkerServer(
-            Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create()),
-            role,
-            () -> InferenceEngine.load(engine),
-            Duration.ZERO,
-            t.openTelemetry())
-        .start();
   }
 
   /** {@code POST /v1/completions} through the gateway's OpenAI API; returns the response body. */
@@ -161,14 +128,8 @@ final class ObservedMesh implements AutoCloseable {
     if (gateway != null) {
       gateway.close();
     }
-    if (router != null) {
-      router.close();
-    }
-    if (draft != null) {
-      draft.close();
-    }
-    if (target != null) {
-      target.close();
+    if (mesh != null) {
+      mesh.close();
     }
     telemetry.values().forEach(Telemetry::close);
   }

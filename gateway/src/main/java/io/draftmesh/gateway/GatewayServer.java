@@ -2,7 +2,7 @@ package io.draftmesh.gateway;
 
 import com.sun.net.httpserver.HttpServer;
 import io.draftmesh.serving.Drain;
-import io.draftmesh.serving.Reflection;
+import io.draftmesh.serving.ServiceHealth;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.InsecureServerCredentials;
@@ -11,8 +11,6 @@ import io.grpc.ManagedChannelBuilder;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
 import io.grpc.ServerInterceptors;
-import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
-import io.grpc.protobuf.services.HealthStatusManager;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
 import java.io.IOException;
@@ -56,7 +54,7 @@ public final class GatewayServer implements AutoCloseable {
   private final HttpServer http;
   private final HttpApi httpApi;
   private final ManagedChannel routerChannel;
-  private final HealthStatusManager health = new HealthStatusManager();
+  private final ServiceHealth health = new ServiceHealth(SERVICE_NAME);
   private final ExecutorService httpExecutor;
   private final ScheduledExecutorService scheduler;
   private final Object lifecycle = new Object();
@@ -82,15 +80,12 @@ public final class GatewayServer implements AutoCloseable {
     KeyLimits limits = KeyLimits.of(config);
     RouterClient router =
         new RouterClient(routerChannel, config.upstreamTimeout(), catalog, config.maxTokensLimit());
-    health.setStatus("", ServingStatus.NOT_SERVING);
-    health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
     this.grpc =
         grpcBuilder
             .addService(
                 ServerInterceptors.intercept(
                     new GenerationService(router, limits, catalog), new AuthInterceptor(keys)))
-            .addService(health.getHealthService())
-            .addServices(Reflection.services()) // v1 and v1alpha
+            .addServices(health.services()) // health, reflection v1 and v1alpha
             .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
             .build();
     this.scheduler = new ScheduledThreadPoolExecutor(1, daemonThreads("gateway-sse-heartbeat-"));
@@ -176,8 +171,7 @@ public final class GatewayServer implements AutoCloseable {
       started = true;
       grpc.start();
       http.start();
-      health.setStatus("", ServingStatus.SERVING);
-      health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
+      health.serving();
     }
     Ports p = ports();
     log.info(
@@ -217,7 +211,7 @@ public final class GatewayServer implements AutoCloseable {
       }
       closed = true;
     }
-    health.enterTerminalState();
+    health.terminal();
     grpc.shutdown();
     long graceMs = config.drainGrace().toMillis();
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(graceMs);

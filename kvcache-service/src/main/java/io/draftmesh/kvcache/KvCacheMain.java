@@ -1,8 +1,10 @@
 package io.draftmesh.kvcache;
 
 import io.draftmesh.telemetry.Telemetry;
+import io.draftmesh.telemetry.TelemetryConfig;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.util.Arrays;
 import java.util.Map;
 import org.slf4j.Logger;
@@ -29,17 +31,26 @@ public final class KvCacheMain {
     if (Arrays.asList(args).contains("--help") || Arrays.asList(args).contains("-h")) {
       err.println(USAGE);
       err.print(KvCacheConfig.usage());
+      err.print(TelemetryConfig.usage(30, 34));
       return 0;
     }
     KvCacheConfig config;
+    TelemetryConfig.Parsed tel;
     try {
-      config = KvCacheConfig.parse(args, env);
+      tel = TelemetryConfig.parse(args, env);
+      config = KvCacheConfig.parse(tel.rest(), env);
     } catch (IllegalArgumentException e) {
       err.println("kvcache-service: " + e.getMessage());
       err.println("run with --help for the flags");
       return 2;
     }
-    Telemetry telemetry = Telemetry.fromEnvironment("draftmesh-kvcache");
+    Telemetry telemetry;
+    try {
+      telemetry = Telemetry.create(env, "draftmesh-kvcache", tel.config());
+    } catch (UncheckedIOException e) {
+      err.println("kvcache-service: " + e.getMessage());
+      return 1;
+    }
     KvCacheServer server;
     try {
       server = KvCacheServer.onPort(config, telemetry.openTelemetry());

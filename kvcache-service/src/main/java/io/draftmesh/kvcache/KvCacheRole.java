@@ -1,6 +1,7 @@
 package io.draftmesh.kvcache;
 
 import io.draftmesh.serving.Role;
+import io.draftmesh.telemetry.TelemetryConfig;
 import java.io.PrintStream;
 import java.util.Map;
 
@@ -20,7 +21,7 @@ public final class KvCacheRole implements Role {
 
   @Override
   public String usage() {
-    return KvCacheMain.USAGE + "\n" + KvCacheConfig.usage();
+    return KvCacheMain.USAGE + "\n" + KvCacheConfig.usage() + TelemetryConfig.usage(30, 34);
   }
 
   @Override

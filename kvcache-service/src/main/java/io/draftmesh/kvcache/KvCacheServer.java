@@ -1,14 +1,15 @@
 package io.draftmesh.kvcache;
 
 import io.draftmesh.kvcache.client.KvCacheClient;
+import io.draftmesh.proto.v1.StatsResponse;
+import io.draftmesh.proto.v1.TierStats;
 import io.draftmesh.serving.Drain;
-import io.draftmesh.serving.Reflection;
+import io.draftmesh.serving.ServiceHealth;
+import io.draftmesh.telemetry.KvCacheMetrics;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
-import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
-import io.grpc.protobuf.services.HealthStatusManager;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
 import java.io.IOException;
@@ -35,15 +36,14 @@ public final class KvCacheServer implements AutoCloseable {
   public static final String SERVICE_NAME = "draftmesh.v1.KvCache";
 
   private final KvCacheConfig config;
-  private final HealthStatusManager health = new HealthStatusManager();
+  private final ServiceHealth health = new ServiceHealth(SERVICE_NAME);
   private final BlockStore store;
   private final Server server;
+  private final KvCacheMetrics metrics;
   private boolean closed; // guarded by this
 
   public KvCacheServer(ServerBuilder<?> builder, KvCacheConfig config, OpenTelemetry otel) {
     this.config = config;
-    health.setStatus("", ServingStatus.NOT_SERVING);
-    health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
     ModelRegistry models =
         new ModelRegistry(config.dataDir() == null ? null : config.dataDir().resolve("models"));
     try {
@@ -63,11 +63,11 @@ public final class KvCacheServer implements AutoCloseable {
         new ReplicaIndex(
             config.replicaTtl().toMillis(), config.maxIndexEntries(), System::currentTimeMillis);
     KvCacheService service = new KvCacheService(config, store, models, index);
+    this.metrics = KvCacheMetrics.register(otel, () -> snapshot(service.stats()));
     this.server =
         builder
             .addService(service)
-            .addService(health.getHealthService())
-            .addServices(Reflection.services()) // v1 and v1alpha
+            .addServices(health.services()) // health, reflection v1 and v1alpha
             .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
             // Up to twice the chunk limit reaches the service, which answers INVALID_ARGUMENT
             // naming the chunk; anything bigger is refused by the transport (RESOURCE_EXHAUSTED).
@@ -90,8 +90,7 @@ public final class KvCacheServer implements AutoCloseable {
   /** Binds the server; health turns SERVING. */
   public KvCacheServer start() throws IOException {
     server.start();
-    health.setStatus("", ServingStatus.SERVING);
-    health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
+    health.serving();
     log.info(
         "kvcache on port {}: memory {} bytes, disk {}",
         server.getPort(),
@@ -118,13 +117,39 @@ public final class KvCacheServer implements AutoCloseable {
       }
       closed = true;
     }
-    health.enterTerminalState();
+    health.terminal();
     Drain.stop(
         server,
         config.drainGrace(),
         () ->
             log.info(
                 "drain grace of {} over; cancelling the remaining calls", config.drainGrace()));
+    metrics.close();
     store.close();
+  }
+
+  private static KvCacheMetrics.Snapshot snapshot(StatsResponse s) {
+    return new KvCacheMetrics.Snapshot(
+        tier(s.getMemory()),
+        tier(s.getDisk()),
+        s.getLookups(),
+        s.getLookupBlocksHit(),
+        s.getLookupBlocksMissed(),
+        s.getPutsStored(),
+        s.getPutsDuplicate(),
+        s.getGetsServed(),
+        s.getLeasesActive(),
+        s.getPinnedBlocks(),
+        s.getIndexEntries());
+  }
+
+  private static KvCacheMetrics.Tier tier(TierStats t) {
+    return new KvCacheMetrics.Tier(
+        t.getBlocks(),
+        t.getBytes(),
+        t.getBudgetBytes(),
+        t.getHits(),
+        t.getEvictions(),
+        t.getCorruptDropped());
   }
 }

@@ -170,42 +170,43 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
 
   @Override
   public void stats(StatsRequest req, StreamObserver<StatsResponse> out) {
-    unary(
-        out,
-        () -> {
-          BlockStore.Snapshot s = store.snapshot();
-          return StatsResponse.newBuilder()
-              .setMemory(
-                  TierStats.newBuilder()
-                      .setBlocks(s.memBlocks())
-                      .setBytes(s.memBytes())
-                      .setBudgetBytes(s.memBudget())
-                      .setEvictions(s.memEvictions())
-                      .setCorruptDropped(s.memCorrupt())
-                      .setHits(s.memHits()))
-              .setDisk(
-                  TierStats.newBuilder()
-                      .setBlocks(s.diskBlocks())
-                      .setBytes(s.diskBytes())
-                      .setBudgetBytes(s.diskBudget())
-                      .setEvictions(s.diskEvictions())
-                      .setCorruptDropped(s.diskCorrupt())
-                      .setHits(s.diskHits()))
-              .setBlocks(s.blocks())
-              .setModels(models.size())
-              .setLookups(lookups.get())
-              .setLookupBlocksHit(lookupHit.get())
-              .setLookupBlocksMissed(lookupMiss.get())
-              .setPutsStored(putsStored.get())
-              .setPutsDuplicate(putsDuplicate.get())
-              .setGetsServed(getsServed.get())
-              .setLeasesActive(s.leases())
-              .setPinnedBlocks(s.pinnedBlocks())
-              .setIndexReplicas(index.replicas())
-              .setIndexEntries(index.entries())
-              .setDroppedBlocks(s.droppedBlocks())
-              .build();
-        });
+    unary(out, this::stats);
+  }
+
+  /** What {@code Stats} answers now; the metrics read it too. */
+  StatsResponse stats() {
+    BlockStore.Snapshot s = store.snapshot();
+    return StatsResponse.newBuilder()
+        .setMemory(
+            TierStats.newBuilder()
+                .setBlocks(s.memBlocks())
+                .setBytes(s.memBytes())
+                .setBudgetBytes(s.memBudget())
+                .setEvictions(s.memEvictions())
+                .setCorruptDropped(s.memCorrupt())
+                .setHits(s.memHits()))
+        .setDisk(
+            TierStats.newBuilder()
+                .setBlocks(s.diskBlocks())
+                .setBytes(s.diskBytes())
+                .setBudgetBytes(s.diskBudget())
+                .setEvictions(s.diskEvictions())
+                .setCorruptDropped(s.diskCorrupt())
+                .setHits(s.diskHits()))
+        .setBlocks(s.blocks())
+        .setModels(models.size())
+        .setLookups(lookups.get())
+        .setLookupBlocksHit(lookupHit.get())
+        .setLookupBlocksMissed(lookupMiss.get())
+        .setPutsStored(putsStored.get())
+        .setPutsDuplicate(putsDuplicate.get())
+        .setGetsServed(getsServed.get())
+        .setLeasesActive(s.leases())
+        .setPinnedBlocks(s.pinnedBlocks())
+        .setIndexReplicas(index.replicas())
+        .setIndexEntries(index.entries())
+        .setDroppedBlocks(s.droppedBlocks())
+        .build();
   }
 
   @Override

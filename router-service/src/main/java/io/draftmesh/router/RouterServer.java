@@ -1,7 +1,7 @@
 package io.draftmesh.router;
 
 import io.draftmesh.serving.Drain;
-import io.draftmesh.serving.Reflection;
+import io.draftmesh.serving.ServiceHealth;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.InsecureServerCredentials;
@@ -9,8 +9,6 @@ import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
-import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
-import io.grpc.protobuf.services.HealthStatusManager;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
 import java.io.IOException;
@@ -43,7 +41,7 @@ public final class RouterServer implements AutoCloseable {
 
   private final RouterConfig config;
   private final Server server;
-  private final HealthStatusManager health = new HealthStatusManager();
+  private final ServiceHealth health = new ServiceHealth(SERVICE_NAME);
   private final Map<String, WorkerPool> pools;
   private final RouterService service;
   private boolean closed; // guarded by this
@@ -67,13 +65,10 @@ public final class RouterServer implements AutoCloseable {
     config.pools().forEach((name, spec) -> p.put(name, WorkerPool.fromSpec(name, spec, channels)));
     this.pools = p;
     this.service = new RouterService(config, pools, Tokenizers.scan(config.tokenizers()), otel);
-    health.setStatus("", ServingStatus.NOT_SERVING);
-    health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
     this.server =
         builder
             .addService(service)
-            .addService(health.getHealthService())
-            .addServices(Reflection.services()) // v1 and v1alpha
+            .addServices(health.services()) // health, reflection v1 and v1alpha
             .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
             .build();
   }
@@ -125,8 +120,7 @@ public final class RouterServer implements AutoCloseable {
   /** Binds the server; health turns SERVING. */
   public RouterServer start() throws IOException {
     server.start();
-    health.setStatus("", ServingStatus.SERVING);
-    health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
+    health.serving();
     log.info(
         "router on port {}: pools {}, default target {}, default draft {}",
         server.getPort(),
@@ -154,7 +148,7 @@ public final class RouterServer implements AutoCloseable {
       }
       closed = true;
     }
-    health.enterTerminalState();
+    health.terminal();
     Drain.stop(
         server,
         config.drainGrace(),

@@ -73,6 +73,9 @@ final class ModelWorkerService extends ModelWorkerGrpc.ModelWorkerImplBase {
             .setActiveSessions(i.activeSessions())
             .setEosTokenId(i.eosTokenId())
             .setBosTokenId(i.bosTokenId())
+            .setKvBlocksCached(i.kvBlocksCached())
+            .setPromptTokensCached(i.promptTokensCached())
+            .setPromptTokensComputed(i.promptTokensComputed())
             .build());
     out.onCompleted();
   }

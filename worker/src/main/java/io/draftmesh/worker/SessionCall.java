@@ -446,7 +446,8 @@ final class SessionCall implements StreamObserver<SessionRequest> {
           b.setOpened(
               Opened.newBuilder()
                   .setSessionId(sessionId)
-                  .setNext(ProtoCodec.toProto((Position) d.result())));
+                  .setNext(ProtoCodec.toProto((Position) d.result()))
+                  .setCachedPromptTokens(sequence.cachedPromptTokens()));
       case APPEND -> b.setAppended(Appended.getDefaultInstance());
       case SCORE -> {
         Scored.Builder s = Scored.newBuilder();

@@ -3,13 +3,11 @@ package io.draftmesh.worker;
 import io.draftmesh.engine.runtime.EngineInfo;
 import io.draftmesh.engine.runtime.InferenceEngine;
 import io.draftmesh.serving.Drain;
-import io.draftmesh.serving.Reflection;
+import io.draftmesh.serving.ServiceHealth;
 import io.grpc.Grpc;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
-import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
-import io.grpc.protobuf.services.HealthStatusManager;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
 import java.io.IOException;
@@ -50,7 +48,7 @@ public final class WorkerServer implements AutoCloseable {
   public static final String SERVICE_NAME = "draftmesh.v1.ModelWorker";
 
   private final Server server;
-  private final HealthStatusManager health = new HealthStatusManager();
+  private final ServiceHealth health = new ServiceHealth(SERVICE_NAME);
   private final WorkerState state = new WorkerState();
   private final Supplier<InferenceEngine> loader;
   private final Duration drainGrace;
@@ -106,15 +104,12 @@ public final class WorkerServer implements AutoCloseable {
         new java.util.concurrent.ScheduledThreadPoolExecutor(1, daemonThreads("worker-idle-"));
     t.setRemoveOnCancelPolicy(true); // a session's timer is cancelled at every request
     this.timers = t;
-    health.setStatus("", ServingStatus.NOT_SERVING);
-    health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
     this.server =
         builder
             .addService(
                 new ModelWorkerService(
                     state, role, responses, probes, new SessionCall.IdleTimer(timers, sessionIdle)))
-            .addService(health.getHealthService())
-            .addServices(Reflection.services()) // v1 and v1alpha
+            .addServices(health.services()) // health, reflection v1 and v1alpha
             .intercept(GrpcTelemetry.create(openTelemetry).createServerInterceptor())
             .build();
     this.metrics =
@@ -198,8 +193,7 @@ public final class WorkerServer implements AutoCloseable {
           return;
         }
         state.serving(loaded);
-        health.setStatus("", ServingStatus.SERVING);
-        health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
+        health.serving();
       }
       engine.failure().thenAccept(this::engineFailed);
       ready.complete(engine);
@@ -225,8 +219,7 @@ public final class WorkerServer implements AutoCloseable {
         return;
       }
       state.moveTo(WorkerState.Phase.BROKEN);
-      health.setStatus("", ServingStatus.NOT_SERVING);
-      health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
+      health.notServing();
     }
   }
 
@@ -278,7 +271,7 @@ public final class WorkerServer implements AutoCloseable {
       if (state.phase() != WorkerState.Phase.FAILED && state.phase() != WorkerState.Phase.BROKEN) {
         state.moveTo(WorkerState.Phase.DRAINING);
       }
-      health.enterTerminalState(); // NOT_SERVING for every service, and stays so
+      health.terminal(); // NOT_SERVING for every service, and stays so
     }
     Drain.stop(
         server,

@@ -18,6 +18,9 @@ import java.util.BitSet;
  * they are: the DJL backend wraps them zero-copy as NDArrays, the Vector backend reads and writes
  * them with vector loads, and KV import/export or compaction can copy blocks without a detour
  * through heap arrays. Allocation is bookkeeping in Java; the bytes never move. Thread-safe.
+ *
+ * <p>Full blocks are shared between sequences by content through the pool's {@link PrefixCache};
+ * its idle blocks count as free, since any allocation takes one when no block is unused.
  */
 public final class KvBlockPool implements AutoCloseable {
   private final int blockSize;
@@ -31,6 +34,7 @@ public final class KvBlockPool implements AutoCloseable {
   private final ByteBuffer[] roots; // what allocateDirect returned, for close to free
   private final BitSet free = new BitSet(); // set bit = free block
   private int freeCount;
+  private final PrefixCache cache;
   private volatile boolean closed;
 
   private KvBlockPool(int layers, int kvHeads, int headDim, int blockSize, int numBlocks) {
@@ -51,6 +55,7 @@ public final class KvBlockPool implements AutoCloseable {
     }
     free.set(0, numBlocks);
     freeCount = numBlocks;
+    cache = new PrefixCache(this, numBlocks);
   }
 
   private static ByteBuffer aligned(ByteBuffer root, int bytes) {
@@ -117,8 +122,25 @@ public final class KvBlockPool implements AutoCloseable {
     return 2L * keys.length * keys[0].capacity();
   }
 
+  /** Blocks an allocation can take now: unused ones and idle cached ones. */
   public synchronized int freeBlocks() {
-    return freeCount;
+    return freeCount + cache.idleLocked();
+  }
+
+  /** The pool's prefix cache. */
+  public PrefixCache prefixCache() {
+    return cache;
+  }
+
+  /**
+   * The byte layout of one block outside the pool (kvcache payloads, {@code ModelSpec.kv_layout}):
+   * per layer, its keys then its values, each (kvHeads, blockSize, headDim) float32 little-endian.
+   */
+  public static final String LAYOUT = "paged-v1";
+
+  /** Bytes of one block in {@link #LAYOUT}. */
+  public long blockBytes() {
+    return bytesPerBlock(keys.length, kvHeads, headDim, blockSize);
   }
 
   /**
@@ -149,25 +171,116 @@ public final class KvBlockPool implements AutoCloseable {
 
   /**
    * Takes {@code preferred} if it is free (so a growing sequence's blocks stay contiguous and its
-   * history can be read as a few slices), else the lowest free block.
+   * history can be read as a few slices), else the lowest free block, else the least recently used
+   * idle cached block.
    */
   synchronized int allocate(int preferred) {
-    int block =
-        preferred >= 0 && preferred < numBlocks && free.get(preferred)
-            ? preferred
-            : free.nextSetBit(0);
+    if (preferred >= 0 && preferred < numBlocks && free.get(preferred)) {
+      free.clear(preferred);
+      freeCount--;
+      return preferred;
+    }
+    return allocateLocked();
+  }
+
+  /** A block, or RESOURCE_EXHAUSTED; the caller holds the lock. */
+  int allocateLocked() {
+    int block = tryAllocateLocked();
     if (block < 0) {
       throw EngineException.exhausted(
           "kv cache full: all " + numBlocks + " blocks of " + blockSize + " tokens are in use");
     }
-    free.clear(block);
-    freeCount--;
     return block;
   }
 
+  /** A block, or -1 when every one is held; the caller holds the lock. */
+  int tryAllocateLocked() {
+    int block = free.nextSetBit(0);
+    if (block >= 0) {
+      free.clear(block);
+      freeCount--;
+      return block;
+    }
+    return cache.reclaimLocked();
+  }
+
+  /** One table fewer holds {@code block}: the prefix cache keeps it if cached, else it is free. */
   synchronized void release(int block) {
+    if (!cache.releaseLocked(block)) {
+      freeLocked(block);
+    }
+  }
+
+  void freeLocked(int block) {
     free.set(block);
     freeCount++;
+  }
+
+  /**
+   * Copies the first {@code tokens} slots of block {@code src} to block {@code dst}, every layer.
+   */
+  void copyTokens(int src, int dst, int tokens) {
+    int run = tokens * headDim * Float.BYTES;
+    for (int l = 0; l < keys.length; l++) {
+      for (int h = 0; h < kvHeads; h++) {
+        keys[l].put(offset(h, dst), keys[l], offset(h, src), run);
+        values[l].put(offset(h, dst), values[l], offset(h, src), run);
+      }
+    }
+  }
+
+  /** Writes block {@code block} from {@code src} ({@link #LAYOUT}), consuming it. */
+  void writeBlock(int block, ByteBuffer src) {
+    requireOpen();
+    int run = blockSize * headDim * Float.BYTES;
+    ByteBuffer in = src.slice().order(ByteOrder.LITTLE_ENDIAN);
+    int at = 0;
+    for (int l = 0; l < keys.length; l++) {
+      for (ByteBuffer part : new ByteBuffer[] {keys[l], values[l]}) {
+        for (int h = 0; h < kvHeads; h++) {
+          copy(in, at, part, offset(h, block), run);
+          at += run;
+        }
+      }
+    }
+    src.position(src.position() + at);
+  }
+
+  /** Appends block {@code block} to {@code dst} in {@link #LAYOUT}. */
+  void readBlock(int block, ByteBuffer dst) {
+    requireOpen();
+    int run = blockSize * headDim * Float.BYTES;
+    ByteBuffer out = dst.slice().order(ByteOrder.LITTLE_ENDIAN);
+    int at = 0;
+    for (int l = 0; l < keys.length; l++) {
+      for (ByteBuffer part : new ByteBuffer[] {keys[l], values[l]}) {
+        for (int h = 0; h < kvHeads; h++) {
+          copy(part, offset(h, block), out, at, run);
+          at += run;
+        }
+      }
+    }
+    dst.position(dst.position() + at);
+  }
+
+  /** Byte offset of the first slot of {@code block} for head {@code h} in a layer's buffer. */
+  private int offset(int h, int block) {
+    return ((h * numBlocks + block) * blockSize) * headDim * Float.BYTES;
+  }
+
+  /**
+   * Copies {@code bytes} of float32 from {@code src} at {@code from} to {@code dst} at {@code to},
+   * converting between the buffers' byte orders (the pool's is native, payloads are little-endian);
+   * a raw byte copy when they agree, as on x86 and ARM.
+   */
+  private static void copy(ByteBuffer src, int from, ByteBuffer dst, int to, int bytes) {
+    if (src.order() == dst.order()) {
+      dst.put(to, src, from, bytes);
+      return;
+    }
+    for (int i = 0; i < bytes; i += Float.BYTES) {
+      dst.putFloat(to + i, src.getFloat(from + i));
+    }
   }
 
   /**

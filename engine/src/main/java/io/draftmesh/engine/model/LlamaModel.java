@@ -280,9 +280,9 @@ public final class LlamaModel implements DecoderModel {
       maxNew = Math.max(maxNew, s.tokens().length);
       maxLen = Math.max(maxLen, s.length());
       logitRowCount += s.logitRows().length;
-      if (s.length() > maxContext) {
+      if (s.positionEnd() > maxContext) {
         throw new IllegalArgumentException(
-            "sequence length " + s.length() + " exceeds max context " + maxContext);
+            "sequence length " + s.positionEnd() + " exceeds max context " + maxContext);
       }
     }
     long[] tokenIds = new long[total]; // (T)
@@ -302,7 +302,7 @@ public final class LlamaModel implements DecoderModel {
       }
       for (int r = 0; r < n; r++) {
         tokenIds[t + r] = s.tokens()[r];
-        positions[t + r] = s.position(r);
+        positions[t + r] = s.position(r); // RoPE: slot position + compaction shift
         slots[t + r] = s.table().slot(s.startPos() + r);
         queryRows[i * maxNew + r] = t + r;
         outRows[t + r] = (long) i * maxNew + r;

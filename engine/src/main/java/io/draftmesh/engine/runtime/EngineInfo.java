@@ -3,6 +3,9 @@ package io.draftmesh.engine.runtime;
 /**
  * What an engine serves and how full it is; dtype and device are those of the compute, e.g.
  * float32, cpu(); backend says which decoder implementation and how it runs (threads, lanes).
+ * kvBlocksFree counts idle prefix-cache blocks (an allocation takes them); kvBlocksCached is every
+ * block the prefix cache names, held or idle; promptTokensCached/Computed split the prompt tokens
+ * of every sequence opened so far into those taken from the prefix cache and those prefilled.
  */
 public record EngineInfo(
     String modelId,
@@ -22,4 +25,7 @@ public record EngineInfo(
     int activeSessions,
     String dtype,
     String device,
-    String backend) {}
+    String backend,
+    int kvBlocksCached,
+    long promptTokensCached,
+    long promptTokensComputed) {}

@@ -5,6 +5,7 @@ import io.draftmesh.engine.checkpoint.Checkpoint;
 import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.PrefixCache;
 import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.LlamaModel;
@@ -14,6 +15,7 @@ import io.draftmesh.engine.tokenizer.TextTokenizer;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -32,6 +34,8 @@ public final class InferenceEngine implements AutoCloseable {
   private final Scheduler scheduler;
   private final AtomicInteger active = new AtomicInteger();
   private final AtomicInteger opened = new AtomicInteger();
+  private final AtomicLong promptTokensCached = new AtomicLong();
+  private final AtomicLong promptTokensComputed = new AtomicLong();
   private final String modelId;
 
   private InferenceEngine(EngineConfig config, NDManager manager, Checkpoint ckpt) {
@@ -123,21 +127,23 @@ public final class InferenceEngine implements AutoCloseable {
           "sessions: all " + config.maxSessions() + " are in use (expected: a free session)");
     }
     String name = label == null || label.isEmpty() ? "seq-" + opened.incrementAndGet() : label;
+    BlockTable table = new BlockTable(pool);
     Sequence s =
-        new Sequence(
-            this,
-            new BlockTable(pool),
-            prompt,
-            sampling,
-            name,
-            maxContext,
-            config.maxTokensPerOp());
+        new Sequence(this, table, prompt, sampling, name, maxContext, config.maxTokensPerOp());
+    // The last prompt token is always fed, so the prefill yields its logits: a fully cached
+    // prompt reuses every block but the one holding it.
+    int reusable = (prompt.length - 1) / pool.blockSize();
+    int cached = reusable == 0 ? 0 : table.adopt(pool.prefixCache().keys(prompt, reusable));
+    s.startCached(cached);
     try {
       scheduler.register(s);
     } catch (EngineException stopped) {
+      table.close();
       active.decrementAndGet(); // the engine is down: the session was never taken
       throw stopped;
     }
+    promptTokensCached.addAndGet(cached);
+    promptTokensComputed.addAndGet(prompt.length - cached);
     return s;
   }
 
@@ -182,7 +188,10 @@ public final class InferenceEngine implements AutoCloseable {
         active.get(),
         model.weightDtype(),
         model.backend() == Backend.DJL ? manager.getDevice().toString() : "cpu()",
-        model.describe());
+        model.describe(),
+        pool.prefixCache().stats().cachedBlocks(),
+        promptTokensCached.get(),
+        promptTokensComputed.get());
   }
 
   public int vocabSize() {
@@ -212,6 +221,21 @@ public final class InferenceEngine implements AutoCloseable {
   /** Forward steps run so far (a batched step counts once). */
   public long steps() {
     return scheduler.steps();
+  }
+
+  /** Prompt tokens opened sequences took from the prefix cache instead of prefilling. */
+  public long promptTokensCached() {
+    return promptTokensCached.get();
+  }
+
+  /** Prompt tokens opened sequences prefill (every prompt token not cached). */
+  public long promptTokensComputed() {
+    return promptTokensComputed.get();
+  }
+
+  /** The KV pool's prefix cache (full blocks shared between sequences by content). */
+  public PrefixCache prefixCache() {
+    return pool.prefixCache();
   }
 
   /** The paged KV pool the engine's sequences share. */

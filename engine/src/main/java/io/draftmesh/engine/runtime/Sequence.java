@@ -1,7 +1,14 @@
 package io.draftmesh.engine.runtime;
 
+import io.draftmesh.engine.compaction.AttentionRows;
+import io.draftmesh.engine.compaction.CapturedAttention;
+import io.draftmesh.engine.compaction.KvCompactor;
+import io.draftmesh.engine.compaction.KvPolicy;
+import io.draftmesh.engine.compaction.KvSelection;
 import io.draftmesh.engine.kv.BlockTable;
+import io.draftmesh.engine.kv.KvBlockPool;
 import io.draftmesh.engine.kv.SlotMoves;
+import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
 import io.draftmesh.engine.model.StepResult;
 import io.draftmesh.engine.model.TreeMask;
@@ -45,6 +52,8 @@ public final class Sequence implements AutoCloseable {
   private int[] tokens;
   private int size;
   private int kvLen; // tokens[0, kvLen) have KV in table
+  private int shift; // positions KV compaction dropped: the cache holds kvLen - shift slots
+  private int compactedUpTo; // tokens[0, compactedUpTo) were compacted; no rollback below it
   private float[]
       pending; // (vocab) raw logits after tokens[size - 1]; non-null only if kvLen == size
   private final BlockTable table;
@@ -55,6 +64,7 @@ public final class Sequence implements AutoCloseable {
   private EngineException closeAfterStep; // a close that arrived while a step was in flight
   private long settledAtStep = -1; // scheduler step after which an op last completed
   private final CompletableFuture<Integer> closedFuture = new CompletableFuture<>();
+  private int cachedPromptTokens; // leading prompt tokens whose KV came from the prefix cache
 
   Sequence(
       InferenceEngine engine,
@@ -79,6 +89,17 @@ public final class Sequence implements AutoCloseable {
 
   public String label() {
     return label;
+  }
+
+  /** Starts the sequence on {@code tokens} prompt tokens whose KV its table already holds. */
+  void startCached(int tokens) {
+    kvLen = tokens;
+    cachedPromptTokens = tokens;
+  }
+
+  /** Leading prompt tokens whose KV came from the prefix cache (not prefilled by this sequence). */
+  public int cachedPromptTokens() {
+    return cachedPromptTokens;
   }
 
   public SamplingParams sampling() {
@@ -135,6 +156,23 @@ public final class Sequence implements AutoCloseable {
       checkDraftDists(draftDists, draft.length);
     }
     return submit(new VerifyOp(draft, draftDists, options));
+  }
+
+  /**
+   * Compacts the prompt's KV cache to {@code budget} slots per KV head chosen by {@code policy}
+   * (papers.md §2) and returns the prediction after the prompt; decoding then continues on the
+   * compacted cache at the original positions, with no further eviction. The sequence's tokens are
+   * the prompt's {@code promptLength} tokens, optionally followed by a draft's answer (SpecKV),
+   * which is fed for scoring and then dropped. Once per sequence, before anything is fed past the
+   * prompt.
+   */
+  public CompletableFuture<Compaction> compact(
+      KvPolicy policy, int budget, int promptLength, ResultOptions options) {
+    if (budget < 1) {
+      throw EngineException.invalid("compaction.budget: " + budget + " (expected: >= 1)");
+    }
+    checkOptions("compact.options", options);
+    return submit(new CompactOp(policy, budget, promptLength, options));
   }
 
   private void checkDraftDists(List<ProbDist> draftDists, int count) {
@@ -336,6 +374,11 @@ public final class Sequence implements AutoCloseable {
     }
     Op<?> op = ops.peek();
     kvLen += step.tokens().length;
+    // Only a causal chain's KV is what its tokens' block keys promise: a tree step's blocks hold
+    // siblings (the accepted path is published once it is moved into place and fed past).
+    if (step.tree() == null) {
+      table.publish(tokens, kvLen);
+    }
     op.absorb(step, result);
     if (kvLen == size) {
       float[][] rows = result.logits();
@@ -408,15 +451,28 @@ public final class Sequence implements AutoCloseable {
    * The next chunk of unfed tokens, with logit rows for every position at or after {@code from}.
    */
   private SeqStep feed(int from, int budget) {
-    int n = Math.min(size - kvLen, budget);
-    table.reserve(kvLen + n);
+    return feed(from, Math.min(size - kvLen, budget), false);
+  }
+
+  /**
+   * Feeds the next {@code n} unfed tokens, with logit rows for positions at or after {@code from}.
+   */
+  private SeqStep feed(int from, int n, boolean capture) {
+    table.reserve(kvLen - shift + n);
     int first = Math.max(from, kvLen);
     int last = kvLen + n - 1;
     int[] rows = new int[Math.max(0, last - first + 1)];
     for (int i = 0; i < rows.length; i++) {
       rows[i] = first + i - kvLen;
     }
-    return new SeqStep(Arrays.copyOfRange(tokens, kvLen, kvLen + n), kvLen, table, rows, false);
+    return new SeqStep(
+        Arrays.copyOfRange(tokens, kvLen, kvLen + n),
+        kvLen - shift,
+        table,
+        rows,
+        capture,
+        shift,
+        null);
   }
 
   private Position position(float[] logits, ResultOptions options, int forcedToken) {
@@ -501,12 +557,20 @@ public final class Sequence implements AutoCloseable {
             "truncate.length: " + length + " (expected: 1.." + size + ", the current length)");
       }
       if (length < size) {
+        if (kvLen >= length && length - 1 < compactedUpTo) {
+          throw EngineException.precondition(
+              "truncate.length: "
+                  + length
+                  + " (expected: above "
+                  + compactedUpTo
+                  + ", the KV-compacted prompt, which cannot be re-fed)");
+        }
         size = length;
         pending = null;
         if (kvLen >= length) {
           // The logits after the new last token are not kept: re-feed that token next time.
           kvLen = length - 1;
-          table.truncate(kvLen);
+          table.truncate(kvLen - shift);
         }
       }
       future.complete(null);
@@ -531,7 +595,7 @@ public final class Sequence implements AutoCloseable {
     SeqStep next(int budget) {
       if (start < 0) {
         requireRoom(fieldName(), ids.length);
-        table.reserve(Math.min(size + ids.length, kvLen + budget));
+        table.reserve(Math.min(size + ids.length, kvLen + budget) - shift);
         start = size;
         collected = new float[ids.length + 1][];
         if (pending != null) {
@@ -553,7 +617,7 @@ public final class Sequence implements AutoCloseable {
     @Override
     void absorb(SeqStep step, StepResult result) {
       for (int r = 0; r < step.logitRows().length; r++) {
-        int index = step.startPos() + step.logitRows()[r];
+        int index = step.firstPosition() + step.logitRows()[r];
         collected[index - (start - 1)] = result.logits()[r];
       }
     }
@@ -619,7 +683,7 @@ public final class Sequence implements AutoCloseable {
       // Keep KV for the prefix and the accepted drafts; the correction/bonus token stays unfed.
       size = score.start + outcome.accepted();
       kvLen = size;
-      table.truncate(kvLen);
+      table.truncate(kvLen - shift);
       push(new int[] {outcome.nextToken()});
       future.complete(
           new Verification(outcome.accepted(), outcome.nextToken(), outcome.bonus(), positions));
@@ -629,6 +693,168 @@ public final class Sequence implements AutoCloseable {
     @Override
     void absorb(SeqStep step, StepResult result) {
       score.absorb(step, result);
+    }
+  }
+
+  /**
+   * Feeds the prompt (and any draft answer), capturing the rows the policy observes, compacts the
+   * cache, drops the answer, and re-feeds what the policy asks for.
+   */
+  private final class CompactOp extends Op<Compaction> {
+    private final KvPolicy policy;
+    private final int budget;
+    private final int promptLength;
+    private final ResultOptions options;
+    private boolean started;
+    private boolean compacted;
+    private int answer; // draft-answer tokens after the prompt
+    private int observedFrom; // first captured row
+    private AttentionRows rows; // null when the policy reads no attention
+    private int keptSlots;
+    private int freedBlocks;
+
+    CompactOp(KvPolicy policy, int budget, int promptLength, ResultOptions options) {
+      this.policy = policy;
+      this.budget = budget;
+      this.promptLength = promptLength;
+      this.options = options;
+    }
+
+    @Override
+    SeqStep next(int stepBudget) {
+      if (!started) {
+        start();
+      }
+      if (!compacted) {
+        if (kvLen < size) {
+          int end = kvLen < observedFrom ? observedFrom : size;
+          int n = Math.min(end - kvLen, stepBudget);
+          return feed(size - 1, n, kvLen >= observedFrom && rows != null);
+        }
+        compactNow();
+      }
+      if (pending == null) {
+        return feed(size - 1, stepBudget);
+      }
+      DecoderModel model = engine.model();
+      KvBlockPool pool = engine.pool();
+      future.complete(
+          new Compaction(
+              position(pending, options, -1),
+              policy.name(),
+              promptLength,
+              keptSlots,
+              promptLength - keptSlots,
+              answer,
+              freedBlocks,
+              KvBlockPool.bytesPerBlock(
+                  model.config().numLayers(), pool.kvHeads(), pool.headDim(), 1)));
+      return null;
+    }
+
+    private void start() {
+      started = true;
+      if (compactedUpTo > 0) {
+        throw EngineException.precondition(
+            "compact: session " + label + " was already compacted (expected: once)");
+      }
+      if (promptLength < 1 || promptLength > size) {
+        throw EngineException.invalid(
+            "compact.prompt_length: "
+                + promptLength
+                + " (expected: 1.."
+                + size
+                + ", the session's tokens)");
+      }
+      if (kvLen > promptLength) {
+        throw EngineException.precondition(
+            "compact: "
+                + kvLen
+                + " tokens already fed (expected: at most the prompt's "
+                + promptLength
+                + ")");
+      }
+      answer = size - promptLength;
+      if (promptLength <= budget) {
+        // Nothing to drop: the answer (if any) goes unread and the prompt is prefilled as is.
+        dropAnswer();
+        compacted = true;
+        keptSlots = promptLength;
+        return;
+      }
+      int observed = Math.min(policy.observedQueries(answer), size);
+      observedFrom = size - observed;
+      if (observed > 0) {
+        if (kvLen > observedFrom) {
+          throw EngineException.precondition(
+              "compact: "
+                  + kvLen
+                  + " tokens already fed (expected: at most "
+                  + observedFrom
+                  + ", before the rows "
+                  + policy.name()
+                  + " observes)");
+        }
+        rows =
+            new AttentionRows(
+                engine.model().config().numLayers(),
+                engine.model().config().numHeads(),
+                engine.pool().kvHeads(),
+                observed,
+                size);
+      }
+    }
+
+    /** Shortens the sequence to the prompt; an answer token's KV (or logits) is not kept. */
+    private void dropAnswer() {
+      if (size == promptLength) {
+        return;
+      }
+      size = promptLength;
+      pending = null;
+      if (kvLen == size) {
+        kvLen = size - 1; // re-feed the last prompt token for its logits
+        table.truncate(kvLen);
+      }
+    }
+
+    private void compactNow() {
+      CapturedAttention attention = rows == null ? null : rows.build();
+      KvSelection selection =
+          policy.select(
+              engine.model().config().numLayers(),
+              engine.pool().kvHeads(),
+              attention,
+              promptLength,
+              budget);
+      int cached = promptLength - selection.refeed();
+      for (int[][] layer : selection.kept()) {
+        for (int[] head : layer) {
+          if (head.length > 0 && head[head.length - 1] >= cached) {
+            throw new IllegalStateException(
+                policy.name() + " kept position " + head[head.length - 1] + " of " + cached);
+          }
+        }
+      }
+      KvCompactor.Outcome outcome = KvCompactor.apply(engine.pool(), table, selection, kvLen);
+      boolean keepsLogits = selection.refeed() == 0 && answer == 0;
+      size = promptLength;
+      kvLen = cached;
+      shift = cached - outcome.keptSlots();
+      compactedUpTo = cached;
+      if (!keepsLogits) {
+        pending = null; // the prefill's logits were after the answer, or read the re-fed token
+      }
+      keptSlots = outcome.keptSlots() + selection.refeed();
+      freedBlocks = outcome.freedBlocks();
+      compacted = true;
+    }
+
+    @Override
+    void absorb(SeqStep step, StepResult result) {
+      if (!compacted && step.captureAttention()) {
+        rows.add(result.attention(), step.tokens().length, step.length());
+      }
     }
   }
 
@@ -673,7 +899,7 @@ public final class Sequence implements AutoCloseable {
                   + ")");
         }
         requireRoom(field() + ".draft_token_ids", nodes.length); // every node takes a slot
-        int base = kvLen;
+        int base = kvLen - shift; // slots: a compacted cache holds fewer than its positions
         int unfed = size - kvLen;
         int[] all = new int[unfed + nodes.length];
         for (int j = 0; j < all.length; j++) {
@@ -686,7 +912,7 @@ public final class Sequence implements AutoCloseable {
         if (pending != null) {
           collected[0] = pending;
         }
-        table.reserve(start + nodes.length);
+        table.reserve(start - shift + nodes.length);
         push(nodes);
       }
       if (kvLen < size) {
@@ -697,7 +923,13 @@ public final class Sequence implements AutoCloseable {
           rows[i] = first + i - kvLen;
         }
         return new SeqStep(
-            Arrays.copyOfRange(tokens, kvLen, kvLen + n), kvLen, table, rows, false, mask);
+            Arrays.copyOfRange(tokens, kvLen, kvLen + n),
+            kvLen - shift,
+            table,
+            rows,
+            false,
+            shift,
+            mask);
       }
       finish();
       return null;
@@ -706,7 +938,7 @@ public final class Sequence implements AutoCloseable {
     @Override
     void absorb(SeqStep step, StepResult result) {
       for (int r = 0; r < step.logitRows().length; r++) {
-        int index = step.startPos() + step.logitRows()[r];
+        int index = step.firstPosition() + step.logitRows()[r];
         collected[index - (start - 1)] = result.logits()[r];
       }
     }
@@ -733,7 +965,7 @@ public final class Sequence implements AutoCloseable {
       }
       size = start;
       kvLen = start;
-      table.truncate(kvLen);
+      table.truncate(kvLen - shift);
       pending = collected[0];
       future.complete(out);
     }
@@ -782,11 +1014,12 @@ public final class Sequence implements AutoCloseable {
       // it is read: node path[d] >= d); the slots past it are rolled back.
       for (int d = 0; d < path.length; d++) {
         tokens[start + d] = nodes[path[d]];
-        SlotMoves.move(engine.pool(), table.slot(start + path[d]), table.slot(start + d));
+        SlotMoves.move(
+            engine.pool(), table.slot(start - shift + path[d]), table.slot(start - shift + d));
       }
       size = start + path.length;
       kvLen = size;
-      table.truncate(kvLen);
+      table.truncate(kvLen - shift);
       push(new int[] {outcome.nextToken()});
       future.complete(new TreeVerification(path, outcome.nextToken(), outcome.bonus(), positions));
     }

@@ -111,7 +111,7 @@ class TreeForwardTest {
                       neighbour,
                       neighbourRows,
                       false),
-                  new SeqStep(nodes, prefix.length, tree, allRows(nodes.length), false, mask)),
+                  new SeqStep(nodes, prefix.length, tree, allRows(nodes.length), false, 0, mask)),
               pool);
       float[][] treeLogits = batch.get(1).logits();
 
@@ -181,6 +181,7 @@ class TreeForwardTest {
                           chunked,
                           allRows(half),
                           false,
+                          0,
                           mask)),
                   pool)
               .get(0)
@@ -195,6 +196,7 @@ class TreeForwardTest {
                           chunked,
                           allRows(nodes.length - half),
                           false,
+                          0,
                           mask)),
                   pool)
               .get(0)

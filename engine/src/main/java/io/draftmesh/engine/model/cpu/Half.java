@@ -6,38 +6,44 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * IEEE binary16 to float32 in vector registers, from halves packed two to an int (JDK 17 has no
- * {@code Float.float16ToFloat}, and its Vector API compiles short-to-int lane casts and masked
- * blends poorly: a first version with them ran at a tenth of the float32 kernel's speed). Only
- * plain int lane arithmetic here. Exact for every bit pattern: the magnitude bits shifted into
- * float32 position and multiplied by 2^112 rebias normals and turn subnormals into the right
- * normals; exponent 31 (infinity, NaN) becomes float32's 255, selected with an all-ones/zero lane
- * mask computed arithmetically.
+ * Finite IEEE binary16 to float32 in vector registers, from halves packed two to an int: JDK 17 has
+ * no half conversion (no {@code Float.float16ToFloat}, no vector cast), so it is four int lane
+ * operations and one multiply. An arithmetic shift right by 3 moves a half's sign to bit 31 (its
+ * copies land in bits 28..30, which the mask clears) and its exponent and mantissa to float32's
+ * bits 13..27; read as a float that is the value times 2^-112 (subnormal halves become float32
+ * subnormals), so multiplying by 2^112 is exact. Exponent 31 (infinity, NaN) would come out as
+ * 2^16..2^17: {@link #finite} screens a matrix for it, and the loader widens such a matrix at load
+ * instead.
  */
 final class Half {
   static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
   static final VectorSpecies<Integer> IS = IntVector.SPECIES_PREFERRED;
+  private static final int MASK = 0x8FFFE000; // sign and the 15 magnitude bits, float32 position
 
   private Half() {}
 
   /** The halves in the low 16 bits of each lane. */
   static FloatVector low(IntVector packed) {
-    return widen(packed.and(0xFFFF));
+    return packed
+        .lanewise(VectorOperators.LSHL, 16)
+        .lanewise(VectorOperators.ASHR, 3)
+        .and(MASK)
+        .reinterpretAsFloats()
+        .mul(0x1p112f);
   }
 
   /** The halves in the high 16 bits of each lane. */
   static FloatVector high(IntVector packed) {
-    return widen(packed.lanewise(VectorOperators.LSHR, 16));
+    return packed.lanewise(VectorOperators.ASHR, 3).and(MASK).reinterpretAsFloats().mul(0x1p112f);
   }
 
-  /** Lanes holding a binary16 pattern in bits 0..15 (bits 16..31 zero) as floats. */
-  static FloatVector widen(IntVector bits) {
-    IntVector magnitude = bits.and(0x7FFF);
-    IntVector shifted = magnitude.lanewise(VectorOperators.LSHL, 13);
-    IntVector scaled = shifted.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
-    // -1 where magnitude >= 0x7C00 (exponent 31), else 0.
-    IntVector special = magnitude.add(0x400).lanewise(VectorOperators.LSHR, 15).neg();
-    IntVector result = scaled.and(special.not()).or(shifted.or(0x7F800000).and(special));
-    return result.or(bits.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+  /** Whether every pattern is finite (exponent below 31), i.e. {@link #low}/{@link #high} hold. */
+  static boolean finite(short[] bits) {
+    for (short b : bits) {
+      if ((b & 0x7C00) == 0x7C00) {
+        return false;
+      }
+    }
+    return true;
   }
 }

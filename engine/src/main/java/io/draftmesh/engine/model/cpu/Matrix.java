@@ -1,10 +1,10 @@
 package io.draftmesh.engine.model.cpu;
 
 /**
- * A weight matrix in torch's (out, in) layout, multiplied from the right by rows of activations:
- * {@code out[r][o] = sum_i x[r][i] * w[o][i]}. Every kernel reads each weight row once for all rows
- * of a step (that is what makes a k-token verify cost about one decode), keeps several accumulators
- * in flight and accumulates in float32.
+ * A weight matrix of torch's (out, in) shape, multiplied from the right by rows of activations:
+ * {@code out[r][o] = sum_i x[r][i] * w[o][i]}. Held in {@link Panels} layout: every kernel reads
+ * each weight once for all rows of a step (that is what makes a k-token verify cost about one
+ * decode), keeps several accumulators in flight and accumulates in float32.
  */
 interface Matrix {
   /** Output features (weight rows). */
@@ -20,9 +20,10 @@ interface Matrix {
   String dtype();
 
   /**
-   * For weight rows {@code [from, to)} and activation rows {@code r < n}: {@code out[r * outStride
-   * + o]} is set to (or, with {@code accumulate}, increased by) the dot product of {@code x[r *
-   * cols ..]} and weight row o.
+   * For weight rows {@code [from, to)} ({@code from} a multiple of {@link Panels#WIDTH}, {@code to}
+   * one too or {@link #rows()}) and activation rows {@code r < n}: {@code out[r * outStride + o]}
+   * is set to (or, with {@code accumulate}, increased by) the dot product of {@code x[r * cols ..]}
+   * and weight row o.
    *
    * @param x activations, (n, cols) row-major
    * @param out results, (n, outStride) row-major, outStride >= rows

@@ -38,6 +38,29 @@ public final class VectorModel implements DecoderModel {
   private static final Logger log = LoggerFactory.getLogger(VectorModel.class);
   private static final long CALIBRATION_BUDGET_NANOS = 400_000_000L;
 
+  /**
+   * With {@code -Ddraftmesh.vector.profile=true} every forward adds the wall time of each phase to
+   * {@link #profile()} (a static final flag: the timers compile away when it is off).
+   */
+  private static final boolean PROFILE = Boolean.getBoolean("draftmesh.vector.profile");
+
+  /** The phases {@link #profile()} times, in forward order. */
+  public static final List<String> PHASES =
+      List.of(
+          "setup",
+          "norms",
+          "qkv matmul",
+          "rope+kv write",
+          "attention",
+          "o matmul",
+          "gate/up matmul",
+          "swiglu",
+          "down matmul",
+          "lm head",
+          "logits out");
+
+  private final long[] phaseNanos = new long[PHASES.size()];
+
   private final ModelConfig config;
   private final int maxContext;
   private final int hidden;
@@ -233,13 +256,15 @@ public final class VectorModel implements DecoderModel {
     for (SeqStep s : batch) {
       total += s.tokens().length;
       logitRowCount += s.logitRows().length;
-      if (s.length() > maxContext) {
+      if (s.positionEnd() > maxContext) {
         throw new IllegalArgumentException(
-            "sequence length " + s.length() + " exceeds max context " + maxContext);
+            "sequence length " + s.positionEnd() + " exceeds max context " + maxContext);
       }
     }
+    long tick = PROFILE ? System.nanoTime() : 0;
     Scratch sc = grow(total, logitRowCount);
-    int[] rowPos = new int[total]; // (T) position of each row in its sequence
+    int[] rowPos = new int[total]; // (T) cache slot index of each row in its sequence
+    int[] ropePos = new int[total]; // (T) RoPE position of each row (slot + positionShift)
     int[] rowSlot = new int[total]; // (T) pool slot its KV goes to
     int[][] rowSlots = new int[total][]; // (T) its sequence's slot per position
     int[] lastRow = new int[logitRowCount]; // flat row of each wanted logit row
@@ -260,7 +285,8 @@ public final class VectorModel implements DecoderModel {
         lastRow[lr++] = t + r;
       }
       for (int r = 0; r < n; r++) {
-        rowPos[t + r] = s.position(r);
+        rowPos[t + r] = s.slotPosition(r);
+        ropePos[t + r] = s.position(r);
         rowSlot[t + r] = slots[s.startPos() + r];
         rowSlots[t + r] =
             s.tree() == null ? slots : visibleSlots(s.tree(), s.startPos() + r, slots);
@@ -281,15 +307,18 @@ public final class VectorModel implements DecoderModel {
       t += n;
     }
 
+    tick = tick(0, tick);
     for (int l = 0; l < layers.length; l++) {
       Layer w = layers[l];
       Kernels.rmsNorm(sc.x, w.attnNorm, eps, sc.h, total, hidden);
+      tick = tick(1, tick);
       matmul(w.wqkv, sc.h, total, sc.qkv, false);
       if (w.bqkv != null) {
         Kernels.addBias(sc.qkv, w.bqkv, total, qkvDim);
       }
+      tick = tick(2, tick);
       for (int r = 0; r < total; r++) {
-        rope.apply(sc.qkv, r * qkvDim, heads + kvHeads, rowPos[r]);
+        rope.apply(sc.qkv, r * qkvDim, heads + kvHeads, ropePos[r]);
       }
       ByteBuffer keys = pool.keys(l);
       ByteBuffer values = pool.values(l);
@@ -310,6 +339,7 @@ public final class VectorModel implements DecoderModel {
           t += n;
         }
       }
+      tick = tick(3, tick);
       float[] qkv = sc.qkv;
       float[] att = sc.att;
       float[][] cap = capture;
@@ -334,14 +364,20 @@ public final class VectorModel implements DecoderModel {
                   sc.scores[worker],
                   from,
                   to));
+      tick = tick(4, tick);
       matmul(w.wo, sc.att, total, sc.x, true); // x += attention output
+      tick = tick(5, tick);
       Kernels.rmsNorm(sc.x, w.mlpNorm, eps, sc.h, total, hidden);
+      tick = tick(1, tick);
       matmul(w.wGateUp, sc.h, total, sc.gateUp, false);
+      tick = tick(6, tick);
       float[] gateUp = sc.gateUp;
       float[] act = sc.act;
       compute.parallelFor(
           total, 1, (worker, from, to) -> Kernels.swiGlu(gateUp, act, from, to, inter));
+      tick = tick(7, tick);
       matmul(w.wDown, sc.act, total, sc.x, true); // x += mlp output
+      tick = tick(8, tick);
     }
 
     for (int r = 0; r < logitRowCount; r++) {
@@ -349,6 +385,7 @@ public final class VectorModel implements DecoderModel {
     }
     Kernels.rmsNorm(sc.lastRows, finalNorm, eps, sc.lastRows, logitRowCount, hidden);
     matmul(lmHead, sc.lastRows, logitRowCount, sc.logits, false);
+    tick = tick(9, tick);
 
     List<StepResult> results = new ArrayList<>(b);
     int offset = 0;
@@ -362,6 +399,7 @@ public final class VectorModel implements DecoderModel {
       offset += rows.length;
       results.add(new StepResult(rows, captured[i]));
     }
+    tick(10, tick);
     return results;
   }
 
@@ -378,11 +416,33 @@ public final class VectorModel implements DecoderModel {
     return out;
   }
 
+  /** Adds the time since {@code since} to phase {@code phase}; returns now. */
+  private long tick(int phase, long since) {
+    if (!PROFILE) {
+      return 0;
+    }
+    long now = System.nanoTime();
+    phaseNanos[phase] += now - since;
+    return now;
+  }
+
+  /**
+   * Nanoseconds spent per phase ({@link #PHASES}) since the last call, which resets them; all zero
+   * unless {@code draftmesh.vector.profile} is set.
+   */
+  public synchronized long[] profile() {
+    long[] out = phaseNanos.clone();
+    java.util.Arrays.fill(phaseNanos, 0);
+    return out;
+  }
+
   /** out (n, m.rows()) = in (n, m.cols()) times m transposed; accumulates into out if asked. */
   private void matmul(Matrix m, float[] in, int n, float[] out, boolean accumulate) {
     int stride = m.rows();
     compute.parallelFor(
-        m.rows(), 4, (worker, from, to) -> m.multiply(in, n, out, stride, accumulate, from, to));
+        m.rows(),
+        Panels.WIDTH,
+        (worker, from, to) -> m.multiply(in, n, out, stride, accumulate, from, to));
   }
 
   /** One decode step's matmuls on dummy activations: the work {@link ThreadChoice} times. */
@@ -444,7 +504,10 @@ public final class VectorModel implements DecoderModel {
       return out;
     }
 
-    /** The named tensors' rows stacked: (rows, cols). F16 stays F16 when every part is F16. */
+    /**
+     * The named tensors' rows stacked: (rows, cols). F16 stays F16 when every part is F16 and
+     * finite (a matrix holding infinity or NaN is widened here, where the widening is exact).
+     */
     Matrix matrix(int rows, int cols, String... names) {
       boolean allF16 = keepF16;
       for (String name : names) {
@@ -459,7 +522,9 @@ public final class VectorModel implements DecoderModel {
           raw.order(java.nio.ByteOrder.LITTLE_ENDIAN).asShortBuffer().get(bits, off, n);
           off += n;
         }
-        return new F16Matrix(bits, rows, cols);
+        if (Half.finite(bits)) {
+          return new F16Matrix(bits, rows, cols);
+        }
       }
       return new F32Matrix(vector(names), rows, cols);
     }

@@ -1,0 +1,126 @@
+package io.draftmesh.engine.model.cpu;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.draftmesh.engine.checkpoint.FloatBits;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Both weight layouts multiply like a naive double-precision reference for every kernel shape: 1..9
+ * activation rows (the four-row kernel plus each remainder), row counts that leave a partial last
+ * panel, column counts below, at and past a widening tile, sub-ranges of rows as threads split
+ * them, and accumulation into existing outputs.
+ */
+class MatrixKernelsTest {
+  private static final int P = Panels.WIDTH;
+
+  /**
+   * Tolerance: float32 accumulation of {@code cols} products of N(0,1) values, relative to
+   * sqrt(cols).
+   */
+  private static float tolerance(int cols) {
+    return 2e-5f * (float) Math.sqrt(cols) * 4;
+  }
+
+  private static double[] reference(float[] w, int rows, int cols, float[] x, int n) {
+    double[] out = new double[n * rows];
+    for (int r = 0; r < n; r++) {
+      for (int o = 0; o < rows; o++) {
+        double s = 0;
+        for (int i = 0; i < cols; i++) {
+          s += (double) x[r * cols + i] * w[o * cols + i];
+        }
+        out[r * rows + o] = s;
+      }
+    }
+    return out;
+  }
+
+  @Test
+  void bothLayoutsMatchTheNaiveProductForRandomShapesRowCountsAndSplits() {
+    SplittableRandom rnd = new SplittableRandom(17);
+    int[][] shapes = {
+      {1, 1},
+      {3, 5},
+      {P, 7},
+      {P + 1, 33},
+      {2 * P - 3, 64},
+      {5 * P, 129},
+      {3 * P + 11, 700},
+      {70, 1025}
+    };
+    for (int[] shape : shapes) {
+      int rows = shape[0];
+      int cols = shape[1];
+      short[] bits = new short[rows * cols];
+      float[] w = new float[rows * cols];
+      for (int i = 0; i < w.length; i++) {
+        bits[i] = FloatBits.floatToF16((float) rnd.nextGaussian());
+        w[i] = FloatBits.f16ToFloat(bits[i]); // the same values in both layouts
+      }
+      Matrix[] matrices = {new F32Matrix(w, rows, cols), new F16Matrix(bits, rows, cols)};
+      for (Matrix m : matrices) {
+        float[] row = new float[cols];
+        int pick = rows - 1 - rnd.nextInt(rows);
+        m.row(pick, row, 0);
+        for (int i = 0; i < cols; i++) {
+          assertThat(row[i])
+              .as("%s row %d col %d", m.dtype(), pick, i)
+              .isEqualTo(w[pick * cols + i]);
+        }
+      }
+      for (int n = 1; n <= 9; n++) {
+        float[] x = new float[n * cols];
+        for (int i = 0; i < x.length; i++) {
+          x[i] = (float) rnd.nextGaussian();
+        }
+        double[] expected = reference(w, rows, cols, x, n);
+        for (Matrix m : matrices) {
+          for (boolean accumulate : new boolean[] {false, true}) {
+            int stride = rows + 3; // outputs wider than the matrix, as the residual stream is
+            float[] out = new float[n * stride];
+            for (int i = 0; i < out.length; i++) {
+              out[i] = accumulate ? i % 7 : Float.NaN; // NaN: a written output is overwritten
+            }
+            // Two ranges as two threads split them: at a panel boundary.
+            int split = Math.min(rows, P * (1 + rnd.nextInt(Panels.count(rows))));
+            m.multiply(x, n, out, stride, accumulate, 0, split);
+            m.multiply(x, n, out, stride, accumulate, split, rows);
+            String bad = null;
+            for (int r = 0; r < n && bad == null; r++) {
+              for (int o = 0; o < stride && bad == null; o++) {
+                int at = r * stride + o;
+                double want;
+                boolean ok;
+                if (o >= rows) { // beyond the matrix: untouched
+                  want = accumulate ? at % 7 : Double.NaN;
+                  ok = accumulate ? out[at] == want : Float.isNaN(out[at]);
+                } else {
+                  want = expected[r * rows + o] + (accumulate ? at % 7 : 0);
+                  ok = Math.abs(out[at] - want) <= tolerance(cols);
+                }
+                if (!ok) {
+                  bad =
+                      String.format(
+                          "%s %dx%d n=%d acc=%s [%d][%d]: %s (expected: %s)",
+                          m.dtype(), rows, cols, n, accumulate, r, o, out[at], want);
+                }
+              }
+            }
+            assertThat(bad).isNull();
+          }
+        }
+      }
+    }
+  }
+
+  @Test
+  void aFloat16MatrixHoldingInfinityIsRefused() {
+    short[] bits = {FloatBits.floatToF16(1f), (short) 0x7C00};
+    assertThatThrownBy(() -> new F16Matrix(bits, 1, 2))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("infinity or NaN");
+  }
+}
