@@ -87,6 +87,15 @@
       const tau = number('tau');
       if (tau !== null) dm.entropy_switch = { tau: tau };
     }
+    const budget = number('kv-budget');
+    if (dm.strategy === 'specpc' && budget) dm.spec_pc = { budget_tokens: budget };
+    const kvMethod = $('kv-method').value;
+    if (dm.strategy === 'speckv') {
+      dm.kv_compression = budget ? { budget: budget } : {};
+    } else if (kvMethod) {
+      dm.kv_compression = { method: kvMethod };
+      if (budget) dm.kv_compression.budget = budget;
+    }
     if ($('ignore-eos').checked) dm.ignore_eos = true;
     body.draftmesh = dm;
     return body;
@@ -99,8 +108,8 @@
   function reset() {
     $('output').textContent = '';
     for (const id of ['acceptance', 'mean-accepted', 'rate', 'rounds', 'target-calls', 'current-k',
-      'strategy-run', 'models-run', 'fallback', 'large-share', 'pw-cost', 'switches', 'drafter-run',
-      'per-pass', 'paths'])
+      'strategy-run', 'models-run', 'fallback', 'large-share', 'pw-cost', 'switches',
+      'prompt-compression', 'kv-compression', 'drafter-run', 'per-pass', 'paths'])
       $(id).textContent = '–';
     $('tokens').textContent = '0';
     state.tokens = 0;
@@ -184,6 +193,21 @@
     $('models-run').textContent = (st.target_model || '?') + (st.draft_model ? ' + ' + st.draft_model : '');
     $('fallback').textContent = st.fallback ? 'yes (the draft was dropped; the target went on alone)' : 'no';
     state.stats = st;
+    const pc = st.prompt_compression || {};
+    if (pc.method) {
+      $('prompt-compression').textContent = pc.method + ': ' + pc.kept_tokens + ' of ' +
+        pc.prompt_tokens + ' prompt tokens kept (' + pc.dropped_tokens + ' dropped)' +
+        (pc.uncompressed ? ', uncompressed: ' + st.fallback_reason : '');
+    }
+    const kv = st.kv_compression || {};
+    if (kv.method) {
+      const kib = (b) => (Number(b) / 1024).toFixed(0) + ' KiB';
+      $('kv-compression').textContent = kv.method + ': ' + kv.kept_slots + ' of ' +
+        kv.prompt_tokens + ' slots per KV head kept (' + kib(kv.kv_bytes_kept) + ' kept, ' +
+        kib(kv.kv_bytes_dropped) + ' dropped' +
+        (kv.draft_answer_tokens > 0 ? ', draft answer ' + kv.draft_answer_tokens + ' tokens' : '') +
+        ')' + (kv.uncompressed ? ', uncompressed: ' + st.fallback_reason : '');
+    }
     if (COLLABORATIVE.includes(st.strategy)) {
       $('large-share').textContent = (100 * st.large_share).toFixed(1) + ' % (' + st.large_tokens +
         ' large, ' + st.small_tokens + ' small)';

@@ -37,10 +37,11 @@ final class GenerateCommand {
   static final String USAGE =
       """
       usage: draftmesh generate --router HOST:PORT --prompt TEXT
-                                [--strategy autoregressive|speculative|ngram|nudging|entropy-switch|lead-in|specpc]
+                                [--strategy autoregressive|speculative|ngram|nudging|entropy-switch|lead-in|specpc|speckv]
                                 [--k N] [--adaptive]
                                 [--max-k N] [--min-draft-prob P] [--ngram-n N] [--ngram-min-n N]
                                 [--ngram-max-match N] [--spec-pc-budget N] [--spec-pc-window N]
+                                [--kv-method snapkv|streaming_llm] [--kv-budget N]
                                 [--max-tokens N] [--temperature T] [--top-k K]
                                 [--top-p P] [--min-p M] [--seed S] [--stop TEXT] [--ignore-eos]
                                 [--target POOL] [--draft POOL] [--timeout-s S]
@@ -61,7 +62,9 @@ final class GenerateCommand {
         parameter-weighted cost f_L + (1 - f_L) N_S/N_L, switches and nudging rounds; magenta =
         aligned nudge, yellow = small-model span. specpc: the draft's attention picks the prompt
         tokens the target reads (--spec-pc-budget default 1024, --spec-pc-window 64;
-        docs/approximate.md).
+        docs/approximate.md). speckv: the draft's answer scores the target's KV cache, which keeps
+        --kv-budget slots per KV head (default 256; with --spec-pc-budget: SpecKV-PC). --kv-method
+        snapkv|streaming_llm compacts the target's cache with the lossless strategies.
 
       usage: draftmesh generate --worker HOST:PORT --prompt TEXT (--model DIR | --tokenizer PATH)
                                 [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]

@@ -7,6 +7,8 @@ import io.draftmesh.proto.v1.FinishReason;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.GenerationStats;
+import io.draftmesh.proto.v1.KvCompressionOptions;
+import io.draftmesh.proto.v1.KvCompressionStats;
 import io.draftmesh.proto.v1.LeadInOptions;
 import io.draftmesh.proto.v1.NgramOptions;
 import io.draftmesh.proto.v1.NudgingOptions;
@@ -54,6 +56,8 @@ final class RouterGenerate {
           "sentence-end",
           "spec-pc-budget",
           "spec-pc-window",
+          "kv-method",
+          "kv-budget",
           "max-tokens",
           "temperature",
           "top-k",
@@ -130,12 +134,13 @@ final class RouterGenerate {
           case "entropy-switch", "ead" -> Strategy.STRATEGY_ENTROPY_SWITCH;
           case "lead-in", "foreal" -> Strategy.STRATEGY_LEAD_IN;
           case "specpc", "spec-pc" -> Strategy.STRATEGY_SPECPC;
+          case "speckv", "spec-kv" -> Strategy.STRATEGY_SPECKV;
           default ->
               throw new UsageException(
                   "--strategy: "
                       + a.get("strategy")
                       + " (expected: autoregressive, speculative, ngram, nudging, entropy-switch,"
-                      + " lead-in or specpc)");
+                      + " lead-in, specpc or speckv)");
         };
     Sampling.Builder sampling =
         Sampling.newBuilder()
@@ -201,6 +206,12 @@ final class RouterGenerate {
         SpecPcOptions.newBuilder()
             .setBudgetTokens(a.intValue("spec-pc-budget", 0, 0, 1 << 20))
             .setWindow(a.intValue("spec-pc-window", 0, 0, 1 << 20)));
+    if (a.has("kv-method") || a.has("kv-budget")) {
+      r.setKvCompression(
+          KvCompressionOptions.newBuilder()
+              .setMethod(a.get("kv-method", ""))
+              .setBudget(a.intValue("kv-budget", 0, 0, 1 << 20)));
+    }
     return r.build();
   }
 
@@ -310,6 +321,18 @@ final class RouterGenerate {
               s.getPromptCompression().getPromptTokens(),
               s.getPromptCompression().getDroppedTokens(),
               s.getPromptCompression().getMethod()));
+    }
+    if (s.hasKvCompression()) {
+      KvCompressionStats kv = s.getKvCompression();
+      sb.append(
+          String.format(
+              Locale.ROOT,
+              "; KV %d of %d slots per head kept (%.1f MiB dropped, %s%s)",
+              kv.getKeptSlots(),
+              kv.getPromptTokens(),
+              kv.getKvBytesDropped() / (double) (1 << 20),
+              kv.getMethod(),
+              kv.getUncompressed() ? ", uncompressed" : ""));
     }
     if (s.getFallback()) {
       sb.append(collaborative ? "; helper dropped: " : "; draft dropped: ")

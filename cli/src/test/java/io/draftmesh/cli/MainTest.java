@@ -72,7 +72,7 @@ class MainTest {
     assertThat(err())
         .contains(
             "--strategy: magic (expected: autoregressive, speculative, ngram, nudging,"
-                + " entropy-switch, lead-in or specpc)");
+                + " entropy-switch, lead-in, specpc or speckv)");
     assertThat(run("generate", "--router", "localhost:1", "--prompt", "x", "--worker", "y"))
         .isEqualTo(2);
     assertThat(err()).contains("--worker: unknown flag");

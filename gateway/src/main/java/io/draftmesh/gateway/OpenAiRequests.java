@@ -7,6 +7,7 @@ import com.google.gson.JsonPrimitive;
 import io.draftmesh.proto.v1.Drafter;
 import io.draftmesh.proto.v1.EntropySwitchOptions;
 import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.KvCompressionOptions;
 import io.draftmesh.proto.v1.LeadInOptions;
 import io.draftmesh.proto.v1.NgramOptions;
 import io.draftmesh.proto.v1.NudgingOptions;
@@ -52,7 +53,8 @@ final class OpenAiRequests {
           "nudging", Strategy.STRATEGY_NUDGING,
           "entropy_switch", Strategy.STRATEGY_ENTROPY_SWITCH,
           "lead_in", Strategy.STRATEGY_LEAD_IN,
-          "specpc", Strategy.STRATEGY_SPECPC);
+          "specpc", Strategy.STRATEGY_SPECPC,
+          "speckv", Strategy.STRATEGY_SPECKV);
 
   private static final Map<String, Drafter> DRAFTERS =
       Map.of(
@@ -77,6 +79,7 @@ final class OpenAiRequests {
           "entropy_switch",
           "lead_in",
           "spec_pc",
+          "kv_compression",
           "ignore_eos",
           "add_special_tokens");
 
@@ -443,7 +446,7 @@ final class OpenAiRequests {
             "draftmesh.strategy: "
                 + abbreviate(d.get("strategy"))
                 + " (expected: default, autoregressive, speculative, ngram, nudging,"
-                + " entropy_switch, lead_in or specpc)");
+                + " entropy_switch, lead_in, specpc or speckv)");
       }
       r.setStrategy(st);
     }
@@ -511,6 +514,9 @@ final class OpenAiRequests {
     if (present(d, "spec_pc")) {
       r.setSpecPc(specPc(d.get("spec_pc")));
     }
+    if (present(d, "kv_compression")) {
+      r.setKvCompression(kvCompression(d.get("kv_compression")));
+    }
     if (present(d, "ignore_eos")) {
       r.setIgnoreEos(boolAt(d.get("ignore_eos"), "draftmesh.ignore_eos"));
     }
@@ -571,6 +577,57 @@ final class OpenAiRequests {
     if (present(o, "starting_layer")) {
       b.setStartingLayer(
           intAt(o.get("starting_layer"), "draftmesh.spec_pc.starting_layer", 0, big));
+    }
+    return b.build();
+  }
+
+  private static final List<String> KV_COMPRESSION_KEYS =
+      List.of("method", "budget", "window", "kernel", "sinks", "answer_tokens");
+
+  /**
+   * {@code draftmesh.kv_compression}: KV compaction of the target's cache; the router checks the
+   * method against the strategy and the numbers against each other.
+   */
+  private static KvCompressionOptions kvCompression(JsonElement e) {
+    if (!e.isJsonObject()) {
+      throw Errors.invalid(
+          "draftmesh.kv_compression: "
+              + abbreviate(e)
+              + " (expected: an object of "
+              + KV_COMPRESSION_KEYS
+              + ")");
+    }
+    JsonObject o = e.getAsJsonObject();
+    for (String key : o.keySet()) {
+      if (!KV_COMPRESSION_KEYS.contains(key)) {
+        throw Errors.invalid(
+            "draftmesh.kv_compression."
+                + key
+                + ": unknown option (expected one of: "
+                + KV_COMPRESSION_KEYS
+                + ")");
+      }
+    }
+    KvCompressionOptions.Builder b = KvCompressionOptions.newBuilder();
+    int big = 1 << 20;
+    if (present(o, "method")) {
+      b.setMethod(stringAt(o.get("method"), "draftmesh.kv_compression.method"));
+    }
+    if (present(o, "budget")) {
+      b.setBudget(intAt(o.get("budget"), "draftmesh.kv_compression.budget", 1, big));
+    }
+    if (present(o, "window")) {
+      b.setWindow(intAt(o.get("window"), "draftmesh.kv_compression.window", 1, big));
+    }
+    if (present(o, "kernel")) {
+      b.setKernel(intAt(o.get("kernel"), "draftmesh.kv_compression.kernel", 1, big));
+    }
+    if (present(o, "sinks")) {
+      b.setSinks(intAt(o.get("sinks"), "draftmesh.kv_compression.sinks", 0, big));
+    }
+    if (present(o, "answer_tokens")) {
+      b.setAnswerTokens(
+          intAt(o.get("answer_tokens"), "draftmesh.kv_compression.answer_tokens", 1, big));
     }
     return b.build();
   }

@@ -156,6 +156,26 @@ class UnitsTest {
     assertThat(pc.getSpecPc().getKernel()).isEqualTo(16);
     assertThat(pc.getSpecPc().hasStartingLayer()).isTrue();
     assertThat(pc.getSpecPc().getStartingLayer()).isZero();
+
+    GenerateRequest kv =
+        parse(
+            OpenAiRequests.Kind.COMPLETION,
+            "{\"model\":\"m\",\"prompt\":\"hi\",\"draftmesh\":{\"strategy\":\"speckv\","
+                + "\"kv_compression\":{\"budget\":128,\"window\":16,\"kernel\":5,"
+                + "\"answer_tokens\":32}}}");
+    assertThat(kv.getStrategy()).isEqualTo(Strategy.STRATEGY_SPECKV);
+    assertThat(kv.getKvCompression().getBudget()).isEqualTo(128);
+    assertThat(kv.getKvCompression().getWindow()).isEqualTo(16);
+    assertThat(kv.getKvCompression().getKernel()).isEqualTo(5);
+    assertThat(kv.getKvCompression().getAnswerTokens()).isEqualTo(32);
+    assertThat(kv.getKvCompression().hasSinks()).isFalse();
+    GenerateRequest snap =
+        parse(
+            OpenAiRequests.Kind.COMPLETION,
+            "{\"model\":\"m\",\"prompt\":\"hi\",\"draftmesh\":{\"kv_compression\":"
+                + "{\"method\":\"streaming_llm\",\"sinks\":0}}}");
+    assertThat(snap.getKvCompression().getMethod()).isEqualTo("streaming_llm");
+    assertThat(snap.getKvCompression().hasSinks()).isTrue();
   }
 
   @Test
@@ -183,7 +203,17 @@ class UnitsTest {
             refusal(c, "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"strategy\":\"magic\"}}"))
         .isEqualTo(
             "draftmesh.strategy: \"magic\" (expected: default, autoregressive, speculative, ngram,"
-                + " nudging, entropy_switch, lead_in or specpc)");
+                + " nudging, entropy_switch, lead_in, specpc or speckv)");
+    assertThat(
+            refusal(
+                c,
+                "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"kv_compression\":{\"budget\":0}}}"))
+        .isEqualTo("draftmesh.kv_compression.budget: 0 (expected: 1..1048576)");
+    assertThat(
+            refusal(
+                c,
+                "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"kv_compression\":{\"cmax\":9}}}"))
+        .startsWith("draftmesh.kv_compression.cmax: unknown option");
     assertThat(
             refusal(
                 c, "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"spec_pc\":{\"window\":0}}}"))

@@ -1,6 +1,7 @@
 package io.draftmesh.router;
 
 import io.draftmesh.proto.v1.Drafter;
+import io.draftmesh.proto.v1.KvCompression;
 import io.draftmesh.proto.v1.SamplingParams;
 import io.draftmesh.proto.v1.Strategy;
 import java.time.Duration;
@@ -13,6 +14,8 @@ import java.time.Duration;
  * @param draftSampling the helper's sampling params: the same transforms, another random stream
  * @param drafter SPECULATIVE: who drafts (a chain, or one of the tree drafters)
  * @param treeNodes tree drafters: node budget per round
+ * @param compression the target's KV compaction after its prefill, or null for none
+ * @param answer SpecKV: the draft's answer, prefilled after the prompt for scoring and dropped
  */
 record DecodingPlan(
     Strategy strategy,
@@ -30,7 +33,9 @@ record DecodingPlan(
     Switching switching,
     Drafter drafter,
     int treeNodes,
-    String label) {
+    String label,
+    KvCompression compression,
+    int[] answer) {
 
   boolean greedy() {
     return targetSampling.getTemperature() == 0f;

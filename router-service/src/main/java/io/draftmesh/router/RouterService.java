@@ -4,6 +4,7 @@ import io.draftmesh.proto.v1.Drafter;
 import io.draftmesh.proto.v1.EntropySwitchOptions;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.KvCompression;
 import io.draftmesh.proto.v1.LeadInOptions;
 import io.draftmesh.proto.v1.ModelInfo;
 import io.draftmesh.proto.v1.NgramOptions;
@@ -173,7 +174,8 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
           "strategy: "
               + r.getStrategyValue()
               + " (expected: STRATEGY_AUTOREGRESSIVE, STRATEGY_SPECULATIVE, STRATEGY_NGRAM,"
-              + " STRATEGY_NUDGING, STRATEGY_ENTROPY_SWITCH, STRATEGY_SPECPC or STRATEGY_LEAD_IN)");
+              + " STRATEGY_NUDGING, STRATEGY_ENTROPY_SWITCH, STRATEGY_SPECPC, STRATEGY_SPECKV or"
+              + " STRATEGY_LEAD_IN)");
     }
     validateCollaboration(r);
     Sampling s = r.getSampling();
@@ -252,6 +254,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
               + ", or >= 1)");
     }
     SpecPcStrategy.validate(r.getSpecPc());
+    SpecKvStrategy.validate(r);
     NgramOptions ng = r.getNgram();
     if (ng.getN() < 0 || ng.getN() > 64) {
       throw Statuses.invalid(
@@ -631,6 +634,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       ModelInfo draftInfo = null;
       // SpecPC asks its draft for a prompt selection only (specPc below) and opens no draft
       // session.
+      // SpecKV's draft writes its answer before the target opens (specKvAnswer below).
       Drafter drafter =
           strategy == Strategy.STRATEGY_SPECULATIVE
               ? request.getSpeculative().getDrafter()
@@ -642,6 +646,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
           strategy != Strategy.STRATEGY_AUTOREGRESSIVE
               && strategy != Strategy.STRATEGY_NGRAM
               && strategy != Strategy.STRATEGY_SPECPC
+              && strategy != Strategy.STRATEGY_SPECKV
               && !modelFree;
       if (twoModels) {
         WorkerPool draftPool = resolve(request.getDraft(), config.defaultDraft(), "draft");
@@ -690,8 +695,30 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
         stats.largeParameters = targetInfo.getNumParameters();
       }
       int[] targetPrompt = prompt;
-      if (strategy == Strategy.STRATEGY_SPECPC) {
-        targetPrompt = specPc(prompt, targetInfo, stats);
+      if (strategy == Strategy.STRATEGY_SPECPC
+          || (strategy == Strategy.STRATEGY_SPECKV && specKvPc(request))) {
+        targetPrompt = specPc(prompt, targetInfo, stats); // SpecKV-PC's first stage
+      }
+      KvCompression compression = null;
+      int[] answer = new int[0];
+      if (strategy == Strategy.STRATEGY_SPECKV) {
+        answer = specKvAnswer(prompt, targetPrompt.length, targetInfo, maxTokens, stats);
+        if (answer != null) {
+          compression =
+              SpecKvStrategy.compression(
+                  request.getKvCompression(), SpecKvStrategy.SPECKV, answer.length);
+        } else {
+          answer = new int[0];
+          stats.kvCompression =
+              SpecKvStrategy.uncompressed(
+                  targetPrompt.length,
+                  SpecKvStrategy.compression(request.getKvCompression(), SpecKvStrategy.SPECKV, 0)
+                      .getBudget());
+        }
+      } else if (request.hasKvCompression()) {
+        compression =
+            SpecKvStrategy.compression(
+                request.getKvCompression(), request.getKvCompression().getMethod(), 0);
       }
       SpeculativeOptions sp = request.getSpeculative();
       int k = sp.getK() == 0 ? Math.min(DEFAULT_K, opLimit) : sp.getK();
@@ -821,7 +848,9 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
               switching,
               drafter,
               treeNodes,
-              label);
+              label,
+              compression,
+              answer);
       TokenStream out =
           new TokenStream(
               this::send,
@@ -896,6 +925,62 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       };
     }
 
+    /**
+     * STRATEGY_SPECKV: the draft's greedy answer, which the target prefills after its prompt and
+     * scores the prompt's KV with; empty when the budget covers the prompt (nothing to drop), null
+     * when the draft could not write it (the reason is in stats).
+     */
+    private int[] specKvAnswer(
+        int[] prompt, int targetPromptLength, ModelInfo targetInfo, int maxTokens, RunStats stats) {
+      if (request.getDraft().isEmpty() && config.defaultDraft() == null) {
+        throw Statuses.invalid(
+            "draft: none given and the router has no default draft pool (expected: a draft pool"
+                + " for STRATEGY_SPECKV, whose answer scores the prompt's KV)");
+      }
+      KvCompression defaults =
+          SpecKvStrategy.compression(request.getKvCompression(), SpecKvStrategy.SPECKV, 0);
+      if (targetPromptLength <= defaults.getBudget()) {
+        return new int[0];
+      }
+      WorkerPool.Backend backend =
+          resolve(request.getDraft(), config.defaultDraft(), "draft").pick();
+      ModelInfo info;
+      try {
+        info = backend.info(INFO_TIMEOUT);
+      } catch (StatusRuntimeException unreachable) {
+        stats.fallback = true;
+        stats.fallbackReason = unreachable.getStatus().getDescription();
+        log.warn("request {}: no draft for SpecKV: {}", label, stats.fallbackReason);
+        return null;
+      }
+      if (!info.getTokenizerHash().equals(targetInfo.getTokenizerHash())) {
+        throw Statuses.failedPrecondition(
+            "draft: model "
+                + info.getModelId()
+                + " has tokenizer "
+                + info.getTokenizerHash()
+                + " but target "
+                + targetInfo.getModelId()
+                + " has "
+                + targetInfo.getTokenizerHash()
+                + " (expected: the same tokenizer.json)");
+      }
+      stats.draftModel = info.getModelId();
+      int asked = request.getKvCompression().getAnswerTokens();
+      int n = asked == 0 ? maxTokens : asked;
+      // The draft holds prompt ⊕ answer, and so does the target's prefill.
+      n = Math.min(n, info.getMaxContext() - prompt.length);
+      n = Math.min(n, targetInfo.getMaxContext() - 1 - targetPromptLength);
+      if (n < 1) {
+        stats.fallback = true;
+        stats.fallbackReason = "no room for a draft answer in the models' max context";
+        return null;
+      }
+      WorkerSession draft = startSession(backend, "draft");
+      return SpecKvStrategy.draftAnswer(
+          prompt, n, draft, info, config.draftTimeout(), label, stats);
+    }
+
     /** STRATEGY_SPECPC: the draft picks the prompt tokens the target reads. */
     private int[] specPc(int[] prompt, ModelInfo targetInfo, RunStats stats) {
       SpecPcStrategy.requireDraft(request, config.defaultDraft());
@@ -914,6 +999,11 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       return SpecPcStrategy.compress(
           prompt, settings, backend, info, targetInfo, config.targetTimeout(), label, stats);
     }
+  }
+
+  /** STRATEGY_SPECKV is SpecKV-PC when spec_pc gives a budget (an empty spec_pc is no request). */
+  static boolean specKvPc(GenerateRequest r) {
+    return r.getSpecPc().getBudgetTokens() > 0 || r.getSpecPc().getBudgetRatio() > 0f;
   }
 
   /** The parts concatenated, with added-token matching off inside the literal ones. */

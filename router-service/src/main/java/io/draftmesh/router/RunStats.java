@@ -43,6 +43,7 @@ final class RunStats {
   int window;
   io.draftmesh.proto.v1.PromptCompressionStats
       promptCompression; // null unless the prompt was compressed
+  io.draftmesh.proto.v1.KvCompressionStats kvCompression; // null unless KV compaction was asked
 
   /** Records a verify round: {@code drafted} tokens sent, {@code accepted} of them kept. */
   void round(int drafted, int accepted) {
@@ -87,6 +88,9 @@ final class RunStats {
     GenerationStats.Builder b = GenerationStats.newBuilder();
     if (promptCompression != null) {
       b.setPromptCompression(promptCompression);
+    }
+    if (kvCompression != null) {
+      b.setKvCompression(kvCompression);
     }
     return b.setStrategy(strategy)
         .setTargetModel(targetModel)

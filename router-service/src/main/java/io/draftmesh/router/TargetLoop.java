@@ -2,6 +2,9 @@ package io.draftmesh.router;
 
 import io.draftmesh.proto.v1.Append;
 import io.draftmesh.proto.v1.FinishReason;
+import io.draftmesh.proto.v1.KvCompacted;
+import io.draftmesh.proto.v1.KvCompression;
+import io.draftmesh.proto.v1.KvCompressionStats;
 import io.draftmesh.proto.v1.ModelInfo;
 import io.draftmesh.proto.v1.Open;
 import io.draftmesh.proto.v1.Position;
@@ -81,13 +84,32 @@ final class TargetLoop {
    */
   long open(Runnable alongside) {
     long t0 = System.nanoTime();
-    CompletableFuture<SessionResponse> opened =
-        target.send(open(plan, plan.prompt(), plan.targetSampling()));
+    SessionRequest.Builder request = open(plan, plan.prompt(), plan.targetSampling());
+    KvCompression compression = plan.compression();
+    if (compression != null) {
+      // SpecKV: the answer follows the prompt, is read for scoring, and the worker drops it.
+      request.getOpenBuilder().addAllPromptIds(asList(plan.answer())).setCompression(compression);
+    }
+    CompletableFuture<SessionResponse> opened = target.send(request);
     alongside.run();
     SessionResponse r = target.await(opened, settings.targetTimeout(), "open");
     long openNanos = System.nanoTime() - t0;
     stats.targetNanos += openNanos;
     stats.targetCalls++;
+    if (r.getOpened().hasCompaction()) {
+      KvCompacted c = r.getOpened().getCompaction();
+      stats.kvCompression =
+          KvCompressionStats.newBuilder()
+              .setMethod(c.getMethod())
+              .setPromptTokens(c.getPromptTokens())
+              .setBudget(compression.getBudget())
+              .setKeptSlots(c.getKeptSlots())
+              .setDroppedSlots(c.getDroppedSlots())
+              .setKvBytesKept(c.getKvBytesKept())
+              .setKvBytesDropped(c.getKvBytesDropped())
+              .setDraftAnswerTokens(c.getAnswerTokens())
+              .build();
+    }
     Position next = r.getOpened().getNext();
     if (!commit(next.getTokenId(), Provenance.PROVENANCE_TARGET, next.getEntropyBits())) {
       out.finish(FinishReason.FINISH_REASON_LENGTH);

@@ -501,8 +501,8 @@ class CollaborationTest {
           .isInstanceOfSatisfying(
               StatusRuntimeException.class,
               e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND));
-      // The spare enum numbers (SPECKV, SPECPC) are not strategies yet.
-      expectInvalid(mesh, ead.toBuilder().setStrategyValue(6), "strategy: 6");
+      // An enum number no strategy has.
+      expectInvalid(mesh, ead.toBuilder().setStrategyValue(99), "strategy: 99");
     }
   }
 

@@ -1,5 +1,8 @@
 package io.draftmesh.worker;
 
+import io.draftmesh.engine.compaction.KvPolicies;
+import io.draftmesh.engine.compaction.KvPolicy;
+import io.draftmesh.engine.runtime.Compaction;
 import io.draftmesh.engine.runtime.InferenceEngine;
 import io.draftmesh.engine.runtime.Position;
 import io.draftmesh.engine.runtime.Proposal;
@@ -10,6 +13,8 @@ import io.draftmesh.engine.runtime.Verification;
 import io.draftmesh.engine.sampling.ProbDist;
 import io.draftmesh.proto.v1.Appended;
 import io.draftmesh.proto.v1.Closed;
+import io.draftmesh.proto.v1.KvCompacted;
+import io.draftmesh.proto.v1.KvCompression;
 import io.draftmesh.proto.v1.Open;
 import io.draftmesh.proto.v1.Opened;
 import io.draftmesh.proto.v1.ProbDistribution;
@@ -336,6 +341,43 @@ final class SessionCall implements StreamObserver<SessionRequest> {
     var sampling = ProtoCodec.fromProto(open.getSampling());
     ResultOptions o = ProtoCodec.fromProto(open.getOptions(), engine.vocabSize(), "open.options");
     String label = open.getSessionLabel().isEmpty() ? sessionId : open.getSessionLabel();
+    KvPolicy policy = null;
+    int promptLength = prompt.length;
+    KvCompression c = open.getCompression();
+    if (open.hasCompression()) {
+      int sinks = c.hasSinks() ? c.getSinks() : -1;
+      if (c.hasSinks() && c.getSinks() < 0) {
+        throw Statuses.invalid("open.compression.sinks: " + c.getSinks() + " (expected: >= 0)");
+      }
+      policy =
+          KvPolicies.of(
+              "open.compression.",
+              c.getMethod(),
+              c.getBudget(),
+              c.getWindow(),
+              c.getKernel(),
+              sinks);
+      int answer = c.getAnswerTokens();
+      if (answer < 0 || answer >= prompt.length) {
+        throw Statuses.invalid(
+            "open.compression.answer_tokens: "
+                + answer
+                + " (expected: 0.."
+                + (prompt.length - 1)
+                + ", fewer than open.prompt_ids)");
+      }
+      if (answer > 0 && !c.getMethod().equals(KvPolicies.SPECKV)) {
+        throw Statuses.invalid(
+            "open.compression.answer_tokens: "
+                + answer
+                + " with method "
+                + c.getMethod()
+                + " (expected: 0; only speckv reads a draft answer)");
+      }
+      promptLength = prompt.length - answer;
+    }
+    KvPolicy compaction = policy;
+    int kept = promptLength;
     return v -> {
       Sequence s = engine.open(prompt, sampling, label);
       synchronized (lock) {
@@ -346,7 +388,9 @@ final class SessionCall implements StreamObserver<SessionRequest> {
         }
         sequence = s;
       }
-      return withSize(s.prefill(o));
+      return compaction == null
+          ? withSize(s.prefill(o))
+          : withSize(s.compact(compaction, c.getBudget(), kept, o));
     };
   }
 
@@ -442,12 +486,29 @@ final class SessionCall implements StreamObserver<SessionRequest> {
             .setLength(d.length())
             .setKvBlocks(d.kvBlocks());
     switch (request.getOpCase()) {
-      case OPEN ->
-          b.setOpened(
-              Opened.newBuilder()
-                  .setSessionId(sessionId)
-                  .setNext(ProtoCodec.toProto((Position) d.result()))
-                  .setCachedPromptTokens(sequence.cachedPromptTokens()));
+      case OPEN -> {
+        Opened.Builder opened =
+            Opened.newBuilder()
+                .setSessionId(sessionId)
+                .setCachedPromptTokens(sequence.cachedPromptTokens());
+        if (d.result() instanceof Compaction c) {
+          opened
+              .setNext(ProtoCodec.toProto(c.next()))
+              .setCompaction(
+                  KvCompacted.newBuilder()
+                      .setMethod(c.method())
+                      .setPromptTokens(c.promptTokens())
+                      .setKeptSlots(c.keptSlots())
+                      .setDroppedSlots(c.droppedSlots())
+                      .setAnswerTokens(c.answerTokens())
+                      .setKvBytesKept(c.keptBytes())
+                      .setKvBytesDropped(c.droppedBytes())
+                      .setKvBlocksFreed(c.freedBlocks()));
+        } else {
+          opened.setNext(ProtoCodec.toProto((Position) d.result()));
+        }
+        b.setOpened(opened);
+      }
       case APPEND -> b.setAppended(Appended.getDefaultInstance());
       case SCORE -> {
         Scored.Builder s = Scored.newBuilder();

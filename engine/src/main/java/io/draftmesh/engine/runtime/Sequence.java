@@ -766,35 +766,30 @@ public final class Sequence implements AutoCloseable {
                 + size
                 + ", the session's tokens)");
       }
-      if (kvLen > promptLength) {
-        throw EngineException.precondition(
-            "compact: "
-                + kvLen
-                + " tokens already fed (expected: at most the prompt's "
-                + promptLength
-                + ")");
-      }
       answer = size - promptLength;
-      if (promptLength <= budget) {
+      boolean keepAll = promptLength <= budget;
+      int observed = keepAll ? 0 : Math.min(policy.observedQueries(answer), size);
+      observedFrom = size - observed;
+      // The rows the policy observes must be fed here to be captured, and with nothing to drop
+      // the answer's KV must not stay: KV the prefix cache supplied past that point is re-fed.
+      int fedUpTo = keepAll ? promptLength - 1 : observed > 0 ? observedFrom : size - 1;
+      if (kvLen > fedUpTo) {
+        kvLen = fedUpTo;
+        table.truncate(kvLen);
+        pending = null;
+        cachedPromptTokens = Math.min(cachedPromptTokens, kvLen);
+      }
+      if (keepAll) {
         // Nothing to drop: the answer (if any) goes unread and the prompt is prefilled as is.
-        dropAnswer();
+        if (answer > 0) {
+          size = promptLength;
+          pending = null;
+        }
         compacted = true;
         keptSlots = promptLength;
         return;
       }
-      int observed = Math.min(policy.observedQueries(answer), size);
-      observedFrom = size - observed;
       if (observed > 0) {
-        if (kvLen > observedFrom) {
-          throw EngineException.precondition(
-              "compact: "
-                  + kvLen
-                  + " tokens already fed (expected: at most "
-                  + observedFrom
-                  + ", before the rows "
-                  + policy.name()
-                  + " observes)");
-        }
         rows =
             new AttentionRows(
                 engine.model().config().numLayers(),
@@ -802,19 +797,6 @@ public final class Sequence implements AutoCloseable {
                 engine.pool().kvHeads(),
                 observed,
                 size);
-      }
-    }
-
-    /** Shortens the sequence to the prompt; an answer token's KV (or logits) is not kept. */
-    private void dropAnswer() {
-      if (size == promptLength) {
-        return;
-      }
-      size = promptLength;
-      pending = null;
-      if (kvLen == size) {
-        kvLen = size - 1; // re-feed the last prompt token for its logits
-        table.truncate(kvLen);
       }
     }
 

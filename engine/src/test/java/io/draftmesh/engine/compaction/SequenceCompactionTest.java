@@ -29,10 +29,13 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletionException;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * {@link Sequence#compact} end to end in an engine, on both backends: a budget covering the prompt
@@ -118,12 +121,23 @@ class SequenceCompactionTest {
     }
   }
 
-  @ParameterizedTest
-  @EnumSource(
-      value = Backend.class,
-      names = {"DJL", "VECTOR"})
-  void specKvDecodesOnTheCompactedCacheAsTheMaskedFullCacheForward(Backend backend)
-      throws Exception {
+  static Stream<Arguments> backendsAndCaching() {
+    return Stream.of(
+        Arguments.of(Backend.DJL, false),
+        Arguments.of(Backend.VECTOR, false),
+        Arguments.of(Backend.DJL, true),
+        Arguments.of(Backend.VECTOR, true));
+  }
+
+  /**
+   * With {@code cachedPrefix}, another session holds the same prompt ⊕ answer first, so the prefix
+   * cache hands the compacting session blocks past the rows SpecKV observes: those rows must be
+   * re-fed (to be captured), and the shared blocks must not change under the other session.
+   */
+  @ParameterizedTest(name = "{0}, cached prefix {1}")
+  @MethodSource("backendsAndCaching")
+  void specKvDecodesOnTheCompactedCacheAsTheMaskedFullCacheForward(
+      Backend backend, boolean cachedPrefix) throws Exception {
     int length = 60;
     int answerTokens = 5;
     int budget = 20;
@@ -170,6 +184,15 @@ class SequenceCompactionTest {
       float[] expected = Distributions.softmax(masked.step(prompt[length - 1], length - 1));
 
       int total = engine.pool().totalBlocks();
+      Sequence other = null;
+      List<Position> otherBefore = null;
+      if (cachedPrefix) {
+        other = engine.open(fed, SamplingParams.GREEDY, "other");
+        other.prefill(FULL).join();
+        otherBefore = other.score(new int[] {9}, FULL).join();
+        other.truncate(fed.length).join();
+        total -= other.kvBlocks(); // held by the other session throughout
+      }
       Sequence s = engine.open(fed, SamplingParams.GREEDY, "speckv");
       Compaction c = s.compact(policy, budget, length, FULL).join();
       assertThat(c.method()).isEqualTo("speckv");
@@ -206,7 +229,18 @@ class SequenceCompactionTest {
       s.truncate(length + 1).join();
       assertThat(s.score(new int[0], FULL).join()).hasSize(1);
       assertThat(s.closeAsync().join()).isEqualTo(2);
-      assertThat(engine.freeBlocks()).isEqualTo(total);
+      if (cachedPrefix) {
+        assertThat(s.cachedPromptTokens()).isPositive().isLessThanOrEqualTo(fed.length - observed);
+        List<Position> otherAfter = other.score(new int[] {9}, FULL).join();
+        for (int i = 0; i < otherAfter.size(); i++) {
+          assertThat(
+                  maxDiff(otherAfter.get(i).full().toDense(), otherBefore.get(i).full().toDense()))
+              .as("the other session's KV is untouched (a rewritten block moves it ~1e-3)")
+              .isLessThanOrEqualTo(RUN_TO_RUN);
+        }
+        other.closeAsync().join();
+      }
+      assertThat(engine.freeBlocks()).isEqualTo(engine.pool().totalBlocks());
     }
   }
 }
