@@ -6,8 +6,8 @@
   const $ = (id) => document.getElementById(id);
   let controller = null; // AbortController of the running request
 
-  const PROVENANCES = ['draft_accepted', 'ngram_accepted', 'target', 'aligned_nudge', 'base',
-    'small_span', 'large_span'];
+  const PROVENANCES = ['draft_accepted', 'ngram_accepted', 'tree_accepted', 'target',
+    'aligned_nudge', 'base', 'small_span', 'large_span'];
   const COLLABORATIVE = ['nudging', 'entropy_switch', 'lead_in'];
 
   function headers() {
@@ -68,6 +68,13 @@
       const k = number('k');
       if (k) dm.k = k;
       dm.adaptive = $('adaptive').checked;
+      dm.drafter = $('drafter').value;
+      if (dm.drafter !== 'chain') {
+        delete dm.k;
+        delete dm.adaptive;
+        const nodes = number('tree-nodes');
+        if (nodes) dm.tree_nodes = nodes;
+      }
     }
     if (dm.strategy === 'nudging') {
       // The base (target) reads the prompt as plain text; the aligned model its zoo template.
@@ -96,18 +103,19 @@
 
   // ---- rendering
 
-  const state = { tokens: 0, started: 0, rounds: [], entropy: [], provenance: [] };
+  const state = { tokens: 0, started: 0, rounds: [], entropy: [], provenance: [], paths: [] };
 
   function reset() {
     $('output').textContent = '';
     for (const id of ['acceptance', 'mean-accepted', 'rate', 'rounds', 'target-calls', 'current-k',
       'strategy-run', 'models-run', 'fallback', 'large-share', 'pw-cost', 'switches',
-      'prompt-compression', 'kv-compression'])
+      'prompt-compression', 'kv-compression', 'drafter-run', 'per-pass', 'paths'])
       $(id).textContent = '–';
     $('tokens').textContent = '0';
     state.tokens = 0;
     state.started = performance.now();
     state.rounds = [];
+    state.paths = [];
     state.entropy = [];
     state.provenance = [];
     state.stats = null;
@@ -171,6 +179,17 @@
     $('target-calls').textContent = st.target_calls !== undefined ? st.target_calls : '–';
     $('current-k').textContent = st.current_k || '–';
     $('strategy-run').textContent = st.strategy || '–';
+    if (st.drafter && st.drafter !== 'chain') {
+      // The stats carry the latest round's accepted path (node indices in its tree, root first).
+      $('drafter-run').textContent = st.drafter + ' (' + st.tree_nodes + ' nodes)';
+      $('per-pass').textContent = Number(st.tokens_per_target_pass || 0).toFixed(2);
+      const last = state.paths[state.paths.length - 1];
+      if (st.rounds > 0 && (!last || last.round !== st.rounds)) {
+        state.paths.push({ round: st.rounds, path: st.accepted_path || [] });
+      }
+      $('paths').textContent = state.paths.slice(-12).map((p) =>
+        '#' + p.round + ': ' + (p.path.length ? p.path.join('→') : 'none')).join('  ');
+    }
     $('models-run').textContent = (st.target_model || '?') + (st.draft_model ? ' + ' + st.draft_model : '');
     $('fallback').textContent = st.fallback ? 'yes (the draft was dropped; the target went on alone)' : 'no';
     state.stats = st;

@@ -156,4 +156,40 @@ class PlaygroundBrowserIT {
     Files.write(shot, ((TakesScreenshot) driver).getScreenshotAs(OutputType.BYTES));
     assertThat(Files.size(shot)).isGreaterThan(10_000);
   }
+
+  @Test
+  void showsTheAcceptedPathOfEveryTreeRound() {
+    driver.get("http://127.0.0.1:" + gateway.ports().http() + "/");
+    type("api-key", Mesh.KEY);
+    driver.findElement(By.id("load-models")).click();
+    new WebDriverWait(driver, Duration.ofSeconds(30))
+        .until(d -> d.findElement(By.id("status")).getText().equals("models loaded"));
+    new Select(driver.findElement(By.id("model"))).selectByValue("tiny");
+    new Select(driver.findElement(By.id("strategy"))).selectByValue("speculative");
+    new Select(driver.findElement(By.id("drafter"))).selectByValue("dyspec");
+    type("tree-nodes", "8");
+    type("temperature", "0");
+    type("max-tokens", "48");
+    driver.findElement(By.id("ignore-eos")).click();
+    type("prompt", "In the beginning was the word");
+    driver.findElement(By.id("generate")).click();
+    new WebDriverWait(driver, Duration.ofSeconds(60))
+        .until(d -> d.findElement(By.id("status")).getText().startsWith("done"));
+    assertThat(driver.findElement(By.id("status")).getText()).isEqualTo("done: length");
+
+    StringBuilder provenance = new StringBuilder();
+    for (WebElement sp : driver.findElements(By.cssSelector("#output span.tok"))) {
+      assertThat(sp.getAttribute("class")).matches("tok prov-(tree_accepted|target|mixed)");
+      provenance.append(sp.getAttribute("data-provenance")).append(',');
+    }
+    // The draft serves the target's weights: tree nodes are accepted.
+    assertThat(provenance.toString()).contains("tree_accepted");
+    assertThat(driver.findElement(By.id("drafter-run")).getText()).isEqualTo("dyspec (8 nodes)");
+    // One entry per round, "#round: node→node..." (or none), root first.
+    assertThat(driver.findElement(By.id("paths")).getText())
+        .matches("(#\\d+: (none|\\d+(→\\d+)*)\\s*)+")
+        .containsPattern("#\\d+: \\d+");
+    assertThat(Double.parseDouble(driver.findElement(By.id("per-pass")).getText()))
+        .isGreaterThan(1.0);
+  }
 }

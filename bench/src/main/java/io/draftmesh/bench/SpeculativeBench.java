@@ -12,6 +12,7 @@ import io.draftmesh.engine.runtime.ResultOptions;
 import io.draftmesh.engine.runtime.Sequence;
 import io.draftmesh.engine.sampling.SamplingParams;
 import io.draftmesh.engine.speculative.SpeculationMath;
+import io.draftmesh.proto.v1.Drafter;
 import io.draftmesh.proto.v1.FinishReason;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
@@ -83,7 +84,7 @@ public final class SpeculativeBench {
   static final int AR_CHUNK = 8;
 
   /** Draft lengths whose verify cost is measured; others are interpolated. */
-  static final int[] VERIFY_KS = {1, 2, 4, 8, 16};
+  static final int[] VERIFY_KS = {1, 2, 4, 8, 16, 32};
 
   private static final long RPC_DEADLINE_S = 600;
   private static final int STEP_WARMUP = 3;
@@ -101,7 +102,27 @@ public final class SpeculativeBench {
       Path cacheDir) {}
 
   /** One way of generating. {@code strategy} null = the target engine in-process. */
-  record Setting(String key, String label, Strategy strategy, int k, boolean adaptive) {
+  record Setting(
+      String key, String label, Strategy strategy, int k, boolean adaptive, Drafter drafter) {
+    Setting(String key, String label, Strategy strategy, int k, boolean adaptive) {
+      this(key, label, strategy, k, adaptive, Drafter.DRAFTER_CHAIN);
+    }
+
+    /** A tree drafter's setting: {@code k} is its node budget. */
+    static Setting tree(Drafter drafter, String name, int nodes) {
+      return new Setting(
+          "tree_" + name.toLowerCase(java.util.Locale.ROOT).replace('-', '_') + "_" + nodes,
+          name + " tree " + nodes,
+          Strategy.STRATEGY_SPECULATIVE,
+          nodes,
+          false,
+          drafter);
+    }
+
+    boolean tree() {
+      return drafter != Drafter.DRAFTER_CHAIN;
+    }
+
     boolean inProcess() {
       return strategy == null;
     }
@@ -131,7 +152,19 @@ public final class SpeculativeBench {
               Strategy.STRATEGY_SPECULATIVE,
               4,
               true),
-          new Setting("ngram", "n-gram", Strategy.STRATEGY_NGRAM, 0, false));
+          new Setting("ngram", "n-gram", Strategy.STRATEGY_NGRAM, 0, false),
+          Setting.tree(Drafter.DRAFTER_DYSPEC, "DySpec", 8),
+          Setting.tree(Drafter.DRAFTER_DYSPEC, "DySpec", 16),
+          Setting.tree(Drafter.DRAFTER_DYSPEC, "DySpec", 32),
+          Setting.tree(Drafter.DRAFTER_RSD, "RSD", 8),
+          Setting.tree(Drafter.DRAFTER_RSD, "RSD", 16),
+          Setting.tree(Drafter.DRAFTER_RSD, "RSD", 32),
+          Setting.tree(Drafter.DRAFTER_TOKEN_RECYCLING, "token-recycling", 8),
+          Setting.tree(Drafter.DRAFTER_TOKEN_RECYCLING, "token-recycling", 16),
+          Setting.tree(Drafter.DRAFTER_TOKEN_RECYCLING, "token-recycling", 32),
+          Setting.tree(Drafter.DRAFTER_LOOKAHEAD, "lookahead", 8),
+          Setting.tree(Drafter.DRAFTER_LOOKAHEAD, "lookahead", 16),
+          Setting.tree(Drafter.DRAFTER_LOOKAHEAD, "lookahead", 32));
 
   /**
    * One generation: its tokens, decode-phase time and the router's final stats (null in-process).
@@ -185,6 +218,11 @@ public final class SpeculativeBench {
 
     double meanAcceptedLength() {
       return rounds == 0 ? 0 : (double) (accepted + rounds) / rounds;
+    }
+
+    /** Tokens per target worker request (Open, Propose, Verify), every token counted. */
+    double tokensPerTargetCall() {
+      return targetCalls == 0 ? 0 : (double) (decodeTokens + perPrompt.size()) / targetCalls;
     }
 
     double meanDrafted() {
@@ -575,6 +613,15 @@ public final class SpeculativeBench {
       // No verify rounds: plain target decoding, whose ideal is itself.
       return new Figures(s, t, tps, speedup, 0, 0, 0, 1, 1, speedup);
     }
+    if (s.tree()) {
+      // The chain analysis (alpha, ideal) does not apply to trees: their figures are tokens per
+      // target pass and the verify cost of the node budget (a forward of that many tokens).
+      double c =
+          s.drafter() == Drafter.DRAFTER_TOKEN_RECYCLING || s.drafter() == Drafter.DRAFTER_LOOKAHEAD
+              ? 0
+              : steps.c();
+      return new Figures(s, t, tps, speedup, s.k(), 0, c, steps.verifyRatio(s.k()), 0, 0);
+    }
     boolean ngram = s.strategy() == Strategy.STRATEGY_NGRAM;
     int gamma =
         s.speculative() && !s.adaptive() ? s.k() : Math.max(1, (int) Math.round(t.meanDrafted()));
@@ -609,7 +656,9 @@ public final class SpeculativeBench {
             .setSampling(Sampling.newBuilder().setTemperature(0f).setMaxTokens(maxTokens))
             .setIgnoreEos(true)
             .setRequestId(label);
-    if (s.speculative()) {
+    if (s.tree()) {
+      r.setSpeculative(SpeculativeOptions.newBuilder().setDrafter(s.drafter()).setTreeNodes(s.k()));
+    } else if (s.speculative()) {
       r.setSpeculative(SpeculativeOptions.newBuilder().setK(s.k()).setAdaptive(s.adaptive()));
     }
     return r.build();

@@ -70,7 +70,8 @@ final class SpeculativeReport {
       Totals t = f.totals();
       Stats pp = t.perPromptTokensPerSec();
       boolean viaRouter = !f.setting().inProcess();
-      boolean rounds = f.setting().drafted() && t.rounds > 0;
+      boolean tree = f.setting().tree();
+      boolean rounds = f.setting().drafted() && t.rounds > 0 && !tree;
       rows.add(
           new String[] {
             f.setting().label(),
@@ -80,7 +81,7 @@ final class SpeculativeReport {
             f.setting().drafted() ? BenchReport.num(t.acceptanceRate()) : "",
             rounds ? BenchReport.num(f.alpha()) : "",
             f.setting().drafted() ? BenchReport.num(t.meanAcceptedLength()) : "",
-            rounds ? Integer.toString(f.gamma()) : "",
+            rounds || tree ? Integer.toString(f.gamma()) : "",
             rounds ? BenchReport.num(f.c()) : "",
             rounds ? BenchReport.ratio(f.verifyRatio()) : "",
             rounds ? BenchReport.ratio(f.ideal()) : "",
@@ -91,6 +92,8 @@ final class SpeculativeReport {
           });
     }
     sb.append(BenchReport.align(rows));
+
+    sb.append(trees(r));
 
     SpeculativeBench.Steps s = r.steps();
     sb.append(
@@ -162,6 +165,57 @@ final class SpeculativeReport {
     return sb.toString();
   }
 
+  /** Tree drafters against the 4-token chain, at equal verify budgets. */
+  static String trees(Report r) {
+    Figures chain = r.figures("speculative_k4");
+    double chainPerPass = chain.totals().meanAcceptedLength();
+    List<String[]> rows = new ArrayList<>();
+    rows.add(
+        new String[] {
+          "drafter",
+          "nodes",
+          "tok/s",
+          "speedup",
+          "tok/verify",
+          "vs chain k=4",
+          "tok/target call",
+          "nodes/round",
+          "verify ms/node",
+          "draft calls/round",
+          "fallbacks"
+        });
+    rows.add(row(chain, chainPerPass, r.steps()));
+    for (Figures f : r.figures()) {
+      if (f.setting().tree()) {
+        rows.add(row(f, chainPerPass, r.steps()));
+      }
+    }
+    return String.format(Locale.ROOT, "%ntrees vs chain (greedy, same prompts):%n")
+        + BenchReport.align(rows)
+        + "tok/verify = tokens emitted per verify round (accepted nodes + the correction/bonus);"
+        + " vs chain k=4 = its ratio to the chain's; tok/target call counts every target request"
+        + " (prefill, plain steps, verifies); verify ms/node = a target Verify of that many tokens"
+        + " (one forward, as a tree verify is) over its tokens\n";
+  }
+
+  private static String[] row(Figures f, double chainPerPass, SpeculativeBench.Steps steps) {
+    Totals t = f.totals();
+    int nodes = f.setting().k();
+    return new String[] {
+      f.setting().tree() ? f.setting().label().replaceAll(" tree \\d+$", "") : "chain",
+      Integer.toString(nodes),
+      BenchReport.num(f.tokensPerSec()),
+      BenchReport.ratio(f.speedup()),
+      BenchReport.num(t.meanAcceptedLength()),
+      chainPerPass > 0 ? BenchReport.ratio(t.meanAcceptedLength() / chainPerPass) : "",
+      BenchReport.num(t.tokensPerTargetCall()),
+      BenchReport.num(t.meanDrafted()),
+      BenchReport.num(steps.verifyMs(nodes) / nodes),
+      t.rounds == 0 ? "" : BenchReport.num((double) t.draftCalls / t.rounds),
+      Long.toString(t.fallbacks)
+    };
+  }
+
   private static String describe(Model m) {
     return String.format(
         Locale.ROOT, "%s, %.2fM params, %d layers", m.id(), m.params() / 1e6, m.layers());
@@ -214,7 +268,7 @@ final class SpeculativeReport {
 
     JsonObject settings = new JsonObject();
     for (Figures f : r.figures()) {
-      settings.add(f.setting().key(), setting(f));
+      settings.add(f.setting().key(), setting(f, r));
     }
     root.add("settings", settings);
     root.addProperty("mesh_overhead", r.meshOverhead());
@@ -236,7 +290,7 @@ final class SpeculativeReport {
     return o;
   }
 
-  private static JsonObject setting(Figures f) {
+  private static JsonObject setting(Figures f, Report r) {
     Totals t = f.totals();
     JsonObject o = new JsonObject();
     o.addProperty("tokens_per_s", f.tokensPerSec());
@@ -249,8 +303,14 @@ final class SpeculativeReport {
       o.addProperty("draft_calls", t.draftCalls);
       o.addProperty("fallbacks", t.fallbacks);
     }
+    if (f.setting().tree()) {
+      o.addProperty("drafter", f.setting().drafter().name());
+      o.addProperty("tree_nodes", f.setting().k());
+      o.addProperty("tokens_per_target_call", t.tokensPerTargetCall());
+      o.addProperty("verify_ms_per_node", r.steps().verifyMs(f.setting().k()) / f.setting().k());
+    }
     if (f.setting().drafted()) {
-      if (f.setting().speculative()) {
+      if (f.setting().speculative() && !f.setting().tree()) {
         o.addProperty("k", f.setting().k());
         o.addProperty("adaptive", f.setting().adaptive());
       }
@@ -258,14 +318,18 @@ final class SpeculativeReport {
       o.addProperty("drafted", t.drafted);
       o.addProperty("accepted", t.accepted);
       o.addProperty("acceptance_rate", t.acceptanceRate());
-      o.addProperty("alpha", f.alpha());
+      if (!f.setting().tree()) {
+        o.addProperty("alpha", f.alpha()); // the chain analysis; trees have no alpha or ideal
+      }
       o.addProperty("mean_accepted_length", t.meanAcceptedLength());
       o.addProperty("plain_token_fraction", t.plainFraction());
       o.addProperty("gamma", f.gamma());
       o.addProperty("c", f.c());
       o.addProperty("verify_over_decode", f.verifyRatio());
-      o.addProperty("ideal_speedup", f.ideal());
-      o.addProperty("efficiency", f.efficiency());
+      if (!f.setting().tree()) {
+        o.addProperty("ideal_speedup", f.ideal());
+        o.addProperty("efficiency", f.efficiency());
+      }
     }
     return o;
   }

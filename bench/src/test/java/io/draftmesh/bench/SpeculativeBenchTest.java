@@ -31,7 +31,19 @@ class SpeculativeBenchTest {
           "speculative_k4",
           "speculative_k8",
           "speculative_adaptive",
-          "ngram");
+          "ngram",
+          "tree_dyspec_8",
+          "tree_dyspec_16",
+          "tree_dyspec_32",
+          "tree_rsd_8",
+          "tree_rsd_16",
+          "tree_rsd_32",
+          "tree_token_recycling_8",
+          "tree_token_recycling_16",
+          "tree_token_recycling_32",
+          "tree_lookahead_8",
+          "tree_lookahead_16",
+          "tree_lookahead_32");
   private static final List<String> DRAFTED =
       List.of(
           "rounds",
@@ -80,9 +92,9 @@ class SpeculativeBenchTest {
     assertThat(steps.keySet())
         .contains("draft_step_ms", "target_step_ms", "c", "verify_ms", "verify_over_decode");
     assertThat(steps.getAsJsonObject("verify_over_decode").keySet())
-        .containsExactly("1", "2", "4", "8", "16");
+        .containsExactly("1", "2", "4", "8", "16", "32");
     assertThat(steps.getAsJsonObject("c_amortized").keySet())
-        .containsExactly("1", "2", "4", "8", "16");
+        .containsExactly("1", "2", "4", "8", "16", "32");
 
     JsonObject settings = root.getAsJsonObject("settings");
     assertThat(settings.keySet()).containsExactlyElementsOf(SETTINGS);
@@ -100,8 +112,20 @@ class SpeculativeBenchTest {
       if (key.startsWith("speculative") || key.equals("ngram")) {
         assertThat(s.keySet()).as(key).containsAll(DRAFTED);
       }
+      if (key.startsWith("tree_")) {
+        assertThat(s.keySet())
+            .as(key)
+            .contains("rounds", "drafted", "accepted", "mean_accepted_length", "gamma")
+            .doesNotContain("alpha", "ideal_speedup", "efficiency");
+      }
       if (key.startsWith("speculative")) {
         assertThat(s.get("rounds").getAsInt()).as(key + " rounds").isPositive();
+      }
+      if (key.startsWith("tree_")) {
+        assertThat(s.keySet())
+            .as(key)
+            .contains("drafter", "tree_nodes", "tokens_per_target_call", "verify_ms_per_node");
+        assertThat(s.get("fallbacks").getAsInt()).as(key + " fallbacks").isZero();
       }
     }
     assertThat(settings.getAsJsonObject("speculative_k4").get("draft_calls").getAsInt())

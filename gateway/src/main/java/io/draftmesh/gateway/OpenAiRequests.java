@@ -4,6 +4,7 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonPrimitive;
+import io.draftmesh.proto.v1.Drafter;
 import io.draftmesh.proto.v1.EntropySwitchOptions;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.KvCompressionOptions;
@@ -55,6 +56,14 @@ final class OpenAiRequests {
           "specpc", Strategy.STRATEGY_SPECPC,
           "speckv", Strategy.STRATEGY_SPECKV);
 
+  private static final Map<String, Drafter> DRAFTERS =
+      Map.of(
+          "chain", Drafter.DRAFTER_CHAIN,
+          "dyspec", Drafter.DRAFTER_DYSPEC,
+          "rsd", Drafter.DRAFTER_RSD,
+          "token_recycling", Drafter.DRAFTER_TOKEN_RECYCLING,
+          "lookahead", Drafter.DRAFTER_LOOKAHEAD);
+
   private static final List<String> DRAFTMESH_KEYS =
       List.of(
           "strategy",
@@ -63,6 +72,8 @@ final class OpenAiRequests {
           "adaptive",
           "max_k",
           "min_draft_token_prob",
+          "drafter",
+          "tree_nodes",
           "ngram",
           "nudging",
           "entropy_switch",
@@ -458,6 +469,20 @@ final class OpenAiRequests {
         throw Errors.invalid("draftmesh.min_draft_token_prob: " + p + " (expected: [0, 1))");
       }
       sp.setMinDraftTokenProb(p);
+    }
+    if (present(d, "drafter")) {
+      String name = stringAt(d.get("drafter"), "draftmesh.drafter");
+      Drafter drafter = DRAFTERS.get(name.toLowerCase(Locale.ROOT));
+      if (drafter == null) {
+        throw Errors.invalid(
+            "draftmesh.drafter: "
+                + abbreviate(d.get("drafter"))
+                + " (expected: chain, dyspec, rsd, token_recycling or lookahead)");
+      }
+      sp.setDrafter(drafter);
+    }
+    if (present(d, "tree_nodes")) {
+      sp.setTreeNodes(intAt(d.get("tree_nodes"), "draftmesh.tree_nodes", 1, 1024));
     }
     r.setSpeculative(sp);
     if (present(d, "ngram")) {

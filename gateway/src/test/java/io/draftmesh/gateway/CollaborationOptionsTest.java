@@ -39,6 +39,36 @@ class CollaborationOptionsTest {
   }
 
   @Test
+  void treeDrafterOptionsMapOntoTheRouterRequestAndStatsComeBack() {
+    GenerateRequest r =
+        parse(
+            OpenAiRequests.Kind.COMPLETION,
+            "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"strategy\":\"speculative\","
+                + "\"drafter\":\"token_recycling\",\"tree_nodes\":32}}");
+    assertThat(r.getStrategy()).isEqualTo(Strategy.STRATEGY_SPECULATIVE);
+    assertThat(r.getSpeculative().getDrafter())
+        .isEqualTo(io.draftmesh.proto.v1.Drafter.DRAFTER_TOKEN_RECYCLING);
+    assertThat(r.getSpeculative().getTreeNodes()).isEqualTo(32);
+    assertThat(refusal("{\"drafter\":\"medusa\"}"))
+        .isEqualTo(
+            "draftmesh.drafter: \"medusa\" (expected: chain, dyspec, rsd, token_recycling or"
+                + " lookahead)");
+    assertThat(refusal("{\"tree_nodes\":0}")).startsWith("draftmesh.tree_nodes: 0");
+    var stats =
+        ProtoJson.toJson(
+            GenerationStats.newBuilder()
+                .setDrafter(io.draftmesh.proto.v1.Drafter.DRAFTER_DYSPEC)
+                .addAcceptedPath(0)
+                .addAcceptedPath(3)
+                .setTokensPerTargetPass(2.5f)
+                .build(),
+            java.util.Set.of());
+    assertThat(stats.get("drafter").getAsString()).isEqualTo("dyspec");
+    assertThat(stats.get("accepted_path").toString()).isEqualTo("[0,3]");
+    assertThat(stats.get("tokens_per_target_pass").getAsFloat()).isEqualTo(2.5f);
+  }
+
+  @Test
   void optionsMapOntoTheRouterRequest() {
     GenerateRequest r =
         parse(

@@ -1,5 +1,6 @@
 package io.draftmesh.router;
 
+import io.draftmesh.proto.v1.Drafter;
 import io.draftmesh.proto.v1.KvCompression;
 import io.draftmesh.proto.v1.SamplingParams;
 import io.draftmesh.proto.v1.Strategy;
@@ -11,6 +12,8 @@ import java.time.Duration;
  *
  * @param prompt the target's prompt ids
  * @param draftSampling the helper's sampling params: the same transforms, another random stream
+ * @param drafter SPECULATIVE: who drafts (a chain, or one of the tree drafters)
+ * @param treeNodes tree drafters: node budget per round
  * @param compression the target's KV compaction after its prefill, or null for none
  * @param answer SpecKV: the draft's answer, prefilled after the prompt for scoring and dropped
  */
@@ -28,6 +31,8 @@ record DecodingPlan(
     int ngramMaxMatch,
     Nudging nudging,
     Switching switching,
+    Drafter drafter,
+    int treeNodes,
     String label,
     KvCompression compression,
     int[] answer) {

@@ -1,5 +1,6 @@
 package io.draftmesh.router;
 
+import io.draftmesh.proto.v1.Drafter;
 import io.draftmesh.proto.v1.EntropySwitchOptions;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
@@ -25,6 +26,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.SplittableRandom;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadLocalRandom;
@@ -32,6 +34,7 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.random.RandomGenerator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -45,6 +48,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
   private static final Logger log = LoggerFactory.getLogger(RouterService.class);
 
   static final int DEFAULT_K = 4;
+  static final int DEFAULT_TREE_NODES = 16;
   static final int DEFAULT_MAX_K = 16;
   static final int DEFAULT_NGRAM_N = 3;
   static final int DEFAULT_NGRAM_MIN_N = 1;
@@ -236,6 +240,21 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     if (!(mp >= 0f && mp < 1f)) {
       throw Statuses.invalid(
           "speculative.min_draft_token_prob: " + mp + " (expected: 0 for off, or (0, 1))");
+    }
+    if (sp.getDrafter() == Drafter.UNRECOGNIZED) {
+      throw Statuses.invalid(
+          "speculative.drafter: "
+              + sp.getDrafterValue()
+              + " (expected: DRAFTER_CHAIN, DRAFTER_DYSPEC, DRAFTER_RSD, DRAFTER_TOKEN_RECYCLING or"
+              + " DRAFTER_LOOKAHEAD)");
+    }
+    if (sp.getTreeNodes() < 0) {
+      throw Statuses.invalid(
+          "speculative.tree_nodes: "
+              + sp.getTreeNodes()
+              + " (expected: 0 for "
+              + DEFAULT_TREE_NODES
+              + ", or >= 1)");
     }
     SpecPcStrategy.validate(r.getSpecPc());
     SpecKvStrategy.validate(r);
@@ -623,11 +642,19 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       // SpecPC asks its draft for a prompt selection only (specPc below) and opens no draft
       // session.
       // SpecKV's draft writes its answer before the target opens (specKvAnswer below).
+      Drafter drafter =
+          strategy == Strategy.STRATEGY_SPECULATIVE
+              ? request.getSpeculative().getDrafter()
+              : Drafter.DRAFTER_CHAIN;
+      // Token Recycling and lookahead draft in the router: no draft worker.
+      boolean modelFree =
+          drafter == Drafter.DRAFTER_TOKEN_RECYCLING || drafter == Drafter.DRAFTER_LOOKAHEAD;
       boolean twoModels =
           strategy != Strategy.STRATEGY_AUTOREGRESSIVE
               && strategy != Strategy.STRATEGY_NGRAM
               && strategy != Strategy.STRATEGY_SPECPC
-              && strategy != Strategy.STRATEGY_SPECKV;
+              && strategy != Strategy.STRATEGY_SPECKV
+              && !modelFree;
       if (twoModels) {
         WorkerPool draftPool = resolve(request.getDraft(), config.defaultDraft(), "draft");
         draftBackend = draftPool.pick();
@@ -713,6 +740,22 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
                 + ", the workers' max_tokens_per_op)");
       }
       int maxK = Math.min(sp.getMaxK() == 0 ? Math.max(DEFAULT_MAX_K, k) : sp.getMaxK(), opLimit);
+      int treeNodes =
+          sp.getTreeNodes() == 0 ? Math.min(DEFAULT_TREE_NODES, opLimit) : sp.getTreeNodes();
+      if (treeNodes > opLimit) {
+        throw Statuses.invalid(
+            "speculative.tree_nodes: "
+                + treeNodes
+                + " (expected: 0 for "
+                + DEFAULT_TREE_NODES
+                + ", or 1.."
+                + opLimit
+                + ", the workers' max_tokens_per_op)");
+      }
+      if (drafter != Drafter.DRAFTER_CHAIN) {
+        stats.drafter = drafter;
+        stats.treeNodes = treeNodes;
+      }
       NgramOptions ng = request.getNgram();
       int ngramN = ng.getN() == 0 ? DEFAULT_NGRAM_N : ng.getN();
       int ngramMinN = ng.getMinN() == 0 ? Math.min(DEFAULT_NGRAM_MIN_N, ngramN) : ng.getMinN();
@@ -810,6 +853,8 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
               maxMatch,
               nudging,
               switching,
+              drafter,
+              treeNodes,
               label,
               compression,
               answer);
@@ -835,6 +880,10 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       placedOn = targetBackend;
       WorkerSession target = startSession(targetBackend, "target");
       WorkerSession draft = draftBackend == null ? null : startSession(draftBackend, "draft");
+      if (strategy == Strategy.STRATEGY_SPECULATIVE && drafter != Drafter.DRAFTER_CHAIN) {
+        return treeDecoding(
+            plan, settings, target, targetInfo, draft, draftInfo, out, stats, targetSampling);
+      }
       return switch (strategy) {
         case STRATEGY_SPECULATIVE ->
             new SpeculativeDecoding(
@@ -991,6 +1040,48 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
   }
 
   /** SplitMix64's finalizer over a golden-ratio offset: a seed unrelated to {@code seed}. */
+  /** SPECULATIVE with a tree drafter: the drafter and, for DySpec and RSD, its draft session. */
+  private static DecodingStrategy treeDecoding(
+      DecodingPlan plan,
+      DecodingPlan.Settings settings,
+      WorkerSession target,
+      ModelInfo targetInfo,
+      WorkerSession draft,
+      ModelInfo draftInfo,
+      TokenStream out,
+      RunStats stats,
+      SamplingParams targetSampling) {
+    TargetLoop loop = new TargetLoop(plan, settings, target, targetInfo, out, stats);
+    int vocab = targetInfo.getVocabSize();
+    // The drafter's own draws (children without replacement) take a stream of their own.
+    RandomGenerator rng = new SplittableRandom(mix(mix(targetSampling.getSeed())));
+    TreeDrafter drafter = null;
+    Runnable openDraft = () -> {};
+    switch (plan.drafter()) {
+      case DRAFTER_TOKEN_RECYCLING -> drafter = new TokenRecyclingDrafter(vocab, plan.greedy());
+      case DRAFTER_LOOKAHEAD -> drafter = new LookaheadDrafter(plan.greedy());
+      default -> {
+        if (draft != null && draftInfo != null) {
+          int topK = plan.greedy() ? Math.min(DySpecDrafter.MAX_CHILDREN, plan.treeNodes()) : 0;
+          DraftModelTree model =
+              new DraftModelTree(
+                  draft,
+                  settings.draftTimeout(),
+                  Math.max(1, draftInfo.getMaxTokensPerOp()),
+                  plan.prompt().length,
+                  topK,
+                  vocab);
+          drafter =
+              plan.drafter() == Drafter.DRAFTER_RSD
+                  ? new RsdDrafter(model, plan.greedy(), rng)
+                  : new DySpecDrafter(model, plan.greedy(), rng);
+          openDraft = () -> draft.send(TargetLoop.open(plan, plan.prompt(), plan.draftSampling()));
+        }
+      }
+    }
+    return new TreeDecoding(plan, loop, drafter, openDraft, out, stats);
+  }
+
   static long mix(long seed) {
     long z = seed + 0x9E3779B97F4A7C15L;
     z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;

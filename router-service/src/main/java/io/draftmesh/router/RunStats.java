@@ -19,6 +19,11 @@ final class RunStats {
   boolean fallback;
   String fallbackReason = "";
   int currentK;
+  // Tree drafters: which one ran, its node budget, the latest round's accepted nodes.
+  io.draftmesh.proto.v1.Drafter drafter = io.draftmesh.proto.v1.Drafter.DRAFTER_CHAIN;
+  int treeNodes;
+  java.util.List<Integer> acceptedPath = java.util.List.of();
+  int written; // tokens streamed, by any model
   Listener listener = (strategy, k, drafted, accepted) -> {};
 
   /** Told of every verify round as it ends (traces and metrics). */
@@ -50,6 +55,7 @@ final class RunStats {
 
   /** Counts a streamed token toward the model that wrote it (approximate strategies only). */
   void wrote(Provenance source) {
+    written++;
     switch (source) {
       case PROVENANCE_BASE, PROVENANCE_LARGE_SPAN -> largeTokens++;
       case PROVENANCE_ALIGNED_NUDGE, PROVENANCE_SMALL_SPAN -> smallTokens++;
@@ -112,6 +118,10 @@ final class RunStats {
         .setGamma(gamma)
         .setTau(tau)
         .setWindow(window)
+        .setDrafter(drafter)
+        .setTreeNodes(treeNodes)
+        .addAllAcceptedPath(acceptedPath)
+        .setTokensPerTargetPass(targetCalls == 0 ? 0f : (float) written / targetCalls)
         .build();
   }
 }

@@ -11,6 +11,7 @@ import io.draftmesh.proto.v1.Position;
 import io.draftmesh.proto.v1.Propose;
 import io.draftmesh.proto.v1.Proposed;
 import io.draftmesh.proto.v1.Provenance;
+import io.draftmesh.proto.v1.ResultOptions;
 import io.draftmesh.proto.v1.SamplingParams;
 import io.draftmesh.proto.v1.SessionRequest;
 import io.draftmesh.proto.v1.SessionResponse;
@@ -153,13 +154,27 @@ final class TargetLoop {
    * tokens it generated (all of them, also those past a stop condition that were not committed).
    */
   int[] autoregressiveStep(int k) {
+    Proposed p = autoregressiveStep(k, ResultOptions.getDefaultInstance());
+    int[] tokens = new int[p.getTokenIdsCount()];
+    for (int i = 0; i < tokens.length; i++) {
+      tokens[i] = p.getTokenIds(i);
+    }
+    return tokens;
+  }
+
+  /**
+   * {@link #autoregressiveStep(int)} with what each position should report (a drafter that learns
+   * from the target's candidates asks for its top-k); returns the worker's whole answer.
+   */
+  Proposed autoregressiveStep(int k, ResultOptions options) {
     long t0 = System.nanoTime();
     if (pending.length > 0) {
       target.send(append(pending));
     }
     SessionResponse r =
         target.call(
-            SessionRequest.newBuilder().setPropose(Propose.newBuilder().setK(k)),
+            SessionRequest.newBuilder()
+                .setPropose(Propose.newBuilder().setK(k).setOptions(options)),
             settings.targetTimeout(),
             "propose");
     stats.targetNanos += System.nanoTime() - t0;
@@ -175,7 +190,7 @@ final class TargetLoop {
       }
     }
     out.flush();
-    return tokens;
+    return p;
   }
 
   /** Sends {@code verify} to the target (after its pending tokens) and checks the answer. */

@@ -42,6 +42,37 @@ class TreeLosslessnessTest {
    * Draws a depth-2 tree after {@code prev} at output position t: {@code width} roots, {@code
    * width} children under each.
    */
+  /**
+   * A model-free drafter's tree (Token Recycling, lookahead): fixed tokens chosen from the context,
+   * each with a one-hot q, some of them tokens the target rules out.
+   */
+  static Tree deterministic(int t, int prev) {
+    int[] roots = {(t + prev) % VOCAB, (t + 2 * prev + 1) % VOCAB, (t + 3) % VOCAB};
+    List<Integer> tokens = new ArrayList<>();
+    List<Integer> parents = new ArrayList<>();
+    for (int r : roots) {
+      if (!tokens.contains(r)) {
+        tokens.add(r);
+        parents.add(-1);
+      }
+    }
+    int n = tokens.size();
+    for (int r = 0; r < n; r++) {
+      int child = (tokens.get(r) + t) % VOCAB;
+      tokens.add(child);
+      parents.add(r);
+    }
+    ProbDist[] q = new ProbDist[tokens.size()];
+    for (int j = 0; j < q.length; j++) {
+      q[j] = ProbDist.oneHot(VOCAB, tokens.get(j));
+    }
+    return new Tree(
+        tokens.stream().mapToInt(Integer::intValue).toArray(),
+        parents.stream().mapToInt(Integer::intValue).toArray(),
+        q,
+        q);
+  }
+
   static Tree draft(int t, int prev, int width, boolean withoutReplacement, RandomGenerator rng) {
     List<Integer> tokens = new ArrayList<>();
     List<Integer> parents = new ArrayList<>();
@@ -101,7 +132,10 @@ class TreeLosslessnessTest {
     return ProbDist.dense(out);
   }
 
-  /** Counts of the first three emitted tokens, indexed (a * VOCAB + b) * VOCAB + c. */
+  /**
+   * Counts of the first three emitted tokens, indexed (a * VOCAB + b) * VOCAB + c; {@code width} 0
+   * = the deterministic drafter.
+   */
   static long[] simulate(
       Rule rule, int width, boolean withoutReplacement, boolean claimUnconditional, long seed) {
     RandomGenerator rng = TokenSampler.seeded(seed);
@@ -112,7 +146,8 @@ class TreeLosslessnessTest {
       int prev = 0;
       while (emitted < 3) {
         int t = emitted + 1;
-        Tree tree = draft(t, prev, width, withoutReplacement, rng);
+        Tree tree =
+            width == 0 ? deterministic(t, prev) : draft(t, prev, width, withoutReplacement, rng);
         int n = tree.tokens().length;
         ProbDist[] p = new ProbDist[n + 1];
         p[0] = SpeculativeLosslessnessTest.target(t, prev);
@@ -156,6 +191,11 @@ class TreeLosslessnessTest {
   @Test
   void siblingsDrawnWithoutReplacementGiveTheTargetDistribution() {
     assertMatchesTarget(simulate(TreeVerifier::sample, 3, true, false, 8765));
+  }
+
+  @Test
+  void deterministicSiblingsWithOneHotQGiveTheTargetDistribution() {
+    assertMatchesTarget(simulate(TreeVerifier::sample, 0, false, false, 2468));
   }
 
   @Test

@@ -1,0 +1,46 @@
+package io.draftmesh.router;
+
+import io.draftmesh.proto.v1.Proposed;
+import io.draftmesh.proto.v1.ResultOptions;
+import io.draftmesh.proto.v1.Verified;
+
+/**
+ * One way to draft a token tree for {@link TreeDecoding}: each implementation is a small type in a
+ * file of its own (DySpec, RSD, Token Recycling, lookahead). A drafter backed by a draft worker
+ * throws {@link WorkerSession.WorkerFailure} when the worker fails; the strategy then drops it and
+ * goes on with the target alone.
+ */
+interface TreeDrafter {
+  /**
+   * A tree of at most {@code budget} nodes and {@code maxDepth} levels to follow {@code seq[0,
+   * len)}; empty when the drafter has nothing to propose (the round is then one autoregressive
+   * step).
+   */
+  DraftTree draft(int[] seq, int len, int budget, int maxDepth);
+
+  /** What the target should report per position, for drafters that learn from it. */
+  default ResultOptions targetOptions() {
+    return ResultOptions.getDefaultInstance();
+  }
+
+  /**
+   * The target verified {@code tree}, drafted after {@code seq[0, start)}: its accepted path and
+   * its predictions after {@code seq[start - 1]} and after each accepted node. {@code seq} holds
+   * what was committed, valid up to {@code len}.
+   */
+  default void verified(int[] seq, int start, int len, DraftTree tree, Verified v) {}
+
+  /**
+   * The target decoded alone after {@code seq[0, start)} (nothing to draft): its predictions after
+   * {@code seq[start - 1]} and each token it wrote.
+   */
+  default void decoded(int[] seq, int start, int len, Proposed p) {}
+
+  /** Requests sent to a draft worker so far (0 for model-free drafters). */
+  default int draftCalls() {
+    return 0;
+  }
+
+  /** Ends the drafter's helper session, if any. */
+  default void close() {}
+}
