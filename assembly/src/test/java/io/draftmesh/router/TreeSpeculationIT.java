@@ -1,5 +1,6 @@
 package io.draftmesh.router;
 
+import io.draftmesh.flags.Keepalive;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -103,7 +104,8 @@ class TreeSpeculationIT {
             Duration.ofSeconds(60),
             Duration.ofSeconds(10),
             8,
-            Duration.ofSeconds(1));
+            Duration.ofSeconds(1),
+            Keepalive.DEFAULT);
     zooRouter = RouterServer.onPort(config, OpenTelemetry.noop()).start();
     zooChannel =
         Grpc.newChannelBuilder("localhost:" + zooRouter.port(), InsecureChannelCredentials.create())
