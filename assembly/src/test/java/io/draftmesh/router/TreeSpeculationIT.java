@@ -1,11 +1,11 @@
 package io.draftmesh.router;
 
-import io.draftmesh.flags.Keepalive;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.draftmesh.assembly.MeshModels;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
+import io.draftmesh.flags.Keepalive;
 import io.draftmesh.proto.v1.Drafter;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
