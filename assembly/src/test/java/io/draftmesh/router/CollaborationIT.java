@@ -21,13 +21,11 @@ import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.Strategy;
 import io.draftmesh.worker.WorkerConfig;
 import io.draftmesh.worker.WorkerServer;
-import io.grpc.Context;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.stub.StreamObserver;
 import io.opentelemetry.api.OpenTelemetry;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -37,7 +35,6 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
@@ -279,33 +276,7 @@ class CollaborationIT {
                 .setIgnoreEos(true)
                 .build(),
             switching(Strategy.STRATEGY_ENTROPY_SWITCH, 2f, 0, 600))) {
-      CountDownLatch firstChunk = new CountDownLatch(1);
-      CountDownLatch ended = new CountDownLatch(1);
-      Context.CancellableContext ctx = Context.current().withCancellation();
-      ctx.run(
-          () ->
-              RouterGrpc.newStub(channel)
-                  .generate(
-                      r,
-                      new StreamObserver<>() {
-                        @Override
-                        public void onNext(GenerateChunk c) {
-                          firstChunk.countDown();
-                        }
-
-                        @Override
-                        public void onError(Throwable t) {
-                          ended.countDown();
-                        }
-
-                        @Override
-                        public void onCompleted() {
-                          ended.countDown();
-                        }
-                      }));
-      assertThat(firstChunk.await(60, TimeUnit.SECONDS)).isTrue();
-      ctx.cancel(null);
-      assertThat(ended.await(10, TimeUnit.SECONDS)).isTrue();
+      TestMesh.cancelAfterFirstChunk(channel, r, Duration.ofSeconds(60), () -> {});
       assertAllFreed();
     }
   }

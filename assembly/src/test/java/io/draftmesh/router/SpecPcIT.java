@@ -14,19 +14,16 @@ import io.draftmesh.proto.v1.SelectPromptTokensResponse;
 import io.draftmesh.proto.v1.SpecPcOptions;
 import io.draftmesh.proto.v1.Strategy;
 import io.draftmesh.proto.v1.TokenIds;
-import io.grpc.Context;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -191,34 +188,11 @@ class SpecPcIT {
 
   @Test
   void cancellingMidStreamFreesTheTargetSessionAndTheDraftHoldsNone() throws Exception {
-    CountDownLatch firstChunk = new CountDownLatch(1);
-    CountDownLatch ended = new CountDownLatch(1);
-    Context.CancellableContext ctx = Context.current().withCancellation();
-    ctx.run(
-        () ->
-            RouterGrpc.newStub(channel)
-                .generate(
-                    request(prompt, Strategy.STRATEGY_SPECPC, small(), 500),
-                    new StreamObserver<>() {
-                      @Override
-                      public void onNext(GenerateChunk c) {
-                        firstChunk.countDown();
-                      }
-
-                      @Override
-                      public void onError(Throwable t) {
-                        ended.countDown();
-                      }
-
-                      @Override
-                      public void onCompleted() {
-                        ended.countDown();
-                      }
-                    }));
-    assertThat(firstChunk.await(30, TimeUnit.SECONDS)).isTrue();
-    assertThat(mesh.info("target").getActiveSessions()).isEqualTo(1);
-    ctx.cancel(null);
-    assertThat(ended.await(10, TimeUnit.SECONDS)).isTrue();
+    TestMesh.cancelAfterFirstChunk(
+        channel,
+        request(prompt, Strategy.STRATEGY_SPECPC, small(), 500),
+        Duration.ofSeconds(30),
+        () -> assertThat(mesh.info("target").getActiveSessions()).isEqualTo(1));
     TestMesh.assertFreed("target", mesh.workers.get("target").port());
     TestMesh.assertFreed("draft", mesh.workers.get("draft").port());
   }

@@ -1,5 +1,7 @@
 package io.draftmesh.router;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import io.draftmesh.assembly.Mesh;
 import io.draftmesh.assembly.MeshFixture;
 import io.draftmesh.engine.checkpoint.Checkpoint;
@@ -9,9 +11,11 @@ import io.draftmesh.proto.v1.ModelInfo;
 import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.worker.WorkerConfig;
 import io.draftmesh.worker.WorkerServer;
+import io.grpc.Context;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.stub.StreamObserver;
 import io.opentelemetry.api.OpenTelemetry;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -22,6 +26,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -137,6 +142,44 @@ final class TestMesh {
 
   static void assertFreed(String name, int port) {
     MeshFixture.assertFreed(name, "localhost:" + port, Duration.ofSeconds(5));
+  }
+
+  /**
+   * Starts {@code request} on {@code channel}, waits up to {@code firstWithin} for its first chunk,
+   * runs {@code whileRunning} (the request still streaming), cancels the call and waits until it
+   * has ended.
+   */
+  static void cancelAfterFirstChunk(
+      ManagedChannel channel, GenerateRequest request, Duration firstWithin, Runnable whileRunning)
+      throws InterruptedException {
+    CountDownLatch firstChunk = new CountDownLatch(1);
+    CountDownLatch ended = new CountDownLatch(1);
+    Context.CancellableContext ctx = Context.current().withCancellation();
+    ctx.run(
+        () ->
+            RouterGrpc.newStub(channel)
+                .generate(
+                    request,
+                    new StreamObserver<>() {
+                      @Override
+                      public void onNext(GenerateChunk c) {
+                        firstChunk.countDown();
+                      }
+
+                      @Override
+                      public void onError(Throwable t) {
+                        ended.countDown();
+                      }
+
+                      @Override
+                      public void onCompleted() {
+                        ended.countDown();
+                      }
+                    }));
+    assertThat(firstChunk.await(firstWithin.toMillis(), TimeUnit.MILLISECONDS)).isTrue();
+    whileRunning.run();
+    ctx.cancel(null);
+    assertThat(ended.await(10, TimeUnit.SECONDS)).isTrue();
   }
 
   /** The chunks of one Generate call. */
