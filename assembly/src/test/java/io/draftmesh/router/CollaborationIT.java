@@ -31,12 +31,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -291,23 +289,11 @@ class CollaborationIT {
                 .setIgnoreEos(true)
                 .build(),
             switching(Strategy.STRATEGY_ENTROPY_SWITCH, 2f, 0, 600))) {
-      // A quarter of what the same greedy request takes whole here: the deadline lands mid-stream
-      // however fast the backend is, and chunks must have arrived before it.
       long whole = System.nanoTime();
       RouterGrpc.newBlockingStub(channel).generate(r).forEachRemaining(c -> {});
-      long deadlineMs = Math.max(20, (System.nanoTime() - whole) / 4_000_000);
       assertAllFreed();
-      AtomicInteger chunks = new AtomicInteger();
-      Iterator<GenerateChunk> it =
-          RouterGrpc.newBlockingStub(channel)
-              .withDeadlineAfter(deadlineMs, TimeUnit.MILLISECONDS)
-              .generate(r);
-      assertThatThrownBy(() -> it.forEachRemaining(c -> chunks.incrementAndGet()))
-          .isInstanceOfSatisfying(
-              StatusRuntimeException.class,
-              e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED));
-      assertThat(chunks.get()).as("chunks streamed before the deadline").isPositive();
-      assertAllFreed();
+      TestMesh.deadlineMidStream(
+          channel, r, Duration.ofNanos(System.nanoTime() - whole), CollaborationIT::assertAllFreed);
     }
   }
 

@@ -15,6 +15,8 @@ import io.grpc.Context;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import io.opentelemetry.api.OpenTelemetry;
 import java.io.IOException;
@@ -180,6 +182,44 @@ final class TestMesh {
     whileRunning.run();
     ctx.cancel(null);
     assertThat(ended.await(10, TimeUnit.SECONDS)).isTrue();
+  }
+
+  /**
+   * Runs {@code request} under a deadline until one lands mid-stream (chunks arrived, then
+   * DEADLINE_EXCEEDED) and returns how many chunks came first. The first deadline is a quarter of
+   * {@code whole}, what the same deterministic request took uninterrupted; one that passes before
+   * the first chunk (a slow start on a loaded machine) is doubled, one the whole request beats is
+   * halved. {@code freed} runs after every try: none may leave a session behind, whatever its
+   * outcome.
+   */
+  static int deadlineMidStream(
+      ManagedChannel channel, GenerateRequest request, Duration whole, Runnable freed) {
+    long deadlineMs = Math.max(20, whole.toMillis() / 4);
+    List<String> tries = new ArrayList<>();
+    for (int attempt = 0; attempt < 6; attempt++) {
+      int[] chunks = {0};
+      Status.Code code = Status.Code.OK;
+      try {
+        RouterGrpc.newBlockingStub(channel)
+            .withDeadlineAfter(deadlineMs, TimeUnit.MILLISECONDS)
+            .generate(request)
+            .forEachRemaining(c -> chunks[0]++);
+      } catch (StatusRuntimeException e) {
+        code = e.getStatus().getCode();
+      }
+      freed.run();
+      tries.add(deadlineMs + " ms: " + code + " after " + chunks[0] + " chunks");
+      if (code == Status.Code.OK) {
+        deadlineMs = Math.max(1, deadlineMs / 2);
+        continue;
+      }
+      assertThat(code).as("a deadline's status").isEqualTo(Status.Code.DEADLINE_EXCEEDED);
+      if (chunks[0] > 0) {
+        return chunks[0];
+      }
+      deadlineMs *= 2;
+    }
+    throw new AssertionError("no deadline landed mid-stream: " + tries);
   }
 
   /** The chunks of one Generate call. */
