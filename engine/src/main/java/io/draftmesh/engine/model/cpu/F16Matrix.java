@@ -12,16 +12,25 @@ import jdk.incubator.vector.VectorSpecies;
  * half (o = p * WIDTH), so one int load widens ({@link Half}) into exactly the two weight vectors a
  * float32 panel step loads.
  *
- * <p>One activation row (decode) widens in registers: the step is memory-bound and widening is five
- * vector operations per 32 weights. Several rows widen a block of columns of the panel once into a
- * float32 scratch tile that stays in L1 and run the float32 kernels over it, so the widening is
- * spread over all rows of the step.
+ * <p>Up to {@link #REGISTER_ROWS} activation rows (decode, verify, small batches) widen in
+ * registers: a step of one row is memory-bound and widening is four or five vector operations per
+ * weight vector, and for a few rows each widened pair feeds up to four rows' FMAs. Widening a block of
+ * the panel into a float32 scratch tile instead (stores, then reloads) cost a 2-row step 2.2× a
+ * 1-row one and made a 5-token verify 3.7× a decode (measured on the zoo target, AVX2); with the
+ * register kernels it is 2.0×. More rows (prefill) widen each block once into a tile that stays in
+ * L1 and run the float32 kernels over it, so the widening is spread over all rows of the step.
  */
 final class F16Matrix implements Matrix {
   private static final VectorSpecies<Float> S = Half.S;
   private static final VectorSpecies<Integer> IS = Half.IS;
   private static final int L = S.length();
   private static final int P = Panels.WIDTH;
+
+  /**
+   * Up to this many activation rows (decode, verify, small batches) widen in registers; more
+   * (prefill) widen each panel once into a scratch tile that all rows share.
+   */
+  private static final int REGISTER_ROWS = 8;
 
   /** Columns widened per scratch tile: 16 KiB of float32, half of L1. */
   private static final int TILE_DEPTH = (16 << 10) / (P * Float.BYTES);
@@ -95,15 +104,30 @@ final class F16Matrix implements Matrix {
   @Override
   public void multiply(
       float[] x, int n, float[] out, int outStride, boolean accumulate, int from, int to) {
+    if (n <= REGISTER_ROWS) {
+      // Few rows (decode, verify, small batches): widen in registers, once per group of up to four
+      // rows, the group's kernel sweeping every whole panel; a scratch tile's stores and reloads
+      // would cost more than the widening they share. Each kernel is one call with its own loop,
+      // whatever C2 inlines. A partial last panel goes the tile way below.
+      int whole = from + (to - from) / P * P;
+      int r = 0;
+      for (; r + 4 <= n; r += 4) {
+        rows4(x, r * cols, out, r * outStride, outStride, accumulate, from, whole);
+      }
+      if (n - r >= 2) {
+        rows2(x, r * cols, out, r * outStride, outStride, accumulate, from, whole);
+        r += 2;
+      }
+      if (r < n) {
+        row1(x, r * cols, out, r * outStride, accumulate, from, whole);
+      }
+      from = whole;
+    }
     float[] tile = null;
     for (int o = from; o < to; o += P) {
       int base = o / P * cols * L;
       int valid = Math.min(P, to - o);
-      if (n == 1 && valid == P) {
-        row1(base, x, out, o, accumulate);
-        continue;
-      }
-      tile = tile == null ? TILE.get() : tile; // one row of a partial panel goes this way too
+      tile = tile == null ? TILE.get() : tile;
       for (int i0 = 0; i0 < cols; i0 += TILE_DEPTH) {
         int depth = Math.min(TILE_DEPTH, cols - i0);
         widen(base + i0 * L, depth, tile);
@@ -122,31 +146,109 @@ final class F16Matrix implements Matrix {
     }
   }
 
-  /** One activation row, widening in registers; two steps per iteration as in {@link Panels}. */
-  private void row1(int base, float[] x, float[] out, int o, boolean accumulate) {
-    FloatVector a0 = accumulate ? FloatVector.fromArray(S, out, o) : FloatVector.zero(S);
-    FloatVector a1 = accumulate ? FloatVector.fromArray(S, out, o + L) : FloatVector.zero(S);
-    FloatVector c0 = FloatVector.zero(S);
-    FloatVector c1 = c0;
-    int i = 0;
-    int wi = base;
-    for (; i + 2 <= cols; i += 2, wi += 2 * L) {
-      IntVector p = IntVector.fromArray(IS, w, wi);
-      FloatVector v = FloatVector.broadcast(S, x[i]);
-      a0 = Half.low(p).fma(v, a0);
-      a1 = Half.high(p).fma(v, a1);
-      IntVector q = IntVector.fromArray(IS, w, wi + L);
-      FloatVector u = FloatVector.broadcast(S, x[i + 1]);
-      c0 = Half.low(q).fma(u, c0);
-      c1 = Half.high(q).fma(u, c1);
+  /**
+   * One activation row from {@code x[x0]} into {@code out[out0 + o]} for the whole panels of {@code
+   * [from, to)}: two steps per iteration into four accumulators, so FMA latency is hidden.
+   */
+  private void row1(float[] x, int x0, float[] out, int out0, boolean acc, int from, int to) {
+    for (int o = from; o < to; o += P) {
+      int at = out0 + o;
+      FloatVector a0 = acc ? FloatVector.fromArray(S, out, at) : FloatVector.zero(S);
+      FloatVector a1 = acc ? FloatVector.fromArray(S, out, at + L) : FloatVector.zero(S);
+      FloatVector c0 = FloatVector.zero(S);
+      FloatVector c1 = c0;
+      int i = 0;
+      int wi = o / P * cols * L;
+      for (; i + 2 <= cols; i += 2, wi += 2 * L) {
+        IntVector p = IntVector.fromArray(IS, w, wi);
+        FloatVector v = FloatVector.broadcast(S, x[x0 + i]);
+        a0 = Half.low(p).fma(v, a0);
+        a1 = Half.high(p).fma(v, a1);
+        IntVector q = IntVector.fromArray(IS, w, wi + L);
+        FloatVector u = FloatVector.broadcast(S, x[x0 + i + 1]);
+        c0 = Half.low(q).fma(u, c0);
+        c1 = Half.high(q).fma(u, c1);
+      }
+      if (i < cols) {
+        IntVector p = IntVector.fromArray(IS, w, wi);
+        FloatVector v = FloatVector.broadcast(S, x[x0 + i]);
+        a0 = Half.low(p).fma(v, a0);
+        a1 = Half.high(p).fma(v, a1);
+      }
+      a0.add(c0).intoArray(out, at);
+      a1.add(c1).intoArray(out, at + L);
     }
-    if (i < cols) {
-      IntVector p = IntVector.fromArray(IS, w, wi);
-      FloatVector v = FloatVector.broadcast(S, x[i]);
-      a0 = Half.low(p).fma(v, a0);
-      a1 = Half.high(p).fma(v, a1);
+  }
+
+  /** Two rows (x[x0..], x[x0 + cols..]; outputs os apart) sharing each widened weight pair. */
+  private void rows2(
+      float[] x, int x0, float[] out, int out0, int os, boolean acc, int from, int to) {
+    int x1 = x0 + cols;
+    for (int o = from; o < to; o += P) {
+      int at = out0 + o;
+      FloatVector a0 = acc ? FloatVector.fromArray(S, out, at) : FloatVector.zero(S);
+      FloatVector a1 = acc ? FloatVector.fromArray(S, out, at + L) : FloatVector.zero(S);
+      FloatVector b0 = acc ? FloatVector.fromArray(S, out, at + os) : FloatVector.zero(S);
+      FloatVector b1 = acc ? FloatVector.fromArray(S, out, at + os + L) : FloatVector.zero(S);
+      for (int i = 0, wi = o / P * cols * L; i < cols; i++, wi += L) {
+        IntVector p = IntVector.fromArray(IS, w, wi);
+        FloatVector w0 = Half.low(p);
+        FloatVector w1 = Half.high(p);
+        FloatVector v = FloatVector.broadcast(S, x[x0 + i]);
+        a0 = w0.fma(v, a0);
+        a1 = w1.fma(v, a1);
+        v = FloatVector.broadcast(S, x[x1 + i]);
+        b0 = w0.fma(v, b0);
+        b1 = w1.fma(v, b1);
+      }
+      a0.intoArray(out, at);
+      a1.intoArray(out, at + L);
+      b0.intoArray(out, at + os);
+      b1.intoArray(out, at + os + L);
     }
-    a0.add(c0).intoArray(out, o);
-    a1.add(c1).intoArray(out, o + L);
+  }
+
+  /** Four rows sharing each widened weight pair: eight accumulators. */
+  private void rows4(
+      float[] x, int x0, float[] out, int out0, int os, boolean acc, int from, int to) {
+    int x1 = x0 + cols;
+    int x2 = x1 + cols;
+    int x3 = x2 + cols;
+    for (int o = from; o < to; o += P) {
+      int at = out0 + o;
+      FloatVector a0 = acc ? FloatVector.fromArray(S, out, at) : FloatVector.zero(S);
+      FloatVector a1 = acc ? FloatVector.fromArray(S, out, at + L) : FloatVector.zero(S);
+      FloatVector b0 = acc ? FloatVector.fromArray(S, out, at + os) : FloatVector.zero(S);
+      FloatVector b1 = acc ? FloatVector.fromArray(S, out, at + os + L) : FloatVector.zero(S);
+      FloatVector c0 = acc ? FloatVector.fromArray(S, out, at + 2 * os) : FloatVector.zero(S);
+      FloatVector c1 = acc ? FloatVector.fromArray(S, out, at + 2 * os + L) : FloatVector.zero(S);
+      FloatVector d0 = acc ? FloatVector.fromArray(S, out, at + 3 * os) : FloatVector.zero(S);
+      FloatVector d1 = acc ? FloatVector.fromArray(S, out, at + 3 * os + L) : FloatVector.zero(S);
+      for (int i = 0, wi = o / P * cols * L; i < cols; i++, wi += L) {
+        IntVector p = IntVector.fromArray(IS, w, wi);
+        FloatVector w0 = Half.low(p);
+        FloatVector w1 = Half.high(p);
+        FloatVector v = FloatVector.broadcast(S, x[x0 + i]);
+        a0 = w0.fma(v, a0);
+        a1 = w1.fma(v, a1);
+        v = FloatVector.broadcast(S, x[x1 + i]);
+        b0 = w0.fma(v, b0);
+        b1 = w1.fma(v, b1);
+        v = FloatVector.broadcast(S, x[x2 + i]);
+        c0 = w0.fma(v, c0);
+        c1 = w1.fma(v, c1);
+        v = FloatVector.broadcast(S, x[x3 + i]);
+        d0 = w0.fma(v, d0);
+        d1 = w1.fma(v, d1);
+      }
+      a0.intoArray(out, at);
+      a1.intoArray(out, at + L);
+      b0.intoArray(out, at + os);
+      b1.intoArray(out, at + os + L);
+      c0.intoArray(out, at + 2 * os);
+      c1.intoArray(out, at + 2 * os + L);
+      d0.intoArray(out, at + 3 * os);
+      d1.intoArray(out, at + 3 * os + L);
+    }
   }
 }
