@@ -64,6 +64,10 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
   private final Tokenizers tokenizers;
   private final ThreadPoolExecutor executor;
   private final AtomicLong requests = new AtomicLong();
+  // Token Recycling's tables, one per target model (TokenRecyclingTable.key), for the router's
+  // life.
+  private final Map<String, TokenRecyclingTable> recyclingTables =
+      new java.util.concurrent.ConcurrentHashMap<>();
   private final io.opentelemetry.api.trace.Tracer tracer;
   private final io.draftmesh.telemetry.GenerationMetrics metrics;
   private final AutoCloseable requestGauges;
@@ -881,8 +885,23 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       WorkerSession target = startSession(targetBackend, "target");
       WorkerSession draft = draftBackend == null ? null : startSession(draftBackend, "draft");
       if (strategy == Strategy.STRATEGY_SPECULATIVE && drafter != Drafter.DRAFTER_CHAIN) {
+        TokenRecyclingTable recycling =
+            drafter == Drafter.DRAFTER_TOKEN_RECYCLING
+                ? recyclingTables.computeIfAbsent(
+                    TokenRecyclingTable.key(targetInfo),
+                    key -> new TokenRecyclingTable(targetInfo.getVocabSize()))
+                : null;
         return treeDecoding(
-            plan, settings, target, targetInfo, draft, draftInfo, out, stats, targetSampling);
+            plan,
+            settings,
+            target,
+            targetInfo,
+            draft,
+            draftInfo,
+            out,
+            stats,
+            targetSampling,
+            recycling);
       }
       return switch (strategy) {
         case STRATEGY_SPECULATIVE ->
@@ -1039,7 +1058,6 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     return tokenizer.encode(text.toString(), Arrays.copyOf(literals, n), addSpecialTokens);
   }
 
-  /** SplitMix64's finalizer over a golden-ratio offset: a seed unrelated to {@code seed}. */
   /** SPECULATIVE with a tree drafter: the drafter and, for DySpec and RSD, its draft session. */
   private static DecodingStrategy treeDecoding(
       DecodingPlan plan,
@@ -1050,7 +1068,8 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       ModelInfo draftInfo,
       TokenStream out,
       RunStats stats,
-      SamplingParams targetSampling) {
+      SamplingParams targetSampling,
+      TokenRecyclingTable recycling) {
     TargetLoop loop = new TargetLoop(plan, settings, target, targetInfo, out, stats);
     int vocab = targetInfo.getVocabSize();
     // The drafter's own draws (children without replacement) take a stream of their own.
@@ -1058,7 +1077,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     TreeDrafter drafter = null;
     Runnable openDraft = () -> {};
     switch (plan.drafter()) {
-      case DRAFTER_TOKEN_RECYCLING -> drafter = new TokenRecyclingDrafter(vocab, plan.greedy());
+      case DRAFTER_TOKEN_RECYCLING -> drafter = new TokenRecyclingDrafter(recycling, plan.greedy());
       case DRAFTER_LOOKAHEAD -> drafter = new LookaheadDrafter(plan.greedy());
       default -> {
         if (draft != null && draftInfo != null) {
@@ -1082,6 +1101,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     return new TreeDecoding(plan, loop, drafter, openDraft, out, stats);
   }
 
+  /** SplitMix64's finalizer over a golden-ratio offset: a seed unrelated to {@code seed}. */
   static long mix(long seed) {
     long z = seed + 0x9E3779B97F4A7C15L;
     z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;

@@ -10,27 +10,26 @@ import java.util.List;
 
 /**
  * Token Recycling (Luo et al. 2024), model-free: the target's own top-k candidates, seen at every
- * position it verified or decoded, are kept in an adjacency table (token → the k tokens the target
- * rated most likely after it, latest sighting wins); a round's tree is a breadth-first walk of the
- * table from the last token, {@link #BRANCHING}[d] children per node of depth d. Nothing is trained
- * and no draft worker runs: the table is k ints per token seen (4 KB per 128 tokens at k = 8). Its
- * proposals are deterministic, so each node's q is one-hot on its token, which the multi-draft rule
- * treats exactly.
+ * position it verified or decoded, are kept in an adjacency table ({@link TokenRecyclingTable},
+ * shared by every request of the same target model, as in the paper); a round's tree is a
+ * breadth-first walk of the table from the last token, {@link #BRANCHING}[d] children per node of
+ * depth d. Nothing is trained and no draft worker runs. Its proposals are deterministic, so each
+ * node's q is one-hot on its token, which the multi-draft rule treats exactly.
  *
- * <p>The table lives for one request here; the paper keeps it across requests (a router-wide table
- * would need per-model keys and locking).
+ * <p>It learns from the positions the target emits (the accepted path and the correction or bonus
+ * token); the paper also records the top-k at every rejected tree node, which would need a verify
+ * to return every node's distribution.
  */
 final class TokenRecyclingDrafter implements TreeDrafter {
   static final int K = 8;
   static final int[] BRANCHING = {4, 3, 2, 2, 1};
 
+  private final TokenRecyclingTable table;
   private final boolean greedy;
-  private final int[][]
-      next; // (vocab) per token: up to K candidates, most likely first; null = unseen
 
-  TokenRecyclingDrafter(int vocab, boolean greedy) {
+  TokenRecyclingDrafter(TokenRecyclingTable table, boolean greedy) {
+    this.table = table;
     this.greedy = greedy;
-    this.next = new int[vocab][];
   }
 
   @Override
@@ -46,7 +45,7 @@ final class TokenRecyclingDrafter implements TreeDrafter {
     while (!queue.isEmpty() && tree.size() < budget) {
       int[] at = queue.poll();
       int depth = at[0] < 0 ? 0 : tree.depth(at[0]);
-      int[] candidates = next[at[1]];
+      int[] candidates = table.candidates(at[1]);
       if (candidates == null || depth >= maxDepth) {
         continue;
       }
@@ -74,10 +73,7 @@ final class TokenRecyclingDrafter implements TreeDrafter {
   private void learn(int[] seq, int start, int len, List<Position> positions) {
     for (int i = 0; i < positions.size() && start - 1 + i < len; i++) {
       ProbDistribution top = positions.get(i).getTop();
-      int[] ids = ProbCodec.ids(top);
-      if (ids.length > 0) {
-        next[seq[start - 1 + i]] = ids;
-      }
+      table.learn(seq[start - 1 + i], ProbCodec.ids(top));
     }
   }
 
