@@ -14,8 +14,8 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Up to {@link #REGISTER_ROWS} activation rows (decode, verify, small batches) widen in
  * registers: a step of one row is memory-bound and widening is four or five vector operations per
- * weight vector, and for a few rows each widened pair feeds up to four rows' FMAs. Widening a block of
- * the panel into a float32 scratch tile instead (stores, then reloads) cost a 2-row step 2.2× a
+ * weight vector, and for a few rows each widened pair feeds up to four rows' FMAs. Widening a block
+ * of the panel into a float32 scratch tile instead (stores, then reloads) cost a 2-row step 2.2× a
  * 1-row one and made a 5-token verify 3.7× a decode (measured on the zoo target, AVX2); with the
  * register kernels it is 2.0×. More rows (prefill) widen each block once into a tile that stays in
  * L1 and run the float32 kernels over it, so the widening is spread over all rows of the step.
