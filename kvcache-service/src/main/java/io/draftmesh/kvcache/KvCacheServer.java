@@ -66,7 +66,7 @@ public final class KvCacheServer implements AutoCloseable {
     this.metrics = KvCacheMetrics.register(otel, () -> snapshot(service.stats()));
     this.server =
         builder
-            .addService(service)
+            .addService(service.definition())
             .addServices(health.services()) // health, reflection v1 and v1alpha
             .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
             // Up to twice the chunk limit reaches the service, which answers INVALID_ARGUMENT
