@@ -134,6 +134,11 @@ public final class KvCacheClient implements AutoCloseable {
     return (int) Math.min(64 << 20, Math.max(1 << 20, 4L * chunkBytes + (64 << 10)));
   }
 
+  /** Get responses whose aliased receive buffers were not given back yet (a leak check). */
+  public int unreleasedGetResponses() {
+    return getResponses.unreleased();
+  }
+
   /** Calls that failed open (errors, deadlines, garbage) since this client was made. */
   public long failures() {
     return failures.get();
