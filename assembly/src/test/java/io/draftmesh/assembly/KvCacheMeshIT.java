@@ -7,6 +7,7 @@ import io.draftmesh.kvcache.KvCacheServer;
 import io.draftmesh.kvcache.client.KvCacheClient;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.GenerationStats;
 import io.draftmesh.proto.v1.ModelInfo;
 import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
@@ -162,6 +163,13 @@ class KvCacheMeshIT {
 
     /** The greedy tokens of {@code prompt} generated on pool {@code pool}. */
     List<Integer> generate(String pool, int[] prompt, int tokens) {
+      return run(pool, prompt, tokens).tokens();
+    }
+
+    /** One greedy generation: its tokens and the stats of its final chunk. */
+    record Run(List<Integer> tokens, GenerationStats stats) {}
+
+    Run run(String pool, int[] prompt, int tokens) {
       TokenIds.Builder ids = TokenIds.newBuilder();
       for (int t : prompt) {
         ids.addIds(t);
@@ -175,10 +183,15 @@ class KvCacheMeshIT {
               .setSampling(Sampling.newBuilder().setMaxTokens(tokens))
               .build();
       List<Integer> out = new ArrayList<>();
+      GenerationStats stats = null;
       Iterator<GenerateChunk> it =
           RouterGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS).generate(r);
-      it.forEachRemaining(c -> out.addAll(c.getTokenIdsList()));
-      return out;
+      while (it.hasNext()) {
+        GenerateChunk c = it.next();
+        out.addAll(c.getTokenIdsList());
+        stats = c.getStats();
+      }
+      return new Run(out, stats);
     }
 
     ModelInfo info(WorkerServer w) {
@@ -229,18 +242,31 @@ class KvCacheMeshIT {
   void aPrefixPrefilledOnOneReplicaIsReusedOnTheOtherWithTheColdOutput() throws Exception {
     try (Topology t = new Topology(null, true)) {
       int[] p = prompt(120, 1); // 7 reusable blocks of 16 (the last token is always fed)
-      List<Integer> cold = t.generate("a", p, TOKENS);
+      Topology.Run coldRun = t.run("a", p, TOKENS);
+      List<Integer> cold = coldRun.tokens();
       assertThat(cold).hasSize(TOKENS);
+      // The response says what the target reused: nothing, cold.
+      assertThat(coldRun.stats().getCachedPromptTokens()).isZero();
+      assertThat(coldRun.stats().getFetchedPromptTokens()).isZero();
+      assertThat(coldRun.stats().getPrefilledPromptTokens()).isEqualTo(120);
       await("a's prompt blocks published", () -> t.a.kvcache().stats().publishedBlocks() >= 7);
 
       long computedBefore = t.info(t.b).getPromptTokensComputed(); // the warm-up's
-      List<Integer> warm = t.generate("b", p, TOKENS);
+      Topology.Run warmRun = t.run("b", p, TOKENS);
+      List<Integer> warm = warmRun.tokens();
       assertThat(warm).isEqualTo(cold);
+      // Warm on the other replica: 7 blocks fetched from the service, the last 8 tokens prefilled.
+      assertThat(warmRun.stats().getFetchedPromptTokens()).isEqualTo(112);
+      assertThat(warmRun.stats().getCachedPromptTokens()).isEqualTo(112);
+      assertThat(warmRun.stats().getPrefilledPromptTokens()).isEqualTo(8);
       assertThat(t.b.kvcache().stats().fetchedBlocks()).isEqualTo(7);
       assertThat(cached(t, t.b)).isEqualTo(112);
       assertThat(t.info(t.b).getPromptTokensComputed() - computedBefore).isEqualTo(8);
       // The same worker again: its own prefix cache, nothing fetched.
-      assertThat(t.generate("b", p, TOKENS)).isEqualTo(cold);
+      Topology.Run again = t.run("b", p, TOKENS);
+      assertThat(again.tokens()).isEqualTo(cold);
+      assertThat(again.stats().getCachedPromptTokens()).isEqualTo(112);
+      assertThat(again.stats().getFetchedPromptTokens()).isZero();
       assertThat(t.b.kvcache().stats().fetchedBlocks()).isEqualTo(7);
       assertThat(cached(t, t.b)).isEqualTo(224);
 
