@@ -421,8 +421,7 @@ public final class KvCacheBench {
   }
 
   private static String gbs(Throughput t) {
-    return String.format(
-        Locale.ROOT, "%.2f (%.1f CPU s/GB)", t.gbPerSecond(), t.cpuSecondsPerGb());
+    return String.format(Locale.ROOT, "%.2f (%.1f CPU s/GB)", t.gbPerSecond(), t.cpuSecondsPerGb());
   }
 
   private static String lat(Latency l) {

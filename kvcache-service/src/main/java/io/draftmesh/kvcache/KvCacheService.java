@@ -86,7 +86,9 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     List<ServerMethodDefinition<?, ?>> methods = new ArrayList<>();
     for (ServerMethodDefinition<?, ?> m : stock.getMethods()) {
       methods.add(
-          m.getMethodDescriptor().getFullMethodName().equals(KvCacheGrpc.getPutMethod().getFullMethodName())
+          m.getMethodDescriptor()
+                  .getFullMethodName()
+                  .equals(KvCacheGrpc.getPutMethod().getFullMethodName())
               ? aliasedPut(m)
               : m);
     }
@@ -99,12 +101,13 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
   }
 
   @SuppressWarnings("unchecked")
-  private ServerMethodDefinition<PutRequest, PutResponse> aliasedPut(ServerMethodDefinition<?, ?> m) {
+  private ServerMethodDefinition<PutRequest, PutResponse> aliasedPut(
+      ServerMethodDefinition<?, ?> m) {
     ServerMethodDefinition<PutRequest, PutResponse> put =
         (ServerMethodDefinition<PutRequest, PutResponse>) m;
     MethodDescriptor<PutRequest, PutResponse> method =
-        put.getMethodDescriptor()
-            .toBuilder(putRequests, put.getMethodDescriptor().getResponseMarshaller())
+        put.getMethodDescriptor().toBuilder(
+                putRequests, put.getMethodDescriptor().getResponseMarshaller())
             .build();
     return ServerMethodDefinition.create(method, put.getServerCallHandler());
   }
@@ -551,7 +554,8 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     private final List<BlockStore.Entry> blocks;
     private final int chunkBytes;
     private int next; // index of the block being sent
-    private ByteString payload; // its checked bytes (memory pages in place), or null before its header
+    private ByteString
+        payload; // its checked bytes (memory pages in place), or null before its header
     private int sent;
     private boolean ended;
 
@@ -602,8 +606,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
           int n = Math.min(chunkBytes, payload.size() - sent);
           // onNext serializes the chunk into the transport's buffers before it returns, while the
           // block is held, so the chunk can be a view of the payload (of its memory pages).
-          out.onNext(
-              GetResponse.newBuilder().setChunk(payload.substring(sent, sent + n)).build());
+          out.onNext(GetResponse.newBuilder().setChunk(payload.substring(sent, sent + n)).build());
           sent += n;
           if (sent == payload.size()) {
             payload = null;

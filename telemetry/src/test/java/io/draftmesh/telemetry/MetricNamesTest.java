@@ -111,7 +111,8 @@ class MetricNamesTest {
     snap[0] = new WorkerMetrics.Snapshot("m", 2, 5, 59, 17, null);
     assertThat(scrape()).doesNotContain("kvcache_link"); // a worker without a link
     snap[0] =
-        new WorkerMetrics.Snapshot("m", 2, 5, 59, 17, new WorkerMetrics.KvCacheLink(7, 3, 1, 9, 2, 4, 5));
+        new WorkerMetrics.Snapshot(
+            "m", 2, 5, 59, 17, new WorkerMetrics.KvCacheLink(7, 3, 1, 9, 2, 4, 5));
     w.prefixCacheQueried(32, 16);
     String after = scrape();
     assertThat(after)
@@ -127,10 +128,8 @@ class MetricNamesTest {
         .contains("draftmesh_kvcache_link_garbage_blocks_total{model=\"m\",role=\"target\"} 1.0")
         .contains("draftmesh_kvcache_link_published_blocks_total{model=\"m\",role=\"target\"} 9.0")
         .contains("draftmesh_kvcache_link_publish_dropped_total{model=\"m\",role=\"target\"} 2.0")
-        .contains(
-            "draftmesh_kvcache_link_failed_put_blocks_total{model=\"m\",role=\"target\"} 4.0")
-        .contains(
-            "draftmesh_kvcache_link_client_failures_total{model=\"m\",role=\"target\"} 5.0");
+        .contains("draftmesh_kvcache_link_failed_put_blocks_total{model=\"m\",role=\"target\"} 4.0")
+        .contains("draftmesh_kvcache_link_client_failures_total{model=\"m\",role=\"target\"} 5.0");
     gauges.close();
     w.close();
     assertThat(scrape())

@@ -25,14 +25,15 @@ import java.util.Map;
 /**
  * Parses block-carrying messages (Put chunks, Get chunks) so that their {@code bytes} fields alias
  * the transport's receive buffers instead of being copied twice (gRPC's stock marshaller copies a
- * message into a byte array, and protobuf copies every {@code bytes} field out of it again; for a
- * 1 MiB chunk both copies are also humongous allocations for G1).
+ * message into a byte array, and protobuf copies every {@code bytes} field out of it again; for a 1
+ * MiB chunk both copies are also humongous allocations for G1).
  *
  * <p>The aliased buffers belong to the transport until {@link #release} is called with the parsed
  * message, so the one handler that receives it must read its bytes and release it before returning,
- * in a {@code finally}: a message kept after that would read recycled memory, and one never released
- * leaks a pooled Netty buffer. Messages the transport cannot lend (an in-process or empty one) are
- * parsed the ordinary way, and releasing them does nothing. Serializing is the stock marshaller's.
+ * in a {@code finally}: a message kept after that would read recycled memory, and one never
+ * released leaks a pooled Netty buffer. Messages the transport cannot lend (an in-process or empty
+ * one) are parsed the ordinary way, and releasing them does nothing. Serializing is the stock
+ * marshaller's.
  */
 public final class AliasingMarshaller<T extends Message>
     implements MethodDescriptor.PrototypeMarshaller<T> {

@@ -82,8 +82,8 @@ public final class KvCacheClient implements AutoCloseable {
   private final AliasingMarshaller<GetResponse> getResponses =
       new AliasingMarshaller<>(GetResponse.getDefaultInstance());
   private final MethodDescriptor<GetRequest, GetResponse> aliasedGet =
-      KvCacheGrpc.getGetMethod()
-          .toBuilder(KvCacheGrpc.getGetMethod().getRequestMarshaller(), getResponses)
+      KvCacheGrpc.getGetMethod().toBuilder(
+              KvCacheGrpc.getGetMethod().getRequestMarshaller(), getResponses)
           .build();
 
   /**
@@ -362,8 +362,8 @@ public final class KvCacheClient implements AutoCloseable {
   }
 
   /**
-   * One Get's responses, checked and assembled as they arrive on gRPC's callback thread: each
-   * chunk aliases the transport's buffers, so it is copied into its block and released there.
+   * One Get's responses, checked and assembled as they arrive on gRPC's callback thread: each chunk
+   * aliases the transport's buffers, so it is copied into its block and released there.
    */
   private final class GetStream implements ClientResponseObserver<GetRequest, GetResponse> {
     private final List<byte[]> keys;
@@ -435,7 +435,9 @@ public final class KvCacheClient implements AutoCloseable {
     @Override
     public void onError(Throwable t) {
       finish(
-          t instanceof StatusRuntimeException sre ? sre : Status.fromThrowable(t).asRuntimeException());
+          t instanceof StatusRuntimeException sre
+              ? sre
+              : Status.fromThrowable(t).asRuntimeException());
     }
 
     @Override
