@@ -7,6 +7,7 @@ import io.draftmesh.kvcache.KvCacheServer;
 import io.draftmesh.kvcache.client.KvCacheClient;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.GenerationStats;
 import io.draftmesh.proto.v1.ModelInfo;
 import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
@@ -14,6 +15,7 @@ import io.draftmesh.proto.v1.Strategy;
 import io.draftmesh.proto.v1.TokenIds;
 import io.draftmesh.router.RouterConfig;
 import io.draftmesh.router.RouterServer;
+import io.draftmesh.telemetry.Telemetry;
 import io.draftmesh.worker.WorkerConfig;
 import io.draftmesh.worker.WorkerServer;
 import io.grpc.Grpc;
@@ -23,6 +25,10 @@ import io.opentelemetry.api.OpenTelemetry;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -31,6 +37,8 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -43,9 +51,14 @@ import org.junit.jupiter.api.Test;
 class KvCacheMeshIT {
   static final int TOKENS = 12;
 
-  /** kvcache (optional), workers a and b, and a router with pools target = a,b, a, b. */
+  /**
+   * kvcache (optional), workers a and b (each with its own {@code /metrics}), and a router with
+   * pools target = a,b, a, b.
+   */
   static final class Topology implements AutoCloseable {
     KvCacheServer kvcache;
+    final Telemetry metricsA = metrics();
+    final Telemetry metricsB = metrics();
     final WorkerServer a;
     final WorkerServer b;
     final RouterServer router;
@@ -64,8 +77,8 @@ class KvCacheMeshIT {
         kvcache.start();
         kvTarget = "localhost:" + kvcache.port();
       }
-      a = worker(kvTarget, deadlineMs);
-      b = worker(kvTarget, deadlineMs);
+      a = worker(kvTarget, deadlineMs, metricsA.openTelemetry());
+      b = worker(kvTarget, deadlineMs, metricsB.openTelemetry());
       a.awaitReady(Duration.ofSeconds(60));
       b.awaitReady(Duration.ofSeconds(60));
       String pa = "localhost:" + a.port();
@@ -97,7 +110,14 @@ class KvCacheMeshIT {
               .build();
     }
 
-    static WorkerServer worker(String kvTarget, int deadlineMs) throws IOException {
+    /** As the launcher runs a worker by default: SDK off, only {@code /metrics} (a free port). */
+    static Telemetry metrics() {
+      return Telemetry.withMetrics(
+          Map.of("OTEL_SDK_DISABLED", "true"), "draftmesh-worker", "127.0.0.1", 0);
+    }
+
+    static WorkerServer worker(String kvTarget, int deadlineMs, OpenTelemetry otel)
+        throws IOException {
       List<String> flags =
           new ArrayList<>(
               List.of(
@@ -117,11 +137,39 @@ class KvCacheMeshIT {
       }
       WorkerConfig c =
           WorkerConfig.parse(flags.toArray(String[]::new), Map.of(), WorkerConfig.Role.TARGET);
-      return WorkerServer.onPort(c, OpenTelemetry.noop()).start();
+      return WorkerServer.onPort(c, otel).start();
+    }
+
+    /**
+     * The value of {@code metric} in a scrape of worker {@code w}'s {@code /metrics} (its one
+     * series: the worker's role and model).
+     */
+    double metric(WorkerServer w, String metric) throws IOException, InterruptedException {
+      Telemetry t = w == a ? metricsA : metricsB;
+      HttpResponse<String> r =
+          HttpClient.newHttpClient()
+              .send(
+                  HttpRequest.newBuilder(
+                          URI.create("http://127.0.0.1:" + t.metricsPort() + "/metrics"))
+                      .build(),
+                  HttpResponse.BodyHandlers.ofString());
+      assertThat(r.statusCode()).isEqualTo(200);
+      Matcher m =
+          Pattern.compile("(?m)^" + metric + "\\{[^}]*role=\"target\"[^}]*\\} (\\S+)$")
+              .matcher(r.body());
+      assertThat(m.find()).as("%s in:%n%s", metric, r.body()).isTrue();
+      return Double.parseDouble(m.group(1));
     }
 
     /** The greedy tokens of {@code prompt} generated on pool {@code pool}. */
     List<Integer> generate(String pool, int[] prompt, int tokens) {
+      return run(pool, prompt, tokens).tokens();
+    }
+
+    /** One greedy generation: its tokens and the stats of its final chunk. */
+    record Run(List<Integer> tokens, GenerationStats stats) {}
+
+    Run run(String pool, int[] prompt, int tokens) {
       TokenIds.Builder ids = TokenIds.newBuilder();
       for (int t : prompt) {
         ids.addIds(t);
@@ -135,10 +183,15 @@ class KvCacheMeshIT {
               .setSampling(Sampling.newBuilder().setMaxTokens(tokens))
               .build();
       List<Integer> out = new ArrayList<>();
+      GenerationStats stats = null;
       Iterator<GenerateChunk> it =
           RouterGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS).generate(r);
-      it.forEachRemaining(c -> out.addAll(c.getTokenIdsList()));
-      return out;
+      while (it.hasNext()) {
+        GenerateChunk c = it.next();
+        out.addAll(c.getTokenIdsList());
+        stats = c.getStats();
+      }
+      return new Run(out, stats);
     }
 
     ModelInfo info(WorkerServer w) {
@@ -159,6 +212,8 @@ class KvCacheMeshIT {
       if (kvcache != null) {
         kvcache.close();
       }
+      metricsA.close();
+      metricsB.close();
     }
   }
 
@@ -187,20 +242,48 @@ class KvCacheMeshIT {
   void aPrefixPrefilledOnOneReplicaIsReusedOnTheOtherWithTheColdOutput() throws Exception {
     try (Topology t = new Topology(null, true)) {
       int[] p = prompt(120, 1); // 7 reusable blocks of 16 (the last token is always fed)
-      List<Integer> cold = t.generate("a", p, TOKENS);
+      Topology.Run coldRun = t.run("a", p, TOKENS);
+      List<Integer> cold = coldRun.tokens();
       assertThat(cold).hasSize(TOKENS);
+      // The response says what the target reused: nothing, cold.
+      assertThat(coldRun.stats().getCachedPromptTokens()).isZero();
+      assertThat(coldRun.stats().getFetchedPromptTokens()).isZero();
+      assertThat(coldRun.stats().getPrefilledPromptTokens()).isEqualTo(120);
       await("a's prompt blocks published", () -> t.a.kvcache().stats().publishedBlocks() >= 7);
 
       long computedBefore = t.info(t.b).getPromptTokensComputed(); // the warm-up's
-      List<Integer> warm = t.generate("b", p, TOKENS);
+      Topology.Run warmRun = t.run("b", p, TOKENS);
+      List<Integer> warm = warmRun.tokens();
       assertThat(warm).isEqualTo(cold);
+      // Warm on the other replica: 7 blocks fetched from the service, the last 8 tokens prefilled.
+      assertThat(warmRun.stats().getFetchedPromptTokens()).isEqualTo(112);
+      assertThat(warmRun.stats().getCachedPromptTokens()).isEqualTo(112);
+      assertThat(warmRun.stats().getPrefilledPromptTokens()).isEqualTo(8);
       assertThat(t.b.kvcache().stats().fetchedBlocks()).isEqualTo(7);
       assertThat(cached(t, t.b)).isEqualTo(112);
       assertThat(t.info(t.b).getPromptTokensComputed() - computedBefore).isEqualTo(8);
       // The same worker again: its own prefix cache, nothing fetched.
-      assertThat(t.generate("b", p, TOKENS)).isEqualTo(cold);
+      Topology.Run again = t.run("b", p, TOKENS);
+      assertThat(again.tokens()).isEqualTo(cold);
+      assertThat(again.stats().getCachedPromptTokens()).isEqualTo(112);
+      assertThat(again.stats().getFetchedPromptTokens()).isZero();
       assertThat(t.b.kvcache().stats().fetchedBlocks()).isEqualTo(7);
       assertThat(cached(t, t.b)).isEqualTo(224);
+
+      // The links' counters, as Prometheus scrapes them: a looked up once and found nothing,
+      // then published its blocks; b fetched them; neither missed a call.
+      String link = "draftmesh_kvcache_link_";
+      assertThat(t.metric(t.a, link + "fetch_misses_total")).isEqualTo(1);
+      assertThat(t.metric(t.a, link + "published_blocks_total")).isGreaterThanOrEqualTo(7);
+      assertThat(t.metric(t.a, link + "fetched_blocks_total")).isZero();
+      assertThat(t.metric(t.b, link + "fetched_blocks_total")).isEqualTo(7);
+      assertThat(t.metric(t.b, link + "fetch_misses_total")).isZero();
+      assertThat(t.metric(t.b, link + "garbage_blocks_total")).isZero();
+      for (WorkerServer w : List.of(t.a, t.b)) {
+        assertThat(t.metric(w, link + "client_failures_total")).isZero();
+        assertThat(t.metric(w, link + "publish_dropped_total")).isZero();
+        assertThat(t.metric(w, link + "failed_put_blocks_total")).isZero();
+      }
       t.assertFreed();
     }
   }

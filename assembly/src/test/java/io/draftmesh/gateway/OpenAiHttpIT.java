@@ -146,6 +146,13 @@ class OpenAiHttpIT {
     assertThat(c.get("finish_reason").getAsString()).isEqualTo("length");
     assertUsage(o.getAsJsonObject("usage"), 12);
     assertThat(assertExtension(o.getAsJsonObject("draftmesh"))).isEqualTo(12);
+    // The target's prompt: every token either reused from a cache or prefilled; no kvcache here.
+    JsonObject stats = o.getAsJsonObject("draftmesh").getAsJsonObject("stats");
+    assertThat(
+            stats.get("cached_prompt_tokens").getAsInt()
+                + stats.get("prefilled_prompt_tokens").getAsInt())
+        .isEqualTo(o.getAsJsonObject("usage").get("prompt_tokens").getAsInt());
+    assertThat(stats.get("fetched_prompt_tokens").getAsInt()).isZero();
   }
 
   @Test

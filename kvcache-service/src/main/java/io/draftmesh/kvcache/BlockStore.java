@@ -1,6 +1,9 @@
 package io.draftmesh.kvcache;
 
+import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -32,8 +35,9 @@ import org.slf4j.LoggerFactory;
  *       blocks are unreachable without it) and counted, and the read fails.
  * </ul>
  *
- * All index state is guarded by {@code this}; payload bytes are copied and checked outside it while
- * the block is held by its reader count, which keeps its pages and disk record in place.
+ * All index state is guarded by {@code this}; payload bytes are read and checked outside it while
+ * the block is held by its reader count, which keeps its pages and disk record in place: a reader
+ * streams a block straight from its memory pages.
  */
 final class BlockStore implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(BlockStore.class);
@@ -66,6 +70,7 @@ final class BlockStore implements AutoCloseable {
     final List<Entry> children = new ArrayList<>(2);
     int memChildren; // children with a memory copy
     int[] pages; // memory copy, or null
+    int[] stalePages; // a memory copy that failed its checksum, freed when the last reader leaves
     DiskTier.Location disk; // disk copy, or null
     int readers; // Get streams and Put streams holding it
     int pins; // active leases including it
@@ -391,6 +396,10 @@ final class BlockStore implements AutoCloseable {
   synchronized void release(List<Entry> held) {
     for (Entry e : held) {
       e.readers--;
+      if (e.readers == 0 && e.stalePages != null) {
+        memory.free(e.stalePages);
+        e.stalePages = null;
+      }
       if (e.dropped && e.readers == 0) {
         freeResources(e);
         doomed.remove(e.meta.key());
@@ -400,11 +409,12 @@ final class BlockStore implements AutoCloseable {
   }
 
   /**
-   * The payload of a held block, checked against its CRC32C: the memory copy if it is good, else
-   * the disk copy (promoted to memory when its parent is there). Throws {@code CORRUPT} when no
-   * copy is good, after dropping the block and everything below it.
+   * The payload of a held block, checked against its CRC32C: the memory copy if it is good (a view
+   * of its pages, valid until the block is released), else the disk copy (promoted to memory when
+   * its parent is there). Throws {@code CORRUPT} when no copy is good, after dropping the block and
+   * everything below it.
    */
-  byte[] read(Entry e) {
+  ByteString read(Entry e) {
     int[] pages;
     DiskTier.Location loc;
     synchronized (this) {
@@ -416,7 +426,7 @@ final class BlockStore implements AutoCloseable {
       loc = e.disk;
     }
     if (pages != null) {
-      byte[] b = memory.read(pages, e.meta.size());
+      ByteString b = memory.view(pages, e.meta.size());
       if (crc(b) == e.meta.crc32c()) {
         synchronized (this) {
           memHits++;
@@ -428,7 +438,15 @@ final class BlockStore implements AutoCloseable {
         memCorrupt++;
         log.warn("block {}: memory copy failed its CRC32C; dropped", e.meta.key());
         if (e.pages == pages && !e.dropped) { // not a copy another reader put back since
-          dropMemoryCopy(e);
+          // Other readers may be streaming these pages: they are freed when the last one leaves
+          // (what those readers send fails the client's checksum, as it fails ours).
+          e.stalePages = pages;
+          e.pages = null;
+          memBytes -= e.meta.size();
+          memLru.remove(e.meta.key());
+          if (e.parent != null) {
+            e.parent.memChildren--;
+          }
         }
       }
     }
@@ -447,7 +465,7 @@ final class BlockStore implements AutoCloseable {
             placeInMemory(e, b, false);
           }
         }
-        return b;
+        return UnsafeByteOperations.unsafeWrap(b); // b is this reader's own array
       }
       synchronized (this) {
         diskCorrupt++;
@@ -471,6 +489,14 @@ final class BlockStore implements AutoCloseable {
   static int crc(byte[] b) {
     CRC32C c = new CRC32C();
     c.update(b, 0, b.length);
+    return (int) c.getValue();
+  }
+
+  static int crc(ByteString b) {
+    CRC32C c = new CRC32C();
+    for (ByteBuffer part : b.asReadOnlyByteBufferList()) {
+      c.update(part);
+    }
     return (int) c.getValue();
   }
 

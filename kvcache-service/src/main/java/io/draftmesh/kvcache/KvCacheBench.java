@@ -2,6 +2,7 @@ package io.draftmesh.kvcache;
 
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonObject;
+import com.sun.management.OperatingSystemMXBean;
 import io.draftmesh.kvcache.client.KvCacheClient;
 import io.draftmesh.kvcache.client.KvKeys;
 import io.draftmesh.proto.v1.ModelSpec;
@@ -9,6 +10,7 @@ import io.opentelemetry.api.OpenTelemetry;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -34,22 +36,28 @@ public final class KvCacheBench {
   public static final String USAGE =
       """
       usage: draftmesh bench kvcache [--json] [--quick] [--streams N] [--blocks N] [--rounds N]
-                                     [--block-bytes N]
+                                     [--warmup N] [--block-bytes N]
         kvcache-service on loopback: put/get GB/s of the memory tier and of the disk tier (memory
         tier off, segment files in a temporary directory) with N parallel client streams (default
         2) each moving a chain of --blocks blocks (default 64 = 1,024 tokens) --rounds times
-        (default 5); lookup latency of a 2,048-token prompt (hit and miss). --block-bytes defaults
-        to one 16-token KV block of a ~110M Llama in fp32 (1,179,648). --quick: fewer rounds.""";
+        (default 5) after --warmup untimed rounds (default 1); lookup latency of a 2,048-token
+        prompt (hit and miss). --block-bytes defaults to one 16-token KV block of a ~110M Llama in
+        fp32 (1,179,648). --quick: fewer rounds. Each throughput also reports the CPU seconds the
+        process (client and service together) spent per GB moved, which depends far less than
+        GB/s on what else runs on the machine.""";
 
   /** 12 layers × (K, V) × 12 KV heads × 64 dims × 16 tokens × 4 bytes. */
   static final int LLAMA_110M_BLOCK_BYTES = 12 * 2 * 12 * 64 * 16 * 4;
 
   private static final int BLOCK_TOKENS = 16;
 
-  record Options(boolean json, int streams, int blocks, int rounds, int blockBytes) {}
+  record Options(boolean json, int streams, int blocks, int rounds, int warmup, int blockBytes) {}
 
-  /** One measurement: bytes moved per second over the wall time of all streams together. */
-  record Throughput(double gbPerSecond, long bytes, double seconds) {}
+  /**
+   * One measurement: bytes moved per second over the wall time of all streams together, and the
+   * process's CPU time (client and service, every thread including the JIT and GC) per GB.
+   */
+  record Throughput(double gbPerSecond, long bytes, double seconds, double cpuSecondsPerGb) {}
 
   /** Latency percentiles in microseconds. */
   record Latency(double p50, double p10, double p90, int n) {}
@@ -105,6 +113,7 @@ public final class KvCacheBench {
     int streams = 2;
     int blocks = 64;
     int rounds = 5;
+    int warmup = 1;
     int blockBytes = LLAMA_110M_BLOCK_BYTES;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
@@ -116,15 +125,17 @@ public final class KvCacheBench {
         case "--streams" -> streams = intArg(args, ++i, "--streams", 1, 64);
         case "--blocks" -> blocks = intArg(args, ++i, "--blocks", 1, 4096);
         case "--rounds" -> rounds = intArg(args, ++i, "--rounds", 1, 1000);
+        case "--warmup" -> warmup = intArg(args, ++i, "--warmup", 0, 1000);
         case "--block-bytes" -> blockBytes = intArg(args, ++i, "--block-bytes", 1, 32 << 20);
         default ->
             throw new IllegalArgumentException(
                 args[i]
                     + ": unknown flag (expected: --json, --quick, --streams, --blocks,"
-                    + " --rounds, --block-bytes)");
+                    + " --rounds, --warmup, --block-bytes)");
       }
     }
-    return new Options(json, streams, blocks, quick ? Math.min(rounds, 2) : rounds, blockBytes);
+    return new Options(
+        json, streams, blocks, quick ? Math.min(rounds, 2) : rounds, warmup, blockBytes);
   }
 
   private static int intArg(String[] args, int i, String flag, int min, int max) {
@@ -164,11 +175,12 @@ public final class KvCacheBench {
     KvCacheConfig memoryConfig = KvCacheConfig.inMemory(memory).withLimits(1 << 20, maxBlock);
     err.printf(
         Locale.ROOT,
-        "kvcache bench: %d streams x %d blocks x %,d bytes, %d rounds per tier%n",
+        "kvcache bench: %d streams x %d blocks x %,d bytes, %d rounds per tier after %d to warm up%n",
         o.streams(),
         o.blocks(),
         o.blockBytes(),
-        o.rounds());
+        o.rounds(),
+        o.warmup());
     Throughput[] mem;
     Latency hit;
     Latency miss;
@@ -214,12 +226,14 @@ public final class KvCacheBench {
       List<List<KvCacheClient.Block>> last = new ArrayList<>();
       long putBytes = 0;
       long putNanos = 0;
-      for (int round = 0; round < o.rounds() + 1; round++) { // round 0 warms up
+      long putCpu = 0;
+      for (int round = 0; round < o.warmup() + o.rounds(); round++) {
         List<List<KvCacheClient.Block>> chains = new ArrayList<>();
         for (int s = 0; s < o.streams(); s++) {
           chains.add(chain(fingerprint, seedBase + round * 100 + s, o.blocks(), payloadSeed));
         }
         long t0 = System.nanoTime();
+        long c0 = processCpuNanos();
         List<Future<Boolean>> done = new ArrayList<>();
         for (int s = 0; s < o.streams(); s++) {
           KvCacheClient c = clients.get(s);
@@ -231,16 +245,19 @@ public final class KvCacheBench {
             throw new IllegalStateException("a put failed: see the service log");
           }
         }
-        if (round > 0) {
+        if (round >= o.warmup()) {
           putNanos += System.nanoTime() - t0;
+          putCpu += processCpuNanos() - c0;
           putBytes += (long) o.streams() * o.blocks() * o.blockBytes();
         }
         last = chains;
       }
       long getBytes = 0;
       long getNanos = 0;
-      for (int round = 0; round < o.rounds() + 1; round++) {
+      long getCpu = 0;
+      for (int round = 0; round < o.warmup() + o.rounds(); round++) {
         long t0 = System.nanoTime();
+        long c0 = processCpuNanos();
         List<Future<Boolean>> done = new ArrayList<>();
         for (int s = 0; s < o.streams(); s++) {
           KvCacheClient c = clients.get(s);
@@ -252,12 +269,15 @@ public final class KvCacheBench {
             throw new IllegalStateException("a get failed: see the service log");
           }
         }
-        if (round > 0) {
+        if (round >= o.warmup()) {
           getNanos += System.nanoTime() - t0;
+          getCpu += processCpuNanos() - c0;
           getBytes += (long) o.streams() * o.blocks() * o.blockBytes();
         }
       }
-      return new Throughput[] {throughput(putBytes, putNanos), throughput(getBytes, getNanos)};
+      return new Throughput[] {
+        throughput(putBytes, putNanos, putCpu), throughput(getBytes, getNanos, getCpu)
+      };
     } catch (Exception e) {
       throw new IllegalStateException("kvcache bench: " + e.getMessage(), e);
     } finally {
@@ -344,9 +364,16 @@ public final class KvCacheBench {
     return out;
   }
 
-  private static Throughput throughput(long bytes, long nanos) {
+  private static Throughput throughput(long bytes, long nanos, long cpuNanos) {
     double s = nanos / 1e9;
-    return new Throughput(bytes / 1e9 / s, bytes, s);
+    return new Throughput(bytes / 1e9 / s, bytes, s, cpuNanos / 1e9 / (bytes / 1e9));
+  }
+
+  /** CPU time of this whole process so far (every thread), or 0 where the JVM does not say. */
+  private static long processCpuNanos() {
+    return ManagementFactory.getOperatingSystemMXBean() instanceof OperatingSystemMXBean os
+        ? Math.max(0, os.getProcessCpuTime())
+        : 0;
   }
 
   private static void deleteTree(Path dir) {
@@ -368,12 +395,13 @@ public final class KvCacheBench {
         String.format(
             Locale.ROOT,
             "kvcache-service on loopback: %d client streams, chains of %d blocks x %,d bytes"
-                + " (%.1f MB a stream), %d timed rounds%n",
+                + " (%.1f MB a stream), %d timed rounds after %d to warm up%n",
             o.streams(),
             o.blocks(),
             o.blockBytes(),
             (double) o.blocks() * o.blockBytes() / 1e6,
-            o.rounds()));
+            o.rounds(),
+            o.warmup()));
     sb.append(String.format(Locale.ROOT, "%-30s %-26s %s%n", "metric", "value", "target / notes"));
     row(sb, "put GB/s, memory tier", gbs(r.memoryPut()), "target >= 1 GB/s; CRC32C both ends");
     row(sb, "get GB/s, memory tier", gbs(r.memoryGet()), "target >= 1 GB/s; checked by the client");
@@ -393,7 +421,7 @@ public final class KvCacheBench {
   }
 
   private static String gbs(Throughput t) {
-    return String.format(Locale.ROOT, "%.2f", t.gbPerSecond());
+    return String.format(Locale.ROOT, "%.2f (%.1f CPU s/GB)", t.gbPerSecond(), t.cpuSecondsPerGb());
   }
 
   private static String lat(Latency l) {
@@ -406,10 +434,15 @@ public final class KvCacheBench {
     j.addProperty("blocks_per_stream", r.options().blocks());
     j.addProperty("block_bytes", r.options().blockBytes());
     j.addProperty("rounds", r.options().rounds());
+    j.addProperty("warmup_rounds", r.options().warmup());
     j.addProperty("memory_put_gb_per_s", r.memoryPut().gbPerSecond());
     j.addProperty("memory_get_gb_per_s", r.memoryGet().gbPerSecond());
     j.addProperty("disk_put_gb_per_s", r.diskPut().gbPerSecond());
     j.addProperty("disk_get_gb_per_s", r.diskGet().gbPerSecond());
+    j.addProperty("memory_put_cpu_s_per_gb", r.memoryPut().cpuSecondsPerGb());
+    j.addProperty("memory_get_cpu_s_per_gb", r.memoryGet().cpuSecondsPerGb());
+    j.addProperty("disk_put_cpu_s_per_gb", r.diskPut().cpuSecondsPerGb());
+    j.addProperty("disk_get_cpu_s_per_gb", r.diskGet().cpuSecondsPerGb());
     j.add("lookup_hit_us", latency(r.lookupHit()));
     j.add("lookup_miss_us", latency(r.lookupMiss()));
     j.addProperty("lookup_blocks", r.lookupBlocks());

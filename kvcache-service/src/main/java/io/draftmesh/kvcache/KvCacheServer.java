@@ -40,6 +40,7 @@ public final class KvCacheServer implements AutoCloseable {
   private final BlockStore store;
   private final Server server;
   private final KvCacheMetrics metrics;
+  private final KvCacheService service;
   private boolean closed; // guarded by this
 
   public KvCacheServer(ServerBuilder<?> builder, KvCacheConfig config, OpenTelemetry otel) {
@@ -63,10 +64,11 @@ public final class KvCacheServer implements AutoCloseable {
         new ReplicaIndex(
             config.replicaTtl().toMillis(), config.maxIndexEntries(), System::currentTimeMillis);
     KvCacheService service = new KvCacheService(config, store, models, index);
+    this.service = service;
     this.metrics = KvCacheMetrics.register(otel, () -> snapshot(service.stats()));
     this.server =
         builder
-            .addService(service)
+            .addService(service.definition())
             .addServices(health.services()) // health, reflection v1 and v1alpha
             .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
             // Up to twice the chunk limit reaches the service, which answers INVALID_ARGUMENT
@@ -102,6 +104,11 @@ public final class KvCacheServer implements AutoCloseable {
   /** The port the server listens on (-1 for in-process servers). */
   public int port() {
     return server.getPort();
+  }
+
+  /** Put requests whose aliased receive buffers were not given back yet (a leak check). */
+  int unreleasedPutRequests() {
+    return service.unreleasedPutRequests();
   }
 
   public void awaitTermination() throws InterruptedException {

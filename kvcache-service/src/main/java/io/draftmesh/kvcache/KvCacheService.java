@@ -2,6 +2,7 @@ package io.draftmesh.kvcache;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
+import io.draftmesh.kvcache.client.AliasingMarshaller;
 import io.draftmesh.kvcache.client.KvKeys;
 import io.draftmesh.proto.v1.BlockHeader;
 import io.draftmesh.proto.v1.GetBlockHeader;
@@ -24,6 +25,10 @@ import io.draftmesh.proto.v1.StatsResponse;
 import io.draftmesh.proto.v1.TierStats;
 import io.draftmesh.proto.v1.UnpinRequest;
 import io.draftmesh.proto.v1.UnpinResponse;
+import io.grpc.MethodDescriptor;
+import io.grpc.ServerMethodDefinition;
+import io.grpc.ServerServiceDefinition;
+import io.grpc.ServiceDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
@@ -59,12 +64,57 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
   private final AtomicLong putsStored = new AtomicLong();
   private final AtomicLong putsDuplicate = new AtomicLong();
   private final AtomicLong getsServed = new AtomicLong();
+  // Put chunks alias the transport's buffers; PutCall.onNext releases each request.
+  private final AliasingMarshaller<PutRequest> putRequests =
+      new AliasingMarshaller<>(PutRequest.getDefaultInstance());
 
   KvCacheService(KvCacheConfig config, BlockStore store, ModelRegistry models, ReplicaIndex index) {
     this.config = config;
     this.store = store;
     this.models = models;
     this.index = index;
+  }
+
+  /**
+   * What the server serves: the generated binding with Put's requests parsed by {@link
+   * #putRequests} (the service descriptor is rebuilt around the replaced method and keeps its
+   * schema, for reflection). Serve this, not the service itself.
+   */
+  ServerServiceDefinition definition() {
+    ServerServiceDefinition stock = bindService();
+    ServiceDescriptor sd = stock.getServiceDescriptor();
+    List<ServerMethodDefinition<?, ?>> methods = new ArrayList<>();
+    for (ServerMethodDefinition<?, ?> m : stock.getMethods()) {
+      methods.add(
+          m.getMethodDescriptor()
+                  .getFullMethodName()
+                  .equals(KvCacheGrpc.getPutMethod().getFullMethodName())
+              ? aliasedPut(m)
+              : m);
+    }
+    ServiceDescriptor.Builder desc =
+        ServiceDescriptor.newBuilder(sd.getName()).setSchemaDescriptor(sd.getSchemaDescriptor());
+    methods.forEach(m -> desc.addMethod(m.getMethodDescriptor()));
+    ServerServiceDefinition.Builder out = ServerServiceDefinition.builder(desc.build());
+    methods.forEach(out::addMethod);
+    return out.build();
+  }
+
+  @SuppressWarnings("unchecked")
+  private ServerMethodDefinition<PutRequest, PutResponse> aliasedPut(
+      ServerMethodDefinition<?, ?> m) {
+    ServerMethodDefinition<PutRequest, PutResponse> put =
+        (ServerMethodDefinition<PutRequest, PutResponse>) m;
+    MethodDescriptor<PutRequest, PutResponse> method =
+        put.getMethodDescriptor().toBuilder(
+                putRequests, put.getMethodDescriptor().getResponseMarshaller())
+            .build();
+    return ServerMethodDefinition.create(method, put.getServerCallHandler());
+  }
+
+  /** Put requests parsed and not yet released (zero once every stream has handled its chunks). */
+  int unreleasedPutRequests() {
+    return putRequests.unreleased();
   }
 
   // ---- unary calls ----
@@ -250,7 +300,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     private BlockMeta meta; // the block being received, or null
     private boolean discard; // it is already stored: count its bytes, keep none
     private Integer expectedCrc; // the header's crc32c, if set
-    private byte[] buf;
+    private byte[] buf; // the block being received; reused for the next block of the same size
     private int filled;
     private int stored;
     private int duplicates;
@@ -262,9 +312,16 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
 
     @Override
     public synchronized void onNext(PutRequest req) {
-      if (ended) {
-        return;
+      try {
+        if (!ended) {
+          handle(req);
+        }
+      } finally {
+        putRequests.release(req); // its chunk aliases the transport's buffers
       }
+    }
+
+    private void handle(PutRequest req) {
       try {
         switch (req.getItemCase()) {
           case HEADER -> header(req.getHeader());
@@ -344,7 +401,9 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       expectedCrc = h.hasCrc32C() ? h.getCrc32C() : null;
       filled = 0;
       discard = store.holdIfStored(meta.key(), held);
-      buf = discard ? null : new byte[size];
+      if (!discard && (buf == null || buf.length != size)) {
+        buf = new byte[size]; // blocks of one model share a size: one buffer serves a whole chain
+      }
     }
 
     private void chunk(ByteString chunk) {
@@ -394,7 +453,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
         BlockMeta m =
             new BlockMeta(
                 meta.key(), meta.parent(), meta.fingerprint(), meta.tokens(), meta.size(), crc);
-        if (store.put(m, buf, true, held)) {
+        if (store.put(m, buf, true, held)) { // copies buf, so it can take the next block
           stored++;
           putsStored.incrementAndGet();
         } else {
@@ -403,7 +462,6 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
         }
       }
       meta = null;
-      buf = null;
     }
 
     @Override
@@ -496,7 +554,8 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     private final List<BlockStore.Entry> blocks;
     private final int chunkBytes;
     private int next; // index of the block being sent
-    private byte[] payload; // its checked bytes, or null before its header
+    private ByteString
+        payload; // its checked bytes (memory pages in place), or null before its header
     private int sent;
     private boolean ended;
 
@@ -544,14 +603,12 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
             out.onNext(GetResponse.newBuilder().setHeader(h).build());
             continue;
           }
-          int n = Math.min(chunkBytes, payload.length - sent);
-          // The payload array is never written again, so the chunk can share it.
-          out.onNext(
-              GetResponse.newBuilder()
-                  .setChunk(UnsafeByteOperations.unsafeWrap(payload, sent, n))
-                  .build());
+          int n = Math.min(chunkBytes, payload.size() - sent);
+          // onNext serializes the chunk into the transport's buffers before it returns, while the
+          // block is held, so the chunk can be a view of the payload (of its memory pages).
+          out.onNext(GetResponse.newBuilder().setChunk(payload.substring(sent, sent + n)).build());
           sent += n;
-          if (sent == payload.length) {
+          if (sent == payload.size()) {
             payload = null;
             next++;
             getsServed.incrementAndGet();

@@ -1,7 +1,11 @@
 package io.draftmesh.kvcache;
 
+import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * The off-heap memory tier's space: a byte budget cut into fixed pages of {@link #PAGE_BYTES}, held
@@ -11,7 +15,9 @@ import java.util.Arrays;
  *
  * <p>Allocation and freeing are not thread-safe (the {@link BlockStore} lock guards them); reading
  * and writing the pages of one allocation are, since absolute bulk access never moves a buffer's
- * position and an allocation's pages belong to one block until it is freed.
+ * position and an allocation's pages belong to one block until it is freed. A {@link #view} reads
+ * the pages in place, so its pages must stay allocated while it is read (the store frees a block's
+ * pages only when no reader holds it).
  */
 final class MemoryTier {
   /** Bytes per page: a block wastes less than one page. */
@@ -95,16 +101,21 @@ final class MemoryTier {
     }
   }
 
-  /** The {@code size} bytes held in {@code pages}. */
-  byte[] read(int[] pages, int size) {
-    byte[] out = new byte[size];
+  /**
+   * The {@code size} bytes held in {@code pages}, not copied: a read-only view of the pages, valid
+   * while they stay allocated to the block (a Get sends it straight into the transport).
+   */
+  ByteString view(int[] pages, int size) {
+    List<ByteString> parts = new ArrayList<>(pages.length);
     int off = 0;
     for (int p : pages) {
       int n = Math.min(PAGE_BYTES, size - off);
-      chunks[p / PAGES_PER_CHUNK].duplicate().get((p % PAGES_PER_CHUNK) * PAGE_BYTES, out, off, n);
+      int at = (p % PAGES_PER_CHUNK) * PAGE_BYTES;
+      ByteBuffer page = chunks[p / PAGES_PER_CHUNK].asReadOnlyBuffer().position(at).limit(at + n);
+      parts.add(UnsafeByteOperations.unsafeWrap(page.slice()));
       off += n;
     }
-    return out;
+    return ByteString.copyFrom(parts); // a rope over the pages: no bytes copied
   }
 
   private void addChunk() {

@@ -60,7 +60,7 @@ class BlockStoreTest {
   static byte[] read(BlockStore s, BlockKey k) {
     List<BlockStore.Entry> held = s.acquire(List.of(k));
     try {
-      return s.read(held.get(0));
+      return s.read(held.get(0)).toByteArray();
     } finally {
       s.release(held);
     }

@@ -25,8 +25,9 @@ class KvCacheMainTest {
 
   @Test
   void benchFlagsAreCheckedAndItsReportRendersAsATableAndJson() {
-    assertThat(KvCacheBench.parse(new String[] {"--quick", "--streams", "3"}))
-        .isEqualTo(new KvCacheBench.Options(false, 3, 64, 2, KvCacheBench.LLAMA_110M_BLOCK_BYTES));
+    assertThat(KvCacheBench.parse(new String[] {"--quick", "--streams", "3", "--warmup", "4"}))
+        .isEqualTo(
+            new KvCacheBench.Options(false, 3, 64, 2, 4, KvCacheBench.LLAMA_110M_BLOCK_BYTES));
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     ByteArrayOutputStream err = new ByteArrayOutputStream();
     int rc =
@@ -39,18 +40,23 @@ class KvCacheMainTest {
 
     KvCacheBench.Report r =
         new KvCacheBench.Report(
-            new KvCacheBench.Options(true, 2, 64, 5, 1000),
-            new KvCacheBench.Throughput(1.5, 100, 1),
-            new KvCacheBench.Throughput(2.25, 100, 1),
-            new KvCacheBench.Throughput(0.5, 100, 1),
-            new KvCacheBench.Throughput(0.75, 100, 1),
+            new KvCacheBench.Options(true, 2, 64, 5, 1, 1000),
+            new KvCacheBench.Throughput(1.5, 100, 1, 2.5),
+            new KvCacheBench.Throughput(2.25, 100, 1, 2),
+            new KvCacheBench.Throughput(0.5, 100, 1, 4),
+            new KvCacheBench.Throughput(0.75, 100, 1, 3),
             new KvCacheBench.Latency(120, 100, 300, 1000),
             new KvCacheBench.Latency(80, 70, 90, 1000),
             128);
     assertThat(KvCacheBench.table(r))
         .contains(
-            "put GB/s, memory tier          1.50", "lookup us, 128 blocks hit      120 [100-300]");
+            "put GB/s, memory tier          1.50 (2.5 CPU s/GB)",
+            "lookup us, 128 blocks hit      120 [100-300]");
     assertThat(KvCacheBench.json(r))
-        .contains("\"memory_get_gb_per_s\": 2.25", "\"lookup_miss_us\"", "\"p90\": 90.0");
+        .contains(
+            "\"memory_get_gb_per_s\": 2.25",
+            "\"disk_put_cpu_s_per_gb\": 4.0",
+            "\"lookup_miss_us\"",
+            "\"p90\": 90.0");
   }
 }

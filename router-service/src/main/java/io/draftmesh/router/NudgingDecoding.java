@@ -98,10 +98,11 @@ final class NudgingDecoding implements DecodingStrategy {
     if (aligned != null) {
       aligned.send(TargetLoop.open(plan, plan.nudging().alignedPrompt(), plan.draftSampling()));
     }
-    base.await(baseOpen, settings.targetTimeout(), "open");
+    SessionResponse opened = base.await(baseOpen, settings.targetTimeout(), "open");
     long openNanos = System.nanoTime() - t0;
     stats.targetNanos += openNanos;
     stats.targetCalls++;
+    stats.targetOpened(plan.prompt().length, opened.getOpened());
     alignedWait = settings.draftTimeout().plusNanos(openNanos);
     NudgingRule.Repeats repeats = new NudgingRule.Repeats();
     while (!out.finished()) {

@@ -44,6 +44,19 @@ final class RunStats {
   io.draftmesh.proto.v1.PromptCompressionStats
       promptCompression; // null unless the prompt was compressed
   io.draftmesh.proto.v1.KvCompressionStats kvCompression; // null unless KV compaction was asked
+  // The target's Open: prompt tokens whose KV came from a cache, of those fetched from
+  // kvcache-service, and prompt tokens the target prefilled.
+  int cachedPromptTokens;
+  int fetchedPromptTokens;
+  int prefilledPromptTokens;
+
+  /** Records the target's Open, which fed {@code fed} tokens, as the worker answered it. */
+  void targetOpened(int fed, io.draftmesh.proto.v1.Opened opened) {
+    int cached = Math.min(fed, opened.getCachedPromptTokens());
+    cachedPromptTokens += cached;
+    fetchedPromptTokens += Math.min(cached, opened.getFetchedPromptTokens());
+    prefilledPromptTokens += fed - cached;
+  }
 
   /** Records a verify round: {@code drafted} tokens sent, {@code accepted} of them kept. */
   void round(int drafted, int accepted) {
@@ -122,6 +135,9 @@ final class RunStats {
         .setTreeNodes(treeNodes)
         .addAllAcceptedPath(acceptedPath)
         .setTokensPerTargetPass(targetCalls == 0 ? 0f : (float) written / targetCalls)
+        .setCachedPromptTokens(cachedPromptTokens)
+        .setFetchedPromptTokens(fetchedPromptTokens)
+        .setPrefilledPromptTokens(prefilledPromptTokens)
         .build();
   }
 }

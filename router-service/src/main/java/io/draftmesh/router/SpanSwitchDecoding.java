@@ -95,10 +95,11 @@ final class SpanSwitchDecoding implements DecodingStrategy {
     if (small != null) {
       small.session.send(TargetLoop.open(plan, plan.prompt(), plan.draftSampling()));
     }
-    large.session.await(largeOpen, settings.targetTimeout(), "open");
+    SessionResponse opened = large.session.await(largeOpen, settings.targetTimeout(), "open");
     long openNanos = System.nanoTime() - t0;
     stats.targetNanos += openNanos;
     stats.targetCalls++;
+    stats.targetOpened(plan.prompt().length, opened.getOpened());
     large.nextWait = settings.targetTimeout();
     if (small != null) {
       // Its prefill ran alongside the large model's; the first Propose may wait for both.

@@ -96,6 +96,7 @@ final class TargetLoop {
     long openNanos = System.nanoTime() - t0;
     stats.targetNanos += openNanos;
     stats.targetCalls++;
+    stats.targetOpened(request.getOpen().getPromptIdsCount(), r.getOpened());
     if (r.getOpened().hasCompaction()) {
       KvCompacted c = r.getOpened().getCompaction();
       stats.kvCompression =

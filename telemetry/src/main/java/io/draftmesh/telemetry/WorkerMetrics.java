@@ -15,15 +15,48 @@ import java.util.function.Supplier;
  * A model worker's metrics, read from the engine at each collection: sessions, KV blocks used and
  * free (vLLM's KV usage is used / (used + free)), forward steps; and the prefix-cache counters
  * ({@code draftmesh_prefix_cache_queries_total} and {@code _hits_total}, in tokens, as vLLM's),
- * which whatever reuses KV blocks across requests adds to. Every series carries the worker's {@code
- * role} and {@code model}.
+ * which whatever reuses KV blocks across requests adds to; and, for a worker linked to
+ * kvcache-service, what the link did ({@code draftmesh_kvcache_link_*}: blocks fetched and
+ * published, fetches that found nothing, garbage, dropped and failed publishes, calls that failed
+ * open). Every series carries the worker's {@code role} and {@code model}.
  */
 public final class WorkerMetrics implements AutoCloseable {
   static final String SCOPE = "io.draftmesh.worker";
 
-  /** What the engine reports at one collection. */
+  /**
+   * What the engine reports at one collection.
+   *
+   * @param kvcache the kvcache link's counters, or null for a worker without a link
+   */
   public record Snapshot(
-      String model, long sessions, long kvBlocksUsed, long kvBlocksFree, long steps) {}
+      String model,
+      long sessions,
+      long kvBlocksUsed,
+      long kvBlocksFree,
+      long steps,
+      KvCacheLink kvcache) {}
+
+  /**
+   * The kvcache link's totals since the worker started (a block is one KV block of the pool, so
+   * bytes are blocks times the model's KV block bytes).
+   *
+   * @param fetchedBlocks blocks fetched from the service and imported into the prefix cache
+   * @param fetchMisses opens whose fetch imported nothing (the service had no more than the local
+   *     cache, was down, slow or refused, or the fetch queue was full)
+   * @param garbageBlocks fetched blocks that did not fit the pool's layout, never used
+   * @param publishedBlocks blocks the service confirmed stored
+   * @param publishDropped blocks not published because the publish queue was full
+   * @param failedPutBlocks blocks whose put failed (retried with the chain's next block)
+   * @param clientFailures calls to the service that failed open (errors, deadlines, garbage)
+   */
+  public record KvCacheLink(
+      long fetchedBlocks,
+      long fetchMisses,
+      long garbageBlocks,
+      long publishedBlocks,
+      long publishDropped,
+      long failedPutBlocks,
+      long clientFailures) {}
 
   private final BatchCallback callback;
   private final LongCounter prefixQueries;
@@ -68,6 +101,21 @@ public final class WorkerMetrics implements AutoCloseable {
             .counterBuilder("draftmesh.engine.steps")
             .setDescription("Forward steps run (a batched step counts once)")
             .buildObserver();
+    ObservableLongMeasurement fetched =
+        linkCounter(
+            meter, "fetched_blocks", "Blocks fetched from kvcache-service into the prefix cache");
+    ObservableLongMeasurement misses =
+        linkCounter(meter, "fetch_misses", "Opens whose kvcache fetch imported nothing");
+    ObservableLongMeasurement garbage =
+        linkCounter(meter, "garbage_blocks", "Fetched blocks that did not fit the KV layout");
+    ObservableLongMeasurement published =
+        linkCounter(meter, "published_blocks", "Blocks kvcache-service confirmed stored");
+    ObservableLongMeasurement dropped =
+        linkCounter(meter, "publish_dropped", "Blocks not published: the publish queue was full");
+    ObservableLongMeasurement failedPuts =
+        linkCounter(meter, "failed_put_blocks", "Blocks whose put to kvcache-service failed");
+    ObservableLongMeasurement clientFailures =
+        linkCounter(meter, "client_failures", "Calls to kvcache-service that failed open");
     BatchCallback cb =
         meter.batchCallback(
             () -> {
@@ -80,11 +128,28 @@ public final class WorkerMetrics implements AutoCloseable {
               used.record(s.kvBlocksUsed(), a);
               free.record(s.kvBlocksFree(), a);
               steps.record(s.steps(), a);
+              KvCacheLink k = s.kvcache();
+              if (k != null) {
+                fetched.record(k.fetchedBlocks(), a);
+                misses.record(k.fetchMisses(), a);
+                garbage.record(k.garbageBlocks(), a);
+                published.record(k.publishedBlocks(), a);
+                dropped.record(k.publishDropped(), a);
+                failedPuts.record(k.failedPutBlocks(), a);
+                clientFailures.record(k.clientFailures(), a);
+              }
             },
             sessions,
             used,
             free,
-            steps);
+            steps,
+            fetched,
+            misses,
+            garbage,
+            published,
+            dropped,
+            failedPuts,
+            clientFailures);
     LongCounter queries =
         meter
             .counterBuilder("draftmesh.prefix_cache.queries")
@@ -99,6 +164,15 @@ public final class WorkerMetrics implements AutoCloseable {
     // A series that exists at 0 tells "no reuse yet" from "not reported".
     m.prefixCacheQueried(0, 0);
     return m;
+  }
+
+  /** A counter of the kvcache link, {@code draftmesh_kvcache_link_<name>_total} in Prometheus. */
+  private static ObservableLongMeasurement linkCounter(
+      Meter meter, String name, String description) {
+    return meter
+        .counterBuilder("draftmesh.kvcache_link." + name)
+        .setDescription(description)
+        .buildObserver();
   }
 
   /** A prefix lookup over {@code queried} prompt tokens found {@code hit} of them cached. */

@@ -108,7 +108,11 @@ class MetricNamesTest {
         .contains("draftmesh_prefix_cache_queries_total{role=\"target\"} 0.0")
         .contains("draftmesh_prefix_cache_hits_total{role=\"target\"} 0.0");
     running[0] = 0;
-    snap[0] = new WorkerMetrics.Snapshot("m", 2, 5, 59, 17);
+    snap[0] = new WorkerMetrics.Snapshot("m", 2, 5, 59, 17, null);
+    assertThat(scrape()).doesNotContain("kvcache_link"); // a worker without a link
+    snap[0] =
+        new WorkerMetrics.Snapshot(
+            "m", 2, 5, 59, 17, new WorkerMetrics.KvCacheLink(7, 3, 1, 9, 2, 4, 5));
     w.prefixCacheQueried(32, 16);
     String after = scrape();
     assertThat(after)
@@ -118,7 +122,14 @@ class MetricNamesTest {
         .contains("draftmesh_sessions_active{model=\"m\",role=\"target\"} 2")
         .contains("draftmesh_engine_steps_total{model=\"m\",role=\"target\"} 17.0")
         .contains("draftmesh_prefix_cache_queries_total{role=\"target\"} 32.0")
-        .contains("draftmesh_prefix_cache_hits_total{role=\"target\"} 16.0");
+        .contains("draftmesh_prefix_cache_hits_total{role=\"target\"} 16.0")
+        .contains("draftmesh_kvcache_link_fetched_blocks_total{model=\"m\",role=\"target\"} 7.0")
+        .contains("draftmesh_kvcache_link_fetch_misses_total{model=\"m\",role=\"target\"} 3.0")
+        .contains("draftmesh_kvcache_link_garbage_blocks_total{model=\"m\",role=\"target\"} 1.0")
+        .contains("draftmesh_kvcache_link_published_blocks_total{model=\"m\",role=\"target\"} 9.0")
+        .contains("draftmesh_kvcache_link_publish_dropped_total{model=\"m\",role=\"target\"} 2.0")
+        .contains("draftmesh_kvcache_link_failed_put_blocks_total{model=\"m\",role=\"target\"} 4.0")
+        .contains("draftmesh_kvcache_link_client_failures_total{model=\"m\",role=\"target\"} 5.0");
     gauges.close();
     w.close();
     assertThat(scrape())

@@ -138,19 +138,36 @@ public final class WorkerServer implements AutoCloseable {
         io.draftmesh.telemetry.WorkerMetrics.register(openTelemetry, role.id(), this::snapshot);
   }
 
-  /** What the metrics report: the engine's sessions, KV blocks and steps; null until loaded. */
+  /**
+   * What the metrics report: the engine's sessions, KV blocks and steps, and the kvcache link's
+   * counters; null until loaded.
+   */
   private io.draftmesh.telemetry.WorkerMetrics.Snapshot snapshot() {
     InferenceEngine e = engine();
     if (e == null) {
       return null;
     }
     EngineInfo i = e.info();
+    KvCacheLink link = kvcache();
     return new io.draftmesh.telemetry.WorkerMetrics.Snapshot(
         i.modelId(),
         i.activeSessions(),
         i.kvBlocksTotal() - i.kvBlocksFree(),
         i.kvBlocksFree(),
-        e.steps());
+        e.steps(),
+        link == null ? null : linkCounters(link.stats()));
+  }
+
+  private static io.draftmesh.telemetry.WorkerMetrics.KvCacheLink linkCounters(
+      KvCacheLink.Stats s) {
+    return new io.draftmesh.telemetry.WorkerMetrics.KvCacheLink(
+        s.fetchedBlocks(),
+        s.fetchMisses(),
+        s.garbageBlocks(),
+        s.publishedBlocks(),
+        s.droppedBlocks(),
+        s.failedPuts(),
+        s.clientFailures());
   }
 
   /** A worker for {@code config} on a real (Netty) port. */

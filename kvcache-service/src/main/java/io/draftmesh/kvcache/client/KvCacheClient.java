@@ -16,20 +16,23 @@ import io.draftmesh.proto.v1.ReplicaPrefix;
 import io.draftmesh.proto.v1.ReportBlocksRequest;
 import io.draftmesh.proto.v1.UnpinRequest;
 import io.grpc.Channel;
+import io.grpc.ClientCall;
 import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.MethodDescriptor;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ClientResponseObserver;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -75,6 +78,13 @@ public final class KvCacheClient implements AutoCloseable {
   private final int chunkBytes;
   private final ManagedChannel owned; // closed by close(), or null
   private final AtomicLong failures = new AtomicLong();
+  // Get's chunks alias the transport's buffers; GetStream.onNext releases each response.
+  private final AliasingMarshaller<GetResponse> getResponses =
+      new AliasingMarshaller<>(GetResponse.getDefaultInstance());
+  private final MethodDescriptor<GetRequest, GetResponse> aliasedGet =
+      KvCacheGrpc.getGetMethod().toBuilder(
+              KvCacheGrpc.getGetMethod().getRequestMarshaller(), getResponses)
+          .build();
 
   /**
    * @param channel to the service (not closed by {@link #close})
@@ -122,6 +132,11 @@ public final class KvCacheClient implements AutoCloseable {
    */
   public static int flowWindow(int chunkBytes) {
     return (int) Math.min(64 << 20, Math.max(1 << 20, 4L * chunkBytes + (64 << 10)));
+  }
+
+  /** Get responses whose aliased receive buffers were not given back yet (a leak check). */
+  public int unreleasedGetResponses() {
+    return getResponses.unreleased();
   }
 
   /** Calls that failed open (errors, deadlines, garbage) since this client was made. */
@@ -327,55 +342,134 @@ public final class KvCacheClient implements AutoCloseable {
     for (byte[] k : keys) {
       req.addKeys(ByteString.copyFrom(k));
     }
-    Context.CancellableContext ctx = Context.current().withCancellation();
-    Context prev = ctx.attach();
+    Deadline dl = Deadline.after(deadline.toNanos(), TimeUnit.NANOSECONDS);
+    GetStream stream = new GetStream(keys);
+    ClientCall<GetRequest, GetResponse> call =
+        async.getChannel().newCall(aliasedGet, async.getCallOptions().withDeadline(dl));
     try {
-      Iterator<GetResponse> it = stub().get(req.build());
-      List<byte[]> out = new ArrayList<>(keys.size());
-      byte[] buf = null;
-      int filled = 0;
-      int crc = 0;
-      while (it.hasNext()) {
-        GetResponse r = it.next();
-        if (r.hasHeader()) {
-          if (buf != null || out.size() >= keys.size()) {
-            throw new IllegalStateException("header out of place");
-          }
-          if (!Arrays.equals(r.getHeader().getKey().toByteArray(), keys.get(out.size()))) {
-            throw new IllegalStateException("keys[" + out.size() + "]: another block came back");
-          }
-          long size = r.getHeader().getSize();
-          if (size < 0 || size > Integer.MAX_VALUE - 8) {
-            throw new IllegalStateException("size " + size);
-          }
-          buf = new byte[(int) size];
-          filled = 0;
-          crc = r.getHeader().getCrc32C();
-        } else {
-          if (buf == null || filled + r.getChunk().size() > buf.length) {
-            throw new IllegalStateException("chunk out of place");
-          }
-          r.getChunk().copyTo(buf, filled);
-          filled += r.getChunk().size();
-        }
-        if (buf != null && filled == buf.length) {
-          if (crc(buf) != crc) {
-            throw new IllegalStateException("keys[" + out.size() + "]: CRC32C mismatch");
-          }
-          out.add(buf);
-          buf = null;
-        }
-      }
-      if (out.size() != keys.size() || buf != null) {
-        throw new IllegalStateException("stream ended after " + out.size() + " blocks");
-      }
-      return Optional.of(out);
+      ClientCalls.asyncServerStreamingCall(call, req.build(), stream);
+      return Optional.of(stream.await(dl));
     } catch (StatusRuntimeException | IllegalStateException e) {
       failed("get", e);
       return Optional.empty();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      failed("get", e);
+      return Optional.empty();
     } finally {
-      ctx.detach(prev);
-      ctx.cancel(null); // stops the server's stream if we left early
+      call.cancel("get over", null); // stops the server's stream if we left early; else a no-op
+    }
+  }
+
+  /**
+   * One Get's responses, checked and assembled as they arrive on gRPC's callback thread: each chunk
+   * aliases the transport's buffers, so it is copied into its block and released there.
+   */
+  private final class GetStream implements ClientResponseObserver<GetRequest, GetResponse> {
+    private final List<byte[]> keys;
+    private final List<byte[]> out;
+    private ClientCallStreamObserver<GetRequest> call;
+    private byte[] buf; // the block being received, or null before its header
+    private int filled;
+    private int crc;
+    private RuntimeException error; // guarded by this, like done
+    private boolean done;
+
+    GetStream(List<byte[]> keys) {
+      this.keys = keys;
+      this.out = new ArrayList<>(keys.size());
+    }
+
+    @Override
+    public void beforeStart(ClientCallStreamObserver<GetRequest> s) {
+      call = s;
+    }
+
+    @Override
+    public void onNext(GetResponse r) {
+      try {
+        synchronized (this) {
+          if (!done) {
+            take(r);
+          }
+        }
+      } catch (IllegalStateException e) {
+        finish(e);
+        call.cancel("garbage from kvcache", null);
+      } finally {
+        getResponses.release(r);
+      }
+    }
+
+    private void take(GetResponse r) {
+      if (r.hasHeader()) {
+        if (buf != null || out.size() >= keys.size()) {
+          throw new IllegalStateException("header out of place");
+        }
+        if (!Arrays.equals(r.getHeader().getKey().toByteArray(), keys.get(out.size()))) {
+          throw new IllegalStateException("keys[" + out.size() + "]: another block came back");
+        }
+        long size = r.getHeader().getSize();
+        if (size < 0 || size > Integer.MAX_VALUE - 8) {
+          throw new IllegalStateException("size " + size);
+        }
+        buf = new byte[(int) size];
+        filled = 0;
+        crc = r.getHeader().getCrc32C();
+      } else {
+        if (buf == null || filled + r.getChunk().size() > buf.length) {
+          throw new IllegalStateException("chunk out of place");
+        }
+        r.getChunk().copyTo(buf, filled);
+        filled += r.getChunk().size();
+      }
+      if (buf != null && filled == buf.length) {
+        if (crc(buf) != crc) {
+          throw new IllegalStateException("keys[" + out.size() + "]: CRC32C mismatch");
+        }
+        out.add(buf);
+        buf = null;
+      }
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      finish(
+          t instanceof StatusRuntimeException sre
+              ? sre
+              : Status.fromThrowable(t).asRuntimeException());
+    }
+
+    @Override
+    public void onCompleted() {
+      synchronized (this) {
+        if (out.size() != keys.size() || buf != null) {
+          finish(new IllegalStateException("stream ended after " + out.size() + " blocks"));
+          return;
+        }
+      }
+      finish(null);
+    }
+
+    private synchronized void finish(RuntimeException e) {
+      if (!done) {
+        done = true;
+        error = e;
+        notifyAll();
+      }
+    }
+
+    synchronized List<byte[]> await(Deadline dl) throws InterruptedException {
+      while (!done) {
+        if (dl.isExpired()) {
+          throw Status.DEADLINE_EXCEEDED.withDescription("get").asRuntimeException();
+        }
+        wait(Math.max(1, dl.timeRemaining(TimeUnit.MILLISECONDS)));
+      }
+      if (error != null) {
+        throw error;
+      }
+      return out;
     }
   }
 
