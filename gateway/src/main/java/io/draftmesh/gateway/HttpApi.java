@@ -64,6 +64,7 @@ final class HttpApi implements HttpHandler {
   private final Catalog catalog;
   private final RouterClient router;
   private final ScheduledExecutorService scheduler;
+  private final HttpAdmission admission;
 
   private final io.draftmesh.telemetry.HttpServerTracing tracing;
 
@@ -71,6 +72,7 @@ final class HttpApi implements HttpHandler {
       GatewayConfig config,
       ApiKeys keys,
       KeyLimits limits,
+      HttpAdmission admission,
       Catalog catalog,
       RouterClient router,
       ScheduledExecutorService scheduler,
@@ -79,6 +81,7 @@ final class HttpApi implements HttpHandler {
     this.config = config;
     this.keys = keys;
     this.limits = limits;
+    this.admission = admission;
     this.catalog = catalog;
     this.router = router;
     this.scheduler = scheduler;
@@ -183,8 +186,20 @@ final class HttpApi implements HttpHandler {
       throws IOException {
     requireMethod(ex, method, "POST", path);
     ApiKeys.Caller caller = keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
-    JsonObject body = readJsonObject(ex);
-    OpenAiRequests.Parsed p = OpenAiRequests.parse(kind, body, catalog, config.maxTokensLimit());
+    // Refused here, before the body is read, when the gateway's places are taken; a waiting
+    // request reads and validates its body first, so a bad one is answered without waiting.
+    try (HttpAdmission.Ticket ticket = admission.admit()) {
+      JsonObject body = readJsonObject(ex);
+      OpenAiRequests.Parsed p = OpenAiRequests.parse(kind, body, catalog, config.maxTokensLimit());
+      ticket.awaitTurn();
+      callRouter(ex, kind, caller, p);
+    }
+  }
+
+  /** The router call of one admitted, valid request, answered as a stream or one JSON object. */
+  private void callRouter(
+      HttpExchange ex, OpenAiRequests.Kind kind, ApiKeys.Caller caller, OpenAiRequests.Parsed p)
+      throws IOException {
     // One id for the response object, the X-Request-Id header, public errors and the router's logs.
     String id = (kind == OpenAiRequests.Kind.CHAT ? "chatcmpl-" : "cmpl-") + RouterClient.newId();
     GenerateRequest request =
