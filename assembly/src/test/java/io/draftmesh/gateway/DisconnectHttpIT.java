@@ -19,14 +19,14 @@ import org.junit.jupiter.api.Test;
  * have finished. A short generation still answers a plain JSON body.
  */
 class DisconnectHttpIT {
-  private static Mesh mesh;
+  private static GatewayTestMesh mesh;
   private static GatewayServer gateway;
 
   @BeforeAll
   static void start() {
-    mesh = Mesh.get();
+    mesh = GatewayTestMesh.get();
     gateway =
-        Mesh.gateway(
+        LoopbackGateway.start(
             mesh.config()
                 .withModels(
                     List.of(
@@ -52,7 +52,7 @@ class DisconnectHttpIT {
       OutputStream out = s.getOutputStream();
       out.write(
           ("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
-                  + Mesh.KEY
+                  + GatewayTestMesh.KEY
                   + "\r\nContent-Type: application/json\r\nContent-Length: "
                   + body.length
                   + "\r\n\r\n")
@@ -70,7 +70,7 @@ class DisconnectHttpIT {
 
   @Test
   void aLongNonStreamingAnswerIsStillOneJsonValue() {
-    Http.Json r = new Http(gateway).post("/v1/completions", Mesh.KEY, completion(200));
+    Http.Json r = new Http(gateway).post("/v1/completions", GatewayTestMesh.KEY, completion(200));
     assertThat(r.status()).isEqualTo(200);
     assertThat(r.raw().body()).startsWith(" "); // padded while it ran (200 tokens > 100 ms)
     JsonObject o = JsonParser.parseString(r.raw().body()).getAsJsonObject();

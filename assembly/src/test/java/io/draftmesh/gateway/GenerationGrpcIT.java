@@ -44,15 +44,15 @@ import org.junit.jupiter.api.Test;
 
 /** The public gRPC API over a real port, in front of the real mesh. */
 class GenerationGrpcIT {
-  private static Mesh mesh;
+  private static GatewayTestMesh mesh;
   private static GatewayServer gateway;
   private static ManagedChannel channel;
 
   @BeforeAll
   static void start() {
-    mesh = Mesh.get();
+    mesh = GatewayTestMesh.get();
     gateway =
-        Mesh.gateway(
+        LoopbackGateway.start(
             mesh.config()
                 .withModels(
                     List.of(
@@ -88,7 +88,7 @@ class GenerationGrpcIT {
 
   static GenerationGrpc.GenerationBlockingStub stub() {
     return GenerationGrpc.newBlockingStub(channel)
-        .withCallCredentials(bearer(Mesh.KEY))
+        .withCallCredentials(bearer(GatewayTestMesh.KEY))
         .withDeadlineAfter(60, TimeUnit.SECONDS);
   }
 
@@ -278,7 +278,7 @@ class GenerationGrpcIT {
   void deadlineReachesTheRouter() {
     Iterator<GenerateChunk> it =
         GenerationGrpc.newBlockingStub(channel)
-            .withCallCredentials(bearer(Mesh.KEY))
+            .withCallCredentials(bearer(GatewayTestMesh.KEY))
             .withDeadlineAfter(700, TimeUnit.MILLISECONDS)
             .generate(request(6000).setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE).build());
     StatusRuntimeException e =
@@ -304,7 +304,7 @@ class GenerationGrpcIT {
       // Limits are per key: the other key still gets through.
       List<GenerateChunk> other = new ArrayList<>();
       GenerationGrpc.newBlockingStub(channel)
-          .withCallCredentials(bearer(Mesh.OTHER_KEY))
+          .withCallCredentials(bearer(GatewayTestMesh.OTHER_KEY))
           .withDeadlineAfter(60, TimeUnit.SECONDS)
           .generate(request(4).build())
           .forEachRemaining(other::add);

@@ -64,15 +64,7 @@ final class ObservedMesh implements AutoCloseable {
               .withModels(
                   List.of(new GatewayConfig.ModelSpec(MODEL, "target", "draft", model, null)));
       var otel = telemetry(GATEWAY_SERVICE, otelEnv).openTelemetry();
-      gateway =
-          new GatewayServer(
-              NettyServerBuilder.forAddress(
-                  new InetSocketAddress("127.0.0.1", 0), InsecureServerCredentials.create()),
-              new InetSocketAddress("127.0.0.1", 0),
-              GatewayServer.routerChannel(gc.router(), Keepalive.DEFAULT, otel),
-              gc,
-              otel);
-      gateway.start();
+      gateway = LoopbackGateway.start(gc, otel);
     } catch (IOException | InterruptedException | RuntimeException e) {
       close();
       throw e;

@@ -19,15 +19,15 @@ import org.junit.jupiter.api.Test;
  * token per copy.
  */
 class PromptInjectionIT {
-  private static Mesh mesh;
+  private static GatewayTestMesh mesh;
   private static GatewayServer gateway;
   private static Http http;
 
   @BeforeAll
   static void start() {
-    mesh = Mesh.get();
+    mesh = GatewayTestMesh.get();
     gateway =
-        Mesh.gateway(
+        LoopbackGateway.start(
             mesh.config()
                 .withModels(
                     List.of(
@@ -53,7 +53,7 @@ class PromptInjectionIT {
     JsonArray messages = new JsonArray();
     messages.add(OpenAiHttpIT.message("user", userContent));
     b.add("messages", messages);
-    Http.Json r = http.post("/v1/chat/completions", Mesh.KEY, b);
+    Http.Json r = http.post("/v1/chat/completions", GatewayTestMesh.KEY, b);
     assertThat(r.status()).as("%s", r.body()).isEqualTo(200);
     return r.body().getAsJsonObject("usage").get("prompt_tokens").getAsInt();
   }

@@ -14,15 +14,20 @@ final class LoopbackGateway {
 
   /** A started gateway for {@code config}, its router channel to {@code config.router()}. */
   static GatewayServer start(GatewayConfig config) {
+    return start(config, OpenTelemetry.noop());
+  }
+
+  /** The same, traced with {@code otel} (on both servers and the router channel). */
+  static GatewayServer start(GatewayConfig config, OpenTelemetry otel) {
     try {
       GatewayServer g =
           new GatewayServer(
               NettyServerBuilder.forAddress(
                   new InetSocketAddress("127.0.0.1", 0), InsecureServerCredentials.create()),
               new InetSocketAddress("127.0.0.1", 0),
-              GatewayServer.routerChannel(config.router(), Keepalive.DEFAULT, OpenTelemetry.noop()),
+              GatewayServer.routerChannel(config.router(), Keepalive.DEFAULT, otel),
               config,
-              OpenTelemetry.noop());
+              otel);
       g.start();
       return g;
     } catch (IOException e) {
