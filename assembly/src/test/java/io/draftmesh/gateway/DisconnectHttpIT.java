@@ -8,7 +8,6 @@ import java.io.OutputStream;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -25,13 +24,7 @@ class DisconnectHttpIT {
   @BeforeAll
   static void start() {
     mesh = GatewayTestMesh.get();
-    gateway =
-        LoopbackGateway.start(
-            mesh.config()
-                .withModels(
-                    List.of(
-                        new GatewayConfig.ModelSpec("tiny", "target", "draft", mesh.model, null)))
-                .withSseHeartbeat(Duration.ofMillis(100)));
+    gateway = LoopbackGateway.start(mesh.config().withSseHeartbeat(Duration.ofMillis(100)));
   }
 
   @AfterAll

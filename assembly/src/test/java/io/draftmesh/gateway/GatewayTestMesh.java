@@ -10,8 +10,8 @@ import java.util.List;
 /**
  * The gateway tests' view of {@link MeshFixture#gatewaySuite()} (target and draft workers on the
  * long-context checkpoint and a router over both, real ports, started once per JVM): the API keys
- * the tests use, and a gateway config for the mesh (tests start their gateways
- * with {@link LoopbackGateway}, each with its own limits).
+ * the tests use, and a gateway config for the mesh (tests start their gateways with {@link
+ * LoopbackGateway}, each with its own limits).
  */
 final class GatewayTestMesh {
   static final String KEY = "test-key-0123456789";

@@ -51,13 +51,7 @@ class GenerationGrpcIT {
   @BeforeAll
   static void start() {
     mesh = GatewayTestMesh.get();
-    gateway =
-        LoopbackGateway.start(
-            mesh.config()
-                .withModels(
-                    List.of(
-                        new GatewayConfig.ModelSpec("tiny", "target", "draft", mesh.model, null)))
-                .withLimits(2, 0, 0));
+    gateway = LoopbackGateway.start(mesh.config().withLimits(2, 0, 0));
     channel =
         Grpc.newChannelBuilder(
                 "localhost:" + gateway.ports().grpc(), InsecureChannelCredentials.create())

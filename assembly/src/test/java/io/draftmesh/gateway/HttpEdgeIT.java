@@ -15,7 +15,6 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -37,12 +36,7 @@ class HttpEdgeIT {
     mesh = GatewayTestMesh.get();
     gateway =
         LoopbackGateway.start(
-            mesh.config()
-                .withModels(
-                    List.of(
-                        new GatewayConfig.ModelSpec("tiny", "target", "draft", mesh.model, null)))
-                .withMaxBodyBytes(MAX_BODY)
-                .withBodyTimeout(Duration.ofMillis(500)));
+            mesh.config().withMaxBodyBytes(MAX_BODY).withBodyTimeout(Duration.ofMillis(500)));
     http = new Http(gateway);
   }
 
@@ -133,11 +127,17 @@ class HttpEdgeIT {
   void negativeTemperatureAndTopPAboveOneAre400() {
     JsonObject t = OpenAiHttpIT.completion(2, false);
     t.addProperty("temperature", -0.5);
-    assertThat(error(400, http.post("/v1/completions", GatewayTestMesh.KEY, t)).get("param").getAsString())
+    assertThat(
+            error(400, http.post("/v1/completions", GatewayTestMesh.KEY, t))
+                .get("param")
+                .getAsString())
         .isEqualTo("temperature");
     JsonObject p = OpenAiHttpIT.completion(2, false);
     p.addProperty("top_p", 1.5);
-    assertThat(error(400, http.post("/v1/completions", GatewayTestMesh.KEY, p)).get("param").getAsString())
+    assertThat(
+            error(400, http.post("/v1/completions", GatewayTestMesh.KEY, p))
+                .get("param")
+                .getAsString())
         .isEqualTo("top_p");
   }
 

@@ -27,10 +27,12 @@ class LimitsHttpIT {
   void tokenRateOverTheKeyLimitIs429() {
     try (GatewayServer g = LoopbackGateway.start(mesh.config().withLimits(8, 20, 20))) {
       Http http = new Http(g);
-      Http.Json first = http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(20, false));
+      Http.Json first =
+          http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(20, false));
       assertThat(first.status()).as("%s", first.body()).isEqualTo(200);
 
-      Http.Json second = http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(4, false));
+      Http.Json second =
+          http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(4, false));
       JsonObject e = OpenAiHttpIT.assertError(second, 429, "tokens", "rate_limit_exceeded");
       assertThat(e.get("message").getAsString())
           .startsWith("completion tokens: key-1 used its 20 tokens per minute");
@@ -39,7 +41,10 @@ class LimitsHttpIT {
 
       // Per key: the other key is unaffected.
       assertThat(
-              http.post("/v1/completions", GatewayTestMesh.OTHER_KEY, OpenAiHttpIT.completion(4, false))
+              http.post(
+                      "/v1/completions",
+                      GatewayTestMesh.OTHER_KEY,
+                      OpenAiHttpIT.completion(4, false))
                   .status())
           .isEqualTo(200);
     }
@@ -64,7 +69,9 @@ class LimitsHttpIT {
       long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
       int status;
       do {
-        status = http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(4, false)).status();
+        status =
+            http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(4, false))
+                .status();
       } while (status == 429 && System.nanoTime() < deadline);
       assertThat(status).isEqualTo(200);
     }
@@ -84,7 +91,9 @@ class LimitsHttpIT {
               "request_too_large");
       assertThat(e.get("message").getAsString()).endsWith("bytes (expected: at most 2048)");
       // Just under the limit is fine.
-      assertThat(http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(4, false)).status())
+      assertThat(
+              http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(4, false))
+                  .status())
           .isEqualTo(200);
     }
   }

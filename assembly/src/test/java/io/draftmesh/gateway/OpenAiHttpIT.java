@@ -29,13 +29,7 @@ class OpenAiHttpIT {
   @BeforeAll
   static void start() {
     mesh = GatewayTestMesh.get();
-    gateway =
-        LoopbackGateway.start(
-            mesh.config()
-                .withModels(
-                    List.of(
-                        new GatewayConfig.ModelSpec("tiny", "target", "draft", mesh.model, null)))
-                .withLimits(4, 0, 0));
+    gateway = LoopbackGateway.start(mesh.config().withLimits(4, 0, 0));
     http = new Http(gateway);
   }
 
@@ -289,7 +283,10 @@ class OpenAiHttpIT {
     assertThat(one.status()).isEqualTo(200);
     assertThat(one.body().get("id").getAsString()).isEqualTo("tiny");
     assertError(
-        http.get("/v1/models/nope", GatewayTestMesh.KEY), 404, "invalid_request_error", "model_not_found");
+        http.get("/v1/models/nope", GatewayTestMesh.KEY),
+        404,
+        "invalid_request_error",
+        "model_not_found");
   }
 
   /** OpenAI's error shape: {"error": {"message", "type", "param", "code"}}. */

@@ -6,7 +6,6 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
 import java.time.Duration;
-import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -26,12 +25,7 @@ class PromptInjectionIT {
   @BeforeAll
   static void start() {
     mesh = GatewayTestMesh.get();
-    gateway =
-        LoopbackGateway.start(
-            mesh.config()
-                .withModels(
-                    List.of(
-                        new GatewayConfig.ModelSpec("tiny", "target", "draft", mesh.model, null))));
+    gateway = LoopbackGateway.start(mesh.config());
     http = new Http(gateway);
   }
 

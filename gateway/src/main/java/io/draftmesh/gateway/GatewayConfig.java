@@ -46,8 +46,8 @@ import java.util.Set;
  *     server's own request timeout, set from this in {@link GatewayMain})
  * @param httpThreads HTTP completion requests served at once (each holds a thread for its whole
  *     length, an open stream included)
- * @param httpQueue HTTP completion requests that may wait, in arrival order, for one of those;
- *     past both, a request is refused at once with 429 / RESOURCE_EXHAUSTED
+ * @param httpQueue HTTP completion requests that may wait, in arrival order, for one of those; past
+ *     both, a request is refused at once with 429 / RESOURCE_EXHAUSTED
  * @param drainGrace how long shutdown waits for running requests before cancelling them
  * @param keepalive pings on the gateway's gRPC connections, both ways (public callers and the
  *     router), and how long a public caller's connection lives before the caller re-resolves
@@ -167,7 +167,8 @@ public record GatewayConfig(
     BODY_TIMEOUT_MS(
         "body-timeout-ms", "MS", "a request body must arrive within this (default 10000)"),
     HTTP_THREADS("http-threads", "N", "completions served at once, a thread each (default 64)"),
-    HTTP_QUEUE("http-queue", "N", "completions waiting for one of those; more get 429 (default 16)"),
+    HTTP_QUEUE(
+        "http-queue", "N", "completions waiting for one of those; more get 429 (default 16)"),
     DRAIN_SECONDS(
         "drain-seconds", "S", "grace period for running requests on shutdown (default 10)"),
     KEEPALIVE_SECONDS(
@@ -421,7 +422,10 @@ public record GatewayConfig(
         keepalive);
   }
 
-  /** This config with another bound on HTTP completions: {@code threads} served, {@code queue} waiting. */
+  /**
+   * This config with another bound on HTTP completions: {@code threads} served, {@code queue}
+   * waiting.
+   */
   public GatewayConfig withHttpLimits(int threads, int queue) {
     return new GatewayConfig(
         host,

@@ -76,9 +76,7 @@ final class Http {
             .header("Content-Type", "application/json")
             .POST(HttpRequest.BodyPublishers.ofString(body.toString()))
             .build();
-    return client
-        .sendAsync(r, HttpResponse.BodyHandlers.ofString())
-        .thenApply(Http::json);
+    return client.sendAsync(r, HttpResponse.BodyHandlers.ofString()).thenApply(Http::json);
   }
 
   private static Json json(HttpResponse<String> resp) {
