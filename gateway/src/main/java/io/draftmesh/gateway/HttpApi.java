@@ -42,7 +42,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Each request runs on one thread of the server's executor, which calls the router with the
  * blocking stub inside a {@link Context.CancellableContext}: the router call ends with the request
- * in every way (completion, error, client disconnect noticed by {@link Sse}).
+ * in every way (completion, error, client disconnect noticed by {@link Sse}). Completions are
+ * admitted by {@link HttpAdmission} (a bounded number served and waiting, the rest refused at
+ * once).
  */
 final class HttpApi implements HttpHandler {
   private static final Logger log = LoggerFactory.getLogger(HttpApi.class);
