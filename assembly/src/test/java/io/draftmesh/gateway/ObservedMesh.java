@@ -51,7 +51,7 @@ final class ObservedMesh implements AutoCloseable {
     try {
       mesh =
           Mesh.start(
-              Mesh.Spec.of(model, model).withKvBudgets(16, 16).withDrainSeconds(0),
+              Mesh.Spec.builder(model, model).kvBudgets(16, 16).drainSeconds(0).build(),
               component -> telemetry(SERVICE_OF.get(component), otelEnv).openTelemetry());
       target = mesh.targetWorker();
       draft = mesh.draftWorker();
