@@ -19,6 +19,7 @@ import org.junit.jupiter.api.Test;
  */
 class HttpOverloadIT {
   private static final String KEY = "overload-key-0123";
+  private static final String OTHER_KEY = "overload-key-4567";
 
   @Test
   void pastThreadsAndQueueIs429AtOnceAndThePlacesComeBack() throws Exception {
@@ -46,13 +47,7 @@ class HttpOverloadIT {
         assertThat(router.started()).isEqualTo(2);
 
         // A fourth finds both threads and the queue taken: refused at once, saying which limit.
-        Http.Json refused =
-            http.send(
-                http.request("/v1/completions", KEY)
-                    .timeout(Duration.ofSeconds(10)) // the old behaviour waited for a stream to end
-                    .header("Content-Type", "application/json")
-                    .POST(HttpRequest.BodyPublishers.ofString(completion(false).toString()))
-                    .build());
+        Http.Json refused = http.send(tenSecondPost(http, KEY));
         assertThat(refused.status()).as("%s", refused.body()).isEqualTo(429);
         assertThat(refused.raw().headers().firstValue("Retry-After")).hasValue("1");
         JsonObject e = refused.body().getAsJsonObject("error");
@@ -99,6 +94,56 @@ class HttpOverloadIT {
       awaitValue(g::httpInFlight, 0);
       assertThat(router.started()).isEqualTo(4);
     }
+  }
+
+  @Test
+  void aWaitingRequestCountsAgainstItsKeySoNoKeyFillsTheQueue() throws Exception {
+    try (HeldRouter router = new HeldRouter();
+        GatewayServer g =
+            LoopbackGateway.start(
+                GatewayConfig.of("127.0.0.1:" + router.port(), List.of(KEY, OTHER_KEY))
+                    .withLimits(2, 0, 0)
+                    .withHttpLimits(1, 2))) {
+      Http http = new Http(g);
+      try (Http.Stream served = http.stream("/v1/completions", KEY, completion(true))) {
+        assertThat(served.next()).contains("\"text\":\" t1\"");
+        CompletableFuture<Http.Json> waiting =
+            http.postAsync("/v1/completions", KEY, completion(false));
+        awaitValue(g::httpInFlight, 2);
+
+        // The key has one served and one waiting: its own limit refuses a third at once, though
+        // the gateway's queue still has a place.
+        Http.Json refused = http.send(tenSecondPost(http, KEY));
+        assertThat(refused.status()).as("%s", refused.body()).isEqualTo(429);
+        assertThat(refused.body().getAsJsonObject("error").get("type").getAsString())
+            .isEqualTo("requests");
+        assertThat(refused.body().getAsJsonObject("error").get("message").getAsString())
+            .startsWith("concurrent requests: key-1 has 2 running");
+        assertThat(g.httpInFlight()).isEqualTo(2);
+
+        // That place is another key's.
+        CompletableFuture<Http.Json> other =
+            http.postAsync("/v1/completions", OTHER_KEY, completion(false));
+        awaitValue(g::httpInFlight, 3);
+
+        router.release();
+        assertThat(served.rest()).last().isEqualTo("[DONE]");
+        assertThat(waiting.get(30, TimeUnit.SECONDS).status()).isEqualTo(200);
+        assertThat(other.get(30, TimeUnit.SECONDS).status()).isEqualTo(200);
+      }
+      awaitValue(g::httpInFlight, 0);
+      awaitValue(router::open, 0);
+      assertThat(router.started()).isEqualTo(3);
+    }
+  }
+
+  /** A completion whose answer the test waits for 10 s at most (a refusal is immediate). */
+  private static HttpRequest tenSecondPost(Http http, String key) {
+    return http.request("/v1/completions", key)
+        .timeout(Duration.ofSeconds(10))
+        .header("Content-Type", "application/json")
+        .POST(HttpRequest.BodyPublishers.ofString(completion(false).toString()))
+        .build();
   }
 
   private static JsonObject completion(boolean stream) {
