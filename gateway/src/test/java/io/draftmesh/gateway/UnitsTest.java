@@ -248,7 +248,8 @@ class UnitsTest {
 
   @Test
   void catalogNamesMapToRouterPools() {
-    RouterClient client = new RouterClient(null, Duration.ofSeconds(1), RequestParsing.CATALOG, 8192);
+    RouterClient client =
+        new RouterClient(null, Duration.ofSeconds(1), RequestParsing.CATALOG, 8192);
     ApiKeys.Caller caller = new ApiKeys.Caller("key-1");
     GenerateRequest mapped =
         client.prepare(GenerateRequest.newBuilder().setTarget("m").setText("x").build(), caller);
