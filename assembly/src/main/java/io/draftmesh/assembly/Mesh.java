@@ -101,21 +101,12 @@ public final class Mesh implements AutoCloseable {
       }
     }
 
-    /** Free ports, KV pools of 256 (target) and 128 (draft) MiB, 10 s drain. */
-    public static Spec of(Path targetModel, Path draftModel) {
-      return new Spec(
-          targetModel,
-          draftModel,
-          "localhost",
-          0,
-          256,
-          128,
-          4096,
-          64,
-          10,
-          List.of(),
-          List.of(),
-          null);
+    /**
+     * A builder starting from free ports, KV pools of 256 (target) and 128 (draft) MiB, context
+     * 4096, k up to 64 per op, 10 s drain, no more workers and no kvcache-service.
+     */
+    public static Builder builder(Path targetModel, Path draftModel) {
+      return new Builder(targetModel, draftModel);
     }
 
     /** The port of the component at {@code offset}: 0 (any free one) without a port base. */
@@ -123,127 +114,88 @@ public final class Mesh implements AutoCloseable {
       return portBase == 0 ? 0 : portBase + offset;
     }
 
-    public Spec withPortBase(int base) {
-      return new Spec(
-          targetModel,
-          draftModel,
-          host,
-          base,
-          targetKvBudgetMb,
-          draftKvBudgetMb,
-          maxContext,
-          maxTokensPerOp,
-          drainSeconds,
-          routerFlags,
-          moreWorkers,
-          kvcache);
-    }
+    /** A {@link Spec} set field by field; {@link #build} validates it. */
+    public static final class Builder {
+      private final Path targetModel;
+      private final Path draftModel;
+      private int portBase;
+      private int targetKvBudgetMb = 256;
+      private int draftKvBudgetMb = 128;
+      private int maxContext = 4096;
+      private int maxTokensPerOp = 64;
+      private int drainSeconds = 10;
+      private List<String> routerFlags = List.of();
+      private final List<Worker> moreWorkers = new ArrayList<>();
+      private String kvcache;
 
-    public Spec withKvBudgets(int targetMb, int draftMb) {
-      return new Spec(
-          targetModel,
-          draftModel,
-          host,
-          portBase,
-          targetMb,
-          draftMb,
-          maxContext,
-          maxTokensPerOp,
-          drainSeconds,
-          routerFlags,
-          moreWorkers,
-          kvcache);
-    }
+      private Builder(Path targetModel, Path draftModel) {
+        this.targetModel = targetModel;
+        this.draftModel = draftModel;
+      }
 
-    public Spec withLimits(int context, int tokensPerOp) {
-      return new Spec(
-          targetModel,
-          draftModel,
-          host,
-          portBase,
-          targetKvBudgetMb,
-          draftKvBudgetMb,
-          context,
-          tokensPerOp,
-          drainSeconds,
-          routerFlags,
-          moreWorkers,
-          kvcache);
-    }
+      /** Component {@code i} on {@code base + i}; 0 = every component on a free port. */
+      public Builder portBase(int base) {
+        this.portBase = base;
+        return this;
+      }
 
-    public Spec withDrainSeconds(int seconds) {
-      return new Spec(
-          targetModel,
-          draftModel,
-          host,
-          portBase,
-          targetKvBudgetMb,
-          draftKvBudgetMb,
-          maxContext,
-          maxTokensPerOp,
-          seconds,
-          routerFlags,
-          moreWorkers,
-          kvcache);
-    }
+      public Builder kvBudgets(int targetMb, int draftMb) {
+        this.targetKvBudgetMb = targetMb;
+        this.draftKvBudgetMb = draftMb;
+        return this;
+      }
 
-    /**
-     * Links every worker (prefix fetch and publish) and the router (KV-aware placement) to the
-     * kvcache-service at {@code address}; null = none.
-     */
-    public Spec withKvCache(String address) {
-      return new Spec(
-          targetModel,
-          draftModel,
-          host,
-          portBase,
-          targetKvBudgetMb,
-          draftKvBudgetMb,
-          maxContext,
-          maxTokensPerOp,
-          drainSeconds,
-          routerFlags,
-          moreWorkers,
-          address);
-    }
+      /** Longest sequence and largest k per op, for every worker. */
+      public Builder limits(int context, int tokensPerOp) {
+        this.maxContext = context;
+        this.maxTokensPerOp = tokensPerOp;
+        return this;
+      }
 
-    public Spec withRouterFlags(List<String> flags) {
-      return new Spec(
-          targetModel,
-          draftModel,
-          host,
-          portBase,
-          targetKvBudgetMb,
-          draftKvBudgetMb,
-          maxContext,
-          maxTokensPerOp,
-          drainSeconds,
-          flags,
-          moreWorkers,
-          kvcache);
-    }
+      public Builder drainSeconds(int seconds) {
+        this.drainSeconds = seconds;
+        return this;
+      }
 
-    /**
-     * One more worker, started beside the target and the draft with the same limits and joined to
-     * the router as the pool {@code name} (requests choose it by name); its port follows the
-     * router's ({@code base + 3 + i}) when a port base is given.
-     */
-    public Spec withWorker(String name, Path model, WorkerConfig.Role role) {
-      List<Worker> more = new ArrayList<>(moreWorkers);
-      more.add(new Worker(name, model, role));
-      return new Spec(
-          targetModel,
-          draftModel,
-          host,
-          portBase,
-          targetKvBudgetMb,
-          draftKvBudgetMb,
-          maxContext,
-          maxTokensPerOp,
-          drainSeconds,
-          routerFlags,
-          more,
-          kvcache);
+      /**
+       * Links every worker (prefix fetch and publish) and the router (KV-aware placement) to the
+       * kvcache-service at {@code address}; null = none.
+       */
+      public Builder kvCache(String address) {
+        this.kvcache = address;
+        return this;
+      }
+
+      public Builder routerFlags(List<String> flags) {
+        this.routerFlags = flags;
+        return this;
+      }
+
+      /**
+       * One more worker, started beside the target and the draft with the same limits and joined to
+       * the router as the pool {@code name} (requests choose it by name); its port follows the
+       * router's ({@code base + 3 + i}) when a port base is given.
+       */
+      public Builder worker(String name, Path model, WorkerConfig.Role role) {
+        moreWorkers.add(new Worker(name, model, role));
+        return this;
+      }
+
+      public Spec build() {
+        return new Spec(
+            targetModel,
+            draftModel,
+            "localhost",
+            portBase,
+            targetKvBudgetMb,
+            draftKvBudgetMb,
+            maxContext,
+            maxTokensPerOp,
+            drainSeconds,
+            routerFlags,
+            moreWorkers,
+            kvcache);
+      }
     }
   }
 
@@ -282,7 +234,7 @@ public final class Mesh implements AutoCloseable {
   /**
    * The same, each component with its own OpenTelemetry (as separate processes would have: their
    * own {@code service.name}, exporters and metrics), asked for by component name ({@link #TARGET},
-   * {@link #DRAFT}, {@link #ROUTER} or a {@link Spec#withWorker} name).
+   * {@link #DRAFT}, {@link #ROUTER} or a {@link Spec.Builder#worker} name).
    */
   public static Mesh start(Spec spec, Function<String, OpenTelemetry> otelOf)
       throws IOException, InterruptedException {

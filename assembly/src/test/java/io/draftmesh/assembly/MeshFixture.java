@@ -134,13 +134,14 @@ public final class MeshFixture {
     if (routerSuite == null) {
       routerSuite =
           start(
-              Mesh.Spec.of(modelA(), modelB())
-                  .withKvBudgets(16, 16)
-                  .withLimits(ROUTER_SUITE_MAX_CONTEXT, ROUTER_SUITE_MAX_TOKENS_PER_OP)
-                  .withDrainSeconds(1)
-                  .withWorker("same", modelA(), WorkerConfig.Role.DRAFT)
-                  .withWorker("mixed", modelMixed(), WorkerConfig.Role.DRAFT)
-                  .withRouterFlags(routerFlags(Duration.ofSeconds(5))));
+              Mesh.Spec.builder(modelA(), modelB())
+                  .kvBudgets(16, 16)
+                  .limits(ROUTER_SUITE_MAX_CONTEXT, ROUTER_SUITE_MAX_TOKENS_PER_OP)
+                  .drainSeconds(1)
+                  .worker("same", modelA(), WorkerConfig.Role.DRAFT)
+                  .worker("mixed", modelMixed(), WorkerConfig.Role.DRAFT)
+                  .routerFlags(routerFlags(Duration.ofSeconds(5)))
+                  .build());
     }
     return routerSuite;
   }
@@ -153,18 +154,19 @@ public final class MeshFixture {
     if (gatewaySuite == null) {
       gatewaySuite =
           start(
-              Mesh.Spec.of(longContext(), longContext())
-                  .withKvBudgets(64, 64)
-                  .withLimits(LONG_CONTEXT, 16)
-                  .withDrainSeconds(1)
-                  .withRouterFlags(
+              Mesh.Spec.builder(longContext(), longContext())
+                  .kvBudgets(64, 64)
+                  .limits(LONG_CONTEXT, 16)
+                  .drainSeconds(1)
+                  .routerFlags(
                       List.of(
                           "--max-tokens", "64",
                           "--max-tokens-limit", "8192",
                           "--max-concurrent", "32",
                           "--target-timeout-ms", "30000",
                           "--draft-timeout-ms", "5000",
-                          "--ar-chunk", "8")));
+                          "--ar-chunk", "8"))
+                  .build());
     }
     return gatewaySuite;
   }

@@ -48,8 +48,8 @@ class MeshIT {
     RandomCheckpoint.write(draft, RandomCheckpoint.tinyLlama(), 2, DType.F32, 0);
   }
 
-  static Mesh.Spec spec() {
-    return Mesh.Spec.of(target, draft).withKvBudgets(8, 8).withLimits(512, 16).withDrainSeconds(10);
+  static Mesh.Spec.Builder spec() {
+    return Mesh.Spec.builder(target, draft).kvBudgets(8, 8).limits(512, 16).drainSeconds(10);
   }
 
   static GenerateRequest request(int maxTokens) {
@@ -64,7 +64,7 @@ class MeshIT {
 
   @Test
   void startsStreamsAGenerationAndStopsLeavingNoSessions() throws Exception {
-    Mesh mesh = Mesh.start(spec(), OpenTelemetry.noop());
+    Mesh mesh = Mesh.start(spec().build(), OpenTelemetry.noop());
     String targetAddress;
     String routerAddress;
     try {
@@ -128,7 +128,7 @@ class MeshIT {
 
   @Test
   void closeDrainsARunningGenerationThenStops() throws Exception {
-    Mesh mesh = Mesh.start(spec(), OpenTelemetry.noop());
+    Mesh mesh = Mesh.start(spec().build(), OpenTelemetry.noop());
     ManagedChannel ch = channel(mesh.routerAddress());
     try {
       Iterator<GenerateChunk> it =
@@ -162,12 +162,13 @@ class MeshIT {
 
   @Test
   void portBaseGivesEachComponentItsOffset() {
-    Mesh.Spec s = spec().withPortBase(41000);
+    Mesh.Spec s = spec().portBase(41000).build();
     assertThat(s.port(Mesh.TARGET_PORT_OFFSET)).isEqualTo(41000);
     assertThat(s.port(Mesh.DRAFT_PORT_OFFSET)).isEqualTo(41001);
     assertThat(s.port(Mesh.ROUTER_PORT_OFFSET)).isEqualTo(41002);
-    assertThat(spec().port(Mesh.ROUTER_PORT_OFFSET)).isZero();
-    assertThatThrownBy(() -> spec().withPortBase(65535)).hasMessageContaining("--port-base: 65535");
+    assertThat(spec().build().port(Mesh.ROUTER_PORT_OFFSET)).isZero();
+    assertThatThrownBy(() -> spec().portBase(65535).build())
+        .hasMessageContaining("--port-base: 65535");
   }
 
   private static ManagedChannel channel(String address) {

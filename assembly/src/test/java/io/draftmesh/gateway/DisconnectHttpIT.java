@@ -8,7 +8,6 @@ import java.io.OutputStream;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -19,19 +18,13 @@ import org.junit.jupiter.api.Test;
  * have finished. A short generation still answers a plain JSON body.
  */
 class DisconnectHttpIT {
-  private static Mesh mesh;
+  private static GatewayTestMesh mesh;
   private static GatewayServer gateway;
 
   @BeforeAll
   static void start() {
-    mesh = Mesh.get();
-    gateway =
-        Mesh.gateway(
-            mesh.config()
-                .withModels(
-                    List.of(
-                        new GatewayConfig.ModelSpec("tiny", "target", "draft", mesh.model, null)))
-                .withSseHeartbeat(Duration.ofMillis(100)));
+    mesh = GatewayTestMesh.get();
+    gateway = LoopbackGateway.start(mesh.config().withSseHeartbeat(Duration.ofMillis(100)));
   }
 
   @AfterAll
@@ -52,7 +45,7 @@ class DisconnectHttpIT {
       OutputStream out = s.getOutputStream();
       out.write(
           ("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
-                  + Mesh.KEY
+                  + GatewayTestMesh.KEY
                   + "\r\nContent-Type: application/json\r\nContent-Length: "
                   + body.length
                   + "\r\n\r\n")
@@ -70,7 +63,7 @@ class DisconnectHttpIT {
 
   @Test
   void aLongNonStreamingAnswerIsStillOneJsonValue() {
-    Http.Json r = new Http(gateway).post("/v1/completions", Mesh.KEY, completion(200));
+    Http.Json r = new Http(gateway).post("/v1/completions", GatewayTestMesh.KEY, completion(200));
     assertThat(r.status()).isEqualTo(200);
     assertThat(r.raw().body()).startsWith(" "); // padded while it ran (200 tokens > 100 ms)
     JsonObject o = JsonParser.parseString(r.raw().body()).getAsJsonObject();

@@ -44,20 +44,14 @@ import org.junit.jupiter.api.Test;
 
 /** The public gRPC API over a real port, in front of the real mesh. */
 class GenerationGrpcIT {
-  private static Mesh mesh;
+  private static GatewayTestMesh mesh;
   private static GatewayServer gateway;
   private static ManagedChannel channel;
 
   @BeforeAll
   static void start() {
-    mesh = Mesh.get();
-    gateway =
-        Mesh.gateway(
-            mesh.config()
-                .withModels(
-                    List.of(
-                        new GatewayConfig.ModelSpec("tiny", "target", "draft", mesh.model, null)))
-                .withLimits(2, 0, 0));
+    mesh = GatewayTestMesh.get();
+    gateway = LoopbackGateway.start(mesh.config().withLimits(2, 0, 0));
     channel =
         Grpc.newChannelBuilder(
                 "localhost:" + gateway.ports().grpc(), InsecureChannelCredentials.create())
@@ -88,7 +82,7 @@ class GenerationGrpcIT {
 
   static GenerationGrpc.GenerationBlockingStub stub() {
     return GenerationGrpc.newBlockingStub(channel)
-        .withCallCredentials(bearer(Mesh.KEY))
+        .withCallCredentials(bearer(GatewayTestMesh.KEY))
         .withDeadlineAfter(60, TimeUnit.SECONDS);
   }
 
@@ -278,7 +272,7 @@ class GenerationGrpcIT {
   void deadlineReachesTheRouter() {
     Iterator<GenerateChunk> it =
         GenerationGrpc.newBlockingStub(channel)
-            .withCallCredentials(bearer(Mesh.KEY))
+            .withCallCredentials(bearer(GatewayTestMesh.KEY))
             .withDeadlineAfter(700, TimeUnit.MILLISECONDS)
             .generate(request(6000).setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE).build());
     StatusRuntimeException e =
@@ -304,7 +298,7 @@ class GenerationGrpcIT {
       // Limits are per key: the other key still gets through.
       List<GenerateChunk> other = new ArrayList<>();
       GenerationGrpc.newBlockingStub(channel)
-          .withCallCredentials(bearer(Mesh.OTHER_KEY))
+          .withCallCredentials(bearer(GatewayTestMesh.OTHER_KEY))
           .withDeadlineAfter(60, TimeUnit.SECONDS)
           .generate(request(4).build())
           .forEachRemaining(other::add);

@@ -15,7 +15,6 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -27,22 +26,17 @@ import org.junit.jupiter.api.Test;
  * still busy with it).
  */
 class HttpEdgeIT {
-  private static Mesh mesh;
+  private static GatewayTestMesh mesh;
   private static GatewayServer gateway;
   private static Http http;
   static final int MAX_BODY = 64 * 1024;
 
   @BeforeAll
   static void start() {
-    mesh = Mesh.get();
+    mesh = GatewayTestMesh.get();
     gateway =
-        Mesh.gateway(
-            mesh.config()
-                .withModels(
-                    List.of(
-                        new GatewayConfig.ModelSpec("tiny", "target", "draft", mesh.model, null)))
-                .withMaxBodyBytes(MAX_BODY)
-                .withBodyTimeout(Duration.ofMillis(500)));
+        LoopbackGateway.start(
+            mesh.config().withMaxBodyBytes(MAX_BODY).withBodyTimeout(Duration.ofMillis(500)));
     http = new Http(gateway);
   }
 
@@ -74,7 +68,7 @@ class HttpEdgeIT {
                 HttpRequest.newBuilder(
                         URI.create(
                             "http://127.0.0.1:" + gateway.ports().http() + "/v1/completions"))
-                    .header("Authorization", "Bearer " + Mesh.KEY)
+                    .header("Authorization", "Bearer " + GatewayTestMesh.KEY)
                     .header("Content-Type", "application/json")
                     // an InputStream publisher has no length: the body goes chunked
                     .POST(
@@ -95,7 +89,7 @@ class HttpEdgeIT {
             400,
             http.post(
                 "/v1/completions",
-                Mesh.KEY,
+                GatewayTestMesh.KEY,
                 "{\"model\":\"tiny\",\"max_tokens\":2,\"prompt\":" + deep + "}"));
     assertThat(e.get("message").getAsString()).contains("nest");
   }
@@ -107,7 +101,7 @@ class HttpEdgeIT {
             400,
             http.post(
                 "/v1/completions",
-                Mesh.KEY,
+                GatewayTestMesh.KEY,
                 "{\"model\":\"tiny\",\"max_tokens\":2,\"prompt\":\"abc\\ud800def\"}"));
     assertThat(e.get("message").getAsString()).startsWith("prompt: ").contains("surrogate");
     assertThat(e.get("param").getAsString()).isEqualTo("prompt");
@@ -118,7 +112,7 @@ class HttpEdgeIT {
     Http.Json r =
         new Http(gateway)
             .send(
-                http.request("/v1/completions", Mesh.KEY)
+                http.request("/v1/completions", GatewayTestMesh.KEY)
                     .header("Content-Type", "text/plain")
                     .POST(
                         HttpRequest.BodyPublishers.ofString(
@@ -133,11 +127,17 @@ class HttpEdgeIT {
   void negativeTemperatureAndTopPAboveOneAre400() {
     JsonObject t = OpenAiHttpIT.completion(2, false);
     t.addProperty("temperature", -0.5);
-    assertThat(error(400, http.post("/v1/completions", Mesh.KEY, t)).get("param").getAsString())
+    assertThat(
+            error(400, http.post("/v1/completions", GatewayTestMesh.KEY, t))
+                .get("param")
+                .getAsString())
         .isEqualTo("temperature");
     JsonObject p = OpenAiHttpIT.completion(2, false);
     p.addProperty("top_p", 1.5);
-    assertThat(error(400, http.post("/v1/completions", Mesh.KEY, p)).get("param").getAsString())
+    assertThat(
+            error(400, http.post("/v1/completions", GatewayTestMesh.KEY, p))
+                .get("param")
+                .getAsString())
         .isEqualTo("top_p");
   }
 
@@ -147,7 +147,7 @@ class HttpEdgeIT {
       OutputStream out = s.getOutputStream();
       out.write(
           ("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
-                  + Mesh.KEY
+                  + GatewayTestMesh.KEY
                   + "\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{")
               .getBytes(StandardCharsets.US_ASCII));
       out.flush();

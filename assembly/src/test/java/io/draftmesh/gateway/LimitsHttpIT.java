@@ -11,11 +11,11 @@ import org.junit.jupiter.api.Test;
 
 /** Per-key limits and the body size limit over HTTP, each on a gateway configured for it. */
 class LimitsHttpIT {
-  private static Mesh mesh;
+  private static GatewayTestMesh mesh;
 
   @BeforeAll
   static void start() {
-    mesh = Mesh.get();
+    mesh = GatewayTestMesh.get();
   }
 
   @AfterEach
@@ -25,12 +25,14 @@ class LimitsHttpIT {
 
   @Test
   void tokenRateOverTheKeyLimitIs429() {
-    try (GatewayServer g = Mesh.gateway(mesh.config().withLimits(8, 20, 20))) {
+    try (GatewayServer g = LoopbackGateway.start(mesh.config().withLimits(8, 20, 20))) {
       Http http = new Http(g);
-      Http.Json first = http.post("/v1/completions", Mesh.KEY, OpenAiHttpIT.completion(20, false));
+      Http.Json first =
+          http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(20, false));
       assertThat(first.status()).as("%s", first.body()).isEqualTo(200);
 
-      Http.Json second = http.post("/v1/completions", Mesh.KEY, OpenAiHttpIT.completion(4, false));
+      Http.Json second =
+          http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(4, false));
       JsonObject e = OpenAiHttpIT.assertError(second, 429, "tokens", "rate_limit_exceeded");
       assertThat(e.get("message").getAsString())
           .startsWith("completion tokens: key-1 used its 20 tokens per minute");
@@ -39,7 +41,10 @@ class LimitsHttpIT {
 
       // Per key: the other key is unaffected.
       assertThat(
-              http.post("/v1/completions", Mesh.OTHER_KEY, OpenAiHttpIT.completion(4, false))
+              http.post(
+                      "/v1/completions",
+                      GatewayTestMesh.OTHER_KEY,
+                      OpenAiHttpIT.completion(4, false))
                   .status())
           .isEqualTo(200);
     }
@@ -47,13 +52,13 @@ class LimitsHttpIT {
 
   @Test
   void concurrencyOverTheKeyLimitIs429() throws IOException {
-    try (GatewayServer g = Mesh.gateway(mesh.config().withLimits(1, 0, 0))) {
+    try (GatewayServer g = LoopbackGateway.start(mesh.config().withLimits(1, 0, 0))) {
       Http http = new Http(g);
       JsonObject longOne = OpenAiHttpIT.completion(6000, true);
-      try (Http.Stream open = http.stream("/v1/completions", Mesh.KEY, longOne)) {
+      try (Http.Stream open = http.stream("/v1/completions", GatewayTestMesh.KEY, longOne)) {
         assertThat(open.next()).isNotNull();
         Http.Json second =
-            http.post("/v1/completions", Mesh.KEY, OpenAiHttpIT.completion(4, false));
+            http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(4, false));
         JsonObject e = OpenAiHttpIT.assertError(second, 429, "requests", "rate_limit_exceeded");
         assertThat(e.get("message").getAsString())
             .isEqualTo(
@@ -64,7 +69,9 @@ class LimitsHttpIT {
       long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
       int status;
       do {
-        status = http.post("/v1/completions", Mesh.KEY, OpenAiHttpIT.completion(4, false)).status();
+        status =
+            http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(4, false))
+                .status();
       } while (status == 429 && System.nanoTime() < deadline);
       assertThat(status).isEqualTo(200);
     }
@@ -72,19 +79,21 @@ class LimitsHttpIT {
 
   @Test
   void bodyOverTheLimitIs413() {
-    try (GatewayServer g = Mesh.gateway(mesh.config().withMaxBodyBytes(2048))) {
+    try (GatewayServer g = LoopbackGateway.start(mesh.config().withMaxBodyBytes(2048))) {
       Http http = new Http(g);
       JsonObject big = OpenAiHttpIT.completion(4, false);
       big.addProperty("prompt", "x".repeat(4096));
       JsonObject e =
           OpenAiHttpIT.assertError(
-              http.post("/v1/completions", Mesh.KEY, big),
+              http.post("/v1/completions", GatewayTestMesh.KEY, big),
               413,
               "invalid_request_error",
               "request_too_large");
       assertThat(e.get("message").getAsString()).endsWith("bytes (expected: at most 2048)");
       // Just under the limit is fine.
-      assertThat(http.post("/v1/completions", Mesh.KEY, OpenAiHttpIT.completion(4, false)).status())
+      assertThat(
+              http.post("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(4, false))
+                  .status())
           .isEqualTo(200);
     }
   }

@@ -3,13 +3,9 @@ package io.draftmesh.gateway;
 import io.draftmesh.assembly.Mesh;
 import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
-import io.draftmesh.flags.Keepalive;
 import io.draftmesh.telemetry.Telemetry;
 import io.draftmesh.worker.WorkerServer;
-import io.grpc.InsecureServerCredentials;
-import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import java.io.IOException;
-import java.net.InetSocketAddress;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -55,7 +51,7 @@ final class ObservedMesh implements AutoCloseable {
     try {
       mesh =
           Mesh.start(
-              Mesh.Spec.of(model, model).withKvBudgets(16, 16).withDrainSeconds(0),
+              Mesh.Spec.builder(model, model).kvBudgets(16, 16).drainSeconds(0).build(),
               component -> telemetry(SERVICE_OF.get(component), otelEnv).openTelemetry());
       target = mesh.targetWorker();
       draft = mesh.draftWorker();
@@ -64,15 +60,7 @@ final class ObservedMesh implements AutoCloseable {
               .withModels(
                   List.of(new GatewayConfig.ModelSpec(MODEL, "target", "draft", model, null)));
       var otel = telemetry(GATEWAY_SERVICE, otelEnv).openTelemetry();
-      gateway =
-          new GatewayServer(
-              NettyServerBuilder.forAddress(
-                  new InetSocketAddress("127.0.0.1", 0), InsecureServerCredentials.create()),
-              new InetSocketAddress("127.0.0.1", 0),
-              GatewayServer.routerChannel(gc.router(), Keepalive.DEFAULT, otel),
-              gc,
-              otel);
-      gateway.start();
+      gateway = LoopbackGateway.start(gc, otel);
     } catch (IOException | InterruptedException | RuntimeException e) {
       close();
       throw e;

@@ -22,20 +22,14 @@ import org.junit.jupiter.api.Test;
  * models, errors).
  */
 class OpenAiHttpIT {
-  private static Mesh mesh;
+  private static GatewayTestMesh mesh;
   private static GatewayServer gateway;
   private static Http http;
 
   @BeforeAll
   static void start() {
-    mesh = Mesh.get();
-    gateway =
-        Mesh.gateway(
-            mesh.config()
-                .withModels(
-                    List.of(
-                        new GatewayConfig.ModelSpec("tiny", "target", "draft", mesh.model, null)))
-                .withLimits(4, 0, 0));
+    mesh = GatewayTestMesh.get();
+    gateway = LoopbackGateway.start(mesh.config().withLimits(4, 0, 0));
     http = new Http(gateway);
   }
 
@@ -121,7 +115,7 @@ class OpenAiHttpIT {
 
   @Test
   void completionWithoutStreaming() {
-    Http.Json r = http.post("/v1/completions", Mesh.KEY, completion(12, false));
+    Http.Json r = http.post("/v1/completions", GatewayTestMesh.KEY, completion(12, false));
     assertThat(r.status()).as("%s", r.body()).isEqualTo(200);
     assertThat(r.raw().headers().firstValue("Content-Type")).hasValue("application/json");
     JsonObject o = r.body();
@@ -162,7 +156,7 @@ class OpenAiHttpIT {
     so.addProperty("include_usage", true);
     body.add("stream_options", so);
     List<String> events;
-    try (Http.Stream s = http.stream("/v1/completions", Mesh.KEY, body)) {
+    try (Http.Stream s = http.stream("/v1/completions", GatewayTestMesh.KEY, body)) {
       assertThat(s.response.statusCode()).isEqualTo(200);
       assertThat(s.response.headers().firstValue("Content-Type"))
           .hasValueSatisfying(v -> assertThat(v).startsWith("text/event-stream"));
@@ -201,7 +195,7 @@ class OpenAiHttpIT {
     assertUsage(usage.getAsJsonObject("usage"), 16);
 
     // Streaming and not give the same text for the same greedy request.
-    Http.Json whole = http.post("/v1/completions", Mesh.KEY, completion(16, false));
+    Http.Json whole = http.post("/v1/completions", GatewayTestMesh.KEY, completion(16, false));
     assertThat(text.toString())
         .isEqualTo(
             whole
@@ -215,7 +209,7 @@ class OpenAiHttpIT {
 
   @Test
   void chatCompletionWithoutStreaming() {
-    Http.Json r = http.post("/v1/chat/completions", Mesh.KEY, chat(10, false));
+    Http.Json r = http.post("/v1/chat/completions", GatewayTestMesh.KEY, chat(10, false));
     assertThat(r.status()).as("%s", r.body()).isEqualTo(200);
     JsonObject o = r.body();
     assertThat(o.keySet())
@@ -244,7 +238,7 @@ class OpenAiHttpIT {
   @Test
   void chatCompletionStreamsRoleThenContentThenFinish() throws IOException {
     List<String> events;
-    try (Http.Stream s = http.stream("/v1/chat/completions", Mesh.KEY, chat(10, true))) {
+    try (Http.Stream s = http.stream("/v1/chat/completions", GatewayTestMesh.KEY, chat(10, true))) {
       assertThat(s.response.statusCode()).isEqualTo(200);
       events = s.rest();
     }
@@ -281,7 +275,7 @@ class OpenAiHttpIT {
 
   @Test
   void listsModels() {
-    Http.Json r = http.get("/v1/models", Mesh.KEY);
+    Http.Json r = http.get("/v1/models", GatewayTestMesh.KEY);
     assertThat(r.status()).isEqualTo(200);
     assertThat(r.body().get("object").getAsString()).isEqualTo("list");
     JsonArray data = r.body().getAsJsonArray("data");
@@ -292,11 +286,14 @@ class OpenAiHttpIT {
     assertThat(m.get("created").getAsLong()).isPositive();
     assertThat(m.get("owned_by").getAsString()).isEqualTo("draftmesh");
 
-    Http.Json one = http.get("/v1/models/tiny", Mesh.KEY);
+    Http.Json one = http.get("/v1/models/tiny", GatewayTestMesh.KEY);
     assertThat(one.status()).isEqualTo(200);
     assertThat(one.body().get("id").getAsString()).isEqualTo("tiny");
     assertError(
-        http.get("/v1/models/nope", Mesh.KEY), 404, "invalid_request_error", "model_not_found");
+        http.get("/v1/models/nope", GatewayTestMesh.KEY),
+        404,
+        "invalid_request_error",
+        "model_not_found");
   }
 
   /** OpenAI's error shape: {"error": {"message", "type", "param", "code"}}. */
@@ -336,7 +333,7 @@ class OpenAiHttpIT {
     JsonObject zero = completion(0, false);
     JsonObject e =
         assertError(
-            http.post("/v1/completions", Mesh.KEY, zero),
+            http.post("/v1/completions", GatewayTestMesh.KEY, zero),
             400,
             "invalid_request_error",
             "invalid_value");
@@ -347,7 +344,7 @@ class OpenAiHttpIT {
     hot.addProperty("temperature", 3);
     assertThat(
             assertError(
-                    http.post("/v1/completions", Mesh.KEY, hot),
+                    http.post("/v1/completions", GatewayTestMesh.KEY, hot),
                     400,
                     "invalid_request_error",
                     "invalid_value")
@@ -359,7 +356,7 @@ class OpenAiHttpIT {
     n.addProperty("n", 2);
     assertThat(
             assertError(
-                    http.post("/v1/completions", Mesh.KEY, n),
+                    http.post("/v1/completions", GatewayTestMesh.KEY, n),
                     400,
                     "invalid_request_error",
                     "invalid_value")
@@ -371,7 +368,7 @@ class OpenAiHttpIT {
     unknown.getAsJsonObject("draftmesh").addProperty("kk", 3);
     assertThat(
             assertError(
-                    http.post("/v1/completions", Mesh.KEY, unknown),
+                    http.post("/v1/completions", GatewayTestMesh.KEY, unknown),
                     400,
                     "invalid_request_error",
                     "invalid_value")
@@ -383,7 +380,7 @@ class OpenAiHttpIT {
     noMessages.add("messages", new JsonArray());
     assertThat(
             assertError(
-                    http.post("/v1/chat/completions", Mesh.KEY, noMessages),
+                    http.post("/v1/chat/completions", GatewayTestMesh.KEY, noMessages),
                     400,
                     "invalid_request_error",
                     "invalid_value")
@@ -393,7 +390,7 @@ class OpenAiHttpIT {
 
     assertThat(
             assertError(
-                    http.post("/v1/completions", Mesh.KEY, "{\"model\": "),
+                    http.post("/v1/completions", GatewayTestMesh.KEY, "{\"model\": "),
                     400,
                     "invalid_request_error",
                     "invalid_value")
@@ -406,7 +403,7 @@ class OpenAiHttpIT {
     model.addProperty("model", "no-such-model");
     assertThat(
             assertError(
-                    http.post("/v1/completions", Mesh.KEY, model),
+                    http.post("/v1/completions", GatewayTestMesh.KEY, model),
                     404,
                     "invalid_request_error",
                     "model_not_found")
@@ -414,9 +411,9 @@ class OpenAiHttpIT {
                 .getAsString())
         .startsWith("target: no-such-model");
 
-    Http.Json route = http.get("/v1/nothing-here", Mesh.KEY);
+    Http.Json route = http.get("/v1/nothing-here", GatewayTestMesh.KEY);
     assertError(route, 404, "invalid_request_error", "unknown_url");
-    Http.Json method = http.get("/v1/completions", Mesh.KEY);
+    Http.Json method = http.get("/v1/completions", GatewayTestMesh.KEY);
     assertError(method, 405, "invalid_request_error", "method_not_allowed");
     assertThat(method.raw().headers().firstValue("Allow")).hasValue("POST");
   }
@@ -425,7 +422,7 @@ class OpenAiHttpIT {
   void disconnectMidStreamCancelsTheRouterStream() throws IOException {
     JsonObject body = completion(6000, true);
     body.getAsJsonObject("draftmesh").addProperty("strategy", "autoregressive");
-    try (Http.Stream s = http.stream("/v1/completions", Mesh.KEY, body)) {
+    try (Http.Stream s = http.stream("/v1/completions", GatewayTestMesh.KEY, body)) {
       assertThat(s.response.statusCode()).isEqualTo(200);
       for (int i = 0; i < 3; i++) {
         assertThat(s.next()).isNotNull();

@@ -33,7 +33,7 @@ import org.openqa.selenium.support.ui.WebDriverWait;
  * Selenium Manager is never consulted.
  */
 class PlaygroundBrowserIT {
-  private static Mesh mesh;
+  private static GatewayTestMesh mesh;
   private static GatewayServer gateway;
   private static WebDriver driver;
   private static Path profile;
@@ -50,8 +50,8 @@ class PlaygroundBrowserIT {
               + chromedriver
               + " is missing (expected: apt-get install -y chromium chromium-driver)");
     }
-    mesh = Mesh.get();
-    gateway = Mesh.gateway(mesh.config());
+    mesh = GatewayTestMesh.get();
+    gateway = LoopbackGateway.start(mesh.config());
     profile = Files.createTempDirectory("chromium-profile");
     ChromeOptions options = new ChromeOptions();
     options.setBinary(chromium);
@@ -102,7 +102,7 @@ class PlaygroundBrowserIT {
     driver.get("http://127.0.0.1:" + gateway.ports().http() + "/");
     assertThat(driver.getTitle()).isEqualTo("DraftMesh playground");
 
-    type("api-key", Mesh.KEY);
+    type("api-key", GatewayTestMesh.KEY);
     driver.findElement(By.id("load-models")).click();
     WebDriverWait wait = new WebDriverWait(driver, Duration.ofSeconds(30));
     wait.until(d -> d.findElement(By.id("status")).getText().equals("models loaded"));
@@ -160,7 +160,7 @@ class PlaygroundBrowserIT {
   @Test
   void showsTheAcceptedPathOfEveryTreeRound() {
     driver.get("http://127.0.0.1:" + gateway.ports().http() + "/");
-    type("api-key", Mesh.KEY);
+    type("api-key", GatewayTestMesh.KEY);
     driver.findElement(By.id("load-models")).click();
     new WebDriverWait(driver, Duration.ofSeconds(30))
         .until(d -> d.findElement(By.id("status")).getText().equals("models loaded"));

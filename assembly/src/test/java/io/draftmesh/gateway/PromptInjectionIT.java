@@ -6,7 +6,6 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
 import java.time.Duration;
-import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -19,19 +18,14 @@ import org.junit.jupiter.api.Test;
  * token per copy.
  */
 class PromptInjectionIT {
-  private static Mesh mesh;
+  private static GatewayTestMesh mesh;
   private static GatewayServer gateway;
   private static Http http;
 
   @BeforeAll
   static void start() {
-    mesh = Mesh.get();
-    gateway =
-        Mesh.gateway(
-            mesh.config()
-                .withModels(
-                    List.of(
-                        new GatewayConfig.ModelSpec("tiny", "target", "draft", mesh.model, null))));
+    mesh = GatewayTestMesh.get();
+    gateway = LoopbackGateway.start(mesh.config());
     http = new Http(gateway);
   }
 
@@ -53,7 +47,7 @@ class PromptInjectionIT {
     JsonArray messages = new JsonArray();
     messages.add(OpenAiHttpIT.message("user", userContent));
     b.add("messages", messages);
-    Http.Json r = http.post("/v1/chat/completions", Mesh.KEY, b);
+    Http.Json r = http.post("/v1/chat/completions", GatewayTestMesh.KEY, b);
     assertThat(r.status()).as("%s", r.body()).isEqualTo(200);
     return r.body().getAsJsonObject("usage").get("prompt_tokens").getAsInt();
   }

@@ -38,7 +38,7 @@ import org.junit.jupiter.api.Test;
  * details go to the gateway's log.
  */
 class PublicErrorsIT {
-  private static Mesh mesh;
+  private static GatewayTestMesh mesh;
   private static RouterServer router;
   private static GatewayServer gateway;
   private static ManagedChannel channel;
@@ -47,7 +47,7 @@ class PublicErrorsIT {
 
   @BeforeAll
   static void start() throws IOException {
-    mesh = Mesh.get();
+    mesh = GatewayTestMesh.get();
     try (ServerSocket s = new ServerSocket(0)) {
       deadPort = s.getLocalPort();
     }
@@ -74,8 +74,8 @@ class PublicErrorsIT {
                 OpenTelemetry.noop())
             .start();
     gateway =
-        Mesh.gateway(
-            GatewayConfig.of("localhost:" + router.port(), List.of(Mesh.KEY))
+        LoopbackGateway.start(
+            GatewayConfig.of("localhost:" + router.port(), List.of(GatewayTestMesh.KEY))
                 .withModels(
                     List.of(
                         new GatewayConfig.ModelSpec(
@@ -98,7 +98,7 @@ class PublicErrorsIT {
 
   static GenerationGrpc.GenerationBlockingStub stub() {
     return GenerationGrpc.newBlockingStub(channel)
-        .withCallCredentials(GenerationGrpcIT.bearer(Mesh.KEY))
+        .withCallCredentials(GenerationGrpcIT.bearer(GatewayTestMesh.KEY))
         .withDeadlineAfter(60, TimeUnit.SECONDS);
   }
 
@@ -153,7 +153,7 @@ class PublicErrorsIT {
     body.addProperty("model", "broken");
     body.addProperty("prompt", "In the beginning");
     body.addProperty("max_tokens", 4);
-    Http.Json r = http.post("/v1/completions", Mesh.KEY, body);
+    Http.Json r = http.post("/v1/completions", GatewayTestMesh.KEY, body);
     assertThat(r.status()).isEqualTo(503);
     JsonObject error = r.body().getAsJsonObject("error");
     assertThat(error.get("type").getAsString()).isEqualTo("server_error");
@@ -180,7 +180,7 @@ class PublicErrorsIT {
     }
 
     JsonObject body = OpenAiHttpIT.completion(6, false);
-    Http.Json r = http.post("/v1/completions", Mesh.KEY, body);
+    Http.Json r = http.post("/v1/completions", GatewayTestMesh.KEY, body);
     assertThat(r.status()).isEqualTo(200);
     JsonObject stats = r.body().getAsJsonObject("draftmesh").getAsJsonObject("stats");
     assertThat(stats.get("fallback").getAsBoolean()).isTrue();
@@ -189,7 +189,7 @@ class PublicErrorsIT {
     assertNothingInternal(r.raw().body());
 
     try (Http.Stream s =
-        http.stream("/v1/completions", Mesh.KEY, OpenAiHttpIT.completion(6, true))) {
+        http.stream("/v1/completions", GatewayTestMesh.KEY, OpenAiHttpIT.completion(6, true))) {
       for (String event : s.rest()) {
         assertNothingInternal(event);
       }

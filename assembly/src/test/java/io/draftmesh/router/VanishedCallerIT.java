@@ -13,6 +13,7 @@ import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.Strategy;
 import io.draftmesh.proto.v1.TokenIds;
+import io.draftmesh.serving.BlackHoleProxy;
 import io.grpc.CallCredentials;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;

@@ -137,7 +137,7 @@ public final class ApproxBench {
       bytesPerSlot = 2L * c.numLayers() * c.numKvHeads() * c.headDim() * Float.BYTES;
     }
     List<Row> rows = new ArrayList<>();
-    Mesh.Spec spec = Mesh.Spec.of(target, draft).withLimits(4096, 64);
+    Mesh.Spec spec = Mesh.Spec.builder(target, draft).limits(4096, 64).build();
     try (TextTokenizer tok = TextTokenizer.load(target.resolve(Checkpoint.TOKENIZER_JSON));
         Mesh mesh = Mesh.start(spec, OpenTelemetry.noop())) {
       LongTasks heldOut = new LongTasks(corpus.valid(), tok);

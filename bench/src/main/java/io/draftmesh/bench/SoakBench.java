@@ -109,10 +109,11 @@ public final class SoakBench {
   private static int soak(Options o) throws Exception {
     Path model = RandomModels.ensure(RandomModels.defaultCacheDir(), RandomModels.tinyGqa());
     Mesh.Spec spec =
-        Mesh.Spec.of(model, model)
-            .withKvBudgets(64, 64)
-            .withDrainSeconds(1)
-            .withRouterFlags(List.of("--max-concurrent", "64", "--draft-timeout-ms", "5000"));
+        Mesh.Spec.builder(model, model)
+            .kvBudgets(64, 64)
+            .drainSeconds(1)
+            .routerFlags(List.of("--max-concurrent", "64", "--draft-timeout-ms", "5000"))
+            .build();
     try (Mesh mesh = Mesh.start(spec, OpenTelemetry.noop())) {
       GatewayConfig config =
           GatewayConfig.parse(

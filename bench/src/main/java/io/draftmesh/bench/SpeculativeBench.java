@@ -493,11 +493,11 @@ public final class SpeculativeBench {
         o.maxTokens());
     int maxK = Arrays.stream(VERIFY_KS).max().orElseThrow();
     Mesh.Spec spec =
-        Mesh.Spec.of(pair.target(), pair.draft())
-            .withKvBudgets(64, 32)
-            .withLimits(4096, maxK)
-            .withDrainSeconds(1)
-            .withRouterFlags(
+        Mesh.Spec.builder(pair.target(), pair.draft())
+            .kvBudgets(64, 32)
+            .limits(4096, maxK)
+            .drainSeconds(1)
+            .routerFlags(
                 List.of(
                     "--ar-chunk",
                     Integer.toString(AR_CHUNK),
@@ -505,7 +505,8 @@ public final class SpeculativeBench {
                     "--draft-timeout-ms",
                     "120000",
                     "--target-timeout-ms",
-                    "120000"));
+                    "120000"))
+            .build();
     progress.println("starting the mesh (target worker, draft worker, router)");
     try (Mesh mesh = Mesh.start(spec, OpenTelemetry.noop())) {
       progress.println("mesh " + mesh.addresses());

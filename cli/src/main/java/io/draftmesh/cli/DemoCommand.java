@@ -40,7 +40,9 @@ final class DemoCommand {
         "starting the mesh on " + models.target() + " (target) and " + models.draft() + " (draft)");
     try (Telemetry telemetry = Telemetry.create(env, "draftmesh-demo");
         Mesh mesh =
-            Mesh.start(Mesh.Spec.of(models.target(), models.draft()), telemetry.openTelemetry())) {
+            Mesh.start(
+                Mesh.Spec.builder(models.target(), models.draft()).build(),
+                telemetry.openTelemetry())) {
       err.println("mesh: " + mesh.addresses());
       List<String> generate =
           new ArrayList<>(

@@ -101,10 +101,11 @@ final class UpCommand {
         KvCacheServer kvcache = startKvCache(o.portBase(), telemetry);
         Mesh mesh =
             Mesh.start(
-                Mesh.Spec.of(models.target(), models.draft())
-                    .withPortBase(o.portBase())
-                    .withDrainSeconds(o.drain())
-                    .withKvCache("127.0.0.1:" + kvcache.port()),
+                Mesh.Spec.builder(models.target(), models.draft())
+                    .portBase(o.portBase())
+                    .drainSeconds(o.drain())
+                    .kvCache("127.0.0.1:" + kvcache.port())
+                    .build(),
                 telemetry.openTelemetry())) {
       Gateway gateway = startGateway(mesh, models, o.portBase(), System.getenv());
       // Listed with the mesh; closed by this try after the mesh (its workers publish to it).

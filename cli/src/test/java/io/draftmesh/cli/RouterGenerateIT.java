@@ -42,7 +42,7 @@ class RouterGenerateIT {
     GenCheckpointCommand.ensure(model, RandomCheckpoint.tinyLlama(), 3L);
     mesh =
         Mesh.start(
-            Mesh.Spec.of(model, model).withKvBudgets(8, 8).withLimits(512, 16).withDrainSeconds(1),
+            Mesh.Spec.builder(model, model).kvBudgets(8, 8).limits(512, 16).drainSeconds(1).build(),
             OpenTelemetry.noop());
   }
 

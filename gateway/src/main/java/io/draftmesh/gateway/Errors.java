@@ -29,8 +29,10 @@ import org.slf4j.LoggerFactory;
  *   <tr><td>PERMISSION_DENIED</td><td>403</td><td>invalid_request_error</td><td>null</td></tr>
  *   <tr><td>NOT_FOUND</td><td>404</td><td>invalid_request_error</td>
  *       <td>model_not_found</td></tr>
- *   <tr><td>RESOURCE_EXHAUSTED</td><td>429</td><td>requests or tokens</td>
+ *   <tr><td>RESOURCE_EXHAUSTED, a key's limit</td><td>429</td><td>requests or tokens</td>
  *       <td>rate_limit_exceeded</td></tr>
+ *   <tr><td>RESOURCE_EXHAUSTED, the gateway's capacity</td><td>429</td><td>server_error</td>
+ *       <td>server_busy</td></tr>
  *   <tr><td>UNAVAILABLE</td><td>503</td><td>server_error</td><td>service_unavailable</td></tr>
  *   <tr><td>DEADLINE_EXCEEDED</td><td>504</td><td>server_error</td><td>timeout</td></tr>
  *   <tr><td>UNIMPLEMENTED</td><td>501</td><td>invalid_request_error</td><td>null</td></tr>
@@ -40,9 +42,15 @@ import org.slf4j.LoggerFactory;
 final class Errors {
   private static final Logger log = LoggerFactory.getLogger(Errors.class);
 
-  /** Trailer naming the limit a RESOURCE_EXHAUSTED from the gateway hit: requests or tokens. */
+  /**
+   * Trailer naming the limit a RESOURCE_EXHAUSTED from the gateway hit: {@code requests} or {@code
+   * tokens} (the caller's key), or {@link #SERVER_LIMIT} (the gateway's own capacity).
+   */
   static final Metadata.Key<String> LIMIT_KEY =
       Metadata.Key.of("draftmesh-limit", Metadata.ASCII_STRING_MARSHALLER);
+
+  /** The limit that is the gateway's own capacity, not one caller's share of it. */
+  static final String SERVER_LIMIT = "server";
 
   /** Trailer with the seconds after which a rate-limited call may succeed. */
   static final Metadata.Key<String> RETRY_AFTER_KEY =
@@ -61,7 +69,7 @@ final class Errors {
     return Status.UNAUTHENTICATED.withDescription(description).asRuntimeException();
   }
 
-  /** A per-key limit: {@code limit} is "requests" or "tokens". */
+  /** A limit: {@code limit} is "requests" or "tokens" (per key) or {@link #SERVER_LIMIT}. */
   static StatusRuntimeException limited(String limit, long retryAfterSeconds, String description) {
     Metadata trailers = new Metadata();
     trailers.put(LIMIT_KEY, limit);
@@ -254,13 +262,16 @@ final class Errors {
       case RESOURCE_EXHAUSTED -> {
         String limit = trailers == null ? null : trailers.get(LIMIT_KEY);
         String retry = trailers == null ? null : trailers.get(RETRY_AFTER_KEY);
-        yield new HttpError(
-            429,
-            message,
-            limit == null ? "requests" : limit,
-            null,
-            "rate_limit_exceeded",
-            retry == null ? 1 : Long.parseLong(retry));
+        long retryAfter = retry == null ? 1 : Long.parseLong(retry);
+        yield SERVER_LIMIT.equals(limit)
+            ? new HttpError(429, message, "server_error", null, "server_busy", retryAfter)
+            : new HttpError(
+                429,
+                message,
+                limit == null ? "requests" : limit,
+                null,
+                "rate_limit_exceeded",
+                retryAfter);
       }
       case UNAVAILABLE ->
           new HttpError(503, message, "server_error", null, "service_unavailable", 1);

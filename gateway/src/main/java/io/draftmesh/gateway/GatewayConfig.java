@@ -44,7 +44,10 @@ import java.util.Set;
  * @param bodyTimeout how long a request body may take to arrive: a client that trickles it is
  *     answered 408 and its thread freed (one that sends nothing at all is cut off by the HTTP
  *     server's own request timeout, set from this in {@link GatewayMain})
- * @param httpThreads threads serving HTTP requests (each open stream holds one)
+ * @param httpThreads HTTP completion requests served at once (each holds a thread for its whole
+ *     length, an open stream included)
+ * @param httpQueue HTTP completion requests that may wait, in arrival order, for one of those; past
+ *     both, a request is refused at once with 429 / RESOURCE_EXHAUSTED
  * @param drainGrace how long shutdown waits for running requests before cancelling them
  * @param keepalive pings on the gateway's gRPC connections, both ways (public callers and the
  *     router), and how long a public caller's connection lives before the caller re-resolves
@@ -66,11 +69,15 @@ public record GatewayConfig(
     Duration sseHeartbeat,
     Duration bodyTimeout,
     int httpThreads,
+    int httpQueue,
     Duration drainGrace,
     Keepalive keepalive) {
 
   /** The id of the model served when none is configured. */
   public static final String DEFAULT_MODEL = "default";
+
+  /** HTTP completion requests that may wait for a free place by default (--http-queue). */
+  public static final int DEFAULT_HTTP_QUEUE = 16;
 
   /** Environment variable with comma-separated API keys. */
   public static final String API_KEYS_ENV = "DRAFTMESH_API_KEYS";
@@ -159,7 +166,9 @@ public record GatewayConfig(
     SSE_HEARTBEAT_MS("sse-heartbeat-ms", "MS", "idle SSE keep-alive interval (default 10000)"),
     BODY_TIMEOUT_MS(
         "body-timeout-ms", "MS", "a request body must arrive within this (default 10000)"),
-    HTTP_THREADS("http-threads", "N", "HTTP worker threads (default 64)"),
+    HTTP_THREADS("http-threads", "N", "completions served at once, a thread each (default 64)"),
+    HTTP_QUEUE(
+        "http-queue", "N", "completions waiting for one of those; more get 429 (default 16)"),
     DRAIN_SECONDS(
         "drain-seconds", "S", "grace period for running requests on shutdown (default 10)"),
     KEEPALIVE_SECONDS(
@@ -259,6 +268,7 @@ public record GatewayConfig(
     positive(bodyTimeout, Flag.BODY_TIMEOUT_MS);
     FLAGS.require(
         httpThreads >= 1 && httpThreads <= 10_000, Flag.HTTP_THREADS, httpThreads, "1..10000");
+    FLAGS.require(httpQueue >= 0 && httpQueue <= 10_000, Flag.HTTP_QUEUE, httpQueue, "0..10000");
     if (drainGrace == null || drainGrace.isNegative()) {
       throw new ConfigException("--drain-seconds: " + drainGrace + " (expected: >= 0)");
     }
@@ -287,6 +297,7 @@ public record GatewayConfig(
         Duration.ofSeconds(10),
         Duration.ofSeconds(10),
         64,
+        DEFAULT_HTTP_QUEUE,
         Duration.ofSeconds(1),
         Keepalive.DEFAULT);
   }
@@ -310,6 +321,7 @@ public record GatewayConfig(
         sseHeartbeat,
         bodyTimeout,
         httpThreads,
+        httpQueue,
         drainGrace,
         keepalive);
   }
@@ -333,6 +345,7 @@ public record GatewayConfig(
         sseHeartbeat,
         bodyTimeout,
         httpThreads,
+        httpQueue,
         drainGrace,
         keepalive);
   }
@@ -356,6 +369,7 @@ public record GatewayConfig(
         interval,
         bodyTimeout,
         httpThreads,
+        httpQueue,
         drainGrace,
         keepalive);
   }
@@ -379,6 +393,7 @@ public record GatewayConfig(
         sseHeartbeat,
         timeout,
         httpThreads,
+        httpQueue,
         drainGrace,
         keepalive);
   }
@@ -402,6 +417,34 @@ public record GatewayConfig(
         sseHeartbeat,
         bodyTimeout,
         httpThreads,
+        httpQueue,
+        drainGrace,
+        keepalive);
+  }
+
+  /**
+   * This config with another bound on HTTP completions: {@code threads} served, {@code queue}
+   * waiting.
+   */
+  public GatewayConfig withHttpLimits(int threads, int queue) {
+    return new GatewayConfig(
+        host,
+        grpcPort,
+        httpPort,
+        router,
+        models,
+        apiKeys,
+        allowAnonymous,
+        maxConcurrentPerKey,
+        tokensPerMinutePerKey,
+        tokenBurst,
+        maxBodyBytes,
+        maxTokensLimit,
+        upstreamTimeout,
+        sseHeartbeat,
+        bodyTimeout,
+        threads,
+        queue,
         drainGrace,
         keepalive);
   }
@@ -425,6 +468,7 @@ public record GatewayConfig(
         sseHeartbeat,
         bodyTimeout,
         httpThreads,
+        httpQueue,
         drainGrace,
         k);
   }
@@ -466,6 +510,8 @@ public record GatewayConfig(
         + sseHeartbeat
         + ", httpThreads="
         + httpThreads
+        + ", httpQueue="
+        + httpQueue
         + ", drainGrace="
         + drainGrace
         + ", keepalive="
@@ -516,6 +562,7 @@ public record GatewayConfig(
         v.millis(Flag.SSE_HEARTBEAT_MS, 10_000),
         v.millis(Flag.BODY_TIMEOUT_MS, 10_000),
         v.intOf(Flag.HTTP_THREADS, 64),
+        v.intOf(Flag.HTTP_QUEUE, DEFAULT_HTTP_QUEUE),
         v.seconds(Flag.DRAIN_SECONDS, 10),
         Keepalive.parse(FLAGS, v, KEEPALIVE));
   }

@@ -18,8 +18,8 @@ import io.opentelemetry.instrumentation.grpc.v1_6.GrpcTelemetry;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
+import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
@@ -48,6 +48,15 @@ public final class GatewayServer implements AutoCloseable {
   /** The service name health is reported under, besides the overall "" service. */
   public static final String SERVICE_NAME = "draftmesh.v1.Generation";
 
+  /** HTTP threads beyond the admitted completions: for refusals and the short requests. */
+  private static final int SPARE_HTTP_THREADS = 4;
+
+  /** Connections the HTTP server's accept queue holds. */
+  private static final int ACCEPT_BACKLOG = 128;
+
+  /** Requests the HTTP pool's queue holds while all its threads are busy. */
+  private static final int POOL_QUEUE = 128;
+
   /** The ports the servers are bound to (gRPC -1 for an in-process server). */
   public record Ports(int grpc, int http) {}
 
@@ -55,6 +64,7 @@ public final class GatewayServer implements AutoCloseable {
   private final Server grpc;
   private final HttpServer http;
   private final HttpApi httpApi;
+  private final HttpAdmission admission;
   private final ManagedChannel routerChannel;
   private final ServiceHealth health = new ServiceHealth(SERVICE_NAME);
   private final ExecutorService httpExecutor;
@@ -91,23 +101,28 @@ public final class GatewayServer implements AutoCloseable {
             .intercept(GrpcTelemetry.create(otel).createServerInterceptor())
             .build();
     this.scheduler = new ScheduledThreadPoolExecutor(1, daemonThreads("gateway-sse-heartbeat-"));
-    // Unbounded queue: the executor never rejects (the JDK server would drop the connection);
-    // per-key limits and the router's own bound keep the work finite.
+    // Completions are bounded by HttpAdmission (served + waiting); the pool has SPARE_HTTP_THREADS
+    // more, so refusals and short requests (health, models, playground) never wait behind
+    // streams. Its queue only takes bursts of those; past it the executor rejects and the JDK
+    // server closes the connection, the last resort of a flood.
+    this.admission = new HttpAdmission(config.httpThreads(), config.httpQueue());
+    int poolThreads = config.httpThreads() + config.httpQueue() + SPARE_HTTP_THREADS;
     this.httpExecutor =
         new ThreadPoolExecutor(
-            config.httpThreads(),
-            config.httpThreads(),
+            poolThreads,
+            poolThreads,
             60,
             TimeUnit.SECONDS,
-            new LinkedBlockingQueue<>(),
+            new ArrayBlockingQueue<>(POOL_QUEUE),
             daemonThreads("gateway-http-"));
     ((ThreadPoolExecutor) httpExecutor).allowCoreThreadTimeOut(true);
-    this.http = HttpServer.create(httpAddress, 128);
+    this.http = HttpServer.create(httpAddress, ACCEPT_BACKLOG);
     this.httpApi =
         new HttpApi(
             config,
             keys,
             limits,
+            admission,
             catalog,
             router,
             scheduler,
@@ -181,6 +196,11 @@ public final class GatewayServer implements AutoCloseable {
   /** The bound ports. */
   public Ports ports() {
     return new Ports(grpc.getPort(), http.getAddress().getPort());
+  }
+
+  /** HTTP completion requests admitted and not finished (served and waiting). */
+  int httpInFlight() {
+    return admission.inFlight();
   }
 
   public GatewayConfig config() {

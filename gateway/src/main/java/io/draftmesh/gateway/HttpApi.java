@@ -42,7 +42,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Each request runs on one thread of the server's executor, which calls the router with the
  * blocking stub inside a {@link Context.CancellableContext}: the router call ends with the request
- * in every way (completion, error, client disconnect noticed by {@link Sse}).
+ * in every way (completion, error, client disconnect noticed by {@link Sse}). Completions are
+ * admitted by {@link HttpAdmission} (a bounded number served and waiting, the rest refused at
+ * once).
  */
 final class HttpApi implements HttpHandler {
   private static final Logger log = LoggerFactory.getLogger(HttpApi.class);
@@ -64,6 +66,7 @@ final class HttpApi implements HttpHandler {
   private final Catalog catalog;
   private final RouterClient router;
   private final ScheduledExecutorService scheduler;
+  private final HttpAdmission admission;
 
   private final io.draftmesh.telemetry.HttpServerTracing tracing;
 
@@ -71,6 +74,7 @@ final class HttpApi implements HttpHandler {
       GatewayConfig config,
       ApiKeys keys,
       KeyLimits limits,
+      HttpAdmission admission,
       Catalog catalog,
       RouterClient router,
       ScheduledExecutorService scheduler,
@@ -79,6 +83,7 @@ final class HttpApi implements HttpHandler {
     this.config = config;
     this.keys = keys;
     this.limits = limits;
+    this.admission = admission;
     this.catalog = catalog;
     this.router = router;
     this.scheduler = scheduler;
@@ -183,36 +188,55 @@ final class HttpApi implements HttpHandler {
       throws IOException {
     requireMethod(ex, method, "POST", path);
     ApiKeys.Caller caller = keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
-    JsonObject body = readJsonObject(ex);
-    OpenAiRequests.Parsed p = OpenAiRequests.parse(kind, body, catalog, config.maxTokensLimit());
-    // One id for the response object, the X-Request-Id header, public errors and the router's logs.
-    String id = (kind == OpenAiRequests.Kind.CHAT ? "chatcmpl-" : "cmpl-") + RouterClient.newId();
-    GenerateRequest request =
-        router.prepare(p.request().toBuilder().setRequestId(id).build(), caller);
-    ex.getResponseHeaders().set("X-Request-Id", id);
-    long created = System.currentTimeMillis() / 1000;
-    try (KeyLimits.Lease lease = limits.acquire(caller)) {
-      Context.CancellableContext upstream = Context.current().withCancellation();
-      Context previous = upstream.attach();
-      try {
-        Iterator<GenerateChunk> chunks = router.blocking().generate(request);
-        // The first chunk (or the router's refusal) decides the HTTP status.
-        GenerateChunk first;
-        try {
-          first = chunks.next();
-        } catch (StatusRuntimeException e) {
-          throw Errors.fromRouter(e, id, p.request());
-        }
-        lease.charge(first.getTokenIdsCount());
-        if (p.stream()) {
-          stream(ex, kind, p, id, created, first, chunks, lease, upstream);
-        } else {
-          collect(ex, kind, p, id, created, first, chunks, lease, upstream);
-        }
-      } finally {
-        upstream.detach(previous);
-        upstream.cancel(null); // no-op once the call completed
+    // Refused here, before the body is read, when the gateway's places are taken. A request that
+    // waits for a place is validated and charged to its key first: a bad one, or one its key has
+    // no room for, is answered at once, and no key holds more of the queue than its own limit.
+    try (HttpAdmission.Ticket ticket = admission.admit()) {
+      JsonObject body = readJsonObject(ex);
+      OpenAiRequests.Parsed p = OpenAiRequests.parse(kind, body, catalog, config.maxTokensLimit());
+      // One id for the response object, the X-Request-Id header, public errors and the router's
+      // logs.
+      String id = (kind == OpenAiRequests.Kind.CHAT ? "chatcmpl-" : "cmpl-") + RouterClient.newId();
+      GenerateRequest request =
+          router.prepare(p.request().toBuilder().setRequestId(id).build(), caller);
+      ex.getResponseHeaders().set("X-Request-Id", id);
+      try (KeyLimits.Lease lease = limits.acquire(caller)) {
+        ticket.awaitTurn();
+        callRouter(ex, kind, p, id, request, lease);
       }
+    }
+  }
+
+  /** The router call of one admitted, valid request, answered as a stream or one JSON object. */
+  private void callRouter(
+      HttpExchange ex,
+      OpenAiRequests.Kind kind,
+      OpenAiRequests.Parsed p,
+      String id,
+      GenerateRequest request,
+      KeyLimits.Lease lease)
+      throws IOException {
+    long created = System.currentTimeMillis() / 1000;
+    Context.CancellableContext upstream = Context.current().withCancellation();
+    Context previous = upstream.attach();
+    try {
+      Iterator<GenerateChunk> chunks = router.blocking().generate(request);
+      // The first chunk (or the router's refusal) decides the HTTP status.
+      GenerateChunk first;
+      try {
+        first = chunks.next();
+      } catch (StatusRuntimeException e) {
+        throw Errors.fromRouter(e, id, p.request());
+      }
+      lease.charge(first.getTokenIdsCount());
+      if (p.stream()) {
+        stream(ex, kind, p, id, created, first, chunks, lease, upstream);
+      } else {
+        collect(ex, kind, p, id, created, first, chunks, lease, upstream);
+      }
+    } finally {
+      upstream.detach(previous);
+      upstream.cancel(null); // no-op once the call completed
     }
   }
 

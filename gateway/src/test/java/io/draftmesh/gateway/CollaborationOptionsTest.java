@@ -1,9 +1,8 @@
 package io.draftmesh.gateway;
 
+import static io.draftmesh.gateway.RequestParsing.parse;
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
-import com.google.gson.JsonParser;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.GenerationStats;
@@ -12,30 +11,14 @@ import io.draftmesh.proto.v1.Strategy;
 import io.draftmesh.proto.v1.SwitchEvent;
 import io.draftmesh.proto.v1.TextPart;
 import io.draftmesh.proto.v1.TextParts;
-import io.grpc.Status;
-import io.grpc.StatusRuntimeException;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** The approximate strategies' options in the OpenAI {@code draftmesh} extension, and stats out. */
 class CollaborationOptionsTest {
-  private static final Catalog CATALOG =
-      new Catalog(
-          List.of(new GatewayConfig.ModelSpec("m", "target", "draft", null, null)), 1_700_000_000L);
-
-  private static GenerateRequest parse(OpenAiRequests.Kind kind, String json) {
-    return OpenAiRequests.parse(kind, JsonParser.parseString(json).getAsJsonObject(), CATALOG, 8192)
-        .request();
-  }
-
   private static String refusal(String draftmesh) {
-    String json = "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":" + draftmesh + "}";
-    StatusRuntimeException e =
-        catchThrowableOfType(
-            StatusRuntimeException.class, () -> parse(OpenAiRequests.Kind.COMPLETION, json));
-    assertThat(e).as(json).isNotNull();
-    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
-    return e.getStatus().getDescription();
+    return RequestParsing.refusal(
+        OpenAiRequests.Kind.COMPLETION,
+        "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":" + draftmesh + "}");
   }
 
   @Test

@@ -24,12 +24,15 @@ class GatewayConfigTest {
     assertThat(c.apiKeys()).containsExactly("alpha-key-1", "beta-key-22");
     assertThat(c.servedModels()).extracting(GatewayConfig.ModelSpec::id).containsExactly("default");
     assertThat(c.upstreamTimeout()).isEqualTo(Duration.ofMinutes(5));
+    assertThat(c.httpThreads()).isEqualTo(64);
+    assertThat(c.httpQueue()).isEqualTo(GatewayConfig.DEFAULT_HTTP_QUEUE).isEqualTo(16);
 
     Map<String, String> env =
         Map.of(
             "DRAFTMESH_API_KEYS", "alpha-key-1",
             "DRAFTMESH_GATEWAY_HTTP_PORT", "9000",
             "DRAFTMESH_GATEWAY_TOKENS_PER_MINUTE", "600",
+            "DRAFTMESH_GATEWAY_HTTP_QUEUE", "0",
             "DRAFTMESH_GATEWAY_MODELS", "id=a,target=t1,draft=d1;b");
     GatewayConfig d =
         GatewayConfig.parse(new String[] {"--http-port", "9001", "--router=dns:///router:1"}, env);
@@ -37,6 +40,7 @@ class GatewayConfigTest {
     assertThat(d.router()).isEqualTo("dns:///router:1");
     assertThat(d.tokensPerMinutePerKey()).isEqualTo(600);
     assertThat(d.tokenBurst()).isEqualTo(600);
+    assertThat(d.httpQueue()).isZero();
     assertThat(d.models())
         .containsExactly(
             new GatewayConfig.ModelSpec("a", "t1", "d1", null, null),
@@ -76,6 +80,8 @@ class GatewayConfigTest {
         .hasMessageStartingWith("DRAFTMESH_API_KEYS: no API key configured (expected:");
     assertThatThrownBy(() -> GatewayConfig.parse(new String[] {"--http-port", "70000"}, KEYS))
         .hasMessage("--http-port: 70000 (expected: 0..65535)");
+    assertThatThrownBy(() -> GatewayConfig.parse(new String[] {"--http-queue", "-1"}, KEYS))
+        .hasMessage("--http-queue: -1 (expected: 0..10000)");
     assertThatThrownBy(() -> GatewayConfig.parse(new String[] {"--grpc-port", "x"}, KEYS))
         .hasMessage("--grpc-port: x (expected: an integer)");
     assertThatThrownBy(() -> GatewayConfig.parse(new String[] {"--nope", "1"}, KEYS))

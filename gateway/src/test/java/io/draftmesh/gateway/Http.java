@@ -15,6 +15,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 
 /** A small HTTP client for the gateway tests (java.net.http). */
 final class Http {
@@ -68,12 +69,25 @@ final class Http {
     }
   }
 
+  /** {@link #post} without waiting for the answer. */
+  CompletableFuture<Json> postAsync(String path, String key, JsonObject body) {
+    HttpRequest r =
+        request(path, key)
+            .header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofString(body.toString()))
+            .build();
+    return client.sendAsync(r, HttpResponse.BodyHandlers.ofString()).thenApply(Http::json);
+  }
+
+  private static Json json(HttpResponse<String> resp) {
+    JsonObject body =
+        resp.body().isEmpty() ? null : JsonParser.parseString(resp.body()).getAsJsonObject();
+    return new Json(resp.statusCode(), resp, body);
+  }
+
   Json send(HttpRequest r) {
     try {
-      HttpResponse<String> resp = client.send(r, HttpResponse.BodyHandlers.ofString());
-      JsonObject body =
-          resp.body().isEmpty() ? null : JsonParser.parseString(resp.body()).getAsJsonObject();
-      return new Json(resp.statusCode(), resp, body);
+      return json(client.send(r, HttpResponse.BodyHandlers.ofString()));
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     } catch (InterruptedException e) {

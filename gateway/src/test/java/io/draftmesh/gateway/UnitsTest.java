@@ -1,11 +1,12 @@
 package io.draftmesh.gateway;
 
+import static io.draftmesh.gateway.RequestParsing.parse;
+import static io.draftmesh.gateway.RequestParsing.refusal;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParser;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.Strategy;
 import io.grpc.Status;
@@ -103,23 +104,6 @@ class UnitsTest {
     Errors.HttpError bug = Errors.toHttp(new IllegalStateException("secret detail"));
     assertThat(bug.status()).isEqualTo(500);
     assertThat(bug.message()).doesNotContain("secret");
-  }
-
-  private static final Catalog CATALOG =
-      new Catalog(
-          List.of(new GatewayConfig.ModelSpec("m", "target", "draft", null, null)), 1_700_000_000L);
-
-  private static GenerateRequest parse(OpenAiRequests.Kind kind, String json) {
-    return OpenAiRequests.parse(kind, JsonParser.parseString(json).getAsJsonObject(), CATALOG, 8192)
-        .request();
-  }
-
-  private static String refusal(OpenAiRequests.Kind kind, String json) {
-    StatusRuntimeException e =
-        catchThrowableOfType(StatusRuntimeException.class, () -> parse(kind, json));
-    assertThat(e).as(json).isNotNull();
-    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
-    return e.getStatus().getDescription();
   }
 
   @Test
@@ -264,7 +248,8 @@ class UnitsTest {
 
   @Test
   void catalogNamesMapToRouterPools() {
-    RouterClient client = new RouterClient(null, Duration.ofSeconds(1), CATALOG, 8192);
+    RouterClient client =
+        new RouterClient(null, Duration.ofSeconds(1), RequestParsing.CATALOG, 8192);
     ApiKeys.Caller caller = new ApiKeys.Caller("key-1");
     GenerateRequest mapped =
         client.prepare(GenerateRequest.newBuilder().setTarget("m").setText("x").build(), caller);

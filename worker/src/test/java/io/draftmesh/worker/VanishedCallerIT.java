@@ -4,19 +4,14 @@ import static io.draftmesh.worker.SessionStream.open;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.draftmesh.proto.v1.ModelWorkerGrpc;
+import io.draftmesh.serving.BlackHoleProxy;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.opentelemetry.api.OpenTelemetry;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
-import java.net.ServerSocket;
-import java.net.Socket;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -25,79 +20,10 @@ import org.junit.jupiter.api.io.TempDir;
  * A caller whose machine vanishes (no FIN, no RST: power loss, a dropped route) while it holds a
  * session and set no deadline. The TCP connection looks open forever; only the server's keepalive
  * ping, unanswered, tells. The caller reaches the worker through a proxy that stops forwarding
- * bytes in both directions without closing anything: a black hole.
+ * bytes in both directions without closing anything: a {@link BlackHoleProxy}.
  */
 class VanishedCallerIT {
   @TempDir Path dir;
-
-  /** Forwards bytes both ways until {@link #blackHole()}, then holds the sockets open, silent. */
-  static final class Proxy implements AutoCloseable {
-    final ServerSocket listen = new ServerSocket(0);
-    final CountDownLatch frozen = new CountDownLatch(1);
-    private final CountDownLatch never = new CountDownLatch(1); // released only by close()
-    private volatile Socket client;
-    private volatile Socket upstream;
-
-    Proxy(int targetPort) throws IOException {
-      Thread accept =
-          new Thread(
-              () -> {
-                try {
-                  client = listen.accept();
-                  upstream = new Socket("127.0.0.1", targetPort);
-                  pump(client.getInputStream(), upstream.getOutputStream());
-                  pump(upstream.getInputStream(), client.getOutputStream());
-                } catch (IOException e) {
-                  // closed by the test
-                }
-              },
-              "proxy-accept");
-      accept.setDaemon(true);
-      accept.start();
-    }
-
-    private void pump(InputStream in, OutputStream out) {
-      Thread t =
-          new Thread(
-              () -> {
-                byte[] buf = new byte[8192];
-                try {
-                  int n;
-                  while ((n = in.read(buf)) >= 0) {
-                    if (frozen.getCount() == 0) {
-                      never.await(); // the black hole: read, never forward, never close
-                    }
-                    out.write(buf, 0, n);
-                    out.flush();
-                  }
-                } catch (IOException | InterruptedException e) {
-                  // closed
-                }
-              },
-              "proxy-pump");
-      t.setDaemon(true);
-      t.start();
-    }
-
-    int port() {
-      return listen.getLocalPort();
-    }
-
-    void blackHole() {
-      frozen.countDown();
-    }
-
-    @Override
-    public void close() throws IOException {
-      never.countDown();
-      listen.close();
-      for (Socket s : new Socket[] {client, upstream}) {
-        if (s != null) {
-          s.close();
-        }
-      }
-    }
-  }
 
   @Test
   void theWorkersKeepaliveFreesTheSessionOfAVanishedCaller() throws Exception {
@@ -117,7 +43,7 @@ class VanishedCallerIT {
             WorkerConfig.Role.DRAFT);
     try (WorkerServer worker = WorkerServer.onPort(config, OpenTelemetry.noop()).start()) {
       var engine = worker.awaitReady(Duration.ofMinutes(2));
-      try (Proxy proxy = new Proxy(worker.port())) {
+      try (BlackHoleProxy proxy = new BlackHoleProxy(worker.port())) {
         ManagedChannel ch =
             Grpc.newChannelBuilder("127.0.0.1:" + proxy.port(), InsecureChannelCredentials.create())
                 .build();

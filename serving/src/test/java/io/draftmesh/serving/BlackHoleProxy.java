@@ -1,4 +1,4 @@
-package io.draftmesh.router;
+package io.draftmesh.serving;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -11,15 +11,19 @@ import java.util.concurrent.CountDownLatch;
  * A TCP proxy for one connection that forwards bytes both ways until {@link #blackHole()}, then
  * holds both sockets open and silent: what a caller whose machine vanished (power loss, a dropped
  * route: no FIN, no RST) looks like to the server. Only an unanswered keepalive ping can tell.
+ *
+ * <p>In the test-jar: the worker's and the mesh's vanished-caller tests share it ({@link
+ * Keepalives} is what they test).
  */
-final class BlackHoleProxy implements AutoCloseable {
+public final class BlackHoleProxy implements AutoCloseable {
   private final ServerSocket listen = new ServerSocket(0);
   private final CountDownLatch frozen = new CountDownLatch(1);
   private final CountDownLatch never = new CountDownLatch(1); // released only by close()
   private volatile Socket client;
   private volatile Socket upstream;
 
-  BlackHoleProxy(int targetPort) throws IOException {
+  /** Listens on a free loopback port; the first connection is forwarded to {@code targetPort}. */
+  public BlackHoleProxy(int targetPort) throws IOException {
     Thread accept =
         new Thread(
             () -> {
@@ -60,11 +64,13 @@ final class BlackHoleProxy implements AutoCloseable {
     t.start();
   }
 
-  int port() {
+  /** The port callers connect to. */
+  public int port() {
     return listen.getLocalPort();
   }
 
-  void blackHole() {
+  /** From now on: read, never forward, never close. */
+  public void blackHole() {
     frozen.countDown();
   }
 
