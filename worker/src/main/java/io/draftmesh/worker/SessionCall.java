@@ -554,6 +554,9 @@ final class SessionCall implements StreamObserver<SessionRequest> {
           for (Position pos : t.positions()) {
             s.addPositions(ProtoCodec.toProto(pos));
           }
+          for (Position pos : t.nodePositions()) {
+            s.addTreeNodePositions(ProtoCodec.toProto(pos));
+          }
           b.setVerified(s);
           break;
         }
