@@ -293,7 +293,8 @@ class GenerationGrpcIT {
       }
       Status third = statusOf(request(4).build());
       assertThat(third.getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
-      assertThat(third.getDescription()).startsWith("concurrent requests: key-1 has 2 running");
+      assertThat(third.getDescription())
+          .startsWith("concurrent requests: key-1 has 2 in flight, running or waiting");
 
       // Limits are per key: the other key still gets through.
       List<GenerateChunk> other = new ArrayList<>();

@@ -62,7 +62,7 @@ class LimitsHttpIT {
         JsonObject e = OpenAiHttpIT.assertError(second, 429, "requests", "rate_limit_exceeded");
         assertThat(e.get("message").getAsString())
             .isEqualTo(
-                "concurrent requests: key-1 has 1 running (expected: at most 1 per API key;"
+                "concurrent requests: key-1 has 1 in flight, running or waiting (expected: at most 1 per API key;"
                     + " retry when one ends)");
       }
       // The slot is given back once the stream is gone.

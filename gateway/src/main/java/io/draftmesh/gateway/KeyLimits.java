@@ -61,7 +61,7 @@ final class KeyLimits {
                 + caller.id()
                 + " has "
                 + k.running
-                + " running (expected: at most "
+                + " in flight, running or waiting (expected: at most "
                 + maxConcurrent
                 + " per API key; retry when one ends)");
       }

@@ -118,7 +118,7 @@ class HttpOverloadIT {
         assertThat(refused.body().getAsJsonObject("error").get("type").getAsString())
             .isEqualTo("requests");
         assertThat(refused.body().getAsJsonObject("error").get("message").getAsString())
-            .startsWith("concurrent requests: key-1 has 2 running");
+            .startsWith("concurrent requests: key-1 has 2 in flight, running or waiting");
         assertThat(g.httpInFlight()).isEqualTo(2);
 
         // That place is another key's.
