@@ -61,11 +61,6 @@ final class TokenRecyclingDrafter implements TreeDrafter {
 
   @Override
   public void verified(int[] seq, int start, int len, DraftTree tree, Verified v) {
-    // Every node's candidates first, rejected branches included (the paper's update), then the
-    // accepted path's, which are the latest sighting of what now follows.
-    for (int i = 0; i < Math.min(tree.size(), v.getTreeNodePositionsCount()); i++) {
-      table.learn(tree.token(i), ProbCodec.ids(v.getTreeNodePositions(i).getTop()));
-    }
     learn(seq, start, len, v.getPositionsList());
   }
 

@@ -6,7 +6,6 @@ import com.google.protobuf.ByteString;
 import io.draftmesh.proto.v1.Position;
 import io.draftmesh.proto.v1.ProbDistribution;
 import io.draftmesh.proto.v1.Proposed;
-import io.draftmesh.proto.v1.Verified;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import org.junit.jupiter.api.Test;
@@ -30,27 +29,6 @@ class TokenRecyclingDrafterTest {
                 .setTokenIds(ByteString.copyFrom(ids.array()))
                 .setProbs(ByteString.copyFrom(probs.array())))
         .build();
-  }
-
-  @Test
-  void aVerifiedTreeTeachesTheTableWhatFollowsEveryNodeRejectedOnesIncluded() {
-    TokenRecyclingTable table = new TokenRecyclingTable(VOCAB);
-    TokenRecyclingDrafter drafter = new TokenRecyclingDrafter(table, true);
-    DraftTree tree = new DraftTree();
-    int a = tree.add(20, -1, null);
-    tree.add(21, a, null); // the target rejects 20: neither node is on the accepted path
-    Verified v =
-        Verified.newBuilder()
-            .setAccepted(0)
-            .setNextTokenId(30)
-            .addPositions(predicted(30, 31)) // after the last token, 9
-            .addTreeNodePositions(predicted(22, 23)) // after node 20
-            .addTreeNodePositions(predicted(24, VOCAB + 5)) // after node 21: not this model's ids
-            .build();
-    drafter.verified(new int[] {9, 30}, 1, 1, tree, v);
-    assertThat(table.candidates(20)).containsExactly(22, 23);
-    assertThat(table.candidates(21)).as("ids outside the vocabulary are never learned").isNull();
-    assertThat(table.candidates(9)).containsExactly(30, 31);
   }
 
   @Test

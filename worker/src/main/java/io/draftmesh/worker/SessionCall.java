@@ -554,9 +554,6 @@ final class SessionCall implements StreamObserver<SessionRequest> {
           for (Position pos : t.positions()) {
             s.addPositions(ProtoCodec.toProto(pos));
           }
-          for (Position pos : t.nodePositions()) {
-            s.addTreeNodePositions(ProtoCodec.toProto(pos));
-          }
           b.setVerified(s);
           break;
         }

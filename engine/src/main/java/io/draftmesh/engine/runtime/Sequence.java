@@ -1006,18 +1006,7 @@ public final class Sequence implements AutoCloseable {
       kvLen = size;
       table.truncate(kvLen - shift);
       push(new int[] {outcome.nextToken()});
-      List<Position> nodePositions = new ArrayList<>();
-      if (options.topKProbs() > 0) {
-        // The argmax as each node's token: a sampled one would draw from the session's stream.
-        for (int i = 0; i < k; i++) {
-          float[] logits = collected[i + 1];
-          nodePositions.add(
-              position(logits, p == null ? null : p[i + 1], options, Distributions.argmax(logits)));
-        }
-      }
-      future.complete(
-          new TreeVerification(
-              path, outcome.nextToken(), outcome.bonus(), positions, nodePositions));
+      future.complete(new TreeVerification(path, outcome.nextToken(), outcome.bonus(), positions));
     }
   }
 

@@ -10,16 +10,8 @@ import java.util.List;
  * @param bonus whether the path ends at a leaf (nothing there was rejected)
  * @param positions the target's predictions after the prefix and after each accepted node (path
  *     length + 1), each with the emitted token
- * @param nodePositions when top-k was asked: the target's prediction after every node of the tree,
- *     in node order, each with its argmax as the token (what Token Recycling learns from, rejected
- *     branches included); empty otherwise
  */
-public record TreeVerification(
-    int[] path,
-    int nextToken,
-    boolean bonus,
-    List<Position> positions,
-    List<Position> nodePositions) {
+public record TreeVerification(int[] path, int nextToken, boolean bonus, List<Position> positions) {
   public int accepted() {
     return path.length;
   }

@@ -107,35 +107,6 @@ class TreeVerifyEngineTest {
 
   @ParameterizedTest
   @EnumSource(Backend.class)
-  void aTopKTreeVerifyReportsThePredictionAfterEveryNodeRejectedOnesIncluded(Backend backend) {
-    InferenceEngine engine = engines.get(backend);
-    ResultOptions top = new ResultOptions(4, false);
-    int[] p = prompt(engine, 9, 8);
-    int[] nodes = {5, 6, 7, 8, 9};
-    int[] parents = {-1, -1, 0, 0, 2};
-    Sequence scored = engine.open(p, SamplingParams.GREEDY, "scored");
-    scored.prefill(ResultOptions.NONE).join();
-    List<Position> expected = scored.scoreTree(nodes, parents, top).join(); // [0] is the prefix's
-    Sequence s = engine.open(p, SamplingParams.GREEDY, "verified");
-    s.prefill(ResultOptions.NONE).join();
-    TreeVerification v = s.verifyTree(nodes, parents, null, top).join();
-    assertThat(v.nodePositions()).hasSize(nodes.length);
-    for (int i = 0; i < nodes.length; i++) {
-      Position got = v.nodePositions().get(i);
-      assertThat(got.top().ids()).as("node %d", i).containsExactly(expected.get(i + 1).top().ids());
-      assertThat(got.tokenId()).isEqualTo(got.argmaxTokenId());
-    }
-    // Without top-k nothing extra is computed or sent.
-    s.truncate(p.length).join();
-    assertThat(s.verifyTree(nodes, parents, null, ResultOptions.NONE).join().nodePositions())
-        .isEmpty();
-    scored.closeAsync().join();
-    s.closeAsync().join();
-    assertThat(engine.freeBlocks()).isEqualTo(engine.info().kvBlocksTotal());
-  }
-
-  @ParameterizedTest
-  @EnumSource(Backend.class)
   void scoreTreeReturnsEachPathsPredictionsAndKeepsNothing(Backend backend) {
     InferenceEngine engine = engines.get(backend);
     ResultOptions full = new ResultOptions(0, true);
