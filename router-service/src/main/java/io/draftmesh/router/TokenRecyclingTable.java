@@ -36,6 +36,11 @@ final class TokenRecyclingTable {
 
   /** Records the target's top candidates after {@code token} (ids, most likely first). */
   void learn(int token, int[] ids) {
+    for (int id : ids) {
+      if (id < 0 || id >= next.length()) {
+        return; // not a token of this model: never drafted
+      }
+    }
     if (ids.length > 0) {
       next.set(token, ids);
     }

@@ -54,6 +54,10 @@ class TokenRecyclingDrafterTest {
     assertThat(tree.token(2)).isEqualTo(3);
     assertThat(tree.parent(2)).isEqualTo(0);
 
+    // Candidates that are not this model's tokens are never learned.
+    table.learn(40, new int[] {1, VOCAB + 5});
+    assertThat(table.candidates(40)).isNull();
+
     // Another model's table knows nothing of it.
     DraftTree other =
         new TokenRecyclingDrafter(new TokenRecyclingTable(VOCAB), true)
