@@ -65,6 +65,9 @@ public final class Mesh implements AutoCloseable {
    * @param routerFlags more router flags (see {@code RouterConfig.usage()}), e.g. {@code
    *     --draft-timeout-ms 5000}
    * @param moreWorkers workers beyond target and draft, each its own router pool
+   * @param kvcache the kvcache-service every target worker and the router use; null = none
+   * @param prefixCache whether workers share KV blocks between sessions by content (benchmarks that
+   *     time prefill on repeated prompts turn it off)
    */
   public record Spec(
       Path targetModel,
@@ -78,7 +81,8 @@ public final class Mesh implements AutoCloseable {
       int drainSeconds,
       List<String> routerFlags,
       List<Worker> moreWorkers,
-      String kvcache) {
+      String kvcache,
+      boolean prefixCache) {
 
     public Spec {
       Objects.requireNonNull(targetModel, "targetModel");
@@ -127,6 +131,7 @@ public final class Mesh implements AutoCloseable {
       private List<String> routerFlags = List.of();
       private final List<Worker> moreWorkers = new ArrayList<>();
       private String kvcache;
+      private boolean prefixCache = true;
 
       private Builder(Path targetModel, Path draftModel) {
         this.targetModel = targetModel;
@@ -166,6 +171,12 @@ public final class Mesh implements AutoCloseable {
         return this;
       }
 
+      /** Whether workers share KV blocks between sessions by content (default on). */
+      public Builder prefixCache(boolean on) {
+        this.prefixCache = on;
+        return this;
+      }
+
       public Builder routerFlags(List<String> flags) {
         this.routerFlags = flags;
         return this;
@@ -194,7 +205,8 @@ public final class Mesh implements AutoCloseable {
             drainSeconds,
             routerFlags,
             moreWorkers,
-            kvcache);
+            kvcache,
+            prefixCache);
       }
     }
   }
@@ -293,6 +305,9 @@ public final class Mesh implements AutoCloseable {
                 "--drain-seconds", Integer.toString(spec.drainSeconds())));
     if (spec.kvcache() != null && role == WorkerConfig.Role.TARGET) {
       flags.addAll(List.of("--kvcache", spec.kvcache()));
+    }
+    if (!spec.prefixCache()) {
+      flags.addAll(List.of("--prefix-cache", "off"));
     }
     return WorkerConfig.parse(flags.toArray(String[]::new), Map.of(), role);
   }

@@ -137,7 +137,9 @@ public final class ApproxBench {
       bytesPerSlot = 2L * c.numLayers() * c.numKvHeads() * c.headDim() * Float.BYTES;
     }
     List<Row> rows = new ArrayList<>();
-    Mesh.Spec spec = Mesh.Spec.builder(target, draft).limits(4096, 64).build();
+    // Every method runs the same prompts: shared prefix blocks would hand later methods the full
+    // cache's prefill and make the TTFT column meaningless.
+    Mesh.Spec spec = Mesh.Spec.builder(target, draft).limits(4096, 64).prefixCache(false).build();
     try (TextTokenizer tok = TextTokenizer.load(target.resolve(Checkpoint.TOKENIZER_JSON));
         Mesh mesh = Mesh.start(spec, OpenTelemetry.noop())) {
       LongTasks heldOut = new LongTasks(corpus.valid(), tok);
