@@ -304,122 +304,32 @@ public record GatewayConfig(
 
   /** This config serving {@code specs}. */
   public GatewayConfig withModels(List<ModelSpec> specs) {
-    return new GatewayConfig(
-        host,
-        grpcPort,
-        httpPort,
-        router,
-        specs,
-        apiKeys,
-        allowAnonymous,
-        maxConcurrentPerKey,
-        tokensPerMinutePerKey,
-        tokenBurst,
-        maxBodyBytes,
-        maxTokensLimit,
-        upstreamTimeout,
-        sseHeartbeat,
-        bodyTimeout,
-        httpThreads,
-        httpQueue,
-        drainGrace,
-        keepalive);
+    return with(f -> f.models = specs);
   }
 
   /** This config with other per-key limits. */
   public GatewayConfig withLimits(int concurrentPerKey, int tokensPerMinute, int burst) {
-    return new GatewayConfig(
-        host,
-        grpcPort,
-        httpPort,
-        router,
-        models,
-        apiKeys,
-        allowAnonymous,
-        concurrentPerKey,
-        tokensPerMinute,
-        burst,
-        maxBodyBytes,
-        maxTokensLimit,
-        upstreamTimeout,
-        sseHeartbeat,
-        bodyTimeout,
-        httpThreads,
-        httpQueue,
-        drainGrace,
-        keepalive);
+    return with(
+        f -> {
+          f.maxConcurrentPerKey = concurrentPerKey;
+          f.tokensPerMinutePerKey = tokensPerMinute;
+          f.tokenBurst = burst;
+        });
   }
 
   /** This config with another heartbeat interval (SSE comments, non-streaming padding). */
   public GatewayConfig withSseHeartbeat(Duration interval) {
-    return new GatewayConfig(
-        host,
-        grpcPort,
-        httpPort,
-        router,
-        models,
-        apiKeys,
-        allowAnonymous,
-        maxConcurrentPerKey,
-        tokensPerMinutePerKey,
-        tokenBurst,
-        maxBodyBytes,
-        maxTokensLimit,
-        upstreamTimeout,
-        interval,
-        bodyTimeout,
-        httpThreads,
-        httpQueue,
-        drainGrace,
-        keepalive);
+    return with(f -> f.sseHeartbeat = interval);
   }
 
   /** This config with another body timeout. */
   public GatewayConfig withBodyTimeout(Duration timeout) {
-    return new GatewayConfig(
-        host,
-        grpcPort,
-        httpPort,
-        router,
-        models,
-        apiKeys,
-        allowAnonymous,
-        maxConcurrentPerKey,
-        tokensPerMinutePerKey,
-        tokenBurst,
-        maxBodyBytes,
-        maxTokensLimit,
-        upstreamTimeout,
-        sseHeartbeat,
-        timeout,
-        httpThreads,
-        httpQueue,
-        drainGrace,
-        keepalive);
+    return with(f -> f.bodyTimeout = timeout);
   }
 
   /** This config with another body limit. */
   public GatewayConfig withMaxBodyBytes(int bytes) {
-    return new GatewayConfig(
-        host,
-        grpcPort,
-        httpPort,
-        router,
-        models,
-        apiKeys,
-        allowAnonymous,
-        maxConcurrentPerKey,
-        tokensPerMinutePerKey,
-        tokenBurst,
-        bytes,
-        maxTokensLimit,
-        upstreamTimeout,
-        sseHeartbeat,
-        bodyTimeout,
-        httpThreads,
-        httpQueue,
-        drainGrace,
-        keepalive);
+    return with(f -> f.maxBodyBytes = bytes);
   }
 
   /**
@@ -427,50 +337,91 @@ public record GatewayConfig(
    * waiting.
    */
   public GatewayConfig withHttpLimits(int threads, int queue) {
-    return new GatewayConfig(
-        host,
-        grpcPort,
-        httpPort,
-        router,
-        models,
-        apiKeys,
-        allowAnonymous,
-        maxConcurrentPerKey,
-        tokensPerMinutePerKey,
-        tokenBurst,
-        maxBodyBytes,
-        maxTokensLimit,
-        upstreamTimeout,
-        sseHeartbeat,
-        bodyTimeout,
-        threads,
-        queue,
-        drainGrace,
-        keepalive);
+    return with(
+        f -> {
+          f.httpThreads = threads;
+          f.httpQueue = queue;
+        });
   }
 
   /** This config with other gRPC keepalive settings. */
   public GatewayConfig withKeepalive(Keepalive k) {
-    return new GatewayConfig(
-        host,
-        grpcPort,
-        httpPort,
-        router,
-        models,
-        apiKeys,
-        allowAnonymous,
-        maxConcurrentPerKey,
-        tokensPerMinutePerKey,
-        tokenBurst,
-        maxBodyBytes,
-        maxTokensLimit,
-        upstreamTimeout,
-        sseHeartbeat,
-        bodyTimeout,
-        httpThreads,
-        httpQueue,
-        drainGrace,
-        k);
+    return with(f -> f.keepalive = k);
+  }
+
+  /** A copy of this config with {@code change} applied, validated as any config is. */
+  private GatewayConfig with(java.util.function.Consumer<Fields> change) {
+    Fields f = new Fields(this);
+    change.accept(f);
+    return f.build();
+  }
+
+  /** The record's fields, settable: what the withers change before building a new config. */
+  private static final class Fields {
+    private String host;
+    private int grpcPort;
+    private int httpPort;
+    private String router;
+    private List<ModelSpec> models;
+    private List<String> apiKeys;
+    private boolean allowAnonymous;
+    private int maxConcurrentPerKey;
+    private int tokensPerMinutePerKey;
+    private int tokenBurst;
+    private int maxBodyBytes;
+    private int maxTokensLimit;
+    private Duration upstreamTimeout;
+    private Duration sseHeartbeat;
+    private Duration bodyTimeout;
+    private int httpThreads;
+    private int httpQueue;
+    private Duration drainGrace;
+    private Keepalive keepalive;
+
+    Fields(GatewayConfig c) {
+      host = c.host;
+      grpcPort = c.grpcPort;
+      httpPort = c.httpPort;
+      router = c.router;
+      models = c.models;
+      apiKeys = c.apiKeys;
+      allowAnonymous = c.allowAnonymous;
+      maxConcurrentPerKey = c.maxConcurrentPerKey;
+      tokensPerMinutePerKey = c.tokensPerMinutePerKey;
+      tokenBurst = c.tokenBurst;
+      maxBodyBytes = c.maxBodyBytes;
+      maxTokensLimit = c.maxTokensLimit;
+      upstreamTimeout = c.upstreamTimeout;
+      sseHeartbeat = c.sseHeartbeat;
+      bodyTimeout = c.bodyTimeout;
+      httpThreads = c.httpThreads;
+      httpQueue = c.httpQueue;
+      drainGrace = c.drainGrace;
+      keepalive = c.keepalive;
+    }
+
+    GatewayConfig build() {
+      return new GatewayConfig(
+          host,
+          grpcPort,
+          httpPort,
+          router,
+          models,
+          apiKeys,
+          allowAnonymous,
+          maxConcurrentPerKey,
+          tokensPerMinutePerKey,
+          tokenBurst,
+          maxBodyBytes,
+          maxTokensLimit,
+          upstreamTimeout,
+          sseHeartbeat,
+          bodyTimeout,
+          httpThreads,
+          httpQueue,
+          drainGrace,
+          keepalive);
+    }
   }
 
   /** The configured models, or the one default model when none is. */
