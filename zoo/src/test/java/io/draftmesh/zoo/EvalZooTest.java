@@ -25,8 +25,34 @@ class EvalZooTest {
       Trainer.Data data = TrainCommand.data(corpus, tokenizerJson, tokenizer, false);
       TrainConfig c =
           new TrainConfig(
-              "target", 32, 1, 2, 2, 64, 64, 384, 8, 30, 1e-2, 0.1, 3, 0.0, 1.0, 5, 30, 8, 1000,
-              null, 0, null, 0);
+              "target",
+              32,
+              1,
+              2,
+              2,
+              64,
+              64,
+              384,
+              8,
+              30,
+              1e-2,
+              0.1,
+              3,
+              0.0,
+              1.0,
+              5,
+              30,
+              8,
+              1000,
+              null,
+              0,
+              null,
+              0,
+              0,
+              0,
+              TrainConfig.LLAMA,
+              0,
+              0);
       PrintStream quiet =
           new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
       new Trainer(c, data, models.resolve("target"), dir.resolve("work"), quiet, "x").run();

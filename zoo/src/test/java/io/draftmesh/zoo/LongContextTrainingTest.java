@@ -43,7 +43,42 @@ class LongContextTrainingTest {
       String name, int context, Path init, double longMix, double refMix, String arch) {
     return new TrainConfig(
         name, 32, 1, 2, 2, 64, context, 384, 2, 2, 1e-2, 0.1, 0, 0.0, 1.0, 7, 2, 2, 1000, init, 0,
-        null, 0, longMix, refMix, arch);
+        null, 0, longMix, refMix, arch, 0, 0);
+  }
+
+  /**
+   * A 640-token config half on long tasks, with rows of {@code seq} and task instances up to it.
+   */
+  static TrainConfig rowsConfig(int seq, int taskTokens) {
+    return new TrainConfig(
+        "l",
+        32,
+        1,
+        2,
+        2,
+        64,
+        640,
+        384,
+        2,
+        2,
+        1e-2,
+        0.1,
+        0,
+        0.0,
+        1.0,
+        7,
+        2,
+        2,
+        1000,
+        null,
+        0,
+        null,
+        0,
+        0.5,
+        0,
+        TrainConfig.LLAMA,
+        seq,
+        taskTokens);
   }
 
   private static PrintStream quiet() {
@@ -117,36 +152,7 @@ class LongContextTrainingTest {
 
   @Test
   void rowsShorterThanTheContextKeepTheContextInTheConfig() {
-    TrainConfig c =
-        new TrainConfig(
-            "l",
-            32,
-            1,
-            2,
-            2,
-            64,
-            640,
-            384,
-            2,
-            2,
-            1e-2,
-            0.1,
-            0,
-            0.0,
-            1.0,
-            7,
-            2,
-            2,
-            1000,
-            null,
-            0,
-            null,
-            0,
-            0.5,
-            0,
-            TrainConfig.LLAMA,
-            320,
-            300);
+    TrainConfig c = rowsConfig(320, 300);
     assertThat(c.rowLength()).isEqualTo(320);
     assertThat(c.maxTaskTokens()).isEqualTo(300);
     assertThat(c.tokensPerStep()).isEqualTo(2 * 320);
@@ -155,69 +161,9 @@ class LongContextTrainingTest {
     assertThat(whole.rowLength()).isEqualTo(640);
     assertThat(whole.maxTaskTokens()).isEqualTo(640);
     assertThat(whole.flags()).doesNotContainKeys("seq", "task-tokens");
-    assertThatThrownBy(
-            () ->
-                new TrainConfig(
-                    "l",
-                    32,
-                    1,
-                    2,
-                    2,
-                    64,
-                    640,
-                    384,
-                    2,
-                    2,
-                    1e-2,
-                    0.1,
-                    0,
-                    0.0,
-                    1.0,
-                    7,
-                    2,
-                    2,
-                    1000,
-                    null,
-                    0,
-                    null,
-                    0,
-                    0.5,
-                    0,
-                    TrainConfig.LLAMA,
-                    700,
-                    0))
+    assertThatThrownBy(() -> rowsConfig(700, 0))
         .hasMessageContaining("--seq 700 (expected: 0 for the context, or 8..640)");
-    assertThatThrownBy(
-            () ->
-                new TrainConfig(
-                    "l",
-                    32,
-                    1,
-                    2,
-                    2,
-                    64,
-                    640,
-                    384,
-                    2,
-                    2,
-                    1e-2,
-                    0.1,
-                    0,
-                    0.0,
-                    1.0,
-                    7,
-                    2,
-                    2,
-                    1000,
-                    null,
-                    0,
-                    null,
-                    0,
-                    0.5,
-                    0,
-                    TrainConfig.LLAMA,
-                    320,
-                    400))
+    assertThatThrownBy(() -> rowsConfig(320, 400))
         .hasMessageContaining("--task-tokens 400 (expected: 0 for the row, or at most");
     assertThatThrownBy(() -> rows(400, 200)).hasMessageContaining("--task-tokens 200");
   }

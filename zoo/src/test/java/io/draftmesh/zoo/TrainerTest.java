@@ -79,7 +79,12 @@ class TrainerTest {
         null,
         instructMix,
         teacher,
-        distill);
+        distill,
+        0,
+        0,
+        TrainConfig.LLAMA,
+        0,
+        0);
   }
 
   private static PrintStream quiet() {
