@@ -21,6 +21,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.stream.Stream;
+import jdk.incubator.vector.FloatVector;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -48,8 +49,37 @@ class BackendEqualityTest {
       out.add(Arguments.of("llama", RandomCheckpoint.tinyLlama(), dtype));
       out.add(Arguments.of("qwen2", RandomCheckpoint.tinyQwen2(), dtype));
       out.add(Arguments.of("gqa", RandomCheckpoint.tinyGqa(), dtype));
+      out.add(Arguments.of("pair-head", registerHeads(2), dtype));
+      out.add(Arguments.of("quad-head", registerHeads(4), dtype));
     }
     return out.stream();
+  }
+
+  /**
+   * GQA whose head is exactly {@code vectors} vectors of this machine's float lanes (four: 64 wide
+   * on AVX-512, 32 on AVX2): the attention paths that keep a query and an output in registers.
+   */
+  private static ModelConfig registerHeads(int vectors) {
+    ModelConfig gqa = RandomCheckpoint.tinyGqa();
+    int headDim = vectors * FloatVector.SPECIES_PREFERRED.length();
+    int heads = 4;
+    return new ModelConfig(
+        ModelConfig.LLAMA,
+        gqa.vocabSize(),
+        heads * headDim,
+        gqa.intermediateSize(),
+        gqa.numLayers(),
+        heads,
+        2,
+        headDim,
+        10000.0,
+        null,
+        gqa.rmsNormEps(),
+        gqa.maxPositionEmbeddings(),
+        false,
+        false,
+        gqa.bosTokenId(),
+        gqa.eosTokenId());
   }
 
   /** Both backends over one checkpoint, each with a pool of its own. */

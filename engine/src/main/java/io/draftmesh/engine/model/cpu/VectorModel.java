@@ -319,6 +319,8 @@ public final class VectorModel implements DecoderModel {
       t += n;
     }
 
+    int[] chunkStart = PagedAttention.chunks(rowSlots, total);
+
     tick = tick(0, tick);
     for (int l = 0; l < layers.length; l++) {
       Layer w = layers[l];
@@ -357,6 +359,7 @@ public final class VectorModel implements DecoderModel {
       float[][] cap = capture;
       int[] capRow = captureRow;
       int[] capRows = captureRows;
+      int[] chunks = chunkStart;
       // Attention reads every sequence's keys and values: at long contexts it is the larger read
       // of a small model's step and splits well, whatever the matmuls' measured choice.
       ComputePool.Task attend =
@@ -366,6 +369,7 @@ public final class VectorModel implements DecoderModel {
                   qkvDim,
                   rowPos,
                   rowSlots,
+                  chunks,
                   keys,
                   values,
                   slots,
@@ -376,10 +380,11 @@ public final class VectorModel implements DecoderModel {
                   sc.scores[worker],
                   from,
                   to);
+      int units = (chunkStart.length - 1) * heads;
       if (keyReads >= PARALLEL_ATTENTION_KEYS) {
-        compute.parallelForAll(total * heads, 1, attend);
+        compute.parallelForAll(units, 1, attend);
       } else {
-        compute.parallelFor(total * heads, 1, attend);
+        compute.parallelFor(units, 1, attend);
       }
       tick = tick(4, tick);
       matmul(w.wo, sc.att, total, sc.x, true); // x += attention output
