@@ -3,6 +3,7 @@ package io.draftmesh.engine.model.cpu;
 import io.draftmesh.engine.checkpoint.FloatBits;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -13,12 +14,15 @@ import jdk.incubator.vector.VectorSpecies;
  * float32 panel step loads.
  *
  * <p>Up to {@link #REGISTER_ROWS} activation rows (decode, verify, small batches) widen in
- * registers: a step of one row is memory-bound and widening is four or five vector operations per
- * weight vector, and for a few rows each widened pair feeds up to four rows' FMAs. Widening a block
- * of the panel into a float32 scratch tile instead (stores, then reloads) cost a 2-row step 2.2× a
- * 1-row one and made a 5-token verify 3.7× a decode (measured on the zoo target, AVX2); with the
- * register kernels it is 2.0×. More rows (prefill) widen each block once into a tile that stays in
- * L1 and run the float32 kernels over it, so the widening is spread over all rows of the step.
+ * registers: a step of one row is memory-bound and widening is a few vector operations per weight
+ * vector, and for a few rows each widened pair feeds every row's FMAs. The register kernels widen
+ * without the 2^112 multiply ({@link Half#lowScaled}) and take activations scaled by it instead,
+ * the same products for one operation fewer per weight vector (decode matmuls 1.24-1.30x faster on
+ * AVX-512). Widening a block of the panel into a float32 scratch tile instead (stores, then
+ * reloads) cost a 2-row step 2.2x a 1-row one and made a 5-token verify 3.7x a decode (measured on
+ * the zoo target, AVX2); with the register kernels it is 2.0x there, and with the 5-row kernel of
+ * AVX-512 about 1.8x. More rows (prefill) widen each block once into a tile that stays in L1 and
+ * run the float32 kernels over it, so the widening is spread over all rows of the step.
  */
 final class F16Matrix implements Matrix {
   private static final VectorSpecies<Float> S = Half.S;
@@ -37,6 +41,19 @@ final class F16Matrix implements Matrix {
 
   private static final ThreadLocal<float[]> TILE =
       ThreadLocal.withInitial(() -> new float[TILE_DEPTH * P]); // (TILE_DEPTH, WIDTH)
+
+  private static final ThreadLocal<float[]> SCALED =
+      ThreadLocal.withInitial(() -> new float[0]); // (n, cols) activations times Half.SCALE
+
+  /** Activations at or above this stay unscaled: times 2^112 they would near float32's 2^128. */
+  private static final float MAX_SCALED = 0x1p15f;
+
+  /**
+   * Whether the 5- and 8-row kernels run: they hold 10 and 16 accumulators, which fit in the 32
+   * vector registers of AVX-512 (16 float lanes) but spill on AVX2's 16 (a 5-row kernel made a
+   * 5-token verify 4.7 ms against 3.3-4.4 with 4 + 1 rows there).
+   */
+  private static final boolean WIDE_KERNELS = L >= 16;
 
   private final int[] w; // (panels, cols, L) packed pairs of halves
   private final int rows;
@@ -104,22 +121,32 @@ final class F16Matrix implements Matrix {
   @Override
   public void multiply(
       float[] x, int n, float[] out, int outStride, boolean accumulate, int from, int to) {
-    if (n <= REGISTER_ROWS) {
-      // Few rows (decode, verify, small batches): widen in registers, once per group of up to four
-      // rows, the group's kernel sweeping every whole panel; a scratch tile's stores and reloads
-      // would cost more than the widening they share. Each kernel is one call with its own loop,
-      // whatever C2 inlines. A partial last panel goes the tile way below.
+    float[] xs = n <= REGISTER_ROWS ? scaled(x, n) : null;
+    if (xs != null) {
+      // Few rows (decode, verify, small batches): widen in registers, once per group of rows, the
+      // group's kernel sweeping every whole panel; a scratch tile's stores and reloads would cost
+      // more than the widening they share. Each kernel is one call with its own loop, whatever C2
+      // inlines. A partial last panel goes the tile way below.
       int whole = from + (to - from) / P * P;
       int r = 0;
-      for (; r + 4 <= n; r += 4) {
-        rows4(x, r * cols, out, r * outStride, outStride, accumulate, from, whole);
+      if (WIDE_KERNELS) {
+        for (; n - r >= 8; r += 8) {
+          rows8(xs, r * cols, out, r * outStride, outStride, accumulate, from, whole);
+        }
+        if (n - r >= 5) {
+          rows5(xs, r * cols, out, r * outStride, outStride, accumulate, from, whole);
+          r += 5;
+        }
+      }
+      for (; n - r >= 4; r += 4) {
+        rows4(xs, r * cols, out, r * outStride, outStride, accumulate, from, whole);
       }
       if (n - r >= 2) {
-        rows2(x, r * cols, out, r * outStride, outStride, accumulate, from, whole);
+        rows2(xs, r * cols, out, r * outStride, outStride, accumulate, from, whole);
         r += 2;
       }
       if (r < n) {
-        row1(x, r * cols, out, r * outStride, accumulate, from, whole);
+        row1(xs, r * cols, out, r * outStride, accumulate, from, whole);
       }
       from = whole;
     }
@@ -135,6 +162,34 @@ final class F16Matrix implements Matrix {
             tile, 0, depth, x, cols, i0, n, out, outStride, accumulate || i0 > 0, o, valid);
       }
     }
+  }
+
+  /**
+   * The first n rows of x times {@link Half#SCALE}, for the register kernels (which then widen
+   * without the multiply), in a per-thread scratch; null when an activation is too large to scale
+   * (|x| >= 2^15, far beyond what a float16 model produces), and the tile path takes the step.
+   */
+  private float[] scaled(float[] x, int n) {
+    int len = n * cols;
+    float[] xs = SCALED.get();
+    if (xs.length < len) {
+      xs = new float[len];
+      SCALED.set(xs);
+    }
+    int bound = S.loopBound(len);
+    FloatVector big = FloatVector.zero(S);
+    int i = 0;
+    for (; i < bound; i += L) {
+      FloatVector v = FloatVector.fromArray(S, x, i);
+      big = big.max(v.abs());
+      v.mul(Half.SCALE).intoArray(xs, i);
+    }
+    float max = big.reduceLanes(VectorOperators.MAX);
+    for (; i < len; i++) {
+      max = Math.max(max, Math.abs(x[i]));
+      xs[i] = x[i] * Half.SCALE;
+    }
+    return max < MAX_SCALED ? xs : null;
   }
 
   /** Steps {@code [0, depth)} of a panel from int {@code at} as float32 into {@code tile}. */
@@ -162,18 +217,18 @@ final class F16Matrix implements Matrix {
       for (; i + 2 <= cols; i += 2, wi += 2 * L) {
         IntVector p = IntVector.fromArray(IS, w, wi);
         FloatVector v = FloatVector.broadcast(S, x[x0 + i]);
-        a0 = Half.low(p).fma(v, a0);
-        a1 = Half.high(p).fma(v, a1);
+        a0 = Half.lowScaled(p).fma(v, a0);
+        a1 = Half.highScaled(p).fma(v, a1);
         IntVector q = IntVector.fromArray(IS, w, wi + L);
         FloatVector u = FloatVector.broadcast(S, x[x0 + i + 1]);
-        c0 = Half.low(q).fma(u, c0);
-        c1 = Half.high(q).fma(u, c1);
+        c0 = Half.lowScaled(q).fma(u, c0);
+        c1 = Half.highScaled(q).fma(u, c1);
       }
       if (i < cols) {
         IntVector p = IntVector.fromArray(IS, w, wi);
         FloatVector v = FloatVector.broadcast(S, x[x0 + i]);
-        a0 = Half.low(p).fma(v, a0);
-        a1 = Half.high(p).fma(v, a1);
+        a0 = Half.lowScaled(p).fma(v, a0);
+        a1 = Half.highScaled(p).fma(v, a1);
       }
       a0.add(c0).intoArray(out, at);
       a1.add(c1).intoArray(out, at + L);
@@ -192,8 +247,8 @@ final class F16Matrix implements Matrix {
       FloatVector b1 = acc ? FloatVector.fromArray(S, out, at + os + L) : FloatVector.zero(S);
       for (int i = 0, wi = o / P * cols * L; i < cols; i++, wi += L) {
         IntVector p = IntVector.fromArray(IS, w, wi);
-        FloatVector w0 = Half.low(p);
-        FloatVector w1 = Half.high(p);
+        FloatVector w0 = Half.lowScaled(p);
+        FloatVector w1 = Half.highScaled(p);
         FloatVector v = FloatVector.broadcast(S, x[x0 + i]);
         a0 = w0.fma(v, a0);
         a1 = w1.fma(v, a1);
@@ -226,8 +281,8 @@ final class F16Matrix implements Matrix {
       FloatVector d1 = acc ? FloatVector.fromArray(S, out, at + 3 * os + L) : FloatVector.zero(S);
       for (int i = 0, wi = o / P * cols * L; i < cols; i++, wi += L) {
         IntVector p = IntVector.fromArray(IS, w, wi);
-        FloatVector w0 = Half.low(p);
-        FloatVector w1 = Half.high(p);
+        FloatVector w0 = Half.lowScaled(p);
+        FloatVector w1 = Half.highScaled(p);
         FloatVector v = FloatVector.broadcast(S, x[x0 + i]);
         a0 = w0.fma(v, a0);
         a1 = w1.fma(v, a1);
@@ -249,6 +304,134 @@ final class F16Matrix implements Matrix {
       c1.intoArray(out, at + 2 * os + L);
       d0.intoArray(out, at + 3 * os);
       d1.intoArray(out, at + 3 * os + L);
+    }
+  }
+
+  /** Five rows (a 4-token verify) sharing each widened weight pair: ten accumulators. */
+  private void rows5(
+      float[] x, int x0, float[] out, int out0, int os, boolean acc, int from, int to) {
+    int x1 = x0 + cols;
+    int x2 = x1 + cols;
+    int x3 = x2 + cols;
+    int x4 = x3 + cols;
+    for (int o = from; o < to; o += P) {
+      int at = out0 + o;
+      FloatVector a0 = acc ? FloatVector.fromArray(S, out, at) : FloatVector.zero(S);
+      FloatVector a1 = acc ? FloatVector.fromArray(S, out, at + L) : FloatVector.zero(S);
+      FloatVector b0 = acc ? FloatVector.fromArray(S, out, at + os) : FloatVector.zero(S);
+      FloatVector b1 = acc ? FloatVector.fromArray(S, out, at + os + L) : FloatVector.zero(S);
+      FloatVector c0 = acc ? FloatVector.fromArray(S, out, at + 2 * os) : FloatVector.zero(S);
+      FloatVector c1 = acc ? FloatVector.fromArray(S, out, at + 2 * os + L) : FloatVector.zero(S);
+      FloatVector d0 = acc ? FloatVector.fromArray(S, out, at + 3 * os) : FloatVector.zero(S);
+      FloatVector d1 = acc ? FloatVector.fromArray(S, out, at + 3 * os + L) : FloatVector.zero(S);
+      FloatVector e0 = acc ? FloatVector.fromArray(S, out, at + 4 * os) : FloatVector.zero(S);
+      FloatVector e1 = acc ? FloatVector.fromArray(S, out, at + 4 * os + L) : FloatVector.zero(S);
+      for (int i = 0, wi = o / P * cols * L; i < cols; i++, wi += L) {
+        IntVector p = IntVector.fromArray(IS, w, wi);
+        FloatVector w0 = Half.lowScaled(p);
+        FloatVector w1 = Half.highScaled(p);
+        FloatVector v = FloatVector.broadcast(S, x[x0 + i]);
+        a0 = w0.fma(v, a0);
+        a1 = w1.fma(v, a1);
+        v = FloatVector.broadcast(S, x[x1 + i]);
+        b0 = w0.fma(v, b0);
+        b1 = w1.fma(v, b1);
+        v = FloatVector.broadcast(S, x[x2 + i]);
+        c0 = w0.fma(v, c0);
+        c1 = w1.fma(v, c1);
+        v = FloatVector.broadcast(S, x[x3 + i]);
+        d0 = w0.fma(v, d0);
+        d1 = w1.fma(v, d1);
+        v = FloatVector.broadcast(S, x[x4 + i]);
+        e0 = w0.fma(v, e0);
+        e1 = w1.fma(v, e1);
+      }
+      a0.intoArray(out, at);
+      a1.intoArray(out, at + L);
+      b0.intoArray(out, at + os);
+      b1.intoArray(out, at + os + L);
+      c0.intoArray(out, at + 2 * os);
+      c1.intoArray(out, at + 2 * os + L);
+      d0.intoArray(out, at + 3 * os);
+      d1.intoArray(out, at + 3 * os + L);
+      e0.intoArray(out, at + 4 * os);
+      e1.intoArray(out, at + 4 * os + L);
+    }
+  }
+
+  /** Eight rows sharing each widened weight pair: sixteen accumulators ({@link #WIDE_KERNELS}). */
+  private void rows8(
+      float[] x, int x0, float[] out, int out0, int os, boolean acc, int from, int to) {
+    int x1 = x0 + cols;
+    int x2 = x1 + cols;
+    int x3 = x2 + cols;
+    int x4 = x3 + cols;
+    int x5 = x4 + cols;
+    int x6 = x5 + cols;
+    int x7 = x6 + cols;
+    for (int o = from; o < to; o += P) {
+      int at = out0 + o;
+      FloatVector a0 = acc ? FloatVector.fromArray(S, out, at) : FloatVector.zero(S);
+      FloatVector a1 = acc ? FloatVector.fromArray(S, out, at + L) : FloatVector.zero(S);
+      FloatVector b0 = acc ? FloatVector.fromArray(S, out, at + os) : FloatVector.zero(S);
+      FloatVector b1 = acc ? FloatVector.fromArray(S, out, at + os + L) : FloatVector.zero(S);
+      FloatVector c0 = acc ? FloatVector.fromArray(S, out, at + 2 * os) : FloatVector.zero(S);
+      FloatVector c1 = acc ? FloatVector.fromArray(S, out, at + 2 * os + L) : FloatVector.zero(S);
+      FloatVector d0 = acc ? FloatVector.fromArray(S, out, at + 3 * os) : FloatVector.zero(S);
+      FloatVector d1 = acc ? FloatVector.fromArray(S, out, at + 3 * os + L) : FloatVector.zero(S);
+      FloatVector e0 = acc ? FloatVector.fromArray(S, out, at + 4 * os) : FloatVector.zero(S);
+      FloatVector e1 = acc ? FloatVector.fromArray(S, out, at + 4 * os + L) : FloatVector.zero(S);
+      FloatVector f0 = acc ? FloatVector.fromArray(S, out, at + 5 * os) : FloatVector.zero(S);
+      FloatVector f1 = acc ? FloatVector.fromArray(S, out, at + 5 * os + L) : FloatVector.zero(S);
+      FloatVector g0 = acc ? FloatVector.fromArray(S, out, at + 6 * os) : FloatVector.zero(S);
+      FloatVector g1 = acc ? FloatVector.fromArray(S, out, at + 6 * os + L) : FloatVector.zero(S);
+      FloatVector h0 = acc ? FloatVector.fromArray(S, out, at + 7 * os) : FloatVector.zero(S);
+      FloatVector h1 = acc ? FloatVector.fromArray(S, out, at + 7 * os + L) : FloatVector.zero(S);
+      for (int i = 0, wi = o / P * cols * L; i < cols; i++, wi += L) {
+        IntVector p = IntVector.fromArray(IS, w, wi);
+        FloatVector w0 = Half.lowScaled(p);
+        FloatVector w1 = Half.highScaled(p);
+        FloatVector v = FloatVector.broadcast(S, x[x0 + i]);
+        a0 = w0.fma(v, a0);
+        a1 = w1.fma(v, a1);
+        v = FloatVector.broadcast(S, x[x1 + i]);
+        b0 = w0.fma(v, b0);
+        b1 = w1.fma(v, b1);
+        v = FloatVector.broadcast(S, x[x2 + i]);
+        c0 = w0.fma(v, c0);
+        c1 = w1.fma(v, c1);
+        v = FloatVector.broadcast(S, x[x3 + i]);
+        d0 = w0.fma(v, d0);
+        d1 = w1.fma(v, d1);
+        v = FloatVector.broadcast(S, x[x4 + i]);
+        e0 = w0.fma(v, e0);
+        e1 = w1.fma(v, e1);
+        v = FloatVector.broadcast(S, x[x5 + i]);
+        f0 = w0.fma(v, f0);
+        f1 = w1.fma(v, f1);
+        v = FloatVector.broadcast(S, x[x6 + i]);
+        g0 = w0.fma(v, g0);
+        g1 = w1.fma(v, g1);
+        v = FloatVector.broadcast(S, x[x7 + i]);
+        h0 = w0.fma(v, h0);
+        h1 = w1.fma(v, h1);
+      }
+      a0.intoArray(out, at);
+      a1.intoArray(out, at + L);
+      b0.intoArray(out, at + os);
+      b1.intoArray(out, at + os + L);
+      c0.intoArray(out, at + 2 * os);
+      c1.intoArray(out, at + 2 * os + L);
+      d0.intoArray(out, at + 3 * os);
+      d1.intoArray(out, at + 3 * os + L);
+      e0.intoArray(out, at + 4 * os);
+      e1.intoArray(out, at + 4 * os + L);
+      f0.intoArray(out, at + 5 * os);
+      f1.intoArray(out, at + 5 * os + L);
+      g0.intoArray(out, at + 6 * os);
+      g1.intoArray(out, at + 6 * os + L);
+      h0.intoArray(out, at + 7 * os);
+      h1.intoArray(out, at + 7 * os + L);
     }
   }
 }

@@ -9,9 +9,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Both weight layouts multiply like a naive double-precision reference for every kernel shape: 1..9
- * activation rows (the four-row kernel plus each remainder), row counts that leave a partial last
- * panel, column counts below, at and past a widening tile, sub-ranges of rows as threads split
- * them, and accumulation into existing outputs.
+ * activation rows (each register kernel, 8, 5, 4, 2 and 1 rows, and their remainders; 9 takes the
+ * tile), row counts that leave a partial last panel, column counts below, at and past a widening
+ * tile, sub-ranges of rows as threads split them, and accumulation into existing outputs.
  */
 class MatrixKernelsTest {
   private static final int P = Panels.WIDTH;
@@ -111,6 +111,48 @@ class MatrixKernelsTest {
             }
             assertThat(bad).isNull();
           }
+        }
+      }
+    }
+  }
+
+  /**
+   * The register kernels multiply weights widened without their 2^112 factor by activations scaled
+   * by it: float16 subnormals must come out exact, and a step holding an activation too large to
+   * scale must take the tile path instead of overflowing to infinity.
+   */
+  @Test
+  void float16SubnormalsAndActivationsTooLargeToScaleMultiplyExactly() {
+    int rows = 2 * P;
+    int cols = 40;
+    SplittableRandom rnd = new SplittableRandom(5);
+    short[] bits = new short[rows * cols];
+    float[] w = new float[rows * cols];
+    for (int i = 0; i < w.length; i++) {
+      // Every other weight a subnormal half (exponent field 0): 1..1023 times 2^-24.
+      bits[i] =
+          i % 2 == 0
+              ? (short) (1 + rnd.nextInt(1023) | (rnd.nextBoolean() ? 0x8000 : 0))
+              : FloatBits.floatToF16((float) rnd.nextGaussian());
+      w[i] = FloatBits.f16ToFloat(bits[i]);
+    }
+    F16Matrix m = new F16Matrix(bits, rows, cols);
+    for (float big : new float[] {1f, 40_000f, 3e6f}) {
+      for (int n = 1; n <= 8; n++) {
+        float[] x = new float[n * cols];
+        for (int i = 0; i < x.length; i++) {
+          x[i] = (float) rnd.nextGaussian();
+        }
+        x[x.length - 1] = big; // one large activation in the last row
+        double[] expected = reference(w, rows, cols, x, n);
+        float[] out = new float[n * rows];
+        m.multiply(x, n, out, rows, false, 0, rows);
+        for (int i = 0; i < out.length; i++) {
+          double tol = tolerance(cols) * Math.max(1, Math.abs(big) / 4);
+          assertThat((double) out[i])
+              .as("n=%d big=%s output %d", n, big, i)
+              .isFinite()
+              .isCloseTo(expected[i], org.assertj.core.data.Offset.offset(tol));
         }
       }
     }
