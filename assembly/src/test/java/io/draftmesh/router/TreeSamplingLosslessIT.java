@@ -46,14 +46,15 @@ import org.junit.jupiter.params.provider.EnumSource;
  * accepted), Token Recycling and lookahead drafting model-free in the router.
  *
  * <p>Statistic: the first {@link #TOKENS} generated tokens of {@link #SAMPLES} requests (seeds
- * fixed: request i has seed i), at T = 0.7 with top-k 3, top-p 0.95 and min-p 0.02, so every
- * outcome has a nonzero exact probability and there are at most 3^4 of them. The exact joint law
- * p(t1) p(t2 | t1) ... is read from the target worker itself (Open with the full transformed
- * distribution, on every prefix). The first token is the target's own (from Open); the other three
- * come from tree rounds of depth up to 2 (the last token of a request is always the target's), so
- * both siblings (the multi-draft rule's residuals) and paths are exercised. Checks ({@link
- * SamplingLaws#assertFollows}): every expected count ≥ 5, no outcome outside the support,
- * chi-square p &gt; 1e-3, and total-variation distance below twice its sampling noise.
+ * fixed: request i of a drafter has seed 10,000 × (drafter + 1) + i), at T = 0.7 with top-k 3,
+ * top-p 0.95 and min-p 0.02, so every outcome has a nonzero exact probability and there are at most
+ * 3^4 of them. The exact joint law p(t1) p(t2 | t1) ... is read from the target worker itself (Open
+ * with the full transformed distribution, on every prefix). The first token is the target's own
+ * (from Open); the other three come from tree rounds of depth up to 2 (the last token of a request
+ * is always the target's), so both siblings (the multi-draft rule's residuals) and paths are
+ * exercised. Checks ({@link SamplingLaws#assertFollows}): every expected count ≥ 5, no outcome
+ * outside the support, chi-square p &gt; 1e-3, and total-variation distance below twice its
+ * sampling noise.
  *
  * <p>Negative control, the same test on a run that must fail: the same requests through a router
  * whose target sits behind a {@link WorkerProxy} that rewrites every tree Verify's draft
