@@ -1,39 +1,31 @@
 package io.draftmesh.router;
 
+import static io.draftmesh.router.SamplingLaws.assertDistributed;
+import static io.draftmesh.router.SamplingLaws.chain;
+import static io.draftmesh.router.SamplingLaws.generateVia;
+import static io.draftmesh.router.SamplingLaws.greedyContinuation;
+import static io.draftmesh.router.SamplingLaws.request;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.draftmesh.engine.sampling.ChiSquare;
-import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.GenerationStats;
 import io.draftmesh.proto.v1.NgramOptions;
-import io.draftmesh.proto.v1.Open;
-import io.draftmesh.proto.v1.ProbDistribution;
-import io.draftmesh.proto.v1.ResultOptions;
-import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
-import io.draftmesh.proto.v1.SamplingParams;
-import io.draftmesh.proto.v1.SessionRequest;
 import io.draftmesh.proto.v1.SpeculativeOptions;
 import io.draftmesh.proto.v1.Strategy;
-import io.draftmesh.proto.v1.TokenIds;
+import io.draftmesh.router.SamplingLaws.Exact;
+import io.draftmesh.router.SamplingLaws.Transforms;
 import io.draftmesh.router.TestMesh.Result;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.function.LongFunction;
 import org.junit.jupiter.api.AfterAll;
@@ -83,28 +75,6 @@ class SamplingLosslessIT {
     pool.shutdownNow();
   }
 
-  /** The sampling transforms of one run: the workers' distributions and the requests use them. */
-  record Transforms(float temperature, int topK, float topP, float minP) {
-    Sampling.Builder sampling(long seed, int maxTokens) {
-      return Sampling.newBuilder()
-          .setTemperature(temperature)
-          .setTopK(topK)
-          .setTopP(topP)
-          .setMinP(minP)
-          .setSeed(seed)
-          .setMaxTokens(maxTokens);
-    }
-
-    SamplingParams params() {
-      return SamplingParams.newBuilder()
-          .setTemperature(temperature)
-          .setTopK(topK)
-          .setTopP(topP)
-          .setMinP(minP)
-          .build();
-    }
-  }
-
   static final Transforms PLAIN = new Transforms(1f, 3, 0f, 0f);
 
   /** The rule at T != 1 with top-p and min-p as well: the verifier sees transformed p and q. */
@@ -125,8 +95,8 @@ class SamplingLosslessIT {
   }
 
   private void speculative(int k, Transforms t) throws Exception {
-    Exact target = new Exact("target", PROMPT, t);
-    Exact draft = new Exact("mixed", PROMPT, t);
+    Exact target = new Exact(mesh, "target", PROMPT, t);
+    Exact draft = new Exact(mesh, "mixed", PROMPT, t);
     List<Result> results =
         sample(
             seed -> speculativeRequest(PROMPT, "mixed", k, t.sampling(1000L * k + seed, 3)).build(),
@@ -159,9 +129,9 @@ class SamplingLosslessIT {
   @Test
   void ngramSamplingMatchesTheTargetAtAnotherTemperatureWithTopPAndMinP() throws Exception {
     Transforms t = SHAPED;
-    int[] prompt = greedyContinuation(PROMPT, 40);
+    int[] prompt = greedyContinuation(mesh, PROMPT, 40);
     NgramOptions options = NgramOptions.newBuilder().setN(3).setMinN(1).setMaxMatch(4).build();
-    Exact target = new Exact("target", prompt, t);
+    Exact target = new Exact(mesh, "target", prompt, t);
     List<Result> results =
         sample(
             seed ->
@@ -203,9 +173,9 @@ class SamplingLosslessIT {
   @Test
   void speculativeSamplingAcrossAMidStreamDraftFallbackMatchesTheTarget() throws Exception {
     Transforms t = NARROW;
-    Exact target = new Exact("target", PROMPT, t);
-    Exact draft = new Exact("mixed", PROMPT, t);
-    try (FailingDraftProxy proxy = new FailingDraftProxy(mesh.workers.get("mixed").port(), 2);
+    Exact target = new Exact(mesh, "target", PROMPT, t);
+    Exact draft = new Exact(mesh, "mixed", PROMPT, t);
+    try (WorkerProxy proxy = WorkerProxy.failingAtPropose(mesh.workers.get("mixed").port(), 2);
         RouterServer router =
             mesh.routerOnPort(
                 Map.of("failing", "localhost:" + proxy.port()), Duration.ofSeconds(5))) {
@@ -242,14 +212,6 @@ class SamplingLosslessIT {
     mesh.assertAllSessionsClosed();
   }
 
-  static GenerateRequest.Builder request(int[] prompt, Strategy strategy, Sampling.Builder s) {
-    return GenerateRequest.newBuilder()
-        .setTokenIds(TokenIds.newBuilder().addAllIds(ids(prompt)))
-        .setStrategy(strategy)
-        .setIgnoreEos(true)
-        .setSampling(s);
-  }
-
   static GenerateRequest.Builder speculativeRequest(
       int[] prompt, String draft, int k, Sampling.Builder s) {
     return request(prompt, Strategy.STRATEGY_SPECULATIVE, s)
@@ -257,123 +219,10 @@ class SamplingLosslessIT {
         .setSpeculative(SpeculativeOptions.newBuilder().setK(k));
   }
 
-  /** SAMPLES runs of request(i) for i = 0 .. SAMPLES - 1, six at a time. */
   static List<Result> sample(
       LongFunction<GenerateRequest> request, Function<GenerateRequest, Result> via)
       throws Exception {
-    List<Future<Result>> futures = new ArrayList<>();
-    for (int i = 0; i < SAMPLES; i++) {
-      GenerateRequest req = request.apply(i);
-      futures.add(pool.submit(() -> via.apply(req)));
-    }
-    List<Result> out = new ArrayList<>();
-    for (Future<Result> f : futures) {
-      out.add(f.get());
-    }
-    return out;
-  }
-
-  static Result generateVia(ManagedChannel channel, GenerateRequest request) {
-    List<GenerateChunk> chunks = new ArrayList<>();
-    RouterGrpc.newBlockingStub(channel)
-        .withDeadlineAfter(60, TimeUnit.SECONDS)
-        .generate(request)
-        .forEachRemaining(chunks::add);
-    return Result.of(chunks);
-  }
-
-  /** The target's greedy continuation of {@code prompt}, appended to it. */
-  static int[] greedyContinuation(int[] prompt, int tokens) {
-    Result r =
-        mesh.generate(
-            request(
-                    prompt,
-                    Strategy.STRATEGY_AUTOREGRESSIVE,
-                    Sampling.newBuilder().setTemperature(0).setMaxTokens(tokens))
-                .build());
-    int[] out = Arrays.copyOf(prompt, prompt.length + r.ids().size());
-    for (int i = 0; i < r.ids().size(); i++) {
-      out[prompt.length + i] = r.ids().get(i);
-    }
-    return out;
-  }
-
-  /**
-   * Tests the outputs of {@code results} against the exact {@code target} law (must pass) and a
-   * negative {@code control} (must be rejected), after asserting the test's own preconditions:
-   * chi-square is only valid with every expected count at 5 or more, and the control only shows
-   * power if it is at least {@code minTv} from the target in total variation.
-   */
-  static void assertDistributed(
-      String label,
-      List<Result> results,
-      Map<List<Integer>, Double> target,
-      Map<List<Integer>, Double> control,
-      double minTv) {
-    List<List<Integer>> cells = new ArrayList<>(target.keySet());
-    for (List<Integer> c : control.keySet()) {
-      if (!target.containsKey(c)) {
-        cells.add(c);
-      }
-    }
-    double tv = 0;
-    for (List<Integer> c : cells) {
-      tv += Math.abs(target.getOrDefault(c, 0.0) - control.getOrDefault(c, 0.0)) / 2;
-    }
-    Map<List<Integer>, Integer> index = new HashMap<>();
-    for (int i = 0; i < cells.size(); i++) {
-      index.put(cells.get(i), i);
-    }
-    long[] observed = new long[cells.size() + 1]; // last cell: outcomes outside every support
-    for (Result r : results) {
-      observed[index.getOrDefault(r.ids(), cells.size())]++;
-    }
-    double[] expectTarget = new double[observed.length];
-    double[] expectControl = new double[observed.length];
-    for (int i = 0; i < cells.size(); i++) {
-      expectTarget[i] = target.getOrDefault(cells.get(i), 0.0);
-      expectControl[i] = control.getOrDefault(cells.get(i), 0.0);
-    }
-    ChiSquare.Result vsTarget = ChiSquare.test(observed, normalized(expectTarget));
-    ChiSquare.Result vsControl = ChiSquare.test(observed, normalized(expectControl));
-    double minExpected =
-        target.values().stream().mapToDouble(Double::doubleValue).min().orElse(0) * results.size();
-    System.out.printf(
-        "sampling %s: %d cells, TV(target, control) %.3f, smallest expected count %.1f,"
-            + " vs target %s, vs control %s%n",
-        label, target.size(), tv, minExpected, vsTarget, vsControl);
-    assertThat(minExpected).as("smallest expected count").isGreaterThanOrEqualTo(5);
-    assertThat(tv).as("TV distance of the negative control from the target").isGreaterThan(minTv);
-    assertThat(observed[cells.size()]).as("outcomes outside the target's support").isZero();
-    assertThat(vsTarget.pValue()).as("p-value against the target").isGreaterThan(1e-3);
-    assertThat(vsControl.pValue()).as("p-value against the negative control").isLessThan(1e-6);
-  }
-
-  /**
-   * The law of n tokens whose first comes from {@code first} and the rest from {@code rest}:
-   * chain(target, target, n) is the target's joint; chain(target, draft, n) what streaming the
-   * draft's tokens unverified would give.
-   */
-  static Map<List<Integer>, Double> chain(Exact first, Exact rest, int n) {
-    Map<List<Integer>, Double> out = new HashMap<>();
-    extend(List.of(), 1.0, first, rest, n, out);
-    return out;
-  }
-
-  private static void extend(
-      List<Integer> prefix,
-      double p,
-      Exact first,
-      Exact rest,
-      int n,
-      Map<List<Integer>, Double> out) {
-    if (prefix.size() == n) {
-      out.merge(prefix, p, Double::sum);
-      return;
-    }
-    (prefix.isEmpty() ? first : rest)
-        .next(prefix)
-        .forEach((token, q) -> extend(append(prefix, token), p * q, first, rest, n, out));
+    return SamplingLaws.sample(pool, SAMPLES, request, via);
   }
 
   /**
@@ -406,90 +255,5 @@ class SamplingLosslessIT {
                                   out.merge(List.of(t1, t2, t3), p1 * q2 * p3, Double::sum)));
             });
     return out;
-  }
-
-  static List<Integer> append(List<Integer> a, int x) {
-    List<Integer> out = new ArrayList<>(a);
-    out.add(x);
-    return List.copyOf(out);
-  }
-
-  /** A worker's exact transformed next-token distributions after a fixed prompt, read from it. */
-  static final class Exact {
-    final String worker;
-    final int[] prompt;
-    final Transforms transforms;
-    private final Map<List<Integer>, Map<Integer, Double>> seen = new ConcurrentHashMap<>();
-
-    Exact(String worker, int[] prompt, Transforms transforms) {
-      this.worker = worker;
-      this.prompt = prompt;
-      this.transforms = transforms;
-    }
-
-    /** The distribution after prompt + {@code suffix}: its nonzero entries. */
-    Map<Integer, Double> next(List<Integer> suffix) {
-      return seen.computeIfAbsent(List.copyOf(suffix), this::read);
-    }
-
-    private Map<Integer, Double> read(List<Integer> suffix) {
-      ManagedChannel ch =
-          Grpc.newChannelBuilder(
-                  "localhost:" + mesh.workers.get(worker).port(),
-                  InsecureChannelCredentials.create())
-              .build();
-      try {
-        WorkerSession s = WorkerSession.start(ch, worker, worker);
-        Open.Builder open =
-            Open.newBuilder()
-                .addAllPromptIds(ids(prompt))
-                .addAllPromptIds(suffix)
-                .setSampling(transforms.params())
-                .setOptions(ResultOptions.newBuilder().setFullDistribution(true));
-        ProbDistribution d =
-            s.call(SessionRequest.newBuilder().setOpen(open), Duration.ofSeconds(10), "open")
-                .getOpened()
-                .getNext()
-                .getFull();
-        s.close().join();
-        Map<Integer, Double> out = decode(d);
-        assertThat(out).isNotEmpty().hasSizeLessThanOrEqualTo(transforms.topK());
-        return out;
-      } finally {
-        ch.shutdownNow();
-      }
-    }
-  }
-
-  /** The nonzero entries of a packed distribution (dense or sparse). */
-  static Map<Integer, Double> decode(ProbDistribution d) {
-    ByteBuffer probs = d.getProbs().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
-    ByteBuffer tokenIds = d.getTokenIds().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
-    Map<Integer, Double> out = new HashMap<>();
-    int n = d.getProbs().size() / 4;
-    for (int i = 0; i < n; i++) {
-      float p = probs.getFloat(4 * i);
-      int id = d.getTokenIds().isEmpty() ? i : tokenIds.getInt(4 * i);
-      if (p > 0) {
-        out.put(id, (double) p);
-      }
-    }
-    return out;
-  }
-
-  static double[] normalized(double[] p) {
-    double sum = 0;
-    for (double v : p) {
-      sum += v;
-    }
-    double[] out = new double[p.length];
-    for (int i = 0; i < p.length; i++) {
-      out[i] = p[i] / sum;
-    }
-    return out;
-  }
-
-  static List<Integer> ids(int[] a) {
-    return Arrays.stream(a).boxed().toList();
   }
 }

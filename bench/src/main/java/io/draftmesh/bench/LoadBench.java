@@ -18,36 +18,45 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Flow;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
- * {@code draftmesh bench load}: the gateway under N concurrent streaming clients on loopback, and
- * past its limit. The gateway is the production one ({@link GatewayServer#create}, its HTTP server
- * and thread pool, one real gRPC connection to its upstream); the upstream is a {@link PacedRouter}
- * writing one token every {@code --pace-ms}, so every admitted stream stays open for its whole
- * length and the figures are the gateway's, not a model's. Clients are the JDK's asynchronous
- * HttpClient (one selector thread, no thread per stream).
+ * {@code draftmesh bench load}: the gateway under N concurrent streaming clients on loopback, up to
+ * and past its HTTP limits. The gateway is the production one ({@link GatewayServer#create}, its
+ * HTTP server, thread pool and {@code HttpAdmission}, one real gRPC connection to its upstream);
+ * the upstream is a {@link PacedRouter} writing one token every {@code --pace-ms}, so every
+ * admitted stream stays open for its whole length and the figures are the gateway's, not a model's.
+ * Clients are the JDK's asynchronous HttpClient (one selector thread, no thread per stream).
  *
- * <p>Phase 1 opens {@code --streams} SSE streams (the per-key limit is set to exactly that), one
- * every 2 ms. Phase 2, once they are all open, sends {@code --overload} more: each must be refused
- * (429) at once while the admitted ones go on. Reported: admitted TTFT and inter-token p50/p99,
- * failures among the admitted (the target is 0), rejected status and latency, peak threads (JVM
- * total and the gateway's HTTP pool) and heap/RSS at peak.
+ * <p>The gateway runs with {@code --http-threads} = {@code --streams} and {@code --http-queue} =
+ * {@code --queue}, and a per-key limit that never binds, so its HTTP admission is the limit under
+ * test. Phase 1 opens {@code --streams} SSE streams, one every 2 ms, until all are streaming
+ * (served at once). Phase 2 sends {@code --queue} more, which are admitted and wait for a place.
+ * Phase 3, once the gateway counts all of them in flight, sends {@code --overload} more: each must
+ * be refused at once (429 {@code server_busy}) while the admitted ones go on. Reported: TTFT
+ * (served at once, and after waiting) and inter-token p50/p99, failures among the admitted (the
+ * target is 0), each refusal's status, error code and latency, and the JVM's threads (total and the
+ * gateway's HTTP pool) and heap before, at peak and after.
  */
 public final class LoadBench {
   static final String USAGE =
       """
-      usage: draftmesh bench load [--streams N] [--overload N] [--tokens N] [--pace-ms MS] [--quick]
-        --streams N    concurrent admitted SSE streams (default 1000; --quick 200)
-        --overload N   requests sent past the limit while those are open (default 250; --quick 50)
+      usage: draftmesh bench load [--streams N] [--queue N] [--overload N] [--tokens N] [--pace-ms MS]
+                                  [--quick]
+        --streams N    concurrent SSE streams served, the gateway's --http-threads (default 1000;
+                       --quick 200)
+        --queue N      more streams admitted to wait for a place, its --http-queue (default 16)
+        --overload N   requests sent past both while those are open (default 250; --quick 50)
         --tokens N     tokens per stream (default 40)
         --pace-ms MS   the upstream's time per token (default 200)""";
 
   private static final String KEY = "load-bench-key-0123456789";
 
-  record Options(int streams, int overload, int tokens, int paceMs) {}
+  record Options(int streams, int queue, int overload, int tokens, int paceMs) {}
 
   private LoadBench() {}
 
@@ -75,6 +84,7 @@ public final class LoadBench {
   static Options parse(String[] args) {
     int streams = 1000;
     int overload = 250;
+    int queue = 16;
     int tokens = 40;
     int pace = 200;
     boolean quick = false;
@@ -88,6 +98,7 @@ public final class LoadBench {
         }
         case "--quick" -> quick = true;
         case "--streams" -> s = positive(a, args, ++i);
+        case "--queue" -> queue = positive(a, args, ++i);
         case "--overload" -> ov = positive(a, args, ++i);
         case "--tokens" -> tokens = positive(a, args, ++i);
         case "--pace-ms" -> pace = positive(a, args, ++i);
@@ -96,7 +107,7 @@ public final class LoadBench {
     }
     streams = s != null ? s : quick ? 200 : streams;
     overload = ov != null ? ov : quick ? 50 : overload;
-    return new Options(streams, overload, tokens, pace);
+    return new Options(streams, queue, overload, tokens, pace);
   }
 
   private static int positive(String flag, String[] args, int i) {
@@ -118,29 +129,52 @@ public final class LoadBench {
   static final class Client {
     final long start = System.nanoTime();
     volatile int status;
+    volatile String retryAfter;
     volatile long headersNanos;
     volatile long firstTokenNanos;
     final List<Long> gaps = new ArrayList<>(); // inter-token nanos
+    final StringBuilder errorBody = new StringBuilder(); // a refusal's body
     long lastToken;
     int tokens;
     volatile boolean done;
     volatile boolean finished; // saw [DONE]
     volatile Throwable error;
+
+    boolean complete(int expectedTokens) {
+      return error == null && status == 200 && finished && tokens == expectedTokens;
+    }
+
+    /** The OpenAI error object's code in a refusal's body ("server_busy"), or "-". */
+    String errorCode() {
+      Matcher m = ERROR_CODE.matcher(errorBody);
+      return m.find() ? m.group(1) : "-";
+    }
   }
 
+  private static final Pattern ERROR_CODE = Pattern.compile("\"code\"\\s*:\\s*\"([^\"]*)\"");
+
   private static int measure(Options o) throws Exception {
-    int threads = o.streams() + o.overload() + 64;
     try (PacedRouter upstream = new PacedRouter(o.tokens(), o.paceMs())) {
       GatewayConfig config =
           GatewayConfig.parse(
               new String[] {
-                "--host", "127.0.0.1",
-                "--grpc-port", "0",
-                "--http-port", "0",
-                "--router", "localhost:" + upstream.port(),
-                "--max-concurrent-per-key", Integer.toString(o.streams()),
-                "--http-threads", Integer.toString(threads),
-                "--drain-seconds", "1"
+                "--host",
+                "127.0.0.1",
+                "--grpc-port",
+                "0",
+                "--http-port",
+                "0",
+                "--router",
+                "localhost:" + upstream.port(),
+                // Never the binding limit: HttpAdmission is the one under test.
+                "--max-concurrent-per-key",
+                Integer.toString(o.streams() + o.queue() + o.overload()),
+                "--http-threads",
+                Integer.toString(o.streams()),
+                "--http-queue",
+                Integer.toString(o.queue()),
+                "--drain-seconds",
+                "1"
               },
               Map.of("DRAFTMESH_API_KEYS", KEY));
       GatewayServer gateway = GatewayServer.create(config, OpenTelemetry.noop());
@@ -156,26 +190,35 @@ public final class LoadBench {
             "{\"model\":\"default\",\"prompt\":\"load\",\"stream\":true,\"max_tokens\":"
                 + o.tokens()
                 + "}";
+        Snapshot before = Snapshot.afterGc();
         Sampler sampler = new Sampler();
         sampler.start();
         System.err.printf(
-            "load: %d streams of %d tokens at %d ms/token, then %d past the limit%n",
-            o.streams(), o.tokens(), o.paceMs(), o.overload());
-        List<Client> admitted = new ArrayList<>();
+            "load: %d streams served + %d waiting, of %d tokens at %d ms/token, then %d past"
+                + " both%n",
+            o.streams(), o.queue(), o.tokens(), o.paceMs(), o.overload());
         List<CompletableFuture<?>> all = new ArrayList<>();
+        List<Client> served = new ArrayList<>();
         for (int i = 0; i < o.streams(); i++) {
           Client c = new Client();
-          admitted.add(c);
+          served.add(c);
           all.add(send(http, uri, body, c));
           Thread.sleep(2);
         }
-        // Phase 2 once every admitted stream is open (its headers arrived).
-        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        while (admitted.stream().anyMatch(c -> c.headersNanos == 0 && !c.done)
-            && System.nanoTime() < until) {
-          Thread.sleep(20);
-        }
+        // Phase 2 once every served stream is open upstream; phase 3 once the waiting ones are
+        // admitted too (the gateway counts them in flight).
+        awaitUntil(() -> upstream.open.get() >= o.streams(), "the served streams to open");
         int openAtOverload = upstream.open.get();
+        List<Client> waiting = new ArrayList<>();
+        for (int i = 0; i < o.queue(); i++) {
+          Client c = new Client();
+          waiting.add(c);
+          all.add(send(http, uri, body, c));
+        }
+        awaitUntil(
+            () -> gateway.httpInFlight() >= o.streams() + o.queue(),
+            "the waiting streams to be admitted");
+        int inFlightAtOverload = gateway.httpInFlight();
         List<Client> over = new ArrayList<>();
         for (int i = 0; i < o.overload(); i++) {
           Client c = new Client();
@@ -183,14 +226,29 @@ public final class LoadBench {
           all.add(send(http, uri, body, c));
         }
         CompletableFuture.allOf(all.toArray(CompletableFuture[]::new))
-            .get(o.tokens() * (long) o.paceMs() + 120_000, TimeUnit.MILLISECONDS);
+            .get(2L * o.tokens() * o.paceMs() + 120_000, TimeUnit.MILLISECONDS);
         sampler.stop();
-        report(o, admitted, over, openAtOverload, sampler, threads);
-        long failed = admitted.stream().filter(c -> c.status != 200 || !c.finished).count();
+        Snapshot after = Snapshot.afterGc();
+        report(
+            o, served, waiting, over, openAtOverload, inFlightAtOverload, before, sampler, after);
+        long failed =
+            served.stream().filter(c -> !c.complete(o.tokens())).count()
+                + waiting.stream().filter(c -> !c.complete(o.tokens())).count();
         return failed == 0 ? 0 : 1;
       } finally {
         gateway.close();
       }
+    }
+  }
+
+  private static void awaitUntil(BooleanSupplier condition, String what)
+      throws InterruptedException {
+    long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+    while (!condition.getAsBoolean()) {
+      if (System.nanoTime() > until) {
+        throw new IllegalStateException("waited 120 s for " + what);
+      }
+      Thread.sleep(20);
     }
   }
 
@@ -205,6 +263,7 @@ public final class LoadBench {
             req,
             info -> {
               c.status = info.statusCode();
+              c.retryAfter = info.headers().firstValue("Retry-After").orElse("-");
               c.headersNanos = System.nanoTime() - c.start;
               return HttpResponse.BodySubscribers.fromLineSubscriber(lines(c));
             })
@@ -227,6 +286,12 @@ public final class LoadBench {
 
       @Override
       public void onNext(String line) {
+        if (c.status != 200) {
+          if (c.errorBody.length() < 4096) {
+            c.errorBody.append(line);
+          }
+          return;
+        }
         if (!line.startsWith("data: ")) {
           return;
         }
@@ -257,6 +322,30 @@ public final class LoadBench {
     };
   }
 
+  /** The JVM's threads (all, and the gateway's HTTP pool) and heap used, at one moment. */
+  record Snapshot(int threads, int httpThreads, long heap, long rssKb) {
+    /** After a full GC: the heap still reachable, not the garbage not yet collected. */
+    static Snapshot afterGc() {
+      System.gc();
+      return take();
+    }
+
+    static Snapshot take() {
+      int http = 0;
+      for (Thread t : Thread.getAllStackTraces().keySet()) {
+        if (t.getName().startsWith("gateway-http-")) {
+          http++;
+        }
+      }
+      Runtime rt = Runtime.getRuntime();
+      return new Snapshot(
+          ManagementFactory.getThreadMXBean().getThreadCount(),
+          http,
+          rt.totalMemory() - rt.freeMemory(),
+          LoadBench.rssKb());
+    }
+  }
+
   /** Threads and memory, sampled every 100 ms: the peaks. */
   static final class Sampler {
     volatile boolean running = true;
@@ -285,17 +374,11 @@ public final class LoadBench {
     }
 
     void sample() {
-      peakThreads = Math.max(peakThreads, ManagementFactory.getThreadMXBean().getThreadCount());
-      int http = 0;
-      for (Thread t : Thread.getAllStackTraces().keySet()) {
-        if (t.getName().startsWith("gateway-http-")) {
-          http++;
-        }
-      }
-      peakHttpThreads = Math.max(peakHttpThreads, http);
-      Runtime rt = Runtime.getRuntime();
-      peakHeap = Math.max(peakHeap, rt.totalMemory() - rt.freeMemory());
-      peakRssKb = Math.max(peakRssKb, rssKb());
+      Snapshot s = Snapshot.take();
+      peakThreads = Math.max(peakThreads, s.threads());
+      peakHttpThreads = Math.max(peakHttpThreads, s.httpThreads());
+      peakHeap = Math.max(peakHeap, s.heap());
+      peakRssKb = Math.max(peakRssKb, s.rssKb());
     }
 
     void stop() throws InterruptedException {
@@ -319,68 +402,107 @@ public final class LoadBench {
 
   private static void report(
       Options o,
-      List<Client> admitted,
+      List<Client> served,
+      List<Client> waiting,
       List<Client> over,
       int openAtOverload,
-      Sampler s,
-      int httpThreads) {
-    int ok = 0;
-    Map<String, Integer> admittedOutcomes = new TreeMap<>();
-    List<Double> ttft = new ArrayList<>();
-    List<Double> gaps = new ArrayList<>();
-    for (Client c : admitted) {
-      String outcome =
-          c.error != null
-              ? "error " + c.error.getClass().getSimpleName()
-              : c.status + (c.finished && c.tokens == o.tokens() ? " complete" : " incomplete");
-      admittedOutcomes.merge(outcome, 1, Integer::sum);
-      if (c.status == 200 && c.finished && c.tokens == o.tokens()) {
-        ok++;
-        ttft.add(c.firstTokenNanos / 1e6);
-        for (long g : c.gaps) {
-          gaps.add(g / 1e6);
-        }
-      }
-    }
-    Map<Integer, Integer> rejectedStatus = new ConcurrentHashMap<>();
-    List<Double> rejectMs = new ArrayList<>();
-    for (Client c : over) {
-      rejectedStatus.merge(c.status, 1, Integer::sum);
-      if (c.status != 200) {
-        rejectMs.add(c.headersNanos / 1e6);
-      }
-    }
+      int inFlightAtOverload,
+      Snapshot before,
+      Sampler peak,
+      Snapshot after) {
     System.out.printf(Locale.ROOT, "%n### Gateway load: `./draftmesh bench load`%n%n");
     System.out.printf(
         Locale.ROOT,
-        "%d SSE streams of %d tokens, upstream paced at %d ms/token (%d streams open upstream when"
-            + " the overload began); %d more requests past the per-key limit of %d; --http-threads"
-            + " %d.%n%n",
+        "%d SSE streams of %d tokens served (--http-threads %d) and %d waiting (--http-queue %d),"
+            + " upstream paced at %d ms/token; %d more requests once the gateway counted %d in"
+            + " flight (%d streams open upstream).%n%n",
         o.streams(),
         o.tokens(),
-        o.paceMs(),
-        openAtOverload,
-        o.overload(),
         o.streams(),
-        httpThreads);
+        o.queue(),
+        o.queue(),
+        o.paceMs(),
+        o.overload(),
+        inFlightAtOverload,
+        openAtOverload);
     System.out.println("| measure | value |");
     System.out.println("|---|---|");
-    System.out.printf(
-        "| admitted streams complete | %d of %d %s |%n", ok, o.streams(), admittedOutcomes);
-    row("admitted TTFT p50 / p99 (ms)", ttft);
-    row("admitted inter-token p50 / p99 (ms)", gaps);
-    System.out.printf("| rejected: status (count) | %s |%n", new TreeMap<>(rejectedStatus));
-    row("rejected: time to the refusal p50 / p99 (ms)", rejectMs);
+    admitted("served at once", served, o);
+    admitted("admitted to wait", waiting, o);
+    List<Double> gaps = new ArrayList<>();
+    for (List<Client> group : List.of(served, waiting)) {
+      for (Client c : group) {
+        if (c.complete(o.tokens())) {
+          c.gaps.forEach(g -> gaps.add(g / 1e6));
+        }
+      }
+    }
+    row(
+        String.format(Locale.ROOT, "admitted: inter-token p50 / p99 (ms; pace %d)", o.paceMs()),
+        gaps);
+    Map<String, Integer> outcomes = new TreeMap<>();
+    List<Double> rejectMs = new ArrayList<>();
+    for (Client c : over) {
+      String outcome =
+          c.error != null
+              ? "error " + c.error.getClass().getSimpleName()
+              : c.status
+                  + " "
+                  + (c.status == 200 ? "admitted" : c.errorCode())
+                  + ", Retry-After "
+                  + c.retryAfter;
+      outcomes.merge(outcome, 1, Integer::sum);
+      if (c.error == null && c.status != 200) {
+        rejectMs.add(c.headersNanos / 1e6);
+      }
+    }
+    System.out.printf("| past the limits: outcome (count) | %s |%n", outcomes);
+    row("refused: time to the refusal p50 / p99 (ms)", rejectMs);
     System.out.printf(
         Locale.ROOT,
-        "| peak threads: JVM total / gateway HTTP pool | %d / %d |%n",
-        s.peakThreads,
-        s.peakHttpThreads);
+        "| threads, JVM total: before / peak / after | %d / %d / %d |%n",
+        before.threads(),
+        peak.peakThreads,
+        after.threads());
     System.out.printf(
         Locale.ROOT,
-        "| peak heap used / RSS (MiB) | %.0f / %.0f |%n",
-        s.peakHeap / 1048576.0,
-        s.peakRssKb / 1024.0);
+        "| threads, gateway HTTP pool: before / peak / after | %d / %d / %d |%n",
+        before.httpThreads(),
+        peak.peakHttpThreads,
+        after.httpThreads());
+    System.out.printf(
+        Locale.ROOT,
+        "| heap used (MiB): before / peak / after (before and after: after a full GC) |"
+            + " %.0f / %.0f / %.0f |%n",
+        before.heap() / 1048576.0,
+        peak.peakHeap / 1048576.0,
+        after.heap() / 1048576.0);
+    System.out.printf(
+        Locale.ROOT,
+        "| RSS (MiB): before / peak / after | %.0f / %.0f / %.0f |%n",
+        before.rssKb() / 1024.0,
+        peak.peakRssKb / 1024.0,
+        after.rssKb() / 1024.0);
+  }
+
+  /** One group of admitted streams: how many completed, and their TTFT. */
+  private static void admitted(String group, List<Client> clients, Options o) {
+    Map<String, Integer> outcomes = new TreeMap<>();
+    List<Double> ttft = new ArrayList<>();
+    for (Client c : clients) {
+      String outcome =
+          c.error != null
+              ? "error " + c.error.getClass().getSimpleName()
+              : c.status + (c.complete(o.tokens()) ? " complete" : " incomplete");
+      outcomes.merge(outcome, 1, Integer::sum);
+      if (c.complete(o.tokens())) {
+        ttft.add(c.firstTokenNanos / 1e6);
+      }
+    }
+    long ok = clients.stream().filter(c -> c.complete(o.tokens())).count();
+    System.out.printf(
+        "| %s: streams complete | %d of %d %s |%n", group, ok, clients.size(), outcomes);
+    row(group + ": TTFT p50 / p99 (ms)", ttft);
   }
 
   private static void row(String name, List<Double> values) {

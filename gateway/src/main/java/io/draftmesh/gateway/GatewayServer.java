@@ -199,7 +199,7 @@ public final class GatewayServer implements AutoCloseable {
   }
 
   /** HTTP completion requests admitted and not finished (served and waiting). */
-  int httpInFlight() {
+  public int httpInFlight() {
     return admission.inFlight();
   }
 

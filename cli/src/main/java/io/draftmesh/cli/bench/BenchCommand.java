@@ -22,7 +22,8 @@ public final class BenchCommand {
              draftmesh bench kvcache [--json] [--quick] [--streams N] [--blocks N]
              draftmesh bench kvcache reuse [--json] [--quick] [--prefixes L,L] [--conversations N]
              draftmesh bench approx [--json] [--quick] [--prompts N] [--max-tokens N]
-             draftmesh bench load [--quick] [--streams N] [--overload N] [--tokens N] [--pace-ms MS]
+             draftmesh bench load [--quick] [--streams N] [--queue N] [--overload N] [--tokens N]
+                                  [--pace-ms MS]
              draftmesh bench soak [--minutes N] [--sample-seconds S] [--clients N]
         engine       engine step costs side by side on the bundled tiny model and a generated ~110M
                      Llama-shaped model: decode, verify (k+1 = 5), 512-token prefill, batching at
@@ -50,9 +51,10 @@ public final class BenchCommand {
                      budgets on long prompts; tokens kept/dropped, agreement with the full-prompt
                      output, TTFT saved. Random long-context checkpoints, plus the zoo pair if present.
         load         the gateway under N concurrent SSE clients on loopback (a paced upstream keeps
-                     streams open) and past its per-key limit: admitted TTFT and inter-token
-                     p50/p99, failures among the admitted, rejected status and latency, peak
-                     threads and memory. --help for every flag.
+                     streams open), up to and past --http-threads + --http-queue: TTFT (served,
+                     waiting) and inter-token p50/p99, failures among the admitted, refusals'
+                     status, code and latency, threads and heap before/peak/after. --help for
+                     every flag.
         soak         the whole mesh through the gateway for --minutes (default 30): mixed
                      strategies, random client disconnects; RSS, NMT, heap, threads, sessions and KV
                      blocks every 30 s, the trend after warm-up, leaks when idle.""";

@@ -16,20 +16,37 @@ import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 
 /**
- * A real draft worker behind a proxy on a real port that dies in the middle of every session: it
- * forwards each op to the worker until the session's {@code failAt}-th Propose, which it answers by
- * cancelling the worker's stream and failing the caller's with {@code UNAVAILABLE} — what the
- * router sees when a draft process is killed mid-generation, but at a deterministic point of the
- * protocol.
+ * A real worker behind a proxy on a real port that passes each session op through a per-session
+ * {@link Rule}: forwarded as it came, rewritten (a router bug that a test must catch), or answered
+ * by cancelling the worker's stream and failing the caller's with {@code UNAVAILABLE} — what the
+ * router sees when a worker process is killed mid-generation, but at a deterministic point of the
+ * protocol. Responses come back unchanged.
  */
-final class FailingDraftProxy implements AutoCloseable {
+final class WorkerProxy implements AutoCloseable {
+  /** What the proxy does with the ops of one session, in order. */
+  interface Rule {
+    /** The op to forward to the worker, or null to fail the session here. */
+    SessionRequest apply(SessionRequest op);
+  }
+
   private final Server server;
   private final ManagedChannel upstream;
   final AtomicInteger failures = new AtomicInteger();
 
-  FailingDraftProxy(int workerPort, int failAt) throws IOException {
+  /** A draft that dies at the {@code failAt}-th Propose of every session. */
+  static WorkerProxy failingAtPropose(int workerPort, int failAt) throws IOException {
+    return new WorkerProxy(
+        workerPort,
+        () -> {
+          int[] proposals = {0};
+          return op -> op.hasPropose() && ++proposals[0] == failAt ? null : op;
+        });
+  }
+
+  WorkerProxy(int workerPort, Supplier<Rule> perSession) throws IOException {
     upstream =
         Grpc.newChannelBuilder("localhost:" + workerPort, InsecureChannelCredentials.create())
             .build();
@@ -46,7 +63,7 @@ final class FailingDraftProxy implements AutoCloseable {
                   @Override
                   public StreamObserver<SessionRequest> session(
                       StreamObserver<SessionResponse> out) {
-                    return new Session(worker, out, failAt);
+                    return new Session(worker, out, perSession.get());
                   }
                 })
             .build()
@@ -57,14 +74,14 @@ final class FailingDraftProxy implements AutoCloseable {
   private final class Session implements StreamObserver<SessionRequest> {
     private final StreamObserver<SessionResponse> out;
     private final StreamObserver<SessionRequest> toWorker;
-    private final int failAt;
+    private final Rule rule;
     private ClientCallStreamObserver<SessionRequest> call;
-    private int proposals;
     private boolean failed;
 
-    Session(ModelWorkerGrpc.ModelWorkerStub worker, StreamObserver<SessionResponse> out, int at) {
+    Session(
+        ModelWorkerGrpc.ModelWorkerStub worker, StreamObserver<SessionResponse> out, Rule rule) {
       this.out = out;
-      this.failAt = at;
+      this.rule = rule;
       this.toWorker =
           worker.session(
               new ClientResponseObserver<SessionRequest, SessionResponse>() {
@@ -108,14 +125,15 @@ final class FailingDraftProxy implements AutoCloseable {
       if (failed) {
         return;
       }
-      if (r.hasPropose() && ++proposals == failAt) {
+      SessionRequest forward = rule.apply(r);
+      if (forward == null) {
         failed = true;
         failures.incrementAndGet();
-        call.cancel("draft proxy: dying mid-session", null);
+        call.cancel("worker proxy: dying mid-session", null);
         out.onError(Status.UNAVAILABLE.withDescription("draft died").asRuntimeException());
         return;
       }
-      toWorker.onNext(r);
+      toWorker.onNext(forward);
     }
 
     @Override
