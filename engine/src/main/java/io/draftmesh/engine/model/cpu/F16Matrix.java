@@ -21,8 +21,10 @@ import jdk.incubator.vector.VectorSpecies;
  * AVX-512). Widening a block of the panel into a float32 scratch tile instead (stores, then
  * reloads) cost a 2-row step 2.2x a 1-row one and made a 5-token verify 3.7x a decode (measured on
  * the zoo target, AVX2); with the register kernels it is 2.0x there, and with the 5-row kernel of
- * AVX-512 about 1.8x. More rows (prefill) widen each block once into a tile that stays in L1 and
- * run the float32 kernels over it, so the widening is spread over all rows of the step.
+ * AVX-512 about 1.8x. On AVX2, more rows (prefill) widen each block once into a tile that stays in
+ * L1 and run the float32 kernels over it; on AVX-512 the register kernels take every step ({@link
+ * #REGISTER_ROWS}). The tile also takes a partial last panel and steps whose activations are too
+ * large to scale.
  */
 final class F16Matrix implements Matrix {
   private static final VectorSpecies<Float> S = Half.S;
@@ -31,10 +33,20 @@ final class F16Matrix implements Matrix {
   private static final int P = Panels.WIDTH;
 
   /**
-   * Up to this many activation rows (decode, verify, small batches) widen in registers; more
-   * (prefill) widen each panel once into a scratch tile that all rows share.
+   * Whether the 5- and 8-row kernels run: they hold 10 and 16 accumulators, which fit in the 32
+   * vector registers of AVX-512 (16 float lanes) but spill on AVX2's 16 (a 5-row kernel made a
+   * 5-token verify 4.7 ms against 3.3-4.4 with 4 + 1 rows there).
    */
-  private static final int REGISTER_ROWS = 8;
+  private static final boolean WIDE_KERNELS = L >= 16;
+
+  /**
+   * Up to this many activation rows widen in registers; more widen each panel once into a scratch
+   * tile that all rows share. With the wide kernels, sweeping the weights once per 8 rows (a
+   * thread's panels stay in L2) beat the tile at every row count measured, 9 to 256 (1.4-2.3x on
+   * AVX-512, kernels of 2048x384 and 384x1024); on AVX2 the tile takes steps of more than 8 rows,
+   * as measured when the kernels were written there.
+   */
+  private static final int REGISTER_ROWS = WIDE_KERNELS ? Integer.MAX_VALUE : 8;
 
   /** Columns widened per scratch tile: 16 KiB of float32, half of L1. */
   private static final int TILE_DEPTH = (16 << 10) / (P * Float.BYTES);
@@ -47,13 +59,6 @@ final class F16Matrix implements Matrix {
 
   /** Activations at or above this stay unscaled: times 2^112 they would near float32's 2^128. */
   private static final float MAX_SCALED = 0x1p15f;
-
-  /**
-   * Whether the 5- and 8-row kernels run: they hold 10 and 16 accumulators, which fit in the 32
-   * vector registers of AVX-512 (16 float lanes) but spill on AVX2's 16 (a 5-row kernel made a
-   * 5-token verify 4.7 ms against 3.3-4.4 with 4 + 1 rows there).
-   */
-  private static final boolean WIDE_KERNELS = L >= 16;
 
   private final int[] w; // (panels, cols, L) packed pairs of halves
   private final int rows;
