@@ -17,6 +17,15 @@ record ThreadChoice(int threads, int maxThreads, double oneThreadMs, double maxT
   /** More threads must win by this factor to be chosen: hand-offs add jitter under load. */
   static final double MIN_GAIN = 1.1;
 
+  /**
+   * Below this, one decode's matmuls stay on one thread whatever the timing says: the few
+   * microseconds two threads save are less than what one worker descheduled mid-chunk costs (the
+   * step waits for its chunk: a time slice, milliseconds). The zoo draft (0.026 ms on one thread)
+   * timed 1.4x faster on two once, then ran its 5-token verifies at a median of 17.5 ms against
+   * 0.36-0.4 ms on one thread.
+   */
+  static final double MIN_PARALLEL_MS = 0.1;
+
   private static final int WINDOW = 8;
   private static final int MAX_BUDGET_FACTOR = 5;
 
@@ -59,9 +68,17 @@ record ThreadChoice(int threads, int maxThreads, double oneThreadMs, double maxT
       prev1 = w1;
       prevMax = wMax;
     }
-    int choice = best1 > bestMax * MIN_GAIN ? max : 1;
+    int choice = decide(best1 / 1e6, bestMax / 1e6, max);
     pool.setThreads(choice);
     return new ThreadChoice(choice, max, best1 / 1e6, bestMax / 1e6);
+  }
+
+  /**
+   * The thread count for matmuls timed at {@code oneMs} on one thread and {@code maxMs} on {@code
+   * max}: more only when the work is long enough to split and they win clearly.
+   */
+  static int decide(double oneMs, double maxMs, int max) {
+    return oneMs >= MIN_PARALLEL_MS && oneMs > maxMs * MIN_GAIN ? max : 1;
   }
 
   private static double time(ComputePool pool, int threads, Runnable work) {
