@@ -3,6 +3,7 @@ package io.draftmesh.kvcache;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
 import io.draftmesh.kvcache.client.AliasingMarshaller;
+import io.draftmesh.kvcache.client.CompressedEntry;
 import io.draftmesh.kvcache.client.CompressedKeys;
 import io.draftmesh.kvcache.client.KvKeys;
 import io.draftmesh.proto.v1.BlockHeader;
@@ -300,6 +301,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     private final ServerCallStreamObserver<PutResponse> out;
     private final List<BlockStore.Entry> held = new ArrayList<>();
     private BlockMeta meta; // the block being received, or null
+    private Runnable checkEntry; // for a compressed entry: checks its payload once received
     private boolean discard; // it is already stored: count its bytes, keep none
     private Integer expectedCrc; // the header's crc32c, if set
     private byte[] buf; // the block being received; reused for the next block of the same size
@@ -394,7 +396,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     private void compressed(CompressedHeader h) {
       requireNoBlockOpen("compressed");
       BlockKey fp = BlockKey.of(bytes32(h.getModelFingerprint(), "compressed.model_fingerprint"));
-      model(h.getModelFingerprint(), "compressed.model_fingerprint");
+      ModelSpec spec = model(h.getModelFingerprint(), "compressed.model_fingerprint");
       byte[] key = bytes32(h.getKey(), "compressed.key");
       if (h.getTokenIdsCount() > MAX_TOKENS) {
         throw invalid(
@@ -442,6 +444,30 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       begin(
           new BlockMeta(BlockKey.of(key), null, fp, new int[0], size, 0),
           h.hasCrc32C() ? h.getCrc32C() : null);
+      // Nothing that is not this entry is stored under its key (puts of a key are idempotent, so
+      // a bad entry would shadow every good one): its own CRC32C, key, method, parameters, prefix
+      // and the model's shape are checked once its bytes are in.
+      checkEntry =
+          () -> {
+            try {
+              CompressedEntry.decode(buf)
+                  .requireMatch(
+                      key,
+                      h.getMethod(),
+                      params,
+                      tokens.length,
+                      spec.getNumLayers(),
+                      spec.getNumKvHeads(),
+                      spec.getHeadDim());
+            } catch (IllegalArgumentException e) {
+              throw invalid(
+                  "compressed: the payload is not the "
+                      + CompressedEntry.LAYOUT
+                      + " entry its header names ("
+                      + e.getMessage()
+                      + ")");
+            }
+          };
     }
 
     private void requireNoBlockOpen(String field) {
@@ -473,6 +499,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
 
     private void begin(BlockMeta block, Integer crc) {
       meta = block;
+      checkEntry = null;
       int size = block.size();
       expectedCrc = crc;
       filled = 0;
@@ -518,13 +545,17 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
         int crc = BlockStore.crc(buf);
         if (expectedCrc != null && expectedCrc != crc) {
           throw invalid(
-              "header.crc32c: "
+              (checkEntry == null ? "header" : "compressed")
+                  + ".crc32c: "
                   + Integer.toUnsignedString(expectedCrc)
                   + " (expected: the CRC32C of the "
                   + meta.size()
                   + " bytes received, "
                   + Integer.toUnsignedString(crc)
                   + ")");
+        }
+        if (checkEntry != null) {
+          checkEntry.run();
         }
         BlockMeta m =
             new BlockMeta(
