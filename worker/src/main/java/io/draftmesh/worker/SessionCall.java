@@ -645,6 +645,11 @@ final class SessionCall implements StreamObserver<SessionRequest> {
                 .setCachedPromptTokens(sequence.cachedPromptTokens())
                 .setFetchedPromptTokens(fetchedTokens);
         if (d.result() instanceof PrefixOpen p) {
+          if (p.restored()) {
+            // The prefix's (compacted) KV came from the service: reused, not prefilled.
+            int n = p.compaction().promptTokens();
+            opened.setCachedPromptTokens(n).setFetchedPromptTokens(n);
+          }
           opened
               .setNext(ProtoCodec.toProto(p.next()))
               .setCompaction(

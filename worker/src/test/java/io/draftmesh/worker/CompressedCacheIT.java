@@ -224,7 +224,9 @@ class CompressedCacheIT {
     assertThat(b.engine().promptTokensComputed() - computed)
         .as("only the question was prefilled")
         .isEqualTo(question.length);
-    assertThat(restored.opened().getCachedPromptTokens()).isZero();
+    assertThat(restored.opened().getCachedPromptTokens()).isEqualTo(DOC);
+    assertThat(restored.opened().getFetchedPromptTokens()).isEqualTo(DOC);
+    assertThat(first.opened().getFetchedPromptTokens()).isZero();
     assertThat(first.compaction().getRestored()).isFalse();
     assertThat(first.compaction().getKvBlocksFreed()).isPositive();
     // Request 1's path on the same compacted cache: token for token, and equal to a fresh
