@@ -146,11 +146,18 @@ class CompactedCacheRestoreTest {
       fresh = compactThenFeed(a, new StreamingLlmPolicy(4), prefix, suffix);
     }
     byte[] kv = fresh.cache().kv().clone();
-    int half = kv.length / 2; // swap the first layer's keys with its values' start: garbage KV
-    for (int i = 0; i < 64; i++) {
-      byte t = kv[i];
-      kv[i] = kv[half + i];
-      kv[half + i] = t;
+    // Every layer's keys and values with heads 0 and 1 swapped.
+    int[][][] pos = fresh.cache().positions();
+    int parts = 2 * pos.length;
+    int heads = pos[0].length;
+    int headBytes = kv.length / parts / heads;
+    for (int part = 0; part < parts; part++) {
+      int base = part * heads * headBytes;
+      for (int i = 0; i < headBytes; i++) {
+        byte t = kv[base + i];
+        kv[base + i] = kv[base + headBytes + i];
+        kv[base + headBytes + i] = t;
+      }
     }
     CompactedCache wrong =
         new CompactedCache(fresh.cache().promptTokens(), fresh.cache().positions(), kv);
