@@ -52,6 +52,11 @@ import org.slf4j.LoggerFactory;
  *       of the pool and puts it, off every request's path. The same thread reports which blocks the
  *       pool holds and dropped to the service's replica index (KV-aware routing), with an empty
  *       report as a heartbeat.
+ *   <li><b>Compacted prefixes</b> (KV compression with {@code prefix_tokens}): an open first asks
+ *       for the compacted cache of its prefix, method and parameters ({@link #fetchCompacted}, one
+ *       Get with the deadline, checked entry by entry); a compaction of a query-agnostic method is
+ *       stored by the publisher thread ({@link #storeCompacted}). SpecKV's and SpecPC's caches
+ *       depend on the query and are never stored.
  * </ul>
  *
  * <p>Keys: the engine's prefix cache is seeded with the model's fingerprint, so its keys are the

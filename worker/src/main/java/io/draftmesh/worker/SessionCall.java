@@ -425,7 +425,8 @@ final class SessionCall implements StreamObserver<SessionRequest> {
     int[] rest = java.util.Arrays.copyOfRange(prompt, promptLength, prompt.length);
     KvCacheLink.CompactedName name = KvCacheLink.CompactedName.of(prefixIds, compaction, budget);
     return v ->
-        (kvcache == null
+        // A prefix within the budget is kept whole: never stored, so never looked up.
+        (kvcache == null || prefixIds.length <= budget
                 ? CompletableFuture.<CompactedCache>completedFuture(null)
                 : kvcache.fetchCompacted(name))
             .thenCompose(
