@@ -89,6 +89,11 @@ class CompressedCacheIT {
   }
 
   static WorkerServer worker(Path model, String kv) throws Exception {
+    // A generous deadline: this test checks what is restored; the stalled case sets its own.
+    return worker(model, kv, 10_000);
+  }
+
+  static WorkerServer worker(Path model, String kv, int deadlineMs) throws Exception {
     List<String> flags =
         new ArrayList<>(
             List.of(
@@ -107,8 +112,7 @@ class CompressedCacheIT {
                 "--drain-seconds",
                 "0"));
     if (kv != null) {
-      // A generous deadline: this test checks what is restored, KvCacheMeshIT a stalled service.
-      flags.addAll(List.of("--kvcache", kv, "--kvcache-deadline-ms", "10000"));
+      flags.addAll(List.of("--kvcache", kv, "--kvcache-deadline-ms", Integer.toString(deadlineMs)));
     }
     WorkerServer w =
         WorkerServer.onPort(
@@ -348,6 +352,57 @@ class CompressedCacheIT {
       } finally {
         e.close();
       }
+    }
+  }
+
+  @Test
+  void aStalledOrDownServiceChangesNothingButTheWait() throws Exception {
+    int[] prompt = concat(TinyModel.prompt(DOC, 51), TinyModel.prompt(8, 52));
+    List<Integer> expected = run(c, prompt, snapKv(DOC)).tokens();
+    // Accepts connections and never answers: every call runs into the 300 ms deadline.
+    try (java.net.ServerSocket silent = new java.net.ServerSocket(0)) {
+      List<java.net.Socket> held = new java.util.concurrent.CopyOnWriteArrayList<>();
+      Thread acceptor =
+          new Thread(
+              () -> {
+                try {
+                  while (true) {
+                    held.add(silent.accept());
+                  }
+                } catch (IOException closed) {
+                  // the test is over
+                }
+              });
+      acceptor.setDaemon(true);
+      acceptor.start();
+      WorkerServer stalled =
+          worker(dir.resolve("tiny-llama"), "localhost:" + silent.getLocalPort(), 300);
+      try {
+        Run r = run(stalled, prompt, snapKv(DOC));
+        assertThat(r.compaction().getRestored()).isFalse();
+        assertThat(r.compaction().getKvBlocksFreed()).isPositive();
+        assertThat(r.tokens()).isEqualTo(expected);
+        assertThat(stalled.kvcache().stats().compactedMisses()).isEqualTo(1);
+        Leaks.awaitAllFree(stalled.engine());
+      } finally {
+        stalled.close();
+        for (java.net.Socket sock : held) {
+          sock.close();
+        }
+      }
+    }
+    // Nothing listening at all.
+    int dead;
+    try (java.net.ServerSocket probe = new java.net.ServerSocket(0)) {
+      dead = probe.getLocalPort();
+    }
+    WorkerServer down = worker(dir.resolve("tiny-llama"), "localhost:" + dead, 300);
+    try {
+      Run r = run(down, prompt, snapKv(DOC));
+      assertThat(r.compaction().getRestored()).isFalse();
+      assertThat(r.tokens()).isEqualTo(expected);
+    } finally {
+      down.close();
     }
   }
 
