@@ -8,6 +8,8 @@ import io.draftmesh.kvcache.client.KvCacheClient;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.GenerationStats;
+import io.draftmesh.proto.v1.KvCompressionOptions;
+import io.draftmesh.proto.v1.KvCompressionStats;
 import io.draftmesh.proto.v1.ModelInfo;
 import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
@@ -170,18 +172,26 @@ class KvCacheMeshIT {
     record Run(List<Integer> tokens, GenerationStats stats) {}
 
     Run run(String pool, int[] prompt, int tokens) {
+      return run(pool, prompt, tokens, null);
+    }
+
+    /** As {@link #run(String, int[], int)}, with KV compression when {@code kv} is not null. */
+    Run run(String pool, int[] prompt, int tokens, KvCompressionOptions kv) {
       TokenIds.Builder ids = TokenIds.newBuilder();
       for (int t : prompt) {
         ids.addIds(t);
       }
-      GenerateRequest r =
+      GenerateRequest.Builder rb =
           GenerateRequest.newBuilder()
               .setTokenIds(ids)
               .setTarget(pool)
               .setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE)
               .setIgnoreEos(true)
-              .setSampling(Sampling.newBuilder().setMaxTokens(tokens))
-              .build();
+              .setSampling(Sampling.newBuilder().setMaxTokens(tokens));
+      if (kv != null) {
+        rb.setKvCompression(kv);
+      }
+      GenerateRequest r = rb.build();
       List<Integer> out = new ArrayList<>();
       GenerationStats stats = null;
       Iterator<GenerateChunk> it =
@@ -236,6 +246,41 @@ class KvCacheMeshIT {
   /** Tokens a worker's sessions took from its prefix cache, fetched ones included. */
   static long cached(Topology t, WorkerServer w) {
     return t.info(w).getPromptTokensCached();
+  }
+
+  @Test
+  void aCompactedDocumentIsRestoredOnTheOtherReplicaAndTheResponseSaysSo() throws Exception {
+    try (Topology t = new Topology(null, true)) {
+      int[] doc = prompt(200, 7);
+      int[] q1 = prompt(12, 8);
+      int[] p = java.util.Arrays.copyOf(doc, doc.length + q1.length);
+      System.arraycopy(q1, 0, p, doc.length, q1.length);
+      KvCompressionOptions snap =
+          KvCompressionOptions.newBuilder()
+              .setMethod("snapkv")
+              .setBudget(48)
+              .setWindow(16)
+              .setPrefixTokens(doc.length)
+              .build();
+      Topology.Run first = t.run("a", p, TOKENS, snap);
+      KvCompressionStats f = first.stats().getKvCompression();
+      assertThat(f.getRestored()).isFalse();
+      assertThat(f.getPromptTokens()).isEqualTo(200);
+      assertThat(f.getKeptSlots()).isEqualTo(48);
+      await("a stored the compacted document", () -> t.a.kvcache().stats().storedCompacted() >= 1);
+
+      Topology.Run second = t.run("b", p, TOKENS, snap);
+      assertThat(second.tokens()).isEqualTo(first.tokens());
+      KvCompressionStats s = second.stats().getKvCompression();
+      assertThat(s.getRestored()).isTrue();
+      assertThat(s.getKvBytesRestored()).isEqualTo(f.getKvBytesKept()).isPositive();
+      assertThat(s.getKeptSlots()).isEqualTo(48);
+      assertThat(s.getDroppedSlots()).isEqualTo(200 - 48);
+      // The document came from the service; only the question was prefilled.
+      assertThat(second.stats().getFetchedPromptTokens()).isEqualTo(200);
+      assertThat(second.stats().getPrefilledPromptTokens()).isEqualTo(q1.length);
+      t.assertFreed();
+    }
   }
 
   @Test

@@ -179,6 +179,32 @@ class SpecKvIT {
   }
 
   @Test
+  void aCompactedPrefixLeavesTheRestOfThePromptWhole() {
+    KvCompressionOptions prefix =
+        KvCompressionOptions.newBuilder()
+            .setMethod("snapkv")
+            .setBudget(64)
+            .setWindow(16)
+            .setPrefixTokens(PROMPT - 20)
+            .build();
+    TestMesh.Result r =
+        generate(request(Strategy.STRATEGY_AUTOREGRESSIVE, TOKENS).setKvCompression(prefix));
+    KvCompressionStats s = r.last().getStats().getKvCompression();
+    assertThat(s.getPromptTokens()).isEqualTo(PROMPT - 20);
+    assertThat(s.getKeptSlots()).isEqualTo(64);
+    assertThat(s.getDroppedSlots()).isEqualTo(PROMPT - 20 - 64);
+    assertThat(s.getRestored()).as("no kvcache-service in this mesh").isFalse();
+    assertThat(s.getKvBytesRestored()).isZero();
+    TestMesh.Result whole =
+        generate(
+            request(Strategy.STRATEGY_AUTOREGRESSIVE, TOKENS)
+                .setKvCompression(prefix.toBuilder().setPrefixTokens(0)));
+    assertThat(whole.last().getStats().getKvCompression().getPromptTokens()).isEqualTo(PROMPT);
+    assertThat(r.ids()).as("the last 20 tokens were read whole").isNotEqualTo(whole.ids());
+    mesh.assertAllSessionsClosed();
+  }
+
+  @Test
   void specKvPcCompressesThePromptThenTheCache() {
     TestMesh.Result r =
         generate(
@@ -261,6 +287,19 @@ class SpecKvIT {
         Strategy.STRATEGY_AUTOREGRESSIVE,
         KvCompressionOptions.newBuilder().setMethod("snapkv").setSinks(2).build(),
         "kv_compression.sinks: 2");
+    KvCompressionOptions snap = KvCompressionOptions.newBuilder().setMethod("snapkv").build();
+    assertInvalid(
+        Strategy.STRATEGY_AUTOREGRESSIVE,
+        snap.toBuilder().setPrefixTokens(-1).build(),
+        "kv_compression.prefix_tokens: -1 (expected: 0 for the whole prompt, or >= 1)");
+    assertInvalid(
+        Strategy.STRATEGY_AUTOREGRESSIVE,
+        snap.toBuilder().setPrefixTokens(PROMPT).build(),
+        "kv_compression.prefix_tokens: " + PROMPT + " (expected: 0 for the whole prompt, or 1..");
+    assertInvalid(
+        Strategy.STRATEGY_SPECKV,
+        speckv().toBuilder().setPrefixTokens(100).build(),
+        "kv_compression.prefix_tokens: 100 with STRATEGY_SPECKV (expected: 0;");
     RouterServer noDraft = mesh.routerOnPort(Map.of(), Duration.ofSeconds(2));
     ManagedChannel ch =
         Grpc.newChannelBuilder("localhost:" + noDraft.port(), InsecureChannelCredentials.create())

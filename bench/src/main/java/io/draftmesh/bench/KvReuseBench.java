@@ -9,6 +9,8 @@ import io.draftmesh.kvcache.KvCacheConfig;
 import io.draftmesh.kvcache.KvCacheServer;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.GenerationStats;
+import io.draftmesh.proto.v1.KvCompressionOptions;
 import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.Strategy;
@@ -55,13 +57,15 @@ public final class KvReuseBench {
   public static final String USAGE =
       """
       usage: draftmesh bench kvcache reuse [--json] [--quick] [--no-zoo] [--prefixes L,L,...]
-                                           [--conversations N] [--turns M]
+                                           [--conversations N] [--turns M] [--compressed]
         TTFT cold vs warm (same worker, other replica via the kvcache's memory tier, after a
         kvcache restart from its disk tier) for shared prefixes (default 256,1024,2000), and a
         multi-turn chat workload (default 4 conversations x 4 turns) over two target replicas
         without reuse, with the workers' prefix caches, with the kvcache (round-robin) and with
         KV-aware placement. On a generated ~110M Llama (2k context; --quick: ~25M, prefixes
-        256,1024, 3 x 3) and the zoo target if present.""";
+        256,1024, 3 x 3) and the zoo target if present. --compressed: only the compressed-cache
+        table (a SnapKV-compacted document, C_max 256: compacted afresh vs restored from the
+        kvcache on the other replica and on the same one; TTFT and KV bytes).""";
 
   private static final int SUFFIX = 16;
   private static final int REPLY = 16;
@@ -87,8 +91,29 @@ public final class KvReuseBench {
       int onA,
       int onB) {}
 
+  /**
+   * A document of {@code prefix} tokens compacted by SnapKV (prefix_tokens = the document), then a
+   * 16-token question: TTFT compacted afresh on a, restored from the kvcache on b (other replica)
+   * and on a (same replica, another question); the document's KV bytes in full, kept, fetched.
+   */
+  record Compressed(
+      int prefix,
+      int budget,
+      double freshMs,
+      double restoredOtherMs,
+      double restoredSameMs,
+      boolean restored,
+      long fullKvBytes,
+      long keptKvBytes,
+      long restoredKvBytes) {}
+
   record ModelReport(
-      String model, long parameters, int maxContext, List<Ttft> ttft, List<Chat> chat) {}
+      String model,
+      long parameters,
+      int maxContext,
+      List<Ttft> ttft,
+      List<Chat> chat,
+      List<Compressed> compressed) {}
 
   private KvReuseBench() {}
 
@@ -99,9 +124,11 @@ public final class KvReuseBench {
     int[] prefixes = null;
     int conversations = -1;
     int turns = -1;
+    boolean compressedOnly = false;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--json" -> json = true;
+        case "--compressed" -> compressedOnly = true;
         case "--quick" -> quick = true;
         case "--no-zoo" -> zoo = false;
         case "--prefixes" ->
@@ -130,10 +157,10 @@ public final class KvReuseBench {
     }
     try {
       List<ModelReport> reports = new ArrayList<>();
-      reports.add(measure(generated(quick), prefixes, conversations, turns));
+      reports.add(measure(generated(quick), prefixes, conversations, turns, compressedOnly));
       Path zooTarget = zoo ? MeshModels.zooModel("target") : null;
       if (zooTarget != null) {
-        reports.add(measure(zooTarget, prefixes, conversations, turns));
+        reports.add(measure(zooTarget, prefixes, conversations, turns, compressedOnly));
       }
       if (json) {
         System.out.println(new GsonBuilder().setPrettyPrinting().create().toJson(reports));
@@ -293,30 +320,53 @@ public final class KvReuseBench {
 
     /** Generates on {@code pool}; returns the generated ids and sets ttft[0] in ms. */
     List<Integer> generate(String pool, int[] prompt, int tokens, double[] ttft) {
+      List<Integer> out = new ArrayList<>();
+      generate(pool, prompt, tokens, ttft, null, out);
+      return out;
+    }
+
+    /**
+     * Generates on {@code pool} with KV compression {@code kv} (null: none) into {@code out}; sets
+     * ttft[0] in ms and returns the final chunk's stats.
+     */
+    GenerationStats generate(
+        String pool,
+        int[] prompt,
+        int tokens,
+        double[] ttft,
+        KvCompressionOptions kv,
+        List<Integer> out) {
       TokenIds.Builder ids = TokenIds.newBuilder();
       for (int t : prompt) {
         ids.addIds(t);
       }
-      GenerateRequest r =
+      GenerateRequest.Builder r =
           GenerateRequest.newBuilder()
               .setTokenIds(ids)
               .setTarget(pool)
               .setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE)
               .setIgnoreEos(true)
-              .setSampling(Sampling.newBuilder().setMaxTokens(tokens))
-              .build();
+              .setSampling(Sampling.newBuilder().setMaxTokens(tokens));
+      if (kv != null) {
+        r.setKvCompression(kv);
+      }
       long start = System.nanoTime();
-      List<Integer> out = new ArrayList<>();
+      GenerationStats stats = null;
       Iterator<GenerateChunk> it =
-          RouterGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.MINUTES).generate(r);
+          RouterGrpc.newBlockingStub(channel)
+              .withDeadlineAfter(10, TimeUnit.MINUTES)
+              .generate(r.build());
+      boolean first = true;
       while (it.hasNext()) {
         GenerateChunk c = it.next();
-        if (out.isEmpty() && c.getTokenIdsCount() > 0) {
+        if (first && c.getTokenIdsCount() > 0) {
           ttft[0] = (System.nanoTime() - start) / 1e6;
+          first = false;
         }
         out.addAll(c.getTokenIdsList());
+        stats = c.getStats();
       }
-      return out;
+      return stats;
     }
 
     @Override
@@ -361,7 +411,57 @@ public final class KvReuseBench {
     }
   }
 
-  private static ModelReport measure(Path model, int[] prefixes, int conversations, int turns)
+  private static final int COMPRESSED_BUDGET = 256;
+
+  /** The compressed-cache rows (see {@link Compressed}), on a topology whose workers are linked. */
+  private static List<Compressed> compressed(Topology t, int[] prefixes, int maxContext)
+      throws InterruptedException {
+    List<Compressed> rows = new ArrayList<>();
+    double[] ms = new double[1];
+    for (int p : prefixes) {
+      int len = Math.min(p, maxContext - SUFFIX - 2);
+      if (len <= COMPRESSED_BUDGET) {
+        continue; // nothing to drop
+      }
+      KvCompressionOptions snap =
+          KvCompressionOptions.newBuilder()
+              .setMethod("snapkv")
+              .setBudget(COMPRESSED_BUDGET)
+              .setPrefixTokens(len)
+              .build();
+      int[] doc = tokens(len, 5000 + p);
+      long stored = t.a.kvcache().stats().storedCompacted();
+      GenerationStats fresh =
+          t.generate("a", concat(doc, tokens(SUFFIX, 11)), 1, ms, snap, new ArrayList<>());
+      double freshMs = ms[0];
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (t.a.kvcache().stats().storedCompacted() == stored && System.nanoTime() < deadline) {
+        Thread.sleep(20);
+      }
+      GenerationStats other =
+          t.generate("b", concat(doc, tokens(SUFFIX, 12)), 1, ms, snap, new ArrayList<>());
+      double otherMs = ms[0];
+      GenerationStats same =
+          t.generate("a", concat(doc, tokens(SUFFIX, 13)), 1, ms, snap, new ArrayList<>());
+      double sameMs = ms[0];
+      var f = fresh.getKvCompression();
+      rows.add(
+          new Compressed(
+              len,
+              COMPRESSED_BUDGET,
+              freshMs,
+              otherMs,
+              sameMs,
+              other.getKvCompression().getRestored() && same.getKvCompression().getRestored(),
+              f.getKvBytesKept() + f.getKvBytesDropped(),
+              f.getKvBytesKept(),
+              other.getKvCompression().getKvBytesRestored()));
+    }
+    return rows;
+  }
+
+  private static ModelReport measure(
+      Path model, int[] prefixes, int conversations, int turns, boolean compressedOnly)
       throws Exception {
     Path data = Files.createTempDirectory("draftmesh-bench-kvcache");
     KvCacheConfig kvConfig =
@@ -371,6 +471,7 @@ public final class KvReuseBench {
     String kvTarget = "localhost:" + kvPort;
     List<Ttft> ttft = new ArrayList<>();
     List<Chat> chat = new ArrayList<>();
+    List<Compressed> compressed;
     long parameters;
     int maxContext;
     try (Topology t = new Topology(model, kvTarget, true)) {
@@ -380,6 +481,11 @@ public final class KvReuseBench {
       // One throwaway request per replica: JIT and connections warm.
       t.generate("a", tokens(64, 1), 1, ms);
       t.generate("b", tokens(64, 2), 1, ms);
+      compressed = compressed(t, prefixes, maxContext);
+      if (compressedOnly) {
+        return new ModelReport(
+            model.getFileName().toString(), parameters, maxContext, ttft, chat, compressed);
+      }
       for (int p : prefixes) {
         int len = Math.min(p, maxContext - SUFFIX - 2);
         int[] prefix = tokens(len, 1000 + p);
@@ -443,7 +549,8 @@ public final class KvReuseBench {
       chat.add(
           1, chat(t, "worker prefix caches, round-robin", false, conversations, turns, 200, "rr"));
     }
-    return new ModelReport(model.getFileName().toString(), parameters, maxContext, ttft, chat);
+    return new ModelReport(
+        model.getFileName().toString(), parameters, maxContext, ttft, chat, compressed);
   }
 
   /**
@@ -508,6 +615,38 @@ public final class KvReuseBench {
     System.out.printf(
         "%nmodel %s (%.0fM parameters, %d positions), vector backend, 2 target replicas%n",
         r.model(), r.parameters() / 1e6, r.maxContext());
+    if (!r.compressed().isEmpty()) {
+      System.out.println(
+          "compressed caches: a document compacted by snapkv (prefix_tokens = the document), then"
+              + " a 16-token question; TTFT (ms) of one token; KV bytes of the document");
+      System.out.printf(
+          "%8s %7s %9s %15s %14s %9s %12s %12s %12s%n",
+          "document",
+          "C_max",
+          "compacted",
+          "restored other",
+          "restored same",
+          "restored",
+          "full KV",
+          "kept KV",
+          "fetched KV");
+      for (Compressed c : r.compressed()) {
+        System.out.printf(
+            "%8d %7d %9.1f %15.1f %14.1f %9s %12d %12d %12d%n",
+            c.prefix(),
+            c.budget(),
+            c.freshMs(),
+            c.restoredOtherMs(),
+            c.restoredSameMs(),
+            c.restored(),
+            c.fullKvBytes(),
+            c.keptKvBytes(),
+            c.restoredKvBytes());
+      }
+      if (r.ttft().isEmpty()) {
+        return;
+      }
+    }
     System.out.println(
         "TTFT (ms) of one token after a shared prefix + 16 new tokens; reused = prompt tokens"
             + " taken from a cache");

@@ -3,8 +3,11 @@ package io.draftmesh.kvcache;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
 import io.draftmesh.kvcache.client.AliasingMarshaller;
+import io.draftmesh.kvcache.client.CompressedEntry;
+import io.draftmesh.kvcache.client.CompressedKeys;
 import io.draftmesh.kvcache.client.KvKeys;
 import io.draftmesh.proto.v1.BlockHeader;
+import io.draftmesh.proto.v1.CompressedHeader;
 import io.draftmesh.proto.v1.GetBlockHeader;
 import io.draftmesh.proto.v1.GetRequest;
 import io.draftmesh.proto.v1.GetResponse;
@@ -298,6 +301,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     private final ServerCallStreamObserver<PutResponse> out;
     private final List<BlockStore.Entry> held = new ArrayList<>();
     private BlockMeta meta; // the block being received, or null
+    private Runnable checkEntry; // for a compressed entry: checks its payload once received
     private boolean discard; // it is already stored: count its bytes, keep none
     private Integer expectedCrc; // the header's crc32c, if set
     private byte[] buf; // the block being received; reused for the next block of the same size
@@ -325,8 +329,9 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       try {
         switch (req.getItemCase()) {
           case HEADER -> header(req.getHeader());
+          case COMPRESSED -> compressed(req.getCompressed());
           case CHUNK -> chunk(req.getChunk());
-          default -> throw invalid("item: not set (expected: a header or a chunk)");
+          default -> throw invalid("item: not set (expected: a header, a compressed or a chunk)");
         }
       } catch (StatusRuntimeException e) {
         fail(e);
@@ -339,16 +344,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     }
 
     private void header(BlockHeader h) {
-      if (meta != null) {
-        throw invalid(
-            "header: block "
-                + meta.key()
-                + "... got "
-                + filled
-                + " of its "
-                + meta.size()
-                + " bytes (expected: all its chunks before the next header)");
-      }
+      requireNoBlockOpen("header");
       BlockKey fp = BlockKey.of(bytes32(h.getModelFingerprint(), "header.model_fingerprint"));
       ModelSpec spec = model(h.getModelFingerprint(), "header.model_fingerprint");
       byte[] key = bytes32(h.getKey(), "header.key");
@@ -386,19 +382,126 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
                 + (parent == null ? "model_fingerprint" : "parent_key")
                 + " and token_ids)");
       }
-      if (h.getSize() < 1 || h.getSize() > config.maxBlockBytes()) {
+      int size = size("header.size", h.getSize());
+      begin(
+          new BlockMeta(
+              BlockKey.of(key), parent == null ? null : BlockKey.of(parent), fp, tokens, size, 0),
+          h.hasCrc32C() ? h.getCrc32C() : null);
+    }
+
+    /**
+     * A compacted cache: a chain root of its own, under a key derived from the model, the prefix,
+     * the method and its parameters (the entry's bytes name them again; the store sees bytes).
+     */
+    private void compressed(CompressedHeader h) {
+      requireNoBlockOpen("compressed");
+      BlockKey fp = BlockKey.of(bytes32(h.getModelFingerprint(), "compressed.model_fingerprint"));
+      ModelSpec spec = model(h.getModelFingerprint(), "compressed.model_fingerprint");
+      byte[] key = bytes32(h.getKey(), "compressed.key");
+      if (h.getTokenIdsCount() > MAX_TOKENS) {
         throw invalid(
-            "header.size: "
-                + Long.toUnsignedString(h.getSize())
+            "compressed.token_ids: "
+                + h.getTokenIdsCount()
+                + " ids (expected: at most "
+                + MAX_TOKENS
+                + ")");
+      }
+      int[] tokens = h.getTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
+      java.util.SortedMap<String, Long> params = new java.util.TreeMap<>();
+      String previous = null;
+      for (int i = 0; i < h.getParamsCount(); i++) {
+        String name = h.getParams(i).getName();
+        if (previous != null && previous.compareTo(name) >= 0) {
+          throw invalid(
+              "compressed.params["
+                  + i
+                  + "].name: \""
+                  + name
+                  + "\" after \""
+                  + previous
+                  + "\" (expected: names ascending, each once)");
+        }
+        params.put(name, h.getParams(i).getValue());
+        previous = name;
+      }
+      byte[] expected;
+      try {
+        expected =
+            CompressedKeys.key(
+                h.getModelFingerprint().toByteArray(), tokens, h.getMethod(), params);
+      } catch (IllegalArgumentException e) {
+        throw invalid("compressed." + e.getMessage());
+      }
+      if (!Arrays.equals(expected, key)) {
+        throw invalid(
+            "compressed.key: "
+                + KvKeys.shortHex(key)
+                + "... (expected: "
+                + KvKeys.shortHex(expected)
+                + "..., SHA-256 of the model_fingerprint, token_ids, method and params)");
+      }
+      int size = size("compressed.size", h.getSize());
+      begin(
+          new BlockMeta(BlockKey.of(key), null, fp, new int[0], size, 0),
+          h.hasCrc32C() ? h.getCrc32C() : null);
+      // Nothing that is not this entry is stored under its key (puts of a key are idempotent, so
+      // a bad entry would shadow every good one): its own CRC32C, key, method, parameters, prefix
+      // and the model's shape are checked once its bytes are in.
+      checkEntry =
+          () -> {
+            try {
+              CompressedEntry.decode(buf)
+                  .requireMatch(
+                      key,
+                      h.getMethod(),
+                      params,
+                      tokens.length,
+                      spec.getNumLayers(),
+                      spec.getNumKvHeads(),
+                      spec.getHeadDim());
+            } catch (IllegalArgumentException e) {
+              throw invalid(
+                  "compressed: the payload is not the "
+                      + CompressedEntry.LAYOUT
+                      + " entry its header names ("
+                      + e.getMessage()
+                      + ")");
+            }
+          };
+    }
+
+    private void requireNoBlockOpen(String field) {
+      if (meta != null) {
+        throw invalid(
+            field
+                + ": block "
+                + meta.key()
+                + "... got "
+                + filled
+                + " of its "
+                + meta.size()
+                + " bytes (expected: all its chunks before the next header)");
+      }
+    }
+
+    private int size(String field, long size) {
+      if (size < 1 || size > config.maxBlockBytes()) {
+        throw invalid(
+            field
+                + ": "
+                + Long.toUnsignedString(size)
                 + " (expected: 1..--max-block-bytes "
                 + config.maxBlockBytes()
                 + ")");
       }
-      int size = (int) h.getSize();
-      meta =
-          new BlockMeta(
-              BlockKey.of(key), parent == null ? null : BlockKey.of(parent), fp, tokens, size, 0);
-      expectedCrc = h.hasCrc32C() ? h.getCrc32C() : null;
+      return (int) size;
+    }
+
+    private void begin(BlockMeta block, Integer crc) {
+      meta = block;
+      checkEntry = null;
+      int size = block.size();
+      expectedCrc = crc;
       filled = 0;
       discard = store.holdIfStored(meta.key(), held);
       if (!discard && (buf == null || buf.length != size)) {
@@ -442,13 +545,17 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
         int crc = BlockStore.crc(buf);
         if (expectedCrc != null && expectedCrc != crc) {
           throw invalid(
-              "header.crc32c: "
+              (checkEntry == null ? "header" : "compressed")
+                  + ".crc32c: "
                   + Integer.toUnsignedString(expectedCrc)
                   + " (expected: the CRC32C of the "
                   + meta.size()
                   + " bytes received, "
                   + Integer.toUnsignedString(crc)
                   + ")");
+        }
+        if (checkEntry != null) {
+          checkEntry.run();
         }
         BlockMeta m =
             new BlockMeta(

@@ -611,4 +611,188 @@ class KvCacheServiceTest {
         .usingElementComparator(java.util.Arrays::compare)
         .containsExactlyElementsOf(expected);
   }
+
+  // ---- compressed caches ----
+
+  static final java.util.SortedMap<String, Long> SNAP =
+      new java.util.TreeMap<>(
+          java.util.Map.of("budget", 6L, "kernel", 7L, "pool", 0L, "reduction", 0L, "window", 4L));
+
+  /** A snapkv entry of {@code prefix} for TestChains.SPEC's shape (2 layers, 2 KV heads, dim 8). */
+  static byte[] entry(int[] prefix, java.util.SortedMap<String, Long> params, int layers) {
+    byte[] key =
+        io.draftmesh.kvcache.client.CompressedKeys.key(TestChains.FP, prefix, "snapkv", params);
+    int kept = 6;
+    int[][][] positions = new int[layers][2][];
+    for (int[][] l : positions) {
+      l[0] = new int[] {0, 1, 2, 3, 4, 5};
+      l[1] = new int[] {0, 2, 4, 6, 8, 9};
+    }
+    byte[] kv =
+        new byte[(int) io.draftmesh.kvcache.client.CompressedEntry.kvBytes(layers, 2, 8, kept)];
+    new java.util.Random(prefix.length).nextBytes(kv);
+    return new io.draftmesh.kvcache.client.CompressedEntry(
+            key, "snapkv", params, prefix.length, layers, 2, 8, positions, kv)
+        .encode();
+  }
+
+  static io.draftmesh.proto.v1.CompressedHeader.Builder compressedHeader(
+      int[] prefix, String method, java.util.SortedMap<String, Long> params, byte[] payload) {
+    io.draftmesh.proto.v1.CompressedHeader.Builder h =
+        io.draftmesh.proto.v1.CompressedHeader.newBuilder()
+            .setModelFingerprint(ByteString.copyFrom(TestChains.FP))
+            .setMethod(method)
+            .setSize(payload.length);
+    for (int t : prefix) {
+      h.addTokenIds(t);
+    }
+    params.forEach(
+        (n, v) ->
+            h.addParams(
+                io.draftmesh.proto.v1.CompressionParam.newBuilder().setName(n).setValue(v)));
+    if (io.draftmesh.kvcache.client.CompressedKeys.queryAgnostic(method)) {
+      h.setKey(
+          ByteString.copyFrom(
+              io.draftmesh.kvcache.client.CompressedKeys.key(
+                  TestChains.FP, prefix, method, params)));
+    } else {
+      h.setKey(ByteString.copyFrom(new byte[32]));
+    }
+    return h;
+  }
+
+  void putCompressedRaw(io.draftmesh.proto.v1.CompressedHeader.Builder h, byte[] payload) {
+    List<PutRequest> msgs = new ArrayList<>();
+    msgs.add(PutRequest.newBuilder().setCompressed(h).build());
+    msgs.add(PutRequest.newBuilder().setChunk(ByteString.copyFrom(payload)).build());
+    putMessages(msgs);
+  }
+
+  @Test
+  void aCompressedEntryIsStoredOnceAndReadBackByItsKey() throws Exception {
+    KvCacheClient client = start(4 << 20);
+    int[] prefix = TestChains.tokens(20, 3);
+    byte[] payload = entry(prefix, SNAP, 2);
+    assertThat(client.putCompressed(TestChains.FP, prefix, "snapkv", SNAP, payload)).isTrue();
+    assertThat(client.putCompressed(TestChains.FP, prefix, "snapkv", SNAP, payload))
+        .as("idempotent")
+        .isTrue();
+    byte[] key =
+        io.draftmesh.kvcache.client.CompressedKeys.key(TestChains.FP, prefix, "snapkv", SNAP);
+    assertThat(client.getCompressed(key)).get().isEqualTo(payload);
+    StatsResponse stats = stub.stats(StatsRequest.getDefaultInstance());
+    assertThat(stats.getBlocks()).isEqualTo(1);
+    assertThat(stats.getPutsStored()).isEqualTo(1);
+    assertThat(stats.getPutsDuplicate()).isEqualTo(1);
+    // Another budget, or the prefix one token shorter: never this entry.
+    java.util.SortedMap<String, Long> other = new java.util.TreeMap<>(SNAP);
+    other.put("budget", 7L);
+    assertThat(
+            client.getCompressed(
+                io.draftmesh.kvcache.client.CompressedKeys.key(
+                    TestChains.FP, prefix, "snapkv", other)))
+        .isEmpty();
+    assertThat(
+            client.getCompressed(
+                io.draftmesh.kvcache.client.CompressedKeys.key(
+                    TestChains.FP, java.util.Arrays.copyOf(prefix, 11), "snapkv", SNAP)))
+        .isEmpty();
+    assertThat(client.failures()).as("a miss is not a failure").isZero();
+    // Not a chain's block: a lookup of the same ids finds nothing.
+    assertThat(
+            client
+                .lookup(TestChains.FP, TestChains.BLOCK_SIZE, prefix, 0)
+                .orElseThrow()
+                .cachedBlocks())
+        .isZero();
+  }
+
+  @Test
+  void queryDependentMethodsAreRefusedStorage() throws Exception {
+    KvCacheClient client = start(4 << 20);
+    int[] prefix = TestChains.tokens(21, 3);
+    java.util.SortedMap<String, Long> p =
+        new java.util.TreeMap<>(java.util.Map.of("budget", 6L, "kernel", 7L, "window", 4L));
+    byte[] payload = entry(prefix, SNAP, 2);
+    for (String method : List.of("speckv", "specpc")) {
+      assertThatThrownBy(
+              () -> putCompressedRaw(compressedHeader(prefix, method, p, payload), payload))
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> {
+                assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                assertThat(e.getStatus().getDescription())
+                    .startsWith(
+                        "compressed.method: \"" + method + "\" (expected: a query-agnostic method");
+              });
+      assertThat(client.putCompressed(TestChains.FP, prefix, method, p, payload))
+          .as("the client never sends one")
+          .isFalse();
+    }
+    assertThat(stub.stats(StatsRequest.getDefaultInstance()).getBlocks()).isZero();
+  }
+
+  @Test
+  void badCompressedHeadersAndPayloadsAreInvalidNamingTheField() throws Exception {
+    start(4 << 20);
+    int[] prefix = TestChains.tokens(22, 3);
+    byte[] payload = entry(prefix, SNAP, 2);
+    java.util.function.BiConsumer<io.draftmesh.proto.v1.CompressedHeader.Builder, String> refused =
+        (h, message) ->
+            assertThatThrownBy(() -> putCompressedRaw(h, payload))
+                .isInstanceOfSatisfying(
+                    StatusRuntimeException.class,
+                    e -> {
+                      assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                      assertThat(e.getStatus().getDescription()).startsWith(message);
+                    });
+    byte[] wrong =
+        io.draftmesh.kvcache.client.CompressedKeys.key(
+            TestChains.FP, prefix, "streaming_llm", SNAP);
+    refused.accept(
+        compressedHeader(prefix, "snapkv", SNAP, payload).setKey(ByteString.copyFrom(wrong)),
+        "compressed.key: ");
+    refused.accept(
+        compressedHeader(prefix, "snapkv", SNAP, payload).setKey(ByteString.copyFrom(new byte[31])),
+        "compressed.key: 31 bytes (expected: 32)");
+    io.draftmesh.proto.v1.CompressedHeader.Builder unordered =
+        compressedHeader(prefix, "snapkv", SNAP, payload);
+    io.draftmesh.proto.v1.CompressionParam first = unordered.getParams(0);
+    unordered.setParams(0, unordered.getParams(1)).setParams(1, first);
+    refused.accept(unordered, "compressed.params[1].name: \"budget\" after \"kernel\"");
+    refused.accept(
+        compressedHeader(prefix, "snapkv", SNAP, payload).clearTokenIds(),
+        "compressed.token_ids: none");
+    refused.accept(
+        compressedHeader(prefix, "snapkv", SNAP, payload).setSize(payload.length + 1L), "chunk: ");
+    // The payload must be the entry the header names: not random bytes, not another prefix's
+    // entry, not another model shape's.
+    byte[] random = new byte[payload.length];
+    new java.util.Random(1).nextBytes(random);
+    assertThatThrownBy(
+            () -> putCompressedRaw(compressedHeader(prefix, "snapkv", SNAP, random), random))
+        .hasMessageContaining(
+            "compressed: the payload is not the compacted-v1 entry its header names");
+    byte[] otherPrefix = entry(TestChains.tokens(23, 3), SNAP, 2);
+    assertThatThrownBy(
+            () ->
+                putCompressedRaw(
+                    compressedHeader(prefix, "snapkv", SNAP, otherPrefix), otherPrefix))
+        .hasMessageContaining("entry of another key");
+    byte[] threeLayers = entry(prefix, SNAP, 3);
+    assertThatThrownBy(
+            () ->
+                putCompressedRaw(
+                    compressedHeader(prefix, "snapkv", SNAP, threeLayers), threeLayers))
+        .hasMessageContaining("(expected: 12, 2x2x8)");
+    assertThat(stub.stats(StatsRequest.getDefaultInstance()).getBlocks()).isZero();
+    // An unregistered model.
+    io.draftmesh.proto.v1.CompressedHeader.Builder unknown =
+        compressedHeader(prefix, "snapkv", SNAP, payload)
+            .setModelFingerprint(ByteString.copyFrom(new byte[32]));
+    assertThatThrownBy(() -> putCompressedRaw(unknown, payload))
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND));
+  }
 }

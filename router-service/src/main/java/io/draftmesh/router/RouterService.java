@@ -727,6 +727,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
                       .getBudget());
         }
       } else if (request.hasKvCompression()) {
+        SpecKvStrategy.checkPrefix(request.getKvCompression(), targetPrompt.length);
         compression =
             SpecKvStrategy.compression(
                 request.getKvCompression(), request.getKvCompression().getMethod(), 0);

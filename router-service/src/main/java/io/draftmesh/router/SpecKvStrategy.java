@@ -144,6 +144,38 @@ final class SpecKvStrategy {
               + o.getAnswerTokens()
               + " (expected: 0 unless STRATEGY_SPECKV)");
     }
+    if (o.getPrefixTokens() < 0) {
+      throw Statuses.invalid(
+          "kv_compression.prefix_tokens: "
+              + o.getPrefixTokens()
+              + " (expected: 0 for the whole prompt, or >= 1)");
+    }
+    if (o.getPrefixTokens() > 0 && (speckv || r.getStrategy() == Strategy.STRATEGY_SPECPC)) {
+      throw Statuses.invalid(
+          "kv_compression.prefix_tokens: "
+              + o.getPrefixTokens()
+              + " with "
+              + r.getStrategy()
+              + " (expected: 0; a prefix is compacted by snapkv or streaming_llm on the request's"
+              + " own prompt, not one a draft chose or answered)");
+    }
+  }
+
+  /**
+   * Checks {@code kv_compression.prefix_tokens} against the tokenized prompt: the prefix is
+   * compacted and the rest read whole, so at least one token must follow it.
+   */
+  static void checkPrefix(KvCompressionOptions o, int promptTokens) {
+    if (o.getPrefixTokens() >= promptTokens) {
+      throw Statuses.invalid(
+          "kv_compression.prefix_tokens: "
+              + o.getPrefixTokens()
+              + " (expected: 0 for the whole prompt, or 1.."
+              + (promptTokens - 1)
+              + ", fewer than the prompt's "
+              + promptTokens
+              + " tokens)");
+    }
   }
 
   /** The worker's compression with defaults applied; {@code answerTokens} of speckv's answer. */
@@ -154,7 +186,8 @@ final class SpecKvStrategy {
             .setBudget(o.getBudget() == 0 ? DEFAULT_BUDGET : o.getBudget())
             .setWindow(o.getWindow() == 0 ? DEFAULT_WINDOW : o.getWindow())
             .setKernel(o.getKernel() == 0 ? DEFAULT_KERNEL : o.getKernel())
-            .setAnswerTokens(answerTokens);
+            .setAnswerTokens(answerTokens)
+            .setPrefixTokens(o.getPrefixTokens());
     if (method.equals(STREAMING_LLM)) {
       b.setSinks(o.hasSinks() ? o.getSinks() : DEFAULT_SINKS);
     }

@@ -109,6 +109,8 @@ final class TargetLoop {
               .setKvBytesKept(c.getKvBytesKept())
               .setKvBytesDropped(c.getKvBytesDropped())
               .setDraftAnswerTokens(c.getAnswerTokens())
+              .setRestored(c.getRestored())
+              .setKvBytesRestored(c.getKvBytesRestored())
               .build();
     }
     Position next = r.getOpened().getNext();

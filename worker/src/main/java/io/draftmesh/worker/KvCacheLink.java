@@ -1,9 +1,13 @@
 package io.draftmesh.worker;
 
 import io.draftmesh.engine.checkpoint.ModelConfig;
+import io.draftmesh.engine.compaction.CompactedCache;
+import io.draftmesh.engine.compaction.KvPolicy;
 import io.draftmesh.engine.kv.KvBlockPool;
 import io.draftmesh.engine.kv.PrefixCache;
 import io.draftmesh.engine.runtime.InferenceEngine;
+import io.draftmesh.kvcache.client.CompressedEntry;
+import io.draftmesh.kvcache.client.CompressedKeys;
 import io.draftmesh.kvcache.client.KvCacheClient;
 import io.draftmesh.kvcache.client.KvKeys;
 import io.draftmesh.proto.v1.ModelSpec;
@@ -22,6 +26,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.SortedMap;
+import java.util.TreeMap;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.RejectedExecutionException;
@@ -46,6 +52,11 @@ import org.slf4j.LoggerFactory;
  *       of the pool and puts it, off every request's path. The same thread reports which blocks the
  *       pool holds and dropped to the service's replica index (KV-aware routing), with an empty
  *       report as a heartbeat.
+ *   <li><b>Compacted prefixes</b> (KV compression with {@code prefix_tokens}): an open first asks
+ *       for the compacted cache of its prefix, method and parameters ({@link #fetchCompacted}, one
+ *       Get with the deadline, checked entry by entry); a compaction of a query-agnostic method is
+ *       stored by the publisher thread ({@link #storeCompacted}). SpecKV's and SpecPC's caches
+ *       depend on the query and are never stored.
  * </ul>
  *
  * <p>Keys: the engine's prefix cache is seeded with the model's fingerprint, so its keys are the
@@ -74,7 +85,11 @@ public final class KvCacheLink implements AutoCloseable {
       long publishedBlocks,
       long droppedBlocks,
       long failedPuts,
-      long clientFailures) {}
+      long clientFailures,
+      long restoredCompacted,
+      long compactedMisses,
+      long garbageCompacted,
+      long storedCompacted) {}
 
   private interface Event {}
 
@@ -83,6 +98,20 @@ public final class KvCacheLink implements AutoCloseable {
   private record Held(byte[] key) implements Event {}
 
   private record Dropped(byte[] key) implements Event {}
+
+  private record StoreCompacted(CompactedName name, CompactedCache cache) implements Event {}
+
+  /**
+   * What names a compacted prefix cache in the service: the prefix's ids, the method and its
+   * effective parameters (budget included), for {@link CompressedKeys}.
+   */
+  record CompactedName(int[] prefix, String method, SortedMap<String, Long> params) {
+    static CompactedName of(int[] prefix, KvPolicy policy, int budget) {
+      SortedMap<String, Long> params = new TreeMap<>(policy.parameters());
+      params.put("budget", (long) budget);
+      return new CompactedName(prefix, policy.name(), params);
+    }
+  }
 
   private final InferenceEngine engine;
   private final KvCacheClient client;
@@ -99,6 +128,10 @@ public final class KvCacheLink implements AutoCloseable {
   private final AtomicLong published = new AtomicLong();
   private final AtomicLong dropped = new AtomicLong();
   private final AtomicLong failedPuts = new AtomicLong();
+  private final AtomicLong restoredCompacted = new AtomicLong();
+  private final AtomicLong compactedMisses = new AtomicLong();
+  private final AtomicLong garbageCompacted = new AtomicLong();
+  private final AtomicLong storedCompacted = new AtomicLong();
   // Publisher-thread state: blocks stored recently (to put a failed ancestor again) and blocks
   // known to be in the service, both bounded (least recently added forgotten first).
   private final Map<ByteBuffer, Publish> recent = bounded(4096);
@@ -179,7 +212,96 @@ public final class KvCacheLink implements AutoCloseable {
         published.get(),
         dropped.get(),
         failedPuts.get(),
-        client.failures());
+        client.failures(),
+        restoredCompacted.get(),
+        compactedMisses.get(),
+        garbageCompacted.get(),
+        storedCompacted.get());
+  }
+
+  /**
+   * The compacted cache of {@code name} if the service has it, checked (the entry's own CRC32C,
+   * key, method, parameters, prefix and model shape); completes (never exceptionally) with null on
+   * a miss, a query-dependent method, a slow or failing service or an entry that fails a check.
+   */
+  CompletableFuture<CompactedCache> fetchCompacted(CompactedName name) {
+    if (!CompressedKeys.queryAgnostic(name.method())) {
+      return CompletableFuture.completedFuture(null);
+    }
+    try {
+      return CompletableFuture.supplyAsync(() -> fetchCompactedNow(name), fetcher);
+    } catch (RejectedExecutionException busy) {
+      compactedMisses.incrementAndGet();
+      return CompletableFuture.completedFuture(null);
+    }
+  }
+
+  private CompactedCache fetchCompactedNow(CompactedName name) {
+    try {
+      byte[] key = CompressedKeys.key(fingerprint, name.prefix(), name.method(), name.params());
+      byte[] payload = client.getCompressed(key).orElse(null);
+      if (payload == null) {
+        compactedMisses.incrementAndGet();
+        return null;
+      }
+      CompressedEntry e;
+      try {
+        e = CompressedEntry.decode(payload);
+        KvBlockPool pool = engine.pool();
+        e.requireMatch(
+            key,
+            name.method(),
+            name.params(),
+            name.prefix().length,
+            pool.layers(),
+            pool.kvHeads(),
+            pool.headDim());
+      } catch (IllegalArgumentException garbage) {
+        // Bytes that are not this cache: the worker compacts as without a service.
+        garbageCompacted.incrementAndGet();
+        log.warn("kvcache compacted entry {}: {}", KvKeys.shortHex(key), garbage.getMessage());
+        return null;
+      }
+      restoredCompacted.incrementAndGet();
+      return new CompactedCache(e.prefixTokens(), e.positions(), e.kv());
+    } catch (RuntimeException e) {
+      compactedMisses.incrementAndGet();
+      log.warn("kvcache compacted fetch failed open", e);
+      return null;
+    }
+  }
+
+  /**
+   * Queues {@code cache}, the compaction of {@code name}, to be stored by the publisher thread
+   * (dropped and counted when the queue is full); a query-dependent method is never stored.
+   */
+  void storeCompacted(CompactedName name, CompactedCache cache) {
+    if (CompressedKeys.queryAgnostic(name.method()) && cache != null) {
+      offer(new StoreCompacted(name, cache));
+    }
+  }
+
+  private void putCompacted(StoreCompacted s) {
+    CompactedName n = s.name();
+    KvBlockPool pool = engine.pool();
+    byte[] key = CompressedKeys.key(fingerprint, n.prefix(), n.method(), n.params());
+    byte[] payload =
+        new CompressedEntry(
+                key,
+                n.method(),
+                n.params(),
+                s.cache().promptTokens(),
+                pool.layers(),
+                pool.kvHeads(),
+                pool.headDim(),
+                s.cache().positions(),
+                s.cache().kv())
+            .encode();
+    if (client.putCompressed(fingerprint, n.prefix(), n.method(), n.params(), payload)) {
+      storedCompacted.incrementAndGet();
+    } else {
+      failedPuts.incrementAndGet();
+    }
   }
 
   /**
@@ -284,6 +406,10 @@ public final class KvCacheLink implements AutoCloseable {
             confirmed.put(ByteBuffer.wrap(h.key()), Boolean.TRUE); // it came from the service
           } else if (e instanceof Dropped d) {
             evicted.add(d.key());
+          } else if (e instanceof StoreCompacted c && registered) {
+            putCompacted(c);
+          } else if (e instanceof StoreCompacted) {
+            failedPuts.incrementAndGet();
           }
         }
         if (!toPut.isEmpty()) {

@@ -1,5 +1,6 @@
 package io.draftmesh.worker;
 
+import io.draftmesh.engine.compaction.CompactedCache;
 import io.draftmesh.engine.compaction.KvPolicies;
 import io.draftmesh.engine.compaction.KvPolicy;
 import io.draftmesh.engine.runtime.Compaction;
@@ -11,6 +12,8 @@ import io.draftmesh.engine.runtime.Sequence;
 import io.draftmesh.engine.runtime.TreeVerification;
 import io.draftmesh.engine.runtime.Verification;
 import io.draftmesh.engine.sampling.ProbDist;
+import io.draftmesh.kvcache.client.CompressedEntry;
+import io.draftmesh.kvcache.client.CompressedKeys;
 import io.draftmesh.proto.v1.Appended;
 import io.draftmesh.proto.v1.Closed;
 import io.draftmesh.proto.v1.KvCompacted;
@@ -402,30 +405,168 @@ final class SessionCall implements StreamObserver<SessionRequest> {
                 + " (expected: 0; only speckv reads a draft answer)");
       }
       promptLength = prompt.length - answer;
+      int prefix = c.getPrefixTokens();
+      if (prefix != 0) {
+        if (!CompressedKeys.queryAgnostic(c.getMethod())) {
+          throw Statuses.invalid(
+              "open.compression.prefix_tokens: "
+                  + prefix
+                  + " with method "
+                  + c.getMethod()
+                  + " (expected: 0; only snapkv and streaming_llm compact a prefix)");
+        }
+        if (prefix < 0 || prefix >= prompt.length) {
+          throw Statuses.invalid(
+              "open.compression.prefix_tokens: "
+                  + prefix
+                  + " (expected: 0 for the whole prompt, or 1.."
+                  + (prompt.length - 1)
+                  + ", fewer than open.prompt_ids)");
+        }
+        promptLength = prefix;
+      }
+    }
+    if (policy == null) {
+      return v -> fetchAndOpen(prompt, sampling, label).thenCompose(s -> withSize(s.prefill(o)));
     }
     KvPolicy compaction = policy;
+    int budget = c.getBudget();
     int kept = promptLength;
-    // With a kvcache, the prompt's blocks this worker lacks are fetched first (bounded by the
-    // link's deadline, never failing), so the engine finds them in its prefix cache.
+    if (c.getPrefixTokens() == 0) {
+      // The whole prompt is compacted (stored when query-agnostic: a later open may name it as
+      // its prefix).
+      KvCacheLink.CompactedName name =
+          KvCacheLink.CompactedName.of(java.util.Arrays.copyOf(prompt, kept), compaction, budget);
+      return v ->
+          fetchAndOpen(prompt, sampling, label)
+              .thenCompose(s -> s.compact(compaction, budget, kept, o, storing(name)))
+              .thenApply(r -> stored(name, r))
+              .thenCompose(r -> withSize(CompletableFuture.completedFuture(r)));
+    }
+    int[] prefixIds = java.util.Arrays.copyOf(prompt, promptLength);
+    int[] rest = java.util.Arrays.copyOfRange(prompt, promptLength, prompt.length);
+    KvCacheLink.CompactedName name = KvCacheLink.CompactedName.of(prefixIds, compaction, budget);
     return v ->
-        (kvcache == null ? CompletableFuture.completedFuture(0) : kvcache.fetch(prompt))
+        // A prefix within the budget is kept whole: never stored, so never looked up.
+        (kvcache == null || prefixIds.length <= budget
+                ? CompletableFuture.<CompactedCache>completedFuture(null)
+                : kvcache.fetchCompacted(name))
             .thenCompose(
-                fetched -> {
-                  Sequence s = engine.open(prompt, sampling, label);
-                  synchronized (lock) {
-                    if (sequenceClosed) {
-                      // Cancelled while the open was queued: give the session straight back.
-                      s.closeAsync();
-                      return CompletableFuture.failedFuture(Status.CANCELLED.asRuntimeException());
-                    }
-                    sequence = s;
-                  }
-                  // Fetched blocks another session's open took first count as local hits.
-                  fetchedTokens = Math.min(fetched, s.cachedPromptTokens());
-                  return compaction == null
-                      ? withSize(s.prefill(o))
-                      : withSize(s.compact(compaction, c.getBudget(), kept, o));
-                });
+                restored ->
+                    restored != null
+                        ? openRestored(prompt, restored, compaction, sampling, label, o)
+                        : compactPrefix(
+                            prefixIds, rest, compaction, budget, name, sampling, o, label));
+  }
+
+  /** An open on a compacted prefix restored from kvcache-service: only the rest is prefilled. */
+  private CompletableFuture<Done> openRestored(
+      int[] prompt,
+      CompactedCache cache,
+      KvPolicy policy,
+      io.draftmesh.engine.sampling.SamplingParams sampling,
+      String label,
+      ResultOptions o) {
+    Sequence s;
+    try {
+      s = register(engine.openCompacted(prompt, cache, sampling, label));
+    } catch (CancelledOpen e) {
+      return CompletableFuture.failedFuture(Status.CANCELLED.asRuntimeException());
+    }
+    long bytesPerSlot =
+        CompressedEntry.kvBytes(
+            engine.pool().layers(), engine.pool().kvHeads(), engine.pool().headDim(), 1);
+    int n = cache.promptTokens();
+    Compaction restored =
+        new Compaction(
+            null, policy.name(), n, cache.kept(), n - cache.kept(), 0, 0, bytesPerSlot, null);
+    return withSize(s.prefill(o).thenApply(next -> new PrefixOpen(restored, next, true)));
+  }
+
+  /**
+   * An open that compacts its prompt's prefix and then feeds the rest whole on the compacted cache:
+   * the compacted prefix is offered to kvcache-service for later opens with the same prefix.
+   */
+  private CompletableFuture<Done> compactPrefix(
+      int[] prefix,
+      int[] rest,
+      KvPolicy policy,
+      int budget,
+      KvCacheLink.CompactedName name,
+      io.draftmesh.engine.sampling.SamplingParams sampling,
+      ResultOptions o,
+      String label) {
+    return fetchAndOpen(prefix, sampling, label)
+        .thenCompose(
+            s ->
+                s.compact(policy, budget, prefix.length, ResultOptions.NONE, storing(name))
+                    .thenApply(r -> stored(name, r))
+                    .thenCompose(
+                        r ->
+                            s.appendPrompt(rest)
+                                .thenCompose(x -> s.prefill(o))
+                                .thenApply(next -> new PrefixOpen(r, next, false))))
+        .thenCompose(r -> withSize(CompletableFuture.completedFuture(r)));
+  }
+
+  /** Whether a compaction of {@code name} should be copied out to be stored. */
+  private boolean storing(KvCacheLink.CompactedName name) {
+    return kvcache != null && CompressedKeys.queryAgnostic(name.method());
+  }
+
+  /** Offers the compacted cache (if one was copied out) to kvcache-service; returns {@code c}. */
+  private Compaction stored(KvCacheLink.CompactedName name, Compaction c) {
+    if (c.cache() != null) {
+      kvcache.storeCompacted(name, c.cache());
+    }
+    return c;
+  }
+
+  /** What an open with a compacted prefix reports: the compaction, and the prediction after all. */
+  private record PrefixOpen(Compaction compaction, Position next, boolean restored) {}
+
+  /** Thrown by {@link #register} when the call was cancelled while the open was queued. */
+  private static final class CancelledOpen extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    CancelledOpen() {
+      super("cancelled", null, false, false);
+    }
+  }
+
+  /**
+   * With a kvcache, the prompt's blocks this worker lacks are fetched first (bounded by the link's
+   * deadline, never failing), so the engine finds them in its prefix cache; then the sequence is
+   * opened and becomes this call's.
+   */
+  private CompletableFuture<Sequence> fetchAndOpen(
+      int[] prompt, io.draftmesh.engine.sampling.SamplingParams sampling, String label) {
+    return (kvcache == null ? CompletableFuture.completedFuture(0) : kvcache.fetch(prompt))
+        .thenCompose(
+            fetched -> {
+              Sequence s;
+              try {
+                s = register(engine.open(prompt, sampling, label));
+              } catch (CancelledOpen e) {
+                return CompletableFuture.failedFuture(Status.CANCELLED.asRuntimeException());
+              }
+              // Fetched blocks another session's open took first count as local hits.
+              fetchedTokens = Math.min(fetched, s.cachedPromptTokens());
+              return CompletableFuture.completedFuture(s);
+            });
+  }
+
+  /** Makes {@code s} this call's sequence, or closes it when the call was cancelled meanwhile. */
+  private Sequence register(Sequence s) {
+    synchronized (lock) {
+      if (sequenceClosed) {
+        // Cancelled while the open was queued: give the session straight back.
+        s.closeAsync();
+        throw new CancelledOpen();
+      }
+      sequence = s;
+    }
+    return s;
   }
 
   /**
@@ -526,19 +667,20 @@ final class SessionCall implements StreamObserver<SessionRequest> {
                 .setSessionId(sessionId)
                 .setCachedPromptTokens(sequence.cachedPromptTokens())
                 .setFetchedPromptTokens(fetchedTokens);
-        if (d.result() instanceof Compaction c) {
+        if (d.result() instanceof PrefixOpen p) {
+          if (p.restored()) {
+            // The prefix's (compacted) KV came from the service: reused, not prefilled.
+            int n = p.compaction().promptTokens();
+            opened.setCachedPromptTokens(n).setFetchedPromptTokens(n);
+          }
           opened
-              .setNext(ProtoCodec.toProto(c.next()))
+              .setNext(ProtoCodec.toProto(p.next()))
               .setCompaction(
-                  KvCompacted.newBuilder()
-                      .setMethod(c.method())
-                      .setPromptTokens(c.promptTokens())
-                      .setKeptSlots(c.keptSlots())
-                      .setDroppedSlots(c.droppedSlots())
-                      .setAnswerTokens(c.answerTokens())
-                      .setKvBytesKept(c.keptBytes())
-                      .setKvBytesDropped(c.droppedBytes())
-                      .setKvBlocksFreed(c.freedBlocks()));
+                  compacted(p.compaction())
+                      .setRestored(p.restored())
+                      .setKvBytesRestored(p.restored() ? p.compaction().keptBytes() : 0));
+        } else if (d.result() instanceof Compaction c) {
+          opened.setNext(ProtoCodec.toProto(c.next())).setCompaction(compacted(c));
         } else {
           opened.setNext(ProtoCodec.toProto((Position) d.result()));
         }
@@ -595,6 +737,18 @@ final class SessionCall implements StreamObserver<SessionRequest> {
       default -> throw new IllegalStateException("no response for " + request.getOpCase());
     }
     return b.build();
+  }
+
+  private static KvCompacted.Builder compacted(Compaction c) {
+    return KvCompacted.newBuilder()
+        .setMethod(c.method())
+        .setPromptTokens(c.promptTokens())
+        .setKeptSlots(c.keptSlots())
+        .setDroppedSlots(c.droppedSlots())
+        .setAnswerTokens(c.answerTokens())
+        .setKvBytesKept(c.keptBytes())
+        .setKvBytesDropped(c.droppedBytes())
+        .setKvBlocksFreed(c.freedBlocks());
   }
 
   private static String opName(SessionRequest r) {

@@ -3,6 +3,7 @@ package io.draftmesh.engine.compaction;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 
 /**
  * The one compaction mechanism every policy shares: applies a {@link KvSelection} to a sequence's
@@ -82,6 +83,67 @@ public final class KvCompactor {
     int before = table.blockCount();
     table.truncate(count);
     return new Outcome(count, cached - count, before - table.blockCount());
+  }
+
+  /**
+   * The first {@code count} slots of {@code table}, every layer and KV head, in {@link
+   * CompactedCache}'s layout: per layer keys then values, each (kvHeads, count, headDim) float32
+   * little-endian.
+   */
+  public static byte[] export(KvBlockPool pool, BlockTable table, int count) {
+    int rowBytes = pool.headDim() * Float.BYTES;
+    byte[] out = new byte[Math.toIntExact(2L * pool.layers() * pool.kvHeads() * count * rowBytes)];
+    ByteBuffer dst = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
+    int at = 0;
+    for (int l = 0; l < pool.layers(); l++) {
+      for (ByteBuffer part : new ByteBuffer[] {pool.keys(l), pool.values(l)}) {
+        for (int h = 0; h < pool.kvHeads(); h++) {
+          long headBase = (long) h * pool.slots();
+          for (int i = 0; i < count; i++) {
+            copy(part, Math.toIntExact((headBase + table.slot(i)) * rowBytes), dst, at, rowBytes);
+            at += rowBytes;
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Writes {@code kv} ({@link #export}'s layout, {@code count} slots) into the first {@code count}
+   * slots of {@code table}, which must be reserved and the table's own.
+   */
+  public static void restore(KvBlockPool pool, BlockTable table, int count, byte[] kv) {
+    int rowBytes = pool.headDim() * Float.BYTES;
+    long expected = 2L * pool.layers() * pool.kvHeads() * count * rowBytes;
+    if (kv.length != expected) {
+      throw new IllegalArgumentException(
+          "compacted kv: " + kv.length + " bytes (expected: " + expected + ")");
+    }
+    ByteBuffer src = ByteBuffer.wrap(kv).order(ByteOrder.LITTLE_ENDIAN);
+    int at = 0;
+    for (int l = 0; l < pool.layers(); l++) {
+      for (ByteBuffer part : new ByteBuffer[] {pool.keys(l), pool.values(l)}) {
+        for (int h = 0; h < pool.kvHeads(); h++) {
+          long headBase = (long) h * pool.slots();
+          for (int i = 0; i < count; i++) {
+            copy(src, at, part, Math.toIntExact((headBase + table.slot(i)) * rowBytes), rowBytes);
+            at += rowBytes;
+          }
+        }
+      }
+    }
+  }
+
+  /** Copies float32s between buffers of possibly different byte orders (the pool's is native). */
+  private static void copy(ByteBuffer src, int from, ByteBuffer dst, int to, int bytes) {
+    if (src.order() == dst.order()) {
+      dst.put(to, src, from, bytes);
+      return;
+    }
+    for (int i = 0; i < bytes; i += Float.BYTES) {
+      dst.putFloat(to + i, src.getFloat(from + i));
+    }
   }
 
   private static void checkHead(int layer, int head, int[] positions, int count, int cached) {

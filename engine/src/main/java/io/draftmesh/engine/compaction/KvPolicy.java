@@ -10,6 +10,12 @@ public interface KvPolicy {
   String name();
 
   /**
+   * The policy's settings by name, budget aside (it is the caller's): what, with the name and the
+   * budget, decides the selection. Names a stored compacted cache (kvcache-service's key).
+   */
+  java.util.SortedMap<String, Long> parameters();
+
+  /**
    * Attention query rows this policy needs captured at the end of the prefill, counting back from
    * the last token fed; 0 for query-agnostic policies.
    *

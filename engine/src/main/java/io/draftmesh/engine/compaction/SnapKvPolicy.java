@@ -54,6 +54,17 @@ public final class SnapKvPolicy extends ScoredKvPolicy {
     return new SnapKvPolicy(32, 5, Reduction.MEAN, Pool.AVERAGE);
   }
 
+  /** window, kernel, and reduction (0 max, 1 mean) and pool (0 max, 1 average). */
+  @Override
+  public java.util.SortedMap<String, Long> parameters() {
+    return new java.util.TreeMap<>(
+        java.util.Map.of(
+            "kernel", (long) kernel,
+            "pool", (long) pool.ordinal(),
+            "reduction", (long) reduction.ordinal(),
+            "window", (long) window));
+  }
+
   @Override
   public String name() {
     return "snapkv";

@@ -35,6 +35,12 @@ public final class SpecKvPolicy extends ScoredKvPolicy {
   }
 
   @Override
+  public java.util.SortedMap<String, Long> parameters() {
+    return new java.util.TreeMap<>(
+        java.util.Map.of("kernel", (long) kernel, "window", (long) window));
+  }
+
+  @Override
   public String name() {
     return "speckv";
   }

@@ -26,6 +26,11 @@ public final class StreamingLlmPolicy extends ScoredKvPolicy {
   }
 
   @Override
+  public java.util.SortedMap<String, Long> parameters() {
+    return new java.util.TreeMap<>(java.util.Map.of("sinks", (long) sinks));
+  }
+
+  @Override
   public String name() {
     return "streaming_llm";
   }

@@ -1,5 +1,7 @@
 package io.draftmesh.engine.runtime;
 
+import io.draftmesh.engine.compaction.CompactedCache;
+
 /**
  * What {@link Sequence#compact} did to a prompt's KV cache.
  *
@@ -13,6 +15,8 @@ package io.draftmesh.engine.runtime;
  * @param answerTokens draft-answer tokens read for scoring and then dropped (SpecKV)
  * @param freedBlocks KV blocks returned to the pool
  * @param bytesPerSlot bytes one slot takes across layers, KV heads, keys and values
+ * @param cache the compacted cache copied out of the pool when the caller asked for it (to store
+ *     it), else null; null too when nothing was dropped
  */
 public record Compaction(
     Position next,
@@ -22,7 +26,8 @@ public record Compaction(
     int droppedSlots,
     int answerTokens,
     int freedBlocks,
-    long bytesPerSlot) {
+    long bytesPerSlot,
+    CompactedCache cache) {
 
   public long keptBytes() {
     return keptSlots * bytesPerSlot;

@@ -3,6 +3,8 @@ package io.draftmesh.engine.runtime;
 import ai.djl.ndarray.NDManager;
 import io.draftmesh.engine.checkpoint.Checkpoint;
 import io.draftmesh.engine.checkpoint.ModelConfig;
+import io.draftmesh.engine.compaction.CompactedCache;
+import io.draftmesh.engine.compaction.KvCompactor;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
 import io.draftmesh.engine.kv.PrefixCache;
@@ -108,6 +110,61 @@ public final class InferenceEngine implements AutoCloseable {
    * RESOURCE_EXHAUSTED when {@code maxSessions} sequences are open.
    */
   public Sequence open(int[] prompt, SamplingParams sampling, String label) {
+    return open(prompt, sampling, label, null);
+  }
+
+  /**
+   * Starts a sequence whose first {@code cache.promptTokens()} prompt tokens have the compacted KV
+   * {@code cache} (e.g. restored from kvcache-service): it is written into the sequence's own
+   * blocks, and the next operation feeds only the rest of the prompt, at the original positions, on
+   * the compacted cache, as after {@link Sequence#compact}. Fails as {@link #open} does, and with
+   * IllegalArgumentException when the cache does not fit this model or prompt (at least the last
+   * prompt token must follow it: its logits are not part of the cache).
+   */
+  public Sequence openCompacted(
+      int[] prompt, CompactedCache cache, SamplingParams sampling, String label) {
+    checkCache(prompt, cache);
+    return open(prompt, sampling, label, cache);
+  }
+
+  private void checkCache(int[] prompt, CompactedCache cache) {
+    int n = cache.promptTokens();
+    if (n < 1 || n >= prompt.length) {
+      throw new IllegalArgumentException(
+          "compacted cache of "
+              + n
+              + " tokens (expected: 1.."
+              + (prompt.length - 1)
+              + ", shorter than the prompt)");
+    }
+    int[][][] positions = cache.positions();
+    int kept = cache.kept();
+    if (positions.length != pool.layers() || kept < 1) {
+      throw new IllegalArgumentException(
+          "compacted cache of " + positions.length + " layers (expected: " + pool.layers() + ")");
+    }
+    for (int[][] layer : positions) {
+      if (layer.length != pool.kvHeads()) {
+        throw new IllegalArgumentException(
+            "compacted cache of " + layer.length + " kv heads (expected: " + pool.kvHeads() + ")");
+      }
+      for (int[] head : layer) {
+        if (head.length != kept) {
+          throw new IllegalArgumentException(
+              "compacted cache: heads keep " + head.length + " and " + kept + " slots");
+        }
+        for (int i = 0; i < kept; i++) {
+          if (head[i] < 0 || head[i] >= n || (i > 0 && head[i] <= head[i - 1])) {
+            throw new IllegalArgumentException(
+                "compacted cache: position " + head[i] + " at " + i + " (expected: ascending)");
+          }
+        }
+      }
+    }
+  }
+
+  private Sequence open(
+      int[] prompt, SamplingParams sampling, String label, CompactedCache compacted) {
     int maxContext = model.maxContext();
     if (prompt.length < 1 || prompt.length > maxContext) {
       throw EngineException.invalid(
@@ -130,20 +187,30 @@ public final class InferenceEngine implements AutoCloseable {
     BlockTable table = new BlockTable(pool);
     Sequence s =
         new Sequence(this, table, prompt, sampling, name, maxContext, config.maxTokensPerOp());
-    // The last prompt token is always fed, so the prefill yields its logits: a fully cached
-    // prompt reuses every block but the one holding it.
-    int reusable = (prompt.length - 1) / pool.blockSize();
-    int cached = reusable == 0 ? 0 : table.adopt(pool.prefixCache().keys(prompt, reusable));
-    s.startCached(cached);
+    int cached = 0;
     try {
+      if (compacted != null) {
+        // Private blocks, never keyed: their KV is not that of the tokens a block key names.
+        table.reserve(compacted.kept());
+        table.ownForRewrite(compacted.kept());
+        KvCompactor.restore(pool, table, compacted.kept(), compacted.kv());
+        s.startCompacted(compacted);
+      } else {
+        // The last prompt token is always fed, so the prefill yields its logits: a fully cached
+        // prompt reuses every block but the one holding it.
+        int reusable = (prompt.length - 1) / pool.blockSize();
+        cached = reusable == 0 ? 0 : table.adopt(pool.prefixCache().keys(prompt, reusable));
+        s.startCached(cached);
+      }
       scheduler.register(s);
-    } catch (EngineException stopped) {
+    } catch (RuntimeException e) {
       table.close();
-      active.decrementAndGet(); // the engine is down: the session was never taken
-      throw stopped;
+      active.decrementAndGet(); // the engine is down or the pool full: the session was never taken
+      throw e;
     }
+    int restored = compacted == null ? 0 : compacted.promptTokens();
     promptTokensCached.addAndGet(cached);
-    promptTokensComputed.addAndGet(prompt.length - cached);
+    promptTokensComputed.addAndGet(prompt.length - cached - restored);
     return s;
   }
 

@@ -2,6 +2,7 @@ package io.draftmesh.engine.runtime;
 
 import io.draftmesh.engine.compaction.AttentionRows;
 import io.draftmesh.engine.compaction.CapturedAttention;
+import io.draftmesh.engine.compaction.CompactedCache;
 import io.draftmesh.engine.compaction.KvCompactor;
 import io.draftmesh.engine.compaction.KvPolicy;
 import io.draftmesh.engine.compaction.KvSelection;
@@ -119,6 +120,15 @@ public final class Sequence implements AutoCloseable {
     return submit(new AppendOp(ids));
   }
 
+  /**
+   * Adds the rest of a prompt after its compacted prefix (see {@link #compact}): as {@link
+   * #append}, but up to the max context rather than max_tokens_per_op; the next op prefills them.
+   */
+  public CompletableFuture<Void> appendPrompt(int[] ids) {
+    checkTokens("open.prompt_ids", ids, 1, maxContext);
+    return submit(new AppendOp(ids));
+  }
+
   /** Feeds ids and returns k + 1 predictions: after the current last token and after each id. */
   public CompletableFuture<List<Position>> score(int[] ids, ResultOptions options) {
     checkTokens("score.token_ids", ids, 0);
@@ -171,11 +181,34 @@ public final class Sequence implements AutoCloseable {
    */
   public CompletableFuture<Compaction> compact(
       KvPolicy policy, int budget, int promptLength, ResultOptions options) {
+    return compact(policy, budget, promptLength, options, false);
+  }
+
+  /**
+   * As {@link #compact(KvPolicy, int, int, ResultOptions)}; with {@code export}, the compacted
+   * cache is also copied out ({@link Compaction#cache}) when the compaction dropped slots and
+   * re-fed nothing, so that it can be stored and {@linkplain InferenceEngine#openCompacted
+   * restored} by a later sequence.
+   */
+  public CompletableFuture<Compaction> compact(
+      KvPolicy policy, int budget, int promptLength, ResultOptions options, boolean export) {
     if (budget < 1) {
       throw EngineException.invalid("compaction.budget: " + budget + " (expected: >= 1)");
     }
     checkOptions("compact.options", options);
-    return submit(new CompactOp(policy, budget, promptLength, options));
+    return submit(new CompactOp(policy, budget, promptLength, options, export));
+  }
+
+  /**
+   * Starts the sequence on a restored compacted cache of its first {@code cache.promptTokens()}
+   * tokens, already written into its table's first {@code cache.kept()} slots: as after {@link
+   * #compact}, the next token goes to position {@code promptTokens}, and nothing below it can be
+   * rolled back.
+   */
+  void startCompacted(CompactedCache cache) {
+    kvLen = cache.promptTokens();
+    shift = cache.promptTokens() - cache.kept();
+    compactedUpTo = cache.promptTokens();
   }
 
   private void checkDraftDists(List<ProbDist> draftDists, int count) {
@@ -410,9 +443,13 @@ public final class Sequence implements AutoCloseable {
   // ---- shared mechanics ----
 
   private void checkTokens(String field, int[] ids, int min) {
-    if (ids.length < min || ids.length > maxTokensPerOp) {
+    checkTokens(field, ids, min, maxTokensPerOp);
+  }
+
+  private void checkTokens(String field, int[] ids, int min, int max) {
+    if (ids.length < min || ids.length > max) {
       throw EngineException.invalid(
-          field + ": " + ids.length + " tokens (expected: " + min + ".." + maxTokensPerOp + ")");
+          field + ": " + ids.length + " tokens (expected: " + min + ".." + max + ")");
     }
     for (int i = 0; i < ids.length; i++) {
       if (ids[i] < 0 || ids[i] >= vocab) {
@@ -715,12 +752,16 @@ public final class Sequence implements AutoCloseable {
     private AttentionRows rows; // null when the policy reads no attention
     private int keptSlots;
     private int freedBlocks;
+    private final boolean export;
+    private CompactedCache cache; // copied out when exported
 
-    CompactOp(KvPolicy policy, int budget, int promptLength, ResultOptions options) {
+    CompactOp(
+        KvPolicy policy, int budget, int promptLength, ResultOptions options, boolean export) {
       this.policy = policy;
       this.budget = budget;
       this.promptLength = promptLength;
       this.options = options;
+      this.export = export;
     }
 
     @Override
@@ -751,7 +792,8 @@ public final class Sequence implements AutoCloseable {
               answer,
               freedBlocks,
               KvBlockPool.bytesPerBlock(
-                  model.config().numLayers(), pool.kvHeads(), pool.headDim(), 1)));
+                  model.config().numLayers(), pool.kvHeads(), pool.headDim(), 1),
+              cache));
       return null;
     }
 
@@ -833,6 +875,13 @@ public final class Sequence implements AutoCloseable {
       keptSlots = outcome.keptSlots() + selection.refeed();
       freedBlocks = outcome.freedBlocks();
       compacted = true;
+      if (export && selection.refeed() == 0 && answer == 0) {
+        cache =
+            new CompactedCache(
+                promptLength,
+                selection.kept(),
+                KvCompactor.export(engine.pool(), table, outcome.keptSlots()));
+      }
     }
 
     @Override

@@ -3,6 +3,8 @@ package io.draftmesh.kvcache.client;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
 import io.draftmesh.proto.v1.BlockHeader;
+import io.draftmesh.proto.v1.CompressedHeader;
+import io.draftmesh.proto.v1.CompressionParam;
 import io.draftmesh.proto.v1.GetRequest;
 import io.draftmesh.proto.v1.GetResponse;
 import io.draftmesh.proto.v1.KvCacheGrpc;
@@ -210,6 +212,72 @@ public final class KvCacheClient implements AutoCloseable {
    */
   public boolean put(byte[] fingerprint, List<Block> blocks) {
     ByteString fp = ByteString.copyFrom(fingerprint);
+    List<Item> items = new ArrayList<>(blocks.size());
+    for (Block b : blocks) {
+      BlockHeader.Builder h =
+          BlockHeader.newBuilder()
+              .setModelFingerprint(fp)
+              .setKey(ByteString.copyFrom(b.key()))
+              .setSize(b.payload().length)
+              .setCrc32C(crc(b.payload()));
+      if (b.parent() != null) {
+        h.setParentKey(ByteString.copyFrom(b.parent()));
+      }
+      for (int t : b.tokens()) {
+        h.addTokenIds(t);
+      }
+      items.add(new Item(PutRequest.newBuilder().setHeader(h).build(), b.payload()));
+    }
+    return put(items);
+  }
+
+  /**
+   * Stores a compacted KV cache of the prefix {@code tokens} under its {@link CompressedKeys} key;
+   * true when the service stored it or already had it. A method that is not query-agnostic is never
+   * sent (false).
+   *
+   * @param payload the entry ({@link CompressedEntry#encode})
+   */
+  public boolean putCompressed(
+      byte[] fingerprint,
+      int[] tokens,
+      String method,
+      java.util.SortedMap<String, Long> params,
+      byte[] payload) {
+    byte[] key;
+    try {
+      key = CompressedKeys.key(fingerprint, tokens, method, params);
+    } catch (IllegalArgumentException e) {
+      failed("put compressed", e);
+      return false;
+    }
+    CompressedHeader.Builder h =
+        CompressedHeader.newBuilder()
+            .setModelFingerprint(ByteString.copyFrom(fingerprint))
+            .setMethod(method)
+            .setKey(ByteString.copyFrom(key))
+            .setSize(payload.length)
+            .setCrc32C(crc(payload));
+    for (int t : tokens) {
+      h.addTokenIds(t);
+    }
+    params.forEach((n, v) -> h.addParams(CompressionParam.newBuilder().setName(n).setValue(v)));
+    return put(List.of(new Item(PutRequest.newBuilder().setCompressed(h).build(), payload)));
+  }
+
+  /**
+   * The stored payload of a compacted cache, checked against its key, size and CRC32C; empty when
+   * not stored (not counted as a failure) or on any failure.
+   */
+  public Optional<byte[]> getCompressed(byte[] key) {
+    return get(List.of(key), false).map(p -> p.get(0));
+  }
+
+  /** A header and the payload its chunks carry. */
+  private record Item(PutRequest header, byte[] payload) {}
+
+  /** Puts {@code items} in one stream; true when the service stored or already had every one. */
+  private boolean put(List<Item> items) {
     Object lock = new Object();
     boolean[] done = {false};
     Throwable[] error = {null};
@@ -256,20 +324,8 @@ public final class KvCacheClient implements AutoCloseable {
     try {
       ctx.run(() -> async.withDeadline(dl).put(observer));
       ClientCallStreamObserver<PutRequest> out = requests[0];
-      for (Block b : blocks) {
-        BlockHeader.Builder h =
-            BlockHeader.newBuilder()
-                .setModelFingerprint(fp)
-                .setKey(ByteString.copyFrom(b.key()))
-                .setSize(b.payload().length)
-                .setCrc32C(crc(b.payload()));
-        if (b.parent() != null) {
-          h.setParentKey(ByteString.copyFrom(b.parent()));
-        }
-        for (int t : b.tokens()) {
-          h.addTokenIds(t);
-        }
-        if (!send(out, PutRequest.newBuilder().setHeader(h).build(), lock, done, dl)) {
+      for (Item b : items) {
+        if (!send(out, b.header(), lock, done, dl)) {
           break;
         }
         for (int off = 0; off < b.payload().length; off += chunkBytes) {
@@ -307,7 +363,7 @@ public final class KvCacheClient implements AutoCloseable {
           error[0] == null ? new IllegalStateException("no response") : new Exception(error[0]));
       return false;
     }
-    return response[0].getStoredBlocks() + response[0].getDuplicateBlocks() == blocks.size();
+    return response[0].getStoredBlocks() + response[0].getDuplicateBlocks() == items.size();
   }
 
   /** Sends when the stream is ready; false once the call is over or its deadline passed. */
@@ -338,6 +394,11 @@ public final class KvCacheClient implements AutoCloseable {
    * its CRC32C; empty on any failure or mismatch.
    */
   public Optional<List<byte[]>> get(List<byte[]> keys) {
+    return get(keys, true);
+  }
+
+  /** As {@link #get(List)}; {@code missIsFailure} false: a NOT_FOUND is a miss, not counted. */
+  private Optional<List<byte[]>> get(List<byte[]> keys, boolean missIsFailure) {
     GetRequest.Builder req = GetRequest.newBuilder();
     for (byte[] k : keys) {
       req.addKeys(ByteString.copyFrom(k));
@@ -349,7 +410,12 @@ public final class KvCacheClient implements AutoCloseable {
     try {
       ClientCalls.asyncServerStreamingCall(call, req.build(), stream);
       return Optional.of(stream.await(dl));
-    } catch (StatusRuntimeException | IllegalStateException e) {
+    } catch (StatusRuntimeException e) {
+      if (missIsFailure || e.getStatus().getCode() != Status.Code.NOT_FOUND) {
+        failed("get", e);
+      }
+      return Optional.empty();
+    } catch (IllegalStateException e) {
       failed("get", e);
       return Optional.empty();
     } catch (InterruptedException e) {
