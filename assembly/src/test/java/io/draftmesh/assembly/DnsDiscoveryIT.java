@@ -12,7 +12,6 @@ import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.Strategy;
-import io.draftmesh.proto.v1.TokenIds;
 import io.draftmesh.worker.KvCacheLink;
 import io.draftmesh.worker.WorkerConfig;
 import io.draftmesh.worker.WorkerServer;
@@ -331,21 +330,6 @@ class DnsDiscoveryIT {
         .contains(NAME + " is 127.0.0.4");
   }
 
-  /** Two greedy tokens of {@code prompt} on pool {@code pool} ("" = the router's default). */
-  static GenerateRequest ids(int[] prompt, String pool) {
-    TokenIds.Builder ids = TokenIds.newBuilder();
-    for (int t : prompt) {
-      ids.addIds(t);
-    }
-    return GenerateRequest.newBuilder()
-        .setTokenIds(ids)
-        .setTarget(pool)
-        .setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE)
-        .setIgnoreEos(true)
-        .setSampling(Sampling.newBuilder().setMaxTokens(2))
-        .build();
-  }
-
   @Test
   void eachPromptGoesToTheResolvedReplicaHoldingItsPrefixAndRoundRobinWithoutTheIndex()
       throws Exception {
@@ -360,7 +344,7 @@ class DnsDiscoveryIT {
       for (String replica : live) {
         int n = Integer.parseInt(replica.substring("replica-".length()));
         int[] p = KvCacheMeshIT.prompt(100, 40 + n);
-        assertThat(servedBy(ids(p, replica))).isEqualTo(replica);
+        assertThat(servedBy(KvCacheMeshIT.request(p, replica, 2))).isEqualTo(replica);
         byte[] fp = MeshFixture.info(replicaAddress(n)).getKvFingerprint().toByteArray();
         KvCacheMeshIT.await(
             replica + "'s blocks in the index",
@@ -376,7 +360,7 @@ class DnsDiscoveryIT {
     // Through the dns:/// pool, every prompt, again and again, interleaved: to its replica.
     for (int round = 0; round < 3; round++) {
       for (Map.Entry<String, int[]> e : prompts.entrySet()) {
-        assertThat(servedBy(ids(e.getValue(), "")))
+        assertThat(servedBy(KvCacheMeshIT.request(e.getValue(), "", 2)))
             .as("round %d, the prompt prefilled on %s", round, e.getKey())
             .isEqualTo(e.getKey());
       }
@@ -386,7 +370,7 @@ class DnsDiscoveryIT {
     int[] p = prompts.values().iterator().next();
     Set<String> served = new LinkedHashSet<>();
     for (int i = 0; i < live.size(); i++) {
-      served.add(servedBy(ids(p, "")));
+      served.add(servedBy(KvCacheMeshIT.request(p, "", 2)));
     }
     assertThat(served).containsExactlyInAnyOrderElementsOf(live);
   }

@@ -141,18 +141,7 @@ class KvCacheMeshIT {
     record Run(List<Integer> tokens, GenerationStats stats) {}
 
     Run run(String pool, int[] prompt, int tokens) {
-      TokenIds.Builder ids = TokenIds.newBuilder();
-      for (int t : prompt) {
-        ids.addIds(t);
-      }
-      GenerateRequest r =
-          GenerateRequest.newBuilder()
-              .setTokenIds(ids)
-              .setTarget(pool)
-              .setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE)
-              .setIgnoreEos(true)
-              .setSampling(Sampling.newBuilder().setMaxTokens(tokens))
-              .build();
+      GenerateRequest r = request(prompt, pool, tokens);
       List<Integer> out = new ArrayList<>();
       GenerationStats stats = null;
       Iterator<GenerateChunk> it =
@@ -184,6 +173,21 @@ class KvCacheMeshIT {
       metricsA.close();
       metricsB.close();
     }
+  }
+
+  /** {@code tokens} greedy tokens of {@code prompt} on {@code pool} ("" = the default), no EOS. */
+  static GenerateRequest request(int[] prompt, String pool, int tokens) {
+    TokenIds.Builder ids = TokenIds.newBuilder();
+    for (int t : prompt) {
+      ids.addIds(t);
+    }
+    return GenerateRequest.newBuilder()
+        .setTokenIds(ids)
+        .setTarget(pool)
+        .setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE)
+        .setIgnoreEos(true)
+        .setSampling(Sampling.newBuilder().setMaxTokens(tokens))
+        .build();
   }
 
   static int[] prompt(int n, int seed) {
