@@ -32,6 +32,11 @@ import java.util.function.Function;
  * they are listed in {@link #addresses()} and closed before everything started earlier. With a port
  * base, component {@code i} listens on {@code base + i} ({@link Spec#port}): target 0, draft 1,
  * router 2, the next one 3.
+ *
+ * <p>With {@link Spec.Builder#targetReplicas} of n &gt; 1 the target is n workers of the same
+ * model, named {@link #targetReplica}{@code (i)}: the router's pool {@code target} spans them all
+ * (round-robin, or KV-aware placement with a kvcache), and each is also a pool of its own by that
+ * name, so a request can choose its replica.
  */
 public final class Mesh implements AutoCloseable {
   public static final String TARGET = "target";
@@ -46,6 +51,9 @@ public final class Mesh implements AutoCloseable {
 
   /** The first of {@link Spec#moreWorkers}; 3 is the gateway's when {@code up} attaches one. */
   public static final int MORE_WORKERS_PORT_OFFSET = 5;
+
+  /** The most target replicas a mesh starts. */
+  public static final int MAX_TARGET_REPLICAS = 8;
 
   /** Longest the models may take to load and warm up. */
   static final Duration LOAD_TIMEOUT = Duration.ofMinutes(10);
@@ -68,6 +76,9 @@ public final class Mesh implements AutoCloseable {
    * @param kvcache the kvcache-service every target worker and the router use; null = none
    * @param prefixCache whether workers share KV blocks between sessions by content (benchmarks that
    *     time prefill on repeated prompts turn it off)
+   * @param targetReplicas target workers of {@code targetModel}, 1..{@link #MAX_TARGET_REPLICAS}
+   * @param targetFlags more flags for every target worker (see {@code WorkerConfig}), e.g. {@code
+   *     --kvcache-deadline-ms 5000}
    */
   public record Spec(
       Path targetModel,
@@ -82,7 +93,9 @@ public final class Mesh implements AutoCloseable {
       List<String> routerFlags,
       List<Worker> moreWorkers,
       String kvcache,
-      boolean prefixCache) {
+      boolean prefixCache,
+      int targetReplicas,
+      List<String> targetFlags) {
 
     public Spec {
       Objects.requireNonNull(targetModel, "targetModel");
@@ -95,19 +108,28 @@ public final class Mesh implements AutoCloseable {
                 + (65535 - 16)
                 + ")");
       }
+      if (targetReplicas < 1 || targetReplicas > MAX_TARGET_REPLICAS) {
+        throw new IllegalArgumentException(
+            "targetReplicas: " + targetReplicas + " (expected: 1.." + MAX_TARGET_REPLICAS + ")");
+      }
       routerFlags = List.copyOf(routerFlags);
+      targetFlags = List.copyOf(targetFlags);
       moreWorkers = List.copyOf(moreWorkers);
       for (Worker w : moreWorkers) {
-        if (List.of(TARGET, DRAFT, ROUTER).contains(w.name())) {
+        if (List.of(TARGET, DRAFT, ROUTER).contains(w.name())
+            || w.name().startsWith(TARGET + "-")) {
           throw new IllegalArgumentException(
-              "worker " + w.name() + ": name taken (expected: not target, draft or router)");
+              "worker "
+                  + w.name()
+                  + ": name taken (expected: not target, target-N, draft or router)");
         }
       }
     }
 
     /**
-     * A builder starting from free ports, KV pools of 256 (target) and 128 (draft) MiB, context
-     * 4096, k up to 64 per op, 10 s drain, no more workers and no kvcache-service.
+     * A builder starting from free ports, one target worker, KV pools of 256 (target) and 128
+     * (draft) MiB, context 4096, k up to 64 per op, 10 s drain, no more workers and no
+     * kvcache-service.
      */
     public static Builder builder(Path targetModel, Path draftModel) {
       return new Builder(targetModel, draftModel);
@@ -116,6 +138,11 @@ public final class Mesh implements AutoCloseable {
     /** The port of the component at {@code offset}: 0 (any free one) without a port base. */
     public int port(int offset) {
       return portBase == 0 ? 0 : portBase + offset;
+    }
+
+    /** The port offset of target replica {@code i}: 0 for the first, the rest after moreWorkers. */
+    int targetPortOffset(int i) {
+      return i == 0 ? TARGET_PORT_OFFSET : MORE_WORKERS_PORT_OFFSET + moreWorkers.size() + i - 1;
     }
 
     /** A {@link Spec} set field by field; {@link #build} validates it. */
@@ -132,6 +159,8 @@ public final class Mesh implements AutoCloseable {
       private final List<Worker> moreWorkers = new ArrayList<>();
       private String kvcache;
       private boolean prefixCache = true;
+      private int targetReplicas = 1;
+      private List<String> targetFlags = List.of();
 
       private Builder(Path targetModel, Path draftModel) {
         this.targetModel = targetModel;
@@ -182,6 +211,18 @@ public final class Mesh implements AutoCloseable {
         return this;
       }
 
+      /** {@code n} target workers of the target model (default 1); see {@link Mesh}. */
+      public Builder targetReplicas(int n) {
+        this.targetReplicas = n;
+        return this;
+      }
+
+      /** More flags for every target worker. */
+      public Builder targetFlags(List<String> flags) {
+        this.targetFlags = flags;
+        return this;
+      }
+
       /**
        * One more worker, started beside the target and the draft with the same limits and joined to
        * the router as the pool {@code name} (requests choose it by name); its port follows the
@@ -206,7 +247,9 @@ public final class Mesh implements AutoCloseable {
             routerFlags,
             moreWorkers,
             kvcache,
-            prefixCache);
+            prefixCache,
+            targetReplicas,
+            targetFlags);
       }
     }
   }
@@ -225,7 +268,7 @@ public final class Mesh implements AutoCloseable {
 
   private final Spec spec;
   private final Deque<Component> components = new ArrayDeque<>(); // newest first; guarded by this
-  private WorkerServer target;
+  private final List<WorkerServer> targets = new ArrayList<>(); // replica i at i
   private WorkerServer draft;
   private RouterServer router;
   private final Map<String, WorkerServer> workers = new LinkedHashMap<>(); // moreWorkers by name
@@ -252,12 +295,17 @@ public final class Mesh implements AutoCloseable {
       throws IOException, InterruptedException {
     Mesh m = new Mesh(spec);
     try {
-      m.target =
-          WorkerServer.onPort(
-                  m.workerConfig(spec.targetModel(), WorkerConfig.Role.TARGET, TARGET_PORT_OFFSET),
-                  otelOf.apply(TARGET))
-              .start();
-      m.add(TARGET, m.target.port(), m.target);
+      for (int i = 0; i < spec.targetReplicas(); i++) {
+        String name = m.targetName(i);
+        WorkerServer t =
+            WorkerServer.onPort(
+                    m.workerConfig(
+                        spec.targetModel(), WorkerConfig.Role.TARGET, spec.targetPortOffset(i)),
+                    otelOf.apply(name))
+                .start();
+        m.targets.add(t);
+        m.add(name, t.port(), t);
+      }
       if (spec.draftModel() != null) {
         m.draft =
             WorkerServer.onPort(
@@ -276,7 +324,9 @@ public final class Mesh implements AutoCloseable {
         m.workers.put(w.name(), server);
         m.add(w.name(), server.port(), server);
       }
-      m.target.awaitReady(LOAD_TIMEOUT);
+      for (WorkerServer t : m.targets) {
+        t.awaitReady(LOAD_TIMEOUT);
+      }
       if (m.draft != null) {
         m.draft.awaitReady(LOAD_TIMEOUT);
       }
@@ -306,6 +356,9 @@ public final class Mesh implements AutoCloseable {
     if (spec.kvcache() != null && role == WorkerConfig.Role.TARGET) {
       flags.addAll(List.of("--kvcache", spec.kvcache()));
     }
+    if (role == WorkerConfig.Role.TARGET) {
+      flags.addAll(spec.targetFlags());
+    }
     if (!spec.prefixCache()) {
       flags.addAll(List.of("--prefix-cache", "off"));
     }
@@ -315,7 +368,16 @@ public final class Mesh implements AutoCloseable {
   private RouterConfig routerConfig() {
     List<String> flags = new ArrayList<>();
     flags.addAll(List.of("--port", Integer.toString(spec.port(ROUTER_PORT_OFFSET))));
-    flags.addAll(List.of("--target", address(TARGET)));
+    List<String> replicas = new ArrayList<>();
+    for (int i = 0; i < targets.size(); i++) {
+      replicas.add(address(targetName(i)));
+    }
+    flags.addAll(List.of("--target", String.join(",", replicas)));
+    if (targets.size() > 1) {
+      for (int i = 0; i < targets.size(); i++) {
+        flags.addAll(List.of("--pool", targetName(i) + "=" + replicas.get(i)));
+      }
+    }
     String tokenizers = spec.targetModel().resolve("tokenizer.json").toString();
     if (draft != null) {
       flags.addAll(List.of("--draft", address(DRAFT)));
@@ -382,8 +444,26 @@ public final class Mesh implements AutoCloseable {
     return address(ROUTER);
   }
 
+  /**
+   * The name of target replica {@code i}: its component (in {@link #addresses()}) and its router
+   * pool; {@link #TARGET} itself when the mesh has one target.
+   */
+  public static String targetReplica(int i) {
+    return TARGET + "-" + i;
+  }
+
+  private String targetName(int i) {
+    return spec.targetReplicas() == 1 ? TARGET : targetReplica(i);
+  }
+
+  /** The (first) target worker. */
   public WorkerServer targetWorker() {
-    return target;
+    return targets.get(0);
+  }
+
+  /** Every target replica, replica i at i. */
+  public List<WorkerServer> targetWorkers() {
+    return List.copyOf(targets);
   }
 
   /** The draft worker, or null in a target-only mesh. */

@@ -5,10 +5,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.draftmesh.engine.checkpoint.Checkpoint;
 import io.draftmesh.engine.runtime.EngineConfig;
 import io.draftmesh.engine.runtime.InferenceEngine;
+import io.draftmesh.kvcache.KvCacheConfig;
+import io.draftmesh.kvcache.KvCacheServer;
+import io.draftmesh.kvcache.client.KvCacheClient;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.Strategy;
+import io.draftmesh.worker.KvCacheLink;
 import io.draftmesh.worker.WorkerConfig;
 import io.draftmesh.worker.WorkerServer;
 import io.grpc.Grpc;
@@ -48,17 +52,21 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The discovery the router relies on in Kubernetes, for real: a headless Service is a DNS name with
- * one A record per ready pod, and the router's {@code dns:///NAME:PORT} target balances round-robin
- * over whatever it resolves to. Here the DNS server is a real dnsmasq (Debian {@code dnsmasq-base})
- * on a loopback address, serving {@code workers.draftmesh.test} from a hosts directory it watches;
- * the "pods" are target workers on 127.0.0.2..4, all on one port; the router is the router image's
- * process (its runtime classpath, {@code Launcher router}), started in its own mount namespace
- * whose {@code /etc/resolv.conf} names the dnsmasq (nothing on the machine changes).
+ * one A record per ready pod, and the router's {@code dns:///NAME:PORT} pool holds one channel per
+ * address it resolves to, resolving again every {@code --resolve-interval-ms}: round-robin over
+ * them, or KV-aware placement from a kvcache-service's replica index. Here the DNS server is a real
+ * dnsmasq (Debian {@code dnsmasq-base}) on a loopback address, serving {@code
+ * workers.draftmesh.test} from a hosts directory it watches; the "pods" are target workers on
+ * 127.0.0.2..4, all on one port; the router is the router image's process (its runtime classpath,
+ * {@code Launcher router}), started in its own mount namespace whose {@code /etc/resolv.conf} names
+ * the dnsmasq (nothing on the machine changes).
  *
  * <p>Each replica serves the same weights under its own directory name, which the worker reports as
  * its model id and the router returns in every generation's stats: so the test sees which replica
- * served each request. Workers close connections after 2 s ({@code maxConnectionAge}, as in
- * Kubernetes deployments, where it makes clients re-resolve and find new pods).
+ * served each request. Every worker is linked to one kvcache-service (in this JVM, a real port)
+ * under its own replica name, and the router places by its index. The router also has one static
+ * pool per replica ({@code replica-N}), through which the test prefills a prompt on a replica of
+ * its choosing.
  *
  * <p>Needs root (for the mount namespace and port 53), {@code unshare} and {@code dnsmasq}; {@code
  * .ci/run} installs dnsmasq.
@@ -71,6 +79,7 @@ class DnsDiscoveryIT {
   static String dnsAddress;
   static Process dnsmasq;
   static Process router;
+  static KvCacheServer kvcache;
   static int workerPort;
   static ManagedChannel channel;
   static final Map<String, WorkerServer> replicas = new LinkedHashMap<>(); // name -> worker
@@ -104,6 +113,7 @@ class DnsDiscoveryIT {
     try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.2"))) {
       workerPort = s.getLocalPort();
     }
+    kvcache = KvCacheServer.onPort(KvCacheConfig.inMemory(64L << 20), OpenTelemetry.noop()).start();
     addReplica(2);
     addReplica(3);
     Path resolv = dir.resolve("resolv.conf");
@@ -119,23 +129,34 @@ class DnsDiscoveryIT {
             + File.pathSeparator
             + Files.readString(routerModule.resolve("runtime-classpath.txt")).strip();
     List<String> command =
-        List.of(
-            java,
-            // No JVM or gRPC caching of answers: every re-resolution asks the DNS server.
-            "-Dnetworkaddress.cache.ttl=0",
-            "-Dsun.net.inetaddr.ttl=0",
-            "-cp",
-            classpath,
-            "io.draftmesh.serving.Launcher",
-            "router",
-            "--port",
-            Integer.toString(routerPort),
-            "--target",
-            "dns:///" + NAME + ":" + workerPort,
-            "--tokenizers",
-            MeshFixture.modelA().resolve(Checkpoint.TOKENIZER_JSON).toString(),
-            "--drain-seconds",
-            "1");
+        new ArrayList<>(
+            List.of(
+                java,
+                // No JVM or gRPC caching of answers: every re-resolution asks the DNS server.
+                "-Dnetworkaddress.cache.ttl=0",
+                "-Dsun.net.inetaddr.ttl=0",
+                "-cp",
+                classpath,
+                "io.draftmesh.serving.Launcher",
+                "router",
+                "--port",
+                Integer.toString(routerPort),
+                "--target",
+                "dns:///" + NAME + ":" + workerPort,
+                "--resolve-interval-ms",
+                "500",
+                "--kvcache",
+                "127.0.0.1:" + kvcache.port(),
+                // Generous: a missed lookup places round-robin, which the placement test would see.
+                "--kvcache-deadline-ms",
+                "5000",
+                "--tokenizers",
+                MeshFixture.modelA().resolve(Checkpoint.TOKENIZER_JSON).toString(),
+                "--drain-seconds",
+                "1"));
+    for (int n = 2; n <= 4; n++) {
+      command.addAll(List.of("--pool", "replica-" + n + "=" + replicaAddress(n)));
+    }
     router =
         new ProcessBuilder(withPrefix(resolv, command))
             .redirectErrorStream(true)
@@ -184,7 +205,14 @@ class DnsDiscoveryIT {
     }
   }
 
-  /** A target worker on 127.0.0.N serving the test model as {@code replica-N}, and its A record. */
+  static String replicaAddress(int n) {
+    return "127.0.0." + n + ":" + workerPort;
+  }
+
+  /**
+   * A target worker on 127.0.0.N serving the test model as {@code replica-N}, linked to the kvcache
+   * under the name {@link #replicaAddress}, and its A record.
+   */
   static void addReplica(int n) throws Exception {
     Path model = dir.resolve("replica-" + n);
     Files.createSymbolicLink(model, MeshFixture.modelA());
@@ -194,11 +222,13 @@ class DnsDiscoveryIT {
                 NettyServerBuilder.forAddress(
                         new InetSocketAddress("127.0.0." + n, workerPort),
                         InsecureServerCredentials.create())
-                    .maxConnectionAge(2, TimeUnit.SECONDS)
                     .intercept(countSessions("replica-" + n)),
                 WorkerConfig.Role.TARGET,
                 () -> InferenceEngine.load(engine),
                 Duration.ZERO,
+                WorkerServer.DEFAULT_SESSION_IDLE,
+                new KvCacheLink.Settings(
+                    "127.0.0.1:" + kvcache.port(), Duration.ofSeconds(2), 256, replicaAddress(n)),
                 OpenTelemetry.noop())
             .start();
     w.awaitReady(Duration.ofMinutes(2));
@@ -231,14 +261,18 @@ class DnsDiscoveryIT {
 
   /** Which replica served one short greedy generation, or null when it failed. */
   static String servedBy() {
-    Map<String, Integer> before = new LinkedHashMap<>();
-    sessions.forEach((r, c) -> before.put(r, c.get()));
-    GenerateRequest req =
+    return servedBy(
         GenerateRequest.newBuilder()
             .setText("In the beginning")
             .setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE)
             .setSampling(Sampling.newBuilder().setMaxTokens(4))
-            .build();
+            .build());
+  }
+
+  /** Which replica served {@code req}, or null when it failed. */
+  static String servedBy(GenerateRequest req) {
+    Map<String, Integer> before = new LinkedHashMap<>();
+    sessions.forEach((r, c) -> before.put(r, c.get()));
     try {
       RouterGrpc.newBlockingStub(channel)
           .withDeadlineAfter(20, TimeUnit.SECONDS)
@@ -296,6 +330,51 @@ class DnsDiscoveryIT {
         .contains(NAME + " is 127.0.0.4");
   }
 
+  @Test
+  void eachPromptGoesToTheResolvedReplicaHoldingItsPrefixAndRoundRobinWithoutTheIndex()
+      throws Exception {
+    List<String> live = List.copyOf(replicas.keySet()); // the other test may have changed them
+    untilServedBy(Set.copyOf(live), 2 * live.size(), Duration.ofSeconds(60));
+    // A prompt of its own prefilled on each replica (through its static pool), until the index
+    // lists its 6 full leading blocks (96 of 100 tokens; the last block is always fed) there.
+    Map<String, int[]> prompts = new LinkedHashMap<>();
+    try (KvCacheClient index =
+        KvCacheClient.connect(
+            "127.0.0.1:" + kvcache.port(), Duration.ofSeconds(2), 1 << 20, OpenTelemetry.noop())) {
+      for (String replica : live) {
+        int n = Integer.parseInt(replica.substring("replica-".length()));
+        int[] p = KvCacheMeshIT.prompt(100, 40 + n);
+        assertThat(servedBy(KvCacheMeshIT.request(p, replica, 2))).isEqualTo(replica);
+        byte[] fp = MeshFixture.info(replicaAddress(n)).getKvFingerprint().toByteArray();
+        KvCacheMeshIT.await(
+            replica + "'s blocks in the index",
+            () ->
+                index
+                        .lookup(fp, 16, java.util.Arrays.copyOf(p, 96), 0)
+                        .map(x -> x.replicas().getOrDefault(replicaAddress(n), 0))
+                        .orElse(0)
+                    >= 6);
+        prompts.put(replica, p);
+      }
+    }
+    // Through the dns:/// pool, every prompt, again and again, interleaved: to its replica.
+    for (int round = 0; round < 3; round++) {
+      for (Map.Entry<String, int[]> e : prompts.entrySet()) {
+        assertThat(servedBy(KvCacheMeshIT.request(e.getValue(), "", 2)))
+            .as("round %d, the prompt prefilled on %s", round, e.getKey())
+            .isEqualTo(e.getKey());
+      }
+    }
+    // The index down: one prompt spreads over every replica, round-robin.
+    kvcache.close();
+    int[] p = prompts.values().iterator().next();
+    Set<String> served = new LinkedHashSet<>();
+    for (int i = 0; i < live.size(); i++) {
+      served.add(servedBy(KvCacheMeshIT.request(p, "", 2)));
+    }
+    assertThat(served).containsExactlyInAnyOrderElementsOf(live);
+  }
+
   @AfterAll
   static void stop() throws Exception {
     if (channel != null) {
@@ -309,6 +388,9 @@ class DnsDiscoveryIT {
     }
     for (WorkerServer w : replicas.values()) {
       w.close();
+    }
+    if (kvcache != null) {
+      kvcache.close();
     }
     if (dnsmasq != null) {
       dnsmasq.destroy();

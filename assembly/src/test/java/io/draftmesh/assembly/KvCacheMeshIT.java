@@ -15,10 +15,7 @@ import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.Strategy;
 import io.draftmesh.proto.v1.TokenIds;
-import io.draftmesh.router.RouterConfig;
-import io.draftmesh.router.RouterServer;
 import io.draftmesh.telemetry.Telemetry;
-import io.draftmesh.worker.WorkerConfig;
 import io.draftmesh.worker.WorkerServer;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
@@ -53,17 +50,22 @@ import org.junit.jupiter.api.Test;
 class KvCacheMeshIT {
   static final int TOKENS = 12;
 
+  /** The pools of the two target replicas (the router's pool "target" spans both). */
+  static final String A = Mesh.targetReplica(0);
+
+  static final String B = Mesh.targetReplica(1);
+
   /**
-   * kvcache (optional), workers a and b (each with its own {@code /metrics}), and a router with
-   * pools target = a,b, a, b.
+   * kvcache (optional) and a {@link Mesh} of two target replicas, a and b (each with its own {@code
+   * /metrics}), linked to it, with a router placing over them.
    */
   static final class Topology implements AutoCloseable {
     KvCacheServer kvcache;
     final Telemetry metricsA = metrics();
     final Telemetry metricsB = metrics();
+    final Mesh mesh;
     final WorkerServer a;
     final WorkerServer b;
-    final RouterServer router;
     final ManagedChannel channel;
 
     Topology(String kvTarget, boolean startKvcache) throws Exception {
@@ -79,67 +81,36 @@ class KvCacheMeshIT {
         kvcache.start();
         kvTarget = "localhost:" + kvcache.port();
       }
-      a = worker(kvTarget, deadlineMs, metricsA.openTelemetry());
-      b = worker(kvTarget, deadlineMs, metricsB.openTelemetry());
-      a.awaitReady(Duration.ofSeconds(60));
-      b.awaitReady(Duration.ofSeconds(60));
-      String pa = "localhost:" + a.port();
-      String pb = "localhost:" + b.port();
-      List<String> flags =
-          new ArrayList<>(
-              List.of(
-                  "--port",
-                  "0",
-                  "--target",
-                  pa + "," + pb,
-                  "--pool",
-                  "a=" + pa,
-                  "--pool",
-                  "b=" + pb,
-                  "--drain-seconds",
-                  "0",
-                  "--kvcache-deadline-ms",
-                  "200"));
-      if (kvTarget != null) {
-        flags.addAll(List.of("--kvcache", kvTarget));
-      }
-      router =
-          RouterServer.onPort(
-                  RouterConfig.parse(flags.toArray(String[]::new), Map.of()), OpenTelemetry.noop())
-              .start();
-      channel =
-          Grpc.newChannelBuilder("localhost:" + router.port(), InsecureChannelCredentials.create())
+      Mesh.Spec spec =
+          Mesh.Spec.builder(MeshFixture.modelA(), null)
+              .targetReplicas(2)
+              .kvBudgets(16, 16)
+              .limits(1024, 64)
+              .drainSeconds(0)
+              .kvCache(kvTarget)
+              .targetFlags(
+                  kvTarget == null
+                      ? List.of()
+                      : List.of("--kvcache-deadline-ms", Integer.toString(deadlineMs)))
+              .routerFlags(List.of("--kvcache-deadline-ms", "200"))
               .build();
+      mesh =
+          Mesh.start(
+              spec,
+              name ->
+                  name.equals(A)
+                      ? metricsA.openTelemetry()
+                      : name.equals(B) ? metricsB.openTelemetry() : OpenTelemetry.noop());
+      a = mesh.targetWorkers().get(0);
+      b = mesh.targetWorkers().get(1);
+      channel =
+          Grpc.newChannelBuilder(mesh.routerAddress(), InsecureChannelCredentials.create()).build();
     }
 
     /** As the launcher runs a worker by default: SDK off, only {@code /metrics} (a free port). */
     static Telemetry metrics() {
       return Telemetry.withMetrics(
           Map.of("OTEL_SDK_DISABLED", "true"), "draftmesh-worker", "127.0.0.1", 0);
-    }
-
-    static WorkerServer worker(String kvTarget, int deadlineMs, OpenTelemetry otel)
-        throws IOException {
-      List<String> flags =
-          new ArrayList<>(
-              List.of(
-                  "--model",
-                  MeshFixture.modelA().toString(),
-                  "--port",
-                  "0",
-                  "--kv-budget-mb",
-                  "16",
-                  "--max-context",
-                  "1024",
-                  "--drain-seconds",
-                  "0"));
-      if (kvTarget != null) {
-        flags.addAll(
-            List.of("--kvcache", kvTarget, "--kvcache-deadline-ms", Integer.toString(deadlineMs)));
-      }
-      WorkerConfig c =
-          WorkerConfig.parse(flags.toArray(String[]::new), Map.of(), WorkerConfig.Role.TARGET);
-      return WorkerServer.onPort(c, otel).start();
     }
 
     /**
@@ -177,21 +148,10 @@ class KvCacheMeshIT {
 
     /** As {@link #run(String, int[], int)}, with KV compression when {@code kv} is not null. */
     Run run(String pool, int[] prompt, int tokens, KvCompressionOptions kv) {
-      TokenIds.Builder ids = TokenIds.newBuilder();
-      for (int t : prompt) {
-        ids.addIds(t);
-      }
-      GenerateRequest.Builder rb =
-          GenerateRequest.newBuilder()
-              .setTokenIds(ids)
-              .setTarget(pool)
-              .setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE)
-              .setIgnoreEos(true)
-              .setSampling(Sampling.newBuilder().setMaxTokens(tokens));
-      if (kv != null) {
-        rb.setKvCompression(kv);
-      }
-      GenerateRequest r = rb.build();
+      GenerateRequest r =
+          kv == null
+              ? request(prompt, pool, tokens)
+              : request(prompt, pool, tokens).toBuilder().setKvCompression(kv).build();
       List<Integer> out = new ArrayList<>();
       GenerationStats stats = null;
       Iterator<GenerateChunk> it =
@@ -216,15 +176,28 @@ class KvCacheMeshIT {
     @Override
     public void close() {
       channel.shutdownNow();
-      router.close();
-      a.close();
-      b.close();
+      mesh.close();
       if (kvcache != null) {
         kvcache.close();
       }
       metricsA.close();
       metricsB.close();
     }
+  }
+
+  /** {@code tokens} greedy tokens of {@code prompt} on {@code pool} ("" = the default), no EOS. */
+  static GenerateRequest request(int[] prompt, String pool, int tokens) {
+    TokenIds.Builder ids = TokenIds.newBuilder();
+    for (int t : prompt) {
+      ids.addIds(t);
+    }
+    return GenerateRequest.newBuilder()
+        .setTokenIds(ids)
+        .setTarget(pool)
+        .setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE)
+        .setIgnoreEos(true)
+        .setSampling(Sampling.newBuilder().setMaxTokens(tokens))
+        .build();
   }
 
   static int[] prompt(int n, int seed) {
@@ -262,14 +235,14 @@ class KvCacheMeshIT {
               .setWindow(16)
               .setPrefixTokens(doc.length)
               .build();
-      Topology.Run first = t.run("a", p, TOKENS, snap);
+      Topology.Run first = t.run(A, p, TOKENS, snap);
       KvCompressionStats f = first.stats().getKvCompression();
       assertThat(f.getRestored()).isFalse();
       assertThat(f.getPromptTokens()).isEqualTo(200);
       assertThat(f.getKeptSlots()).isEqualTo(48);
       await("a stored the compacted document", () -> t.a.kvcache().stats().storedCompacted() >= 1);
 
-      Topology.Run second = t.run("b", p, TOKENS, snap);
+      Topology.Run second = t.run(B, p, TOKENS, snap);
       assertThat(second.tokens()).isEqualTo(first.tokens());
       KvCompressionStats s = second.stats().getKvCompression();
       assertThat(s.getRestored()).isTrue();
@@ -287,7 +260,7 @@ class KvCacheMeshIT {
   void aPrefixPrefilledOnOneReplicaIsReusedOnTheOtherWithTheColdOutput() throws Exception {
     try (Topology t = new Topology(null, true)) {
       int[] p = prompt(120, 1); // 7 reusable blocks of 16 (the last token is always fed)
-      Topology.Run coldRun = t.run("a", p, TOKENS);
+      Topology.Run coldRun = t.run(A, p, TOKENS);
       List<Integer> cold = coldRun.tokens();
       assertThat(cold).hasSize(TOKENS);
       // The response says what the target reused: nothing, cold.
@@ -297,7 +270,7 @@ class KvCacheMeshIT {
       await("a's prompt blocks published", () -> t.a.kvcache().stats().publishedBlocks() >= 7);
 
       long computedBefore = t.info(t.b).getPromptTokensComputed(); // the warm-up's
-      Topology.Run warmRun = t.run("b", p, TOKENS);
+      Topology.Run warmRun = t.run(B, p, TOKENS);
       List<Integer> warm = warmRun.tokens();
       assertThat(warm).isEqualTo(cold);
       // Warm on the other replica: 7 blocks fetched from the service, the last 8 tokens prefilled.
@@ -308,7 +281,7 @@ class KvCacheMeshIT {
       assertThat(cached(t, t.b)).isEqualTo(112);
       assertThat(t.info(t.b).getPromptTokensComputed() - computedBefore).isEqualTo(8);
       // The same worker again: its own prefix cache, nothing fetched.
-      Topology.Run again = t.run("b", p, TOKENS);
+      Topology.Run again = t.run(B, p, TOKENS);
       assertThat(again.tokens()).isEqualTo(cold);
       assertThat(again.stats().getCachedPromptTokens()).isEqualTo(112);
       assertThat(again.stats().getFetchedPromptTokens()).isZero();
@@ -337,15 +310,15 @@ class KvCacheMeshIT {
   void aKilledKvcacheChangesNoOutputAndLeaksNothing() throws Exception {
     try (Topology t = new Topology(null, true)) {
       int[] p = prompt(150, 2);
-      List<Integer> cold = t.generate("a", p, TOKENS);
+      List<Integer> cold = t.generate(A, p, TOKENS);
       // Killed while a long generation publishes its blocks.
       CompletableFuture<List<Integer>> running =
-          CompletableFuture.supplyAsync(() -> t.generate("b", prompt(100, 3), 300));
+          CompletableFuture.supplyAsync(() -> t.generate(B, prompt(100, 3), 300));
       Thread.sleep(50);
       t.kvcache.close();
       assertThat(running.get(60, TimeUnit.SECONDS)).hasSize(300);
       // b cannot fetch a's blocks any more: it prefills, with the same output.
-      assertThat(t.generate("b", p, TOKENS)).isEqualTo(cold);
+      assertThat(t.generate(B, p, TOKENS)).isEqualTo(cold);
       assertThat(t.generate("target", p, TOKENS)).isEqualTo(cold); // placement falls back
       t.assertFreed();
       assertThat(t.b.kvcache().stats().clientFailures()).isPositive();
@@ -372,10 +345,10 @@ class KvCacheMeshIT {
       acceptor.setDaemon(true);
       acceptor.start();
       int[] p = prompt(90, 4);
-      List<Integer> expected = cold.generate("a", p, TOKENS);
+      List<Integer> expected = cold.generate(A, p, TOKENS);
       try (Topology stalled = new Topology("localhost:" + silent.getLocalPort(), false, 200)) {
-        assertThat(stalled.generate("a", p, TOKENS)).isEqualTo(expected);
-        assertThat(stalled.generate("b", p, TOKENS)).isEqualTo(expected);
+        assertThat(stalled.generate(A, p, TOKENS)).isEqualTo(expected);
+        assertThat(stalled.generate(B, p, TOKENS)).isEqualTo(expected);
         assertThat(stalled.generate("target", p, TOKENS)).isEqualTo(expected);
         stalled.assertFreed();
         assertThat(stalled.a.kvcache().stats().fetchedBlocks()).isZero();
@@ -392,10 +365,10 @@ class KvCacheMeshIT {
         Topology cold = new Topology(null, false);
         Topology t = new Topology("localhost:" + garbage.port(), false)) {
       int[] p = prompt(100, 5);
-      List<Integer> expected = cold.generate("a", p, TOKENS);
+      List<Integer> expected = cold.generate(A, p, TOKENS);
       for (GarbageKvCache.Kind kind : GarbageKvCache.Kind.values()) {
         garbage.kind(kind);
-        assertThat(t.generate("a", p, TOKENS)).as("%s", kind).isEqualTo(expected);
+        assertThat(t.generate(A, p, TOKENS)).as("%s", kind).isEqualTo(expected);
         t.a.engine().prefixCache().clear(); // the next kind meets a cold worker again
       }
       assertThat(t.a.kvcache().stats().fetchedBlocks()).isZero();
@@ -408,7 +381,7 @@ class KvCacheMeshIT {
   void theRouterPlacesARequestOnTheReplicaHoldingItsPrefix() throws Exception {
     try (Topology t = new Topology(null, true)) {
       int[] p = prompt(200, 6); // 12 reusable blocks
-      List<Integer> expected = t.generate("b", p, TOKENS);
+      List<Integer> expected = t.generate(B, p, TOKENS);
       String replicaB = t.info(t.b).getKvReplica();
       try (KvCacheClient index =
           KvCacheClient.connect(

@@ -16,6 +16,7 @@ import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.SpeculativeOptions;
 import io.draftmesh.proto.v1.Strategy;
+import io.draftmesh.worker.WorkerConfig;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
@@ -169,6 +170,26 @@ class MeshIT {
     assertThat(spec().build().port(Mesh.ROUTER_PORT_OFFSET)).isZero();
     assertThatThrownBy(() -> spec().portBase(65535).build())
         .hasMessageContaining("--port-base: 65535");
+  }
+
+  @Test
+  void targetReplicasAreOneToEightAndTheirPortsFollowTheMoreWorkers() {
+    Mesh.Spec s =
+        spec()
+            .portBase(41000)
+            .targetReplicas(3)
+            .worker("more", draft, WorkerConfig.Role.DRAFT)
+            .build();
+    assertThat(s.targetPortOffset(0)).isEqualTo(Mesh.TARGET_PORT_OFFSET);
+    assertThat(s.targetPortOffset(1)).isEqualTo(Mesh.MORE_WORKERS_PORT_OFFSET + 1);
+    assertThat(s.targetPortOffset(2)).isEqualTo(Mesh.MORE_WORKERS_PORT_OFFSET + 2);
+    assertThat(Mesh.targetReplica(1)).isEqualTo("target-1");
+    assertThatThrownBy(() -> spec().targetReplicas(0).build())
+        .hasMessage("targetReplicas: 0 (expected: 1..8)");
+    assertThatThrownBy(() -> spec().targetReplicas(9).build())
+        .hasMessage("targetReplicas: 9 (expected: 1..8)");
+    assertThatThrownBy(() -> spec().worker("target-1", draft, WorkerConfig.Role.DRAFT).build())
+        .hasMessageContaining("name taken");
   }
 
   private static ManagedChannel channel(String address) {

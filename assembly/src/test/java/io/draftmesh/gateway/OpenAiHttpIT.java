@@ -88,13 +88,20 @@ class OpenAiHttpIT {
     assertThat(o.has("system_fingerprint")).isTrue();
   }
 
-  static void assertUsage(JsonObject usage, int completionTokens) {
+  /** OpenAI's usage object; returns its {@code prompt_tokens_details.cached_tokens}. */
+  static int assertUsage(JsonObject usage, int completionTokens) {
     assertThat(usage.keySet())
-        .containsExactlyInAnyOrder("prompt_tokens", "completion_tokens", "total_tokens");
+        .containsExactlyInAnyOrder(
+            "prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details");
     int prompt = usage.get("prompt_tokens").getAsInt();
     assertThat(prompt).isPositive();
     assertThat(usage.get("completion_tokens").getAsInt()).isEqualTo(completionTokens);
     assertThat(usage.get("total_tokens").getAsInt()).isEqualTo(prompt + completionTokens);
+    JsonObject details = usage.getAsJsonObject("prompt_tokens_details");
+    assertThat(details.keySet()).containsExactly("cached_tokens");
+    int cached = details.get("cached_tokens").getAsInt();
+    assertThat(cached).isBetween(0, prompt);
+    return cached;
   }
 
   /** The draftmesh extension: token ids with one provenance each, and the running stats. */
@@ -147,6 +154,45 @@ class OpenAiHttpIT {
                 + stats.get("prefilled_prompt_tokens").getAsInt())
         .isEqualTo(o.getAsJsonObject("usage").get("prompt_tokens").getAsInt());
     assertThat(stats.get("fetched_prompt_tokens").getAsInt()).isZero();
+  }
+
+  @Test
+  void cachedPromptTokensAreReportedInUsageAsOpenAiDoes() throws IOException {
+    // A prompt no other test sends, long enough for full KV blocks of 16 tokens.
+    JsonObject body = completion(4, false);
+    body.addProperty(
+        "prompt",
+        "Cache probe. " + "In the beginning was the word, and the word was long. ".repeat(4));
+    Http.Json cold = http.post("/v1/completions", GatewayTestMesh.KEY, body);
+    assertThat(cold.status()).as("%s", cold.body()).isEqualTo(200);
+    assertThat(assertUsage(cold.body().getAsJsonObject("usage"), 4)).as("cold").isZero();
+
+    // Again: the target worker's prefix cache holds every full block but the last prompt token's.
+    Http.Json warm = http.post("/v1/completions", GatewayTestMesh.KEY, body);
+    JsonObject usage = warm.body().getAsJsonObject("usage");
+    int cached = assertUsage(usage, 4);
+    JsonObject stats = warm.body().getAsJsonObject("draftmesh").getAsJsonObject("stats");
+    assertThat(cached)
+        .isPositive()
+        .isEqualTo(stats.get("cached_prompt_tokens").getAsInt())
+        .isEqualTo(
+            usage.get("prompt_tokens").getAsInt()
+                - stats.get("prefilled_prompt_tokens").getAsInt());
+
+    // Streamed: the last chunk's usage says the same.
+    body.addProperty("stream", true);
+    JsonObject so = new JsonObject();
+    so.addProperty("include_usage", true);
+    body.add("stream_options", so);
+    List<String> events;
+    try (Http.Stream s = http.stream("/v1/completions", GatewayTestMesh.KEY, body)) {
+      assertThat(s.response.statusCode()).isEqualTo(200);
+      events = s.rest();
+    }
+    assertThat(events.get(events.size() - 1)).isEqualTo("[DONE]");
+    JsonObject last = JsonParser.parseString(events.get(events.size() - 2)).getAsJsonObject();
+    assertThat(last.getAsJsonArray("choices")).isEmpty();
+    assertThat(assertUsage(last.getAsJsonObject("usage"), 4)).isEqualTo(cached);
   }
 
   @Test

@@ -1,6 +1,7 @@
 package io.draftmesh.bench;
 
 import com.google.gson.GsonBuilder;
+import io.draftmesh.assembly.Mesh;
 import io.draftmesh.assembly.MeshModels;
 import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.ModelConfig;
@@ -15,9 +16,6 @@ import io.draftmesh.proto.v1.RouterGrpc;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.Strategy;
 import io.draftmesh.proto.v1.TokenIds;
-import io.draftmesh.router.RouterConfig;
-import io.draftmesh.router.RouterServer;
-import io.draftmesh.worker.WorkerConfig;
 import io.draftmesh.worker.WorkerServer;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
@@ -26,18 +24,16 @@ import io.opentelemetry.api.OpenTelemetry;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
  * {@code draftmesh bench kvcache reuse}: what prefix reuse buys on real ports. Two target workers
- * (vector backend), a kvcache-service with a disk tier, a router with pools {@code a}, {@code b}
- * and {@code target = a,b}.
+ * (vector backend; a {@link Mesh} with two target replicas, a and b), a kvcache-service with a disk
+ * tier, a router with a pool per replica and {@code target} over both.
  *
  * <ul>
  *   <li>TTFT of a request (one token) whose prompt is a shared prefix of L tokens and 16 new ones:
@@ -242,80 +238,44 @@ public final class KvReuseBench {
     return dir;
   }
 
-  /** Workers a and b (linked to {@code kvcache} when given) and a router over them. */
+  /** The pools of the two target replicas (the router's pool "target" spans both). */
+  private static final String A = Mesh.targetReplica(0);
+
+  private static final String B = Mesh.targetReplica(1);
+
+  /**
+   * A {@link Mesh} of two target replicas, a and b (linked to {@code kvcache} when given, as is the
+   * router then, placing by its index), with the router's pool {@code target} over both.
+   */
   private static final class Topology implements AutoCloseable {
+    final Mesh mesh;
     final WorkerServer a;
     final WorkerServer b;
-    final RouterServer router;
     final ManagedChannel channel;
 
-    Topology(Path model, String kvcache, boolean kvAware) throws Exception {
-      a = worker(model, kvcache);
-      b = worker(model, kvcache);
-      a.awaitReady(Duration.ofMinutes(5));
-      b.awaitReady(Duration.ofMinutes(5));
-      String pa = "localhost:" + a.port();
-      String pb = "localhost:" + b.port();
-      List<String> flags =
-          new ArrayList<>(
-              List.of(
-                  "--port",
-                  "0",
-                  "--target",
-                  pa + "," + pb,
-                  "--pool",
-                  "a=" + pa,
-                  "--pool",
-                  "b=" + pb,
-                  "--drain-seconds",
-                  "0",
-                  "--target-timeout-ms",
-                  "600000"));
-      if (kvAware) {
-        flags.addAll(List.of("--kvcache", kvcache, "--kvcache-deadline-ms", "200"));
-      }
-      router =
-          RouterServer.onPort(
-                  RouterConfig.parse(flags.toArray(String[]::new), Map.of()), OpenTelemetry.noop())
-              .start();
-      channel =
-          Grpc.newChannelBuilder("localhost:" + router.port(), InsecureChannelCredentials.create())
-              .build();
-    }
-
-    static WorkerServer worker(Path model, String kvcache) throws IOException {
-      List<String> flags =
-          new ArrayList<>(
-              List.of(
-                  "--model",
-                  model.toString(),
-                  "--port",
-                  "0",
-                  "--kv-budget-mb",
-                  "1024",
-                  "--max-context",
-                  "2048",
-                  "--max-sessions",
-                  "4",
-                  "--drain-seconds",
-                  "0",
-                  "--backend",
-                  "vector"));
+    Topology(Path model, String kvcache) throws Exception {
+      List<String> workerFlags =
+          new ArrayList<>(List.of("--max-sessions", "4", "--backend", "vector"));
       if (kvcache != null) {
         // Generous for the bench: a 2k prefix of the 110M model is 150 MB to move.
-        flags.addAll(
-            List.of(
-                "--kvcache",
-                kvcache,
-                "--kvcache-deadline-ms",
-                "5000",
-                "--kvcache-publish-queue",
-                "1024"));
+        workerFlags.addAll(
+            List.of("--kvcache-deadline-ms", "5000", "--kvcache-publish-queue", "1024"));
       }
-      return WorkerServer.onPort(
-              WorkerConfig.parse(flags.toArray(String[]::new), Map.of(), WorkerConfig.Role.TARGET),
-              OpenTelemetry.noop())
-          .start();
+      Mesh.Spec spec =
+          Mesh.Spec.builder(model, null)
+              .targetReplicas(2)
+              .kvBudgets(1024, 128)
+              .limits(2048, 64)
+              .drainSeconds(0)
+              .kvCache(kvcache)
+              .targetFlags(workerFlags)
+              .routerFlags(List.of("--target-timeout-ms", "600000", "--kvcache-deadline-ms", "200"))
+              .build();
+      mesh = Mesh.start(spec, OpenTelemetry.noop());
+      a = mesh.targetWorkers().get(0);
+      b = mesh.targetWorkers().get(1);
+      channel =
+          Grpc.newChannelBuilder(mesh.routerAddress(), InsecureChannelCredentials.create()).build();
     }
 
     /** Generates on {@code pool}; returns the generated ids and sets ttft[0] in ms. */
@@ -372,9 +332,7 @@ public final class KvReuseBench {
     @Override
     public void close() {
       channel.shutdownNow();
-      router.close();
-      a.close();
-      b.close();
+      mesh.close();
     }
   }
 
@@ -432,17 +390,17 @@ public final class KvReuseBench {
       int[] doc = tokens(len, 5000 + p);
       long stored = t.a.kvcache().stats().storedCompacted();
       GenerationStats fresh =
-          t.generate("a", concat(doc, tokens(SUFFIX, 11)), 1, ms, snap, new ArrayList<>());
+          t.generate(A, concat(doc, tokens(SUFFIX, 11)), 1, ms, snap, new ArrayList<>());
       double freshMs = ms[0];
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
       while (t.a.kvcache().stats().storedCompacted() == stored && System.nanoTime() < deadline) {
         Thread.sleep(20);
       }
       GenerationStats other =
-          t.generate("b", concat(doc, tokens(SUFFIX, 12)), 1, ms, snap, new ArrayList<>());
+          t.generate(B, concat(doc, tokens(SUFFIX, 12)), 1, ms, snap, new ArrayList<>());
       double otherMs = ms[0];
       GenerationStats same =
-          t.generate("a", concat(doc, tokens(SUFFIX, 13)), 1, ms, snap, new ArrayList<>());
+          t.generate(A, concat(doc, tokens(SUFFIX, 13)), 1, ms, snap, new ArrayList<>());
       double sameMs = ms[0];
       var f = fresh.getKvCompression();
       rows.add(
@@ -474,13 +432,13 @@ public final class KvReuseBench {
     List<Compressed> compressed;
     long parameters;
     int maxContext;
-    try (Topology t = new Topology(model, kvTarget, true)) {
+    try (Topology t = new Topology(model, kvTarget)) {
       parameters = t.a.engine().info().numParameters();
       maxContext = t.a.engine().info().maxContext();
       double[] ms = new double[1];
       // One throwaway request per replica: JIT and connections warm.
-      t.generate("a", tokens(64, 1), 1, ms);
-      t.generate("b", tokens(64, 2), 1, ms);
+      t.generate(A, tokens(64, 1), 1, ms);
+      t.generate(B, tokens(64, 2), 1, ms);
       compressed = compressed(t, prefixes, maxContext);
       if (compressedOnly) {
         return new ModelReport(
@@ -489,16 +447,16 @@ public final class KvReuseBench {
       for (int p : prefixes) {
         int len = Math.min(p, maxContext - SUFFIX - 2);
         int[] prefix = tokens(len, 1000 + p);
-        t.generate("a", concat(prefix, tokens(SUFFIX, 1)), 1, ms);
+        t.generate(A, concat(prefix, tokens(SUFFIX, 1)), 1, ms);
         double cold = ms[0];
         long before = cached(t.a);
-        t.generate("a", concat(prefix, tokens(SUFFIX, 2)), 1, ms);
+        t.generate(A, concat(prefix, tokens(SUFFIX, 2)), 1, ms);
         double local = ms[0];
         long localReused = cached(t.a) - before;
         awaitPublished(t.a);
         t.b.engine().prefixCache().clear();
         before = cached(t.b);
-        t.generate("b", concat(prefix, tokens(SUFFIX, 3)), 1, ms);
+        t.generate(B, concat(prefix, tokens(SUFFIX, 3)), 1, ms);
         double remote = ms[0];
         long remoteReused = cached(t.b) - before;
         ttft.add(new Ttft(len, cold, local, remote, Double.NaN, localReused, remoteReused, 0));
@@ -507,13 +465,13 @@ public final class KvReuseBench {
       kv.close();
       kv = KvCacheServer.onPort(kvConfig.withPort(kvPort), OpenTelemetry.noop()).start();
       Thread.sleep(2000);
-      t.generate("b", tokens(40, 3), 1, ms); // reconnects b's channel
+      t.generate(B, tokens(40, 3), 1, ms); // reconnects b's channel
       for (int i = 0; i < ttft.size(); i++) {
         Ttft row = ttft.get(i);
         int[] prefix = tokens(row.prefix(), 1000 + prefixes[i]);
         t.b.engine().prefixCache().clear();
         long before = cached(t.b);
-        t.generate("b", concat(prefix, tokens(SUFFIX, 4)), 1, ms);
+        t.generate(B, concat(prefix, tokens(SUFFIX, 4)), 1, ms);
         ttft.set(
             i,
             new Ttft(
@@ -533,18 +491,18 @@ public final class KvReuseBench {
     // KV-aware placement: a fresh kvcache and workers, so nothing from above helps.
     KvCacheServer kv2 =
         KvCacheServer.onPort(KvCacheConfig.inMemory(1L << 30), OpenTelemetry.noop()).start();
-    try (Topology t = new Topology(model, "localhost:" + kv2.port(), true)) {
+    try (Topology t = new Topology(model, "localhost:" + kv2.port())) {
       double[] ms = new double[1];
-      t.generate("a", tokens(64, 1), 1, ms);
-      t.generate("b", tokens(64, 2), 1, ms);
+      t.generate(A, tokens(64, 1), 1, ms);
+      t.generate(B, tokens(64, 2), 1, ms);
       chat.add(chat(t, "kvcache, KV-aware", false, conversations, turns, 400, "target"));
     } finally {
       kv2.close();
     }
-    try (Topology t = new Topology(model, null, false)) {
+    try (Topology t = new Topology(model, null)) {
       double[] ms = new double[1];
-      t.generate("a", tokens(64, 1), 1, ms);
-      t.generate("b", tokens(64, 2), 1, ms);
+      t.generate(A, tokens(64, 1), 1, ms);
+      t.generate(B, tokens(64, 2), 1, ms);
       chat.add(0, chat(t, "no reuse (caches cleared)", true, conversations, turns, 100, "rr"));
       chat.add(
           1, chat(t, "worker prefix caches, round-robin", false, conversations, turns, 200, "rr"));
@@ -589,7 +547,7 @@ public final class KvReuseBench {
           t.a.engine().prefixCache().clear();
           t.b.engine().prefixCache().clear();
         }
-        String pool = placement.equals("rr") ? (request % 2 == 0 ? "a" : "b") : placement;
+        String pool = placement.equals("rr") ? (request % 2 == 0 ? A : B) : placement;
         long aBefore = t.a.engine().promptTokensComputed() + cached(t.a);
         List<Integer> reply = t.generate(pool, prompt, REPLY, ms);
         if (t.a.engine().promptTokensComputed() + cached(t.a) > aBefore) {

@@ -10,7 +10,6 @@ import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpHandler;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
-import io.draftmesh.proto.v1.Usage;
 import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -297,9 +296,7 @@ final class HttpApi implements HttpHandler {
         }
         if (reason != null) {
           if (usageField) {
-            sse.event(
-                GSON.toJson(
-                    OpenAiResponses.usageChunk(kind, id, created, p.model(), chunk.getUsage())));
+            sse.event(GSON.toJson(OpenAiResponses.usageChunk(kind, id, created, p.model(), chunk)));
           }
           sse.event("[DONE]");
           return;
@@ -397,12 +394,11 @@ final class HttpApi implements HttpHandler {
           .asRuntimeException();
     }
     all.setStats(chunk.getStats());
-    Usage usage = chunk.getUsage();
     JsonObject ext = OpenAiResponses.extension(all.build());
     return kind == OpenAiRequests.Kind.CHAT
         ? OpenAiResponses.chatCompletion(
-            id, created, p.model(), text.toString(), reason, usage, ext)
-        : OpenAiResponses.completion(id, created, p.model(), text.toString(), reason, usage, ext);
+            id, created, p.model(), text.toString(), reason, chunk, ext)
+        : OpenAiResponses.completion(id, created, p.model(), text.toString(), reason, chunk, ext);
   }
 
   /** Appends repeated per-token fields other than ids and provenance (added by newer routers). */

@@ -35,11 +35,20 @@ final class OpenAiResponses {
     return ProtoJson.toJson(RouterClient.publicChunk(chunk), CARRIED);
   }
 
-  static JsonObject usage(Usage u) {
+  /**
+   * OpenAI's {@code usage} from a stream's last chunk: its token counts, and in {@code
+   * prompt_tokens_details.cached_tokens} the prompt tokens the target took from a KV cache (its own
+   * prefix cache or kvcache-service) instead of prefilling them.
+   */
+  static JsonObject usage(GenerateChunk last) {
+    Usage u = last.getUsage();
     JsonObject o = new JsonObject();
     o.addProperty("prompt_tokens", u.getPromptTokens());
     o.addProperty("completion_tokens", u.getCompletionTokens());
     o.addProperty("total_tokens", u.getPromptTokens() + u.getCompletionTokens());
+    JsonObject details = new JsonObject();
+    details.addProperty("cached_tokens", last.getStats().getCachedPromptTokens());
+    o.add("prompt_tokens_details", details);
     return o;
   }
 
@@ -130,7 +139,7 @@ final class OpenAiResponses {
 
   /** The last chunk of a stream with {@code stream_options.include_usage}: no choices, usage. */
   static JsonObject usageChunk(
-      OpenAiRequests.Kind kind, String id, long created, String model, Usage usage) {
+      OpenAiRequests.Kind kind, String id, long created, String model, GenerateChunk last) {
     JsonObject o =
         head(
             id,
@@ -138,7 +147,7 @@ final class OpenAiResponses {
             created,
             model);
     o.add("choices", new JsonArray());
-    o.add("usage", usage(usage));
+    o.add("usage", usage(last));
     return o;
   }
 
@@ -149,10 +158,10 @@ final class OpenAiResponses {
       String model,
       String text,
       String finishReason,
-      Usage usage,
+      GenerateChunk last,
       JsonObject extension) {
     JsonObject o = oneChoice(id, "text_completion", created, model, textChoice(text), finishReason);
-    o.add("usage", usage(usage));
+    o.add("usage", usage(last));
     o.add("draftmesh", extension);
     return o;
   }
@@ -164,7 +173,7 @@ final class OpenAiResponses {
       String model,
       String text,
       String finishReason,
-      Usage usage,
+      GenerateChunk last,
       JsonObject extension) {
     JsonObject message = new JsonObject();
     message.addProperty("role", "assistant");
@@ -174,7 +183,7 @@ final class OpenAiResponses {
     choice.addProperty("index", 0);
     choice.add("message", message);
     JsonObject o = oneChoice(id, "chat.completion", created, model, choice, finishReason);
-    o.add("usage", usage(usage));
+    o.add("usage", usage(last));
     o.add("draftmesh", extension);
     return o;
   }

@@ -14,7 +14,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * prompt blocks minus the leading ones the replica holds (from kvcache-service's replica index,
  * which workers keep up to date) and load is the requests this router has running there. When the
  * index cannot answer (service down, slow, no fingerprint) the pool's round-robin decides:
- * placement is an accelerator like the cache itself.
+ * placement is an accelerator like the cache itself. A {@code dns:///} pool places the same way:
+ * its backends are the addresses its name resolves to now.
  */
 final class KvPlacement implements AutoCloseable {
   private static final java.time.Duration INFO_TIMEOUT = java.time.Duration.ofSeconds(1);
@@ -64,6 +65,9 @@ final class KvPlacement implements AutoCloseable {
     double bestScore = Double.MAX_VALUE;
     for (int i = 0; i < backends.size(); i++) {
       WorkerPool.Backend b = backends.get((start + i) % backends.size());
+      if (!b.connectable()) {
+        continue; // its connection failed: gone, or not yet reachable
+      }
       ModelInfo bi;
       try {
         bi = b.info(INFO_TIMEOUT); // cached for WorkerPool.INFO_TTL

@@ -35,6 +35,8 @@ import java.util.Set;
  *     target replica holding most of their prefix, or null for round-robin
  * @param kvcacheDeadline how long placement waits for the index before round-robin decides
  * @param kvRouteWeight w in the placement score {@code w x blocks to prefill + running requests}
+ * @param resolveInterval how often a {@code dns:///} pool's name is resolved again (replicas added
+ *     and removed are followed at this pace, besides the JVM's own cache of answers)
  */
 public record RouterConfig(
     int port,
@@ -52,7 +54,8 @@ public record RouterConfig(
     Keepalive keepalive,
     String kvcache,
     Duration kvcacheDeadline,
-    double kvRouteWeight) {
+    double kvRouteWeight,
+    Duration resolveInterval) {
 
   /** A config without a kvcache: round-robin placement. */
   public RouterConfig(
@@ -85,11 +88,15 @@ public record RouterConfig(
         keepalive,
         null,
         DEFAULT_KVCACHE_DEADLINE,
-        1.0);
+        1.0,
+        DEFAULT_RESOLVE_INTERVAL);
   }
 
   /** How long placement waits for the kvcache's replica index before round-robin decides. */
   public static final Duration DEFAULT_KVCACHE_DEADLINE = Duration.ofMillis(50);
+
+  /** How often a {@code dns:///} pool is resolved again. */
+  public static final Duration DEFAULT_RESOLVE_INTERVAL = Duration.ofSeconds(5);
 
   /** A flag or variable that is missing, malformed or out of range. */
   public static final class ConfigException extends Flags.ConfigException {
@@ -122,6 +129,8 @@ public record RouterConfig(
         "kvcache-deadline-ms", "MS", "wait on the index, then round-robin (default 50)"),
     KV_ROUTE_WEIGHT(
         "kv-route-weight", "W", "score w x blocks to prefill + running requests (default 1)"),
+    RESOLVE_INTERVAL_MS(
+        "resolve-interval-ms", "MS", "resolve dns:/// pools again this often (default 5000)"),
     KEEPALIVE_SECONDS("keepalive-seconds", "S", "ping interval on idle connections (default 30)"),
     KEEPALIVE_TIMEOUT_SECONDS(
         "keepalive-timeout-seconds", "S", "unanswered ping closes the connection (default 10)"),
@@ -227,6 +236,14 @@ public record RouterConfig(
       throw new ConfigException(
           "--kv-route-weight: " + kvRouteWeight + " (expected: a number in 0..1000000)");
     }
+    if (resolveInterval == null
+        || resolveInterval.toMillis() < 100
+        || resolveInterval.toMillis() > 3_600_000) {
+      throw new ConfigException(
+          "--resolve-interval-ms: "
+              + (resolveInterval == null ? null : resolveInterval.toMillis())
+              + " (expected: 100..3600000)");
+    }
   }
 
   /** A config with defaults for everything but the pools (for tests and embedding). */
@@ -270,7 +287,8 @@ public record RouterConfig(
         keepalive,
         kvcache,
         kvcacheDeadline,
-        kvRouteWeight);
+        kvRouteWeight,
+        resolveInterval);
   }
 
   /** This config with another draft round deadline. */
@@ -291,7 +309,8 @@ public record RouterConfig(
         keepalive,
         kvcache,
         kvcacheDeadline,
-        kvRouteWeight);
+        kvRouteWeight,
+        resolveInterval);
   }
 
   /** Parses {@code args} over {@code env}. */
@@ -341,7 +360,8 @@ public record RouterConfig(
         Keepalive.parse(FLAGS, v, KEEPALIVE),
         blankToNull(v.get(Flag.KVCACHE)),
         v.millis(Flag.KVCACHE_DEADLINE_MS, (int) DEFAULT_KVCACHE_DEADLINE.toMillis()),
-        weight(v));
+        weight(v),
+        v.millis(Flag.RESOLVE_INTERVAL_MS, (int) DEFAULT_RESOLVE_INTERVAL.toMillis()));
   }
 
   private static String blankToNull(String s) {

@@ -21,9 +21,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The router's lifecycle: worker pools (one channel per static address, or one client-side
- * load-balanced channel per DNS name), the gRPC server (Router, health, reflection, tracing), and
- * graceful drain.
+ * The router's lifecycle: worker pools (one channel per worker address, static or resolved from a
+ * {@code dns:///} name), the gRPC server (Router, health, reflection, tracing), and graceful drain.
  *
  * <p>Health is SERVING once started: the router holds no model, and an unreachable worker is a
  * per-request UNAVAILABLE, not a router fault. {@link #close()} turns health NOT_SERVING, refuses
@@ -63,7 +62,11 @@ public final class RouterServer implements AutoCloseable {
       Function<String, ManagedChannel> channels) {
     this.config = config;
     Map<String, WorkerPool> p = new LinkedHashMap<>();
-    config.pools().forEach((name, spec) -> p.put(name, WorkerPool.fromSpec(name, spec, channels)));
+    config
+        .pools()
+        .forEach(
+            (name, spec) ->
+                p.put(name, WorkerPool.fromSpec(name, spec, channels, config.resolveInterval())));
     this.pools = p;
     this.placement =
         config.kvcache() == null
@@ -95,8 +98,9 @@ public final class RouterServer implements AutoCloseable {
   }
 
   /**
-   * Plaintext channels: a target URI with a scheme (e.g. {@code dns:///workers:50051}) balances
-   * round-robin over every address it resolves to; {@code host:port} is one worker.
+   * Plaintext channels: {@code host:port} is one worker (a {@code dns:///} pool resolves its name
+   * itself and asks for one channel per address); another target URI with a scheme balances
+   * round-robin over every address gRPC resolves it to.
    */
   static Function<String, ManagedChannel> channelFactory(OpenTelemetry otel, Keepalive keepalive) {
     GrpcTelemetry telemetry = GrpcTelemetry.create(otel);

@@ -407,6 +407,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
     private final RequestTelemetry telemetry;
     private final Object readyLock = new Object();
     private final List<WorkerSession> sessions = new ArrayList<>(); // guarded by this
+    private final List<WorkerPool.Backend> held = new ArrayList<>(); // guarded by this
     private volatile WorkerPool.Backend placedOn; // the target replica, counted in its load
     private volatile String cancelled; // why, once the client is gone
 
@@ -477,8 +478,42 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
         if (placedOn != null) {
           placedOn.finished();
         }
+        for (WorkerPool.Backend b : releaseAll()) {
+          b.release();
+        }
         telemetry.end(null, cancelled);
       }
+    }
+
+    /** The next backend of {@code pool}, held until this request ends (its channel stays open). */
+    private WorkerPool.Backend acquire(WorkerPool pool) {
+      WorkerPool.Backend b = pool.acquire();
+      synchronized (this) {
+        held.add(b);
+      }
+      return b;
+    }
+
+    /**
+     * {@code chosen} held in place of {@code current} (held), or {@code current} when {@code
+     * chosen} was retired meanwhile.
+     */
+    private WorkerPool.Backend moveTo(WorkerPool.Backend chosen, WorkerPool.Backend current) {
+      if (chosen == current || !chosen.tryHold()) {
+        return current;
+      }
+      synchronized (this) {
+        held.add(chosen);
+        held.remove(current);
+      }
+      current.release();
+      return chosen;
+    }
+
+    private synchronized List<WorkerPool.Backend> releaseAll() {
+      List<WorkerPool.Backend> all = List.copyOf(held);
+      held.clear();
+      return all;
     }
 
     private void decode() {
@@ -534,7 +569,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       RunStats stats = new RunStats();
       stats.listener = telemetry;
       WorkerPool targetPool = resolve(request.getTarget(), config.defaultTarget(), "target");
-      WorkerPool.Backend targetBackend = targetPool.pick();
+      WorkerPool.Backend targetBackend = acquire(targetPool);
       ModelInfo targetInfo = targetBackend.info(INFO_TIMEOUT);
       stats.targetModel = targetInfo.getModelId();
       int vocab = targetInfo.getVocabSize();
@@ -661,7 +696,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
               && !modelFree;
       if (twoModels) {
         WorkerPool draftPool = resolve(request.getDraft(), config.defaultDraft(), "draft");
-        draftBackend = draftPool.pick();
+        draftBackend = acquire(draftPool);
         try {
           draftInfo = draftBackend.info(INFO_TIMEOUT);
         } catch (StatusRuntimeException unreachable) {
@@ -879,7 +914,8 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       // The replica the target session runs on, for the whole request: with a kvcache index, the
       // one that holds most of the prompt's prefix, weighed against its load.
       if (placement != null) {
-        targetBackend = placement.choose(targetPool, prompt, targetInfo, targetBackend);
+        targetBackend =
+            moveTo(placement.choose(targetPool, prompt, targetInfo, targetBackend), targetBackend);
       }
       targetBackend.started();
       placedOn = targetBackend;
@@ -977,7 +1013,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
         return new int[0];
       }
       WorkerPool.Backend backend =
-          resolve(request.getDraft(), config.defaultDraft(), "draft").pick();
+          acquire(resolve(request.getDraft(), config.defaultDraft(), "draft"));
       ModelInfo info;
       try {
         info = backend.info(INFO_TIMEOUT);
@@ -1021,7 +1057,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
       SpecPcStrategy.Settings settings =
           SpecPcStrategy.settings(request.getSpecPc(), prompt.length);
       WorkerPool.Backend backend =
-          resolve(request.getDraft(), config.defaultDraft(), "draft").pick();
+          acquire(resolve(request.getDraft(), config.defaultDraft(), "draft"));
       ModelInfo info = null;
       try {
         info = backend.info(INFO_TIMEOUT);

@@ -7,7 +7,7 @@ import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-/** The router's KV-aware placement flags. */
+/** The router's KV-aware placement flags, and how often dns:/// pools are resolved again. */
 class KvRoutingFlagsTest {
   private static RouterConfig parse(String... args) {
     String[] all = new String[args.length + 2];
@@ -43,5 +43,23 @@ class KvRoutingFlagsTest {
         .hasMessage("--kv-route-weight: -1.0 (expected: a number in 0..1000000)");
     assertThatThrownBy(() -> parse("--kv-route-weight", "x"))
         .hasMessage("--kv-route-weight: x (expected: a number in 0..1000000)");
+  }
+
+  @Test
+  void dnsPoolsAreResolvedAgainEveryFiveSecondsUnlessConfigured() {
+    assertThat(parse().resolveInterval()).isEqualTo(Duration.ofSeconds(5));
+    assertThat(parse("--resolve-interval-ms", "500").resolveInterval())
+        .isEqualTo(Duration.ofMillis(500));
+    RouterConfig fromEnv =
+        RouterConfig.parse(
+            new String[] {"--target", "dns:///w:1"},
+            Map.of("DRAFTMESH_ROUTER_RESOLVE_INTERVAL_MS", "250"));
+    assertThat(fromEnv.resolveInterval()).isEqualTo(Duration.ofMillis(250));
+    assertThat(fromEnv.withTokenizers(java.util.List.of()).resolveInterval())
+        .isEqualTo(Duration.ofMillis(250));
+    assertThatThrownBy(() -> parse("--resolve-interval-ms", "50"))
+        .hasMessage("--resolve-interval-ms: 50 (expected: 100..3600000)");
+    assertThatThrownBy(() -> parse("--target", "dns:///w"))
+        .hasMessage("pool target: dns:///w (expected: dns:///name:port)");
   }
 }
