@@ -252,6 +252,17 @@ class KvCacheMeshIT {
       // The document came from the service; only the question was prefilled.
       assertThat(second.stats().getFetchedPromptTokens()).isEqualTo(200);
       assertThat(second.stats().getPrefilledPromptTokens()).isEqualTo(q1.length);
+      // The links' compacted-cache counters, as Prometheus scrapes them: a looked the document up
+      // once, found nothing and stored it; b restored it.
+      String link = "draftmesh_kvcache_link_";
+      assertThat(t.metric(t.a, link + "compacted_misses_total")).isEqualTo(1);
+      assertThat(t.metric(t.a, link + "stored_compacted_total")).isEqualTo(1);
+      assertThat(t.metric(t.a, link + "restored_compacted_total")).isZero();
+      assertThat(t.metric(t.b, link + "restored_compacted_total")).isEqualTo(1);
+      assertThat(t.metric(t.b, link + "compacted_misses_total")).isZero();
+      for (WorkerServer w : List.of(t.a, t.b)) {
+        assertThat(t.metric(w, link + "garbage_compacted_total")).isZero();
+      }
       t.assertFreed();
     }
   }

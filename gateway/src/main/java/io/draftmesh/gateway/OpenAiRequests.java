@@ -582,7 +582,7 @@ final class OpenAiRequests {
   }
 
   private static final List<String> KV_COMPRESSION_KEYS =
-      List.of("method", "budget", "window", "kernel", "sinks", "answer_tokens");
+      List.of("method", "budget", "window", "kernel", "sinks", "answer_tokens", "prefix_tokens");
 
   /**
    * {@code draftmesh.kv_compression}: KV compaction of the target's cache; the router checks the
@@ -628,6 +628,11 @@ final class OpenAiRequests {
     if (present(o, "answer_tokens")) {
       b.setAnswerTokens(
           intAt(o.get("answer_tokens"), "draftmesh.kv_compression.answer_tokens", 1, big));
+    }
+    if (present(o, "prefix_tokens")) {
+      // 0 is the whole prompt, as when absent; the router checks it against the prompt's length.
+      b.setPrefixTokens(
+          intAt(o.get("prefix_tokens"), "draftmesh.kv_compression.prefix_tokens", 0, big));
     }
     return b.build();
   }

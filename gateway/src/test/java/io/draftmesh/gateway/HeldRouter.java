@@ -26,6 +26,7 @@ import java.util.concurrent.TimeUnit;
 final class HeldRouter implements AutoCloseable {
   private final Server server;
   private final List<ServerCallStreamObserver<GenerateChunk>> held = new ArrayList<>(); // guarded
+  private final List<GenerateRequest> requests = new ArrayList<>(); // guarded by this
   private int started; // guarded by this
   private int open; // guarded by this
   private boolean released; // guarded by this
@@ -37,14 +38,15 @@ final class HeldRouter implements AutoCloseable {
                 new RouterGrpc.RouterImplBase() {
                   @Override
                   public void generate(GenerateRequest req, StreamObserver<GenerateChunk> out) {
-                    hold((ServerCallStreamObserver<GenerateChunk>) out);
+                    hold(req, (ServerCallStreamObserver<GenerateChunk>) out);
                   }
                 })
             .build()
             .start();
   }
 
-  private synchronized void hold(ServerCallStreamObserver<GenerateChunk> out) {
+  private synchronized void hold(GenerateRequest req, ServerCallStreamObserver<GenerateChunk> out) {
+    requests.add(req);
     started++;
     open++;
     out.setOnCancelHandler(() -> ended(out));
@@ -97,6 +99,11 @@ final class HeldRouter implements AutoCloseable {
   /** Generations that reached this router. */
   synchronized int started() {
     return started;
+  }
+
+  /** The requests of the generations that reached this router, in arrival order. */
+  synchronized List<GenerateRequest> requests() {
+    return List.copyOf(requests);
   }
 
   /** Generations neither finished nor cancelled. */

@@ -160,6 +160,14 @@ class UnitsTest {
                 + "{\"method\":\"streaming_llm\",\"sinks\":0}}}");
     assertThat(snap.getKvCompression().getMethod()).isEqualTo("streaming_llm");
     assertThat(snap.getKvCompression().hasSinks()).isTrue();
+    assertThat(snap.getKvCompression().getPrefixTokens()).isZero();
+    GenerateRequest prefix =
+        parse(
+            OpenAiRequests.Kind.COMPLETION,
+            "{\"model\":\"m\",\"prompt\":\"hi\",\"draftmesh\":{\"kv_compression\":"
+                + "{\"method\":\"snapkv\",\"prefix_tokens\":640}}}");
+    assertThat(prefix.getKvCompression().getMethod()).isEqualTo("snapkv");
+    assertThat(prefix.getKvCompression().getPrefixTokens()).isEqualTo(640);
   }
 
   @Test
@@ -198,6 +206,19 @@ class UnitsTest {
                 c,
                 "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"kv_compression\":{\"cmax\":9}}}"))
         .startsWith("draftmesh.kv_compression.cmax: unknown option");
+    assertThat(
+            refusal(
+                c,
+                "{\"model\":\"m\",\"prompt\":\"x\","
+                    + "\"draftmesh\":{\"kv_compression\":{\"prefix_tokens\":-1}}}"))
+        .isEqualTo("draftmesh.kv_compression.prefix_tokens: -1 (expected: 0..1048576)");
+    assertThat(
+            refusal(
+                c,
+                "{\"model\":\"m\",\"prompt\":\"x\","
+                    + "\"draftmesh\":{\"kv_compression\":{\"prefix_tokens\":\"all\"}}}"))
+        .isEqualTo(
+            "draftmesh.kv_compression.prefix_tokens: \"all\" (expected: an integer 0..1048576)");
     assertThat(
             refusal(
                 c, "{\"model\":\"m\",\"prompt\":\"x\",\"draftmesh\":{\"spec_pc\":{\"window\":0}}}"))

@@ -33,6 +33,10 @@ import org.junit.jupiter.api.Test;
  */
 class CollaborationTest {
   static final String FOX = "The quick brown fox jumps over the lazy dog";
+
+  /** How long a test waits for the workers to see a finished request's sessions close. */
+  private static final Duration ENDED = Duration.ofSeconds(10);
+
   private static BpeTokenizer zoo;
   private static BpeTokenizer other;
   private static int zooEnd; // <|end|>: the aligned reply's end
@@ -159,9 +163,9 @@ class CollaborationTest {
       assertThat(ids.get(ids.size() - 1)).isEqualTo(zooEnd);
       assertThat(events.get(0).getAtToken()).isZero();
       // Both sessions ended on text that starts with the answer, in their own tokens.
+      assertThat(b.awaitSessionsEnded(ENDED) && a.awaitSessionsEnded(ENDED)).isTrue();
       assertThat(decoded(b.sessions.get(0), zoo)).startsWith(FOX);
       assertThat(decoded(a.sessions.get(0), zoo)).startsWith(FOX);
-      assertThat(b.allSessionsEnded() && a.allSessionsEnded()).isTrue();
     }
   }
 
@@ -263,7 +267,7 @@ class CollaborationTest {
       assertThat(last.getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_LENGTH);
       assertThat(last.getUsage().getCompletionTokens()).isEqualTo(3);
       assertThat(FOX).startsWith(ScriptedMesh.text(chunks));
-      assertThat(b.allSessionsEnded() && a.allSessionsEnded()).isTrue();
+      assertThat(b.awaitSessionsEnded(ENDED) && a.awaitSessionsEnded(ENDED)).isTrue();
     }
   }
 
@@ -284,11 +288,7 @@ class CollaborationTest {
         assertThat(st.getFallback()).isTrue();
         assertThat(st.getFallbackReason()).contains("aligned").doesNotContain("localhost");
         assertThat(spans(chunks, zoo).get(0).toString()).isEqualTo("ALIGNED_NUDGE:The");
-        long deadline = System.nanoTime() + 5_000_000_000L;
-        while (!(a.allSessionsEnded() && b.allSessionsEnded()) && System.nanoTime() < deadline) {
-          Thread.sleep(20);
-        }
-        assertThat(a.allSessionsEnded() && b.allSessionsEnded()).isTrue();
+        assertThat(a.awaitSessionsEnded(ENDED) && b.awaitSessionsEnded(ENDED)).isTrue();
       }
     }
   }

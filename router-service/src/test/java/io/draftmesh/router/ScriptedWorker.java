@@ -20,9 +20,12 @@ import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -45,10 +48,15 @@ final class ScriptedWorker implements AutoCloseable {
     int fed; // tokens that went through the "model": appended, scored or generated
     int appends;
     int proposes;
-    volatile boolean ended;
+    private final CountDownLatch ended = new CountDownLatch(1);
 
     List<Integer> output() {
       return tokens.subList(prompt.size(), tokens.size());
+    }
+
+    /** The session's stream ended: completed, failed or cancelled, by either side. */
+    void end() {
+      ended.countDown();
     }
   }
 
@@ -100,8 +108,19 @@ final class ScriptedWorker implements AutoCloseable {
     return "localhost:" + port();
   }
 
-  boolean allSessionsEnded() {
-    return sessions.stream().allMatch(s -> s.ended);
+  /**
+   * Whether every session's stream has ended within {@code timeout}. A request's last chunk can
+   * reach the client before its workers see their streams close, so a test waits for those events
+   * (and, once they happened, reads every session's log as its gRPC threads left it).
+   */
+  boolean awaitSessionsEnded(Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    for (SessionLog s : sessions) {
+      if (!s.ended.await(deadline - System.nanoTime(), TimeUnit.NANOSECONDS)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   @Override
@@ -158,7 +177,7 @@ final class ScriptedWorker implements AutoCloseable {
                 stalled = true;
                 if (failInsteadOfStall) {
                   out.onError(Status.UNAVAILABLE.withDescription("scripted fault").asException());
-                  log.ended = true;
+                  log.end();
                 }
                 return;
               }
@@ -180,7 +199,7 @@ final class ScriptedWorker implements AutoCloseable {
                     Status.INVALID_ARGUMENT
                         .withDescription("truncate.length: " + n + " of " + log.tokens.size())
                         .asException());
-                log.ended = true;
+                log.end();
                 stalled = true;
                 return;
               }
@@ -190,7 +209,7 @@ final class ScriptedWorker implements AutoCloseable {
             case CLOSE -> resp.setClosed(Closed.getDefaultInstance());
             default -> {
               out.onError(Status.INVALID_ARGUMENT.withDescription("no op").asException());
-              log.ended = true;
+              log.end();
               return;
             }
           }
@@ -199,12 +218,12 @@ final class ScriptedWorker implements AutoCloseable {
 
         @Override
         public void onError(Throwable t) {
-          log.ended = true;
+          log.end();
         }
 
         @Override
         public void onCompleted() {
-          log.ended = true;
+          log.end();
           out.onCompleted();
         }
       };

@@ -18,7 +18,8 @@ import java.util.function.Supplier;
  * which whatever reuses KV blocks across requests adds to; and, for a worker linked to
  * kvcache-service, what the link did ({@code draftmesh_kvcache_link_*}: blocks fetched and
  * published, fetches that found nothing, garbage, dropped and failed publishes, calls that failed
- * open). Every series carries the worker's {@code role} and {@code model}.
+ * open; compacted prefix caches restored, missed, refused as garbage and stored). Every series
+ * carries the worker's {@code role} and {@code model}.
  */
 public final class WorkerMetrics implements AutoCloseable {
   static final String SCOPE = "io.draftmesh.worker";
@@ -46,8 +47,16 @@ public final class WorkerMetrics implements AutoCloseable {
    * @param garbageBlocks fetched blocks that did not fit the pool's layout, never used
    * @param publishedBlocks blocks the service confirmed stored
    * @param publishDropped blocks not published because the publish queue was full
-   * @param failedPutBlocks blocks whose put failed (retried with the chain's next block)
+   * @param failedPutBlocks blocks whose put failed (retried with the chain's next block), and
+   *     compacted caches whose put failed
    * @param clientFailures calls to the service that failed open (errors, deadlines, garbage)
+   * @param restoredCompacted compacted prefix caches fetched, checked and restored instead of
+   *     compacting
+   * @param compactedMisses compacted-prefix lookups that restored nothing (not stored, service down
+   *     or slow, fetch queue full), garbage excluded
+   * @param garbageCompacted fetched compacted caches that failed a check (not this key, method,
+   *     parameters, prefix or model shape), never used
+   * @param storedCompacted compacted caches the service confirmed stored
    */
   public record KvCacheLink(
       long fetchedBlocks,
@@ -56,7 +65,11 @@ public final class WorkerMetrics implements AutoCloseable {
       long publishedBlocks,
       long publishDropped,
       long failedPutBlocks,
-      long clientFailures) {}
+      long clientFailures,
+      long restoredCompacted,
+      long compactedMisses,
+      long garbageCompacted,
+      long storedCompacted) {}
 
   private final BatchCallback callback;
   private final LongCounter prefixQueries;
@@ -116,6 +129,16 @@ public final class WorkerMetrics implements AutoCloseable {
         linkCounter(meter, "failed_put_blocks", "Blocks whose put to kvcache-service failed");
     ObservableLongMeasurement clientFailures =
         linkCounter(meter, "client_failures", "Calls to kvcache-service that failed open");
+    ObservableLongMeasurement restoredCompacted =
+        linkCounter(
+            meter, "restored_compacted", "Compacted prefix caches restored from kvcache-service");
+    ObservableLongMeasurement compactedMisses =
+        linkCounter(meter, "compacted_misses", "Compacted-prefix lookups that restored nothing");
+    ObservableLongMeasurement garbageCompacted =
+        linkCounter(
+            meter, "garbage_compacted", "Fetched compacted caches that failed a check, never used");
+    ObservableLongMeasurement storedCompacted =
+        linkCounter(meter, "stored_compacted", "Compacted caches kvcache-service confirmed stored");
     BatchCallback cb =
         meter.batchCallback(
             () -> {
@@ -137,6 +160,10 @@ public final class WorkerMetrics implements AutoCloseable {
                 dropped.record(k.publishDropped(), a);
                 failedPuts.record(k.failedPutBlocks(), a);
                 clientFailures.record(k.clientFailures(), a);
+                restoredCompacted.record(k.restoredCompacted(), a);
+                compactedMisses.record(k.compactedMisses(), a);
+                garbageCompacted.record(k.garbageCompacted(), a);
+                storedCompacted.record(k.storedCompacted(), a);
               }
             },
             sessions,
@@ -149,7 +176,11 @@ public final class WorkerMetrics implements AutoCloseable {
             published,
             dropped,
             failedPuts,
-            clientFailures);
+            clientFailures,
+            restoredCompacted,
+            compactedMisses,
+            garbageCompacted,
+            storedCompacted);
     LongCounter queries =
         meter
             .counterBuilder("draftmesh.prefix_cache.queries")

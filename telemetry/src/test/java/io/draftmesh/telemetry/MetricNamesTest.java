@@ -112,7 +112,7 @@ class MetricNamesTest {
     assertThat(scrape()).doesNotContain("kvcache_link"); // a worker without a link
     snap[0] =
         new WorkerMetrics.Snapshot(
-            "m", 2, 5, 59, 17, new WorkerMetrics.KvCacheLink(7, 3, 1, 9, 2, 4, 5));
+            "m", 2, 5, 59, 17, new WorkerMetrics.KvCacheLink(7, 3, 1, 9, 2, 4, 5, 6, 8, 10, 11));
     w.prefixCacheQueried(32, 16);
     String after = scrape();
     assertThat(after)
@@ -129,7 +129,14 @@ class MetricNamesTest {
         .contains("draftmesh_kvcache_link_published_blocks_total{model=\"m\",role=\"target\"} 9.0")
         .contains("draftmesh_kvcache_link_publish_dropped_total{model=\"m\",role=\"target\"} 2.0")
         .contains("draftmesh_kvcache_link_failed_put_blocks_total{model=\"m\",role=\"target\"} 4.0")
-        .contains("draftmesh_kvcache_link_client_failures_total{model=\"m\",role=\"target\"} 5.0");
+        .contains("draftmesh_kvcache_link_client_failures_total{model=\"m\",role=\"target\"} 5.0")
+        .contains(
+            "draftmesh_kvcache_link_restored_compacted_total{model=\"m\",role=\"target\"} 6.0")
+        .contains("draftmesh_kvcache_link_compacted_misses_total{model=\"m\",role=\"target\"} 8.0")
+        .contains(
+            "draftmesh_kvcache_link_garbage_compacted_total{model=\"m\",role=\"target\"} 10.0")
+        .contains(
+            "draftmesh_kvcache_link_stored_compacted_total{model=\"m\",role=\"target\"} 11.0");
     gauges.close();
     w.close();
     assertThat(scrape())

@@ -167,7 +167,11 @@ public final class WorkerServer implements AutoCloseable {
         s.publishedBlocks(),
         s.droppedBlocks(),
         s.failedPuts(),
-        s.clientFailures());
+        s.clientFailures(),
+        s.restoredCompacted(),
+        s.compactedMisses(),
+        s.garbageCompacted(),
+        s.storedCompacted());
   }
 
   /** A worker for {@code config} on a real (Netty) port. */
