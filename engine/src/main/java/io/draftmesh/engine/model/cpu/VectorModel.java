@@ -473,18 +473,19 @@ public final class VectorModel implements DecoderModel {
   }
 
   /**
-   * Runs every matrix on 2..5 activation rows for a moment at load, so that C2 compiles the
-   * multi-row kernels (each remainder row count is its own method) before the first verify: a
+   * Runs every matrix on 2..8 activation rows for a moment at load, so that C2 compiles the
+   * multi-row kernels (each row count's kernel is its own method) before the first verify: a
    * serving JVM otherwise ran its first verifies through C1-compiled vector code, many times
-   * slower, while decode was long compiled.
+   * slower, while decode was long compiled. The moment is a time budget, not a round count: the zoo
+   * draft's 5-row verifies ran at 6-10 ms instead of 0.15 ms for a whole bench after a warm-up
+   * capped at 200 rounds (its matmuls take microseconds, so 200 rounds never made the 5-row kernel
+   * hot enough for C2).
    */
   private void warmMultiRowKernels() {
     long start = System.nanoTime();
-    Scratch sc = grow(5, 5);
-    for (int round = 0;
-        round < 200 && System.nanoTime() - start < MULTI_ROW_WARMUP_NANOS;
-        round++) {
-      int n = 2 + round % 4;
+    Scratch sc = grow(8, 8);
+    for (int round = 0; System.nanoTime() - start < MULTI_ROW_WARMUP_NANOS; round++) {
+      int n = 2 + round % 7;
       for (Layer w : layers) {
         matmul(w.wqkv, sc.h, n, sc.qkv, false);
         matmul(w.wo, sc.att, n, sc.x, true);
