@@ -37,7 +37,12 @@ import org.slf4j.LoggerFactory;
 public final class VectorModel implements DecoderModel {
   private static final Logger log = LoggerFactory.getLogger(VectorModel.class);
   private static final long CALIBRATION_BUDGET_NANOS = 400_000_000L;
-  private static final long MULTI_ROW_WARMUP_NANOS = 150_000_000L;
+
+  /**
+   * Kernel warm-up rounds at load: each calls five matrices on one row count of 1..8, so a row
+   * count's kernel gets 10,000 calls, twice C2's invocation threshold.
+   */
+  private static final int WARMUP_ROUNDS = 16_000;
 
   /**
    * With {@code -Ddraftmesh.vector.profile=true} every forward adds the wall time of each phase to
@@ -177,7 +182,7 @@ public final class VectorModel implements DecoderModel {
       throw e;
     }
     this.threadChoice = choice;
-    warmMultiRowKernels();
+    warmKernels();
     log.info("{}: {}", ckpt.dir().getFileName(), describe());
   }
 
@@ -473,26 +478,34 @@ public final class VectorModel implements DecoderModel {
   }
 
   /**
-   * Runs every matrix on 2..8 activation rows for a moment at load, so that C2 compiles the
-   * multi-row kernels (each row count's kernel is its own method) before the first verify: a
-   * serving JVM otherwise ran its first verifies through C1-compiled vector code, many times
-   * slower, while decode was long compiled. The moment is a time budget, not a round count: the zoo
-   * draft's 5-row verifies ran at 6-10 ms instead of 0.15 ms for a whole bench after a warm-up
-   * capped at 200 rounds (its matmuls take microseconds, so 200 rounds never made the 5-row kernel
-   * hot enough for C2).
+   * Calls every matrix kernel on 1..8 activation rows over two panels of outputs, thousands of
+   * times at load, so that C2 compiles each kernel (each row count's is its own method) as a whole
+   * method before serving. A warm-up of whole matmuls for a time budget was not enough: on the zoo
+   * draft (matmuls of microseconds) C2 compiled the 4-row kernel only on-stack-replaced, its later
+   * calls entered through the interpreter, and a 4-sequence batched step took 7.8 ms instead of 0.2
+   * ms for a whole bench (same with the 5-row kernel and 5-token verifies). Two panels (so the
+   * panel loop turns) keep a call at a few microseconds once compiled; the kernels are shared by
+   * every model in the JVM, so only the first model's load pays for compiling them.
    */
-  private void warmMultiRowKernels() {
-    long start = System.nanoTime();
+  private void warmKernels() {
     Scratch sc = grow(8, 8);
-    for (int round = 0; System.nanoTime() - start < MULTI_ROW_WARMUP_NANOS; round++) {
-      int n = 2 + round % 7;
-      for (Layer w : layers) {
-        matmul(w.wqkv, sc.h, n, sc.qkv, false);
-        matmul(w.wo, sc.att, n, sc.x, true);
-        matmul(w.wGateUp, sc.h, n, sc.gateUp, false);
-        matmul(w.wDown, sc.act, n, sc.x, true);
+    Layer l0 = layers[0];
+    Matrix[] matrices = {l0.wqkv, l0.wo, l0.wGateUp, l0.wDown, lmHead};
+    float[][] inputs = {sc.h, sc.att, sc.h, sc.act, sc.lastRows};
+    float[][] outputs = {sc.qkv, sc.x, sc.gateUp, sc.x, sc.logits};
+    for (int round = 0; round < WARMUP_ROUNDS; round++) {
+      int n = 1 + round % 8;
+      for (int i = 0; i < matrices.length; i++) {
+        Matrix m = matrices[i];
+        m.multiply(
+            inputs[i],
+            n,
+            outputs[i],
+            m.rows(),
+            round / 8 % 2 == 1, // each row count with and without accumulation
+            0,
+            Math.min(m.rows(), 2 * Panels.WIDTH));
       }
-      matmul(lmHead, sc.lastRows, n, sc.logits, false);
     }
     java.util.Arrays.fill(sc.x, 0f);
   }
