@@ -11,8 +11,12 @@ class ThreadChoiceTest {
     assertThat(ThreadChoice.decide(0.026, 0.018, 2)).isEqualTo(1);
     // The zoo target's: long enough, and 1.43x faster.
     assertThat(ThreadChoice.decide(0.501, 0.350, 2)).isEqualTo(2);
-    // Long enough, but within the margin a noisy neighbour moves a timing.
-    assertThat(ThreadChoice.decide(0.501, 0.480, 2)).isEqualTo(1);
+    // Between the floors: more threads only when they win clearly.
+    assertThat(ThreadChoice.decide(0.2, 0.19, 2)).isEqualTo(1);
     assertThat(ThreadChoice.decide(ThreadChoice.MIN_PARALLEL_MS, 0.05, 2)).isEqualTo(2);
+    // Long work: the zoo target's measurement at a busy moment (two threads 4% slower) keeps two;
+    // two threads clearly slower drops them.
+    assertThat(ThreadChoice.decide(0.662, 0.688, 2)).isEqualTo(2);
+    assertThat(ThreadChoice.decide(0.662, 0.80, 2)).isEqualTo(1);
   }
 }
