@@ -142,14 +142,68 @@ final class TargetLoop {
     return seq;
   }
 
-  /** Autoregressive steps until a stop condition or a full context; sends the final chunk. */
+  /**
+   * Autoregressive steps until a stop condition or a full context; sends the final chunk.
+   *
+   * <p>One Propose stays in flight ahead of the one being read, sized as if the one being read
+   * returns all its tokens: the worker starts it the moment the other finishes instead of a round
+   * trip later (the worker runs a session's ops in order, so the sequence is the same). When a stop
+   * ends the generation, the one ahead is wasted: the session then holds up to {@code arChunk}
+   * tokens past the committed sequence, which nothing reads and its close frees.
+   */
   void runAutoregressive() {
+    CompletableFuture<SessionResponse> ahead = null;
+    int aheadK = 0;
     while (!out.finished() && room() >= 1) {
-      int k = Math.min(Math.min(arK, out.remaining()), Math.min(room(), opLimit()));
-      autoregressiveStep(k);
-      arK = Math.min(arK * 2, settings.arChunk());
+      CompletableFuture<SessionResponse> now = ahead;
+      int k = aheadK;
+      if (now == null) {
+        k = nextArK(out.remaining(), room());
+        now = sendPropose(k, ResultOptions.getDefaultInstance());
+      }
+      int after = nextArK(out.remaining() - k, room() - k);
+      ahead = after >= 1 ? sendPropose(after, ResultOptions.getDefaultInstance()) : null;
+      aheadK = after;
+      readProposed(now);
     }
     out.finish(FinishReason.FINISH_REASON_LENGTH);
+  }
+
+  /** The next autoregressive op's k with {@code remaining} tokens wanted and {@code room} left. */
+  private int nextArK(int remaining, int room) {
+    int k = Math.min(Math.min(arK, remaining), Math.min(room, opLimit()));
+    arK = Math.min(arK * 2, settings.arChunk());
+    return k;
+  }
+
+  /** Sends the pending tokens' Append and a Propose of k; the answer is read later. */
+  private CompletableFuture<SessionResponse> sendPropose(int k, ResultOptions options) {
+    if (pending.length > 0) {
+      target.send(append(pending));
+      pending = new int[0];
+    }
+    stats.targetCalls++;
+    return target.send(
+        SessionRequest.newBuilder().setPropose(Propose.newBuilder().setK(k).setOptions(options)));
+  }
+
+  /**
+   * Awaits a Propose sent by {@link #sendPropose}, commits its tokens up to a stop and returns the
+   * worker's whole answer (the tokens past a stop included).
+   */
+  private Proposed readProposed(CompletableFuture<SessionResponse> sent) {
+    long t0 = System.nanoTime();
+    SessionResponse r = target.await(sent, settings.targetTimeout(), "propose");
+    stats.targetNanos += System.nanoTime() - t0;
+    Proposed p = r.getProposed();
+    boolean more = true;
+    for (int i = 0; i < p.getTokenIdsCount() && more; i++) {
+      more =
+          commit(
+              p.getTokenIds(i), Provenance.PROVENANCE_TARGET, entropyAt(p.getPositionsList(), i));
+    }
+    out.flush();
+    return p;
   }
 
   /**
@@ -170,30 +224,7 @@ final class TargetLoop {
    * from the target's candidates asks for its top-k); returns the worker's whole answer.
    */
   Proposed autoregressiveStep(int k, ResultOptions options) {
-    long t0 = System.nanoTime();
-    if (pending.length > 0) {
-      target.send(append(pending));
-    }
-    SessionResponse r =
-        target.call(
-            SessionRequest.newBuilder()
-                .setPropose(Propose.newBuilder().setK(k).setOptions(options)),
-            settings.targetTimeout(),
-            "propose");
-    stats.targetNanos += System.nanoTime() - t0;
-    stats.targetCalls++;
-    pending = new int[0];
-    Proposed p = r.getProposed();
-    int[] tokens = new int[p.getTokenIdsCount()];
-    boolean more = true;
-    for (int i = 0; i < tokens.length; i++) {
-      tokens[i] = p.getTokenIds(i);
-      if (more) {
-        more = commit(tokens[i], Provenance.PROVENANCE_TARGET, entropyAt(p.getPositionsList(), i));
-      }
-    }
-    out.flush();
-    return p;
+    return readProposed(sendPropose(k, options));
   }
 
   /** Sends {@code verify} to the target (after its pending tokens) and checks the answer. */

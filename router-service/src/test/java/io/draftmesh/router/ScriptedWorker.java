@@ -66,6 +66,7 @@ final class ScriptedWorker implements AutoCloseable {
   private final Model model;
   private final AtomicInteger proposesLeft; // < 0: unlimited
   private final boolean failInsteadOfStall;
+  private volatile boolean holdFirstPropose;
 
   /**
    * @param proposesBeforeFault Proposes (over all sessions) answered before the worker stalls or
@@ -98,6 +99,15 @@ final class ScriptedWorker implements AutoCloseable {
         .setNumParameters(params)
         .setMaxSessions(8)
         .build();
+  }
+
+  /**
+   * From now on, a session's first Propose is answered only when its next request arrives: a client
+   * that waits for that answer before sending more never gets it.
+   */
+  ScriptedWorker holdingFirstPropose() {
+    holdFirstPropose = true;
+    return this;
   }
 
   int port() {
@@ -141,11 +151,16 @@ final class ScriptedWorker implements AutoCloseable {
       sessions.add(log);
       return new StreamObserver<>() {
         boolean stalled;
+        SessionResponse held; // the first Propose's answer, while holdFirstPropose holds it
 
         @Override
         public void onNext(SessionRequest r) {
           if (stalled) {
             return;
+          }
+          if (held != null) {
+            out.onNext(held);
+            held = null;
           }
           SessionResponse.Builder resp =
               SessionResponse.newBuilder().setRequestId(r.getRequestId());
@@ -191,6 +206,10 @@ final class ScriptedWorker implements AutoCloseable {
                 log.fed++;
               }
               resp.setProposed(p);
+              if (holdFirstPropose && log.proposes == 1) {
+                held = resp.setLength(log.tokens.size()).build();
+                return;
+              }
             }
             case TRUNCATE -> {
               int n = r.getTruncate().getLength();
