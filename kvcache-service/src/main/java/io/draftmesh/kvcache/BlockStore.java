@@ -128,6 +128,7 @@ final class BlockStore implements AutoCloseable {
   private long diskCorrupt;
   private long diskHits;
   private long droppedBlocks;
+  private boolean closed;
 
   /**
    * @param memoryBytes the memory tier's budget
@@ -369,6 +370,9 @@ final class BlockStore implements AutoCloseable {
    * can be made now; the caller then stages the block and {@link #put}s it. Evicts like a put.
    */
   synchronized Reservation reserve(BlockMeta meta) {
+    if (closed) {
+      return null;
+    }
     Entry parent = null;
     if (meta.parent() != null) {
       parent = entries.get(meta.parent());
@@ -394,7 +398,7 @@ final class BlockStore implements AutoCloseable {
 
   /** Frees a reservation's pages unless committed or abandoned already (idempotent). */
   synchronized void abandon(Reservation r) {
-    if (r.pages != null) {
+    if (r.pages != null && !closed) { // a stream cancelled by the drain may end after close
       memory.free(r.pages);
       r.pages = null;
     }
@@ -835,6 +839,7 @@ final class BlockStore implements AutoCloseable {
 
   @Override
   public synchronized void close() {
+    closed = true;
     memory.close();
     if (disk != null) {
       disk.close();

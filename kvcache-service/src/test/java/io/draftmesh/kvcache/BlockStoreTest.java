@@ -400,6 +400,17 @@ class BlockStoreTest {
         .isNull();
   }
 
+  /** A stream the drain cancels may end after the store closed: its reservation ends quietly. */
+  @Test
+  void aReservationOutlivingTheStoreIsAbandonedQuietly() throws IOException {
+    BlockStore s = memoryOnly(2 * PAGE);
+    List<Object[]> chain = TestChains.metas(TestChains.tokens(18, 2), ONE_PAGE);
+    BlockStore.Reservation r = s.reserve((BlockMeta) chain.get(0)[0]);
+    s.close();
+    s.abandon(r);
+    assertThat(s.reserve((BlockMeta) chain.get(0)[0])).as("no pages after close").isNull();
+  }
+
   /** A payload byte flipped on disk after a put into pages is caught on read, never served. */
   @Test
   void aFlippedByteOfABlockPutIntoPagesIsDetected() throws IOException {
