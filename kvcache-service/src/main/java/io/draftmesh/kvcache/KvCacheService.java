@@ -310,7 +310,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     // transport's buffer into the pages), else buf (staged, then copied by the store's put).
     private BlockStore.Reservation pages;
     private byte[] buf; // the staged block; reused for the next staged block of the same size
-    private final CRC32C crc = new CRC32C(); // over the block's chunks as they arrive
+    private final CRC32C received = new CRC32C(); // over the block's chunks as they arrive
     private int filled;
     private int stored;
     private int duplicates;
@@ -516,7 +516,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       int size = block.size();
       expectedCrc = expected;
       filled = 0;
-      crc.reset();
+      received.reset();
       discard = store.holdIfStored(meta.key(), held);
       if (discard) {
         return;
@@ -556,7 +556,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
           chunk.copyTo(buf, filled);
         }
         for (ByteBuffer part : chunk.asReadOnlyByteBufferList()) {
-          crc.update(part);
+          received.update(part);
         }
       }
       filled += chunk.size();
@@ -567,7 +567,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
         duplicates++;
         putsDuplicate.incrementAndGet();
       } else {
-        int crc = (int) this.crc.getValue();
+        int crc = (int) received.getValue();
         if (expectedCrc != null && expectedCrc != crc) {
           throw invalid(
               (checkEntry == null ? "header" : "compressed")
