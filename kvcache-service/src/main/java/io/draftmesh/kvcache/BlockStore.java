@@ -128,6 +128,7 @@ final class BlockStore implements AutoCloseable {
   private long diskCorrupt;
   private long diskHits;
   private long droppedBlocks;
+  private boolean closed;
 
   /**
    * @param memoryBytes the memory tier's budget
@@ -248,18 +249,7 @@ final class BlockStore implements AutoCloseable {
       }
       return false;
     }
-    Entry parent = null;
-    if (meta.parent() != null) {
-      parent = entries.get(meta.parent());
-      if (parent == null) {
-        throw new StoreException(
-            StoreException.Kind.MISSING_PARENT,
-            -1,
-            "header.parent_key: "
-                + meta.parent()
-                + "... is not stored (expected: a chain is put first block first)");
-      }
-    }
+    Entry parent = parentOf(meta);
     Entry e = new Entry(meta);
     e.parent = parent;
     if (disk != null) {
@@ -273,15 +263,7 @@ final class BlockStore implements AutoCloseable {
         throw noRoom("memory", memory.budgetBytes(), payload.length);
       }
     }
-    entries.put(meta.key(), e);
-    storeLru.put(meta.key(), e);
-    if (parent != null) {
-      parent.children.add(e);
-    }
-    if (hold) {
-      e.readers++;
-      held.add(e);
-    }
+    index(e, hold, held);
     return true;
   }
 
@@ -315,18 +297,32 @@ final class BlockStore implements AutoCloseable {
    * could be made.
    */
   private boolean placeInMemory(Entry e, byte[] payload, boolean evictsBlocks) {
-    if (!memory.couldEverFit(payload.length)) {
+    int[] pages = allocateMemory(payload.length, e.parent, evictsBlocks);
+    if (pages == null) {
       return false;
     }
+    memory.write(pages, payload);
+    adoptPages(e, pages);
+    return true;
+  }
+
+  /**
+   * Pages for {@code size} bytes, evicting memory copies to make room ({@code evictsBlocks}: a
+   * victim leaves the store), {@code parent} (may be null) kept; null if no room could be made.
+   */
+  private int[] allocateMemory(long size, Entry parent, boolean evictsBlocks) {
+    if (!memory.couldEverFit(size)) {
+      return null;
+    }
     expireLeases();
-    int need = MemoryTier.pagesFor(payload.length);
-    hold(e.parent, 1); // its copy must stay for e's to be placed
+    int need = MemoryTier.pagesFor(size);
+    hold(parent, 1); // its copy must stay for its child's to be placed
     try {
       while (!memory.fits(need)) {
         Entry victim =
             victim(memLru, v -> evictsBlocks ? v.children.isEmpty() : v.memChildren == 0);
         if (victim == null) {
-          return false;
+          return null;
         }
         memEvictions++;
         if (evictsBlocks) {
@@ -336,16 +332,149 @@ final class BlockStore implements AutoCloseable {
         }
       }
     } finally {
-      hold(e.parent, -1);
+      hold(parent, -1);
     }
-    e.pages = memory.allocate(payload.length);
-    memory.write(e.pages, payload);
-    memBytes += payload.length;
+    return memory.allocate(size);
+  }
+
+  /** Makes {@code pages} (holding e's payload) e's memory copy. */
+  private void adoptPages(Entry e, int[] pages) {
+    e.pages = pages;
+    memBytes += e.meta.size();
     memLru.put(e.meta.key(), e);
     if (e.parent != null) {
       e.parent.memChildren++;
     }
-    return true;
+  }
+
+  // ---- put straight into pages ----
+
+  /**
+   * Pages reserved for a block a Put stream is receiving: its chunks are written into them as they
+   * arrive (outside the store lock, by that stream only), then {@link #commit}ted as the block's
+   * memory copy, or {@link #abandon}ed. Not in the index until committed, so no reader sees them.
+   */
+  static final class Reservation {
+    private final int size;
+    private int[] pages; // null once committed or abandoned
+
+    private Reservation(int size, int[] pages) {
+      this.size = size;
+      this.pages = pages;
+    }
+  }
+
+  /**
+   * Reserves memory pages for a block of {@code meta} about to be received, or returns null when
+   * the block would not get a memory copy (with the disk tier on: its parent has none) or no room
+   * can be made now; the caller then stages the block and {@link #put}s it. Evicts like a put.
+   */
+  synchronized Reservation reserve(BlockMeta meta) {
+    if (closed) {
+      return null;
+    }
+    Entry parent = null;
+    if (meta.parent() != null) {
+      parent = entries.get(meta.parent());
+      if (parent == null || (disk != null && parent.pages == null)) {
+        return null; // a missing parent fails at put; a disk-only parent keeps its child on disk
+      }
+    }
+    int[] pages = allocateMemory(meta.size(), parent, disk == null);
+    return pages == null ? null : new Reservation(meta.size(), pages);
+  }
+
+  /** Copies {@code chunk} into {@code r}'s pages from byte {@code offset} of its block. */
+  void write(Reservation r, int offset, ByteString chunk) {
+    if (offset + (long) chunk.size() > r.size) {
+      throw new IllegalArgumentException(
+          "reservation of " + r.size + " bytes: " + chunk.size() + " more at " + offset);
+    }
+    for (ByteBuffer part : chunk.asReadOnlyByteBufferList()) {
+      memory.write(r.pages, offset, part);
+      offset += part.remaining();
+    }
+  }
+
+  /** Frees a reservation's pages unless committed or abandoned already (idempotent). */
+  synchronized void abandon(Reservation r) {
+    if (r.pages != null && !closed) { // a stream cancelled by the drain may end after close
+      memory.free(r.pages);
+      r.pages = null;
+    }
+  }
+
+  /**
+   * As {@link #put}, for a block whose payload fills {@code r}'s pages: they become its memory copy
+   * (the disk tier appends from them), or are freed when the block is a duplicate, gets no memory
+   * copy after all (its parent lost its own meanwhile) or cannot be stored. {@code r} is used up
+   * however this ends.
+   */
+  synchronized boolean commit(BlockMeta meta, Reservation r, boolean hold, List<Entry> held) {
+    if (r.pages == null || r.size != meta.size()) {
+      throw new IllegalStateException("reservation already used, or of another size");
+    }
+    int[] pages = r.pages;
+    r.pages = null;
+    boolean adopted = false;
+    try {
+      Entry existing = entries.get(meta.key());
+      if (existing != null) {
+        touch(existing);
+        if (hold) {
+          existing.readers++;
+          held.add(existing);
+        }
+        return false;
+      }
+      Entry parent = parentOf(meta);
+      Entry e = new Entry(meta);
+      e.parent = parent;
+      if (disk != null) {
+        makeDiskRoom(meta, parent);
+        e.disk = disk.append(meta, memory.pageBuffers(pages, meta.size()));
+      }
+      if (disk == null || parent == null || parent.pages != null) {
+        adoptPages(e, pages);
+        adopted = true;
+      }
+      index(e, hold, held);
+      return true;
+    } finally {
+      if (!adopted) {
+        memory.free(pages);
+      }
+    }
+  }
+
+  /** The stored parent of {@code meta}, null for a chain's first block; MISSING_PARENT if none. */
+  private Entry parentOf(BlockMeta meta) {
+    if (meta.parent() == null) {
+      return null;
+    }
+    Entry parent = entries.get(meta.parent());
+    if (parent == null) {
+      throw new StoreException(
+          StoreException.Kind.MISSING_PARENT,
+          -1,
+          "header.parent_key: "
+              + meta.parent()
+              + "... is not stored (expected: a chain is put first block first)");
+    }
+    return parent;
+  }
+
+  /** Enters a new block, its copies placed, into the index; with {@code hold}, holds it. */
+  private void index(Entry e, boolean hold, List<Entry> held) {
+    entries.put(e.meta.key(), e);
+    storeLru.put(e.meta.key(), e);
+    if (e.parent != null) {
+      e.parent.children.add(e);
+    }
+    if (hold) {
+      e.readers++;
+      held.add(e);
+    }
   }
 
   private Entry victim(
@@ -368,7 +497,8 @@ final class BlockStore implements AutoCloseable {
             + tier
             + " tier ("
             + budget
-            + " bytes): every block that could make room is pinned, leased or being read");
+            + " bytes): every block that could make room is pinned, leased or being read, or"
+            + " the room is reserved by puts in progress");
   }
 
   // ---- get ----
@@ -696,6 +826,11 @@ final class BlockStore implements AutoCloseable {
         pinned);
   }
 
+  /** Memory pages in use, reservations included (for tests that nothing leaks). */
+  synchronized int usedPages() {
+    return memory.usedPages();
+  }
+
   /** Whether {@code key} has a memory copy (for tests of tier placement). */
   synchronized boolean inMemory(BlockKey key) {
     Entry e = entries.get(key);
@@ -704,6 +839,7 @@ final class BlockStore implements AutoCloseable {
 
   @Override
   public synchronized void close() {
+    closed = true;
     memory.close();
     if (disk != null) {
       disk.close();

@@ -280,8 +280,24 @@ final class DiskTier implements AutoCloseable {
 
   /** Appends a live record; returns where it is. */
   Location append(BlockMeta meta, byte[] payload) {
+    return append(meta, new ByteBuffer[] {ByteBuffer.wrap(payload)});
+  }
+
+  /**
+   * Appends a live record whose payload is the remaining bytes of {@code payload} (a block's memory
+   * pages, written from where they are); returns where it is. The buffers' positions move.
+   */
+  Location append(BlockMeta meta, ByteBuffer[] payload) {
     int h = headerBytes(meta);
-    long rec = PREFIX_BYTES + (long) h + payload.length;
+    long size = 0;
+    for (ByteBuffer b : payload) {
+      size += b.remaining();
+    }
+    if (size != meta.size()) {
+      throw new IllegalArgumentException(
+          "disk tier: payload of " + size + " bytes for a block of " + meta.size());
+    }
+    long rec = PREFIX_BYTES + (long) h + size;
     try {
       if (active.fileBytes > 0 && active.fileBytes + rec > segmentBytes) {
         active.channel.force(false);
@@ -306,14 +322,17 @@ final class DiskTier implements AutoCloseable {
       head.putInt(8, (int) crc.getValue());
       head.flip();
       long at = active.fileBytes;
-      ByteBuffer[] bufs = {head, ByteBuffer.wrap(payload)};
+      ByteBuffer[] bufs = new ByteBuffer[payload.length + 1];
+      bufs[0] = head;
+      System.arraycopy(payload, 0, bufs, 1, payload.length);
       long pos = at;
+      long end = at + rec;
       active.channel.position(at);
-      while (bufs[0].hasRemaining() || bufs[1].hasRemaining()) {
+      while (pos < end) {
         pos += active.channel.write(bufs);
       }
       active.fileBytes = pos;
-      Location loc = new Location(active.id, at, h, payload.length);
+      Location loc = new Location(active.id, at, h, meta.size());
       active.live.put(at, meta.key());
       active.liveBytes += rec;
       liveBytes += rec;

@@ -80,11 +80,16 @@ public final class KvCacheServer implements AutoCloseable {
   /**
    * A server for {@code config} on a real (Netty) port. Its HTTP/2 flow-control window holds
    * several chunks, so a stream of blocks is not stalled waiting for a window update after each.
+   * Calls run on the transport's threads (direct executor), as the worker's do: every handler only
+   * validates, copies a chunk into its pages or hands one to the transport, under locks held for a
+   * copy at most (a disk-tier put or a disk read is one page-cache write or read), so a hop to
+   * another thread per message would cost more than it frees.
    */
   public static KvCacheServer onPort(KvCacheConfig config, OpenTelemetry otel) {
     return new KvCacheServer(
         NettyServerBuilder.forPort(config.port(), InsecureServerCredentials.create())
-            .flowControlWindow(KvCacheClient.flowWindow(config.maxChunkBytes())),
+            .flowControlWindow(KvCacheClient.flowWindow(config.maxChunkBytes()))
+            .directExecutor(),
         config,
         otel);
   }

@@ -36,10 +36,12 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.zip.CRC32C;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -304,7 +306,11 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     private Runnable checkEntry; // for a compressed entry: checks its payload once received
     private boolean discard; // it is already stored: count its bytes, keep none
     private Integer expectedCrc; // the header's crc32c, if set
-    private byte[] buf; // the block being received; reused for the next block of the same size
+    // Where the block's chunks go: its memory pages reserved at its header (one copy, from the
+    // transport's buffer into the pages), else buf (staged, then copied by the store's put).
+    private BlockStore.Reservation pages;
+    private byte[] buf; // the staged block; reused for the next staged block of the same size
+    private final CRC32C received = new CRC32C(); // over the block's chunks as they arrive
     private int filled;
     private int stored;
     private int duplicates;
@@ -386,7 +392,8 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       begin(
           new BlockMeta(
               BlockKey.of(key), parent == null ? null : BlockKey.of(parent), fp, tokens, size, 0),
-          h.hasCrc32C() ? h.getCrc32C() : null);
+          h.hasCrc32C() ? h.getCrc32C() : null,
+          false);
     }
 
     /**
@@ -443,7 +450,8 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       int size = size("compressed.size", h.getSize());
       begin(
           new BlockMeta(BlockKey.of(key), null, fp, new int[0], size, 0),
-          h.hasCrc32C() ? h.getCrc32C() : null);
+          h.hasCrc32C() ? h.getCrc32C() : null,
+          true);
       // Nothing that is not this entry is stored under its key (puts of a key are idempotent, so
       // a bad entry would shadow every good one): its own CRC32C, key, method, parameters, prefix
       // and the model's shape are checked once its bytes are in.
@@ -497,14 +505,24 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       return (int) size;
     }
 
-    private void begin(BlockMeta block, Integer crc) {
+    /**
+     * Opens a block: {@code staged} (a compressed entry, small and rare, whose bytes are checked as
+     * a whole before it is stored) always goes to a buffer; a KV block goes straight into pages
+     * when the store reserves them.
+     */
+    private void begin(BlockMeta block, Integer expected, boolean staged) {
       meta = block;
       checkEntry = null;
       int size = block.size();
-      expectedCrc = crc;
+      expectedCrc = expected;
       filled = 0;
+      received.reset();
       discard = store.holdIfStored(meta.key(), held);
-      if (!discard && (buf == null || buf.length != size)) {
+      if (discard) {
+        return;
+      }
+      pages = staged ? null : store.reserve(block);
+      if (pages == null && (buf == null || buf.length != size)) {
         buf = new byte[size]; // blocks of one model share a size: one buffer serves a whole chain
       }
     }
@@ -532,7 +550,14 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
                 + ")");
       }
       if (!discard) {
-        chunk.copyTo(buf, filled);
+        if (pages != null) {
+          store.write(pages, filled, chunk);
+        } else {
+          chunk.copyTo(buf, filled);
+        }
+        for (ByteBuffer part : chunk.asReadOnlyByteBufferList()) {
+          received.update(part);
+        }
       }
       filled += chunk.size();
       if (filled < meta.size()) {
@@ -542,7 +567,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
         duplicates++;
         putsDuplicate.incrementAndGet();
       } else {
-        int crc = BlockStore.crc(buf);
+        int crc = (int) received.getValue();
         if (expectedCrc != null && expectedCrc != crc) {
           throw invalid(
               (checkEntry == null ? "header" : "compressed")
@@ -560,7 +585,10 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
         BlockMeta m =
             new BlockMeta(
                 meta.key(), meta.parent(), meta.fingerprint(), meta.tokens(), meta.size(), crc);
-        if (store.put(m, buf, true, held)) { // copies buf, so it can take the next block
+        BlockStore.Reservation r = pages;
+        pages = null;
+        // put copies buf, so it can take the next block; commit uses the reservation up
+        if (r != null ? store.commit(m, r, true, held) : store.put(m, buf, true, held)) {
           stored++;
           putsStored.incrementAndGet();
         } else {
@@ -609,6 +637,10 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       if (!ended) {
         ended = true;
         buf = null;
+        if (pages != null) {
+          store.abandon(pages); // a block cut short leaves no trace and no pages behind
+          pages = null;
+        }
         store.release(held);
       }
     }

@@ -102,20 +102,50 @@ final class MemoryTier {
   }
 
   /**
+   * Copies {@code src}'s remaining bytes into {@code pages} from byte {@code offset} of the block
+   * on (a Put's chunk, straight from the transport's buffer); {@code src}'s position is not moved.
+   */
+  void write(int[] pages, int offset, ByteBuffer src) {
+    int from = src.position();
+    int left = src.remaining();
+    while (left > 0) {
+      int p = pages[offset / PAGE_BYTES];
+      int inPage = offset % PAGE_BYTES;
+      int n = Math.min(PAGE_BYTES - inPage, left);
+      chunks[p / PAGES_PER_CHUNK].put((p % PAGES_PER_CHUNK) * PAGE_BYTES + inPage, src, from, n);
+      from += n;
+      offset += n;
+      left -= n;
+    }
+  }
+
+  /**
    * The {@code size} bytes held in {@code pages}, not copied: a read-only view of the pages, valid
    * while they stay allocated to the block (a Get sends it straight into the transport).
    */
   ByteString view(int[] pages, int size) {
     List<ByteString> parts = new ArrayList<>(pages.length);
-    int off = 0;
-    for (int p : pages) {
-      int n = Math.min(PAGE_BYTES, size - off);
-      int at = (p % PAGES_PER_CHUNK) * PAGE_BYTES;
-      ByteBuffer page = chunks[p / PAGES_PER_CHUNK].asReadOnlyBuffer().position(at).limit(at + n);
-      parts.add(UnsafeByteOperations.unsafeWrap(page.slice()));
-      off += n;
+    for (ByteBuffer page : pageBuffers(pages, size)) {
+      parts.add(UnsafeByteOperations.unsafeWrap(page));
     }
     return ByteString.copyFrom(parts); // a rope over the pages: no bytes copied
+  }
+
+  /**
+   * The {@code size} bytes held in {@code pages} as read-only buffers over the pages, one per page
+   * (the disk tier writes a block from them), valid while the pages stay allocated.
+   */
+  ByteBuffer[] pageBuffers(int[] pages, int size) {
+    ByteBuffer[] out = new ByteBuffer[pages.length];
+    int off = 0;
+    for (int i = 0; i < pages.length; i++) {
+      int p = pages[i];
+      int n = Math.min(PAGE_BYTES, size - off);
+      int at = (p % PAGES_PER_CHUNK) * PAGE_BYTES;
+      out[i] = chunks[p / PAGES_PER_CHUNK].asReadOnlyBuffer().position(at).limit(at + n).slice();
+      off += n;
+    }
+    return out;
   }
 
   private void addChunk() {

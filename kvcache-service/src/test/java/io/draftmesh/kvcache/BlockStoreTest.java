@@ -3,6 +3,7 @@ package io.draftmesh.kvcache;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.google.protobuf.ByteString;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -295,6 +296,137 @@ class BlockStoreTest {
     assertThat(again.contains(key(chain, 1))).isFalse();
     assertThat(again.contains(key(chain, 2))).as("an orphan").isFalse();
     assertThat(read(again, key(other, 0))).isEqualTo((byte[]) other.get(0)[1]);
+  }
+
+  // ---- puts straight into reserved pages ----
+
+  /**
+   * Puts {@code chain} as a Put stream does when the store reserves pages: each payload written
+   * into its pages in chunks of {@code chunk} bytes (so writes straddle page boundaries), then
+   * committed. Fails if a reservation is refused.
+   */
+  static void putIntoPages(BlockStore s, List<Object[]> chain, int chunk) {
+    for (Object[] b : chain) {
+      BlockMeta m = (BlockMeta) b[0];
+      byte[] payload = (byte[]) b[1];
+      BlockStore.Reservation r = s.reserve(m);
+      assertThat(r).as("pages reserved").isNotNull();
+      for (int off = 0; off < payload.length; off += chunk) {
+        s.write(r, off, ByteString.copyFrom(payload, off, Math.min(chunk, payload.length - off)));
+      }
+      assertThat(s.commit(m, r, false, new ArrayList<>())).isTrue();
+    }
+  }
+
+  @Test
+  void blocksPutStraightIntoPagesReadBackFromMemoryAndFromDiskAfterARestart() throws IOException {
+    int size = 2 * PAGE + 12_345; // three pages, the last one partly used
+    List<Object[]> chain = TestChains.metas(TestChains.tokens(11, 3), size);
+    BlockStore s = withDisk(16 << 20, 64 << 20, 8 << 20);
+    putIntoPages(s, chain, 50_000);
+    for (int i = 0; i < chain.size(); i++) {
+      assertThat(s.inMemory(key(chain, i))).isTrue();
+      assertThat(read(s, key(chain, i))).isEqualTo((byte[]) chain.get(i)[1]);
+    }
+    assertThat(s.usedPages()).isEqualTo(9);
+    s.close();
+
+    BlockStore again = withDisk(0, 64 << 20, 8 << 20); // no memory: every read is from disk
+    for (int i = 0; i < chain.size(); i++) {
+      assertThat(read(again, key(chain, i))).isEqualTo((byte[]) chain.get(i)[1]);
+    }
+    assertThat(again.snapshot().diskHits()).isEqualTo(3);
+  }
+
+  @Test
+  void anAbandonedReservationLeavesNoBlockAndFreesItsPages() throws IOException {
+    BlockStore s = memoryOnly(2 * PAGE);
+    List<Object[]> chain = TestChains.metas(TestChains.tokens(12, 1), 2 * PAGE);
+    BlockMeta m = (BlockMeta) chain.get(0)[0];
+    BlockStore.Reservation r = s.reserve(m);
+    assertThat(r).isNotNull();
+    s.write(r, 0, ByteString.copyFrom((byte[]) chain.get(0)[1], 0, PAGE + 1));
+    assertThat(s.reserve(m)).as("the whole budget is reserved").isNull();
+    s.abandon(r);
+    s.abandon(r); // idempotent, as a stream that fails and is then cancelled ends twice
+    assertThat(s.contains(m.key())).isFalse();
+    assertThat(s.usedPages()).isZero();
+    putIntoPages(s, chain, PAGE);
+    assertThat(read(s, m.key())).isEqualTo((byte[]) chain.get(0)[1]);
+  }
+
+  @Test
+  void aCommitThatStoresNothingFreesItsPages() throws IOException {
+    BlockStore s = memoryOnly(3 * PAGE);
+    List<Object[]> chain = TestChains.metas(TestChains.tokens(13, 2), ONE_PAGE);
+    putChain(s, 13, 1, ONE_PAGE);
+    BlockMeta parent = (BlockMeta) chain.get(0)[0];
+    BlockMeta child = (BlockMeta) chain.get(1)[0];
+
+    // A duplicate: another stream stored the block while this one received it.
+    BlockStore.Reservation dup = s.reserve(parent);
+    s.write(dup, 0, ByteString.copyFrom((byte[]) chain.get(0)[1]));
+    assertThat(s.commit(parent, dup, false, new ArrayList<>())).isFalse();
+    assertThat(s.usedPages()).isEqualTo(1);
+
+    // The parent is evicted while the child is received (a reservation for another chain needs
+    // its page): the child's commit is refused and its pages are freed.
+    BlockStore.Reservation r = s.reserve(child);
+    s.write(r, 0, ByteString.copyFrom((byte[]) chain.get(1)[1]));
+    List<Object[]> other = TestChains.metas(TestChains.tokens(14, 1), 2 * PAGE);
+    BlockStore.Reservation big = s.reserve((BlockMeta) other.get(0)[0]);
+    assertThat(big).isNotNull();
+    assertThat(s.contains(parent.key())).isFalse();
+    assertThatThrownBy(() -> s.commit(child, r, false, new ArrayList<>()))
+        .isInstanceOfSatisfying(
+            BlockStore.StoreException.class,
+            e -> assertThat(e.kind).isEqualTo(BlockStore.StoreException.Kind.MISSING_PARENT));
+    assertThat(s.contains(child.key())).isFalse();
+    assertThat(s.usedPages()).as("only the other reservation's pages").isEqualTo(2);
+    s.abandon(big);
+    assertThat(s.usedPages()).isZero();
+  }
+
+  @Test
+  void aDiskOnlyParentKeepsItsChildOutOfMemory() throws IOException {
+    BlockStore s = withDisk(PAGE, 16 << 20, 4 << 20);
+    List<Object[]> chain = TestChains.metas(TestChains.tokens(15, 2), ONE_PAGE);
+    putIntoPages(s, chain.subList(0, 1), 10_000);
+    // Another root takes the one page: the parent's memory copy goes, its disk copy stays.
+    putIntoPages(s, TestChains.metas(TestChains.tokens(16, 1), ONE_PAGE), 10_000);
+    assertThat(s.inMemory(key(chain, 0))).isFalse();
+    assertThat(s.reserve((BlockMeta) chain.get(1)[0]))
+        .as("no pages for a child whose parent has no memory copy")
+        .isNull();
+  }
+
+  /** A stream the drain cancels may end after the store closed: its reservation ends quietly. */
+  @Test
+  void aReservationOutlivingTheStoreIsAbandonedQuietly() throws IOException {
+    BlockStore s = memoryOnly(2 * PAGE);
+    List<Object[]> chain = TestChains.metas(TestChains.tokens(18, 2), ONE_PAGE);
+    BlockStore.Reservation r = s.reserve((BlockMeta) chain.get(0)[0]);
+    s.close();
+    s.abandon(r);
+    assertThat(s.reserve((BlockMeta) chain.get(0)[0])).as("no pages after close").isNull();
+  }
+
+  /** A payload byte flipped on disk after a put into pages is caught on read, never served. */
+  @Test
+  void aFlippedByteOfABlockPutIntoPagesIsDetected() throws IOException {
+    BlockStore s = withDisk(1 << 20, 10 << 20, 4 << 20);
+    List<Object[]> chain = TestChains.metas(TestChains.tokens(17, 2), 20_000);
+    putIntoPages(s, chain, 7_000);
+    s.close();
+    flipFirstOccurrence((byte[]) chain.get(1)[1], 500);
+
+    BlockStore again = withDisk(1 << 20, 10 << 20, 4 << 20);
+    assertThat(read(again, key(chain, 0))).isEqualTo((byte[]) chain.get(0)[1]);
+    assertThatThrownBy(() -> read(again, key(chain, 1)))
+        .isInstanceOfSatisfying(
+            BlockStore.StoreException.class,
+            e -> assertThat(e.kind).isEqualTo(BlockStore.StoreException.Kind.CORRUPT));
+    assertThat(again.snapshot().diskCorrupt()).isEqualTo(1);
   }
 
   private List<Path> segmentFiles() throws IOException {

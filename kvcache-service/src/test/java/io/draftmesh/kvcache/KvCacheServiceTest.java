@@ -341,6 +341,52 @@ class KvCacheServiceTest {
     assertThat(stub.stats(StatsRequest.getDefaultInstance()).getBlocks()).isEqualTo(1);
   }
 
+  /**
+   * A block is received straight into memory pages reserved at its header: a stream that fails
+   * mid-block, or whose bytes fail their CRC32C, stores nothing of it and gives its pages back (the
+   * budget is one block, so a leaked page would refuse the next put with RESOURCE_EXHAUSTED). The
+   * server fails these streams itself, before it answers, so no waiting is needed.
+   */
+  @Test
+  void aPutThatFailsMidBlockStoresNoneOfItAndGivesItsPagesBack() throws Exception {
+    KvCacheClient client = start(MemoryTier.PAGE_BYTES);
+    KvCacheClient.Block x = blocks(TestChains.tokens(1, 1), 60_000).get(0);
+    KvCacheClient.Block y = blocks(TestChains.tokens(2, 1), 60_000).get(0);
+
+    List<PutRequest> cut = new ArrayList<>(withChunks(header(x, 60_000), x.payload(), 8192));
+    cut.subList(4, cut.size()).clear(); // the header and 3 of its 8 chunks
+    cut.add(PutRequest.newBuilder().setHeader(header(y, 60_000)).build());
+    assertStatus(() -> putMessages(cut), Status.Code.INVALID_ARGUMENT, "got 24576 of its 60000");
+
+    byte[] flipped = x.payload().clone();
+    flipped[30_000] ^= 1;
+    BlockHeader withCrc = header(x, 60_000).toBuilder().setCrc32C(crc(x.payload())).build();
+    assertStatus(
+        () -> putMessages(withChunks(withCrc, flipped, 8192)),
+        Status.Code.INVALID_ARGUMENT,
+        "header.crc32c");
+
+    StatsResponse s = stub.stats(StatsRequest.getDefaultInstance());
+    assertThat(s.getBlocks()).isZero();
+    assertThat(s.getMemory().getBytes()).isZero();
+    putRaw(y, 60_000, null); // needs the one page
+    assertThat(client.get(List.of(y.key())))
+        .get()
+        .satisfies(g -> assertThat(g.get(0)).isEqualTo(y.payload()));
+    assertThat(
+            client
+                .lookup(TestChains.FP, TestChains.BLOCK_SIZE, x.tokens(), 0)
+                .orElseThrow()
+                .cachedBlocks())
+        .isZero();
+  }
+
+  static int crc(byte[] b) {
+    java.util.zip.CRC32C c = new java.util.zip.CRC32C();
+    c.update(b);
+    return (int) c.getValue();
+  }
+
   @Test
   void theClientFailsOpenWhenTheServiceIsAbsent() throws Exception {
     ManagedChannel nowhere = InProcessChannelBuilder.forName("no-such-kvcache").build();
