@@ -24,8 +24,9 @@ import java.util.random.RandomGenerator;
  * join without children; score, in one tree Score, every node that joined unscored (except the one
  * that joined last: its children would come after the budget is full); replay. When every node that
  * joined was scored, the replay is best-first itself. Each Score gives the children of one more
- * level of the final tree, so a round takes at most its depth in draft calls (the root's prediction
- * and one Score per level below the first), against one per node.
+ * level of the final tree, so a round takes at most 1 + its depth in draft calls (the root's
+ * prediction and one Score per level; one fewer when the depth is the round's limit), against one
+ * per node asked node by node.
  *
  * <p>Greedy: a node's candidates are its draft top-k. Sampling: they are drawn without replacement,
  * and a child is drawn only once the decision to add it is taken, from what its ancestors and
