@@ -180,6 +180,7 @@ public final class SpeculativeBench {
     long rounds;
     long targetCalls;
     long draftCalls;
+    double draftMs; // the router's wall time waiting on the draft (tree drafters: drafting)
     long fallbacks;
     final List<Double> perPrompt = new ArrayList<>();
 
@@ -195,6 +196,7 @@ public final class SpeculativeBench {
         rounds += s.getRounds();
         targetCalls += s.getTargetCalls();
         draftCalls += s.getDraftCalls();
+        draftMs += s.getDraftTimeMs();
         fallbacks += s.getFallback() ? 1 : 0;
       }
     }

@@ -182,6 +182,7 @@ final class SpeculativeReport {
           "nodes/round",
           "verify ms/node",
           "draft calls/round",
+          "draft ms/round",
           "fallbacks"
         });
     rows.add(row(chain, chainPerPass, r.steps()));
@@ -195,7 +196,8 @@ final class SpeculativeReport {
         + "tok/verify = tokens emitted per verify round (accepted nodes + the correction/bonus);"
         + " vs chain k=4 = its ratio to the chain's; tok/target call counts every target request"
         + " (prefill, plain steps, verifies); verify ms/node = a target Verify of that many tokens"
-        + " (one forward, as a tree verify is) over its tokens\n";
+        + " (one forward, as a tree verify is) over its tokens; draft ms/round = the router's time"
+        + " drafting (waiting on the draft worker) per round\n";
   }
 
   private static String[] row(Figures f, double chainPerPass, SpeculativeBench.Steps steps) {
@@ -212,6 +214,7 @@ final class SpeculativeReport {
       BenchReport.num(t.meanDrafted()),
       BenchReport.num(steps.verifyMs(nodes) / nodes),
       t.rounds == 0 ? "" : BenchReport.num((double) t.draftCalls / t.rounds),
+      t.rounds == 0 ? "" : BenchReport.num(t.draftMs / t.rounds),
       Long.toString(t.fallbacks)
     };
   }
@@ -307,6 +310,7 @@ final class SpeculativeReport {
       o.addProperty("drafter", f.setting().drafter().name());
       o.addProperty("tree_nodes", f.setting().k());
       o.addProperty("tokens_per_target_call", t.tokensPerTargetCall());
+      o.addProperty("draft_ms_per_round", t.rounds == 0 ? 0 : t.draftMs / t.rounds);
       o.addProperty("verify_ms_per_node", r.steps().verifyMs(f.setting().k()) / f.setting().k());
     }
     if (f.setting().drafted()) {

@@ -124,11 +124,19 @@ class SpeculativeBenchTest {
       if (key.startsWith("tree_")) {
         assertThat(s.keySet())
             .as(key)
-            .contains("drafter", "tree_nodes", "tokens_per_target_call", "verify_ms_per_node");
+            .contains(
+                "drafter",
+                "tree_nodes",
+                "tokens_per_target_call",
+                "verify_ms_per_node",
+                "draft_ms_per_round");
         assertThat(s.get("fallbacks").getAsInt()).as(key + " fallbacks").isZero();
       }
     }
     assertThat(settings.getAsJsonObject("speculative_k4").get("draft_calls").getAsInt())
+        .isPositive();
+    // DySpec waits on the draft worker every round.
+    assertThat(settings.getAsJsonObject("tree_dyspec_8").get("draft_ms_per_round").getAsDouble())
         .isPositive();
     assertFinite("", root);
   }

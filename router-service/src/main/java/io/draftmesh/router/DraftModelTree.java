@@ -19,7 +19,7 @@ import java.util.List;
  * <p>Greedy requests ask for each position's top-k (the children worth trying); sampling ones for
  * the full transformed distribution (children are drawn from it).
  */
-final class DraftModelTree {
+final class DraftModelTree implements DraftScorer {
   private final WorkerSession draft;
   private final Duration timeout;
   private final int opLimit;
@@ -47,7 +47,8 @@ final class DraftModelTree {
             : ResultOptions.newBuilder().setFullDistribution(true).build();
   }
 
-  int vocab() {
+  @Override
+  public int vocab() {
     return vocab;
   }
 
@@ -55,7 +56,8 @@ final class DraftModelTree {
    * Brings the draft session up to {@code seq[0, len)} and returns its prediction after the last
    * token.
    */
-  Position root(int[] seq, int len) {
+  @Override
+  public Position root(int[] seq, int len) {
     if (len > held) {
       for (SessionRequest.Builder append :
           TargetLoop.appends(Arrays.copyOfRange(seq, held, len), opLimit)) {
@@ -67,7 +69,8 @@ final class DraftModelTree {
   }
 
   /** The draft's predictions after each node of {@code tree} (node j at index j). */
-  List<Position> score(DraftTree tree) {
+  @Override
+  public List<Position> score(DraftTree tree) {
     Score.Builder score =
         Score.newBuilder()
             .setOptions(options)
@@ -94,11 +97,13 @@ final class DraftModelTree {
     return draft.call(SessionRequest.newBuilder().setScore(score), wait, "score");
   }
 
-  int calls() {
+  @Override
+  public int calls() {
     return calls;
   }
 
-  void close() {
+  @Override
+  public void close() {
     draft.cancel("router dropped the draft");
   }
 }
