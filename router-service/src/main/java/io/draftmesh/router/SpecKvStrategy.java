@@ -167,8 +167,7 @@ final class SpecKvStrategy {
               + " with "
               + r.getStrategy()
               + " (expected: 0; a prefix is compacted by snapkv, streaming_llm or h2o on the"
-              + " request's"
-              + " own prompt, not one a draft chose or answered)");
+              + " request's own prompt, not one a draft chose or answered)");
     }
   }
 
