@@ -29,8 +29,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * KV compaction through the mesh on real ports: STRATEGY_SPECKV (the draft worker writes the
- * answer, the target worker compacts its cache inside Open), SpecKV-PC, and SnapKV / StreamingLLM
- * as an option of the lossless strategies. The engine's compaction is checked against a masked
+ * answer, the target worker compacts its cache inside Open), SpecKV-PC, and SnapKV / StreamingLLM /
+ * H2O as an option of the lossless strategies. The engine's compaction is checked against a masked
  * reference in the engine's tests; here, the wiring, the stats, fallback, cancel and bad input.
  */
 class SpecKvIT {
@@ -173,6 +173,18 @@ class SpecKvIT {
                 .setKvCompression(
                     KvCompressionOptions.newBuilder().setMethod("streaming_llm").setBudget(64)));
     assertThat(streaming.last().getStats().getKvCompression().getKeptSlots()).isEqualTo(64);
+    // H2O reads every prompt query's attention; its default window is half the budget.
+    TestMesh.Result h2o =
+        generate(
+            request(Strategy.STRATEGY_SPECULATIVE, TOKENS)
+                .setKvCompression(
+                    KvCompressionOptions.newBuilder().setMethod("h2o").setBudget(64)));
+    KvCompressionStats hs = h2o.last().getStats().getKvCompression();
+    assertThat(hs.getMethod()).isEqualTo("h2o");
+    assertThat(hs.getBudget()).isEqualTo(64);
+    assertThat(hs.getKeptSlots()).isEqualTo(64);
+    assertThat(hs.getDroppedSlots()).isEqualTo(PROMPT - 64);
+    assertThat(hs.getKvBytesDropped()).isEqualTo((PROMPT - 64) * bytesPerSlot(hs));
     TestMesh.Result full = generate(request(Strategy.STRATEGY_AUTOREGRESSIVE, TOKENS));
     assertThat(ar.ids()).isNotEqualTo(full.ids());
     mesh.assertAllSessionsClosed();
@@ -273,8 +285,16 @@ class SpecKvIT {
         "kv_compression.kernel: 4");
     assertInvalid(
         Strategy.STRATEGY_AUTOREGRESSIVE,
-        KvCompressionOptions.newBuilder().setMethod("h2o").build(),
-        "kv_compression.method: \"h2o\"");
+        KvCompressionOptions.newBuilder().setMethod("pyramidkv").build(),
+        "kv_compression.method: \"pyramidkv\"");
+    assertInvalid(
+        Strategy.STRATEGY_AUTOREGRESSIVE,
+        KvCompressionOptions.newBuilder().setMethod("h2o").setKernel(7).build(),
+        "kv_compression.kernel: 7 (expected: 0; h2o does not pool its scores)");
+    assertInvalid(
+        Strategy.STRATEGY_AUTOREGRESSIVE,
+        KvCompressionOptions.newBuilder().setMethod("h2o").setBudget(16).setWindow(17).build(),
+        "kv_compression.budget: 16 (expected: >= kv_compression.window 17");
     assertInvalid(
         Strategy.STRATEGY_AUTOREGRESSIVE,
         KvCompressionOptions.newBuilder().setMethod("speckv").build(),

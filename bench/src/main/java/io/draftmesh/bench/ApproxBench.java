@@ -46,6 +46,8 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code streaming_llm}, {@code snapkv}: kv_compression with STRATEGY_AUTOREGRESSIVE (the
  *       target's cache compacted to C slots per KV head after its prefill; window 32, max-pool 7, 4
  *       sinks: papers.md §2, SnapKV run with SpecKV's settings);
+ *   <li>{@code h2o}: the same, H2O's heavy hitters (attention summed over every prompt query) plus
+ *       a recent window of C/2, chosen once after the prefill;
  *   <li>{@code speckv}: STRATEGY_SPECKV, budget C, the draft's answer as long as the output;
  *   <li>{@code specpc}: STRATEGY_SPECPC keeping C prompt tokens (window, kernel and neighbours
  *       min(64, C/4): the reference's 64 cannot leave most of a 64-token budget to the window);
@@ -64,7 +66,7 @@ import java.util.concurrent.TimeUnit;
 public final class ApproxBench {
   static final int[] BUDGETS = {64, 128, 256, 512};
   static final List<String> METHODS =
-      List.of("streaming_llm", "snapkv", "speckv", "specpc", "speckv_pc");
+      List.of("streaming_llm", "snapkv", "h2o", "speckv", "specpc", "speckv_pc");
 
   /** What to run. */
   record Options(boolean json, boolean quick, int prompts, int maxTokens) {}
@@ -197,7 +199,7 @@ public final class ApproxBench {
             .setStrategy(Strategy.STRATEGY_AUTOREGRESSIVE);
     switch (method) {
       case "full" -> {}
-      case "streaming_llm", "snapkv" ->
+      case "streaming_llm", "snapkv", "h2o" ->
           r.setKvCompression(KvCompressionOptions.newBuilder().setMethod(method).setBudget(c));
       case "speckv" ->
           r.setStrategy(Strategy.STRATEGY_SPECKV)

@@ -22,6 +22,12 @@ class ApproxBenchTest {
     assertThat(snap.getStrategy()).isEqualTo(Strategy.STRATEGY_AUTOREGRESSIVE);
     assertThat(snap.getKvCompression().getMethod()).isEqualTo("snapkv");
     assertThat(snap.getKvCompression().getBudget()).isEqualTo(64);
+    GenerateRequest h2o = ApproxBench.request(prompt, "h2o", 64, 24);
+    assertThat(h2o.getStrategy()).isEqualTo(Strategy.STRATEGY_AUTOREGRESSIVE);
+    assertThat(h2o.getKvCompression().getMethod()).isEqualTo("h2o");
+    assertThat(h2o.getKvCompression().getBudget()).isEqualTo(64);
+    assertThat(h2o.getKvCompression().getWindow()).as("the router's default: C / 2").isZero();
+    assertThat(ApproxBench.METHODS).contains("h2o");
     GenerateRequest kv = ApproxBench.request(prompt, "speckv", 128, 24);
     assertThat(kv.getStrategy()).isEqualTo(Strategy.STRATEGY_SPECKV);
     assertThat(kv.hasSpecPc()).isFalse();

@@ -168,6 +168,15 @@ class UnitsTest {
                 + "{\"method\":\"snapkv\",\"prefix_tokens\":640}}}");
     assertThat(prefix.getKvCompression().getMethod()).isEqualTo("snapkv");
     assertThat(prefix.getKvCompression().getPrefixTokens()).isEqualTo(640);
+    GenerateRequest h2o =
+        parse(
+            OpenAiRequests.Kind.COMPLETION,
+            "{\"model\":\"m\",\"prompt\":\"hi\",\"draftmesh\":{\"kv_compression\":"
+                + "{\"method\":\"h2o\",\"budget\":96,\"window\":24}}}");
+    assertThat(h2o.getKvCompression().getMethod()).isEqualTo("h2o");
+    assertThat(h2o.getKvCompression().getBudget()).isEqualTo(96);
+    assertThat(h2o.getKvCompression().getWindow()).isEqualTo(24);
+    assertThat(h2o.getKvCompression().getKernel()).as("absent: h2o does not pool").isZero();
   }
 
   @Test

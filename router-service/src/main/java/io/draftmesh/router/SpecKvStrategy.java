@@ -34,10 +34,11 @@ final class SpecKvStrategy {
   static final int DEFAULT_WINDOW = 32;
   static final int DEFAULT_KERNEL = 7;
   static final int DEFAULT_SINKS = 4;
+  static final String H2O = "h2o";
   static final String SNAPKV = "snapkv";
   static final String SPECKV = "speckv";
   static final String STREAMING_LLM = "streaming_llm";
-  private static final List<String> METHODS = List.of(SNAPKV, SPECKV, STREAMING_LLM);
+  private static final List<String> METHODS = List.of(H2O, SNAPKV, SPECKV, STREAMING_LLM);
   private static final List<Strategy> LOSSLESS_HOSTS =
       List.of(
           Strategy.STRATEGY_UNSPECIFIED,
@@ -58,7 +59,9 @@ final class SpecKvStrategy {
     String method = o.getMethod();
     if (!method.isEmpty() && !METHODS.contains(method)) {
       throw Statuses.invalid(
-          "kv_compression.method: \"" + method + "\" (expected: snapkv, streaming_llm or speckv)");
+          "kv_compression.method: \""
+              + method
+              + "\" (expected: snapkv, streaming_llm, h2o or speckv)");
     }
     if (speckv && !method.isEmpty() && !method.equals(SPECKV)) {
       throw Statuses.invalid(
@@ -74,7 +77,7 @@ final class SpecKvStrategy {
     }
     if (!speckv && method.isEmpty()) {
       throw Statuses.invalid(
-          "kv_compression.method: empty (expected: snapkv or streaming_llm with "
+          "kv_compression.method: empty (expected: snapkv, streaming_llm or h2o with "
               + r.getStrategy()
               + ")");
     }
@@ -100,9 +103,10 @@ final class SpecKvStrategy {
               + o.getWindow()
               + " (expected: 0 for the default "
               + DEFAULT_WINDOW
-              + ", or >= 1)");
+              + " (h2o: half the budget), or >= 1)");
     }
-    int window = o.getWindow() == 0 ? DEFAULT_WINDOW : o.getWindow();
+    boolean h2o = method.equals(H2O);
+    int window = window(o, method, budget);
     boolean streaming = method.equals(STREAMING_LLM);
     if (!streaming && budget < window) {
       throw Statuses.invalid(
@@ -111,6 +115,12 @@ final class SpecKvStrategy {
               + " (expected: >= kv_compression.window "
               + window
               + ", which every head keeps)");
+    }
+    if (h2o && o.getKernel() != 0) {
+      throw Statuses.invalid(
+          "kv_compression.kernel: "
+              + o.getKernel()
+              + " (expected: 0; h2o does not pool its scores)");
     }
     if (o.getKernel() < 0 || (o.getKernel() > 0 && o.getKernel() % 2 == 0)) {
       throw Statuses.invalid(
@@ -156,8 +166,8 @@ final class SpecKvStrategy {
               + o.getPrefixTokens()
               + " with "
               + r.getStrategy()
-              + " (expected: 0; a prefix is compacted by snapkv or streaming_llm on the request's"
-              + " own prompt, not one a draft chose or answered)");
+              + " (expected: 0; a prefix is compacted by snapkv, streaming_llm or h2o on the"
+              + " request's own prompt, not one a draft chose or answered)");
     }
   }
 
@@ -178,14 +188,26 @@ final class SpecKvStrategy {
     }
   }
 
+  /**
+   * The window after defaults: 32 (the paper's observation window), but for h2o half the budget,
+   * H2O's equal split between heavy hitters and recent tokens.
+   */
+  private static int window(KvCompressionOptions o, String method, int budget) {
+    if (o.getWindow() != 0) {
+      return o.getWindow();
+    }
+    return method.equals(H2O) ? budget / 2 : DEFAULT_WINDOW;
+  }
+
   /** The worker's compression with defaults applied; {@code answerTokens} of speckv's answer. */
   static KvCompression compression(KvCompressionOptions o, String method, int answerTokens) {
+    int budget = o.getBudget() == 0 ? DEFAULT_BUDGET : o.getBudget();
     KvCompression.Builder b =
         KvCompression.newBuilder()
             .setMethod(method)
-            .setBudget(o.getBudget() == 0 ? DEFAULT_BUDGET : o.getBudget())
-            .setWindow(o.getWindow() == 0 ? DEFAULT_WINDOW : o.getWindow())
-            .setKernel(o.getKernel() == 0 ? DEFAULT_KERNEL : o.getKernel())
+            .setBudget(budget)
+            .setWindow(window(o, method, budget))
+            .setKernel(method.equals(H2O) ? 0 : o.getKernel() == 0 ? DEFAULT_KERNEL : o.getKernel())
             .setAnswerTokens(answerTokens)
             .setPrefixTokens(o.getPrefixTokens());
     if (method.equals(STREAMING_LLM)) {

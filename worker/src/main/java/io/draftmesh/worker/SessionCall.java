@@ -413,7 +413,9 @@ final class SessionCall implements StreamObserver<SessionRequest> {
                   + prefix
                   + " with method "
                   + c.getMethod()
-                  + " (expected: 0; only snapkv and streaming_llm compact a prefix)");
+                  + " (expected: 0; only the query-agnostic "
+                  + String.join(", ", CompressedKeys.QUERY_AGNOSTIC)
+                  + " compact a prefix)");
         }
         if (prefix < 0 || prefix >= prompt.length) {
           throw Statuses.invalid(

@@ -257,6 +257,37 @@ class CompressedCacheIT {
     Leaks.awaitAllFree(b.engine());
   }
 
+  /**
+   * H2O is query-agnostic too: its scores are the attention of the document's own queries, so its
+   * compacted document is stored and restored like SnapKV's, with the same output as compacting it
+   * afresh.
+   */
+  @Test
+  void anH2oCompactedPrefixIsRestoredWithTheFreshCompactionsOutput() throws Exception {
+    int[] doc = TinyModel.prompt(DOC, 21);
+    int[] prompt = concat(doc, TinyModel.prompt(8, 22));
+    KvCompression h2o =
+        KvCompression.newBuilder()
+            .setMethod("h2o")
+            .setBudget(24)
+            .setWindow(8)
+            .setPrefixTokens(DOC)
+            .build();
+    Run fresh = run(c, prompt, h2o);
+    Run first = storedByA(prompt, h2o);
+    Run restored = run(b, prompt, h2o);
+    KvCompacted rc = restored.compaction();
+    assertThat(rc.getRestored()).isTrue();
+    assertThat(rc.getMethod()).isEqualTo("h2o");
+    assertThat(rc.getKeptSlots()).isEqualTo(24);
+    assertThat(rc.getKvBytesRestored()).isEqualTo(first.compaction().getKvBytesKept());
+    assertThat(restored.tokens()).isEqualTo(first.tokens()).isEqualTo(fresh.tokens());
+    // Another window is another selection, so another key.
+    assertThat(run(b, prompt, h2o.toBuilder().setWindow(4).build()).compaction().getRestored())
+        .isFalse();
+    Leaks.awaitAllFree(b.engine());
+  }
+
   @Test
   void onlyTheSameModelPrefixMethodAndParametersMatch() throws Exception {
     int[] doc = TinyModel.prompt(DOC, 11);

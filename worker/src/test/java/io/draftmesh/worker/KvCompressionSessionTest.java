@@ -120,8 +120,16 @@ class KvCompressionSessionTest {
         "open.compression.kernel: 6");
     assertInvalid(
         prompt,
-        KvCompression.newBuilder().setMethod("h2o").setBudget(16).build(),
-        "open.compression.method: \"h2o\"");
+        KvCompression.newBuilder().setMethod("pyramidkv").setBudget(16).build(),
+        "open.compression.method: \"pyramidkv\"");
+    assertInvalid(
+        prompt,
+        KvCompression.newBuilder().setMethod("h2o").setBudget(16).setKernel(7).build(),
+        "open.compression.kernel: 7 (expected: 0; h2o does not pool its scores)");
+    assertInvalid(
+        prompt,
+        KvCompression.newBuilder().setMethod("h2o").setBudget(16).setWindow(17).build(),
+        "open.compression.window: 17 (expected: 0 for half the budget, or 1..16");
     assertInvalid(
         prompt,
         KvCompression.newBuilder()

@@ -24,6 +24,15 @@ public interface KvPolicy {
   int observedQueries(int draftTokens);
 
   /**
+   * True when the policy reads only the sum of the observed rows of each query head: the engine
+   * then passes a {@link CapturedAttention} of one row per head holding that sum, so observing
+   * every prompt query costs one row, not a square. False (the default): every observed row.
+   */
+  default boolean summedQueries() {
+    return false;
+  }
+
+  /**
    * Chooses the kept slots of a prompt of {@code promptLength} tokens.
    *
    * @param attention the captured attention of the last {@link #observedQueries} rows over every

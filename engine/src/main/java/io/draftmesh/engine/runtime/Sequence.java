@@ -835,13 +835,13 @@ public final class Sequence implements AutoCloseable {
         return;
       }
       if (observed > 0) {
+        int layers = engine.model().config().numLayers();
+        int heads = engine.model().config().numHeads();
+        int kvHeads = engine.pool().kvHeads();
         rows =
-            new AttentionRows(
-                engine.model().config().numLayers(),
-                engine.model().config().numHeads(),
-                engine.pool().kvHeads(),
-                observed,
-                size);
+            policy.summedQueries()
+                ? AttentionRows.summed(layers, heads, kvHeads, observed, size)
+                : new AttentionRows(layers, heads, kvHeads, observed, size);
       }
     }
 

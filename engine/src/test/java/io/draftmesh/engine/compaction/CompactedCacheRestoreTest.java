@@ -96,7 +96,8 @@ class CompactedCacheRestoreTest {
     for (KvPolicy policy :
         List.of(
             new SnapKvPolicy(8, 7, SnapKvPolicy.Reduction.MAX, SnapKvPolicy.Pool.MAX),
-            new StreamingLlmPolicy(4))) {
+            new StreamingLlmPolicy(4),
+            new H2oPolicy(8))) {
       Path3 fresh;
       try (InferenceEngine a = engine(backend)) {
         fresh = compactThenFeed(a, policy, prefix, suffix);

@@ -16,12 +16,13 @@ import java.util.SortedMap;
  *
  * <p>Only query-agnostic methods may be stored: their selection is a function of the compacted
  * prefix alone (StreamingLLM keeps sinks and the recent window; SnapKV's observation window is the
- * prefix's own last tokens). SpecKV and SpecPC choose by the draft's answer to the request's query,
- * so their caches would be wrong for any other request.
+ * prefix's own last tokens; H2O sums the attention of the prefix's own queries, all of them, over
+ * the prefix, and a later request's tokens come after the compaction). SpecKV and SpecPC choose by
+ * the draft's answer to the request's query, so their caches would be wrong for any other request.
  */
 public final class CompressedKeys {
   /** Methods whose compacted caches may be stored, by the names requests use. */
-  public static final List<String> QUERY_AGNOSTIC = List.of("snapkv", "streaming_llm");
+  public static final List<String> QUERY_AGNOSTIC = List.of("h2o", "snapkv", "streaming_llm");
 
   /** The most parameters a method may name. */
   public static final int MAX_PARAMS = 16;

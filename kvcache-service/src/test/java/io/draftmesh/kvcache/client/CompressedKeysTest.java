@@ -113,6 +113,13 @@ class CompressedKeysTest {
         .hasMessageStartingWith("params: an empty name");
     assertThat(CompressedKeys.queryAgnostic("snapkv")).isTrue();
     assertThat(CompressedKeys.queryAgnostic("streaming_llm")).isTrue();
+    assertThat(CompressedKeys.queryAgnostic("h2o"))
+        .as("scores with the prefix's own queries")
+        .isTrue();
     assertThat(CompressedKeys.queryAgnostic("speckv")).isFalse();
+    assertThat(CompressedKeys.queryAgnostic("specpc")).isFalse();
+    assertThat(CompressedKeys.queryAgnostic("pyramidkv"))
+        .as("not a method of this engine")
+        .isFalse();
   }
 }
