@@ -16,7 +16,6 @@ import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.MetadataUtils;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -31,28 +30,25 @@ import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
-import org.testcontainers.containers.BindMode;
 import org.testcontainers.containers.GenericContainer;
-import org.testcontainers.utility.DockerImageName;
 
 /**
- * Faults on the real containers ({@code ./draftmesh images}, host networking, as in {@link
- * ContainerMeshIT}): {@code docker pause} of the draft (a stall), {@code docker restart} of the
- * draft under load, {@code docker kill} of the draft and then of the target in the middle of a
- * generation. Every outcome is asserted: a draft fault leaves the stream complete with exactly the
- * target's greedy output; a killed target is a clean {@code UNAVAILABLE}; every surviving worker is
- * back at 0 sessions with all KV blocks free. Ordered, because the kills are final.
+ * Faults on the real containers ({@link ContainerFixture}): {@code docker pause} of the draft (a
+ * stall), {@code docker restart} of the draft under load, {@code docker kill} of the draft and then
+ * of the target in the middle of a generation. Every outcome is asserted: a draft fault leaves the
+ * stream complete with exactly the target's greedy output; a killed target is a clean {@code
+ * UNAVAILABLE}; every surviving worker is back at 0 sessions with all KV blocks free. Ordered,
+ * because the kills are final.
  *
- * <p>Runs in the {@code containers} profile only ({@code .ci/run-containers}). Not covered: killing
- * the kvcache-service (the workers do not read through it in this wiring yet).
+ * <p>Runs in the {@code containers} profile only ({@code .ci/run-containers}). Killing the
+ * kvcache-service is {@link ContainerKvCacheFaultsIT}.
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class ContainerFaultsIT {
-  static final String VERSION = ContainerMeshIT.VERSION;
   static final String KEY = "faults-key-0123456789";
   static final int TOKENS = 300;
 
-  static final List<GenericContainer<?>> containers = new ArrayList<>();
+  static ContainerFixture mesh;
   static GenericContainer<?> target;
   static GenericContainer<?> draft;
   static int targetPort;
@@ -61,84 +57,54 @@ class ContainerFaultsIT {
   static ManagedChannel channel;
   static List<Integer> greedy; // the target's own greedy output, autoregressive
 
-  static GenericContainer<?> service(String image, Path models, String... args) {
-    GenericContainer<?> c =
-        new GenericContainer<>(DockerImageName.parse("draftmesh/" + image + ":" + VERSION))
-            .withNetworkMode("host")
-            .withFileSystemBind(models.toString(), "/models", BindMode.READ_ONLY)
-            .withEnv("DRAFTMESH_API_KEYS", KEY)
-            .withCommand(args)
-            .withStartupTimeout(Duration.ofMinutes(2));
-    containers.add(c);
-    return c;
-  }
-
-  static String[] worker(String role, int port) {
-    return new String[] {
-      "worker",
-      "--role",
-      role,
-      "--model",
-      "/models/" + role,
-      "--port",
-      Integer.toString(port),
-      "--kv-budget-mb",
-      "16",
-      "--drain-seconds",
-      "1"
-    };
-  }
-
   @BeforeAll
   static void start() throws Exception {
-    Path models = ContainerMeshIT.readableModels();
-    targetPort = ContainerMeshIT.freePort();
-    draftPort = ContainerMeshIT.freePort();
-    int routerPort = ContainerMeshIT.freePort();
-    grpcPort = ContainerMeshIT.freePort();
-    int httpPort = ContainerMeshIT.freePort();
-    target = service("target-service", models, worker("target", targetPort));
-    target.start();
-    draft = service("draft-service", models, worker("draft", draftPort));
-    draft.start();
-    ContainerMeshIT.awaitServing(targetPort, "draftmesh.v1.ModelWorker");
-    ContainerMeshIT.awaitServing(draftPort, "draftmesh.v1.ModelWorker");
-    service(
-            "router-service",
-            models,
-            "router",
-            "--port",
-            Integer.toString(routerPort),
-            "--target",
-            "localhost:" + targetPort,
-            "--draft",
-            "localhost:" + draftPort,
-            "--tokenizers",
-            "/models",
-            "--draft-timeout-ms",
-            "1000",
-            "--max-tokens-limit",
-            "4096",
-            "--drain-seconds",
-            "1")
-        .start();
-    ContainerMeshIT.awaitServing(routerPort, "draftmesh.v1.Router");
-    service(
-            "gateway",
-            models,
-            "gateway",
-            "--router",
-            "localhost:" + routerPort,
-            "--host",
-            "127.0.0.1",
-            "--grpc-port",
-            Integer.toString(grpcPort),
-            "--http-port",
-            Integer.toString(httpPort),
-            "--model",
-            "id=tiny,target=target,draft=draft,dir=/models/target")
-        .start();
-    ContainerMeshIT.awaitServing(grpcPort, "draftmesh.v1.Generation");
+    mesh = new ContainerFixture(KEY);
+    targetPort = ContainerFixture.freePort();
+    draftPort = ContainerFixture.freePort();
+    int routerPort = ContainerFixture.freePort();
+    grpcPort = ContainerFixture.freePort();
+    int httpPort = ContainerFixture.freePort();
+    target =
+        mesh.start(
+            "target-service", ContainerFixture.worker("target", targetPort).toArray(String[]::new));
+    draft =
+        mesh.start(
+            "draft-service", ContainerFixture.worker("draft", draftPort).toArray(String[]::new));
+    mesh.awaitServing(targetPort, "draftmesh.v1.ModelWorker");
+    mesh.awaitServing(draftPort, "draftmesh.v1.ModelWorker");
+    mesh.start(
+        "router-service",
+        "router",
+        "--port",
+        Integer.toString(routerPort),
+        "--target",
+        "localhost:" + targetPort,
+        "--draft",
+        "localhost:" + draftPort,
+        "--tokenizers",
+        "/models",
+        "--draft-timeout-ms",
+        "1000",
+        "--max-tokens-limit",
+        "4096",
+        "--drain-seconds",
+        "1");
+    mesh.awaitServing(routerPort, "draftmesh.v1.Router");
+    mesh.start(
+        "gateway",
+        "gateway",
+        "--router",
+        "localhost:" + routerPort,
+        "--host",
+        "127.0.0.1",
+        "--grpc-port",
+        Integer.toString(grpcPort),
+        "--http-port",
+        Integer.toString(httpPort),
+        "--model",
+        "id=tiny,target=target,draft=draft,dir=/models/target");
+    mesh.awaitServing(grpcPort, "draftmesh.v1.Generation");
     channel =
         Grpc.newChannelBuilder("127.0.0.1:" + grpcPort, InsecureChannelCredentials.create())
             .build();
@@ -151,8 +117,8 @@ class ContainerFaultsIT {
     if (channel != null) {
       channel.shutdownNow();
     }
-    for (int i = containers.size() - 1; i >= 0; i--) {
-      containers.get(i).stop();
+    if (mesh != null) {
+      mesh.close();
     }
   }
 
@@ -239,7 +205,7 @@ class ContainerFaultsIT {
     } finally {
       pool.shutdownNow();
     }
-    ContainerMeshIT.awaitServing(draftPort, "draftmesh.v1.ModelWorker");
+    mesh.awaitServing(draftPort, "draftmesh.v1.ModelWorker");
     assertFreed("target", targetPort);
     assertFreed("draft", draftPort);
     // Back in service: a new request drafts again.
@@ -251,9 +217,7 @@ class ContainerFaultsIT {
   @Test
   @Order(3)
   void killingTheDraftMidGenerationFallsBackToTheTargetsOutput() {
-    List<GenerateChunk> chunks =
-        speculativeWith(
-            () -> draft.getDockerClient().killContainerCmd(draft.getContainerId()).exec());
+    List<GenerateChunk> chunks = speculativeWith(() -> ContainerFixture.kill(draft));
     assertThat(ids(chunks)).isEqualTo(greedy);
     assertThat(chunks.get(chunks.size() - 1).getStats().getFallback()).isTrue();
     assertFreed("target", targetPort);
@@ -262,11 +226,7 @@ class ContainerFaultsIT {
   @Test
   @Order(4)
   void killingTheTargetMidGenerationIsACleanUnavailable() {
-    assertThatThrownBy(
-            () ->
-                speculativeWith(
-                    () ->
-                        target.getDockerClient().killContainerCmd(target.getContainerId()).exec()))
+    assertThatThrownBy(() -> speculativeWith(() -> ContainerFixture.kill(target)))
         .isInstanceOfSatisfying(
             StatusRuntimeException.class,
             e -> {
