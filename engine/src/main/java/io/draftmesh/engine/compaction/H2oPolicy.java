@@ -52,11 +52,7 @@ public final class H2oPolicy extends ScoredKvPolicy {
 
   @Override
   protected int window(int budget) {
-    if (window > budget) {
-      throw new IllegalArgumentException(
-          "window: " + window + " (expected: <= budget " + budget + ")");
-    }
-    return window;
+    return windowWithin(window, budget);
   }
 
   /**

@@ -13,6 +13,15 @@ public abstract class ScoredKvPolicy implements KvPolicy {
   /** Prompt positions every head keeps, ending just before the re-fed tokens. */
   protected abstract int window(int budget);
 
+  /** {@code window}, which must fit in {@code budget}: the observation window is always kept. */
+  protected static int windowWithin(int window, int budget) {
+    if (window > budget) {
+      throw new IllegalArgumentException(
+          "window: " + window + " (expected: <= budget " + budget + ")");
+    }
+    return window;
+  }
+
   /** Trailing prompt tokens to re-feed after compaction. */
   protected int refeed() {
     return 0;

@@ -77,11 +77,7 @@ public final class SnapKvPolicy extends ScoredKvPolicy {
 
   @Override
   protected int window(int budget) {
-    if (window > budget) {
-      throw new IllegalArgumentException(
-          "window: " + window + " (expected: <= budget " + budget + ")");
-    }
-    return window;
+    return windowWithin(window, budget);
   }
 
   @Override

@@ -52,11 +52,7 @@ public final class SpecKvPolicy extends ScoredKvPolicy {
 
   @Override
   protected int window(int budget) {
-    if (window > budget) {
-      throw new IllegalArgumentException(
-          "window: " + window + " (expected: <= budget " + budget + ")");
-    }
-    return window;
+    return windowWithin(window, budget);
   }
 
   @Override
