@@ -22,22 +22,36 @@
     $('status').className = error ? 'error' : '';
   }
 
-  async function loadModels() {
+  // Leaving the key field (its change event) and clicking "load models" both load, often at once: a
+  // second load while one runs joins it.
+  let loading = null;
+  function loadModels() {
+    if (!loading) loading = fetchModels().finally(() => { loading = null; });
+    return loading;
+  }
+
+  async function fetchModels() {
     try {
       const r = await fetch('/v1/models', { headers: headers() });
       const body = await r.json();
       if (!r.ok) throw new Error(body.error ? body.error.message : r.statusText);
       const select = $('model');
       const current = select.value;
-      select.textContent = '';
-      for (const m of body.data) {
-        const o = document.createElement('option');
-        o.value = m.id;
-        o.textContent = m.draftmesh && m.draftmesh.draft
-          ? m.id + ' (' + m.draftmesh.target + ' + ' + m.draftmesh.draft + ')' : m.id;
-        select.appendChild(o);
+      const options = body.data.map((m) => [m.id, m.draftmesh && m.draftmesh.draft
+        ? m.id + ' (' + m.draftmesh.target + ' + ' + m.draftmesh.draft + ')' : m.id]);
+      const shown = [...select.options].map((o) => [o.value, o.textContent]);
+      // An unchanged list keeps its elements (and the user's choice): a reload that replaced them
+      // under a reader (a loaded key field's change and a click, a moment apart) lost the choice.
+      if (JSON.stringify(options) !== JSON.stringify(shown)) {
+        select.textContent = '';
+        for (const [value, label] of options) {
+          const o = document.createElement('option');
+          o.value = value;
+          o.textContent = label;
+          select.appendChild(o);
+        }
+        if ([...select.options].some((o) => o.value === current)) select.value = current;
       }
-      if ([...select.options].some((o) => o.value === current)) select.value = current;
       setStatus('models loaded');
     } catch (e) {
       setStatus('models: ' + e.message, true);
