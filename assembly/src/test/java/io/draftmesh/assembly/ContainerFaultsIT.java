@@ -91,20 +91,7 @@ class ContainerFaultsIT {
         "--drain-seconds",
         "1");
     mesh.awaitServing(routerPort, "draftmesh.v1.Router");
-    mesh.start(
-        "gateway",
-        "gateway",
-        "--router",
-        "localhost:" + routerPort,
-        "--host",
-        "127.0.0.1",
-        "--grpc-port",
-        Integer.toString(grpcPort),
-        "--http-port",
-        Integer.toString(httpPort),
-        "--model",
-        "id=tiny,target=target,draft=draft,dir=/models/target");
-    mesh.awaitServing(grpcPort, "draftmesh.v1.Generation");
+    mesh.startGateway(routerPort, grpcPort, httpPort);
     channel =
         Grpc.newChannelBuilder("127.0.0.1:" + grpcPort, InsecureChannelCredentials.create())
             .build();

@@ -76,6 +76,27 @@ final class ContainerFixture implements AutoCloseable {
   }
 
   /**
+   * Starts the gateway in front of the router on {@code routerPort}, serving model {@code tiny}
+   * (pools target + draft), and waits until its gRPC API serves.
+   */
+  void startGateway(int routerPort, int grpcPort, int httpPort) throws Exception {
+    start(
+        "gateway",
+        "gateway",
+        "--router",
+        "localhost:" + routerPort,
+        "--host",
+        "127.0.0.1",
+        "--grpc-port",
+        Integer.toString(grpcPort),
+        "--http-port",
+        Integer.toString(httpPort),
+        "--model",
+        "id=tiny,target=target,draft=draft,dir=/models/target");
+    awaitServing(grpcPort, "draftmesh.v1.Generation");
+  }
+
+  /**
    * Waits until {@code service} on {@code port} reports SERVING; fails at once, with its logs, if
    * one of this fixture's containers has stopped meanwhile.
    */

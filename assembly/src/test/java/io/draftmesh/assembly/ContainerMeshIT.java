@@ -74,20 +74,7 @@ class ContainerMeshIT {
             "--drain-seconds",
             "1");
     mesh.awaitServing(routerPort, "draftmesh.v1.Router");
-    mesh.start(
-        "gateway",
-        "gateway",
-        "--router",
-        "localhost:" + routerPort,
-        "--host",
-        "127.0.0.1",
-        "--grpc-port",
-        Integer.toString(grpcPort),
-        "--http-port",
-        Integer.toString(httpPort),
-        "--model",
-        "id=tiny,target=target,draft=draft,dir=/models/target");
-    mesh.awaitServing(grpcPort, "draftmesh.v1.Generation");
+    mesh.startGateway(routerPort, grpcPort, httpPort);
   }
 
   @Test
