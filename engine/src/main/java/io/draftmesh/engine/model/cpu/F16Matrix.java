@@ -128,10 +128,10 @@ final class F16Matrix implements Matrix {
       float[] x, int n, float[] out, int outStride, boolean accumulate, int from, int to) {
     float[] xs = n <= REGISTER_ROWS ? scaled(x, n) : null;
     if (xs != null) {
-      // Few rows (decode, verify, small batches): widen in registers, once per group of rows, the
-      // group's kernel sweeping every whole panel; a scratch tile's stores and reloads would cost
-      // more than the widening they share. Each kernel is one call with its own loop, whatever C2
-      // inlines. A partial last panel goes the tile way below.
+      // Widen in registers (every step with the wide kernels, up to 8 rows without), once per
+      // group of rows, the group's kernel sweeping every whole panel; a scratch tile's stores and
+      // reloads would cost more than the widening they share. Each kernel is one call with its own
+      // loop, whatever C2 inlines. A partial last panel goes the tile way below.
       int whole = from + (to - from) / P * P;
       int r = 0;
       if (WIDE_KERNELS) {

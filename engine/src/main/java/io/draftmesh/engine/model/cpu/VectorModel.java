@@ -364,7 +364,6 @@ public final class VectorModel implements DecoderModel {
       float[][] cap = capture;
       int[] capRow = captureRow;
       int[] capRows = captureRows;
-      int[] chunks = chunkStart;
       // Attention reads every sequence's keys and values: at long contexts it is the larger read
       // of a small model's step and splits well, whatever the matmuls' measured choice.
       ComputePool.Task attend =
@@ -374,7 +373,7 @@ public final class VectorModel implements DecoderModel {
                   qkvDim,
                   rowPos,
                   rowSlots,
-                  chunks,
+                  chunkStart,
                   keys,
                   values,
                   slots,
