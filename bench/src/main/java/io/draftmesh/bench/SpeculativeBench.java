@@ -103,9 +103,21 @@ public final class SpeculativeBench {
 
   /** One way of generating. {@code strategy} null = the target engine in-process. */
   record Setting(
-      String key, String label, Strategy strategy, int k, boolean adaptive, Drafter drafter) {
+      String key,
+      String label,
+      Strategy strategy,
+      int k,
+      boolean adaptive,
+      Drafter drafter,
+      boolean draftAhead) {
     Setting(String key, String label, Strategy strategy, int k, boolean adaptive) {
-      this(key, label, strategy, k, adaptive, Drafter.DRAFTER_CHAIN);
+      this(key, label, strategy, k, adaptive, Drafter.DRAFTER_CHAIN, true);
+    }
+
+    /** The same chain with draft-ahead off: the draft proposes only after each verify. */
+    Setting withoutDraftAhead() {
+      return new Setting(
+          key + "_no_ahead", label + " no ahead", strategy, k, adaptive, drafter, false);
     }
 
     /** A tree drafter's setting: {@code k} is its node budget. */
@@ -116,7 +128,8 @@ public final class SpeculativeBench {
           Strategy.STRATEGY_SPECULATIVE,
           nodes,
           false,
-          drafter);
+          drafter,
+          true);
     }
 
     boolean tree() {
@@ -145,6 +158,8 @@ public final class SpeculativeBench {
           AUTOREGRESSIVE,
           new Setting("speculative_k2", "speculative k=2", Strategy.STRATEGY_SPECULATIVE, 2, false),
           new Setting("speculative_k4", "speculative k=4", Strategy.STRATEGY_SPECULATIVE, 4, false),
+          new Setting("speculative_k4", "speculative k=4", Strategy.STRATEGY_SPECULATIVE, 4, false)
+              .withoutDraftAhead(),
           new Setting("speculative_k8", "speculative k=8", Strategy.STRATEGY_SPECULATIVE, 8, false),
           new Setting(
               "speculative_adaptive",
@@ -180,6 +195,8 @@ public final class SpeculativeBench {
     long rounds;
     long targetCalls;
     long draftCalls;
+    long draftAheadCalls; // of draftCalls: sent while the target verified
+    long draftAheadHits; // of those: used by the next round
     double draftMs; // the router's wall time waiting on the draft (tree drafters: drafting)
     long fallbacks;
     final List<Double> perPrompt = new ArrayList<>();
@@ -196,6 +213,8 @@ public final class SpeculativeBench {
         rounds += s.getRounds();
         targetCalls += s.getTargetCalls();
         draftCalls += s.getDraftCalls();
+        draftAheadCalls += s.getDraftAheadCalls();
+        draftAheadHits += s.getDraftAheadHits();
         draftMs += s.getDraftTimeMs();
         fallbacks += s.getFallback() ? 1 : 0;
       }
@@ -662,7 +681,11 @@ public final class SpeculativeBench {
     if (s.tree()) {
       r.setSpeculative(SpeculativeOptions.newBuilder().setDrafter(s.drafter()).setTreeNodes(s.k()));
     } else if (s.speculative()) {
-      r.setSpeculative(SpeculativeOptions.newBuilder().setK(s.k()).setAdaptive(s.adaptive()));
+      r.setSpeculative(
+          SpeculativeOptions.newBuilder()
+              .setK(s.k())
+              .setAdaptive(s.adaptive())
+              .setDraftAhead(s.draftAhead()));
     }
     return r.build();
   }

@@ -64,6 +64,7 @@ final class SpeculativeReport {
           "efficiency",
           "rounds",
           "calls t/d",
+          "ahead used",
           "fallbacks"
         });
     for (Figures f : r.figures()) {
@@ -88,6 +89,7 @@ final class SpeculativeReport {
             rounds ? BenchReport.num(f.efficiency()) : "",
             f.setting().drafted() ? Long.toString(t.rounds) : "",
             viaRouter ? t.targetCalls + "/" + t.draftCalls : "",
+            t.draftAheadCalls > 0 ? t.draftAheadHits + "/" + t.draftAheadCalls : "",
             viaRouter ? Long.toString(t.fallbacks) : ""
           });
     }
@@ -304,6 +306,8 @@ final class SpeculativeReport {
     if (!f.setting().inProcess()) {
       o.addProperty("target_calls", t.targetCalls);
       o.addProperty("draft_calls", t.draftCalls);
+      o.addProperty("draft_ahead_calls", t.draftAheadCalls);
+      o.addProperty("draft_ahead_hits", t.draftAheadHits);
       o.addProperty("fallbacks", t.fallbacks);
     }
     if (f.setting().tree()) {

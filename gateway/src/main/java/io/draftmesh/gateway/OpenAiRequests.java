@@ -72,6 +72,7 @@ final class OpenAiRequests {
           "adaptive",
           "max_k",
           "min_draft_token_prob",
+          "draft_ahead",
           "drafter",
           "tree_nodes",
           "ngram",
@@ -469,6 +470,9 @@ final class OpenAiRequests {
         throw Errors.invalid("draftmesh.min_draft_token_prob: " + p + " (expected: [0, 1))");
       }
       sp.setMinDraftTokenProb(p);
+    }
+    if (present(d, "draft_ahead")) {
+      sp.setDraftAhead(boolAt(d.get("draft_ahead"), "draftmesh.draft_ahead"));
     }
     if (present(d, "drafter")) {
       String name = stringAt(d.get("drafter"), "draftmesh.drafter");

@@ -22,6 +22,14 @@ final class AdaptiveK {
   }
 
   /**
+   * What {@link #k()} becomes after a round of {@code requested} and {@code drafted} tokens that
+   * the target accepts in full.
+   */
+  int ifAllAccepted(int requested, int drafted) {
+    return drafted >= requested ? Math.min(max, k + 2) : k;
+  }
+
+  /**
    * Updates k from a round that asked for {@code requested} tokens, got {@code drafted} from the
    * draft and had {@code accepted} of them accepted.
    */

@@ -12,6 +12,7 @@ import java.time.Duration;
  *
  * @param prompt the target's prompt ids
  * @param draftSampling the helper's sampling params: the same transforms, another random stream
+ * @param draftAhead SPECULATIVE chain: the draft proposes the next round while the target verifies
  * @param drafter SPECULATIVE: who drafts (a chain, or one of the tree drafters)
  * @param treeNodes tree drafters: node budget per round
  * @param compression the target's KV compaction after its prefill, or null for none
@@ -26,6 +27,7 @@ record DecodingPlan(
     boolean adaptive,
     int maxK,
     float minDraftTokenProb,
+    boolean draftAhead,
     int ngramN,
     int ngramMinN,
     int ngramMaxMatch,

@@ -888,6 +888,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
               sp.getAdaptive(),
               maxK,
               sp.getMinDraftTokenProb(),
+              !sp.hasDraftAhead() || sp.getDraftAhead(),
               ngramN,
               ngramMinN,
               maxMatch,

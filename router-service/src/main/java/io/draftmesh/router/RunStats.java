@@ -14,6 +14,8 @@ final class RunStats {
   int accepted;
   int targetCalls;
   int draftCalls;
+  int draftAheadCalls; // of draftCalls: Proposes sent while the target verified
+  int draftAheadHits; // of those: the ones whose tokens the next round used
   long draftNanos;
   long targetNanos;
   boolean fallback;
@@ -115,6 +117,8 @@ final class RunStats {
         .setMeanAcceptedLength(rounds == 0 ? 0f : (float) (accepted + rounds) / rounds)
         .setTargetCalls(targetCalls)
         .setDraftCalls(draftCalls)
+        .setDraftAheadCalls(draftAheadCalls)
+        .setDraftAheadHits(draftAheadHits)
         .setDraftTimeMs(draftNanos / 1e6)
         .setTargetTimeMs(targetNanos / 1e6)
         .setFallback(fallback)

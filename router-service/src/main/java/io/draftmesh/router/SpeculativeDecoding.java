@@ -14,6 +14,7 @@ import io.draftmesh.proto.v1.Verify;
 import io.draftmesh.router.WorkerSession.WorkerFailure;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.concurrent.CompletableFuture;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -25,6 +26,13 @@ import org.slf4j.LoggerFactory;
  * tokens, draft distributions) to the target, which keeps the accepted tokens and the
  * correction/bonus token. The draft is rolled back to the accepted prefix and given the
  * correction/bonus token, lazily, with the next round's Propose.
+ *
+ * <p>While the target verifies, the draft already proposes the next round as if all its drafts are
+ * accepted ({@code draft_ahead}, on unless the request turns it off): when they were and the
+ * draft's first token ahead equals the target's bonus token, the next round verifies the rest at
+ * once, without a draft round trip; otherwise the draft is rolled back as after any rejection and
+ * asked again. On separate machines the draft's work is free; on shared cores it competes with the
+ * verify (docs/speculative.md has the measurements).
  *
  * <p>The draft only proposes: nothing is committed until the target verified it. So when the draft
  * fails or misses its per-round deadline, its stream is cancelled and decoding continues with
@@ -43,6 +51,11 @@ final class SpeculativeDecoding implements DecodingStrategy {
 
   private int[] draftPending = new int[0]; // committed, not yet appended to the draft session
   private int draftTruncateTo = -1; // draft session length to roll back to before its next op
+  // The next round's drafts, brought by a Propose ahead and already in the draft session (its
+  // length then prefetchedLength), asked for as prefetchedK tokens; null if none.
+  private Proposed prefetched;
+  private int prefetchedK;
+  private int prefetchedLength;
 
   SpeculativeDecoding(
       DecodingPlan plan,
@@ -92,6 +105,12 @@ final class SpeculativeDecoding implements DecodingStrategy {
         firstRound = false;
         continue;
       }
+      if (prefetched != null) {
+        // Not reached while the limits hold (a Propose ahead asks only for a round that can run),
+        // but a draft holding tokens the committed sequence lacks must be rolled back.
+        draftTruncateTo = loop.length();
+        prefetched = null;
+      }
       if (draftRoom < 1) {
         dropDraft("the draft's context is full");
         continue;
@@ -106,9 +125,62 @@ final class SpeculativeDecoding implements DecodingStrategy {
     out.finish(FinishReason.FINISH_REASON_LENGTH);
   }
 
-  /** Draft proposes up to k tokens, target verifies them. */
+  /**
+   * Draft proposes up to k tokens (or the round uses the tokens a draft-ahead Propose already
+   * brought), target verifies them.
+   */
   private void round(int k, AdaptiveK adaptive, Duration draftWait) {
+    Proposed p;
+    int draftLength; // the draft session's length with this round's drafts in it
+    if (prefetched != null) {
+      p = prefetched;
+      k = prefetchedK;
+      draftLength = prefetchedLength;
+      prefetched = null;
+    } else {
+      SessionResponse r = propose(k, draftWait);
+      if (r == null) {
+        return; // the draft was dropped
+      }
+      p = r.getProposed();
+      draftLength = r.getLength();
+    }
     stats.currentK = k;
+    int m = p.getTokenIdsCount();
+    draftTruncateTo = -1;
+    draftPending = new int[0];
+
+    Verify.Builder verify = Verify.newBuilder();
+    for (int i = 0; i < m; i++) {
+      verify.addDraftTokenIds(p.getTokenIds(i));
+      if (!plan.greedy()) {
+        verify.addDraftDistributions(p.getPositions(i).getFull());
+      }
+    }
+    Ahead ahead = sendAhead(k, m, draftLength, adaptive);
+    Verified v = loop.verify(verify);
+    int a = v.getAccepted();
+    stats.round(m, a);
+    if (plan.adaptive()) {
+      adaptive.observe(k, m, a);
+    }
+    boolean taken = ahead != null && a == m && take(ahead, v.getNextTokenId(), draftLength);
+    if (!taken && draft != null) {
+      // The draft holds the sequence + all m drafts (+ what a Propose ahead added): roll back to
+      // the accepted ones, then give it the correction/bonus token. Both happen lazily with its
+      // next Propose.
+      if (a < m || ahead != null) {
+        draftTruncateTo = draftLength - m + a;
+      }
+      draftPending = new int[] {v.getNextTokenId()};
+    }
+    loop.emitVerified(p.getTokenIdsList(), v, Provenance.PROVENANCE_DRAFT_ACCEPTED);
+  }
+
+  /**
+   * Sends [Truncate] [Append] Propose(k) to the draft; null if the draft failed and was dropped.
+   */
+  private SessionResponse propose(int k, Duration draftWait) {
     long t0 = System.nanoTime();
     SessionResponse r;
     try {
@@ -120,53 +192,110 @@ final class SpeculativeDecoding implements DecodingStrategy {
       if (draftPending.length > 0) {
         draft.send(TargetLoop.append(draftPending));
       }
-      Propose.Builder propose =
-          Propose.newBuilder().setK(k).setMinTokenProb(plan.minDraftTokenProb());
-      if (!plan.greedy()) {
-        propose.setOptions(ResultOptions.newBuilder().setFullDistribution(true));
-      }
-      r = draft.call(SessionRequest.newBuilder().setPropose(propose), draftWait, "propose");
+      r = draft.call(proposeRequest(k), draftWait, "propose");
     } catch (WorkerFailure e) {
       stats.draftNanos += System.nanoTime() - t0;
       if (io.grpc.Context.current().isCancelled()) {
         throw e; // the client is gone: nothing to fall back for
       }
       dropDraft(e.getMessage());
-      return;
+      return null;
     }
     stats.draftNanos += System.nanoTime() - t0;
     stats.draftCalls++;
-    Proposed p = r.getProposed();
-    String garbage = DraftProposals.problem(p, k, loop.vocabSize(), !plan.greedy());
+    String garbage = DraftProposals.problem(r.getProposed(), k, loop.vocabSize(), !plan.greedy());
     if (garbage != null) {
       dropDraft("draft worker " + draft.address() + ": " + garbage);
-      return;
+      return null;
     }
-    int m = p.getTokenIdsCount();
-    draftTruncateTo = -1;
-    draftPending = new int[0];
-    int draftLength = r.getLength(); // = committed length + m
+    return r;
+  }
 
-    Verify.Builder verify = Verify.newBuilder();
-    for (int i = 0; i < m; i++) {
-      verify.addDraftTokenIds(p.getTokenIds(i));
-      if (!plan.greedy()) {
-        verify.addDraftDistributions(p.getPositions(i).getFull());
+  private SessionRequest.Builder proposeRequest(int k) {
+    Propose.Builder propose =
+        Propose.newBuilder().setK(k).setMinTokenProb(plan.minDraftTokenProb());
+    if (!plan.greedy()) {
+      propose.setOptions(ResultOptions.newBuilder().setFullDistribution(true));
+    }
+    return SessionRequest.newBuilder().setPropose(propose);
+  }
+
+  /**
+   * A Propose sent while the target verifies: it continues the draft from this round's m drafts.
+   *
+   * @param k tokens asked for: the first guesses the target's bonus token, the rest are the next
+   *     round's drafts
+   */
+  private record Ahead(CompletableFuture<SessionResponse> response, int k) {}
+
+  /**
+   * Asks the draft for the next round now, as if the target accepts all m drafts: what the next
+   * round would ask for then, plus one token for the bonus position. Null when that round would not
+   * run (no room, no tokens left) or draft-ahead is off.
+   */
+  private Ahead sendAhead(int k, int m, int draftLength, AdaptiveK adaptive) {
+    if (!plan.draftAhead()) {
+      return null;
+    }
+    int emitted = m + 1; // the drafts and the bonus token
+    int next =
+        Math.min(
+            Math.min(adaptive.ifAllAccepted(k, m), out.remaining() - emitted - 1),
+            Math.min(loop.room() - emitted - 1, loop.opLimit()));
+    int kAhead =
+        Math.min(
+            Math.min(next + 1, draftInfo.getMaxContext() - draftLength),
+            Math.max(1, draftInfo.getMaxTokensPerOp()));
+    if (kAhead < 2) {
+      return null; // no next round's draft beyond the bonus guess
+    }
+    stats.draftCalls++;
+    stats.draftAheadCalls++;
+    return new Ahead(draft.send(proposeRequest(kAhead)), kAhead);
+  }
+
+  /**
+   * After a round the target accepted in full: if the draft's first token ahead is the target's
+   * bonus token, the rest of the ahead proposal is the next round's draft, already in the draft
+   * session (returns true). Lossless as any draft: each of those tokens was drawn from the draft
+   * given exactly the committed sequence, and the target verifies them.
+   */
+  private boolean take(Ahead ahead, int bonus, int draftLength) {
+    SessionResponse r;
+    long t0 = System.nanoTime();
+    try {
+      r = draft.await(ahead.response(), settings.draftTimeout(), "propose");
+    } catch (WorkerFailure e) {
+      stats.draftNanos += System.nanoTime() - t0;
+      if (io.grpc.Context.current().isCancelled()) {
+        throw e;
       }
+      dropDraft(e.getMessage());
+      return false;
     }
-    Verified v = loop.verify(verify);
-    int a = v.getAccepted();
-    stats.round(m, a);
-    if (plan.adaptive()) {
-      adaptive.observe(k, m, a);
+    stats.draftNanos += System.nanoTime() - t0;
+    Proposed p = r.getProposed();
+    String garbage = DraftProposals.problem(p, ahead.k(), loop.vocabSize(), !plan.greedy());
+    if (garbage != null) {
+      dropDraft("draft worker " + draft.address() + ": " + garbage);
+      return false;
     }
-    // The draft holds the sequence + all m drafts: roll back to the accepted ones, then give it
-    // the correction/bonus token. Both happen lazily with its next Propose.
-    if (a < m) {
-      draftTruncateTo = draftLength - m + a;
+    if (p.getTokenIds(0) != bonus) {
+      return false;
     }
-    draftPending = new int[] {v.getNextTokenId()};
-    loop.emitVerified(p.getTokenIdsList(), v, Provenance.PROVENANCE_DRAFT_ACCEPTED);
+    stats.draftAheadHits++;
+    int m = p.getTokenIdsCount();
+    if (m > 1) {
+      Proposed.Builder rest =
+          Proposed.newBuilder().addAllTokenIds(p.getTokenIdsList().subList(1, m));
+      if (p.getPositionsCount() == m) {
+        rest.addAllPositions(p.getPositionsList().subList(1, m));
+      }
+      prefetched = rest.build();
+      prefetchedK = ahead.k() - 1;
+      prefetchedLength = draftLength + m;
+    }
+    return true;
   }
 
   /** Ends speculation: cancel the draft's stream and go on with the target alone. */
@@ -180,6 +309,7 @@ final class SpeculativeDecoding implements DecodingStrategy {
     draft = null;
     draftPending = new int[0];
     draftTruncateTo = -1;
+    prefetched = null;
   }
 
   private static int[] concat(int[] a, int[] b) {

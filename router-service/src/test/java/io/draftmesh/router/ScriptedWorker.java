@@ -12,6 +12,7 @@ import io.draftmesh.proto.v1.Scored;
 import io.draftmesh.proto.v1.SessionRequest;
 import io.draftmesh.proto.v1.SessionResponse;
 import io.draftmesh.proto.v1.Truncated;
+import io.draftmesh.proto.v1.Verified;
 import io.grpc.Grpc;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
@@ -30,10 +31,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A deterministic ModelWorker test double on a real port: every session runs the ModelWorker
- * sequence semantics (Open, Append, Score, Propose, Truncate, Close) over a token list, and a
- * scripted {@link Model} says what comes next after the session's output (the tokens after its
- * prompt). Records each session's final tokens and the tokens it was fed, and can stall or fail
- * after a number of Proposes (a helper that dies mid-request).
+ * sequence semantics (Open, Append, Score, Propose, greedy Verify, Truncate, Close) over a token
+ * list, and a scripted {@link Model} says what comes next after the session's output (the tokens
+ * after its prompt). Records each session's final tokens and the tokens it was fed, and can stall
+ * or fail after a number of Proposes (a helper that dies mid-request).
  */
 final class ScriptedWorker implements AutoCloseable {
   /** The next-token prediction after {@code output} (the session's tokens after its prompt). */
@@ -48,6 +49,7 @@ final class ScriptedWorker implements AutoCloseable {
     int fed; // tokens that went through the "model": appended, scored or generated
     int appends;
     int proposes;
+    int verifies;
     private final CountDownLatch ended = new CountDownLatch(1);
 
     List<Integer> output() {
@@ -210,6 +212,27 @@ final class ScriptedWorker implements AutoCloseable {
                 held = resp.setLength(log.tokens.size()).build();
                 return;
               }
+            }
+            case VERIFY -> {
+              // Greedy: the drafts equal to the model's predictions are kept, then its next token.
+              int accepted = 0;
+              for (int id : r.getVerify().getDraftTokenIdsList()) {
+                if (model.next(log.output()).getTokenId() != id) {
+                  break;
+                }
+                log.tokens.add(id);
+                log.fed++;
+                accepted++;
+              }
+              Position next = model.next(log.output());
+              log.tokens.add(next.getTokenId());
+              log.fed++;
+              log.verifies++;
+              resp.setVerified(
+                  Verified.newBuilder()
+                      .setAccepted(accepted)
+                      .setNextTokenId(next.getTokenId())
+                      .setBonus(accepted == r.getVerify().getDraftTokenIdsCount()));
             }
             case TRUNCATE -> {
               int n = r.getTruncate().getLength();
