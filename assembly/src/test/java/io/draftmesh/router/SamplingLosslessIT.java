@@ -119,6 +119,43 @@ class SamplingLosslessIT {
   }
 
   /**
+   * Draft-ahead (docs/speculative.md): with k = 1 and five tokens, the first round's Propose ahead
+   * brings the second round's draft token whenever the first draft and the bonus guess were right,
+   * and that round verifies it with no draft call of its own. The output must be the target's law
+   * whichever way each run went. Control: t1 from the target, the rest from the draft unverified.
+   */
+  @Test
+  void speculativeSamplingWithDraftAheadMatchesTheTarget() throws Exception {
+    Transforms t = NARROW;
+    Exact target = new Exact(mesh, "target", PROMPT, t);
+    Exact draft = new Exact(mesh, "mixed", PROMPT, t);
+    List<Result> results =
+        sample(
+            seed -> {
+              GenerateRequest.Builder r =
+                  speculativeRequest(PROMPT, "mixed", 1, t.sampling(13_000 + seed, 5));
+              r.getSpeculativeBuilder().setDraftAhead(true);
+              return r.build();
+            },
+            mesh::generate);
+    long hits = 0;
+    long aheadCalls = 0;
+    for (Result r : results) {
+      GenerationStats st = r.last().getStats();
+      assertThat(st.getFallback()).isFalse();
+      hits += st.getDraftAheadHits();
+      aheadCalls += st.getDraftAheadCalls();
+    }
+    System.out.printf("sampling with draft-ahead %s: %d of %d used%n", t, hits, aheadCalls);
+    // Both branches ran often: rounds fed by a Propose ahead, and ones that discarded it.
+    assertThat(hits).as("Proposes ahead used").isGreaterThan(SAMPLES / 10L);
+    assertThat(aheadCalls - hits).as("Proposes ahead discarded").isGreaterThan(SAMPLES / 10L);
+    assertDistributed(
+        "draft-ahead", results, chain(target, target, 5), chain(target, draft, 5), 0.3);
+    mesh.assertAllSessionsClosed();
+  }
+
+  /**
    * N-gram drafting at T = 0.7 with top-p and min-p: the router drafts from the sequence itself and
    * sends the target one-hot draft distributions. The prompt is the target's own greedy
    * continuation of {@link #PROMPT} (a random model's greedy text repeats itself), so the n-gram

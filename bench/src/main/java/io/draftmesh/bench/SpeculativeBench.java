@@ -111,13 +111,12 @@ public final class SpeculativeBench {
       Drafter drafter,
       boolean draftAhead) {
     Setting(String key, String label, Strategy strategy, int k, boolean adaptive) {
-      this(key, label, strategy, k, adaptive, Drafter.DRAFTER_CHAIN, true);
+      this(key, label, strategy, k, adaptive, Drafter.DRAFTER_CHAIN, false);
     }
 
-    /** The same chain with draft-ahead off: the draft proposes only after each verify. */
-    Setting withoutDraftAhead() {
-      return new Setting(
-          key + "_no_ahead", label + " no ahead", strategy, k, adaptive, drafter, false);
+    /** The same chain with draft-ahead: the draft proposes the next round during each verify. */
+    Setting withDraftAhead() {
+      return new Setting(key + "_ahead", label + " ahead", strategy, k, adaptive, drafter, true);
     }
 
     /** A tree drafter's setting: {@code k} is its node budget. */
@@ -129,7 +128,7 @@ public final class SpeculativeBench {
           nodes,
           false,
           drafter,
-          true);
+          false);
     }
 
     boolean tree() {
@@ -159,7 +158,7 @@ public final class SpeculativeBench {
           new Setting("speculative_k2", "speculative k=2", Strategy.STRATEGY_SPECULATIVE, 2, false),
           new Setting("speculative_k4", "speculative k=4", Strategy.STRATEGY_SPECULATIVE, 4, false),
           new Setting("speculative_k4", "speculative k=4", Strategy.STRATEGY_SPECULATIVE, 4, false)
-              .withoutDraftAhead(),
+              .withDraftAhead(),
           new Setting("speculative_k8", "speculative k=8", Strategy.STRATEGY_SPECULATIVE, 8, false),
           new Setting(
               "speculative_adaptive",

@@ -888,7 +888,7 @@ final class RouterService extends RouterGrpc.RouterImplBase implements AutoClose
               sp.getAdaptive(),
               maxK,
               sp.getMinDraftTokenProb(),
-              !sp.hasDraftAhead() || sp.getDraftAhead(),
+              sp.getDraftAhead(),
               ngramN,
               ngramMinN,
               maxMatch,

@@ -28,7 +28,7 @@ import org.slf4j.LoggerFactory;
  * correction/bonus token, lazily, with the next round's Propose.
  *
  * <p>While the target verifies, the draft already proposes the next round as if all its drafts are
- * accepted ({@code draft_ahead}, on unless the request turns it off): when they were and the
+ * accepted (when the request sets {@code draft_ahead}): when they were and the
  * draft's first token ahead equals the target's bonus token, the next round verifies the rest at
  * once, without a draft round trip; otherwise the draft is rolled back as after any rejection and
  * asked again. On separate machines the draft's work is free; on shared cores it competes with the
