@@ -16,6 +16,8 @@ final class RunStats {
   int draftCalls;
   int draftAheadCalls; // of draftCalls: Proposes sent while the target verified
   int draftAheadHits; // of those: the ones whose tokens the next round used
+  int plainTokens; // adaptive SPECULATIVE: written by the target alone while speculation did not
+  // pay
   long draftNanos;
   long targetNanos;
   boolean fallback;
@@ -119,6 +121,7 @@ final class RunStats {
         .setDraftCalls(draftCalls)
         .setDraftAheadCalls(draftAheadCalls)
         .setDraftAheadHits(draftAheadHits)
+        .setPlainTokens(plainTokens)
         .setDraftTimeMs(draftNanos / 1e6)
         .setTargetTimeMs(targetNanos / 1e6)
         .setFallback(fallback)

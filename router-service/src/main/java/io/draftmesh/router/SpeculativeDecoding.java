@@ -6,6 +6,7 @@ import io.draftmesh.proto.v1.Propose;
 import io.draftmesh.proto.v1.Proposed;
 import io.draftmesh.proto.v1.Provenance;
 import io.draftmesh.proto.v1.ResultOptions;
+import io.draftmesh.proto.v1.Score;
 import io.draftmesh.proto.v1.SessionRequest;
 import io.draftmesh.proto.v1.SessionResponse;
 import io.draftmesh.proto.v1.Truncate;
@@ -28,11 +29,11 @@ import org.slf4j.LoggerFactory;
  * correction/bonus token, lazily, with the next round's Propose.
  *
  * <p>While the target verifies, the draft already proposes the next round as if all its drafts are
- * accepted (when the request sets {@code draft_ahead}): when they were and the
- * draft's first token ahead equals the target's bonus token, the next round verifies the rest at
- * once, without a draft round trip; otherwise the draft is rolled back as after any rejection and
- * asked again. On separate machines the draft's work is free; on shared cores it competes with the
- * verify (docs/speculative.md has the measurements).
+ * accepted (when the request sets {@code draft_ahead}): when they were and the draft's first token
+ * ahead equals the target's bonus token, the next round verifies the rest at once, without a draft
+ * round trip; otherwise the draft is rolled back as after any rejection and asked again. On
+ * separate machines the draft's work is free; on shared cores it competes with the verify
+ * (docs/speculative.md has the measurements).
  *
  * <p>The draft only proposes: nothing is committed until the target verified it. So when the draft
  * fails or misses its per-round deadline, its stream is cancelled and decoding continues with
@@ -93,6 +94,7 @@ final class SpeculativeDecoding implements DecodingStrategy {
     // The draft's prefill ran alongside the target's; its first round may wait for both.
     Duration firstDraftWait = settings.draftTimeout().plusNanos(openNanos);
     boolean firstRound = true;
+    SpeculationGate gate = plan.adaptive() ? new SpeculationGate() : null;
     while (!out.finished() && loop.room() >= 1 && draft != null) {
       int draftRoom = draftInfo.getMaxContext() - loop.length();
       int k =
@@ -100,9 +102,18 @@ final class SpeculativeDecoding implements DecodingStrategy {
               Math.min(Math.min(adaptive.k(), out.remaining() - 1), loop.room() - 1),
               Math.min(
                   Math.min(draftRoom, loop.opLimit()), Math.max(1, draftInfo.getMaxTokensPerOp())));
+      if (k >= 1 && gate != null && prefetched == null && !gate.speculateNext()) {
+        plainChunk(gate);
+        continue;
+      }
       if (k >= 1) {
+        long t0 = System.nanoTime();
+        int before = loop.length();
         round(k, adaptive, firstRound ? firstDraftWait : settings.draftTimeout());
         firstRound = false;
+        if (gate != null) {
+          gate.speculated(System.nanoTime() - t0, loop.length() - before);
+        }
         continue;
       }
       if (prefetched != null) {
@@ -123,6 +134,40 @@ final class SpeculativeDecoding implements DecodingStrategy {
       loop.runAutoregressive();
     }
     out.finish(FinishReason.FINISH_REASON_LENGTH);
+  }
+
+  /**
+   * Adaptive requests, when speculation does not pay ({@link SpeculationGate}): the target writes a
+   * chunk alone, and the draft reads it at once (a Score whose answer nobody waits for), so the
+   * next round does not pay the draft's catch-up.
+   */
+  private void plainChunk(SpeculationGate gate) {
+    long t0 = System.nanoTime();
+    int before = loop.length();
+    int n = Math.min(Math.min(settings.arChunk(), out.remaining()), loop.room());
+    int[] tokens = loop.autoregressiveStep(Math.min(n, loop.opLimit()));
+    int written = loop.length() - before;
+    stats.plainTokens += written;
+    gate.plain(System.nanoTime() - t0, written);
+    if (out.finished()) {
+      return; // tokens past a stop were not committed; the draft is done with
+    }
+    if (draftTruncateTo >= 0) {
+      draft.send(
+          SessionRequest.newBuilder()
+              .setTruncate(Truncate.newBuilder().setLength(draftTruncateTo)));
+      draftTruncateTo = -1;
+    }
+    int[] feed = concat(draftPending, tokens);
+    draftPending = new int[0];
+    int step = Math.max(1, draftInfo.getMaxTokensPerOp());
+    for (int i = 0; i < feed.length; i += step) {
+      Score.Builder score = Score.newBuilder();
+      for (int j = i; j < Math.min(feed.length, i + step); j++) {
+        score.addTokenIds(feed[j]);
+      }
+      draft.send(SessionRequest.newBuilder().setScore(score));
+    }
   }
 
   /**

@@ -69,6 +69,7 @@ final class ScriptedWorker implements AutoCloseable {
   private final AtomicInteger proposesLeft; // < 0: unlimited
   private final boolean failInsteadOfStall;
   private volatile boolean holdFirstPropose;
+  private volatile long verifyDelayMillis;
 
   /**
    * @param proposesBeforeFault Proposes (over all sessions) answered before the worker stalls or
@@ -109,6 +110,14 @@ final class ScriptedWorker implements AutoCloseable {
    */
   ScriptedWorker holdingFirstPropose() {
     holdFirstPropose = true;
+    return this;
+  }
+
+  /**
+   * From now on, every Verify is answered {@code millis} late: a target whose verifies are dear.
+   */
+  ScriptedWorker slowVerify(long millis) {
+    verifyDelayMillis = millis;
     return this;
   }
 
@@ -214,6 +223,13 @@ final class ScriptedWorker implements AutoCloseable {
               }
             }
             case VERIFY -> {
+              if (verifyDelayMillis > 0) {
+                try {
+                  Thread.sleep(verifyDelayMillis);
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                }
+              }
               // Greedy: the drafts equal to the model's predictions are kept, then its next token.
               int accepted = 0;
               for (int id : r.getVerify().getDraftTokenIdsList()) {
