@@ -459,11 +459,9 @@ public final class Sequence implements AutoCloseable {
     }
   }
 
+  /** Options of any op but a tree verify: node_top_k must be 0. */
   private void checkOptions(String field, ResultOptions options) {
-    if (options.topKProbs() < 0 || options.topKProbs() > vocab) {
-      throw EngineException.invalid(
-          field + ".top_k_probs: " + options.topKProbs() + " (expected: 0.." + vocab + ")");
-    }
+    checkTopK(field, options);
     if (options.nodeTopK() != 0) {
       throw EngineException.invalid(
           field
@@ -473,13 +471,20 @@ public final class Sequence implements AutoCloseable {
     }
   }
 
-  /** {@link #checkOptions}, with node_top_k in 0..vocab: a tree verify's. */
+  /** A tree verify's options: node_top_k in 0..vocab. */
   private void checkTreeVerifyOptions(String field, ResultOptions options) {
+    checkTopK(field, options);
     if (options.nodeTopK() < 0 || options.nodeTopK() > vocab) {
       throw EngineException.invalid(
           field + ".node_top_k: " + options.nodeTopK() + " (expected: 0.." + vocab + ")");
     }
-    checkOptions(field, new ResultOptions(options.topKProbs(), options.fullDistribution()));
+  }
+
+  private void checkTopK(String field, ResultOptions options) {
+    if (options.topKProbs() < 0 || options.topKProbs() > vocab) {
+      throw EngineException.invalid(
+          field + ".top_k_probs: " + options.topKProbs() + " (expected: 0.." + vocab + ")");
+    }
   }
 
   private void requireRoom(String field, int more) {
