@@ -107,7 +107,7 @@ final class TreeDecoding implements DecodingStrategy {
   private void round(DraftTree tree, int budget) {
     stats.currentK = tree.size();
     stats.treeNodes = budget;
-    Verify.Builder verify = Verify.newBuilder().setOptions(drafter.targetOptions());
+    Verify.Builder verify = Verify.newBuilder().setOptions(drafter.treeVerifyOptions());
     verify.addAllDraftTokenIds(tree.tokens()).addAllTreeParents(tree.parents());
     if (!plan.greedy()) {
       verify.addAllDraftDistributions(tree.q());

@@ -24,9 +24,18 @@ interface TreeDrafter {
   }
 
   /**
-   * The target verified {@code tree}, drafted after {@code seq[0, start)}: its accepted path and
-   * its predictions after {@code seq[start - 1]} and after each accepted node. {@code seq} holds
-   * what was committed, valid up to {@code len}.
+   * What the target should report for a tree verify: {@link #targetOptions}, plus {@code
+   * node_top_k} for drafters that learn from every node they proposed.
+   */
+  default ResultOptions treeVerifyOptions() {
+    return targetOptions();
+  }
+
+  /**
+   * The target verified {@code tree}, drafted after {@code seq[0, start)}: its accepted path, its
+   * predictions after {@code seq[start - 1]} and after each accepted node, and (when {@link
+   * #treeVerifyOptions} asked for them) the top-k after every node. {@code seq} holds what was
+   * committed, valid up to {@code len}.
    */
   default void verified(int[] seq, int start, int len, DraftTree tree, Verified v) {}
 

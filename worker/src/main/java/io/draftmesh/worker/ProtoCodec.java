@@ -158,7 +158,10 @@ public final class ProtoCodec {
         p.getTemperature(), p.getTopK(), p.getTopP(), p.getMinP(), p.getSeed());
   }
 
-  /** Result options, checking top_k_probs against the vocabulary. */
+  /**
+   * Result options, checking top_k_probs and node_top_k against the vocabulary (the engine refuses
+   * node_top_k on any op but a tree verify).
+   */
   public static ResultOptions fromProto(
       io.draftmesh.proto.v1.ResultOptions o, int vocab, String field) {
     int k = o.getTopKProbs();
@@ -166,10 +169,15 @@ public final class ProtoCodec {
       throw Statuses.invalid(
           field + ".top_k_probs: " + k + " (expected: 0 for none, or 1.." + vocab + ")");
     }
-    if (k == 0 && !o.getFullDistribution()) {
+    int nodeK = o.getNodeTopK();
+    if (nodeK < 0 || nodeK > vocab) {
+      throw Statuses.invalid(
+          field + ".node_top_k: " + nodeK + " (expected: 0 for none, or 1.." + vocab + ")");
+    }
+    if (k == 0 && !o.getFullDistribution() && nodeK == 0) {
       return ResultOptions.NONE;
     }
-    return new ResultOptions(k, o.getFullDistribution());
+    return new ResultOptions(k, o.getFullDistribution(), nodeK);
   }
 
   static int[] ids(List<Integer> ids) {

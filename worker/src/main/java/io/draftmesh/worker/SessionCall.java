@@ -237,7 +237,10 @@ final class SessionCall implements StreamObserver<SessionRequest> {
           case VERIFY -> r.getVerify().getOptions();
           default -> io.draftmesh.proto.v1.ResultOptions.getDefaultInstance();
         };
-    return o.getFullDistribution() || o.getTopKProbs() > 0 || o.getRawAttention();
+    return o.getFullDistribution()
+        || o.getTopKProbs() > 0
+        || o.getNodeTopK() > 0
+        || o.getRawAttention();
   }
 
   /** The client half-closed: finish what it asked for, then close the sequence and the call. */
@@ -719,6 +722,9 @@ final class SessionCall implements StreamObserver<SessionRequest> {
           }
           for (Position pos : t.positions()) {
             s.addPositions(ProtoCodec.toProto(pos));
+          }
+          for (ProbDist top : t.nodeTop()) {
+            s.addNodeTop(ProtoCodec.toProto(top));
           }
           b.setVerified(s);
           break;

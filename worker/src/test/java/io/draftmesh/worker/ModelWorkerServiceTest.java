@@ -19,10 +19,12 @@ import io.draftmesh.proto.v1.SamplingParams;
 import io.draftmesh.proto.v1.Score;
 import io.draftmesh.proto.v1.SessionRequest;
 import io.draftmesh.proto.v1.SessionResponse;
+import io.draftmesh.proto.v1.Verified;
 import io.draftmesh.proto.v1.Verify;
 import io.grpc.Status;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -183,6 +185,102 @@ class ModelWorkerServiceTest {
       assertThat(v.getVerified().getPositionsList()).hasSize(6);
       assertThat(v.getLength()).isEqualTo(15 + 5 + 1);
       target.call(closeOp());
+    }
+  }
+
+  /**
+   * A tree verify with node_top_k answers, per node, the same top-k as scoring the node's path as a
+   * chain in a session of its own: ids, and probabilities as float32 within 1e-5.
+   */
+  @Test
+  void treeVerifyNodeTopIsEachNodesPathScoredAsAChain() throws Exception {
+    int[] prompt = TinyModel.prompt(10, 4);
+    int[] nodes = {5, 6, 7, 8, 9};
+    int[] parents = {-1, -1, 0, 2, 1};
+    int k = 5;
+    Verified tree;
+    try (SessionStream target = worker.session()) {
+      target.call(open(prompt));
+      tree =
+          target
+              .call(
+                  SessionRequest.newBuilder()
+                      .setVerify(
+                          Verify.newBuilder()
+                              .addAllDraftTokenIds(Arrays.stream(nodes).boxed().toList())
+                              .addAllTreeParents(Arrays.stream(parents).boxed().toList())
+                              .setOptions(ResultOptions.newBuilder().setNodeTopK(k))))
+              .getVerified();
+      target.call(closeOp());
+    }
+    assertThat(tree.getNodeTopList()).hasSize(nodes.length);
+    for (int j = 0; j < nodes.length; j++) {
+      List<Integer> path = new ArrayList<>();
+      for (int n = j; n >= 0; n = parents[n]) {
+        path.add(0, nodes[n]);
+      }
+      ProbDistribution expected;
+      try (SessionStream chain = worker.session()) {
+        chain.call(open(prompt));
+        List<io.draftmesh.proto.v1.Position> scored =
+            chain
+                .call(
+                    SessionRequest.newBuilder()
+                        .setScore(
+                            Score.newBuilder()
+                                .addAllTokenIds(path)
+                                .setOptions(ResultOptions.newBuilder().setTopKProbs(k))))
+                .getScored()
+                .getPositionsList();
+        expected = scored.get(scored.size() - 1).getTop();
+        chain.call(closeOp());
+      }
+      ProbDistribution got = tree.getNodeTop(j);
+      assertThat(ProtoCodec.unpackInts(got.getTokenIds()))
+          .as("node %d", j)
+          .containsExactly(ProtoCodec.unpackInts(expected.getTokenIds()));
+      float[] a = ProtoCodec.unpackFloats(got.getProbs());
+      float[] b = ProtoCodec.unpackFloats(expected.getProbs());
+      assertThat(a).hasSize(k);
+      for (int i = 0; i < k; i++) {
+        assertThat(Math.abs(a[i] - b[i])).isLessThan(1e-5f);
+      }
+    }
+  }
+
+  @Test
+  void badNodeTopKIsInvalidArgumentNamingTheField() throws Exception {
+    SessionRequest.Builder tooMany =
+        SessionRequest.newBuilder()
+            .setVerify(
+                Verify.newBuilder()
+                    .addDraftTokenIds(4)
+                    .addTreeParents(-1)
+                    .setOptions(ResultOptions.newBuilder().setNodeTopK(vocab + 1)));
+    try (SessionStream s = worker.session()) {
+      s.call(open(1, 2, 3));
+      assertInvalid(
+          s.fails(tooMany),
+          "verify.options.node_top_k: " + (vocab + 1) + " (expected: 0 for none, or 1.." + vocab);
+    }
+    SessionRequest.Builder chain =
+        SessionRequest.newBuilder()
+            .setVerify(
+                Verify.newBuilder()
+                    .addDraftTokenIds(4)
+                    .setOptions(ResultOptions.newBuilder().setNodeTopK(3)));
+    try (SessionStream s = worker.session()) {
+      s.call(open(1, 2, 3));
+      assertInvalid(
+          s.fails(chain), "verify.options.node_top_k: 3 (expected: 0; only a tree verify");
+    }
+    SessionRequest.Builder propose =
+        SessionRequest.newBuilder()
+            .setPropose(
+                Propose.newBuilder().setK(1).setOptions(ResultOptions.newBuilder().setNodeTopK(3)));
+    try (SessionStream s = worker.session()) {
+      s.call(open(1, 2, 3));
+      assertInvalid(s.fails(propose), "propose.options.node_top_k: 3");
     }
   }
 

@@ -248,7 +248,7 @@ public final class Sequence implements AutoCloseable {
   public CompletableFuture<TreeVerification> verifyTree(
       int[] nodes, int[] parents, List<ProbDist> draftDists, ResultOptions options) {
     checkTokens("verify.draft_token_ids", nodes, 1);
-    checkOptions("verify.options", options);
+    checkTreeVerifyOptions("verify.options", options);
     TreeVerifier.validate("verify", nodes, parents);
     if (!params.isGreedy()) {
       checkDraftDists(draftDists, nodes.length);
@@ -459,7 +459,28 @@ public final class Sequence implements AutoCloseable {
     }
   }
 
+  /** Options of any op but a tree verify: node_top_k must be 0. */
   private void checkOptions(String field, ResultOptions options) {
+    checkTopK(field, options);
+    if (options.nodeTopK() != 0) {
+      throw EngineException.invalid(
+          field
+              + ".node_top_k: "
+              + options.nodeTopK()
+              + " (expected: 0; only a tree verify, with tree_parents, reports every node)");
+    }
+  }
+
+  /** A tree verify's options: node_top_k in 0..vocab. */
+  private void checkTreeVerifyOptions(String field, ResultOptions options) {
+    checkTopK(field, options);
+    if (options.nodeTopK() < 0 || options.nodeTopK() > vocab) {
+      throw EngineException.invalid(
+          field + ".node_top_k: " + options.nodeTopK() + " (expected: 0.." + vocab + ")");
+    }
+  }
+
+  private void checkTopK(String field, ResultOptions options) {
     if (options.topKProbs() < 0 || options.topKProbs() > vocab) {
       throw EngineException.invalid(
           field + ".top_k_probs: " + options.topKProbs() + " (expected: 0.." + vocab + ")");
@@ -547,13 +568,20 @@ public final class Sequence implements AutoCloseable {
     ProbDist full = null;
     ProbDist top = null;
     if (options.fullDistribution() || options.topKProbs() > 0) {
-      // Greedy sessions report the raw softmax: the one-hot they decode with says nothing.
-      ProbDist shown =
-          dist != null ? dist : ProbDist.dense(raw != null ? raw : Distributions.softmax(logits));
+      ProbDist shown = shown(logits, dist, raw);
       full = options.fullDistribution() ? shown : null;
       top = options.topKProbs() > 0 ? Distributions.topK(shown, options.topKProbs()) : null;
     }
     return new Position(token, tokenProb, argmax, maxProb, entropy, top, full);
+  }
+
+  /**
+   * The distribution reported for {@code logits}: the transformed {@code dist}, or for greedy
+   * sessions (null) the raw softmax ({@code raw} if the caller has it), since the one-hot they
+   * decode with says nothing.
+   */
+  private static ProbDist shown(float[] logits, ProbDist dist, float[] raw) {
+    return dist != null ? dist : ProbDist.dense(raw != null ? raw : Distributions.softmax(logits));
   }
 
   /**
@@ -1051,11 +1079,17 @@ public final class Sequence implements AutoCloseable {
         SlotMoves.move(
             engine.pool(), table.slot(start - shift + path[d]), table.slot(start - shift + d));
       }
+      List<ProbDist> nodeTop = new ArrayList<>(options.nodeTopK() > 0 ? k : 0);
+      for (int j = 0; j < k && options.nodeTopK() > 0; j++) {
+        ProbDist shown = shown(collected[j + 1], p == null ? null : p[j + 1], null);
+        nodeTop.add(Distributions.topK(shown, options.nodeTopK()));
+      }
       size = start + path.length;
       kvLen = size;
       table.truncate(kvLen - shift);
       push(new int[] {outcome.nextToken()});
-      future.complete(new TreeVerification(path, outcome.nextToken(), outcome.bonus(), positions));
+      future.complete(
+          new TreeVerification(path, outcome.nextToken(), outcome.bonus(), positions, nodeTop));
     }
   }
 

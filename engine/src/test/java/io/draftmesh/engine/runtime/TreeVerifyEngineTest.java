@@ -142,6 +142,94 @@ class TreeVerifyEngineTest {
     assertThat(engine.freeBlocks()).isEqualTo(engine.info().kvBlocksTotal());
   }
 
+  /**
+   * Every node's top-k (accepted or not) is the target's prediction after that node's path: the
+   * same as scoring the path as a chain, for the raw softmax of a greedy session and for the
+   * transformed distribution of a sampling one.
+   */
+  @ParameterizedTest
+  @EnumSource(Backend.class)
+  void treeVerifyReportsEveryNodesTopKAsItsPathScoredAsAChain(Backend backend) {
+    InferenceEngine engine = engines.get(backend);
+    int[] p = prompt(engine, 9, 12);
+    int[] nodes = {5, 6, 7, 8, 9, 10, 11};
+    int[] parents = {-1, -1, 0, 0, 2, 4, 1};
+    int k = 6;
+    for (SamplingParams sampling :
+        List.of(SamplingParams.GREEDY, new SamplingParams(0.7f, 0, 0.9f, 0, 21))) {
+      Sequence s = engine.open(p, sampling, "tree");
+      s.prefill(ResultOptions.NONE).join();
+      s.append(new int[] {4}).join();
+      List<ProbDist> q = new ArrayList<>();
+      for (int n : nodes) {
+        q.add(ProbDist.oneHot(engine.vocabSize(), n));
+      }
+      TreeVerification v = s.verifyTree(nodes, parents, q, new ResultOptions(0, false, k)).join();
+      assertThat(v.nodeTop()).hasSize(nodes.length);
+      for (int j = 0; j < nodes.length; j++) {
+        Sequence chain = engine.open(p, sampling, "chain " + j);
+        chain.prefill(ResultOptions.NONE).join();
+        chain.append(new int[] {4}).join();
+        List<Position> scored =
+            chain.score(path(nodes, parents, j), new ResultOptions(k, false)).join();
+        ProbDist expected = scored.get(scored.size() - 1).top();
+        ProbDist got = v.nodeTop().get(j);
+        assertThat(got.ids()).as("node %d", j).containsExactly(expected.ids());
+        for (int i = 0; i < k; i++) {
+          assertThat(Math.abs(got.probs()[i] - expected.probs()[i])).isLessThan(1e-5f);
+        }
+        chain.closeAsync().join();
+      }
+      // Without node_top_k nothing more comes back.
+      assertThat(
+              s.verifyTree(new int[] {5}, new int[] {-1}, q.subList(0, 1), ResultOptions.NONE)
+                  .join()
+                  .nodeTop())
+          .isEmpty();
+      s.closeAsync().join();
+    }
+    assertThat(engine.freeBlocks()).isEqualTo(engine.info().kvBlocksTotal());
+  }
+
+  /** The tokens on node {@code j}'s root-to-node path, root first. */
+  private static int[] path(int[] nodes, int[] parents, int j) {
+    List<Integer> out = new ArrayList<>();
+    for (int n = j; n >= 0; n = parents[n]) {
+      out.add(0, nodes[n]);
+    }
+    return out.stream().mapToInt(Integer::intValue).toArray();
+  }
+
+  @ParameterizedTest
+  @EnumSource(Backend.class)
+  void nodeTopKOutsideATreeVerifyOrTheVocabularyIsInvalidArgument(Backend backend) {
+    InferenceEngine engine = engines.get(backend);
+    int vocab = engine.vocabSize();
+    Sequence s = engine.open(prompt(engine, 6, 13), SamplingParams.GREEDY, "bad options");
+    s.prefill(ResultOptions.NONE).join();
+    int[] two = {3, 4};
+    int[] tree = {-1, 0};
+    assertInvalid(
+        () -> s.verifyTree(two, tree, null, new ResultOptions(0, false, vocab + 1)),
+        "verify.options.node_top_k: " + (vocab + 1) + " (expected: 0.." + vocab + ")");
+    assertInvalid(
+        () -> s.verifyTree(two, tree, null, new ResultOptions(0, false, -1)),
+        "verify.options.node_top_k: -1");
+    String onlyTrees = "(expected: 0; only a tree verify, with tree_parents, reports every node)";
+    assertInvalid(
+        () -> s.verify(two, null, new ResultOptions(0, false, 4)),
+        "verify.options.node_top_k: 4 " + onlyTrees);
+    assertInvalid(
+        () -> s.propose(1, 0f, new ResultOptions(0, false, 4)),
+        "propose.options.node_top_k: 4 " + onlyTrees);
+    assertInvalid(
+        () -> s.scoreTree(two, tree, new ResultOptions(0, false, 4)),
+        "score.options.node_top_k: 4 " + onlyTrees);
+    // Nothing was run: the session is as it was.
+    assertThat(s.length()).isEqualTo(6);
+    s.closeAsync().join();
+  }
+
   @ParameterizedTest
   @EnumSource(Backend.class)
   void rollbackFreesExactlyTheBlocksPastTheAcceptedPath(Backend backend) {
