@@ -16,7 +16,7 @@ package io.draftmesh.router;
  */
 final class SpeculationGate {
   static final int WARMUP_ROUNDS = 4;
-  static final int PROBE_EVERY = 16;
+  static final int PROBE_EVERY = 8;
 
   /** The weight of the latest step in each kind's running cost. */
   static final double LATEST = 0.25;

@@ -50,6 +50,9 @@ final class SpeculativeDecoding implements DecodingStrategy {
   private final TokenStream out;
   private final RunStats stats;
 
+  /** Chunks of {@code ar_chunk} tokens in one plain stretch of an adaptive request. */
+  static final int PLAIN_CHUNKS = 2;
+
   private int[] draftPending = new int[0]; // committed, not yet appended to the draft session
   private int draftTruncateTo = -1; // draft session length to roll back to before its next op
   // The next round's drafts, brought by a Propose ahead and already in the draft session (its
@@ -103,7 +106,7 @@ final class SpeculativeDecoding implements DecodingStrategy {
               Math.min(
                   Math.min(draftRoom, loop.opLimit()), Math.max(1, draftInfo.getMaxTokensPerOp())));
       if (k >= 1 && gate != null && prefetched == null && !gate.speculateNext()) {
-        plainChunk(gate);
+        plainStretch(gate);
         continue;
       }
       if (k >= 1) {
@@ -137,16 +140,15 @@ final class SpeculativeDecoding implements DecodingStrategy {
   }
 
   /**
-   * Adaptive requests, when speculation does not pay ({@link SpeculationGate}): the target writes a
-   * chunk alone, and the draft reads it at once (a Score whose answer nobody waits for), so the
-   * next round does not pay the draft's catch-up.
+   * Adaptive requests, when speculation does not pay ({@link SpeculationGate}): the target writes
+   * {@link #PLAIN_CHUNKS} chunks alone, pipelined as in plain decoding, and the draft reads them at
+   * once (a Score whose answer nobody waits for), so the next round does not pay its catch-up.
    */
-  private void plainChunk(SpeculationGate gate) {
+  private void plainStretch(SpeculationGate gate) {
     long t0 = System.nanoTime();
     int before = loop.length();
-    int n = Math.min(Math.min(settings.arChunk(), out.remaining()), loop.room());
-    int[] tokens = loop.autoregressiveStep(Math.min(n, loop.opLimit()));
-    int written = loop.length() - before;
+    int written = loop.runAutoregressive(PLAIN_CHUNKS * settings.arChunk());
+    int[] tokens = Arrays.copyOfRange(loop.sequence(), before, before + written);
     stats.plainTokens += written;
     gate.plain(System.nanoTime() - t0, written);
     if (out.finished()) {

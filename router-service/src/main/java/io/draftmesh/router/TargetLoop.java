@@ -152,21 +152,33 @@ final class TargetLoop {
    * tokens past the committed sequence, which nothing reads and its close frees.
    */
   void runAutoregressive() {
+    runAutoregressive(Integer.MAX_VALUE);
+    out.finish(FinishReason.FINISH_REASON_LENGTH);
+  }
+
+  /**
+   * {@link #runAutoregressive()} for at most {@code budget} tokens, without the final chunk; the
+   * Proposes never ask past the budget, so unless a stop ended the generation the session then
+   * holds exactly the committed sequence. Returns the tokens committed.
+   */
+  int runAutoregressive(int budget) {
+    int start = len;
     CompletableFuture<SessionResponse> ahead = null;
     int aheadK = 0;
-    while (!out.finished() && room() >= 1) {
+    while (!out.finished() && room() >= 1 && len - start < budget) {
       CompletableFuture<SessionResponse> now = ahead;
       int k = aheadK;
       if (now == null) {
-        k = nextArK(out.remaining(), room());
+        k = nextArK(Math.min(out.remaining(), budget - (len - start)), room());
         now = sendPropose(k, ResultOptions.getDefaultInstance());
       }
-      int after = nextArK(out.remaining() - k, room() - k);
+      int left = budget - (len - start) - k;
+      int after = nextArK(Math.min(out.remaining() - k, left), room() - k);
       ahead = after >= 1 ? sendPropose(after, ResultOptions.getDefaultInstance()) : null;
       aheadK = after;
       readProposed(now);
     }
-    out.finish(FinishReason.FINISH_REASON_LENGTH);
+    return len - start;
   }
 
   /** The next autoregressive op's k with {@code remaining} tokens wanted and {@code room} left. */

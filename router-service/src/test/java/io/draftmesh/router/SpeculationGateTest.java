@@ -37,31 +37,36 @@ class SpeculationGateTest {
   void runsPlainChunksWhenRoundsCostMorePerTokenAndStillProbesThem() {
     SpeculationGate g = new SpeculationGate();
     int speculated = run(g, 5 + 170, 1_000, 500);
-    // 4 warm-up rounds, then plain chunks with one probe round after every 16 of them.
-    assertThat(speculated).isEqualTo(SpeculationGate.WARMUP_ROUNDS + 170 / 17);
+    // 4 warm-up rounds, then plain chunks with one probe round after every PROBE_EVERY of them.
+    assertThat(speculated)
+        .isEqualTo(SpeculationGate.WARMUP_ROUNDS + 170 / (SpeculationGate.PROBE_EVERY + 1));
   }
 
   @Test
   void keepsSpeculatingWhenRoundsAreCheaperAndProbesPlainSteps() {
     SpeculationGate g = new SpeculationGate();
     int speculated = run(g, 5 + 170, 500, 1_000);
-    assertThat(speculated).isEqualTo(SpeculationGate.WARMUP_ROUNDS + 170 - 170 / 17);
+    assertThat(speculated)
+        .isEqualTo(SpeculationGate.WARMUP_ROUNDS + 170 - 170 / (SpeculationGate.PROBE_EVERY + 1));
   }
 
   @Test
   void aGainBelowTheMarginDoesNotSwitch() {
     SpeculationGate g = new SpeculationGate();
     int speculated = run(g, 5 + 170, 1_000, 980); // plain 2 % cheaper: not worth a switch
-    assertThat(speculated).isEqualTo(SpeculationGate.WARMUP_ROUNDS + 170 - 170 / 17);
+    assertThat(speculated)
+        .isEqualTo(SpeculationGate.WARMUP_ROUNDS + 170 - 170 / (SpeculationGate.PROBE_EVERY + 1));
   }
 
   @Test
   void followsACostThatChanges() {
     SpeculationGate g = new SpeculationGate();
-    run(g, 5 + 34, 500, 1_000); // speculating
+    run(g, 5 + 36, 500, 1_000); // speculating
     // Rounds become dear (a longer context, a busier target): the first dear round moves their
     // running cost past the chunks', and from then on only the probes speculate.
     int speculated = run(g, 170, 3_000, 1_000);
-    assertThat(speculated).isBetween(170 / 17, 170 / 17 + 2);
+    assertThat(speculated)
+        .isBetween(
+            170 / (SpeculationGate.PROBE_EVERY + 1), 170 / (SpeculationGate.PROBE_EVERY + 1) + 2);
   }
 }
