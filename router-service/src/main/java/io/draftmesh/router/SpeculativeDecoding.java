@@ -110,6 +110,9 @@ final class SpeculativeDecoding implements DecodingStrategy {
         continue;
       }
       if (k >= 1) {
+        if (draftPending.length > 1 && !catchUpDraft()) {
+          continue; // the draft was dropped
+        }
         long t0 = System.nanoTime();
         int before = loop.length();
         round(k, adaptive, firstRound ? firstDraftWait : settings.draftTimeout());
@@ -141,34 +144,53 @@ final class SpeculativeDecoding implements DecodingStrategy {
 
   /**
    * Adaptive requests, when speculation does not pay ({@link SpeculationGate}): the target writes
-   * {@link #PLAIN_CHUNKS} chunks alone, pipelined as in plain decoding, and the draft reads them at
-   * once (a Score whose answer nobody waits for), so the next round does not pay its catch-up.
+   * {@link #PLAIN_CHUNKS} chunks alone, pipelined as in plain decoding. The draft idles meanwhile
+   * (on shared cores its work would slow the target); it reads the tokens before the next round.
    */
   private void plainStretch(SpeculationGate gate) {
     long t0 = System.nanoTime();
     int before = loop.length();
     int written = loop.runAutoregressive(PLAIN_CHUNKS * settings.arChunk());
-    int[] tokens = Arrays.copyOfRange(loop.sequence(), before, before + written);
     stats.plainTokens += written;
     gate.plain(System.nanoTime() - t0, written);
-    if (out.finished()) {
-      return; // tokens past a stop were not committed; the draft is done with
-    }
-    if (draftTruncateTo >= 0) {
-      draft.send(
-          SessionRequest.newBuilder()
-              .setTruncate(Truncate.newBuilder().setLength(draftTruncateTo)));
-      draftTruncateTo = -1;
-    }
-    int[] feed = concat(draftPending, tokens);
-    draftPending = new int[0];
-    int step = Math.max(1, draftInfo.getMaxTokensPerOp());
-    for (int i = 0; i < feed.length; i += step) {
-      Score.Builder score = Score.newBuilder();
-      for (int j = i; j < Math.min(feed.length, i + step); j++) {
-        score.addTokenIds(feed[j]);
+    draftPending =
+        concat(draftPending, Arrays.copyOfRange(loop.sequence(), before, before + written));
+  }
+
+  /**
+   * Feeds the draft what plain stretches wrote (a Score, awaited), so the round after them is
+   * measured without the draft's catch-up in it. False if the draft failed and was dropped.
+   */
+  private boolean catchUpDraft() {
+    try {
+      if (draftTruncateTo >= 0) {
+        draft.send(
+            SessionRequest.newBuilder()
+                .setTruncate(Truncate.newBuilder().setLength(draftTruncateTo)));
+        draftTruncateTo = -1;
       }
-      draft.send(SessionRequest.newBuilder().setScore(score));
+      int step = Math.max(1, draftInfo.getMaxTokensPerOp());
+      CompletableFuture<SessionResponse> last = null;
+      for (int i = 0; i < draftPending.length; i += step) {
+        Score.Builder score = Score.newBuilder();
+        for (int j = i; j < Math.min(draftPending.length, i + step); j++) {
+          score.addTokenIds(draftPending[j]);
+        }
+        last = draft.send(SessionRequest.newBuilder().setScore(score));
+      }
+      draftPending = new int[0];
+      if (last != null) {
+        long t0 = System.nanoTime();
+        draft.await(last, settings.draftTimeout(), "score");
+        stats.draftNanos += System.nanoTime() - t0;
+      }
+      return true;
+    } catch (WorkerFailure e) {
+      if (io.grpc.Context.current().isCancelled()) {
+        throw e;
+      }
+      dropDraft(e.getMessage());
+      return false;
     }
   }
 

@@ -63,7 +63,7 @@ class AdaptiveSpeculationTest {
       // ...
       assertThat(s.getPlainTokens()).isGreaterThan(100);
       // ... and the rounds that did run after plain stretches found the draft caught up: a draft
-      // session missing a chunk would have proposed other tokens than the target's.
+      // session missing a stretch would have proposed other tokens than the target's.
       assertThat(s.getRounds()).isGreaterThan(SpeculationGate.WARMUP_ROUNDS);
       assertThat(s.getAccepted()).isEqualTo(s.getDrafted());
       assertThat(t.awaitSessionsEnded(Duration.ofSeconds(10))).isTrue();
