@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.GenerationStats;
-import io.draftmesh.proto.v1.Position;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.SpeculativeOptions;
 import io.draftmesh.proto.v1.Strategy;
@@ -19,23 +18,22 @@ import org.junit.jupiter.api.Test;
  * dearer per token than a chunk of Proposes (answered at once), whatever the machine's load.
  */
 class AdaptiveSpeculationTest {
-  /** Token 100 + the number of tokens written so far: target and draft agree on everything. */
-  private static Position counting(List<Integer> out) {
-    int token = 100 + out.size();
-    return Position.newBuilder()
-        .setTokenId(token)
-        .setArgmaxTokenId(token)
-        .setArgmaxProb(0.9f)
-        .setTokenProb(0.9f)
-        .build();
-  }
-
   private static ScriptedWorker worker(String id, long params) throws Exception {
     return new ScriptedWorker(
         ScriptedWorker.info(id, ScriptedMesh.ZOO_TOKENIZER, 4096, 0, params),
-        AdaptiveSpeculationTest::counting,
+        ScriptedWorker::counting,
         -1,
         false);
+  }
+
+  private static GenerateRequest request(SpeculativeOptions.Builder options, int maxTokens) {
+    return GenerateRequest.newBuilder()
+        .setTokenIds(io.draftmesh.proto.v1.TokenIds.newBuilder().addIds(7).addIds(8))
+        .setStrategy(Strategy.STRATEGY_SPECULATIVE)
+        .setSpeculative(options)
+        .setIgnoreEos(true)
+        .setSampling(Sampling.newBuilder().setMaxTokens(maxTokens))
+        .build();
   }
 
   @Test
@@ -44,13 +42,7 @@ class AdaptiveSpeculationTest {
         ScriptedWorker d = worker("draft", 1_000_000);
         ScriptedMesh mesh = new ScriptedMesh(t, d, Duration.ofSeconds(10))) {
       GenerateRequest request =
-          GenerateRequest.newBuilder()
-              .setTokenIds(io.draftmesh.proto.v1.TokenIds.newBuilder().addIds(7).addIds(8))
-              .setStrategy(Strategy.STRATEGY_SPECULATIVE)
-              .setSpeculative(SpeculativeOptions.newBuilder().setK(2).setAdaptive(true).setMaxK(2))
-              .setIgnoreEos(true)
-              .setSampling(Sampling.newBuilder().setMaxTokens(200))
-              .build();
+          request(SpeculativeOptions.newBuilder().setK(2).setAdaptive(true).setMaxK(2), 200);
       List<GenerateChunk> chunks = mesh.chunks(request);
       List<Integer> ids = chunks.stream().flatMap(c -> c.getTokenIdsList().stream()).toList();
       assertThat(ids).hasSize(200);
@@ -75,14 +67,7 @@ class AdaptiveSpeculationTest {
     try (ScriptedWorker t = worker("target", 12_000_000).slowVerify(40);
         ScriptedWorker d = worker("draft", 1_000_000);
         ScriptedMesh mesh = new ScriptedMesh(t, d, Duration.ofSeconds(10))) {
-      GenerateRequest request =
-          GenerateRequest.newBuilder()
-              .setTokenIds(io.draftmesh.proto.v1.TokenIds.newBuilder().addIds(7).addIds(8))
-              .setStrategy(Strategy.STRATEGY_SPECULATIVE)
-              .setSpeculative(SpeculativeOptions.newBuilder().setK(2))
-              .setIgnoreEos(true)
-              .setSampling(Sampling.newBuilder().setMaxTokens(30))
-              .build();
+      GenerateRequest request = request(SpeculativeOptions.newBuilder().setK(2), 30);
       GenerationStats s = ScriptedMesh.last(mesh.chunks(request)).getStats();
       assertThat(s.getPlainTokens()).isZero();
     }

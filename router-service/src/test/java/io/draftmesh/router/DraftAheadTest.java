@@ -20,32 +20,19 @@ import org.junit.jupiter.api.Test;
  * too many or too few proposes other tokens, and its acceptance shows it.
  */
 class DraftAheadTest {
-  /** The target: token 100 + the number of tokens written so far. */
-  private static Position counting(List<Integer> out) {
-    return at(100 + out.size());
-  }
-
   /**
-   * A draft that agrees with the target except at positions 0, 6, 12, ... and 1, 10, 19, ..., where
-   * it says 7, and after a 7, where it says 9: it also reads what its session holds, not only how
-   * much. Over 60 tokens at k = 4 its rounds end every way: a rejection, all accepted with the
-   * wrong first token ahead, all accepted with the right one.
+   * Against the target {@link ScriptedWorker#counting}, a draft that agrees with it except at
+   * positions 0, 6, 12, ... and 1, 10, 19, ..., where it says 7, and after a 7, where it says 9: it
+   * also reads what its session holds, not only how much. Over 60 tokens at k = 4 its rounds end
+   * every way: a rejection, all accepted with the wrong first token ahead, all accepted with the
+   * right one.
    */
   private static Position mostlyCounting(List<Integer> out) {
     int n = out.size();
     if (n > 0 && out.get(n - 1) == 7) {
-      return at(9);
+      return ScriptedWorker.predicting(9);
     }
-    return at(n % 6 == 0 || n % 9 == 1 ? 7 : 100 + n);
-  }
-
-  private static Position at(int token) {
-    return Position.newBuilder()
-        .setTokenId(token)
-        .setArgmaxTokenId(token)
-        .setArgmaxProb(0.9f)
-        .setTokenProb(0.9f)
-        .build();
+    return ScriptedWorker.predicting(n % 6 == 0 || n % 9 == 1 ? 7 : 100 + n);
   }
 
   private static ScriptedWorker worker(String id, ScriptedWorker.Model model, long params)
@@ -67,7 +54,7 @@ class DraftAheadTest {
   private record Run(List<Integer> ids, GenerationStats stats) {}
 
   private static Run run(ScriptedWorker.Model draftModel, boolean ahead) throws Exception {
-    try (ScriptedWorker t = worker("target", DraftAheadTest::counting, 12_000_000);
+    try (ScriptedWorker t = worker("target", ScriptedWorker::counting, 12_000_000);
         ScriptedWorker d = worker("draft", draftModel, 1_000_000);
         ScriptedMesh mesh = new ScriptedMesh(t, d, Duration.ofSeconds(10))) {
       List<GenerateChunk> chunks = mesh.chunks(request(ahead));
@@ -86,7 +73,7 @@ class DraftAheadTest {
 
   @Test
   void aDraftThatIsAlwaysRightProposesOnlyOnceOutsideTheVerifies() throws Exception {
-    Run r = run(DraftAheadTest::counting, true);
+    Run r = run(ScriptedWorker::counting, true);
     assertCounting(r.ids());
     GenerationStats s = r.stats();
     assertThat(s.getFallback()).as(s.getFallbackReason()).isFalse();

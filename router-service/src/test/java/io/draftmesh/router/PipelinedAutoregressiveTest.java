@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.draftmesh.proto.v1.FinishReason;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
-import io.draftmesh.proto.v1.Position;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.Strategy;
 import java.time.Duration;
@@ -17,20 +16,10 @@ import org.junit.jupiter.api.Test;
  * starts the next op without waiting for a round trip.
  */
 class PipelinedAutoregressiveTest {
-  /** Counts up from the session's output length: token ids 100, 101, 102, ... */
-  private static final ScriptedWorker.Model COUNTING =
-      out ->
-          Position.newBuilder()
-              .setTokenId(100 + out.size())
-              .setArgmaxTokenId(100 + out.size())
-              .setArgmaxProb(0.9f)
-              .setTokenProb(0.9f)
-              .build();
-
   private static ScriptedWorker target() throws Exception {
     return new ScriptedWorker(
         ScriptedWorker.info("target", ScriptedMesh.ZOO_TOKENIZER, 4096, 0, 12_000_000),
-        COUNTING,
+        ScriptedWorker::counting,
         -1,
         false);
   }

@@ -88,6 +88,21 @@ final class ScriptedWorker implements AutoCloseable {
             .start();
   }
 
+  /** A prediction of {@code token}, sure enough (0.9) to be the model's argmax. */
+  static Position predicting(int token) {
+    return Position.newBuilder()
+        .setTokenId(token)
+        .setArgmaxTokenId(token)
+        .setArgmaxProb(0.9f)
+        .setTokenProb(0.9f)
+        .build();
+  }
+
+  /** Counts up from the session's output length: token ids 100, 101, 102, ... */
+  static Position counting(List<Integer> out) {
+    return predicting(100 + out.size());
+  }
+
   /** A ModelInfo for a scripted model whose tokenizer is {@code tokenizerJson}. */
   static ModelInfo info(String id, Path tokenizerJson, int vocab, int eos, long params)
       throws IOException {
