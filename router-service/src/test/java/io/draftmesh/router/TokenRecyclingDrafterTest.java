@@ -124,8 +124,8 @@ class TokenRecyclingDrafterTest {
     assertThat(table.candidates(7)).containsExactly(20, 21);
   }
 
-  @Test
-  void aFullBudgetDraftsThePapersTemplate() {
+  /** A table that knows K distinct candidates after every token. */
+  private static TokenRecyclingTable fullTable() {
     TokenRecyclingTable table = new TokenRecyclingTable(VOCAB);
     for (int t = 0; t < VOCAB; t++) {
       int[] next = new int[TokenRecyclingDrafter.K];
@@ -134,6 +134,12 @@ class TokenRecyclingDrafterTest {
       }
       table.learn(t, next);
     }
+    return table;
+  }
+
+  @Test
+  void aFullBudgetDraftsThePapersTemplate() {
+    TokenRecyclingTable table = fullTable();
     int[] seq = {3};
     DraftTree tree = new TokenRecyclingDrafter(table, true).draft(seq, 1, 200, 16);
     assertThat(tree.size()).isEqualTo(80);
@@ -151,14 +157,7 @@ class TokenRecyclingDrafterTest {
 
   @Test
   void aSmallBudgetKeepsTheNodesMostLikelyReachedByTheMeasuredHitRates() {
-    TokenRecyclingTable table = new TokenRecyclingTable(VOCAB);
-    for (int t = 0; t < VOCAB; t++) {
-      int[] next = new int[TokenRecyclingDrafter.K];
-      for (int r = 0; r < next.length; r++) {
-        next[r] = (t * 7 + r + 1) % VOCAB;
-      }
-      table.learn(t, next);
-    }
+    TokenRecyclingTable table = fullTable();
     int[] seq = {3};
     // Nothing measured: every rank at 1/2, so the template's first level comes first.
     DraftTree first = new TokenRecyclingDrafter(table, true).draft(seq, 1, 8, 16);
