@@ -371,6 +371,7 @@ final class NettyHttpServer implements AutoCloseable {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
+      log.debug("HTTP connection {} closed in state {}", channel.remoteAddress(), state);
       cancelTimer();
       state = State.CLOSING;
       if (current != null) {
@@ -445,6 +446,11 @@ final class NettyHttpServer implements AutoCloseable {
       this.channel = connection.channel;
       this.request = request;
       this.path = path;
+      // No body to wait for: complete now (the codec's empty last content may come after the
+      // handler has already answered, which must not read as a body still arriving).
+      this.bodyEnded =
+          !HttpUtil.isTransferEncodingChunked(request)
+              && HttpUtil.getContentLength(request, 0L) == 0;
     }
 
     // Event loop side.
@@ -556,6 +562,15 @@ final class NettyHttpServer implements AutoCloseable {
               && !pipelined
               && bodyComplete()
               && !(http10 && chunked); // HTTP/1.0 has no chunks: the body ends with the connection
+      log.debug(
+          "HTTP {} {} from {}: {} keep-alive {} (body complete {}, pipelined {})",
+          method(),
+          path,
+          channel.remoteAddress(),
+          r.status().code(),
+          keepAlive,
+          bodyComplete(),
+          pipelined);
       if (!keepAlive) {
         r.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
       } else if (http10) {
@@ -583,6 +598,10 @@ final class NettyHttpServer implements AutoCloseable {
                 if (f.isSuccess()) {
                   connection.answered(this, keep);
                 } else {
+                  log.debug(
+                      "HTTP answer to {} failed: {}",
+                      channel.remoteAddress(),
+                      f.cause().toString());
                   channel.close();
                 }
               });
@@ -614,6 +633,8 @@ final class NettyHttpServer implements AutoCloseable {
     private final ChannelFutureListener closeOnFailure =
         f -> {
           if (!f.isSuccess()) {
+            log.debug(
+                "HTTP write to {} failed: {}", f.channel().remoteAddress(), f.cause().toString());
             f.channel().close(); // the client is gone: channelInactive tells the exchange
           }
         };
@@ -679,6 +700,7 @@ final class NettyHttpServer implements AutoCloseable {
         onGone.clear();
       }
       if (status < 0) {
+        log.debug("HTTP {} {}: closed unanswered", method(), path);
         channel.close(); // nothing answered (the client went away, or a handler bug)
       } else if (chunked && !ended) {
         ended = true;
