@@ -10,6 +10,7 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.ChannelPromise;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.group.ChannelGroup;
@@ -242,6 +243,7 @@ final class NettyHttpServer implements AutoCloseable {
           fresh ? config.headerTimeout() : config.idleTimeout(),
           () -> {
             if (state == State.WAITING) {
+              log.debug("HTTP connection {} idle: closed", channel.remoteAddress());
               channel.close();
             }
           });
@@ -339,6 +341,7 @@ final class NettyHttpServer implements AutoCloseable {
      * all it will, else shut output, drop what still arrives, and close when the client does.
      */
     private void closeAfterAnswer(boolean requestComplete) {
+      log.debug("HTTP connection {}: closing after the answer", channel.remoteAddress());
       state = State.CLOSING;
       if (requestComplete || !(channel instanceof SocketChannel sc) || !channel.isActive()) {
         channel.close();
@@ -590,21 +593,31 @@ final class NettyHttpServer implements AutoCloseable {
       if (gone) {
         throw new IOException("client went away");
       }
+      last(r.build());
+    }
+
+    /**
+     * Writes the response's last message; once it is on the wire the connection waits for the next
+     * request or closes. The listener is on the promise before the write is queued, so it runs on
+     * the event loop as the write completes, before the loop reads anything more: a client that
+     * sends its next request the moment it has this answer finds the connection waiting for it.
+     * (Added after the write, it could run later, as a task of its own, and the next request would
+     * have been read as a pipelined one while this exchange still looked busy.)
+     */
+    private void last(Object message) {
       boolean keep = keepAlive;
-      channel
-          .writeAndFlush(r.build())
-          .addListener(
-              f -> {
-                if (f.isSuccess()) {
-                  connection.answered(this, keep);
-                } else {
-                  log.debug(
-                      "HTTP answer to {} failed: {}",
-                      channel.remoteAddress(),
-                      f.cause().toString());
-                  channel.close();
-                }
-              });
+      ChannelPromise done = channel.newPromise();
+      done.addListener(
+          f -> {
+            if (f.isSuccess()) {
+              connection.answered(this, keep);
+            } else {
+              log.debug(
+                  "HTTP answer to {} failed: {}", channel.remoteAddress(), f.cause().toString());
+              channel.close();
+            }
+          });
+      channel.writeAndFlush(message, done);
     }
 
     @Override
@@ -627,7 +640,7 @@ final class NettyHttpServer implements AutoCloseable {
       if (gone) {
         throw new IOException("client went away");
       }
-      channel.writeAndFlush(message).addListener(closeOnFailure);
+      channel.writeAndFlush(message, channel.newPromise().addListener(closeOnFailure));
     }
 
     private final ChannelFutureListener closeOnFailure =
@@ -704,18 +717,8 @@ final class NettyHttpServer implements AutoCloseable {
         channel.close(); // nothing answered (the client went away, or a handler bug)
       } else if (chunked && !ended) {
         ended = true;
-        boolean keep = keepAlive;
         if (!gone) {
-          channel
-              .writeAndFlush(LastHttpContent.EMPTY_LAST_CONTENT)
-              .addListener(
-                  f -> {
-                    if (f.isSuccess()) {
-                      connection.answered(this, keep);
-                    } else {
-                      channel.close();
-                    }
-                  });
+          last(LastHttpContent.EMPTY_LAST_CONTENT);
         }
       }
     }

@@ -23,6 +23,7 @@ import java.util.concurrent.TimeUnit;
 final class Sse implements AutoCloseable {
   private static final byte[] HEARTBEAT = ": keep-alive\n\n".getBytes(StandardCharsets.UTF_8);
 
+  private final Exchange exchange;
   private final Exchange.ChunkedBody out;
   private final Context.CancellableContext upstream;
   private final long heartbeatNanos;
@@ -36,6 +37,7 @@ final class Sse implements AutoCloseable {
       ScheduledExecutorService scheduler,
       Duration heartbeat)
       throws IOException {
+    this.exchange = exchange;
     this.upstream = upstream;
     this.heartbeatNanos = heartbeat.toNanos();
     exchange.setHeader("Content-Type", "text/event-stream; charset=utf-8");
@@ -59,9 +61,9 @@ final class Sse implements AutoCloseable {
     }
   }
 
-  /** Whether a write failed: the client went away. */
+  /** Whether the client went away (a write failed, or the transport saw the connection close). */
   boolean clientGone() {
-    return gone;
+    return gone || exchange.clientGone();
   }
 
   private void beat() {
