@@ -226,6 +226,9 @@ final class HttpApi implements NettyHttpServer.Handler {
       try {
         first = chunks.next();
       } catch (StatusRuntimeException e) {
+        if (ex.clientGone()) {
+          return; // cancelled because the client left: nobody to answer, nothing to report
+        }
         throw Errors.fromRouter(e, id, p.request());
       }
       lease.charge(first.getTokenIdsCount());

@@ -113,10 +113,10 @@ final class NettyHttpServer implements AutoCloseable {
     this.config = config;
     this.workers = workers;
     this.handler = handler;
-    this.boss = new MultiThreadIoEventLoopGroup(1, threads("gateway-http-accept-"), nio());
+    this.boss = new MultiThreadIoEventLoopGroup(1, threads("gateway-netty-accept-"), nio());
     // Event loops only parse and copy bytes; two cover thousands of connections.
     int n = Math.max(2, Math.min(4, Runtime.getRuntime().availableProcessors()));
-    this.loops = new MultiThreadIoEventLoopGroup(n, threads("gateway-http-io-"), nio());
+    this.loops = new MultiThreadIoEventLoopGroup(n, threads("gateway-netty-io-"), nio());
   }
 
   private static io.netty.channel.IoHandlerFactory nio() {

@@ -166,6 +166,93 @@ class HttpConnectionsIT {
     }
   }
 
+  @Test
+  void aStreamWhoseClientReadsNothingWaitsForItThenIsCutOffAndCancelled() throws Exception {
+    // The router streams as fast as it is asked; the client reads nothing. With flow control the
+    // gateway stops asking once the connection is full, waits --write-timeout-ms (500 ms here),
+    // and cuts the client off, which cancels the router call. Buffered without bound instead, the
+    // gateway would never wait, so the timeout would never fire and the router would stream on.
+    try (FloodRouter router = new FloodRouter();
+        GatewayServer g =
+            LoopbackGateway.start(
+                GatewayConfig.of("127.0.0.1:" + router.port(), List.of(KEY))
+                    .withHttpTimeouts(
+                        Duration.ofSeconds(60), Duration.ofSeconds(60), Duration.ofMillis(500)));
+        Socket s = new Socket("127.0.0.1", g.ports().http())) {
+      JsonObject body = completion();
+      body.addProperty("stream", true);
+      body.addProperty("max_tokens", 8192);
+      byte[] json = body.toString().getBytes(StandardCharsets.UTF_8);
+      s.getOutputStream()
+          .write(
+              ("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
+                      + KEY
+                      + "\r\nContent-Type: application/json\r\nContent-Length: "
+                      + json.length
+                      + "\r\n\r\n")
+                  .getBytes(StandardCharsets.US_ASCII));
+      s.getOutputStream().write(json);
+      s.getOutputStream().flush();
+      assertThat(s.getInputStream().read()).isEqualTo('H'); // the stream started; read no more
+      assertThat(router.cancelled.await(60, java.util.concurrent.TimeUnit.SECONDS))
+          .as("router call cancelled (%d chunks sent)", router.sent.get())
+          .isTrue();
+    }
+  }
+
+  /**
+   * A router whose every generation streams 8 KiB chunks for as long as the gateway takes them
+   * (gRPC flow control: only while the call is ready), until it is cancelled.
+   */
+  private static final class FloodRouter implements AutoCloseable {
+    final java.util.concurrent.CountDownLatch cancelled =
+        new java.util.concurrent.CountDownLatch(1);
+    final java.util.concurrent.atomic.AtomicLong sent =
+        new java.util.concurrent.atomic.AtomicLong();
+    private final io.grpc.Server server;
+
+    FloodRouter() throws IOException {
+      String text = "x".repeat(8192);
+      server =
+          io.grpc.Grpc.newServerBuilderForPort(0, io.grpc.InsecureServerCredentials.create())
+              .addService(
+                  new io.draftmesh.proto.v1.RouterGrpc.RouterImplBase() {
+                    @Override
+                    public void generate(
+                        io.draftmesh.proto.v1.GenerateRequest req,
+                        io.grpc.stub.StreamObserver<io.draftmesh.proto.v1.GenerateChunk> out) {
+                      var call =
+                          (io.grpc.stub.ServerCallStreamObserver<
+                                  io.draftmesh.proto.v1.GenerateChunk>)
+                              out;
+                      call.setOnCancelHandler(cancelled::countDown);
+                      call.setOnReadyHandler(
+                          () -> {
+                            while (call.isReady() && !call.isCancelled()) {
+                              call.onNext(
+                                  io.draftmesh.proto.v1.GenerateChunk.newBuilder()
+                                      .addTokenIds(7)
+                                      .setText(text)
+                                      .build());
+                              sent.incrementAndGet();
+                            }
+                          });
+                    }
+                  })
+              .build()
+              .start();
+    }
+
+    int port() {
+      return server.getPort();
+    }
+
+    @Override
+    public void close() {
+      server.shutdownNow();
+    }
+  }
+
   private static Response get(Socket s, String path, String extraHeaders) throws IOException {
     OutputStream out = s.getOutputStream();
     out.write(
