@@ -216,6 +216,39 @@ final class Errors {
         0);
   }
 
+  /** A request head (line and headers) that did not arrive in time: a slow or stalled client. */
+  static HttpError headerTimeout(java.time.Duration timeout) {
+    return new HttpError(
+        408,
+        "headers: not complete within "
+            + timeout.toMillis()
+            + " ms (expected: the request line and headers within the gateway's"
+            + " --header-timeout-ms)",
+        "invalid_request_error",
+        null,
+        "request_timeout",
+        0);
+  }
+
+  /** A request the HTTP parser refused (400), or whose line (414) or headers (431) are too long. */
+  static HttpError malformedRequest(int status, String message) {
+    return new HttpError(status, message, "invalid_request_error", null, "invalid_request", 0);
+  }
+
+  /**
+   * Every HTTP thread busy and the pool's queue full: a flood, answered by the transport without a
+   * thread (the admitted completions are bounded before this by {@link HttpAdmission}).
+   */
+  static HttpError overloaded() {
+    return new HttpError(
+        503,
+        "server busy: every HTTP thread is taken and the queue is full (expected: retry later)",
+        "server_error",
+        null,
+        "server_busy",
+        1);
+  }
+
   /** A path or method the HTTP API does not serve. */
   static HttpError noRoute(String method, String path) {
     return new HttpError(

@@ -41,9 +41,14 @@ import java.util.Set;
  * @param sseHeartbeat how often an idle SSE stream gets a comment line, and a non-streaming
  *     response a space before its JSON (which detects a client that went away, so its generation is
  *     cancelled)
- * @param bodyTimeout how long a request body may take to arrive: a client that trickles it is
- *     answered 408 and its thread freed (one that sends nothing at all is cut off by the HTTP
- *     server's own request timeout, set from this in {@link GatewayMain})
+ * @param bodyTimeout how long a request body may take to arrive, from the end of its headers: a
+ *     client that trickles it or stalls is answered 408 and its thread freed
+ * @param headerTimeout how long a request line and headers may take to arrive, from their first
+ *     byte: a slower client is answered 408 and closed (it holds no thread while it sends them)
+ * @param idleTimeout how long an HTTP keep-alive connection may sit idle between requests before
+ *     the server closes it
+ * @param writeTimeout how long a response may wait for a client that reads nothing (its socket
+ *     full): then the connection is cut and the generation cancelled
  * @param httpThreads HTTP completion requests served at once (each holds a thread for its whole
  *     length, an open stream included)
  * @param httpQueue HTTP completion requests that may wait, in arrival order, for one of those; past
@@ -68,10 +73,22 @@ public record GatewayConfig(
     Duration upstreamTimeout,
     Duration sseHeartbeat,
     Duration bodyTimeout,
+    Duration headerTimeout,
+    Duration idleTimeout,
+    Duration writeTimeout,
     int httpThreads,
     int httpQueue,
     Duration drainGrace,
     Keepalive keepalive) {
+
+  /** A request line and headers must arrive within this by default (--header-timeout-ms). */
+  public static final Duration DEFAULT_HEADER_TIMEOUT = Duration.ofSeconds(10);
+
+  /** Idle HTTP keep-alive connections are closed after this by default (--idle-timeout-ms). */
+  public static final Duration DEFAULT_IDLE_TIMEOUT = Duration.ofSeconds(60);
+
+  /** A client that reads nothing is cut off after this by default (--write-timeout-ms). */
+  public static final Duration DEFAULT_WRITE_TIMEOUT = Duration.ofSeconds(60);
 
   /** The id of the model served when none is configured. */
   public static final String DEFAULT_MODEL = "default";
@@ -166,6 +183,12 @@ public record GatewayConfig(
     SSE_HEARTBEAT_MS("sse-heartbeat-ms", "MS", "idle SSE keep-alive interval (default 10000)"),
     BODY_TIMEOUT_MS(
         "body-timeout-ms", "MS", "a request body must arrive within this (default 10000)"),
+    HEADER_TIMEOUT_MS(
+        "header-timeout-ms", "MS", "request line and headers must arrive within (default 10000)"),
+    IDLE_TIMEOUT_MS(
+        "idle-timeout-ms", "MS", "idle HTTP keep-alive connections close after (default 60000)"),
+    WRITE_TIMEOUT_MS(
+        "write-timeout-ms", "MS", "a client reading nothing is cut off after (default 60000)"),
     HTTP_THREADS("http-threads", "N", "completions served at once, a thread each (default 64)"),
     HTTP_QUEUE(
         "http-queue", "N", "completions waiting for one of those; more get 429 (default 16)"),
@@ -266,6 +289,9 @@ public record GatewayConfig(
     positive(upstreamTimeout, Flag.UPSTREAM_TIMEOUT_MS);
     positive(sseHeartbeat, Flag.SSE_HEARTBEAT_MS);
     positive(bodyTimeout, Flag.BODY_TIMEOUT_MS);
+    positive(headerTimeout, Flag.HEADER_TIMEOUT_MS);
+    positive(idleTimeout, Flag.IDLE_TIMEOUT_MS);
+    positive(writeTimeout, Flag.WRITE_TIMEOUT_MS);
     FLAGS.require(
         httpThreads >= 1 && httpThreads <= 10_000, Flag.HTTP_THREADS, httpThreads, "1..10000");
     FLAGS.require(httpQueue >= 0 && httpQueue <= 10_000, Flag.HTTP_QUEUE, httpQueue, "0..10000");
@@ -296,6 +322,9 @@ public record GatewayConfig(
         Duration.ofMinutes(5),
         Duration.ofSeconds(10),
         Duration.ofSeconds(10),
+        DEFAULT_HEADER_TIMEOUT,
+        DEFAULT_IDLE_TIMEOUT,
+        DEFAULT_WRITE_TIMEOUT,
         64,
         DEFAULT_HTTP_QUEUE,
         Duration.ofSeconds(1),
@@ -325,6 +354,16 @@ public record GatewayConfig(
   /** This config with another body timeout. */
   public GatewayConfig withBodyTimeout(Duration timeout) {
     return with(f -> f.bodyTimeout = timeout);
+  }
+
+  /** This config with other HTTP connection timers: header, keep-alive idle and write. */
+  public GatewayConfig withHttpTimeouts(Duration header, Duration idle, Duration write) {
+    return with(
+        f -> {
+          f.headerTimeout = header;
+          f.idleTimeout = idle;
+          f.writeTimeout = write;
+        });
   }
 
   /** This config with another body limit. */
@@ -373,6 +412,9 @@ public record GatewayConfig(
     private Duration upstreamTimeout;
     private Duration sseHeartbeat;
     private Duration bodyTimeout;
+    private Duration headerTimeout;
+    private Duration idleTimeout;
+    private Duration writeTimeout;
     private int httpThreads;
     private int httpQueue;
     private Duration drainGrace;
@@ -394,6 +436,9 @@ public record GatewayConfig(
       upstreamTimeout = c.upstreamTimeout;
       sseHeartbeat = c.sseHeartbeat;
       bodyTimeout = c.bodyTimeout;
+      headerTimeout = c.headerTimeout;
+      idleTimeout = c.idleTimeout;
+      writeTimeout = c.writeTimeout;
       httpThreads = c.httpThreads;
       httpQueue = c.httpQueue;
       drainGrace = c.drainGrace;
@@ -417,6 +462,9 @@ public record GatewayConfig(
           upstreamTimeout,
           sseHeartbeat,
           bodyTimeout,
+          headerTimeout,
+          idleTimeout,
+          writeTimeout,
           httpThreads,
           httpQueue,
           drainGrace,
@@ -459,6 +507,14 @@ public record GatewayConfig(
         + upstreamTimeout
         + ", sseHeartbeat="
         + sseHeartbeat
+        + ", bodyTimeout="
+        + bodyTimeout
+        + ", headerTimeout="
+        + headerTimeout
+        + ", idleTimeout="
+        + idleTimeout
+        + ", writeTimeout="
+        + writeTimeout
         + ", httpThreads="
         + httpThreads
         + ", httpQueue="
@@ -512,6 +568,9 @@ public record GatewayConfig(
         v.millis(Flag.UPSTREAM_TIMEOUT_MS, 300_000),
         v.millis(Flag.SSE_HEARTBEAT_MS, 10_000),
         v.millis(Flag.BODY_TIMEOUT_MS, 10_000),
+        v.millis(Flag.HEADER_TIMEOUT_MS, (int) DEFAULT_HEADER_TIMEOUT.toMillis()),
+        v.millis(Flag.IDLE_TIMEOUT_MS, (int) DEFAULT_IDLE_TIMEOUT.toMillis()),
+        v.millis(Flag.WRITE_TIMEOUT_MS, (int) DEFAULT_WRITE_TIMEOUT.toMillis()),
         v.intOf(Flag.HTTP_THREADS, 64),
         v.intOf(Flag.HTTP_QUEUE, DEFAULT_HTTP_QUEUE),
         v.seconds(Flag.DRAIN_SECONDS, 10),

@@ -85,14 +85,6 @@ public final class GatewayMain {
       throws IOException {
     TelemetryConfig.Parsed tel = TelemetryConfig.parse(args, env);
     GatewayConfig config = GatewayConfig.parse(tel.rest(), env);
-    // The JDK's HTTP server closes a connection whose request (body included) takes longer than
-    // this, in whole seconds; read once, when the server classes load, so set before any is made.
-    // It frees the thread of a client that stalls sending nothing (one that trickles is answered
-    // 408 by HttpApi). A value set on the command line wins.
-    if (System.getProperty("sun.net.httpserver.maxReqTime") == null) {
-      long seconds = Math.max(1, (config.bodyTimeout().toMillis() + 999) / 1000 + 1);
-      System.setProperty("sun.net.httpserver.maxReqTime", Long.toString(seconds));
-    }
     Telemetry telemetry = Telemetry.create(env, "draftmesh-gateway", tel.config());
     GatewayServer server = null;
     try {

@@ -1,6 +1,5 @@
 package io.draftmesh.gateway;
 
-import com.sun.net.httpserver.HttpServer;
 import io.draftmesh.flags.Keepalive;
 import io.draftmesh.serving.Drain;
 import io.draftmesh.serving.Keepalives;
@@ -51,9 +50,6 @@ public final class GatewayServer implements AutoCloseable {
   /** HTTP threads beyond the admitted completions: for refusals and the short requests. */
   private static final int SPARE_HTTP_THREADS = 4;
 
-  /** Connections the HTTP server's accept queue holds. */
-  private static final int ACCEPT_BACKLOG = 128;
-
   /** Requests the HTTP pool's queue holds while all its threads are busy. */
   private static final int POOL_QUEUE = 128;
 
@@ -62,7 +58,7 @@ public final class GatewayServer implements AutoCloseable {
 
   private final GatewayConfig config;
   private final Server grpc;
-  private final HttpServer http;
+  private final NettyHttpServer http;
   private final HttpApi httpApi;
   private final HttpAdmission admission;
   private final ManagedChannel routerChannel;
@@ -103,8 +99,9 @@ public final class GatewayServer implements AutoCloseable {
     this.scheduler = new ScheduledThreadPoolExecutor(1, daemonThreads("gateway-sse-heartbeat-"));
     // Completions are bounded by HttpAdmission (served + waiting); the pool has SPARE_HTTP_THREADS
     // more, so refusals and short requests (health, models, playground) never wait behind
-    // streams. Its queue only takes bursts of those; past it the executor rejects and the JDK
-    // server closes the connection, the last resort of a flood.
+    // streams. Its queue only takes bursts of those; past it the executor rejects and the
+    // transport answers 503 from its event loop, the last resort of a flood. (Connections, and
+    // requests whose headers are still arriving, hold no thread at all: NettyHttpServer.)
     this.admission = new HttpAdmission(config.httpThreads(), config.httpQueue());
     int poolThreads = config.httpThreads() + config.httpQueue() + SPARE_HTTP_THREADS;
     this.httpExecutor =
@@ -116,7 +113,6 @@ public final class GatewayServer implements AutoCloseable {
             new ArrayBlockingQueue<>(POOL_QUEUE),
             daemonThreads("gateway-http-"));
     ((ThreadPoolExecutor) httpExecutor).allowCoreThreadTimeOut(true);
-    this.http = HttpServer.create(httpAddress, ACCEPT_BACKLOG);
     this.httpApi =
         new HttpApi(
             config,
@@ -127,8 +123,7 @@ public final class GatewayServer implements AutoCloseable {
             router,
             scheduler,
             new io.draftmesh.telemetry.HttpServerTracing(otel));
-    http.createContext("/", httpApi);
-    http.setExecutor(httpExecutor);
+    this.http = new NettyHttpServer(httpAddress, config, httpExecutor, httpApi);
   }
 
   /** A gateway for {@code config}: Netty gRPC and HTTP on the configured host and ports. */
@@ -195,7 +190,7 @@ public final class GatewayServer implements AutoCloseable {
 
   /** The bound ports. */
   public Ports ports() {
-    return new Ports(grpc.getPort(), http.getAddress().getPort());
+    return new Ports(grpc.getPort(), http.port());
   }
 
   /** HTTP completion requests admitted and not finished (served and waiting). */
@@ -225,11 +220,11 @@ public final class GatewayServer implements AutoCloseable {
     grpc.shutdown();
     long graceMs = config.drainGrace().toMillis();
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(graceMs);
-    // New HTTP requests get 503; running ones get the grace period. (JDK 17's HttpServer.stop(n)
-    // always waits the whole n seconds, so the wait is done here and stop gets 0.) stop closes
-    // every
-    // connection: a stream whose write then fails cancels its router call.
+    // New HTTP requests get 503 (and no new connection is accepted); running ones get the grace
+    // period. Then every connection is closed: a stream still running sees its client gone, which
+    // cancels its router call.
     httpApi.drain();
+    http.stopAccepting();
     while (httpApi.active() > 0 && System.nanoTime() < deadline) {
       try {
         Thread.sleep(20);
@@ -238,7 +233,7 @@ public final class GatewayServer implements AutoCloseable {
         break;
       }
     }
-    http.stop(0);
+    http.close();
     // The rest of the grace for gRPC calls (shutdown again is a no-op: it stopped accepting above).
     Drain.stop(grpc, Duration.ofNanos(Math.max(0, deadline - System.nanoTime())), () -> {});
     routerChannel.shutdownNow(); // cancels router calls still open (HTTP streams cut by stop)

@@ -1,10 +1,8 @@
 package io.draftmesh.gateway;
 
-import com.sun.net.httpserver.HttpExchange;
 import io.grpc.Context;
 import io.grpc.Status;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.ScheduledExecutorService;
@@ -12,29 +10,30 @@ import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A non-streaming JSON response that notices a client going away while the generation runs.
+ * A non-streaming JSON response that keeps the connection visibly alive while the generation runs.
  *
- * <p>The JDK's HTTP server says nothing when a connection closes; only a write fails. So once the
- * generation has run for a heartbeat interval, the headers go out (200, chunked: the first chunk
- * has decided the request succeeds) and a space is written every interval: JSON allows whitespace
- * before the value, so clients parse the body as if nothing came before it. The first write that
- * fails cancels {@code upstream}, the context of the router call, which stops decoding and closes
- * the worker sessions. A generation shorter than the interval writes nothing early, and keeps the
- * freedom to answer with any status; a router failure after the headers went out becomes an
- * OpenAI-shaped error object in the 200 body (as in a stream).
+ * <p>Once the generation has run for a heartbeat interval, the headers go out (200, chunked: the
+ * first chunk has decided the request succeeds) and a space is written every interval: JSON allows
+ * whitespace before the value, so clients parse the body as if nothing came before it. Proxies and
+ * clients with idle timers see bytes, and a write that fails cancels {@code upstream}, the context
+ * of the router call, which stops decoding and closes the worker sessions (the transport also
+ * cancels it as soon as it sees the connection close: {@link HttpApi}). A generation shorter than
+ * the interval writes nothing early, and keeps the freedom to answer with any status; a router
+ * failure after the headers went out becomes an OpenAI-shaped error object in the 200 body (as in a
+ * stream).
  */
 final class HeldJson implements AutoCloseable {
   private static final byte[] PADDING = {' '};
 
-  private final HttpExchange exchange;
+  private final Exchange exchange;
   private final Context.CancellableContext upstream;
   private final ScheduledFuture<?> heartbeat;
-  private OutputStream out; // guarded by this; non-null once the headers are sent
+  private Exchange.ChunkedBody out; // guarded by this; non-null once the headers are sent
   private boolean done; // guarded by this
   private volatile boolean gone;
 
   HeldJson(
-      HttpExchange exchange,
+      Exchange exchange,
       Context.CancellableContext upstream,
       ScheduledExecutorService scheduler,
       Duration interval) {
@@ -46,7 +45,7 @@ final class HeldJson implements AutoCloseable {
 
   /** Whether a write failed: the client went away (the router call is cancelled). */
   boolean clientGone() {
-    return gone;
+    return gone || exchange.clientGone();
   }
 
   private synchronized void beat() {
@@ -55,12 +54,12 @@ final class HeldJson implements AutoCloseable {
     }
     try {
       if (out == null) {
-        exchange.getResponseHeaders().set("Content-Type", "application/json");
-        exchange.sendResponseHeaders(200, 0); // chunked
-        out = exchange.getResponseBody();
+        exchange.setHeader("Content-Type", "application/json");
+        out = exchange.respondChunked(200);
       }
-      out.write(PADDING);
-      out.flush();
+      if (out.writable()) { // a client that takes nothing gets no more padding queued
+        out.write(PADDING);
+      }
     } catch (IOException e) {
       gone = true;
       heartbeat.cancel(false);
@@ -79,10 +78,12 @@ final class HeldJson implements AutoCloseable {
     return out == null;
   }
 
-  /** Writes the JSON value after the padding and ends the body (after {@link #stopUncommitted}). */
+  /**
+   * Writes the JSON value after the padding (after {@link #stopUncommitted}); the exchange's close
+   * ends the body.
+   */
   synchronized void finish(String json) throws IOException {
     out.write(json.getBytes(StandardCharsets.UTF_8));
-    out.close();
   }
 
   @Override

@@ -6,18 +6,14 @@ import com.google.gson.JsonObject;
 import com.google.gson.Strictness;
 import com.google.gson.stream.JsonReader;
 import com.google.gson.stream.JsonToken;
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpHandler;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.Iterator;
 import java.util.Map;
@@ -39,13 +35,13 @@ import org.slf4j.LoggerFactory;
  *       one)</td></tr>
  * </table>
  *
- * <p>Each request runs on one thread of the server's executor, which calls the router with the
- * blocking stub inside a {@link Context.CancellableContext}: the router call ends with the request
- * in every way (completion, error, client disconnect noticed by {@link Sse}). Completions are
- * admitted by {@link HttpAdmission} (a bounded number served and waiting, the rest refused at
- * once).
+ * <p>Each request runs on one thread of the server's executor (never on the transport's event
+ * loops), which calls the router with the blocking stub inside a {@link
+ * Context.CancellableContext}: the router call ends with the request in every way (completion,
+ * error, client disconnect, which the transport reports at once). Completions are admitted by
+ * {@link HttpAdmission} (a bounded number served and waiting, the rest refused at once).
  */
-final class HttpApi implements HttpHandler {
+final class HttpApi implements NettyHttpServer.Handler {
   private static final Logger log = LoggerFactory.getLogger(HttpApi.class);
   // serializeNulls: OpenAI objects carry explicit nulls (finish_reason, logprobs, param, ...).
   private static final Gson GSON = new com.google.gson.GsonBuilder().serializeNulls().create();
@@ -103,13 +99,13 @@ final class HttpApi implements HttpHandler {
   }
 
   @Override
-  public void handle(HttpExchange ex) throws IOException {
+  public void handle(Exchange ex) {
     active.incrementAndGet();
     try (ex;
         io.draftmesh.telemetry.HttpServerTracing.Exchange traced = tracing.start(ex)) {
-      String method = ex.getRequestMethod();
-      String path = ex.getRequestURI().getPath();
-      ex.getResponseHeaders().set("X-Content-Type-Options", "nosniff");
+      String method = ex.method();
+      String path = ex.path();
+      ex.setHeader("X-Content-Type-Options", "nosniff");
       try {
         if (draining) {
           throw Status.UNAVAILABLE
@@ -131,7 +127,7 @@ final class HttpApi implements HttpHandler {
     }
   }
 
-  private void route(HttpExchange ex, String method, String path) throws IOException {
+  private void route(Exchange ex, String method, String path) throws IOException {
     String[] asset = STATIC.get(path);
     if (asset != null) {
       requireMethod(ex, method, "GET", path);
@@ -147,7 +143,7 @@ final class HttpApi implements HttpHandler {
       }
       case "/v1/models" -> {
         requireMethod(ex, method, "GET", path);
-        keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
+        keys.authenticate(ex.header("Authorization"));
         sendJson(ex, 200, OpenAiResponses.modelList(catalog));
       }
       case "/v1/completions" -> generate(ex, method, path, OpenAiRequests.Kind.COMPLETION);
@@ -155,7 +151,7 @@ final class HttpApi implements HttpHandler {
       default -> {
         if (path.startsWith("/v1/models/")) {
           requireMethod(ex, method, "GET", path);
-          keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
+          keys.authenticate(ex.header("Authorization"));
           String id = path.substring("/v1/models/".length());
           Catalog.Entry e = catalog.get(id);
           if (e == null) {
@@ -176,17 +172,17 @@ final class HttpApi implements HttpHandler {
     }
   }
 
-  private static void requireMethod(HttpExchange ex, String method, String expected, String path) {
+  private static void requireMethod(Exchange ex, String method, String expected, String path) {
     if (!method.equals(expected)) {
-      ex.getResponseHeaders().set("Allow", expected);
+      ex.setHeader("Allow", expected);
       throw new HttpFailure(Errors.methodNotAllowed(method, path, expected));
     }
   }
 
-  private void generate(HttpExchange ex, String method, String path, OpenAiRequests.Kind kind)
+  private void generate(Exchange ex, String method, String path, OpenAiRequests.Kind kind)
       throws IOException {
     requireMethod(ex, method, "POST", path);
-    ApiKeys.Caller caller = keys.authenticate(ex.getRequestHeaders().getFirst("Authorization"));
+    ApiKeys.Caller caller = keys.authenticate(ex.header("Authorization"));
     // Refused here, before the body is read, when the gateway's places are taken. A request that
     // waits for a place is validated and charged to its key first: a bad one, or one its key has
     // no room for, is answered at once, and no key holds more of the queue than its own limit.
@@ -198,7 +194,7 @@ final class HttpApi implements HttpHandler {
       String id = (kind == OpenAiRequests.Kind.CHAT ? "chatcmpl-" : "cmpl-") + RouterClient.newId();
       GenerateRequest request =
           router.prepare(p.request().toBuilder().setRequestId(id).build(), caller);
-      ex.getResponseHeaders().set("X-Request-Id", id);
+      ex.setHeader("X-Request-Id", id);
       try (KeyLimits.Lease lease = limits.acquire(caller)) {
         ticket.awaitTurn();
         callRouter(ex, kind, p, id, request, lease);
@@ -208,7 +204,7 @@ final class HttpApi implements HttpHandler {
 
   /** The router call of one admitted, valid request, answered as a stream or one JSON object. */
   private void callRouter(
-      HttpExchange ex,
+      Exchange ex,
       OpenAiRequests.Kind kind,
       OpenAiRequests.Parsed p,
       String id,
@@ -217,6 +213,11 @@ final class HttpApi implements HttpHandler {
       throws IOException {
     long created = System.currentTimeMillis() / 1000;
     Context.CancellableContext upstream = Context.current().withCancellation();
+    // A client that closes its connection cancels the router call at once, streaming or not.
+    ex.onClientGone(
+        () ->
+            upstream.cancel(
+                Status.CANCELLED.withDescription("HTTP client disconnected").asRuntimeException()));
     Context previous = upstream.attach();
     try {
       Iterator<GenerateChunk> chunks = router.blocking().generate(request);
@@ -225,6 +226,9 @@ final class HttpApi implements HttpHandler {
       try {
         first = chunks.next();
       } catch (StatusRuntimeException e) {
+        if (ex.clientGone()) {
+          return; // cancelled because the client left: nobody to answer, nothing to report
+        }
         throw Errors.fromRouter(e, id, p.request());
       }
       lease.charge(first.getTokenIdsCount());
@@ -240,7 +244,7 @@ final class HttpApi implements HttpHandler {
   }
 
   private void stream(
-      HttpExchange ex,
+      Exchange ex,
       OpenAiRequests.Kind kind,
       OpenAiRequests.Parsed p,
       String id,
@@ -327,7 +331,7 @@ final class HttpApi implements HttpHandler {
   }
 
   private void collect(
-      HttpExchange ex,
+      Exchange ex,
       OpenAiRequests.Kind kind,
       OpenAiRequests.Parsed p,
       String id,
@@ -429,8 +433,8 @@ final class HttpApi implements HttpHandler {
   /** Deeper JSON than any request needs (messages[i].content[j].text is 5 levels). */
   static final int MAX_NESTING = 64;
 
-  private JsonObject readJsonObject(HttpExchange ex) throws IOException {
-    String type = ex.getRequestHeaders().getFirst("Content-Type");
+  private JsonObject readJsonObject(Exchange ex) throws IOException {
+    String type = ex.header("Content-Type");
     if (type != null
         && !type.split(";", 2)[0]
             .trim()
@@ -439,7 +443,7 @@ final class HttpApi implements HttpHandler {
       throw new HttpFailure(Errors.unsupportedMediaType(type));
     }
     int limit = config.maxBodyBytes();
-    String length = ex.getRequestHeaders().getFirst("Content-Length");
+    String length = ex.header("Content-Length");
     if (length != null) {
       try {
         long n = Long.parseLong(length.trim());
@@ -450,30 +454,18 @@ final class HttpApi implements HttpHandler {
         throw Errors.invalid("Content-Length: " + length + " (expected: a number of bytes)");
       }
     }
-    ByteArrayOutputStream buf = new ByteArrayOutputStream();
-    // A client trickling its body would hold this thread for as long as it likes: checked at every
-    // read. One that sends nothing at all is cut off by the server's request timer
-    // (sun.net.httpserver.maxReqTime, which GatewayMain sets from the same setting).
-    long deadline = System.nanoTime() + config.bodyTimeout().toNanos();
-    // Not closed on refusal: closing drains what the client still sends, which would delay the
-    // answer by as long as a slow client likes; the answer is flushed first, then the drain runs.
-    InputStream in = ex.getRequestBody();
-    {
-      byte[] b = new byte[8192];
-      int r;
-      while ((r = in.read(b)) > 0) {
-        buf.write(b, 0, r);
-        if (buf.size() > limit) {
-          throw new HttpFailure(Errors.tooLarge(-1, limit));
-        }
-        if (System.nanoTime() > deadline) {
-          ex.getResponseHeaders().set("Connection", "close");
-          throw new HttpFailure(Errors.bodyTimeout(config.bodyTimeout()));
-        }
-      }
-      in.close();
+    // The body arrives on the transport's event loop (no thread waits for a slow client's bytes
+    // until its head is complete); this thread waits for the rest at most --body-timeout-ms.
+    byte[] body;
+    try {
+      body = ex.readBody(limit, config.bodyTimeout());
+    } catch (Exchange.BodyTooLarge e) {
+      throw new HttpFailure(Errors.tooLarge(-1, limit));
+    } catch (Exchange.BodyTimeout e) {
+      ex.setHeader("Connection", "close");
+      throw new HttpFailure(Errors.bodyTimeout(config.bodyTimeout()));
     }
-    return parseJsonObject(buf.toByteArray());
+    return parseJsonObject(body);
   }
 
   /**
@@ -564,7 +556,7 @@ final class HttpApi implements HttpHandler {
     return nl < 0 ? s : s.substring(0, nl);
   }
 
-  private static void serveAsset(HttpExchange ex, String name, String type) throws IOException {
+  private static void serveAsset(Exchange ex, String name, String type) throws IOException {
     byte[] bytes;
     try (InputStream in = HttpApi.class.getResourceAsStream("/playground/" + name)) {
       if (in == null) {
@@ -573,31 +565,25 @@ final class HttpApi implements HttpHandler {
       }
       bytes = in.readAllBytes();
     }
-    ex.getResponseHeaders().set("Content-Type", type);
-    ex.getResponseHeaders().set("Content-Security-Policy", CSP);
-    ex.getResponseHeaders().set("Referrer-Policy", "no-referrer");
-    ex.getResponseHeaders().set("Cache-Control", "no-cache");
-    ex.sendResponseHeaders(200, bytes.length);
-    try (OutputStream out = ex.getResponseBody()) {
-      out.write(bytes);
-    }
+    ex.setHeader("Content-Type", type);
+    ex.setHeader("Content-Security-Policy", CSP);
+    ex.setHeader("Referrer-Policy", "no-referrer");
+    ex.setHeader("Cache-Control", "no-cache");
+    ex.respond(200, bytes);
   }
 
-  private static void sendJson(HttpExchange ex, int status, JsonObject body) throws IOException {
+  private static void sendJson(Exchange ex, int status, JsonObject body) throws IOException {
     byte[] bytes = GSON.toJson(body).getBytes(StandardCharsets.UTF_8);
-    ex.getResponseHeaders().set("Content-Type", "application/json");
-    ex.sendResponseHeaders(status, bytes.length);
-    try (OutputStream out = ex.getResponseBody()) {
-      out.write(bytes);
-    }
+    ex.setHeader("Content-Type", "application/json");
+    ex.respond(status, bytes);
   }
 
-  private static void sendError(HttpExchange ex, Errors.HttpError e) throws IOException {
+  private static void sendError(Exchange ex, Errors.HttpError e) {
     if (e.status() == 401) {
-      ex.getResponseHeaders().set("WWW-Authenticate", "Bearer");
+      ex.setHeader("WWW-Authenticate", "Bearer");
     }
     if (e.retryAfter() > 0) {
-      ex.getResponseHeaders().set("Retry-After", Long.toString(e.retryAfter()));
+      ex.setHeader("Retry-After", Long.toString(e.retryAfter()));
     }
     try {
       sendJson(ex, e.status(), e.toJson());

@@ -1,10 +1,8 @@
 package io.draftmesh.gateway;
 
-import com.sun.net.httpserver.HttpExchange;
 import io.grpc.Context;
 import io.grpc.Status;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.ScheduledExecutorService;
@@ -15,14 +13,18 @@ import java.util.concurrent.TimeUnit;
  * One server-sent-event response: {@code data: <json>\n\n} events, flushed one by one, and a
  * comment line when the stream has been idle for the heartbeat interval.
  *
- * <p>A client that goes away is noticed by the first write that fails (an event or a heartbeat,
- * whichever comes first); that cancels {@code upstream}, the context the router call runs in, so
- * the router stops decoding and closes the worker sessions.
+ * <p>Flow control: after each event the writer waits until the client has taken what was sent (down
+ * to the transport's bound), so a client that reads slowly slows the router call (whose blocking
+ * stub asks for one chunk at a time) instead of being buffered for. A heartbeat is skipped while
+ * the client is behind. A client that goes away (the transport sees the connection close, or a
+ * write fails) cancels {@code upstream}, the context the router call runs in, so the router stops
+ * decoding and closes the worker sessions.
  */
 final class Sse implements AutoCloseable {
   private static final byte[] HEARTBEAT = ": keep-alive\n\n".getBytes(StandardCharsets.UTF_8);
 
-  private final OutputStream out;
+  private final Exchange exchange;
+  private final Exchange.ChunkedBody out;
   private final Context.CancellableContext upstream;
   private final long heartbeatNanos;
   private final ScheduledFuture<?> heartbeat;
@@ -30,57 +32,69 @@ final class Sse implements AutoCloseable {
   private volatile boolean gone;
 
   Sse(
-      HttpExchange exchange,
+      Exchange exchange,
       Context.CancellableContext upstream,
       ScheduledExecutorService scheduler,
       Duration heartbeat)
       throws IOException {
+    this.exchange = exchange;
     this.upstream = upstream;
     this.heartbeatNanos = heartbeat.toNanos();
-    exchange.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
-    exchange.getResponseHeaders().set("Cache-Control", "no-cache");
-    exchange.getResponseHeaders().set("X-Accel-Buffering", "no"); // proxies: do not buffer
-    exchange.sendResponseHeaders(200, 0); // chunked
-    this.out = exchange.getResponseBody();
+    exchange.setHeader("Content-Type", "text/event-stream; charset=utf-8");
+    exchange.setHeader("Cache-Control", "no-cache");
+    exchange.setHeader("X-Accel-Buffering", "no"); // proxies: do not buffer
+    this.out = exchange.respondChunked(200);
     long ms = heartbeat.toMillis();
     this.heartbeat = scheduler.scheduleAtFixedRate(this::beat, ms, ms, TimeUnit.MILLISECONDS);
   }
 
-  /** Sends one event; false once the client is gone. */
+  /** Sends one event and waits until the client can take more; false once the client is gone. */
   boolean event(String json) {
-    return write(("data: " + json + "\n\n").getBytes(StandardCharsets.UTF_8));
+    if (!write(("data: " + json + "\n\n").getBytes(StandardCharsets.UTF_8))) {
+      return false;
+    }
+    try {
+      out.awaitWritable();
+      return true;
+    } catch (IOException e) {
+      return failed();
+    }
   }
 
-  /** Whether a write failed: the client went away. */
+  /** Whether the client went away (a write failed, or the transport saw the connection close). */
   boolean clientGone() {
-    return gone;
+    return gone || exchange.clientGone();
   }
 
   private void beat() {
     synchronized (this) {
-      if (System.nanoTime() - lastWrite < heartbeatNanos) {
-        return;
+      if (System.nanoTime() - lastWrite < heartbeatNanos || !out.writable()) {
+        return; // not idle, or the client has not taken the last event yet
       }
     }
     write(HEARTBEAT);
   }
 
+  /** Queues {@code bytes}; never blocks (so the heartbeat timer never waits on a slow client). */
   private synchronized boolean write(byte[] bytes) {
     if (gone) {
       return false;
     }
     try {
       out.write(bytes);
-      out.flush();
       lastWrite = System.nanoTime();
       return true;
     } catch (IOException e) {
-      gone = true;
-      heartbeat.cancel(false);
-      upstream.cancel(
-          Status.CANCELLED.withDescription("HTTP client disconnected").asRuntimeException());
-      return false;
+      return failed();
     }
+  }
+
+  private boolean failed() {
+    gone = true;
+    heartbeat.cancel(false);
+    upstream.cancel(
+        Status.CANCELLED.withDescription("HTTP client disconnected").asRuntimeException());
+    return false;
   }
 
   @Override

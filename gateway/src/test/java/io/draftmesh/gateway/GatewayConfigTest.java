@@ -48,6 +48,29 @@ class GatewayConfigTest {
   }
 
   @Test
+  void httpConnectionTimersAreReadAndChecked() {
+    GatewayConfig c = GatewayConfig.parse(new String[0], KEYS);
+    assertThat(c.headerTimeout()).isEqualTo(Duration.ofSeconds(10));
+    assertThat(c.idleTimeout()).isEqualTo(Duration.ofSeconds(60));
+    assertThat(c.writeTimeout()).isEqualTo(Duration.ofSeconds(60));
+    java.util.Map<String, String> env = new java.util.HashMap<>(KEYS);
+    env.put("DRAFTMESH_GATEWAY_IDLE_TIMEOUT_MS", "5000");
+    GatewayConfig d =
+        GatewayConfig.parse(
+            new String[] {"--header-timeout-ms", "2500", "--write-timeout-ms", "7000"}, env);
+    assertThat(d.headerTimeout()).isEqualTo(Duration.ofMillis(2500));
+    assertThat(d.idleTimeout()).isEqualTo(Duration.ofSeconds(5));
+    assertThat(d.writeTimeout()).isEqualTo(Duration.ofSeconds(7));
+    assertThatThrownBy(() -> GatewayConfig.parse(new String[] {"--header-timeout-ms", "0"}, KEYS))
+        .isInstanceOf(GatewayConfig.ConfigException.class)
+        .hasMessage("--header-timeout-ms: 0 (expected: > 0)");
+    assertThat(GatewayConfig.usage())
+        .contains("--header-timeout-ms")
+        .contains("DRAFTMESH_GATEWAY_IDLE_TIMEOUT_MS")
+        .contains("--write-timeout-ms");
+  }
+
+  @Test
   void keepaliveFlagsAndVariablesAreReadAndChecked() {
     java.util.Map<String, String> env = new java.util.HashMap<>(KEYS);
     env.put("DRAFTMESH_GATEWAY_MAX_CONNECTION_AGE_SECONDS", "900");

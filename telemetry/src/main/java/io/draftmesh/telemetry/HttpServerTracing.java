@@ -1,6 +1,5 @@
 package io.draftmesh.telemetry;
 
-import com.sun.net.httpserver.HttpExchange;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.trace.Span;
@@ -10,13 +9,12 @@ import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Context;
 import io.opentelemetry.context.Scope;
 import io.opentelemetry.context.propagation.TextMapGetter;
-import java.util.List;
 
 /**
- * Server spans for the JDK's HTTP server (the gateway's OpenAI API), which no OpenTelemetry library
- * instruments: one span per exchange, continuing a W3C {@code traceparent} the client sent, current
- * while the handler runs so the gRPC calls it makes join the trace. Attributes follow the HTTP
- * semantic conventions.
+ * Server spans for the gateway's HTTP server (the OpenAI API), which no OpenTelemetry library
+ * instruments: one span per exchange (any transport, through {@link Request}), continuing a W3C
+ * {@code traceparent} the client sent, current while the handler runs so the gRPC calls it makes
+ * join the trace. Attributes follow the HTTP semantic conventions.
  */
 public final class HttpServerTracing {
   private static final AttributeKey<String> METHOD = AttributeKey.stringKey("http.request.method");
@@ -24,17 +22,34 @@ public final class HttpServerTracing {
   private static final AttributeKey<Long> STATUS =
       AttributeKey.longKey("http.response.status_code");
 
-  private static final TextMapGetter<HttpExchange> HEADERS =
+  /** What a span needs of one HTTP exchange. */
+  public interface Request {
+    /** The method, e.g. {@code POST}. */
+    String method();
+
+    /** The path, without the query. */
+    String path();
+
+    /** The first value of a request header (case-insensitive name), or null. */
+    String header(String name);
+
+    /** The request's header names. */
+    Iterable<String> headerNames();
+
+    /** The response status sent, or -1 if none was. */
+    int status();
+  }
+
+  private static final TextMapGetter<Request> HEADERS =
       new TextMapGetter<>() {
         @Override
-        public Iterable<String> keys(HttpExchange ex) {
-          return ex.getRequestHeaders().keySet();
+        public Iterable<String> keys(Request ex) {
+          return ex.headerNames();
         }
 
         @Override
-        public String get(HttpExchange ex, String key) {
-          List<String> v = ex == null ? null : ex.getRequestHeaders().get(key);
-          return v == null || v.isEmpty() ? null : v.get(0);
+        public String get(Request ex, String key) {
+          return ex == null ? null : ex.header(key);
         }
       };
 
@@ -48,12 +63,12 @@ public final class HttpServerTracing {
 
   /** One traced exchange: current until {@link #close()}, which ends it with the response code. */
   public final class Exchange implements AutoCloseable {
-    private final HttpExchange ex;
+    private final Request ex;
     private final Span span;
     private final Scope scope;
     private final String method;
 
-    private Exchange(HttpExchange ex, Span span, String method) {
+    private Exchange(Request ex, Span span, String method) {
       this.ex = ex;
       this.span = span;
       this.method = method;
@@ -63,7 +78,7 @@ public final class HttpServerTracing {
     @Override
     public void close() {
       scope.close();
-      int code = ex.getResponseCode(); // -1 if no response was sent
+      int code = ex.status(); // -1 if no response was sent
       if (code > 0) {
         span.setAttribute(STATUS, (long) code);
       }
@@ -79,9 +94,9 @@ public final class HttpServerTracing {
   }
 
   /** Starts the span of {@code ex}, named {@code METHOD path}. */
-  public Exchange start(HttpExchange ex) {
-    String method = ex.getRequestMethod();
-    String path = ex.getRequestURI().getPath();
+  public Exchange start(Request ex) {
+    String method = ex.method();
+    String path = ex.path();
     Context parent =
         otel.getPropagators().getTextMapPropagator().extract(Context.root(), ex, HEADERS);
     Span span =
