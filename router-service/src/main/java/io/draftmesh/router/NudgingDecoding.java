@@ -202,7 +202,7 @@ final class NudgingDecoding implements DecodingStrategy {
                 "propose");
       } catch (WorkerFailure e) {
         stats.draftNanos += System.nanoTime() - t0;
-        if (io.grpc.Context.current().isCancelled()) {
+        if (e.callerGone()) {
           throw e;
         }
         log.warn("request {}: aligned model: {}", plan.label(), e.getMessage());

@@ -162,7 +162,7 @@ final class SpanSwitchDecoding implements DecodingStrategy {
               writer.nextWait,
               "propose");
     } catch (WorkerFailure e) {
-      if (writer != small || io.grpc.Context.current().isCancelled()) {
+      if (writer != small || e.callerGone()) {
         throw e;
       }
       stats.draftNanos += System.nanoTime() - t0;

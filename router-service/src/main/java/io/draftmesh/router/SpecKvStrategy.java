@@ -278,7 +278,7 @@ final class SpecKvStrategy {
         }
       }
     } catch (WorkerFailure e) {
-      if (io.grpc.Context.current().isCancelled()) {
+      if (e.callerGone()) {
         throw e.toStatusException();
       }
       stats.fallback = true;

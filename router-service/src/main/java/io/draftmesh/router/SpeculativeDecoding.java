@@ -186,7 +186,7 @@ final class SpeculativeDecoding implements DecodingStrategy {
       }
       return true;
     } catch (WorkerFailure e) {
-      if (io.grpc.Context.current().isCancelled()) {
+      if (e.callerGone()) {
         throw e;
       }
       dropDraft(e.getMessage());
@@ -264,7 +264,7 @@ final class SpeculativeDecoding implements DecodingStrategy {
       r = draft.call(proposeRequest(k), draftWait, "propose");
     } catch (WorkerFailure e) {
       stats.draftNanos += System.nanoTime() - t0;
-      if (io.grpc.Context.current().isCancelled()) {
+      if (e.callerGone()) {
         throw e; // the client is gone: nothing to fall back for
       }
       dropDraft(e.getMessage());
@@ -336,7 +336,7 @@ final class SpeculativeDecoding implements DecodingStrategy {
       r = draft.await(ahead.response(), settings.draftTimeout(), "propose");
     } catch (WorkerFailure e) {
       stats.draftNanos += System.nanoTime() - t0;
-      if (io.grpc.Context.current().isCancelled()) {
+      if (e.callerGone()) {
         throw e;
       }
       dropDraft(e.getMessage());

@@ -90,7 +90,7 @@ final class TreeDecoding implements DecodingStrategy {
       }
       return tree;
     } catch (WorkerFailure e) {
-      if (io.grpc.Context.current().isCancelled()) {
+      if (e.callerGone()) {
         throw e; // the client is gone: nothing to fall back for
       }
       log.warn("request {}: continuing without the draft: {}", plan.label(), e.getMessage());

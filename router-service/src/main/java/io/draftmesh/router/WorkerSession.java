@@ -37,6 +37,7 @@ final class WorkerSession {
   private final ClientCallStreamObserver<SessionRequest> requests;
   private long nextId = 1; // guarded by this
   private boolean ended; // guarded by this: half-closed or cancelled by us
+  private volatile boolean cancelled; // by us: the client left, or the strategy dropped this worker
   private volatile Status failure; // set when the stream ended
 
   private WorkerSession(Channel channel, String role, String address) {
@@ -157,6 +158,7 @@ final class WorkerSession {
       return; // closed or cancelled already
     }
     ended = true;
+    cancelled = true;
     try {
       requests.cancel(why, null);
     } catch (RuntimeException e) {
@@ -224,6 +226,15 @@ final class WorkerSession {
 
     Status status() {
       return status;
+    }
+
+    /**
+     * Whether the failure only says the caller is gone: the client's call was cancelled or its
+     * deadline passed, or the router tore this session down for it (which can run a moment before
+     * the call's context says so). Nothing to fall back for then.
+     */
+    boolean callerGone() {
+      return io.grpc.Context.current().isCancelled() || (session != null && session.cancelled);
     }
 
     /**
