@@ -227,11 +227,12 @@ public final class KvCacheBench {
     if (o.warmup() > 0) {
       row(
           new Options(false, o.streams(), o.blocks(), o.warmup(), 0, o.blockBytes()),
-          o.streams().get(0));
+          o.streams().get(0),
+          null);
     }
     List<Row> rows = new ArrayList<>();
     for (int streams : o.streams()) {
-      rows.add(row(o, streams));
+      rows.add(row(o, streams, err));
     }
     Latency[] l;
     KvCacheConfig config = KvCacheConfig.inMemory(64L << 20);
@@ -241,8 +242,11 @@ public final class KvCacheBench {
     return new Report(o, rows, l[0], l[1], 2048 / BLOCK_TOKENS);
   }
 
-  /** Both tiers with {@code streams} parallel streams, each tier on a fresh server. */
-  private static Row row(Options o, int streams) throws IOException {
+  /**
+   * Both tiers with {@code streams} parallel streams, each tier on a fresh server; stalled rounds
+   * are reported to {@code err} (null: not reported).
+   */
+  private static Row row(Options o, int streams, PrintStream err) throws IOException {
     long chainBytes = (long) o.blocks() * o.blockBytes();
     // Room for every stream's chain twice over: puts of later rounds evict earlier ones.
     long memory = Math.max(64L << 20, 2 * streams * chainBytes + (16L << 20));
@@ -250,7 +254,7 @@ public final class KvCacheBench {
     KvCacheConfig memoryConfig = KvCacheConfig.inMemory(memory).withLimits(1 << 20, maxBlock);
     Throughput[] mem;
     try (KvCacheServer server = KvCacheServer.onPort(memoryConfig, OpenTelemetry.noop()).start()) {
-      mem = putGet(server.port(), o, streams);
+      mem = putGet(server.port(), o, streams, new Stalls(err, streams + " streams, memory"));
     }
     Path dir = Files.createTempDirectory("draftmesh-kvcache-bench");
     Throughput[] disk;
@@ -261,7 +265,7 @@ public final class KvCacheBench {
               .withDisk(dir, 2 * streams * chainBytes * 2 + (64L << 20), 256L << 20)
               .withMemory(0);
       try (KvCacheServer server = KvCacheServer.onPort(diskConfig, OpenTelemetry.noop()).start()) {
-        disk = putGet(server.port(), o, streams);
+        disk = putGet(server.port(), o, streams, new Stalls(err, streams + " streams, disk"));
       }
     } finally {
       deleteTree(dir);
@@ -274,7 +278,7 @@ public final class KvCacheBench {
    * payloads are allocated once and reused (with the round's keys): the timed rounds carry no
    * garbage of the bench's own, only the client's and the service's.
    */
-  private static Throughput[] putGet(int port, Options o, int streams) {
+  private static Throughput[] putGet(int port, Options o, int streams, Stalls stalls) {
     List<KvCacheClient> clients = new ArrayList<>();
     ExecutorService pool = Executors.newFixedThreadPool(streams);
     try {
@@ -320,7 +324,7 @@ public final class KvCacheBench {
           }
         }
         if (round >= o.warmup()) {
-          putNanos += System.nanoTime() - t0;
+          putNanos += stalls.round("put", System.nanoTime() - t0);
           putCpu += processCpuNanos() - c0;
           putJava += javaThreadsCpuNanos() - j0;
           putBytes += (long) streams * o.blocks() * o.blockBytes();
@@ -347,12 +351,13 @@ public final class KvCacheBench {
           }
         }
         if (round >= o.warmup()) {
-          getNanos += System.nanoTime() - t0;
+          getNanos += stalls.round("get", System.nanoTime() - t0);
           getCpu += processCpuNanos() - c0;
           getJava += javaThreadsCpuNanos() - j0;
           getBytes += (long) streams * o.blocks() * o.blockBytes();
         }
       }
+      stalls.report();
       return new Throughput[] {
         throughput(putBytes, putNanos, putCpu, putJava),
         throughput(getBytes, getNanos, getCpu, getJava)
@@ -362,6 +367,51 @@ public final class KvCacheBench {
     } finally {
       pool.shutdownNow();
       clients.forEach(KvCacheClient::close);
+    }
+  }
+
+  /**
+   * The timed rounds of one tier's puts and gets: a round that took more than four times its
+   * phase's median is reported, since on a shared machine the process can sit idle (stopped, or
+   * waiting) for seconds and that one round then lowers the row's GB/s.
+   */
+  static final class Stalls {
+    private final PrintStream err;
+    private final String what;
+    private final java.util.Map<String, List<Long>> rounds = new java.util.LinkedHashMap<>();
+
+    Stalls(PrintStream err, String what) {
+      this.err = err;
+      this.what = what;
+    }
+
+    /** Records one timed round of {@code phase}; returns {@code nanos}. */
+    long round(String phase, long nanos) {
+      rounds.computeIfAbsent(phase, p -> new ArrayList<>()).add(nanos);
+      return nanos;
+    }
+
+    void report() {
+      if (err == null) {
+        return;
+      }
+      rounds.forEach(
+          (phase, ns) -> {
+            long median = ns.stream().sorted().toList().get(ns.size() / 2);
+            for (int i = 0; i < ns.size(); i++) {
+              if (ns.get(i) > 4 * median) {
+                err.printf(
+                    Locale.ROOT,
+                    "kvcache bench: %s %s: timed round %d took %.2f s (median %.2f s): the process"
+                        + " stalled or was stopped; that row's GB/s is lowered by it%n",
+                    what,
+                    phase,
+                    i + 1,
+                    ns.get(i) / 1e9,
+                    median / 1e9);
+              }
+            }
+          });
     }
   }
 

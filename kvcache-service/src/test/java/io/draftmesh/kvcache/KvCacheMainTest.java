@@ -79,4 +79,23 @@ class KvCacheMainTest {
             "\"lookup_miss_us\"",
             "\"p90\": 90.0");
   }
+
+  @Test
+  void aRoundFarSlowerThanItsPhasesMedianIsReportedAsAStall() {
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    KvCacheBench.Stalls stalls =
+        new KvCacheBench.Stalls(
+            new PrintStream(err, true, StandardCharsets.UTF_8), "2 streams, memory");
+    for (long ms : new long[] {100, 110, 90, 2000, 105}) {
+      assertThat(stalls.round("put", ms * 1_000_000)).isEqualTo(ms * 1_000_000);
+    }
+    for (long ms : new long[] {100, 300, 120}) { // 3x the median: not a stall
+      stalls.round("get", ms * 1_000_000);
+    }
+    stalls.report();
+    assertThat(err.toString(StandardCharsets.UTF_8))
+        .isEqualTo(
+            "kvcache bench: 2 streams, memory put: timed round 4 took 2.00 s (median 0.11 s): the"
+                + " process stalled or was stopped; that row's GB/s is lowered by it\n");
+  }
 }
