@@ -5,27 +5,35 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import com.google.protobuf.ByteString;
 import io.draftmesh.assembly.MeshFixture;
+import io.draftmesh.kvcache.client.KvCacheClient;
+import io.draftmesh.kvcache.client.KvKeys;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
 import io.draftmesh.proto.v1.GenerationGrpc;
 import io.draftmesh.proto.v1.GenerationStats;
 import io.draftmesh.proto.v1.ModelInfo;
+import io.draftmesh.proto.v1.ModelSpec;
 import io.draftmesh.proto.v1.Sampling;
 import io.draftmesh.proto.v1.Strategy;
 import io.draftmesh.proto.v1.Usage;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.opentelemetry.api.OpenTelemetry;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -44,7 +52,7 @@ class MetricsIT {
   @BeforeAll
   static void start() throws Exception {
     // As the launcher runs services by default: SDK disabled, only --metrics-port asked for.
-    mesh = new ObservedMesh(Map.of("OTEL_SDK_DISABLED", "true"));
+    mesh = new ObservedMesh(Map.of("OTEL_SDK_DISABLED", "true"), true);
     Path dir = Files.createTempDirectory("prometheus-it");
     StringBuilder config =
         new StringBuilder(
@@ -73,7 +81,7 @@ class MetricsIT {
             Duration.ofMinutes(1));
     // Every service scraped at least once before the generation.
     double up = pollValue("sum(up)", v -> v == mesh.telemetry.size(), Duration.ofSeconds(30));
-    assertThat(up).as("targets up (prometheus log %s)", prometheus.log).isEqualTo(4);
+    assertThat(up).as("targets up (prometheus log %s)", prometheus.log).isEqualTo(5);
   }
 
   private static String binary() {
@@ -192,6 +200,49 @@ class MetricsIT {
       assertThat(value("sum(draftmesh_prefix_cache_hits_total" + role + ")")).isZero();
     }
 
+    // kvcache-service: a chain put, looked up and read back through the real client (the prompt
+    // above fills no KV block, so the workers had nothing to look up), then its counters; the
+    // target worker may have published blocks of its own, hence at least.
+    int blockBytes = 4096;
+    try (KvCacheClient kv =
+        KvCacheClient.connect(
+            "localhost:" + mesh.kvcache.port(),
+            Duration.ofSeconds(10),
+            1 << 20,
+            OpenTelemetry.noop())) {
+      byte[] fp = kv.register(KV_SPEC).orElseThrow();
+      int[] tokens = IntStream.range(0, 2 * KV_SPEC.getBlockSize()).toArray();
+      List<byte[]> keys = KvKeys.chain(fp, KV_SPEC.getBlockSize(), tokens);
+      List<KvCacheClient.Block> chain = new ArrayList<>();
+      for (int i = 0; i < keys.size(); i++) {
+        byte[] payload = new byte[blockBytes];
+        Arrays.fill(payload, (byte) (i + 1));
+        int from = i * KV_SPEC.getBlockSize();
+        chain.add(
+            new KvCacheClient.Block(
+                keys.get(i),
+                i == 0 ? null : keys.get(i - 1),
+                Arrays.copyOfRange(tokens, from, from + KV_SPEC.getBlockSize()),
+                payload));
+      }
+      assertThat(kv.put(fp, chain)).isTrue();
+      assertThat(kv.lookup(fp, KV_SPEC.getBlockSize(), tokens, 0).orElseThrow().cachedBlocks())
+          .isEqualTo(2);
+      assertThat(kv.get(keys)).isPresent();
+    }
+    assertThat(
+            pollValue(
+                "sum(draftmesh_kvcache_get_bytes_total)",
+                v -> v >= 2 * blockBytes,
+                Duration.ofSeconds(30)))
+        .isGreaterThanOrEqualTo(2 * blockBytes);
+    assertThat(value("sum(draftmesh_kvcache_put_bytes_total)"))
+        .isGreaterThanOrEqualTo(2 * blockBytes);
+    assertThat(value("sum(draftmesh_kvcache_lookup_blocks_hit_total)")).isGreaterThanOrEqualTo(2);
+    assertThat(value("sum(draftmesh_kvcache_bytes{tier=\"memory\"})"))
+        .isGreaterThanOrEqualTo(2 * blockBytes);
+    assertThat(value("sum(draftmesh_kvcache_corrupt_dropped_total)")).isZero();
+
     // Every panel of the dashboard in k8s/ evaluates, on these metrics, to at least one series
     // (rates need two samples of a series, so the first queries may wait for another scrape).
     JsonObject dashboard =
@@ -211,8 +262,21 @@ class MetricsIT {
         queries++;
       }
     }
-    assertThat(queries).isGreaterThanOrEqualTo(12);
+    assertThat(queries).isGreaterThanOrEqualTo(32); // 17 mesh queries, 15 of kvcache-service
   }
+
+  /** A model registered with kvcache-service by the test itself (the shape of a ~110M Llama). */
+  private static final ModelSpec KV_SPEC =
+      ModelSpec.newBuilder()
+          .setArchitecture("LlamaForCausalLM")
+          .setWeightsDigest(ByteString.copyFromUtf8("metrics-it"))
+          .setDtype("float32")
+          .setNumLayers(12)
+          .setNumKvHeads(12)
+          .setHeadDim(64)
+          .setKvLayout("paged-v1")
+          .setBlockSize(16)
+          .build();
 
   /** The single value of an instant query; fails if it returned no series. */
   private static double value(String query) throws Exception {

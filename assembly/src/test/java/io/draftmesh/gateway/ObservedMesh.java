@@ -3,6 +3,8 @@ package io.draftmesh.gateway;
 import io.draftmesh.assembly.Mesh;
 import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
+import io.draftmesh.kvcache.KvCacheConfig;
+import io.draftmesh.kvcache.KvCacheServer;
 import io.draftmesh.telemetry.Telemetry;
 import io.draftmesh.worker.WorkerServer;
 import java.io.IOException;
@@ -23,7 +25,8 @@ import java.util.Map;
  * OpenTelemetry SDK (its own {@code service.name}, exporters and {@code /metrics} endpoint on a
  * free port), configured by the same {@code OTEL_*} variables a deployment sets: a target and a
  * draft worker on one tiny random Llama (so most drafts are accepted), the router ({@link Mesh}),
- * and a gateway serving it as model {@value #MODEL}.
+ * and a gateway serving it as model {@value #MODEL}; optionally a kvcache-service the target worker
+ * and the router use ({@code --kvcache}).
  */
 final class ObservedMesh implements AutoCloseable {
   static final String KEY = "observe-key-0123456789";
@@ -32,6 +35,7 @@ final class ObservedMesh implements AutoCloseable {
   static final String DRAFT_SERVICE = "draftmesh-draft-service";
   static final String ROUTER_SERVICE = "draftmesh-router";
   static final String GATEWAY_SERVICE = "draftmesh-gateway";
+  static final String KVCACHE_SERVICE = "draftmesh-kvcache";
   private static final Map<String, String> SERVICE_OF =
       Map.of(Mesh.TARGET, TARGET_SERVICE, Mesh.DRAFT, DRAFT_SERVICE, Mesh.ROUTER, ROUTER_SERVICE);
 
@@ -41,17 +45,37 @@ final class ObservedMesh implements AutoCloseable {
   WorkerServer target;
   WorkerServer draft;
   GatewayServer gateway;
+  KvCacheServer kvcache; // null without one
   private Mesh mesh;
 
   /** {@code otelEnv}: the {@code OTEL_*} variables every service gets (exporters, intervals). */
   ObservedMesh(Map<String, String> otelEnv) throws IOException, InterruptedException {
+    this(otelEnv, false);
+  }
+
+  /** {@code withKvCache}: also a kvcache-service (its own telemetry) the target and router use. */
+  ObservedMesh(Map<String, String> otelEnv, boolean withKvCache)
+      throws IOException, InterruptedException {
     dir = Files.createTempDirectory("observed-mesh");
     Path model = dir.resolve("tiny-llama");
     RandomCheckpoint.write(model, RandomCheckpoint.tinyLlama(), 7, DType.F32, 0);
     try {
+      String kvAddress = null;
+      if (withKvCache) {
+        kvcache =
+            KvCacheServer.onPort(
+                    KvCacheConfig.inMemory(64L << 20),
+                    telemetry(KVCACHE_SERVICE, otelEnv).openTelemetry())
+                .start();
+        kvAddress = "localhost:" + kvcache.port();
+      }
       mesh =
           Mesh.start(
-              Mesh.Spec.builder(model, model).kvBudgets(16, 16).drainSeconds(0).build(),
+              Mesh.Spec.builder(model, model)
+                  .kvBudgets(16, 16)
+                  .drainSeconds(0)
+                  .kvCache(kvAddress)
+                  .build(),
               component -> telemetry(SERVICE_OF.get(component), otelEnv).openTelemetry());
       target = mesh.targetWorker();
       draft = mesh.draftWorker();
@@ -119,6 +143,9 @@ final class ObservedMesh implements AutoCloseable {
     }
     if (mesh != null) {
       mesh.close();
+    }
+    if (kvcache != null) {
+      kvcache.close();
     }
     telemetry.values().forEach(Telemetry::close);
   }

@@ -1,6 +1,7 @@
 package io.draftmesh.kvcache;
 
 import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.sun.management.OperatingSystemMXBean;
 import io.draftmesh.kvcache.client.KvCacheClient;
@@ -11,6 +12,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -27,50 +29,64 @@ import java.util.stream.Stream;
 
 /**
  * {@code draftmesh bench kvcache}: the service on loopback (a real Netty port, the real client):
- * put and get throughput of the memory tier and of the disk tier, and lookup latency of a
- * 2,048-token prompt, hit and miss. Blocks have the byte size of one 16-token KV block of a
- * ~110M-parameter Llama (12 layers × K and V × 12 KV heads × 64 dims × 16 tokens × fp32 = 1.18 MB).
- * Prints a table, or one JSON object with {@code --json}.
+ * put and get throughput of the memory tier and of the disk tier for each of several numbers of
+ * parallel client streams (one channel each), and lookup latency of a 2,048-token prompt, hit and
+ * miss. Blocks have the byte size of one 16-token KV block of a ~110M-parameter Llama (12 layers ×
+ * K and V × 12 KV heads × 64 dims × 16 tokens × fp32 = 1.18 MB). Prints a table, or one JSON object
+ * with {@code --json}.
  */
 public final class KvCacheBench {
   public static final String USAGE =
       """
-      usage: draftmesh bench kvcache [--json] [--quick] [--streams N] [--blocks N] [--rounds N]
-                                     [--warmup N] [--block-bytes N]
+      usage: draftmesh bench kvcache [--json] [--quick] [--streams N[,N...]] [--blocks N]
+                                     [--rounds N] [--warmup N] [--block-bytes N]
         kvcache-service on loopback: put/get GB/s of the memory tier and of the disk tier (memory
-        tier off, segment files in a temporary directory) with N parallel client streams (default
-        2) each moving a chain of --blocks blocks (default 64 = 1,024 tokens) --rounds times
-        (default 5) after --warmup untimed rounds (default 1); lookup latency of a 2,048-token
-        prompt (hit and miss). --block-bytes defaults to one 16-token KV block of a ~110M Llama in
-        fp32 (1,179,648). --quick: fewer rounds. Each throughput also reports the CPU seconds the
-        process (client and service together) spent per GB moved, which depends far less than
-        GB/s on what else runs on the machine.""";
+        tier off, segment files in a temporary directory) with N parallel client streams, one
+        channel each, for every N listed (default 1,2,4), each stream moving a chain of --blocks
+        blocks (default 64 = 1,024 tokens) --rounds times (default 5) after --warmup untimed rounds
+        (default 3; as many again, of both tiers, before the first row, so that every row runs
+        compiled code); lookup latency of a 2,048-token prompt (hit and miss). --block-bytes
+        defaults to one 16-token KV block of a ~110M Llama in fp32 (1,179,648). --quick: fewer
+        rounds. Each throughput also reports the CPU seconds spent per GB moved, by the whole
+        process (client and service together, JIT compiler and GC included) and by its transfer
+        threads alone (the Java threads: Netty's event loops, which run the service's handlers and
+        the client's callbacks, and the client threads); both depend far less than GB/s on what
+        else runs on the machine.""";
 
   /** 12 layers × (K, V) × 12 KV heads × 64 dims × 16 tokens × 4 bytes. */
   static final int LLAMA_110M_BLOCK_BYTES = 12 * 2 * 12 * 64 * 16 * 4;
 
   private static final int BLOCK_TOKENS = 16;
 
-  record Options(boolean json, int streams, int blocks, int rounds, int warmup, int blockBytes) {}
+  /** {@code streams}: the stream counts to measure, in order. */
+  record Options(
+      boolean json, List<Integer> streams, int blocks, int rounds, int warmup, int blockBytes) {}
 
   /**
-   * One measurement: bytes moved per second over the wall time of all streams together, and the
-   * process's CPU time (client and service, every thread including the JIT and GC) per GB.
+   * One measurement: bytes moved per second over the wall time of all streams together; the
+   * process's CPU time (client and service, every thread including the JIT compiler and GC) per GB;
+   * and the CPU time of its Java threads alone (event loops, client threads) per GB.
    */
-  record Throughput(double gbPerSecond, long bytes, double seconds, double cpuSecondsPerGb) {}
+  record Throughput(
+      double gbPerSecond,
+      long bytes,
+      double seconds,
+      double cpuSecondsPerGb,
+      double transferCpuSecondsPerGb) {}
+
+  /** Put and get throughput of both tiers with {@code streams} parallel streams. */
+  record Row(
+      int streams,
+      Throughput memoryPut,
+      Throughput memoryGet,
+      Throughput diskPut,
+      Throughput diskGet) {}
 
   /** Latency percentiles in microseconds. */
   record Latency(double p50, double p10, double p90, int n) {}
 
   record Report(
-      Options options,
-      Throughput memoryPut,
-      Throughput memoryGet,
-      Throughput diskPut,
-      Throughput diskGet,
-      Latency lookupHit,
-      Latency lookupMiss,
-      int lookupBlocks) {}
+      Options options, List<Row> rows, Latency lookupHit, Latency lookupMiss, int lookupBlocks) {}
 
   private KvCacheBench() {}
 
@@ -110,10 +126,10 @@ public final class KvCacheBench {
   static Options parse(String[] args) {
     boolean json = false;
     boolean quick = false;
-    int streams = 2;
+    List<Integer> streams = List.of(1, 2, 4);
     int blocks = 64;
     int rounds = 5;
-    int warmup = 1;
+    int warmup = 3;
     int blockBytes = LLAMA_110M_BLOCK_BYTES;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
@@ -122,7 +138,7 @@ public final class KvCacheBench {
         case "--help", "-h" -> {
           return null;
         }
-        case "--streams" -> streams = intArg(args, ++i, "--streams", 1, 64);
+        case "--streams" -> streams = intList(args, ++i, "--streams", 1, 64);
         case "--blocks" -> blocks = intArg(args, ++i, "--blocks", 1, 4096);
         case "--rounds" -> rounds = intArg(args, ++i, "--rounds", 1, 1000);
         case "--warmup" -> warmup = intArg(args, ++i, "--warmup", 0, 1000);
@@ -136,6 +152,35 @@ public final class KvCacheBench {
     }
     return new Options(
         json, streams, blocks, quick ? Math.min(rounds, 2) : rounds, warmup, blockBytes);
+  }
+
+  /** A comma-separated list of distinct ints in [min, max], at least one. */
+  private static List<Integer> intList(String[] args, int i, String flag, int min, int max) {
+    if (i >= args.length) {
+      throw new IllegalArgumentException(
+          flag + ": missing value (expected: N[,N...], each " + min + ".." + max + ")");
+    }
+    List<Integer> out = new ArrayList<>();
+    for (String part : args[i].split(",", -1)) {
+      try {
+        int v = Integer.parseInt(part.trim());
+        if (v < min || v > max || out.contains(v)) {
+          throw new NumberFormatException();
+        }
+        out.add(v);
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException(
+            flag
+                + ": "
+                + args[i]
+                + " (expected: N[,N...], each "
+                + min
+                + ".."
+                + max
+                + ", none twice)");
+      }
+    }
+    return List.copyOf(out);
   }
 
   private static int intArg(String[] args, int i, String flag, int min, int max) {
@@ -168,27 +213,48 @@ public final class KvCacheBench {
           .build();
 
   static Report measure(Options o, PrintStream err) throws IOException {
-    long chainBytes = (long) o.blocks() * o.blockBytes();
-    // Room for every stream's chain twice over: puts of later rounds evict earlier ones.
-    long memory = Math.max(64L << 20, 2 * o.streams() * chainBytes + (16L << 20));
-    int maxBlock = Math.max(o.blockBytes(), 1 << 20);
-    KvCacheConfig memoryConfig = KvCacheConfig.inMemory(memory).withLimits(1 << 20, maxBlock);
     err.printf(
         Locale.ROOT,
-        "kvcache bench: %d streams x %d blocks x %,d bytes, %d rounds per tier after %d to warm up%n",
+        "kvcache bench: %s streams x %d blocks x %,d bytes, %d rounds per tier after %d to warm up%n",
         o.streams(),
         o.blocks(),
         o.blockBytes(),
         o.rounds(),
         o.warmup());
+    // The JIT compiles the transfer path over the first rounds of the first row, whichever it is
+    // (that row's process CPU per GB came out twice the next rows'): one untimed pass of both
+    // tiers first, so every row measures the same compiled code.
+    if (o.warmup() > 0) {
+      row(
+          new Options(false, o.streams(), o.blocks(), o.warmup(), 0, o.blockBytes()),
+          o.streams().get(0),
+          null);
+    }
+    List<Row> rows = new ArrayList<>();
+    for (int streams : o.streams()) {
+      rows.add(row(o, streams, err));
+    }
+    Latency[] l;
+    KvCacheConfig config = KvCacheConfig.inMemory(64L << 20);
+    try (KvCacheServer server = KvCacheServer.onPort(config, OpenTelemetry.noop()).start()) {
+      l = lookups(server.port());
+    }
+    return new Report(o, rows, l[0], l[1], 2048 / BLOCK_TOKENS);
+  }
+
+  /**
+   * Both tiers with {@code streams} parallel streams, each tier on a fresh server; stalled rounds
+   * are reported to {@code err} (null: not reported).
+   */
+  private static Row row(Options o, int streams, PrintStream err) throws IOException {
+    long chainBytes = (long) o.blocks() * o.blockBytes();
+    // Room for every stream's chain twice over: puts of later rounds evict earlier ones.
+    long memory = Math.max(64L << 20, 2 * streams * chainBytes + (16L << 20));
+    int maxBlock = Math.max(o.blockBytes(), 1 << 20);
+    KvCacheConfig memoryConfig = KvCacheConfig.inMemory(memory).withLimits(1 << 20, maxBlock);
     Throughput[] mem;
-    Latency hit;
-    Latency miss;
     try (KvCacheServer server = KvCacheServer.onPort(memoryConfig, OpenTelemetry.noop()).start()) {
-      mem = putGet(server.port(), o, 1);
-      Latency[] l = lookups(server.port());
-      hit = l[0];
-      miss = l[1];
+      mem = putGet(server.port(), o, streams, new Stalls(err, streams + " streams, memory"));
     }
     Path dir = Files.createTempDirectory("draftmesh-kvcache-bench");
     Throughput[] disk;
@@ -196,24 +262,28 @@ public final class KvCacheBench {
       KvCacheConfig diskConfig =
           KvCacheConfig.inMemory(64L << 20)
               .withLimits(1 << 20, maxBlock)
-              .withDisk(dir, 2 * o.streams() * chainBytes * 2 + (64L << 20), 256L << 20)
+              .withDisk(dir, 2 * streams * chainBytes * 2 + (64L << 20), 256L << 20)
               .withMemory(0);
       try (KvCacheServer server = KvCacheServer.onPort(diskConfig, OpenTelemetry.noop()).start()) {
-        disk = putGet(server.port(), o, 1);
+        disk = putGet(server.port(), o, streams, new Stalls(err, streams + " streams, disk"));
       }
     } finally {
       deleteTree(dir);
     }
-    return new Report(o, mem[0], mem[1], disk[0], disk[1], hit, miss, 2048 / BLOCK_TOKENS);
+    return new Row(streams, mem[0], mem[1], disk[0], disk[1]);
   }
 
-  /** Puts then gets each stream's chain {@code rounds} times; {put, get} throughput. */
-  private static Throughput[] putGet(int port, Options o, int seedBase) {
+  /**
+   * Puts then gets each of {@code streams} chains {@code rounds} times; {put, get} throughput. The
+   * payloads are allocated once and reused (with the round's keys): the timed rounds carry no
+   * garbage of the bench's own, only the client's and the service's.
+   */
+  private static Throughput[] putGet(int port, Options o, int streams, Stalls stalls) {
     List<KvCacheClient> clients = new ArrayList<>();
-    ExecutorService pool = Executors.newFixedThreadPool(o.streams());
+    ExecutorService pool = Executors.newFixedThreadPool(streams);
     try {
       byte[] fp = null;
-      for (int s = 0; s < o.streams(); s++) {
+      for (int s = 0; s < streams; s++) {
         KvCacheClient c =
             KvCacheClient.connect(
                 "localhost:" + port, Duration.ofSeconds(120), 1 << 20, OpenTelemetry.noop());
@@ -223,19 +293,27 @@ public final class KvCacheBench {
       byte[] fingerprint = fp;
       byte[] payloadSeed = new byte[o.blockBytes()];
       new Random(1).nextBytes(payloadSeed);
+      byte[][][] payloads = new byte[streams][o.blocks()][];
+      for (byte[][] chain : payloads) {
+        for (int i = 0; i < chain.length; i++) {
+          chain[i] = payloadSeed.clone();
+        }
+      }
       List<List<KvCacheClient.Block>> last = new ArrayList<>();
       long putBytes = 0;
       long putNanos = 0;
       long putCpu = 0;
+      long putJava = 0;
       for (int round = 0; round < o.warmup() + o.rounds(); round++) {
         List<List<KvCacheClient.Block>> chains = new ArrayList<>();
-        for (int s = 0; s < o.streams(); s++) {
-          chains.add(chain(fingerprint, seedBase + round * 100 + s, o.blocks(), payloadSeed));
+        for (int s = 0; s < streams; s++) {
+          chains.add(chain(fingerprint, 1 + round * 100 + s, payloads[s]));
         }
         long t0 = System.nanoTime();
         long c0 = processCpuNanos();
+        long j0 = javaThreadsCpuNanos();
         List<Future<Boolean>> done = new ArrayList<>();
-        for (int s = 0; s < o.streams(); s++) {
+        for (int s = 0; s < streams; s++) {
           KvCacheClient c = clients.get(s);
           List<KvCacheClient.Block> chain = chains.get(s);
           done.add(pool.submit(() -> c.put(fingerprint, chain)));
@@ -246,20 +324,23 @@ public final class KvCacheBench {
           }
         }
         if (round >= o.warmup()) {
-          putNanos += System.nanoTime() - t0;
+          putNanos += stalls.round("put", System.nanoTime() - t0);
           putCpu += processCpuNanos() - c0;
-          putBytes += (long) o.streams() * o.blocks() * o.blockBytes();
+          putJava += javaThreadsCpuNanos() - j0;
+          putBytes += (long) streams * o.blocks() * o.blockBytes();
         }
         last = chains;
       }
       long getBytes = 0;
       long getNanos = 0;
       long getCpu = 0;
+      long getJava = 0;
       for (int round = 0; round < o.warmup() + o.rounds(); round++) {
         long t0 = System.nanoTime();
         long c0 = processCpuNanos();
+        long j0 = javaThreadsCpuNanos();
         List<Future<Boolean>> done = new ArrayList<>();
-        for (int s = 0; s < o.streams(); s++) {
+        for (int s = 0; s < streams; s++) {
           KvCacheClient c = clients.get(s);
           List<byte[]> keys = last.get(s).stream().map(KvCacheClient.Block::key).toList();
           done.add(pool.submit(() -> c.get(keys).map(List::size).orElse(-1) == keys.size()));
@@ -270,19 +351,67 @@ public final class KvCacheBench {
           }
         }
         if (round >= o.warmup()) {
-          getNanos += System.nanoTime() - t0;
+          getNanos += stalls.round("get", System.nanoTime() - t0);
           getCpu += processCpuNanos() - c0;
-          getBytes += (long) o.streams() * o.blocks() * o.blockBytes();
+          getJava += javaThreadsCpuNanos() - j0;
+          getBytes += (long) streams * o.blocks() * o.blockBytes();
         }
       }
+      stalls.report();
       return new Throughput[] {
-        throughput(putBytes, putNanos, putCpu), throughput(getBytes, getNanos, getCpu)
+        throughput(putBytes, putNanos, putCpu, putJava),
+        throughput(getBytes, getNanos, getCpu, getJava)
       };
     } catch (Exception e) {
       throw new IllegalStateException("kvcache bench: " + e.getMessage(), e);
     } finally {
       pool.shutdownNow();
       clients.forEach(KvCacheClient::close);
+    }
+  }
+
+  /**
+   * The timed rounds of one tier's puts and gets: a round that took more than four times its
+   * phase's median is reported, since on a shared machine the process can sit idle (stopped, or
+   * waiting) for seconds and that one round then lowers the row's GB/s.
+   */
+  static final class Stalls {
+    private final PrintStream err;
+    private final String what;
+    private final java.util.Map<String, List<Long>> rounds = new java.util.LinkedHashMap<>();
+
+    Stalls(PrintStream err, String what) {
+      this.err = err;
+      this.what = what;
+    }
+
+    /** Records one timed round of {@code phase}; returns {@code nanos}. */
+    long round(String phase, long nanos) {
+      rounds.computeIfAbsent(phase, p -> new ArrayList<>()).add(nanos);
+      return nanos;
+    }
+
+    void report() {
+      if (err == null) {
+        return;
+      }
+      rounds.forEach(
+          (phase, ns) -> {
+            long median = ns.stream().sorted().toList().get(ns.size() / 2);
+            for (int i = 0; i < ns.size(); i++) {
+              if (ns.get(i) > 4 * median) {
+                err.printf(
+                    Locale.ROOT,
+                    "kvcache bench: %s %s: timed round %d took %.2f s (median %.2f s): the process"
+                        + " stalled or was stopped; that row's GB/s is lowered by it%n",
+                    what,
+                    phase,
+                    i + 1,
+                    ns.get(i) / 1e9,
+                    median / 1e9);
+              }
+            }
+          });
     }
   }
 
@@ -343,7 +472,9 @@ public final class KvCacheBench {
     return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
   }
 
-  private static List<KvCacheClient.Block> chain(byte[] fp, int seed, int blocks, byte[] base) {
+  /** A chain of {@code payloads.length} blocks under keys of {@code seed}, over those payloads. */
+  private static List<KvCacheClient.Block> chain(byte[] fp, int seed, byte[][] payloads) {
+    int blocks = payloads.length;
     int[] tokens = new int[blocks * BLOCK_TOKENS];
     for (int i = 0; i < tokens.length; i++) {
       tokens[i] = (int) (((long) seed * 65_536 + i) & Integer.MAX_VALUE);
@@ -351,7 +482,7 @@ public final class KvCacheBench {
     List<byte[]> keys = KvKeys.chain(fp, BLOCK_TOKENS, tokens);
     List<KvCacheClient.Block> out = new ArrayList<>();
     for (int i = 0; i < blocks; i++) {
-      byte[] p = base.clone();
+      byte[] p = payloads[i];
       p[0] = (byte) seed;
       p[1] = (byte) i;
       out.add(
@@ -364,9 +495,10 @@ public final class KvCacheBench {
     return out;
   }
 
-  private static Throughput throughput(long bytes, long nanos, long cpuNanos) {
+  private static Throughput throughput(long bytes, long nanos, long cpuNanos, long javaNanos) {
     double s = nanos / 1e9;
-    return new Throughput(bytes / 1e9 / s, bytes, s, cpuNanos / 1e9 / (bytes / 1e9));
+    double gb = bytes / 1e9;
+    return new Throughput(gb / s, bytes, s, cpuNanos / 1e9 / gb, javaNanos / 1e9 / gb);
   }
 
   /** CPU time of this whole process so far (every thread), or 0 where the JVM does not say. */
@@ -374,6 +506,23 @@ public final class KvCacheBench {
     return ManagementFactory.getOperatingSystemMXBean() instanceof OperatingSystemMXBean os
         ? Math.max(0, os.getProcessCpuTime())
         : 0;
+  }
+
+  /**
+   * CPU time so far of this process's live Java threads (HotSpot does not list its JIT compiler
+   * threads among them, and GC workers are not Java threads), or 0 where the JVM does not say. The
+   * threads a round uses (event loops, the pool) live through all its rounds.
+   */
+  private static long javaThreadsCpuNanos() {
+    ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+    if (!threads.isThreadCpuTimeSupported() || !threads.isThreadCpuTimeEnabled()) {
+      return 0;
+    }
+    long sum = 0;
+    for (long id : threads.getAllThreadIds()) {
+      sum += Math.max(0, threads.getThreadCpuTime(id)); // -1: the thread ended meanwhile
+    }
+    return sum;
   }
 
   private static void deleteTree(Path dir) {
@@ -394,34 +543,57 @@ public final class KvCacheBench {
     sb.append(
         String.format(
             Locale.ROOT,
-            "kvcache-service on loopback: %d client streams, chains of %d blocks x %,d bytes"
-                + " (%.1f MB a stream), %d timed rounds after %d to warm up%n",
-            o.streams(),
+            "kvcache-service on loopback: chains of %d blocks x %,d bytes (%.1f MB a stream), one"
+                + " channel a stream, %d timed rounds after %d to warm up%n",
             o.blocks(),
             o.blockBytes(),
             (double) o.blocks() * o.blockBytes() / 1e6,
             o.rounds(),
             o.warmup()));
-    sb.append(String.format(Locale.ROOT, "%-30s %-26s %s%n", "metric", "value", "target / notes"));
-    row(sb, "put GB/s, memory tier", gbs(r.memoryPut()), "target >= 1 GB/s; CRC32C both ends");
-    row(sb, "get GB/s, memory tier", gbs(r.memoryGet()), "target >= 1 GB/s; checked by the client");
-    row(sb, "put GB/s, disk tier", gbs(r.diskPut()), "memory tier off; write to page cache");
-    row(sb, "get GB/s, disk tier", gbs(r.diskGet()), "every block read from segment files");
-    row(
-        sb,
-        "lookup us, " + r.lookupBlocks() + " blocks hit",
-        lat(r.lookupHit()),
-        "2,048 tokens, all stored; median [p10-p90]");
-    row(sb, "lookup us, miss", lat(r.lookupMiss()), "first block differs");
+    sb.append(
+        "CPU s/GB: the whole process (client and service, JIT and GC included) [its transfer"
+            + " threads alone]; target >= 1 GB/s\n");
+    sb.append(
+        String.format(
+            Locale.ROOT,
+            "%-8s %-7s %-9s %-18s %-9s %s%n",
+            "streams",
+            "tier",
+            "put GB/s",
+            "put CPU s/GB",
+            "get GB/s",
+            "get CPU s/GB"));
+    for (Row row : r.rows()) {
+      line(sb, row.streams(), "memory", row.memoryPut(), row.memoryGet());
+      line(sb, row.streams(), "disk", row.diskPut(), row.diskGet());
+    }
+    sb.append(
+        String.format(
+            Locale.ROOT,
+            "lookup us, %d blocks hit: %s; miss: %s (2,048 tokens; median [p10-p90])%n",
+            r.lookupBlocks(),
+            lat(r.lookupHit()),
+            lat(r.lookupMiss())));
     return sb.toString();
   }
 
-  private static void row(StringBuilder sb, String metric, String value, String notes) {
-    sb.append(String.format(Locale.ROOT, "%-30s %-26s %s%n", metric, value, notes));
+  private static void line(
+      StringBuilder sb, int streams, String tier, Throughput put, Throughput get) {
+    sb.append(
+        String.format(
+            Locale.ROOT,
+            "%-8d %-7s %-9.2f %-18s %-9.2f %s%n",
+            streams,
+            tier,
+            put.gbPerSecond(),
+            cpu(put),
+            get.gbPerSecond(),
+            cpu(get)));
   }
 
-  private static String gbs(Throughput t) {
-    return String.format(Locale.ROOT, "%.2f (%.1f CPU s/GB)", t.gbPerSecond(), t.cpuSecondsPerGb());
+  private static String cpu(Throughput t) {
+    return String.format(
+        Locale.ROOT, "%.1f [%.1f]", t.cpuSecondsPerGb(), t.transferCpuSecondsPerGb());
   }
 
   private static String lat(Latency l) {
@@ -430,23 +602,36 @@ public final class KvCacheBench {
 
   static String json(Report r) {
     JsonObject j = new JsonObject();
-    j.addProperty("streams", r.options().streams());
+    JsonArray streams = new JsonArray();
+    r.options().streams().forEach(streams::add);
+    j.add("streams", streams);
     j.addProperty("blocks_per_stream", r.options().blocks());
     j.addProperty("block_bytes", r.options().blockBytes());
     j.addProperty("rounds", r.options().rounds());
     j.addProperty("warmup_rounds", r.options().warmup());
-    j.addProperty("memory_put_gb_per_s", r.memoryPut().gbPerSecond());
-    j.addProperty("memory_get_gb_per_s", r.memoryGet().gbPerSecond());
-    j.addProperty("disk_put_gb_per_s", r.diskPut().gbPerSecond());
-    j.addProperty("disk_get_gb_per_s", r.diskGet().gbPerSecond());
-    j.addProperty("memory_put_cpu_s_per_gb", r.memoryPut().cpuSecondsPerGb());
-    j.addProperty("memory_get_cpu_s_per_gb", r.memoryGet().cpuSecondsPerGb());
-    j.addProperty("disk_put_cpu_s_per_gb", r.diskPut().cpuSecondsPerGb());
-    j.addProperty("disk_get_cpu_s_per_gb", r.diskGet().cpuSecondsPerGb());
+    JsonArray rows = new JsonArray();
+    for (Row row : r.rows()) {
+      JsonObject o = new JsonObject();
+      o.addProperty("streams", row.streams());
+      o.add("memory_put", throughput(row.memoryPut()));
+      o.add("memory_get", throughput(row.memoryGet()));
+      o.add("disk_put", throughput(row.diskPut()));
+      o.add("disk_get", throughput(row.diskGet()));
+      rows.add(o);
+    }
+    j.add("rows", rows);
     j.add("lookup_hit_us", latency(r.lookupHit()));
     j.add("lookup_miss_us", latency(r.lookupMiss()));
     j.addProperty("lookup_blocks", r.lookupBlocks());
     return new GsonBuilder().setPrettyPrinting().create().toJson(j) + "\n";
+  }
+
+  private static JsonObject throughput(Throughput t) {
+    JsonObject j = new JsonObject();
+    j.addProperty("gb_per_s", t.gbPerSecond());
+    j.addProperty("cpu_s_per_gb", t.cpuSecondsPerGb());
+    j.addProperty("transfer_cpu_s_per_gb", t.transferCpuSecondsPerGb());
+    return j;
   }
 
   private static JsonObject latency(Latency l) {

@@ -150,6 +150,8 @@ public final class KvCacheServer implements AutoCloseable {
         s.getPutsStored(),
         s.getPutsDuplicate(),
         s.getGetsServed(),
+        s.getPutBytesStored(),
+        s.getGetBytesServed(),
         s.getLeasesActive(),
         s.getPinnedBlocks(),
         s.getIndexEntries());

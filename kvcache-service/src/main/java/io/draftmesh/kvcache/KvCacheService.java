@@ -69,6 +69,8 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
   private final AtomicLong putsStored = new AtomicLong();
   private final AtomicLong putsDuplicate = new AtomicLong();
   private final AtomicLong getsServed = new AtomicLong();
+  private final AtomicLong putBytes = new AtomicLong(); // of the blocks in putsStored
+  private final AtomicLong getBytes = new AtomicLong(); // of the blocks in getsServed
   // Put chunks alias the transport's buffers; PutCall.onNext releases each request.
   private final AliasingMarshaller<PutRequest> putRequests =
       new AliasingMarshaller<>(PutRequest.getDefaultInstance());
@@ -261,6 +263,8 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
         .setIndexReplicas(index.replicas())
         .setIndexEntries(index.entries())
         .setDroppedBlocks(s.droppedBlocks())
+        .setPutBytesStored(putBytes.get())
+        .setGetBytesServed(getBytes.get())
         .build();
   }
 
@@ -591,6 +595,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
         if (r != null ? store.commit(m, r, true, held) : store.put(m, buf, true, held)) {
           stored++;
           putsStored.incrementAndGet();
+          putBytes.addAndGet(m.size());
         } else {
           duplicates++;
           putsDuplicate.incrementAndGet();
@@ -748,9 +753,10 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
           out.onNext(GetResponse.newBuilder().setChunk(payload.substring(sent, sent + n)).build());
           sent += n;
           if (sent == payload.size()) {
+            getsServed.incrementAndGet();
+            getBytes.addAndGet(payload.size());
             payload = null;
             next++;
-            getsServed.incrementAndGet();
           }
         }
       } catch (RuntimeException x) {

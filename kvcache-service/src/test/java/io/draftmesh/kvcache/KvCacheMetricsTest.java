@@ -50,6 +50,11 @@ class KvCacheMetricsTest {
         assertThat(value(body, "draftmesh_kvcache_budget_bytes", "tier=\"memory\""))
             .isEqualTo(8 << 20);
         assertThat(value(body, "draftmesh_kvcache_puts_stored_total", "")).isEqualTo(3);
+        assertThat(value(body, "draftmesh_kvcache_put_bytes_total", "")).isEqualTo(3 * 10_000);
+        assertThat(client.get(KvCacheServiceTest.keysOf(chain).subList(0, 2))).isPresent();
+        body = scrape(telemetry.metricsPort());
+        assertThat(value(body, "draftmesh_kvcache_gets_served_total", "")).isEqualTo(2);
+        assertThat(value(body, "draftmesh_kvcache_get_bytes_total", "")).isEqualTo(2 * 10_000);
         assertThat(value(body, "draftmesh_kvcache_lookup_blocks_hit_total", "")).isEqualTo(3);
         assertThat(value(body, "draftmesh_kvcache_lookup_blocks_missed_total", "")).isEqualTo(1);
       } finally {

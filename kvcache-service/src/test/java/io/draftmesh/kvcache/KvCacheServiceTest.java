@@ -113,6 +113,9 @@ class KvCacheServiceTest {
     assertThat(s.getPutsStored()).isEqualTo(3);
     assertThat(s.getPutsDuplicate()).isEqualTo(3);
     assertThat(s.getGetsServed()).isEqualTo(3);
+    // Bytes count stored blocks once (the duplicates' bytes are not stored again) and served ones.
+    assertThat(s.getPutBytesStored()).isEqualTo(3 * 50_000);
+    assertThat(s.getGetBytesServed()).isEqualTo(3 * 50_000);
     assertThat(s.getLookupBlocksHit()).isEqualTo(3);
     assertThat(s.getLookupBlocksMissed()).isEqualTo(1);
     assertThat(s.getModels()).isEqualTo(1);
@@ -162,6 +165,8 @@ class KvCacheServiceTest {
     assertThat(s.getPutsStored()).isEqualTo(8);
     assertThat(s.getPutsDuplicate()).isEqualTo(8 * (clients - 1));
     assertThat(s.getGetsServed()).isEqualTo(8 * clients * 3);
+    assertThat(s.getPutBytesStored()).isEqualTo(8 * 40_000);
+    assertThat(s.getGetBytesServed()).isEqualTo(8L * clients * 3 * 40_000);
   }
 
   @Test

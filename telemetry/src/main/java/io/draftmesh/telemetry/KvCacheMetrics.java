@@ -13,8 +13,8 @@ import java.util.function.Supplier;
  * kvcache-service's metrics, read from the store at each collection: blocks, bytes and budget per
  * tier (what an operator sizes the memory and disk by), the tiers' hits, evictions and corrupt
  * blocks dropped, and the service's lookups (blocks hit and missed: the hit rate users watch for
- * silent zero-hit key mismatches), puts, gets, leases and the routing index's size. Tier series
- * carry {@code tier="memory"|"disk"}.
+ * silent zero-hit key mismatches), puts and gets (blocks and payload bytes), leases and the routing
+ * index's size. Tier series carry {@code tier="memory"|"disk"}.
  */
 public final class KvCacheMetrics implements AutoCloseable {
   static final String SCOPE = "io.draftmesh.kvcache";
@@ -34,6 +34,8 @@ public final class KvCacheMetrics implements AutoCloseable {
       long putsStored,
       long putsDuplicate,
       long getsServed,
+      long putBytesStored,
+      long getBytesServed,
       long leasesActive,
       long pinnedBlocks,
       long indexEntries) {}
@@ -74,6 +76,10 @@ public final class KvCacheMetrics implements AutoCloseable {
             meter, "draftmesh.kvcache.puts_duplicate", "Blocks Put again that were already held");
     ObservableLongMeasurement served =
         counter(meter, "draftmesh.kvcache.gets_served", "Blocks streamed by Get");
+    ObservableLongMeasurement putBytes =
+        counter(meter, "draftmesh.kvcache.put_bytes", "Payload bytes of the blocks Put stored");
+    ObservableLongMeasurement getBytes =
+        counter(meter, "draftmesh.kvcache.get_bytes", "Payload bytes of the blocks Get streamed");
     ObservableLongMeasurement leases =
         gauge(meter, "draftmesh.kvcache.leases_active", "Pin leases not yet expired or released");
     ObservableLongMeasurement pinned =
@@ -106,6 +112,8 @@ public final class KvCacheMetrics implements AutoCloseable {
               stored.record(s.putsStored());
               duplicate.record(s.putsDuplicate());
               served.record(s.getsServed());
+              putBytes.record(s.putBytesStored());
+              getBytes.record(s.getBytesServed());
               leases.record(s.leasesActive());
               pinned.record(s.pinnedBlocks());
               index.record(s.indexEntries());
@@ -122,6 +130,8 @@ public final class KvCacheMetrics implements AutoCloseable {
             stored,
             duplicate,
             served,
+            putBytes,
+            getBytes,
             leases,
             pinned,
             index);

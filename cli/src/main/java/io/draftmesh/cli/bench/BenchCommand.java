@@ -19,7 +19,7 @@ public final class BenchCommand {
       usage: draftmesh bench engine [--json] [--quick]
              draftmesh bench speculative [--json] [--quick] [--prompts N] [--max-tokens N]
              draftmesh bench collab [--json] [--quick] [--prompts N] [--max-tokens N] [--models DIR]
-             draftmesh bench kvcache [--json] [--quick] [--streams N] [--blocks N]
+             draftmesh bench kvcache [--json] [--quick] [--streams N[,N...]] [--blocks N]
              draftmesh bench kvcache reuse [--json] [--quick] [--prefixes L,L] [--conversations N]
              draftmesh bench approx [--json] [--quick] [--prompts N] [--max-tokens N]
              draftmesh bench load [--quick] [--streams N] [--queue N] [--overload N] [--tokens N]
