@@ -29,6 +29,7 @@ class SpeculativeBenchTest {
           "autoregressive",
           "speculative_k2",
           "speculative_k4",
+          "speculative_k4_ahead",
           "speculative_k8",
           "speculative_adaptive",
           "ngram",
@@ -134,6 +135,11 @@ class SpeculativeBenchTest {
       }
     }
     assertThat(settings.getAsJsonObject("speculative_k4").get("draft_calls").getAsInt())
+        .isPositive();
+    // Only the draft-ahead setting sends Proposes during verifies.
+    assertThat(settings.getAsJsonObject("speculative_k4").get("draft_ahead_calls").getAsInt())
+        .isZero();
+    assertThat(settings.getAsJsonObject("speculative_k4_ahead").get("draft_ahead_calls").getAsInt())
         .isPositive();
     // DySpec waits on the draft worker every round.
     assertThat(settings.getAsJsonObject("tree_dyspec_8").get("draft_ms_per_round").getAsDouble())
