@@ -298,6 +298,13 @@ final class RouterGenerate {
               s.getAcceptanceRate(),
               s.getMeanAcceptedLength(),
               s.getRounds()));
+      if (s.getPlainTokens() > 0) {
+        sb.append(
+            String.format(
+                Locale.ROOT,
+                "; %d tokens by the target alone (rounds cost more per token here)",
+                s.getPlainTokens()));
+      }
     }
     sb.append(String.format(Locale.ROOT, "; %d target calls", s.getTargetCalls()));
     if (s.getDraftCalls() > 0) {
