@@ -135,8 +135,14 @@ final class F16Matrix implements Matrix {
       int whole = from + (to - from) / P * P;
       int r = 0;
       if (WIDE_KERNELS) {
-        for (; n - r >= 8; r += 8) {
-          rows8(xs, r * cols, out, r * outStride, outStride, accumulate, from, whole);
+        while (n - r >= 8) {
+          if (n - r == 9) { // one sweep, not 8 + 1
+            rows9(xs, r * cols, out, r * outStride, outStride, accumulate, from, whole);
+            r += 9;
+          } else {
+            rows8(xs, r * cols, out, r * outStride, outStride, accumulate, from, whole);
+            r += 8;
+          }
         }
         if (n - r >= 5) {
           rows5(xs, r * cols, out, r * outStride, outStride, accumulate, from, whole);
@@ -437,6 +443,95 @@ final class F16Matrix implements Matrix {
       g1.intoArray(out, at + 6 * os + L);
       h0.intoArray(out, at + 7 * os);
       h1.intoArray(out, at + 7 * os + L);
+    }
+  }
+
+  /**
+   * Nine rows sharing each widened weight pair: eighteen accumulators, which with the pair and the
+   * broadcast still fit AVX-512's 32 registers ({@link #WIDE_KERNELS}). Nine is a common count (an
+   * 8-node tree or an 8-token chain verify feeds its root too): as 8 + 1 it swept the weights
+   * twice.
+   */
+  private void rows9(
+      float[] x, int x0, float[] out, int out0, int os, boolean acc, int from, int to) {
+    int x1 = x0 + cols;
+    int x2 = x1 + cols;
+    int x3 = x2 + cols;
+    int x4 = x3 + cols;
+    int x5 = x4 + cols;
+    int x6 = x5 + cols;
+    int x7 = x6 + cols;
+    int x8 = x7 + cols;
+    for (int o = from; o < to; o += P) {
+      int at = out0 + o;
+      FloatVector a0 = acc ? FloatVector.fromArray(S, out, at) : FloatVector.zero(S);
+      FloatVector a1 = acc ? FloatVector.fromArray(S, out, at + L) : FloatVector.zero(S);
+      FloatVector b0 = acc ? FloatVector.fromArray(S, out, at + os) : FloatVector.zero(S);
+      FloatVector b1 = acc ? FloatVector.fromArray(S, out, at + os + L) : FloatVector.zero(S);
+      FloatVector c0 = acc ? FloatVector.fromArray(S, out, at + 2 * os) : FloatVector.zero(S);
+      FloatVector c1 = acc ? FloatVector.fromArray(S, out, at + 2 * os + L) : FloatVector.zero(S);
+      FloatVector d0 = acc ? FloatVector.fromArray(S, out, at + 3 * os) : FloatVector.zero(S);
+      FloatVector d1 = acc ? FloatVector.fromArray(S, out, at + 3 * os + L) : FloatVector.zero(S);
+      FloatVector e0 = acc ? FloatVector.fromArray(S, out, at + 4 * os) : FloatVector.zero(S);
+      FloatVector e1 = acc ? FloatVector.fromArray(S, out, at + 4 * os + L) : FloatVector.zero(S);
+      FloatVector f0 = acc ? FloatVector.fromArray(S, out, at + 5 * os) : FloatVector.zero(S);
+      FloatVector f1 = acc ? FloatVector.fromArray(S, out, at + 5 * os + L) : FloatVector.zero(S);
+      FloatVector g0 = acc ? FloatVector.fromArray(S, out, at + 6 * os) : FloatVector.zero(S);
+      FloatVector g1 = acc ? FloatVector.fromArray(S, out, at + 6 * os + L) : FloatVector.zero(S);
+      FloatVector h0 = acc ? FloatVector.fromArray(S, out, at + 7 * os) : FloatVector.zero(S);
+      FloatVector h1 = acc ? FloatVector.fromArray(S, out, at + 7 * os + L) : FloatVector.zero(S);
+      FloatVector k0 = acc ? FloatVector.fromArray(S, out, at + 8 * os) : FloatVector.zero(S);
+      FloatVector k1 = acc ? FloatVector.fromArray(S, out, at + 8 * os + L) : FloatVector.zero(S);
+      for (int i = 0, wi = o / P * cols * L; i < cols; i++, wi += L) {
+        IntVector p = IntVector.fromArray(IS, w, wi);
+        FloatVector w0 = Half.lowScaled(p);
+        FloatVector w1 = Half.highScaled(p);
+        FloatVector v = FloatVector.broadcast(S, x[x0 + i]);
+        a0 = w0.fma(v, a0);
+        a1 = w1.fma(v, a1);
+        v = FloatVector.broadcast(S, x[x1 + i]);
+        b0 = w0.fma(v, b0);
+        b1 = w1.fma(v, b1);
+        v = FloatVector.broadcast(S, x[x2 + i]);
+        c0 = w0.fma(v, c0);
+        c1 = w1.fma(v, c1);
+        v = FloatVector.broadcast(S, x[x3 + i]);
+        d0 = w0.fma(v, d0);
+        d1 = w1.fma(v, d1);
+        v = FloatVector.broadcast(S, x[x4 + i]);
+        e0 = w0.fma(v, e0);
+        e1 = w1.fma(v, e1);
+        v = FloatVector.broadcast(S, x[x5 + i]);
+        f0 = w0.fma(v, f0);
+        f1 = w1.fma(v, f1);
+        v = FloatVector.broadcast(S, x[x6 + i]);
+        g0 = w0.fma(v, g0);
+        g1 = w1.fma(v, g1);
+        v = FloatVector.broadcast(S, x[x7 + i]);
+        h0 = w0.fma(v, h0);
+        h1 = w1.fma(v, h1);
+        v = FloatVector.broadcast(S, x[x8 + i]);
+        k0 = w0.fma(v, k0);
+        k1 = w1.fma(v, k1);
+      }
+      a0.intoArray(out, at);
+      a1.intoArray(out, at + L);
+      b0.intoArray(out, at + os);
+      b1.intoArray(out, at + os + L);
+      c0.intoArray(out, at + 2 * os);
+      c1.intoArray(out, at + 2 * os + L);
+      d0.intoArray(out, at + 3 * os);
+      d1.intoArray(out, at + 3 * os + L);
+      e0.intoArray(out, at + 4 * os);
+      e1.intoArray(out, at + 4 * os + L);
+      f0.intoArray(out, at + 5 * os);
+      f1.intoArray(out, at + 5 * os + L);
+      g0.intoArray(out, at + 6 * os);
+      g1.intoArray(out, at + 6 * os + L);
+      h0.intoArray(out, at + 7 * os);
+      h1.intoArray(out, at + 7 * os + L);
+      k0.intoArray(out, at + 8 * os);
+      k1.intoArray(out, at + 8 * os + L);
     }
   }
 }

@@ -39,10 +39,10 @@ public final class VectorModel implements DecoderModel {
   private static final long CALIBRATION_BUDGET_NANOS = 400_000_000L;
 
   /**
-   * Kernel warm-up rounds at load: each calls five matrices on one row count of 1..8, so a row
+   * Kernel warm-up rounds at load: each calls five matrices on one row count of 1..9, so a row
    * count's kernel gets 10,000 calls, twice C2's invocation threshold.
    */
-  private static final int WARMUP_ROUNDS = 16_000;
+  private static final int WARMUP_ROUNDS = 18_000;
 
   /**
    * With {@code -Ddraftmesh.vector.profile=true} every forward adds the wall time of each phase to
@@ -477,7 +477,7 @@ public final class VectorModel implements DecoderModel {
   }
 
   /**
-   * Calls every matrix kernel on 1..8 activation rows over two panels of outputs, thousands of
+   * Calls every matrix kernel on 1..9 activation rows over two panels of outputs, thousands of
    * times at load, so that C2 compiles each kernel (each row count's is its own method) as a whole
    * method before serving. A warm-up of whole matmuls for a time budget was not enough: on the zoo
    * draft (matmuls of microseconds) C2 compiled the 4-row kernel only on-stack-replaced, its later
@@ -487,13 +487,13 @@ public final class VectorModel implements DecoderModel {
    * every model in the JVM, so only the first model's load pays for compiling them.
    */
   private void warmKernels() {
-    Scratch sc = grow(8, 8);
+    Scratch sc = grow(9, 9);
     Layer l0 = layers[0];
     Matrix[] matrices = {l0.wqkv, l0.wo, l0.wGateUp, l0.wDown, lmHead};
     float[][] inputs = {sc.h, sc.att, sc.h, sc.act, sc.lastRows};
     float[][] outputs = {sc.qkv, sc.x, sc.gateUp, sc.x, sc.logits};
     for (int round = 0; round < WARMUP_ROUNDS; round++) {
-      int n = 1 + round % 8;
+      int n = 1 + round % 9;
       for (int i = 0; i < matrices.length; i++) {
         Matrix m = matrices[i];
         m.multiply(
@@ -501,7 +501,7 @@ public final class VectorModel implements DecoderModel {
             n,
             outputs[i],
             m.rows(),
-            round / 8 % 2 == 1, // each row count with and without accumulation
+            round / 9 % 2 == 1, // each row count with and without accumulation
             0,
             Math.min(m.rows(), 2 * Panels.WIDTH));
       }

@@ -9,10 +9,10 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Both weight layouts multiply like a naive double-precision reference for every kernel shape: 1..9
- * activation rows and 13 and 17 (each register kernel, 8, 5, 4, 2 and 1 rows, their remainders and
- * repeats; on AVX2, more than 8 take the tile), row counts that leave a partial last panel, column
- * counts below, at and past a widening tile, sub-ranges of rows as threads split them, and
- * accumulation into existing outputs.
+ * activation rows and 13, 17 and 25 (each register kernel, 9, 8, 5, 4, 2 and 1 rows, their
+ * remainders and repeats; on AVX2, more than 8 take the tile), row counts that leave a partial last
+ * panel, column counts below, at and past a widening tile, sub-ranges of rows as threads split
+ * them, and accumulation into existing outputs.
  */
 class MatrixKernelsTest {
   private static final int P = Panels.WIDTH;
@@ -72,7 +72,7 @@ class MatrixKernelsTest {
               .isEqualTo(w[pick * cols + i]);
         }
       }
-      for (int n : new int[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17}) {
+      for (int n : new int[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17, 25}) {
         float[] x = new float[n * cols];
         for (int i = 0; i < x.length; i++) {
           x[i] = (float) rnd.nextGaussian();
@@ -139,7 +139,7 @@ class MatrixKernelsTest {
     }
     F16Matrix m = new F16Matrix(bits, rows, cols);
     for (float big : new float[] {1f, 40_000f, 3e6f}) {
-      for (int n = 1; n <= 8; n++) {
+      for (int n = 1; n <= 9; n++) {
         float[] x = new float[n * cols];
         for (int i = 0; i < x.length; i++) {
           x[i] = (float) rnd.nextGaussian();
