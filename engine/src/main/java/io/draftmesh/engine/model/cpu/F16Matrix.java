@@ -33,9 +33,9 @@ final class F16Matrix implements Matrix {
   private static final int P = Panels.WIDTH;
 
   /**
-   * Whether the 5- and 8-row kernels run: they hold 10 and 16 accumulators, which fit in the 32
-   * vector registers of AVX-512 (16 float lanes) but spill on AVX2's 16 (a 5-row kernel made a
-   * 5-token verify 4.7 ms against 3.3-4.4 with 4 + 1 rows there).
+   * Whether the 5-, 8- and 9-row kernels run: they hold 10, 16 and 18 accumulators, which fit in
+   * the 32 vector registers of AVX-512 (16 float lanes) but spill on AVX2's 16 (a 5-row kernel made
+   * a 5-token verify 4.7 ms against 3.3-4.4 with 4 + 1 rows there).
    */
   private static final boolean WIDE_KERNELS = L >= 16;
 
