@@ -235,18 +235,29 @@ final class BlockStore implements AutoCloseable {
   }
 
   /**
+   * Whether the block is stored already (a put of it is then a no-op): it counts as used, and with
+   * {@code hold} is held like a reader, as a new one would be.
+   */
+  private boolean alreadyStored(BlockMeta meta, boolean hold, List<Entry> held) {
+    Entry existing = entries.get(meta.key());
+    if (existing == null) {
+      return false;
+    }
+    touch(existing);
+    if (hold) {
+      existing.readers++;
+      held.add(existing);
+    }
+    return true;
+  }
+
+  /**
    * Stores a block unless it is already stored; returns whether it was new. With {@code hold}, the
    * block (new or not) is held like a reader until {@link #release}, so that a later block of the
    * same Put stream finds its parent.
    */
   synchronized boolean put(BlockMeta meta, byte[] payload, boolean hold, List<Entry> held) {
-    Entry existing = entries.get(meta.key());
-    if (existing != null) {
-      touch(existing);
-      if (hold) {
-        existing.readers++;
-        held.add(existing);
-      }
+    if (alreadyStored(meta, hold, held)) {
       return false;
     }
     Entry parent = parentOf(meta);
@@ -418,13 +429,7 @@ final class BlockStore implements AutoCloseable {
     r.pages = null;
     boolean adopted = false;
     try {
-      Entry existing = entries.get(meta.key());
-      if (existing != null) {
-        touch(existing);
-        if (hold) {
-          existing.readers++;
-          held.add(existing);
-        }
+      if (alreadyStored(meta, hold, held)) {
         return false;
       }
       Entry parent = parentOf(meta);
