@@ -55,11 +55,15 @@ final class SpeculativeDecoding implements DecodingStrategy {
 
   private int[] draftPending = new int[0]; // committed, not yet appended to the draft session
   private int draftTruncateTo = -1; // draft session length to roll back to before its next op
-  // The next round's drafts, brought by a Propose ahead and already in the draft session (its
-  // length then prefetchedLength), asked for as prefetchedK tokens; null if none.
-  private Proposed prefetched;
-  private int prefetchedK;
-  private int prefetchedLength;
+  private Prefetched prefetched; // the next round's drafts, brought by a Propose ahead; or null
+
+  /**
+   * Drafts a Propose ahead brought, already in the draft session.
+   *
+   * @param k the tokens the round asked for
+   * @param draftLength the draft session's length with them in it
+   */
+  private record Prefetched(Proposed drafts, int k, int draftLength) {}
 
   SpeculativeDecoding(
       DecodingPlan plan,
@@ -162,36 +166,59 @@ final class SpeculativeDecoding implements DecodingStrategy {
    * measured without the draft's catch-up in it. False if the draft failed and was dropped.
    */
   private boolean catchUpDraft() {
+    sendTruncate();
+    int step = Math.max(1, draftInfo.getMaxTokensPerOp());
+    CompletableFuture<SessionResponse> last = null;
+    for (int i = 0; i < draftPending.length; i += step) {
+      Score.Builder score = Score.newBuilder();
+      for (int j = i; j < Math.min(draftPending.length, i + step); j++) {
+        score.addTokenIds(draftPending[j]);
+      }
+      last = draft.send(SessionRequest.newBuilder().setScore(score));
+    }
+    draftPending = new int[0];
+    return last == null || awaitDraft(last, settings.draftTimeout(), "score") != null;
+  }
+
+  /** Sends the draft its pending rollback, if it has one. */
+  private void sendTruncate() {
+    if (draftTruncateTo >= 0) {
+      draft.send(
+          SessionRequest.newBuilder()
+              .setTruncate(Truncate.newBuilder().setLength(draftTruncateTo)));
+      draftTruncateTo = -1;
+    }
+  }
+
+  /**
+   * The draft's answer to {@code sent}, its wait counted; null if the draft failed or missed {@code
+   * wait}, which drops it. A failure that only says the client left is rethrown: nothing to fall
+   * back for.
+   */
+  private SessionResponse awaitDraft(
+      CompletableFuture<SessionResponse> sent, Duration wait, String op) {
+    long t0 = System.nanoTime();
     try {
-      if (draftTruncateTo >= 0) {
-        draft.send(
-            SessionRequest.newBuilder()
-                .setTruncate(Truncate.newBuilder().setLength(draftTruncateTo)));
-        draftTruncateTo = -1;
-      }
-      int step = Math.max(1, draftInfo.getMaxTokensPerOp());
-      CompletableFuture<SessionResponse> last = null;
-      for (int i = 0; i < draftPending.length; i += step) {
-        Score.Builder score = Score.newBuilder();
-        for (int j = i; j < Math.min(draftPending.length, i + step); j++) {
-          score.addTokenIds(draftPending[j]);
-        }
-        last = draft.send(SessionRequest.newBuilder().setScore(score));
-      }
-      draftPending = new int[0];
-      if (last != null) {
-        long t0 = System.nanoTime();
-        draft.await(last, settings.draftTimeout(), "score");
-        stats.draftNanos += System.nanoTime() - t0;
-      }
-      return true;
+      return draft.await(sent, wait, op);
     } catch (WorkerFailure e) {
       if (e.callerGone()) {
         throw e;
       }
       dropDraft(e.getMessage());
+      return null;
+    } finally {
+      stats.draftNanos += System.nanoTime() - t0;
+    }
+  }
+
+  /** Whether {@code p}, asked for k tokens, can go to the target; drops the draft if not. */
+  private boolean verifiable(Proposed p, int k) {
+    String garbage = DraftProposals.problem(p, k, loop.vocabSize(), !plan.greedy());
+    if (garbage != null) {
+      dropDraft("draft worker " + draft.address() + ": " + garbage);
       return false;
     }
+    return true;
   }
 
   /**
@@ -202,9 +229,9 @@ final class SpeculativeDecoding implements DecodingStrategy {
     Proposed p;
     int draftLength; // the draft session's length with this round's drafts in it
     if (prefetched != null) {
-      p = prefetched;
-      k = prefetchedK;
-      draftLength = prefetchedLength;
+      p = prefetched.drafts();
+      k = prefetched.k();
+      draftLength = prefetched.draftLength();
       prefetched = null;
     } else {
       SessionResponse r = propose(k, draftWait);
@@ -250,34 +277,16 @@ final class SpeculativeDecoding implements DecodingStrategy {
    * Sends [Truncate] [Append] Propose(k) to the draft; null if the draft failed and was dropped.
    */
   private SessionResponse propose(int k, Duration draftWait) {
-    long t0 = System.nanoTime();
-    SessionResponse r;
-    try {
-      if (draftTruncateTo >= 0) {
-        draft.send(
-            SessionRequest.newBuilder()
-                .setTruncate(Truncate.newBuilder().setLength(draftTruncateTo)));
-      }
-      if (draftPending.length > 0) {
-        draft.send(TargetLoop.append(draftPending));
-      }
-      r = draft.call(proposeRequest(k), draftWait, "propose");
-    } catch (WorkerFailure e) {
-      stats.draftNanos += System.nanoTime() - t0;
-      if (e.callerGone()) {
-        throw e; // the client is gone: nothing to fall back for
-      }
-      dropDraft(e.getMessage());
+    sendTruncate();
+    if (draftPending.length > 0) {
+      draft.send(TargetLoop.append(draftPending));
+    }
+    SessionResponse r = awaitDraft(draft.send(proposeRequest(k)), draftWait, "propose");
+    if (r == null) {
       return null;
     }
-    stats.draftNanos += System.nanoTime() - t0;
     stats.draftCalls++;
-    String garbage = DraftProposals.problem(r.getProposed(), k, loop.vocabSize(), !plan.greedy());
-    if (garbage != null) {
-      dropDraft("draft worker " + draft.address() + ": " + garbage);
-      return null;
-    }
-    return r;
+    return verifiable(r.getProposed(), k) ? r : null;
   }
 
   private SessionRequest.Builder proposeRequest(int k) {
@@ -330,25 +339,11 @@ final class SpeculativeDecoding implements DecodingStrategy {
    * given exactly the committed sequence, and the target verifies them.
    */
   private boolean take(Ahead ahead, int bonus, int draftLength) {
-    SessionResponse r;
-    long t0 = System.nanoTime();
-    try {
-      r = draft.await(ahead.response(), settings.draftTimeout(), "propose");
-    } catch (WorkerFailure e) {
-      stats.draftNanos += System.nanoTime() - t0;
-      if (e.callerGone()) {
-        throw e;
-      }
-      dropDraft(e.getMessage());
+    SessionResponse r = awaitDraft(ahead.response(), settings.draftTimeout(), "propose");
+    if (r == null || !verifiable(r.getProposed(), ahead.k())) {
       return false;
     }
-    stats.draftNanos += System.nanoTime() - t0;
     Proposed p = r.getProposed();
-    String garbage = DraftProposals.problem(p, ahead.k(), loop.vocabSize(), !plan.greedy());
-    if (garbage != null) {
-      dropDraft("draft worker " + draft.address() + ": " + garbage);
-      return false;
-    }
     if (p.getTokenIds(0) != bonus) {
       return false;
     }
@@ -360,9 +355,7 @@ final class SpeculativeDecoding implements DecodingStrategy {
       if (p.getPositionsCount() == m) {
         rest.addAllPositions(p.getPositionsList().subList(1, m));
       }
-      prefetched = rest.build();
-      prefetchedK = ahead.k() - 1;
-      prefetchedLength = draftLength + m;
+      prefetched = new Prefetched(rest.build(), ahead.k() - 1, draftLength + m);
     }
     return true;
   }
