@@ -77,4 +77,102 @@ class DistributionsTest {
     assertThat(topSparse.ids()).containsExactly(7, 99);
     assertThat(topSparse.probs()).containsExactly(0.5f, 0.3f);
   }
+
+  /**
+   * Vocabulary-sized logits take the Vector API lanes (the tests' JVM has the module): each figure
+   * equals a double-precision reference computed here, with masked tokens, ties at the maximum and
+   * lengths that leave a scalar tail.
+   */
+  @Test
+  void vocabularySizedLogitsMatchADoubleReference() {
+    java.util.Random random = new java.util.Random(7);
+    for (int n : new int[] {64, 4096, 4099, 32000}) {
+      for (int trial = 0; trial < 4; trial++) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+          x[i] = (float) Math.min(29, random.nextGaussian() * (trial + 1) * 2);
+        }
+        for (int i = 0; i < n / 10; i++) {
+          x[random.nextInt(n)] = Float.NEGATIVE_INFINITY;
+        }
+        int top = n / 3 + trial;
+        x[top] = 30f;
+        if (trial == 1) {
+          x[n - 1] = 30f; // a tie: the lower index wins
+        }
+        double max = 30.0;
+        double sum = 0;
+        double weighted = 0;
+        for (float v : x) {
+          double e = Math.exp(v - max);
+          if (e > 0) {
+            sum += e;
+            weighted += e * (v - max);
+          }
+        }
+        double entropy = (Math.log(sum) - weighted / sum) / Math.log(2);
+        String at = "n " + n + " trial " + trial;
+
+        assertThat(Distributions.argmax(x)).as(at).isEqualTo(top);
+        Distributions.RawStats stats = Distributions.rawStats(x);
+        assertThat(stats.argmax()).as(at).isEqualTo(top);
+        assertThat((double) stats.maxProb()).as(at).isCloseTo(1 / sum, within(1e-6 / sum));
+        assertThat((double) stats.entropyBits()).as(at).isCloseTo(entropy, within(1e-5));
+        assertThat((double) Distributions.entropyBits(x)).as(at).isCloseTo(entropy, within(1e-5));
+        assertThat((double) Distributions.maxProb(x)).as(at).isCloseTo(1 / sum, within(1e-6 / sum));
+        float[] p = Distributions.softmax(x);
+        double total = 0;
+        for (int i = 0; i < n; i++) {
+          double expected = Math.exp(x[i] - max) / sum;
+          assertThat((double) p[i]).as(at + " p[" + i + "]").isCloseTo(expected, within(1e-6));
+          total += p[i];
+        }
+        assertThat(total).as(at).isCloseTo(1.0, within(1e-5));
+      }
+    }
+  }
+
+  @Test
+  void aNaNAnywhereInALongVectorIsNamed() {
+    float[] x = new float[4096];
+    x[3000] = Float.NaN;
+    assertThatThrownBy(() -> Distributions.rawStats(x))
+        .isInstanceOf(EngineException.class)
+        .hasMessage("logits[3000]: NaN");
+    float[] infinite = new float[4096];
+    infinite[17] = Float.POSITIVE_INFINITY;
+    assertThatThrownBy(() -> Distributions.softmax(infinite))
+        .isInstanceOf(EngineException.class)
+        .hasMessageContaining("maximum is Infinity");
+    assertThat(Distributions.argmax(x)).isZero(); // NaN never wins: the first of the zeros
+  }
+
+  /** The few-k pass and the selection give the k largest, ties by lower id, zeros never listed. */
+  @Test
+  void topKAgreesWithASortOfEveryToken() {
+    java.util.Random random = new java.util.Random(11);
+    float[] probs = new float[4096];
+    for (int i = 0; i < probs.length; i++) {
+      // coarse values, so ties are common; a fifth are zero
+      probs[i] = random.nextInt(5) == 0 ? 0f : random.nextInt(200) / 1000f;
+    }
+    Integer[] order = new Integer[probs.length];
+    for (int i = 0; i < order.length; i++) {
+      order[i] = i;
+    }
+    java.util.Arrays.sort(
+        order, (a, b) -> probs[a] != probs[b] ? Float.compare(probs[b], probs[a]) : a - b);
+    for (int k : new int[] {1, 2, 8, 63, 64, 65, 200}) {
+      ProbDist top = Distributions.topK(probs, k);
+      assertThat(top.ids()).as("k " + k).hasSize(k);
+      for (int r = 0; r < k; r++) {
+        assertThat(top.ids()[r]).as("k " + k + " rank " + r).isEqualTo(order[r]);
+        assertThat(top.probs()[r]).isEqualTo(probs[order[r]]);
+      }
+    }
+    float[] few = new float[4096];
+    few[9] = 0.5f;
+    few[4000] = 0.25f;
+    assertThat(Distributions.topK(few, 8).ids()).containsExactly(9, 4000);
+  }
 }
