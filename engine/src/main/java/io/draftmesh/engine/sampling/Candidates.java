@@ -58,7 +58,9 @@ public final class Candidates {
 
   /** Divides every surviving logit by {@code t}. */
   void divide(float t) {
-    if (size == logits.length) {
+    if (size == logits.length && Distributions.lanes(logits)) {
+      VectorLogits.divide(logits, t);
+    } else if (size == logits.length) {
       for (int i = 0; i < logits.length; i++) {
         logits[i] /= t;
       }
@@ -134,10 +136,25 @@ public final class Candidates {
     sortedPrefix = prefix;
   }
 
+  /** sum(exp(logit - max)) over the survivors. */
+  double sumExp(double max) {
+    if (size == logits.length && Distributions.lanes(logits)) {
+      return VectorLogits.sumExp(logits, (float) max);
+    }
+    double sum = 0;
+    for (int i = 0; i < size; i++) {
+      sum += Math.exp(logits[ids[i]] - max);
+    }
+    return sum;
+  }
+
   /** The largest surviving logit. */
   float maxLogit() {
     if (sortedPrefix > 0) {
       return logits[ids[0]];
+    }
+    if (size == logits.length && Distributions.lanes(logits)) {
+      return VectorLogits.max(logits); // no NaN: of() checked
     }
     float max = Float.NEGATIVE_INFINITY;
     for (int i = 0; i < size; i++) {
@@ -174,6 +191,10 @@ public final class Candidates {
           : new ProbDist(vocab, Arrays.copyOf(out, n), Arrays.copyOf(probs, n));
     }
     float[] dense = new float[vocab];
+    if (size == vocab && Distributions.lanes(logits)) { // nothing truncated: one pass in lanes
+      VectorLogits.scale(dense, (float) (1.0 / VectorLogits.exp(logits, (float) max, dense)));
+      return ProbDist.dense(dense);
+    }
     double sum = 0;
     for (int i = 0; i < size; i++) {
       int id = ids[i];

@@ -22,7 +22,8 @@ public final class Distributions {
 
   private Distributions() {}
 
-  private static boolean lanes(float[] values) {
+  /** Whether passes over {@code values} take the lanes: the JVM has them and the array is long. */
+  static boolean lanes(float[] values) {
     return VECTOR && values.length >= VectorLogits.MIN_LENGTH;
   }
 

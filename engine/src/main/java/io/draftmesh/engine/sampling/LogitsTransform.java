@@ -70,11 +70,7 @@ public sealed interface LogitsTransform
       }
       int n = c.size();
       double max = c.maxLogit();
-      double sum = 0;
-      for (int i = 0; i < n; i++) {
-        sum += Math.exp(c.logit(i) - max);
-      }
-      double need = p * sum;
+      double need = p * c.sumExp(max);
       for (int m = Math.min(n, FIRST_PREFIX); ; m = (int) Math.min(n, 4L * m)) {
         c.sortTop(m);
         double cumulative = 0;

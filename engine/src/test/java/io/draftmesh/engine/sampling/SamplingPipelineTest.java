@@ -208,6 +208,40 @@ class SamplingPipelineTest {
     }
   }
 
+  /**
+   * A vocabulary-sized dense distribution (the Vector API lanes' path) against a double reference.
+   */
+  @Test
+  void vocabularySizedTemperatureSoftmaxMatchesADoubleReference() {
+    SplittableRandom rng = new SplittableRandom(3);
+    for (int vocab : new int[] {4096, 32_003}) {
+      float[] logits = new float[vocab];
+      for (int i = 0; i < vocab; i++) {
+        logits[i] = i % 7 == 0 ? Float.NEGATIVE_INFINITY : (float) (rng.nextGaussian() * 3);
+      }
+      ProbDist dist = probs(params(0.7f, 0, 0f, 0f), logits);
+      assertThat(dist.isDense()).isTrue();
+      double max = Float.NEGATIVE_INFINITY;
+      for (float x : logits) {
+        max = Math.max(max, x / 0.7f);
+      }
+      double sum = 0;
+      for (float x : logits) {
+        sum += Math.exp(x / 0.7f - max);
+      }
+      double total = 0;
+      for (int i = 0; i < vocab; i++) {
+        double expected = Math.exp(logits[i] / 0.7f - max) / sum;
+        assertThat((double) dist.prob(i))
+            .as("vocab %d p[%d]", vocab, i)
+            .isCloseTo(expected, within(1e-6));
+        total += dist.prob(i);
+      }
+      assertThat(total).isCloseTo(1.0, within(1e-5));
+      assertThat(dist.prob(0)).isZero(); // masked
+    }
+  }
+
   @Test
   void maskedTokensNeverSurvive() {
     float[] logits = {0f, Float.NEGATIVE_INFINITY, 1f, Float.NEGATIVE_INFINITY};
