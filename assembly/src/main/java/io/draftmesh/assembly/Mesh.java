@@ -333,7 +333,9 @@ public final class Mesh implements AutoCloseable {
       for (WorkerServer w : m.workers.values()) {
         w.awaitReady(LOAD_TIMEOUT);
       }
-      m.router = RouterServer.onPort(m.routerConfig(), otelOf.apply(ROUTER)).start();
+      m.router =
+          RouterServer.onPort(m.routerConfig(spec.port(ROUTER_PORT_OFFSET)), otelOf.apply(ROUTER))
+              .start();
       m.add(ROUTER, m.router.port(), m.router);
       return m;
     } catch (IOException | InterruptedException | RuntimeException e) {
@@ -365,9 +367,20 @@ public final class Mesh implements AutoCloseable {
     return WorkerConfig.parse(flags.toArray(String[]::new), Map.of(), role);
   }
 
-  private RouterConfig routerConfig() {
+  /**
+   * Starts one more router over this mesh's workers, with the router's flags on a free port and
+   * state of its own (Token Recycling's tables, which learn from every request a router serves):
+   * for comparisons whose runs must not learn from each other. Closed with the mesh.
+   */
+  public RouterServer startRouter(String name, OpenTelemetry otel) throws IOException {
+    RouterServer r = RouterServer.onPort(routerConfig(0), otel).start();
+    attach(name, spec.host() + ":" + r.port(), r);
+    return r;
+  }
+
+  private RouterConfig routerConfig(int port) {
     List<String> flags = new ArrayList<>();
-    flags.addAll(List.of("--port", Integer.toString(spec.port(ROUTER_PORT_OFFSET))));
+    flags.addAll(List.of("--port", Integer.toString(port)));
     List<String> replicas = new ArrayList<>();
     for (int i = 0; i < targets.size(); i++) {
       replicas.add(address(targetName(i)));

@@ -5,9 +5,11 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
+import io.draftmesh.proto.v1.Drafter;
 import io.draftmesh.proto.v1.FinishReason;
 import io.draftmesh.proto.v1.GenerateChunk;
 import io.draftmesh.proto.v1.GenerateRequest;
+import io.draftmesh.proto.v1.GenerationStats;
 import io.draftmesh.proto.v1.GetModelInfoRequest;
 import io.draftmesh.proto.v1.ModelInfo;
 import io.draftmesh.proto.v1.ModelWorkerGrpc;
@@ -122,6 +124,59 @@ class MeshIT {
           .isInstanceOfSatisfying(
               StatusRuntimeException.class,
               e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE));
+    } finally {
+      ch.shutdownNow();
+    }
+  }
+
+  /**
+   * A router started beside the mesh's serves over the same workers with state of its own: Token
+   * Recycling's table, which the mesh's router keeps learning from every request. A fresh router's
+   * first run of a prompt repeats the mesh router's first run exactly; the mesh router's second run
+   * of it drafts from the first one's answer.
+   */
+  @Test
+  void anotherRouterLearnsNothingFromTheFirst() throws Exception {
+    try (Mesh mesh = Mesh.start(spec().build(), OpenTelemetry.noop())) {
+      GenerationStats first = recycled(mesh.routerAddress());
+      GenerationStats second = recycled(mesh.routerAddress());
+      mesh.startRouter("router-2", OpenTelemetry.noop());
+      assertThat(mesh.addresses()).containsKey("router-2");
+      GenerationStats fresh = recycled(mesh.address("router-2"));
+
+      assertThat(second.getAccepted())
+          .as("the second run on a learned table")
+          .isGreaterThan(first.getAccepted());
+      assertThat(fresh.getAccepted())
+          .as("a fresh table's first run")
+          .isEqualTo(first.getAccepted());
+      assertThat(fresh.getRounds()).isEqualTo(first.getRounds());
+    }
+  }
+
+  /** A greedy Token Recycling generation of 48 tokens; its final stats. */
+  private static GenerationStats recycled(String router) {
+    GenerateRequest r =
+        GenerateRequest.newBuilder()
+            .setText("Once upon a time")
+            .setStrategy(Strategy.STRATEGY_SPECULATIVE)
+            .setSpeculative(
+                SpeculativeOptions.newBuilder()
+                    .setDrafter(Drafter.DRAFTER_TOKEN_RECYCLING)
+                    .setTreeNodes(8))
+            .setSampling(Sampling.newBuilder().setTemperature(0f).setMaxTokens(48))
+            .setIgnoreEos(true)
+            .build();
+    ManagedChannel ch = channel(router);
+    try {
+      List<GenerateChunk> chunks = new ArrayList<>();
+      RouterGrpc.newBlockingStub(ch)
+          .withDeadlineAfter(60, TimeUnit.SECONDS)
+          .generate(r)
+          .forEachRemaining(chunks::add);
+      GenerateChunk last = chunks.get(chunks.size() - 1);
+      assertThat(last.getUsage().getCompletionTokens()).isEqualTo(48);
+      return last.getStats();
     } finally {
       ch.shutdownNow();
     }

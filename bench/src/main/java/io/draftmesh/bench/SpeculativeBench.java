@@ -41,6 +41,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -89,6 +90,10 @@ public final class SpeculativeBench {
   private static final long RPC_DEADLINE_S = 600;
   private static final int STEP_WARMUP = 3;
 
+  /** What the settings warm up on: none of the measured prompts. */
+  static final String WARM_UP_PROMPT =
+      "It was the best of times, it was the worst of times, it was the age of wisdom, it was";
+
   /** Parsed command line. */
   record Options(
       boolean json,
@@ -135,6 +140,15 @@ public final class SpeculativeBench {
       return drafter != Drafter.DRAFTER_CHAIN;
     }
 
+    /**
+     * Whether the setting needs a router of its own: Token Recycling's table learns from every
+     * request its router serves, and a greedy run of a prompt another setting already ran would
+     * draft from that run's very output (the rows measured so before this stop were inflated).
+     */
+    boolean learnsAcrossRequests() {
+      return drafter == Drafter.DRAFTER_TOKEN_RECYCLING;
+    }
+
     boolean inProcess() {
       return strategy == null;
     }
@@ -173,9 +187,11 @@ public final class SpeculativeBench {
           Setting.tree(Drafter.DRAFTER_RSD, "RSD", 8),
           Setting.tree(Drafter.DRAFTER_RSD, "RSD", 16),
           Setting.tree(Drafter.DRAFTER_RSD, "RSD", 32),
+          Setting.tree(Drafter.DRAFTER_TOKEN_RECYCLING, "token-recycling", 4),
           Setting.tree(Drafter.DRAFTER_TOKEN_RECYCLING, "token-recycling", 8),
           Setting.tree(Drafter.DRAFTER_TOKEN_RECYCLING, "token-recycling", 16),
           Setting.tree(Drafter.DRAFTER_TOKEN_RECYCLING, "token-recycling", 32),
+          Setting.tree(Drafter.DRAFTER_LOOKAHEAD, "lookahead", 4),
           Setting.tree(Drafter.DRAFTER_LOOKAHEAD, "lookahead", 8),
           Setting.tree(Drafter.DRAFTER_LOOKAHEAD, "lookahead", 16),
           Setting.tree(Drafter.DRAFTER_LOOKAHEAD, "lookahead", 32));
@@ -554,12 +570,21 @@ public final class SpeculativeBench {
             "max tokens %d (the models' context %d minus the longest prompt)%n",
             maxTokens, context);
       }
-      ManagedChannel routerChannel = channel(mesh.routerAddress());
+      List<ManagedChannel> channels = new ArrayList<>();
       try {
-        RouterGrpc.RouterBlockingStub router = RouterGrpc.newBlockingStub(routerChannel);
+        Map<String, RouterGrpc.RouterBlockingStub> routers = new HashMap<>();
+        RouterGrpc.RouterBlockingStub shared = routerStub(mesh.routerAddress(), channels);
+        for (Setting s : SETTINGS) {
+          routers.put(
+              s.key(),
+              s.learnsAcrossRequests() ? routerStub(ownRouter(mesh, s), channels) : shared);
+        }
+        // Not a measured prompt: a router that learns across requests would otherwise have seen
+        // the first 16 tokens of prompt 0's answer before its measured run.
+        int[] warmUp = engine.tokenizer().encode(WARM_UP_PROMPT, true);
         progress.println("warm-up: every setting once");
         for (Setting s : SETTINGS) {
-          run(s, router, engine, ids.get(0), Math.min(maxTokens, 16), "warm-" + s.key());
+          run(s, routers.get(s.key()), engine, warmUp, Math.min(maxTokens, 16), "warm-" + s.key());
         }
 
         progress.printf(
@@ -583,7 +608,14 @@ public final class SpeculativeBench {
           Map<String, Run> runs = new LinkedHashMap<>();
           for (int j = 0; j < SETTINGS.size(); j++) {
             Setting s = SETTINGS.get((p + j) % SETTINGS.size());
-            Run r = run(s, router, engine, ids.get(p), maxTokens, "p" + p + "-" + s.key());
+            Run r =
+                run(
+                    s,
+                    routers.get(s.key()),
+                    engine,
+                    ids.get(p),
+                    maxTokens,
+                    "p" + p + "-" + s.key());
             runs.put(s.key(), r);
             totals.get(s.key()).add(r);
           }
@@ -617,7 +649,9 @@ public final class SpeculativeBench {
             figures,
             mismatches);
       } finally {
-        routerChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        for (ManagedChannel c : channels) {
+          c.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
       }
     }
   }
@@ -896,6 +930,20 @@ public final class SpeculativeBench {
           .append(BenchReport.num(tps));
     }
     return sb.append(" tok/s").toString();
+  }
+
+  private static RouterGrpc.RouterBlockingStub routerStub(
+      String address, List<ManagedChannel> channels) {
+    ManagedChannel c = channel(address);
+    channels.add(c);
+    return RouterGrpc.newBlockingStub(c);
+  }
+
+  /** A router over the mesh's workers for {@code s} alone; its address. */
+  private static String ownRouter(Mesh mesh, Setting s) throws IOException {
+    String name = "router-" + s.key();
+    mesh.startRouter(name, OpenTelemetry.noop());
+    return mesh.address(name);
   }
 
   private static ModelInfo info(String address) throws InterruptedException {

@@ -39,9 +39,11 @@ class SpeculativeBenchTest {
           "tree_rsd_8",
           "tree_rsd_16",
           "tree_rsd_32",
+          "tree_token_recycling_4",
           "tree_token_recycling_8",
           "tree_token_recycling_16",
           "tree_token_recycling_32",
+          "tree_lookahead_4",
           "tree_lookahead_8",
           "tree_lookahead_16",
           "tree_lookahead_32");
