@@ -25,6 +25,9 @@ import java.util.Set;
  * @param replicaTtl how long a replica's report counts without a newer one
  * @param maxIndexEntries most (replica, block) entries in the routing index
  * @param drainGrace how long shutdown waits for running calls before cancelling them
+ * @param putIdle how long a Put stream in the middle of a block may send nothing before it is
+ *     failed (DEADLINE_EXCEEDED) and the block's reserved pages freed: a live but stalled client
+ *     would otherwise hold them for as long as its connection lives
  */
 public record KvCacheConfig(
     int port,
@@ -38,7 +41,8 @@ public record KvCacheConfig(
     Duration maxLease,
     Duration replicaTtl,
     long maxIndexEntries,
-    Duration drainGrace) {
+    Duration drainGrace,
+    Duration putIdle) {
 
   /** The default port. */
   public static final int DEFAULT_PORT = 50070;
@@ -69,7 +73,12 @@ public record KvCacheConfig(
         "a replica's blocks count this long after its report (default 60000)"),
     MAX_INDEX_ENTRIES(
         "max-index-entries", "N", "most (replica, block) routing entries (default 4000000)"),
-    DRAIN_SECONDS("drain-seconds", "S", "grace period for running calls on shutdown (default 10)");
+    DRAIN_SECONDS("drain-seconds", "S", "grace period for running calls on shutdown (default 10)"),
+    PUT_IDLE_MS(
+        "put-idle-ms",
+        "MS",
+        "a Put stream mid-block that sends nothing this long is failed, its pages freed (default"
+            + " 30000)");
 
     private final Flags.Spec spec;
 
@@ -124,6 +133,11 @@ public record KvCacheConfig(
     FLAGS.require(replicaTtl.toMillis() >= 1, Flag.REPLICA_TTL_MS, replicaTtl.toMillis(), ">= 1");
     FLAGS.require(maxIndexEntries >= 0, Flag.MAX_INDEX_ENTRIES, maxIndexEntries, ">= 0");
     FLAGS.require(!drainGrace.isNegative(), Flag.DRAIN_SECONDS, drainGrace.toSeconds(), ">= 0");
+    FLAGS.require(
+        putIdle.toMillis() >= 1 && putIdle.toMillis() <= 3_600_000,
+        Flag.PUT_IDLE_MS,
+        putIdle.toMillis(),
+        "1..3600000");
   }
 
   /** Whether the disk tier is on. */
@@ -145,7 +159,8 @@ public record KvCacheConfig(
         Duration.ofMinutes(10),
         Duration.ofMinutes(1),
         4_000_000,
-        Duration.ofSeconds(10));
+        Duration.ofSeconds(10),
+        Duration.ofSeconds(30));
   }
 
   /**
@@ -164,7 +179,8 @@ public record KvCacheConfig(
         maxLease,
         replicaTtl,
         maxIndexEntries,
-        drainGrace);
+        drainGrace,
+        putIdle);
   }
 
   /** This config with other block and chunk limits. */
@@ -181,7 +197,8 @@ public record KvCacheConfig(
         maxLease,
         replicaTtl,
         maxIndexEntries,
-        drainGrace);
+        drainGrace,
+        putIdle);
   }
 
   /** This config with another memory tier budget. */
@@ -198,7 +215,26 @@ public record KvCacheConfig(
         maxLease,
         replicaTtl,
         maxIndexEntries,
-        drainGrace);
+        drainGrace,
+        putIdle);
+  }
+
+  /** This config with another Put idle limit. */
+  public KvCacheConfig withPutIdle(Duration idle) {
+    return new KvCacheConfig(
+        port,
+        dataDir,
+        memoryBytes,
+        diskBytes,
+        segmentBytes,
+        maxChunkBytes,
+        maxBlockBytes,
+        defaultLease,
+        maxLease,
+        replicaTtl,
+        maxIndexEntries,
+        drainGrace,
+        idle);
   }
 
   /** This config on {@code port}. */
@@ -215,7 +251,8 @@ public record KvCacheConfig(
         maxLease,
         replicaTtl,
         maxIndexEntries,
-        drainGrace);
+        drainGrace,
+        putIdle);
   }
 
   /** Parses {@code args} over {@code env}. */
@@ -234,7 +271,8 @@ public record KvCacheConfig(
         v.millis(Flag.MAX_LEASE_MS, 600_000),
         v.millis(Flag.REPLICA_TTL_MS, 60_000),
         longOf(v, Flag.MAX_INDEX_ENTRIES, 4_000_000),
-        v.seconds(Flag.DRAIN_SECONDS, 10));
+        v.seconds(Flag.DRAIN_SECONDS, 10),
+        v.millis(Flag.PUT_IDLE_MS, 30_000));
   }
 
   /** The flag table, for {@code --help}. */

@@ -136,6 +136,7 @@ public final class KvCacheServer implements AutoCloseable {
         () ->
             log.info(
                 "drain grace of {} over; cancelling the remaining calls", config.drainGrace()));
+    service.close();
     metrics.close();
     store.close();
   }

@@ -40,6 +40,10 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.zip.CRC32C;
 import org.slf4j.Logger;
@@ -63,11 +67,14 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
   private final BlockStore store;
   private final ModelRegistry models;
   private final ReplicaIndex index;
+  // Fails a Put stream that stops in the middle of a block (KvCacheConfig.putIdle).
+  private final ScheduledExecutorService putIdleWatch;
   private final AtomicLong lookups = new AtomicLong();
   private final AtomicLong lookupHit = new AtomicLong();
   private final AtomicLong lookupMiss = new AtomicLong();
   private final AtomicLong putsStored = new AtomicLong();
   private final AtomicLong putsDuplicate = new AtomicLong();
+  private final AtomicLong putsIdle = new AtomicLong();
   private final AtomicLong getsServed = new AtomicLong();
   private final AtomicLong putBytes = new AtomicLong(); // of the blocks in putsStored
   private final AtomicLong getBytes = new AtomicLong(); // of the blocks in getsServed
@@ -80,6 +87,21 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     this.store = store;
     this.models = models;
     this.index = index;
+    ScheduledThreadPoolExecutor watch =
+        new ScheduledThreadPoolExecutor(
+            1,
+            r -> {
+              Thread t = new Thread(r, "kvcache-put-idle");
+              t.setDaemon(true);
+              return t;
+            });
+    watch.setRemoveOnCancelPolicy(true); // a watch per block: cancelled ones must not pile up
+    this.putIdleWatch = watch;
+  }
+
+  /** Stops the Put idle watch (the server is closed: its streams were cancelled). */
+  void close() {
+    putIdleWatch.shutdownNow();
   }
 
   /**
@@ -265,6 +287,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
         .setDroppedBlocks(s.droppedBlocks())
         .setPutBytesStored(putBytes.get())
         .setGetBytesServed(getBytes.get())
+        .setPutsIdleFailed(putsIdle.get())
         .build();
   }
 
@@ -319,6 +342,8 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     private int stored;
     private int duplicates;
     private boolean ended;
+    private long lastMessageNanos = System.nanoTime();
+    private ScheduledFuture<?> idleWatch; // while a block is open
 
     PutCall(ServerCallStreamObserver<PutResponse> out) {
       this.out = out;
@@ -326,6 +351,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
 
     @Override
     public synchronized void onNext(PutRequest req) {
+      lastMessageNanos = System.nanoTime();
       try {
         if (!ended) {
           handle(req);
@@ -521,6 +547,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       expectedCrc = expected;
       filled = 0;
       received.reset();
+      watchIdle(config.putIdle().toNanos());
       discard = store.holdIfStored(meta.key(), held);
       if (discard) {
         return;
@@ -604,6 +631,45 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       meta = null;
     }
 
+    private void watchIdle(long delayNanos) {
+      if (idleWatch == null || idleWatch.isDone()) {
+        idleWatch = putIdleWatch.schedule(this::checkIdle, delayNanos, TimeUnit.NANOSECONDS);
+      }
+    }
+
+    /**
+     * Fails the stream if a block is open and nothing came for {@link KvCacheConfig#putIdle}: its
+     * reserved pages go back to the store. Between blocks a stream may idle (a worker keeps one
+     * open to publish as it goes).
+     */
+    private synchronized void checkIdle() {
+      if (ended || meta == null) {
+        return;
+      }
+      long limit = config.putIdle().toNanos();
+      long idle = System.nanoTime() - lastMessageNanos;
+      if (idle < limit) {
+        idleWatch = putIdleWatch.schedule(this::checkIdle, limit - idle, TimeUnit.NANOSECONDS);
+        return;
+      }
+      putsIdle.incrementAndGet();
+      fail(
+          Status.DEADLINE_EXCEEDED
+              .withDescription(
+                  "put: nothing received for "
+                      + TimeUnit.NANOSECONDS.toMillis(idle)
+                      + " ms in block "
+                      + meta.key()
+                      + "... at "
+                      + filled
+                      + " of "
+                      + meta.size()
+                      + " bytes (expected: its next chunk within --put-idle-ms "
+                      + config.putIdle().toMillis()
+                      + ")")
+              .asRuntimeException());
+    }
+
     @Override
     public synchronized void onError(Throwable t) {
       end();
@@ -641,6 +707,9 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
     synchronized void end() {
       if (!ended) {
         ended = true;
+        if (idleWatch != null) {
+          idleWatch.cancel(false);
+        }
         buf = null;
         if (pages != null) {
           store.abandon(pages); // a block cut short leaves no trace and no pages behind

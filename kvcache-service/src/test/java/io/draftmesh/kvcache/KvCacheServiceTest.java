@@ -54,8 +54,11 @@ class KvCacheServiceTest {
 
   /** A memory-only service in-process with {@code memory} bytes; chunks up to 16 KiB. */
   KvCacheClient start(long memory) throws Exception {
+    return start(KvCacheConfig.inMemory(memory).withLimits(CHUNK_LIMIT, 1 << 20));
+  }
+
+  KvCacheClient start(KvCacheConfig config) throws Exception {
     String name = InProcessServerBuilder.generateName();
-    KvCacheConfig config = KvCacheConfig.inMemory(memory).withLimits(CHUNK_LIMIT, 1 << 20);
     KvCacheServer server =
         new KvCacheServer(InProcessServerBuilder.forName(name), config, OpenTelemetry.noop())
             .start();
@@ -344,6 +347,72 @@ class KvCacheServiceTest {
     assertThat(ended.get(5, TimeUnit.SECONDS)).isInstanceOf(StatusRuntimeException.class);
     assertEventuallyStored(client, blocks(TestChains.tokens(2, 1), 60_000));
     assertThat(stub.stats(StatsRequest.getDefaultInstance()).getBlocks()).isEqualTo(1);
+  }
+
+  /**
+   * A Put stream that stops mid-block is failed after --put-idle-ms and its reserved page goes back
+   * (the budget is one block: a page still reserved would refuse the next put); a stream that idles
+   * between blocks is not (a worker keeps one open to publish as it goes).
+   */
+  @Test
+  void aPutStalledMidBlockIsFailedAndGivesItsPagesBackButNotOneIdleBetweenBlocks()
+      throws Exception {
+    long idleMs = 300;
+    KvCacheClient client =
+        start(
+            KvCacheConfig.inMemory(MemoryTier.PAGE_BYTES)
+                .withLimits(CHUNK_LIMIT, 1 << 20)
+                .withPutIdle(Duration.ofMillis(idleMs)));
+    KvCacheClient.Block x = blocks(TestChains.tokens(1, 1), 60_000).get(0);
+    KvCacheClient.Block y = blocks(TestChains.tokens(2, 1), 60_000).get(0);
+
+    CompletableFuture<Throwable> stalled = new CompletableFuture<>();
+    StreamObserver<PutRequest> out = async.put(ending(stalled));
+    out.onNext(PutRequest.newBuilder().setHeader(header(x, 60_000)).build());
+    out.onNext(PutRequest.newBuilder().setChunk(ByteString.copyFrom(new byte[1024])).build());
+    Throwable t = stalled.get(30, TimeUnit.SECONDS);
+    assertThat(t).isInstanceOf(StatusRuntimeException.class);
+    Status status = ((StatusRuntimeException) t).getStatus();
+    assertThat(status.getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED);
+    assertThat(status.getDescription())
+        .contains("at 1024 of 60000 bytes")
+        .endsWith("(expected: its next chunk within --put-idle-ms 300)");
+    assertThat(stub.stats(StatsRequest.getDefaultInstance()).getPutsIdleFailed()).isEqualTo(1);
+    assertThat(client.put(TestChains.FP, List.of(y))).as("the page came back").isTrue();
+    assertThat(stub.stats(StatsRequest.getDefaultInstance()).getBlocks()).isEqualTo(1);
+
+    // Idle between blocks: three limits without a message, then the stream goes on and completes.
+    CompletableFuture<Throwable> idle = new CompletableFuture<>();
+    StreamObserver<PutRequest> between = async.put(ending(idle));
+    for (PutRequest m : withChunks(header(y, 60_000), y.payload(), 8192)) {
+      between.onNext(m); // y is stored already: its bytes are counted, none kept
+    }
+    Thread.sleep(3 * idleMs);
+    assertThat(idle).as("a stream idle between blocks").isNotDone();
+    for (PutRequest m : withChunks(header(y, 60_000), y.payload(), 8192)) {
+      between.onNext(m);
+    }
+    between.onCompleted();
+    assertThat(idle.get(30, TimeUnit.SECONDS)).isNull();
+    assertThat(stub.stats(StatsRequest.getDefaultInstance()).getPutsIdleFailed()).isEqualTo(1);
+  }
+
+  /** A Put response observer that completes {@code ended} with the error, or null on success. */
+  private static StreamObserver<PutResponse> ending(CompletableFuture<Throwable> ended) {
+    return new StreamObserver<>() {
+      @Override
+      public void onNext(PutResponse r) {}
+
+      @Override
+      public void onError(Throwable t) {
+        ended.complete(t);
+      }
+
+      @Override
+      public void onCompleted() {
+        ended.complete(null);
+      }
+    };
   }
 
   /**
