@@ -500,6 +500,9 @@ public final class Sequence implements AutoCloseable {
   }
 
   private void push(int[] ids) {
+    if (ids.length == 0) {
+      return; // nothing new: the prediction after the last token still stands
+    }
     if (size + ids.length > tokens.length) {
       tokens = Arrays.copyOf(tokens, Math.max(tokens.length * 2, size + ids.length));
     }

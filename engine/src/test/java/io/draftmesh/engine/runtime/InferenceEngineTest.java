@@ -97,6 +97,37 @@ abstract class InferenceEngineTest {
     fresh.closeAsync().join();
   }
 
+  /**
+   * A score of no tokens reads the prediction after the last token and keeps it: the next verify,
+   * propose or score starts from it (it used to be dropped, and a verify after it failed INTERNAL
+   * on the missing row).
+   */
+  @Test
+  void anEmptyScoreKeepsThePredictionForTheNextOp() {
+    int[] p = prompt(20, 4);
+    Sequence s = engine.open(p, SamplingParams.GREEDY, "empty-score");
+    Sequence plain = engine.open(p, SamplingParams.GREEDY, "no-empty-score");
+    try {
+      s.prefill(FULL).join();
+      plain.prefill(FULL).join();
+      Position peek = s.score(new int[0], FULL).join().get(0);
+      assertThat(s.score(new int[0], FULL).join().get(0).tokenId()).isEqualTo(peek.tokenId());
+      int[] draft = {peek.tokenId(), 7, 8};
+      Verification v = s.verify(draft, null, FULL).join();
+      Verification expected = plain.verify(draft, null, FULL).join();
+      assertThat(v.accepted()).isEqualTo(expected.accepted()).isPositive();
+      assertThat(v.nextToken()).isEqualTo(expected.nextToken());
+      assertThat(maxDiff(v.positions().get(0), expected.positions().get(0))).isLessThan(1e-5f);
+      assertThat(s.score(new int[0], FULL).join().get(0).tokenId())
+          .isEqualTo(plain.score(new int[0], FULL).join().get(0).tokenId());
+      assertThat(s.propose(2, 0f, FULL).join().tokens())
+          .containsExactly(plain.propose(2, 0f, FULL).join().tokens());
+    } finally {
+      s.closeAsync().join();
+      plain.closeAsync().join();
+    }
+  }
+
   @Test
   void greedySelfSpeculationAcceptsEveryProposedTokenAndAddsABonus() {
     Sequence draft = engine.open(prompt(10, 2), SamplingParams.GREEDY, "draft");
