@@ -311,22 +311,7 @@ class KvCacheServiceTest {
     List<KvCacheClient.Block> x = blocks(TestChains.tokens(1, 2), 60_000);
     CompletableFuture<Throwable> ended = new CompletableFuture<>();
     io.grpc.stub.ClientCallStreamObserver<PutRequest> out =
-        (io.grpc.stub.ClientCallStreamObserver<PutRequest>)
-            async.put(
-                new StreamObserver<PutResponse>() {
-                  @Override
-                  public void onNext(PutResponse r) {}
-
-                  @Override
-                  public void onError(Throwable t) {
-                    ended.complete(t);
-                  }
-
-                  @Override
-                  public void onCompleted() {
-                    ended.complete(null);
-                  }
-                });
+        (io.grpc.stub.ClientCallStreamObserver<PutRequest>) async.put(ending(ended));
     // Block 0 whole, then the header and a first chunk of block 1.
     for (PutRequest m : withChunks(header(x.get(0), 60_000), x.get(0).payload(), 8192)) {
       out.onNext(m);
