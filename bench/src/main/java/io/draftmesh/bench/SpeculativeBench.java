@@ -89,6 +89,11 @@ public final class SpeculativeBench {
   private static final long RPC_DEADLINE_S = 600;
   private static final int STEP_WARMUP = 3;
 
+  /** Warm-up passes at most, and the JIT's share of a pass below which the JVM counts as warm. */
+  static final int MAX_WARM_PASSES = 8;
+
+  static final double JIT_QUIET = 0.05;
+
   /** Parsed command line. */
   record Options(
       boolean json,
@@ -197,6 +202,7 @@ public final class SpeculativeBench {
     long draftAheadCalls; // of draftCalls: sent while the target verified
     long draftAheadHits; // of those: used by the next round
     double draftMs; // the router's wall time waiting on the draft (tree drafters: drafting)
+    double verifyMs; // the router's wall time waiting on the target's Verifies
     long fallbacks;
     final List<Double> perPrompt = new ArrayList<>();
 
@@ -215,6 +221,7 @@ public final class SpeculativeBench {
         draftAheadCalls += s.getDraftAheadCalls();
         draftAheadHits += s.getDraftAheadHits();
         draftMs += s.getDraftTimeMs();
+        verifyMs += s.getVerifyTimeMs();
         fallbacks += s.getFallback() ? 1 : 0;
       }
     }
@@ -360,6 +367,7 @@ public final class SpeculativeBench {
       double loadStart,
       double loadEnd,
       double wallSeconds,
+      double jitSeconds,
       Steps steps,
       List<Figures> figures,
       List<String> mismatches) {
@@ -557,10 +565,14 @@ public final class SpeculativeBench {
       ManagedChannel routerChannel = channel(mesh.routerAddress());
       try {
         RouterGrpc.RouterBlockingStub router = RouterGrpc.newBlockingStub(routerChannel);
-        progress.println("warm-up: every setting once");
-        for (Setting s : SETTINGS) {
-          run(s, router, engine, ids.get(0), Math.min(maxTokens, 16), "warm-" + s.key());
-        }
+        warmUp(
+            router,
+            engine,
+            ids.get(0),
+            o.quick() ? Math.min(maxTokens, 16) : maxTokens,
+            o.quick() ? 1 : MAX_WARM_PASSES,
+            progress);
+        double jit0 = jitSeconds();
 
         progress.printf(
             "single ops: %d samples of draft Propose(1), target Propose(1), target Verify(k),"
@@ -613,6 +625,7 @@ public final class SpeculativeBench {
             loadStart,
             loadAverage(),
             (System.nanoTime() - wall0) / 1e9,
+            jitSeconds() - jit0,
             steps,
             figures,
             mismatches);
@@ -620,6 +633,44 @@ public final class SpeculativeBench {
         routerChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
       }
     }
+  }
+
+  /**
+   * Warm-up passes of every setting until the JIT is quiet (compiling for under {@link #JIT_QUIET}
+   * of a pass) or {@code maxPasses} ran. On two cores the JIT's compiler threads take the CPU the
+   * workers and the router need: measured right after one short pass per setting, a k = 4 round
+   * took 5 to 15 ms against 3.6 ms once the JIT had settled (docs/speculative.md).
+   */
+  static void warmUp(
+      RouterGrpc.RouterBlockingStub router,
+      InferenceEngine engine,
+      int[] prompt,
+      int maxTokens,
+      int maxPasses,
+      PrintStream progress) {
+    for (int pass = 1; pass <= maxPasses; pass++) {
+      long t0 = System.nanoTime();
+      double jit0 = jitSeconds();
+      for (Setting s : SETTINGS) {
+        run(s, router, engine, prompt, maxTokens, "warm-" + s.key());
+      }
+      double wall = (System.nanoTime() - t0) / 1e9;
+      double jit = jitSeconds() - jit0;
+      progress.printf(
+          "warm-up pass %d: every setting once, %.1f s, JIT compiling %.1f s%n", pass, wall, jit);
+      if (jit < JIT_QUIET * wall) {
+        return;
+      }
+    }
+  }
+
+  /** Seconds the JIT has spent compiling in this JVM (summed over its threads), or NaN. */
+  static double jitSeconds() {
+    java.lang.management.CompilationMXBean c =
+        java.lang.management.ManagementFactory.getCompilationMXBean();
+    return c != null && c.isCompilationTimeMonitoringSupported()
+        ? c.getTotalCompilationTime() / 1e3
+        : Double.NaN;
   }
 
   private static Model model(Path dir, ModelInfo info) {
