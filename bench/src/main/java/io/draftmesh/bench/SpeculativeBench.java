@@ -92,7 +92,7 @@ public final class SpeculativeBench {
   /** Warm-up passes at most, and the JIT's share of a pass below which the JVM counts as warm. */
   static final int MAX_WARM_PASSES = 8;
 
-  static final double JIT_QUIET = 0.05;
+  static final double JIT_QUIET = 0.10;
 
   /** Parsed command line. */
   record Options(
