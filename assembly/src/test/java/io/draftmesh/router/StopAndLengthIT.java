@@ -76,6 +76,10 @@ class StopAndLengthIT {
     assertThat(decoded).contains(stop);
     assertThat(decodedShorter).doesNotContain(stop);
     assertThat(r.last().getStats().getAccepted()).isPositive();
+    // Of the time waiting on the target, the Verifies' part.
+    assertThat(r.last().getStats().getVerifyTimeMs())
+        .isPositive()
+        .isLessThanOrEqualTo(r.last().getStats().getTargetTimeMs());
   }
 
   @Test

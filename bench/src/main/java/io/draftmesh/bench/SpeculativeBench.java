@@ -94,6 +94,11 @@ public final class SpeculativeBench {
   static final String WARM_UP_PROMPT =
       "It was the best of times, it was the worst of times, it was the age of wisdom, it was";
 
+  /** Warm-up passes at most, and the JIT's share of a pass below which the JVM counts as warm. */
+  static final int MAX_WARM_PASSES = 8;
+
+  static final double JIT_QUIET = 0.10;
+
   /** Parsed command line. */
   record Options(
       boolean json,
@@ -213,6 +218,7 @@ public final class SpeculativeBench {
     long draftAheadCalls; // of draftCalls: sent while the target verified
     long draftAheadHits; // of those: used by the next round
     double draftMs; // the router's wall time waiting on the draft (tree drafters: drafting)
+    double verifyMs; // the router's wall time waiting on the target's Verifies
     long fallbacks;
     final List<Double> perPrompt = new ArrayList<>();
 
@@ -231,6 +237,7 @@ public final class SpeculativeBench {
         draftAheadCalls += s.getDraftAheadCalls();
         draftAheadHits += s.getDraftAheadHits();
         draftMs += s.getDraftTimeMs();
+        verifyMs += s.getVerifyTimeMs();
         fallbacks += s.getFallback() ? 1 : 0;
       }
     }
@@ -376,6 +383,7 @@ public final class SpeculativeBench {
       double loadStart,
       double loadEnd,
       double wallSeconds,
+      double jitSeconds,
       Steps steps,
       List<Figures> figures,
       List<String> mismatches) {
@@ -580,12 +588,15 @@ public final class SpeculativeBench {
               s.learnsAcrossRequests() ? routerStub(ownRouter(mesh, s), channels) : shared);
         }
         // Not a measured prompt: a router that learns across requests would otherwise have seen
-        // the first 16 tokens of prompt 0's answer before its measured run.
-        int[] warmUp = engine.tokenizer().encode(WARM_UP_PROMPT, true);
-        progress.println("warm-up: every setting once");
-        for (Setting s : SETTINGS) {
-          run(s, routers.get(s.key()), engine, warmUp, Math.min(maxTokens, 16), "warm-" + s.key());
-        }
+        // prompt 0's answer before its measured run.
+        warmUp(
+            routers,
+            engine,
+            engine.tokenizer().encode(WARM_UP_PROMPT, true),
+            o.quick() ? Math.min(maxTokens, 16) : maxTokens,
+            o.quick() ? 1 : MAX_WARM_PASSES,
+            progress);
+        double jit0 = jitSeconds();
 
         progress.printf(
             "single ops: %d samples of draft Propose(1), target Propose(1), target Verify(k),"
@@ -645,6 +656,7 @@ public final class SpeculativeBench {
             loadStart,
             loadAverage(),
             (System.nanoTime() - wall0) / 1e9,
+            jitSeconds() - jit0,
             steps,
             figures,
             mismatches);
@@ -654,6 +666,44 @@ public final class SpeculativeBench {
         }
       }
     }
+  }
+
+  /**
+   * Warm-up passes of every setting until the JIT is quiet (compiling for under {@link #JIT_QUIET}
+   * of a pass) or {@code maxPasses} ran. On two cores the JIT's compiler threads take the CPU the
+   * workers and the router need: measured right after one short pass per setting, a k = 4 round
+   * took 5 to 15 ms against 3.6 ms once the JIT had settled (docs/speculative.md).
+   */
+  static void warmUp(
+      Map<String, RouterGrpc.RouterBlockingStub> routers,
+      InferenceEngine engine,
+      int[] prompt,
+      int maxTokens,
+      int maxPasses,
+      PrintStream progress) {
+    for (int pass = 1; pass <= maxPasses; pass++) {
+      long t0 = System.nanoTime();
+      double jit0 = jitSeconds();
+      for (Setting s : SETTINGS) {
+        run(s, routers.get(s.key()), engine, prompt, maxTokens, "warm-" + s.key());
+      }
+      double wall = (System.nanoTime() - t0) / 1e9;
+      double jit = jitSeconds() - jit0;
+      progress.printf(
+          "warm-up pass %d: every setting once, %.1f s, JIT compiling %.1f s%n", pass, wall, jit);
+      if (jit < JIT_QUIET * wall) {
+        return;
+      }
+    }
+  }
+
+  /** Seconds the JIT has spent compiling in this JVM (summed over its threads), or NaN. */
+  static double jitSeconds() {
+    java.lang.management.CompilationMXBean c =
+        java.lang.management.ManagementFactory.getCompilationMXBean();
+    return c != null && c.isCompilationTimeMonitoringSupported()
+        ? c.getTotalCompilationTime() / 1e3
+        : Double.NaN;
   }
 
   private static Model model(Path dir, ModelInfo info) {

@@ -25,7 +25,8 @@ final class SpeculativeReport {
                 + " load average %s at start, %s at end%n"
                 + "models (%s): target %s (%s), draft %s (%s)%n"
                 + "prompts: %d held-out (%s), greedy, %d tokens each (ignore_eos); %d settings"
-                + " interleaved per prompt; %.0f s%n%n",
+                + " interleaved per prompt; %.0f s (the JIT compiling %s s of it after the"
+                + " warm-up)%n%n",
             r.options().quick() ? " (--quick)" : "",
             mc.cores(),
             mc.cpu(),
@@ -45,7 +46,8 @@ final class SpeculativeReport {
             r.promptSource(),
             r.maxTokens(),
             r.figures().size(),
-            r.wallSeconds()));
+            r.wallSeconds(),
+            BenchReport.num(r.jitSeconds())));
 
     List<String[]> rows = new ArrayList<>();
     rows.add(
@@ -185,6 +187,7 @@ final class SpeculativeReport {
           "verify ms/node",
           "draft calls/round",
           "draft ms/round",
+          "verify ms/round",
           "fallbacks"
         });
     rows.add(row(chain, chainPerPass, r.steps()));
@@ -199,7 +202,8 @@ final class SpeculativeReport {
         + " vs chain k=4 = its ratio to the chain's; tok/target call counts every target request"
         + " (prefill, plain steps, verifies); verify ms/node = a target Verify of that many tokens"
         + " (one forward, as a tree verify is) over its tokens; draft ms/round = the router's time"
-        + " drafting (waiting on the draft worker) per round\n";
+        + " drafting (waiting on the draft worker) per round; verify ms/round = its time waiting on the"
+        + " target's Verify per round (set against verify ms/node x nodes: the single op)\n";
   }
 
   private static String[] row(Figures f, double chainPerPass, SpeculativeBench.Steps steps) {
@@ -217,6 +221,7 @@ final class SpeculativeReport {
       BenchReport.num(steps.verifyMs(nodes) / nodes),
       t.rounds == 0 ? "" : BenchReport.num((double) t.draftCalls / t.rounds),
       t.rounds == 0 ? "" : BenchReport.num(t.draftMs / t.rounds),
+      t.rounds == 0 ? "" : BenchReport.num(t.verifyMs / t.rounds),
       Long.toString(t.fallbacks)
     };
   }
@@ -236,6 +241,9 @@ final class SpeculativeReport {
     load.addProperty("end", r.loadEnd());
     root.add("load_average", load);
     root.addProperty("wall_seconds", r.wallSeconds());
+    if (Double.isFinite(r.jitSeconds())) {
+      root.addProperty("jit_seconds_measured", r.jitSeconds());
+    }
 
     JsonObject models = new JsonObject();
     models.addProperty("source", r.modelSource().name().toLowerCase(Locale.ROOT));
@@ -314,7 +322,6 @@ final class SpeculativeReport {
       o.addProperty("drafter", f.setting().drafter().name());
       o.addProperty("tree_nodes", f.setting().k());
       o.addProperty("tokens_per_target_call", t.tokensPerTargetCall());
-      o.addProperty("draft_ms_per_round", t.rounds == 0 ? 0 : t.draftMs / t.rounds);
       o.addProperty("verify_ms_per_node", r.steps().verifyMs(f.setting().k()) / f.setting().k());
     }
     if (f.setting().drafted()) {
@@ -323,6 +330,8 @@ final class SpeculativeReport {
         o.addProperty("adaptive", f.setting().adaptive());
       }
       o.addProperty("rounds", t.rounds);
+      o.addProperty("draft_ms_per_round", t.rounds == 0 ? 0 : t.draftMs / t.rounds);
+      o.addProperty("verify_ms_per_round", t.rounds == 0 ? 0 : t.verifyMs / t.rounds);
       o.addProperty("drafted", t.drafted);
       o.addProperty("accepted", t.accepted);
       o.addProperty("acceptance_rate", t.acceptanceRate());

@@ -50,6 +50,8 @@ class SpeculativeBenchTest {
   private static final List<String> DRAFTED =
       List.of(
           "rounds",
+          "draft_ms_per_round",
+          "verify_ms_per_round",
           "drafted",
           "accepted",
           "acceptance_rate",
@@ -132,7 +134,10 @@ class SpeculativeBenchTest {
                 "tree_nodes",
                 "tokens_per_target_call",
                 "verify_ms_per_node",
-                "draft_ms_per_round");
+                "draft_ms_per_round",
+                "verify_ms_per_round");
+        // Every tree round waits on the target's Verify.
+        assertThat(s.get("verify_ms_per_round").getAsDouble()).as(key).isPositive();
         assertThat(s.get("fallbacks").getAsInt()).as(key + " fallbacks").isZero();
       }
     }
@@ -143,6 +148,9 @@ class SpeculativeBenchTest {
         .isZero();
     assertThat(settings.getAsJsonObject("speculative_k4_ahead").get("draft_ahead_calls").getAsInt())
         .isPositive();
+    assertThat(settings.getAsJsonObject("speculative_k4").get("verify_ms_per_round").getAsDouble())
+        .isPositive();
+    assertThat(root.keySet()).contains("jit_seconds_measured");
     // DySpec waits on the draft worker every round.
     assertThat(settings.getAsJsonObject("tree_dyspec_8").get("draft_ms_per_round").getAsDouble())
         .isPositive();

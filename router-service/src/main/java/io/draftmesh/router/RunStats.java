@@ -20,6 +20,7 @@ final class RunStats {
   // pay
   long draftNanos;
   long targetNanos;
+  long verifyNanos; // of targetNanos: waiting on Verifies
   boolean fallback;
   String fallbackReason = "";
   int currentK;
@@ -124,6 +125,7 @@ final class RunStats {
         .setPlainTokens(plainTokens)
         .setDraftTimeMs(draftNanos / 1e6)
         .setTargetTimeMs(targetNanos / 1e6)
+        .setVerifyTimeMs(verifyNanos / 1e6)
         .setFallback(fallback)
         .setFallbackReason(fallbackReason)
         .setCurrentK(currentK)

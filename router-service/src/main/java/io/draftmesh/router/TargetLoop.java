@@ -248,7 +248,9 @@ final class TargetLoop {
     SessionResponse r =
         target.call(
             SessionRequest.newBuilder().setVerify(verify), settings.targetTimeout(), "verify");
-    stats.targetNanos += System.nanoTime() - t0;
+    long waited = System.nanoTime() - t0;
+    stats.targetNanos += waited;
+    stats.verifyNanos += waited;
     stats.targetCalls++;
     // The target now holds seq + the accepted drafts + the correction/bonus token.
     pending = new int[0];

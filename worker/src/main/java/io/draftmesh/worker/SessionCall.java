@@ -222,13 +222,23 @@ final class SessionCall implements StreamObserver<SessionRequest> {
   }
 
   /**
-   * Whether the answer carries distributions (a vocabulary's worth of floats a position): those are
-   * converted on {@code responses}, off the scheduler thread. Any other answer is a few ids and
-   * counts, sent from the thread that completes the op: the hand-off to {@code responses} cost ~0.1
-   * ms a response (a Truncate's engine work 0.04 ms, its answer out after 0.14 ms), and a
-   * speculative round waits for three answers in a row (Truncate, Append, Propose).
+   * Top-k answers up to this k are small (k ids and probabilities a position: a tree verify of 8
+   * nodes with k = 8 answers 144 pairs) and are sent from the thread that completes the op, like
+   * answers without distributions.
    */
-  private static boolean asksForDistributions(SessionRequest r) {
+  static final int INLINE_TOP_K = 64;
+
+  /**
+   * Whether the answer carries distributions (a vocabulary's worth of floats a position, or a top-k
+   * over {@link #INLINE_TOP_K}): those are converted on {@code responses}, off the scheduler
+   * thread. Any other answer is a few ids and counts, sent from the thread that completes the op:
+   * the hand-off to {@code responses} cost ~0.1 ms a response (a Truncate's engine work 0.04 ms,
+   * its answer out after 0.14 ms), and a speculative round waits for three answers in a row
+   * (Truncate, Append, Propose). A token-recycling round's verify (top-8 per position and node)
+   * waited 0.17 to 0.50 ms from the op's end to its answer going out through {@code responses},
+   * 0.02 to 0.07 ms sent inline (docs/speculative.md, "Where a round's time goes").
+   */
+  static boolean asksForDistributions(SessionRequest r) {
     io.draftmesh.proto.v1.ResultOptions o =
         switch (r.getOpCase()) {
           case OPEN -> r.getOpen().getOptions();
@@ -238,8 +248,8 @@ final class SessionCall implements StreamObserver<SessionRequest> {
           default -> io.draftmesh.proto.v1.ResultOptions.getDefaultInstance();
         };
     return o.getFullDistribution()
-        || o.getTopKProbs() > 0
-        || o.getNodeTopK() > 0
+        || o.getTopKProbs() > INLINE_TOP_K
+        || o.getNodeTopK() > INLINE_TOP_K
         || o.getRawAttention();
   }
 
