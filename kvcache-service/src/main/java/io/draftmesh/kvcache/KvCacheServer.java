@@ -150,6 +150,7 @@ public final class KvCacheServer implements AutoCloseable {
         s.getLookupBlocksMissed(),
         s.getPutsStored(),
         s.getPutsDuplicate(),
+        s.getPutsIdleFailed(),
         s.getGetsServed(),
         s.getPutBytesStored(),
         s.getGetBytesServed(),

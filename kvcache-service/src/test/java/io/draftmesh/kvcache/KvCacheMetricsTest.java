@@ -51,6 +51,7 @@ class KvCacheMetricsTest {
             .isEqualTo(8 << 20);
         assertThat(value(body, "draftmesh_kvcache_puts_stored_total", "")).isEqualTo(3);
         assertThat(value(body, "draftmesh_kvcache_put_bytes_total", "")).isEqualTo(3 * 10_000);
+        assertThat(value(body, "draftmesh_kvcache_puts_idle_failed_total", "")).isZero();
         assertThat(client.get(KvCacheServiceTest.keysOf(chain).subList(0, 2))).isPresent();
         body = scrape(telemetry.metricsPort());
         assertThat(value(body, "draftmesh_kvcache_gets_served_total", "")).isEqualTo(2);

@@ -33,6 +33,7 @@ public final class KvCacheMetrics implements AutoCloseable {
       long lookupBlocksMissed,
       long putsStored,
       long putsDuplicate,
+      long putsIdleFailed,
       long getsServed,
       long putBytesStored,
       long getBytesServed,
@@ -74,6 +75,11 @@ public final class KvCacheMetrics implements AutoCloseable {
     ObservableLongMeasurement duplicate =
         counter(
             meter, "draftmesh.kvcache.puts_duplicate", "Blocks Put again that were already held");
+    ObservableLongMeasurement idleFailed =
+        counter(
+            meter,
+            "draftmesh.kvcache.puts_idle_failed",
+            "Put streams failed for sending nothing mid-block for --put-idle-ms");
     ObservableLongMeasurement served =
         counter(meter, "draftmesh.kvcache.gets_served", "Blocks streamed by Get");
     ObservableLongMeasurement putBytes =
@@ -111,6 +117,7 @@ public final class KvCacheMetrics implements AutoCloseable {
               missed.record(s.lookupBlocksMissed());
               stored.record(s.putsStored());
               duplicate.record(s.putsDuplicate());
+              idleFailed.record(s.putsIdleFailed());
               served.record(s.getsServed());
               putBytes.record(s.putBytesStored());
               getBytes.record(s.getBytesServed());
@@ -129,6 +136,7 @@ public final class KvCacheMetrics implements AutoCloseable {
             missed,
             stored,
             duplicate,
+            idleFailed,
             served,
             putBytes,
             getBytes,
