@@ -61,7 +61,7 @@ import java.util.concurrent.TimeUnit;
  * and decode ms per token after it. Nothing is tuned: budgets, tasks and seeds are fixed up front.
  *
  * <p>Each prompt is sent once per method, so a worker's prefix cache serves every request after the
- * first from cached blocks: TTFT then shows cached prefills (see the README).
+ * first from cached blocks: TTFT then shows cached prefills (see docs/performance.md).
  */
 public final class ApproxBench {
   static final int[] BUDGETS = {64, 128, 256, 512};
