@@ -144,7 +144,16 @@ final class Scheduler {
     if (batch.isEmpty()) {
       return false; // nothing needs a forward (ops that needed none have completed)
     }
-    budget = coalesce(members, batch, budget);
+    try {
+      budget = coalesce(members, batch, budget);
+    } catch (Error e) {
+      // A command it ran failed the thread before the forward: the planned steps never run, so
+      // their sequences must not wait for a delivery (the loop's close fails their ops).
+      for (Sequence s : members) {
+        s.unplan();
+      }
+      throw e;
+    }
     List<StepResult> results;
     long started = System.nanoTime();
     try {

@@ -427,6 +427,12 @@ public final class Sequence implements AutoCloseable {
     }
   }
 
+  /** The step planned for this sequence will not run (the scheduler thread is failing). */
+  void unplan() {
+    inFlight = false;
+    planned = null;
+  }
+
   /** Fails the head op after a failed forward; the state is as before the step. */
   void failHead(EngineException e) {
     inFlight = false;

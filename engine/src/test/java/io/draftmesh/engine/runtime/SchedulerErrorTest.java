@@ -57,4 +57,51 @@ class SchedulerErrorTest {
       assertThat(engine.activeSessions()).as("a refused open holds no session").isZero();
     }
   }
+
+  /**
+   * The same Error while a step is being formed: an Append finishing in planning queues the failing
+   * command, which the scheduler runs while it waits for lockstep clients before the forward. The
+   * sequence planned into that step must not wait for a delivery that will never come (it hung, its
+   * KV never freed; the worker's EngineFailureTest caught it now and then).
+   */
+  @Test
+  void anErrorWhileAStepIsFormedFailsTheSequencePlannedIntoIt() throws Exception {
+    RandomCheckpoint.write(dir.resolve("tiny"), RandomCheckpoint.tinyLlama(), 11, DType.F32, 0);
+    try (InferenceEngine engine =
+        InferenceEngine.load(
+            new EngineConfig(dir.resolve("tiny"), 4L << 20, 16, 4, 512, 576, 1024))) {
+      Sequence s = engine.open(new int[] {1, 2, 3, 4, 5}, SamplingParams.GREEDY, "victim");
+      s.prefill(ResultOptions.NONE).get(30, TimeUnit.SECONDS);
+      // Submitted together from the scheduler thread (one command), so they are planned in one
+      // step: the Append completes during planning, then the Propose joins the batch.
+      CompletableFuture<CompletableFuture<Proposal>> queued = new CompletableFuture<>();
+      engine
+          .scheduler()
+          .submit(
+              () -> {
+                s.append(new int[] {7})
+                    .thenRun(
+                        () ->
+                            engine
+                                .scheduler()
+                                .submit(
+                                    () -> {
+                                      throw new OutOfMemoryError("injected mid-step");
+                                    }));
+                queued.complete(s.propose(4, 0f, ResultOptions.NONE));
+              });
+      CompletableFuture<Proposal> pending = queued.get(30, TimeUnit.SECONDS);
+
+      assertThat(engine.failure().get(30, TimeUnit.SECONDS)).isInstanceOf(OutOfMemoryError.class);
+      assertThatThrownBy(() -> pending.get(30, TimeUnit.SECONDS))
+          .isInstanceOf(ExecutionException.class)
+          .cause()
+          .isInstanceOfSatisfying(
+              EngineException.class,
+              e -> assertThat(e.kind()).isEqualTo(EngineException.Kind.UNAVAILABLE));
+      assertThat(s.closeAsync().get(30, TimeUnit.SECONDS)).isPositive();
+      assertThat(engine.activeSessions()).isZero();
+      assertThat(engine.freeBlocks()).isEqualTo(engine.info().kvBlocksTotal());
+    }
+  }
 }
