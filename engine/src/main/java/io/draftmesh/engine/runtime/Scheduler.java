@@ -140,15 +140,16 @@ final class Scheduler {
   private boolean step() {
     List<Sequence> members = new ArrayList<>();
     List<SeqStep> batch = new ArrayList<>();
-    int budget = plan(members, batch, maxBatchTokens);
-    if (batch.isEmpty()) {
-      return false; // nothing needs a forward (ops that needed none have completed)
-    }
     try {
-      budget = coalesce(members, batch, budget);
+      int budget = plan(members, batch, maxBatchTokens);
+      if (batch.isEmpty()) {
+        return false; // nothing needs a forward (ops that needed none have completed)
+      }
+      coalesce(members, batch, budget);
     } catch (Error e) {
-      // A command it ran failed the thread before the forward: the planned steps never run, so
-      // their sequences must not wait for a delivery (the loop's close fails their ops).
+      // The thread fails before the forward (a command coalesce ran, or planning itself): the
+      // planned steps never run, so their sequences must not wait for a delivery (the loop's
+      // close fails their ops).
       for (Sequence s : members) {
         s.unplan();
       }
