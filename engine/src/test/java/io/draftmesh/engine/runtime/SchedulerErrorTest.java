@@ -22,14 +22,22 @@ import org.junit.jupiter.api.io.TempDir;
 class SchedulerErrorTest {
   @TempDir Path dir;
 
+  InferenceEngine tinyEngine() throws Exception {
+    RandomCheckpoint.write(dir.resolve("tiny"), RandomCheckpoint.tinyLlama(), 11, DType.F32, 0);
+    return InferenceEngine.load(
+        new EngineConfig(dir.resolve("tiny"), 4L << 20, 16, 4, 512, 576, 1024));
+  }
+
+  static Sequence prefilled(InferenceEngine engine) throws Exception {
+    Sequence s = engine.open(new int[] {1, 2, 3, 4, 5}, SamplingParams.GREEDY, "victim");
+    s.prefill(ResultOptions.NONE).get(30, TimeUnit.SECONDS);
+    return s;
+  }
+
   @Test
   void anErrorFailsPendingOpsAndEveryLaterCall() throws Exception {
-    RandomCheckpoint.write(dir.resolve("tiny"), RandomCheckpoint.tinyLlama(), 11, DType.F32, 0);
-    try (InferenceEngine engine =
-        InferenceEngine.load(
-            new EngineConfig(dir.resolve("tiny"), 4L << 20, 16, 4, 512, 576, 1024))) {
-      Sequence s = engine.open(new int[] {1, 2, 3, 4, 5}, SamplingParams.GREEDY, "victim");
-      s.prefill(ResultOptions.NONE).get(30, TimeUnit.SECONDS);
+    try (InferenceEngine engine = tinyEngine()) {
+      Sequence s = prefilled(engine);
       CompletableFuture<Proposal> pending = s.propose(500, 0f, ResultOptions.NONE);
       engine
           .scheduler()
@@ -66,12 +74,8 @@ class SchedulerErrorTest {
    */
   @Test
   void anErrorWhileAStepIsFormedFailsTheSequencePlannedIntoIt() throws Exception {
-    RandomCheckpoint.write(dir.resolve("tiny"), RandomCheckpoint.tinyLlama(), 11, DType.F32, 0);
-    try (InferenceEngine engine =
-        InferenceEngine.load(
-            new EngineConfig(dir.resolve("tiny"), 4L << 20, 16, 4, 512, 576, 1024))) {
-      Sequence s = engine.open(new int[] {1, 2, 3, 4, 5}, SamplingParams.GREEDY, "victim");
-      s.prefill(ResultOptions.NONE).get(30, TimeUnit.SECONDS);
+    try (InferenceEngine engine = tinyEngine()) {
+      Sequence s = prefilled(engine);
       // Submitted together from the scheduler thread (one command), so they are planned in one
       // step: the Append completes during planning, then the Propose joins the batch.
       CompletableFuture<CompletableFuture<Proposal>> queued = new CompletableFuture<>();
