@@ -138,8 +138,8 @@ public final class Candidates {
 
   /** sum(exp(logit - max)) over the survivors. */
   double sumExp(double max) {
-    if (size == logits.length && Distributions.lanes(logits)) {
-      return VectorLogits.sumExp(logits, (float) max);
+    if (size == logits.length) {
+      return Distributions.expSums(logits, (float) max)[0];
     }
     double sum = 0;
     for (int i = 0; i < size; i++) {
@@ -153,8 +153,8 @@ public final class Candidates {
     if (sortedPrefix > 0) {
       return logits[ids[0]];
     }
-    if (size == logits.length && Distributions.lanes(logits)) {
-      return VectorLogits.max(logits); // no NaN: of() checked
+    if (size == logits.length) {
+      return Distributions.finiteMax(logits); // of() checked it is finite; temperature keeps it so
     }
     float max = Float.NEGATIVE_INFINITY;
     for (int i = 0; i < size; i++) {
@@ -191,8 +191,8 @@ public final class Candidates {
           : new ProbDist(vocab, Arrays.copyOf(out, n), Arrays.copyOf(probs, n));
     }
     float[] dense = new float[vocab];
-    if (size == vocab && Distributions.lanes(logits)) { // nothing truncated: one pass in lanes
-      VectorLogits.scale(dense, (float) (1.0 / VectorLogits.exp(logits, (float) max, dense)));
+    if (size == vocab) { // nothing truncated: the plain softmax (in lanes where the JVM has them)
+      Distributions.softmax(logits, (float) max, dense);
       return ProbDist.dense(dense);
     }
     double sum = 0;

@@ -34,7 +34,7 @@ public final class Distributions {
     if (lanes(values)) {
       float max = VectorLogits.max(values);
       if (max == max) { // with a NaN, the scalar loop skips it
-        return VectorLogits.indexOf(values, max);
+        return indexOf(values, max);
       }
     }
     int best = 0;
@@ -48,13 +48,30 @@ public final class Distributions {
     return best;
   }
 
+  /** The first index whose value equals {@code value}, which must occur in {@code values}. */
+  private static int indexOf(float[] values, float value) {
+    if (lanes(values)) {
+      return VectorLogits.indexOf(values, value);
+    }
+    int i = 0;
+    while (values[i] != value) {
+      i++;
+    }
+    return i;
+  }
+
   /** softmax(logits) as a new array: exp(x - max), normalised by the sum (taken in double). */
   public static float[] softmax(float[] logits) {
-    float max = finiteMax(logits);
     float[] out = new float[logits.length];
+    softmax(logits, finiteMax(logits), out);
+    return out;
+  }
+
+  /** {@code out = softmax(logits)}, given their finite maximum. */
+  static void softmax(float[] logits, float max, float[] out) {
     if (lanes(logits)) {
       VectorLogits.scale(out, (float) (1.0 / VectorLogits.exp(logits, max, out)));
-      return out;
+      return;
     }
     double sum = 0;
     for (int i = 0; i < logits.length; i++) {
@@ -66,7 +83,6 @@ public final class Distributions {
     for (int i = 0; i < out.length; i++) {
       out[i] = (float) (out[i] * inv);
     }
-    return out;
   }
 
   /**
@@ -84,7 +100,7 @@ public final class Distributions {
   }
 
   /** {sum(exp z), sum(exp(z) z)} over z = x - max, with no term for masked values. */
-  private static double[] expSums(float[] logits, float max) {
+  static double[] expSums(float[] logits, float max) {
     double[] sums = new double[2];
     if (lanes(logits)) {
       VectorLogits.expSums(logits, max, sums);
@@ -115,7 +131,7 @@ public final class Distributions {
    */
   public static RawStats rawStats(float[] logits) {
     float max = finiteMax(logits);
-    int best = lanes(logits) ? VectorLogits.indexOf(logits, max) : argmax(logits);
+    int best = indexOf(logits, max); // max is finite: its first index is the argmax
     double[] sums = expSums(logits, max);
     return new RawStats(best, (float) (1.0 / sums[0]), entropyBits(sums[0], sums[1]));
   }

@@ -87,23 +87,6 @@ final class VectorLogits {
     out[1] = weighted;
   }
 
-  /** {@code sum(exp(x - max))}. */
-  static double sumExp(float[] x, float max) {
-    double sum = 0;
-    int i = 0;
-    for (int bound = x.length / BLOCK * BLOCK; i < bound; ) {
-      FloatVector s = FloatVector.zero(S);
-      for (int end = i + BLOCK; i < end; i += S.length()) {
-        s = s.add(FloatVector.fromArray(S, x, i).sub(max).lanewise(VectorOperators.EXP));
-      }
-      sum += s.reduceLanes(VectorOperators.ADD);
-    }
-    for (; i < x.length; i++) {
-      sum += Math.exp((double) x[i] - max);
-    }
-    return sum;
-  }
-
   /** {@code out[i] = exp(x[i] - max)}; returns their sum. */
   static double exp(float[] x, float max, float[] out) {
     double sum = 0;
