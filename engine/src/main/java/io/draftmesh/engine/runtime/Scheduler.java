@@ -232,7 +232,7 @@ final class Scheduler {
    * instead of settling into alternating half-batches. Waits at most a fifth of the last forward,
    * once per op.
    */
-  private int coalesce(List<Sequence> members, List<SeqStep> batch, int budget) {
+  private void coalesce(List<Sequence> members, List<SeqStep> batch, int budget) {
     long last = steps.get();
     long deadline = System.nanoTime() + Math.min(COALESCE_MAX_NANOS, lastForwardNanos / 5);
     while (true) {
@@ -246,7 +246,7 @@ final class Scheduler {
         }
       }
       if (!waiting || budget <= 0 || System.nanoTime() >= deadline) {
-        return budget;
+        return;
       }
       Thread.onSpinWait();
     }

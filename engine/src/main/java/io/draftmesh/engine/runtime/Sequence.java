@@ -435,8 +435,7 @@ public final class Sequence implements AutoCloseable {
 
   /** Fails the head op after a failed forward; the state is as before the step. */
   void failHead(EngineException e) {
-    inFlight = false;
-    planned = null;
+    unplan();
     Op<?> op = ops.poll();
     if (op != null) {
       op.future.completeExceptionally(e);

@@ -2,6 +2,7 @@ package io.draftmesh.engine.runtime;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
@@ -28,6 +29,17 @@ class SchedulerErrorTest {
         new EngineConfig(dir.resolve("tiny"), 4L << 20, 16, 4, 512, 576, 1024));
   }
 
+  /** Asserts {@code op} failed UNAVAILABLE within 30 s; its exception. */
+  static EngineException failedUnavailable(CompletableFuture<?> op) {
+    ExecutionException failed =
+        catchThrowableOfType(() -> op.get(30, TimeUnit.SECONDS), ExecutionException.class);
+    assertThat(failed).as("the op failed").isNotNull();
+    assertThat(failed.getCause()).isInstanceOf(EngineException.class);
+    EngineException e = (EngineException) failed.getCause();
+    assertThat(e.kind()).isEqualTo(EngineException.Kind.UNAVAILABLE);
+    return e;
+  }
+
   static Sequence prefilled(InferenceEngine engine) throws Exception {
     Sequence s = engine.open(new int[] {1, 2, 3, 4, 5}, SamplingParams.GREEDY, "victim");
     s.prefill(ResultOptions.NONE).get(30, TimeUnit.SECONDS);
@@ -47,15 +59,7 @@ class SchedulerErrorTest {
               });
 
       assertThat(engine.failure().get(30, TimeUnit.SECONDS)).isInstanceOf(OutOfMemoryError.class);
-      assertThatThrownBy(() -> pending.get(30, TimeUnit.SECONDS))
-          .isInstanceOf(ExecutionException.class)
-          .cause()
-          .isInstanceOfSatisfying(
-              EngineException.class,
-              e -> {
-                assertThat(e.kind()).isEqualTo(EngineException.Kind.UNAVAILABLE);
-                assertThat(e.getMessage()).contains("OutOfMemoryError");
-              });
+      assertThat(failedUnavailable(pending).getMessage()).contains("OutOfMemoryError");
       assertThat(engine.activeSessions()).isZero();
       assertThat(engine.freeBlocks()).isEqualTo(engine.info().kvBlocksTotal());
       assertThatThrownBy(() -> engine.open(new int[] {1, 2}, SamplingParams.GREEDY, "late"))
@@ -97,12 +101,7 @@ class SchedulerErrorTest {
       CompletableFuture<Proposal> pending = queued.get(30, TimeUnit.SECONDS);
 
       assertThat(engine.failure().get(30, TimeUnit.SECONDS)).isInstanceOf(OutOfMemoryError.class);
-      assertThatThrownBy(() -> pending.get(30, TimeUnit.SECONDS))
-          .isInstanceOf(ExecutionException.class)
-          .cause()
-          .isInstanceOfSatisfying(
-              EngineException.class,
-              e -> assertThat(e.kind()).isEqualTo(EngineException.Kind.UNAVAILABLE));
+      failedUnavailable(pending);
       assertThat(s.closeAsync().get(30, TimeUnit.SECONDS)).isPositive();
       assertThat(engine.activeSessions()).isZero();
       assertThat(engine.freeBlocks()).isEqualTo(engine.info().kvBlocksTotal());
