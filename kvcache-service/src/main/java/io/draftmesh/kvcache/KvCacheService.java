@@ -1,5 +1,7 @@
 package io.draftmesh.kvcache;
 
+import static java.util.concurrent.TimeUnit.NANOSECONDS;
+
 import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
 import io.draftmesh.kvcache.client.AliasingMarshaller;
@@ -547,7 +549,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       expectedCrc = expected;
       filled = 0;
       received.reset();
-      watchIdle(config.putIdle().toNanos());
+      watchIdle();
       discard = store.holdIfStored(meta.key(), held);
       if (discard) {
         return;
@@ -631,9 +633,10 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       meta = null;
     }
 
-    private void watchIdle(long delayNanos) {
+    /** Starts the idle watch unless one is pending (it re-arms itself while the block is open). */
+    private void watchIdle() {
       if (idleWatch == null || idleWatch.isDone()) {
-        idleWatch = putIdleWatch.schedule(this::checkIdle, delayNanos, TimeUnit.NANOSECONDS);
+        idleWatch = putIdleWatch.schedule(this::checkIdle, config.putIdle().toNanos(), NANOSECONDS);
       }
     }
 
@@ -649,7 +652,7 @@ final class KvCacheService extends KvCacheGrpc.KvCacheImplBase {
       long limit = config.putIdle().toNanos();
       long idle = System.nanoTime() - lastMessageNanos;
       if (idle < limit) {
-        idleWatch = putIdleWatch.schedule(this::checkIdle, limit - idle, TimeUnit.NANOSECONDS);
+        idleWatch = putIdleWatch.schedule(this::checkIdle, limit - idle, NANOSECONDS);
         return;
       }
       putsIdle.incrementAndGet();
