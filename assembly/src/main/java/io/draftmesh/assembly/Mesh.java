@@ -370,12 +370,14 @@ public final class Mesh implements AutoCloseable {
   /**
    * Starts one more router over this mesh's workers, with the router's flags on a free port and
    * state of its own (Token Recycling's tables, which learn from every request a router serves):
-   * for comparisons whose runs must not learn from each other. Closed with the mesh.
+   * for comparisons whose runs must not learn from each other. Closed with the mesh. Returns its
+   * {@code host:port}.
    */
-  public RouterServer startRouter(String name, OpenTelemetry otel) throws IOException {
+  public String startRouter(String name, OpenTelemetry otel) throws IOException {
     RouterServer r = RouterServer.onPort(routerConfig(0), otel).start();
-    attach(name, spec.host() + ":" + r.port(), r);
-    return r;
+    String address = spec.host() + ":" + r.port();
+    attach(name, address, r);
+    return address;
   }
 
   private RouterConfig routerConfig(int port) {

@@ -140,9 +140,9 @@ class MeshIT {
     try (Mesh mesh = Mesh.start(spec().build(), OpenTelemetry.noop())) {
       GenerationStats first = recycled(mesh.routerAddress());
       GenerationStats second = recycled(mesh.routerAddress());
-      mesh.startRouter("router-2", OpenTelemetry.noop());
+      String second = mesh.startRouter("router-2", OpenTelemetry.noop());
       assertThat(mesh.addresses()).containsKey("router-2");
-      GenerationStats fresh = recycled(mesh.address("router-2"));
+      GenerationStats fresh = recycled(second);
 
       assertThat(second.getAccepted())
           .as("the second run on a learned table")

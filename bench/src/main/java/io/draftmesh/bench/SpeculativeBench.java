@@ -585,7 +585,10 @@ public final class SpeculativeBench {
         for (Setting s : SETTINGS) {
           routers.put(
               s.key(),
-              s.learnsAcrossRequests() ? routerStub(ownRouter(mesh, s), channels) : shared);
+              s.learnsAcrossRequests()
+                  ? routerStub(
+                      mesh.startRouter("router-" + s.key(), OpenTelemetry.noop()), channels)
+                  : shared);
         }
         // Not a measured prompt: a router that learns across requests would otherwise have seen
         // prompt 0's answer before its measured run.
@@ -987,13 +990,6 @@ public final class SpeculativeBench {
     ManagedChannel c = channel(address);
     channels.add(c);
     return RouterGrpc.newBlockingStub(c);
-  }
-
-  /** A router over the mesh's workers for {@code s} alone; its address. */
-  private static String ownRouter(Mesh mesh, Setting s) throws IOException {
-    String name = "router-" + s.key();
-    mesh.startRouter(name, OpenTelemetry.noop());
-    return mesh.address(name);
   }
 
   private static ModelInfo info(String address) throws InterruptedException {
