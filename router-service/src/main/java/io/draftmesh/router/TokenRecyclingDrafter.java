@@ -93,7 +93,9 @@ final class TokenRecyclingDrafter implements TreeDrafter {
         continue;
       }
       int token = candidates[rank];
-      nodeOf[t] = tree.add(token, parent < 0 ? -1 : nodeOf[parent], greedy ? null : oneHot(token));
+      nodeOf[t] =
+          tree.add(
+              token, parent < 0 ? -1 : nodeOf[parent], greedy ? null : NgramDecoding.oneHot(token));
       rankOf[nodeOf[t]] = rank;
     }
     ranks = Arrays.copyOf(rankOf, tree.size());
@@ -164,10 +166,6 @@ final class TokenRecyclingDrafter implements TreeDrafter {
       ProbDistribution top = positions.get(i).getTop();
       table.learn(seq[start - 1 + i], ProbCodec.ids(top));
     }
-  }
-
-  private ProbDistribution oneHot(int token) {
-    return NgramDecoding.oneHot(token);
   }
 
   private static int[][] ranks(String words) {
