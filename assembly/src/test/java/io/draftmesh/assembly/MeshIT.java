@@ -140,9 +140,9 @@ class MeshIT {
     try (Mesh mesh = Mesh.start(spec().build(), OpenTelemetry.noop())) {
       GenerationStats first = recycled(mesh.routerAddress());
       GenerationStats second = recycled(mesh.routerAddress());
-      String second = mesh.startRouter("router-2", OpenTelemetry.noop());
+      String router2 = mesh.startRouter("router-2", OpenTelemetry.noop());
       assertThat(mesh.addresses()).containsKey("router-2");
-      GenerationStats fresh = recycled(second);
+      GenerationStats fresh = recycled(router2);
 
       assertThat(second.getAccepted())
           .as("the second run on a learned table")
