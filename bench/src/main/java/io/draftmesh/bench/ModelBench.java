@@ -5,6 +5,7 @@ import io.draftmesh.assembly.RandomModels;
 import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
@@ -167,7 +168,8 @@ final class ModelBench {
   Result run(NDManager manager) {
     ModelConfig mc = spec.config();
     long perBlock =
-        KvBlockPool.bytesPerBlock(mc.numLayers(), mc.numKvHeads(), mc.headDim(), KV_BLOCK);
+        KvBlockPool.bytesPerBlock(
+            mc.numLayers(), mc.numKvHeads(), mc.headDim(), KV_BLOCK, KvDtype.FLOAT32);
     int maxContext = Math.min(mc.maxPositionEmbeddings(), 4096);
     int context = Math.min(PREFILL_TOKENS, maxContext - GROWTH);
     long blocksPerSession = (context + GROWTH + KV_BLOCK - 1) / KV_BLOCK;
@@ -200,7 +202,8 @@ final class ModelBench {
               mc.numKvHeads(),
               mc.headDim(),
               KV_BLOCK,
-              perBlock * rawBlocksPerSeq * MAX_SESSIONS);
+              perBlock * rawBlocksPerSeq * MAX_SESSIONS,
+              KvDtype.FLOAT32);
       List<BlockTable> rawTables = new ArrayList<>();
       for (int i = 0; i < MAX_SESSIONS; i++) {
         BlockTable t = new BlockTable(rawPool);

@@ -500,7 +500,7 @@ public final class KvCacheLink implements AutoCloseable {
     return ModelSpec.newBuilder()
         .setArchitecture(mc.architecture())
         .setWeightsDigest(com.google.protobuf.ByteString.copyFrom(weightsDigest(engine)))
-        .setDtype("float32") // the pool's KV dtype, whatever the weights'
+        .setDtype(engine.pool().dtype().id()) // the pool's KV dtype, whatever the weights'
         .setNumLayers(mc.numLayers())
         .setNumKvHeads(mc.numKvHeads())
         .setHeadDim(mc.headDim())

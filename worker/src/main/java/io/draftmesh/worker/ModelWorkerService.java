@@ -81,6 +81,7 @@ final class ModelWorkerService extends ModelWorkerGrpc.ModelWorkerImplBase {
                     ? com.google.protobuf.ByteString.EMPTY
                     : com.google.protobuf.ByteString.copyFrom(loaded.kvcache().fingerprint()))
             .setKvReplica(loaded.kvcache() == null ? "" : loaded.kvcache().replica())
+            .setKvDtype(i.kvDtype())
             .build());
     out.onCompleted();
   }

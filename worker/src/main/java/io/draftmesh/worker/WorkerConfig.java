@@ -1,5 +1,6 @@
 package io.draftmesh.worker;
 
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.runtime.EngineConfig;
 import io.draftmesh.flags.Flags;
@@ -40,6 +41,7 @@ import java.util.Set;
  *     to, with its deadline, publish queue and replica name; null = none
  * @param prefixCache whether sessions share full KV blocks by content (on unless turned off, e.g.
  *     by a benchmark that measures prefill); the kvcache needs it
+ * @param kvDtype the KV pool's element type: float32, or float16 for half the memory
  */
 public record WorkerConfig(
     Path model,
@@ -58,7 +60,8 @@ public record WorkerConfig(
     Duration keepAliveTimeout,
     Duration sessionIdle,
     KvCacheLink.Settings kvcache,
-    boolean prefixCache) {
+    boolean prefixCache,
+    KvDtype kvDtype) {
 
   /** Which calls a worker serves: the draft proposes, the target verifies. Same contract. */
   public enum Role {
@@ -105,6 +108,8 @@ public record WorkerConfig(
     MAX_SESSIONS("max-sessions", "N", "concurrent sessions (default: draft 128, target 32)"),
     KV_BUDGET_MB("kv-budget-mb", "MiB", "KV pool memory (default: draft 256, target 1024)"),
     KV_BLOCK_SIZE("kv-block-size", "N", "tokens per KV block (default 16)"),
+    KV_DTYPE(
+        "kv-dtype", "float32|float16", "KV pool elements; float16 halves it (default float32)"),
     MAX_TOKENS_PER_OP("max-tokens-per-op", "N", "largest k per Score/Propose/Verify (default 64)"),
     MAX_BATCH_TOKENS("max-batch-tokens", "N", "tokens per batched forward step (default 512)"),
     MAX_CONTEXT("max-context", "N", "longest sequence, capped by the model (default 4096)"),
@@ -185,6 +190,9 @@ public record WorkerConfig(
     FLAGS.require(ka >= 10 && ka <= 86_400, Flag.KEEPALIVE_SECONDS, ka, "10..86400");
     long kat = java.util.Objects.requireNonNull(keepAliveTimeout, "keepAliveTimeout").toSeconds();
     FLAGS.require(kat >= 1 && kat <= 3_600, Flag.KEEPALIVE_TIMEOUT_SECONDS, kat, "1..3600");
+    if (kvDtype == null) {
+      throw new ConfigException("--kv-dtype: missing (expected: float32 or float16)");
+    }
     long idle = java.util.Objects.requireNonNull(sessionIdle, "sessionIdle").toSeconds();
     FLAGS.require(
         idle >= 0 && idle <= 604_800, Flag.SESSION_IDLE_SECONDS, idle, "0 (never) or 1..604800");
@@ -233,7 +241,21 @@ public record WorkerConfig(
         v.seconds(Flag.KEEPALIVE_TIMEOUT_SECONDS, 10),
         v.seconds(Flag.SESSION_IDLE_SECONDS, 300),
         kvcache(v),
-        prefixCache(v));
+        prefixCache(v),
+        kvDtype(v));
+  }
+
+  private static KvDtype kvDtype(Flags<Flag>.Values v) {
+    String text = v.get(Flag.KV_DTYPE);
+    if (text == null) {
+      return KvDtype.FLOAT32;
+    }
+    KvDtype dtype = KvDtype.byId(text);
+    if (dtype != null) {
+      return dtype;
+    }
+    throw new ConfigException(
+        v.origin(Flag.KV_DTYPE) + ": " + text + " (expected: float32 or float16)");
   }
 
   private static boolean prefixCache(Flags<Flag>.Values v) {
@@ -318,7 +340,8 @@ public record WorkerConfig(
         maxBatchTokens,
         maxContext,
         backend,
-        threads);
+        threads,
+        kvDtype);
   }
 
   /** The flag table, for {@code --help}. */

@@ -73,6 +73,7 @@ class ModelWorkerServiceTest {
     assertThat(info.getKvBlocksFree()).isEqualTo(info.getKvBlocksTotal()).isPositive();
     assertThat(info.getTokenizerHash()).hasSize(64);
     assertThat(info.getDtype()).isEqualTo("float32");
+    assertThat(info.getKvDtype()).isEqualTo("float32");
     assertThat(info.getDevice()).startsWith("cpu");
     assertThat(info.getNumLayers()).isEqualTo(2);
     assertThat(info.getNumParameters()).isPositive();

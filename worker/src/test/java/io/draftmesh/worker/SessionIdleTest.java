@@ -43,7 +43,8 @@ class SessionIdleTest {
             BIG_K + 64,
             1024,
             io.draftmesh.engine.model.Backend.DJL,
-            0);
+            0,
+            io.draftmesh.engine.kv.KvDtype.FLOAT32);
     worker = InProcessWorker.ready(WorkerConfig.Role.DRAFT, () -> TinyModel.load(config), IDLE);
     engine = worker.engine();
   }

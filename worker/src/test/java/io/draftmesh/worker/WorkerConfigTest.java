@@ -3,6 +3,7 @@ package io.draftmesh.worker;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.Backend;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -109,6 +110,30 @@ class WorkerConfigTest {
     assertThatThrownBy(
             () -> parse(Map.of("DRAFTMESH_BACKEND", "gpu"), WorkerConfig.Role.DRAFT, "--model", m))
         .hasMessage("DRAFTMESH_BACKEND: gpu (expected: auto, vector or djl)");
+  }
+
+  @Test
+  void kvDtypeIsFloat32ByDefaultAndFloat16FromTheFlagOrTheEnvironment() {
+    String m = model.toString();
+    assertThat(parse(Map.of(), WorkerConfig.Role.TARGET, "--model", m).engineConfig().kvDtype())
+        .isEqualTo(KvDtype.FLOAT32);
+    assertThat(
+            parse(Map.of(), WorkerConfig.Role.TARGET, "--model", m, "--kv-dtype", "float16")
+                .engineConfig()
+                .kvDtype())
+        .isEqualTo(KvDtype.FLOAT16);
+    assertThat(
+            parse(Map.of("DRAFTMESH_KV_DTYPE", "float16"), WorkerConfig.Role.DRAFT, "--model", m)
+                .kvDtype())
+        .isEqualTo(KvDtype.FLOAT16);
+    assertThatThrownBy(
+            () -> parse(Map.of(), WorkerConfig.Role.DRAFT, "--model", m, "--kv-dtype", "fp8"))
+        .isInstanceOf(WorkerConfig.ConfigException.class)
+        .hasMessage("--kv-dtype: fp8 (expected: float32 or float16)");
+    assertThatThrownBy(
+            () ->
+                parse(Map.of("DRAFTMESH_KV_DTYPE", "half"), WorkerConfig.Role.DRAFT, "--model", m))
+        .hasMessage("DRAFTMESH_KV_DTYPE: half (expected: float32 or float16)");
   }
 
   @Test

@@ -3,6 +3,7 @@ package io.draftmesh.engine.compaction;
 import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
 import io.draftmesh.engine.model.StepResult;
@@ -61,10 +62,17 @@ public final class DraftAttentionProbe {
     }
     ModelConfig mc = model.config();
     int blocks = (total + BLOCK - 1) / BLOCK;
-    long bytes = KvBlockPool.bytesPerBlock(mc.numLayers(), mc.numKvHeads(), mc.headDim(), BLOCK);
+    long bytes =
+        KvBlockPool.bytesPerBlock(
+            mc.numLayers(), mc.numKvHeads(), mc.headDim(), BLOCK, KvDtype.FLOAT32);
     try (KvBlockPool pool =
             KvBlockPool.withBudget(
-                mc.numLayers(), mc.numKvHeads(), mc.headDim(), BLOCK, bytes * blocks);
+                mc.numLayers(),
+                mc.numKvHeads(),
+                mc.headDim(),
+                BLOCK,
+                bytes * blocks,
+                KvDtype.FLOAT32);
         BlockTable table = new BlockTable(pool)) {
       table.reserve(total);
       int rows = Math.min(window, length);

@@ -55,7 +55,7 @@ public final class KvCompactor {
     }
     table.ownForRewrite(cached); // cached blocks are shared and immutable: rewrite private ones
     int slots = pool.slots();
-    int rowBytes = pool.headDim() * Float.BYTES;
+    int rowBytes = pool.headDim() * pool.dtype().bytes();
     long[] slot = new long[cached];
     for (int p = 0; p < cached; p++) {
       slot[p] = table.slot(p);
@@ -87,11 +87,11 @@ public final class KvCompactor {
 
   /**
    * The first {@code count} slots of {@code table}, every layer and KV head, in {@link
-   * CompactedCache}'s layout: per layer keys then values, each (kvHeads, count, headDim) float32
-   * little-endian.
+   * CompactedCache}'s layout: per layer keys then values, each (kvHeads, count, headDim) elements
+   * of the pool's dtype, little-endian.
    */
   public static byte[] export(KvBlockPool pool, BlockTable table, int count) {
-    int rowBytes = pool.headDim() * Float.BYTES;
+    int rowBytes = pool.headDim() * pool.dtype().bytes();
     byte[] out = new byte[Math.toIntExact(2L * pool.layers() * pool.kvHeads() * count * rowBytes)];
     ByteBuffer dst = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
     int at = 0;
@@ -100,7 +100,13 @@ public final class KvCompactor {
         for (int h = 0; h < pool.kvHeads(); h++) {
           long headBase = (long) h * pool.slots();
           for (int i = 0; i < count; i++) {
-            copy(part, Math.toIntExact((headBase + table.slot(i)) * rowBytes), dst, at, rowBytes);
+            KvBlockPool.copy(
+                part,
+                Math.toIntExact((headBase + table.slot(i)) * rowBytes),
+                dst,
+                at,
+                rowBytes,
+                pool.dtype());
             at += rowBytes;
           }
         }
@@ -114,7 +120,7 @@ public final class KvCompactor {
    * slots of {@code table}, which must be reserved and the table's own.
    */
   public static void restore(KvBlockPool pool, BlockTable table, int count, byte[] kv) {
-    int rowBytes = pool.headDim() * Float.BYTES;
+    int rowBytes = pool.headDim() * pool.dtype().bytes();
     long expected = 2L * pool.layers() * pool.kvHeads() * count * rowBytes;
     if (kv.length != expected) {
       throw new IllegalArgumentException(
@@ -127,22 +133,17 @@ public final class KvCompactor {
         for (int h = 0; h < pool.kvHeads(); h++) {
           long headBase = (long) h * pool.slots();
           for (int i = 0; i < count; i++) {
-            copy(src, at, part, Math.toIntExact((headBase + table.slot(i)) * rowBytes), rowBytes);
+            KvBlockPool.copy(
+                src,
+                at,
+                part,
+                Math.toIntExact((headBase + table.slot(i)) * rowBytes),
+                rowBytes,
+                pool.dtype());
             at += rowBytes;
           }
         }
       }
-    }
-  }
-
-  /** Copies float32s between buffers of possibly different byte orders (the pool's is native). */
-  private static void copy(ByteBuffer src, int from, ByteBuffer dst, int to, int bytes) {
-    if (src.order() == dst.order()) {
-      dst.put(to, src, from, bytes);
-      return;
-    }
-    for (int i = 0; i < bytes; i += Float.BYTES) {
-      dst.putFloat(to + i, src.getFloat(from + i));
     }
   }
 

@@ -13,11 +13,12 @@ import java.util.BitSet;
  * {@link BlockTable} of block ids; slot {@code b * blockSize + i} holds the keys/values of the i-th
  * token of block b.
  *
- * <p>The storage is off-heap: per layer one direct buffer of keys and one of values, float32 in
- * native byte order, laid out (kvHeads, slots, headDim). Every backend works on these bytes where
- * they are: the DJL backend wraps them zero-copy as NDArrays, the Vector backend reads and writes
- * them with vector loads, and KV import/export or compaction can copy blocks without a detour
- * through heap arrays. Allocation is bookkeeping in Java; the bytes never move. Thread-safe.
+ * <p>The storage is off-heap: per layer one direct buffer of keys and one of values, elements of
+ * the pool's {@link KvDtype} (float32 or float16) in native byte order, laid out (kvHeads, slots,
+ * headDim). Every backend works on these bytes where they are: the DJL backend wraps them zero-copy
+ * as NDArrays, the Vector backend reads and writes them with vector loads, and KV import/export or
+ * compaction can copy blocks without a detour through heap arrays. Allocation is bookkeeping in
+ * Java; the bytes never move. Thread-safe.
  *
  * <p>Full blocks are shared between sequences by content through the pool's {@link PrefixCache};
  * its idle blocks count as free, since any allocation takes one when no block is unused.
@@ -27,25 +28,28 @@ public final class KvBlockPool implements AutoCloseable {
   private final int numBlocks;
   private final int kvHeads;
   private final int headDim;
+  private final KvDtype dtype;
   // Heads outermost: a sequence's slots of one head are a run of rows, and the DJL backend's
   // slice of (kvHeads, runs, headDim) reshapes for free into the batch its attention needs.
-  private final ByteBuffer[] keys; // per layer: (kvHeads, numBlocks * blockSize, headDim) f32
-  private final ByteBuffer[] values; // per layer: (kvHeads, numBlocks * blockSize, headDim) f32
+  private final ByteBuffer[] keys; // per layer: (kvHeads, numBlocks * blockSize, headDim) dtype
+  private final ByteBuffer[] values; // per layer: (kvHeads, numBlocks * blockSize, headDim) dtype
   private final ByteBuffer[] roots; // what allocateDirect returned, for close to free
   private final BitSet free = new BitSet(); // set bit = free block
   private int freeCount;
   private final PrefixCache cache;
   private volatile boolean closed;
 
-  private KvBlockPool(int layers, int kvHeads, int headDim, int blockSize, int numBlocks) {
+  private KvBlockPool(
+      int layers, int kvHeads, int headDim, int blockSize, int numBlocks, KvDtype dtype) {
     this.blockSize = blockSize;
     this.numBlocks = numBlocks;
     this.kvHeads = kvHeads;
     this.headDim = headDim;
+    this.dtype = dtype;
     this.keys = new ByteBuffer[layers];
     this.values = new ByteBuffer[layers];
     this.roots = new ByteBuffer[2 * layers];
-    int bytes = Math.toIntExact((long) kvHeads * numBlocks * blockSize * headDim * Float.BYTES);
+    int bytes = Math.toIntExact((long) kvHeads * numBlocks * blockSize * headDim * dtype.bytes());
     for (int l = 0; l < layers; l++) {
       // allocateDirect zeroes the memory; 64-byte aligned so every head row starts on a line.
       roots[2 * l] = ByteBuffer.allocateDirect(bytes + 64);
@@ -62,9 +66,10 @@ public final class KvBlockPool implements AutoCloseable {
     return root.alignedSlice(64).limit(bytes).slice().order(ByteOrder.nativeOrder());
   }
 
-  /** Bytes one block takes across all layers, keys and values, fp32. */
-  public static long bytesPerBlock(int layers, int kvHeads, int headDim, int blockSize) {
-    return 2L * layers * blockSize * kvHeads * headDim * Float.BYTES;
+  /** Bytes one block takes across all layers, keys and values, elements of {@code dtype}. */
+  public static long bytesPerBlock(
+      int layers, int kvHeads, int headDim, int blockSize, KvDtype dtype) {
+    return 2L * layers * blockSize * kvHeads * headDim * dtype.bytes();
   }
 
   /**
@@ -72,11 +77,11 @@ public final class KvBlockPool implements AutoCloseable {
    * are one buffer, so a pool holds at most 2 GiB per layer and K or V; a larger budget is capped.
    */
   public static KvBlockPool withBudget(
-      int layers, int kvHeads, int headDim, int blockSize, long budgetBytes) {
+      int layers, int kvHeads, int headDim, int blockSize, long budgetBytes, KvDtype dtype) {
     if (blockSize < 1) {
       throw EngineException.invalid("kv block size: " + blockSize + " (expected: >= 1)");
     }
-    long perBlock = bytesPerBlock(layers, kvHeads, headDim, blockSize);
+    long perBlock = bytesPerBlock(layers, kvHeads, headDim, blockSize, dtype);
     long blocks = budgetBytes / perBlock;
     if (blocks < 1) {
       throw EngineException.invalid(
@@ -86,10 +91,15 @@ public final class KvBlockPool implements AutoCloseable {
               + perBlock
               + " bytes)");
     }
-    long perLayerBlock = (long) kvHeads * blockSize * headDim * Float.BYTES;
+    long perLayerBlock = (long) kvHeads * blockSize * headDim * dtype.bytes();
     long maxBlocks = (Integer.MAX_VALUE - 64) / perLayerBlock;
     blocks = Math.min(blocks, maxBlocks);
-    return new KvBlockPool(layers, kvHeads, headDim, blockSize, (int) blocks);
+    return new KvBlockPool(layers, kvHeads, headDim, blockSize, (int) blocks, dtype);
+  }
+
+  /** The element type of keys and values. */
+  public KvDtype dtype() {
+    return dtype;
   }
 
   public int blockSize() {
@@ -134,19 +144,21 @@ public final class KvBlockPool implements AutoCloseable {
 
   /**
    * The byte layout of one block outside the pool (kvcache payloads, {@code ModelSpec.kv_layout}):
-   * per layer, its keys then its values, each (kvHeads, blockSize, headDim) float32 little-endian.
+   * per layer, its keys then its values, each (kvHeads, blockSize, headDim) elements of the pool's
+   * {@link #dtype} little-endian ({@code ModelSpec.dtype} names it).
    */
   public static final String LAYOUT = "paged-v1";
 
   /** Bytes of one block in {@link #LAYOUT}. */
   public long blockBytes() {
-    return bytesPerBlock(keys.length, kvHeads, headDim, blockSize);
+    return bytesPerBlock(keys.length, kvHeads, headDim, blockSize, dtype);
   }
 
   /**
-   * Keys of one layer, (kvHeads, slots, headDim) float32 in native order; byte offset of (h, slot)
-   * is {@code ((h * slots) + slot) * headDim * 4}. Written in place by the models; the buffer is
-   * the pool's own (position 0, limit = capacity), so callers use absolute access only.
+   * Keys of one layer, (kvHeads, slots, headDim) of {@link #dtype} in native order; byte offset of
+   * (h, slot) is {@code ((h * slots) + slot) * headDim * dtype().bytes()}. Written in place by the
+   * models; the buffer is the pool's own (position 0, limit = capacity), so callers use absolute
+   * access only.
    */
   public ByteBuffer keys(int layer) {
     requireOpen();
@@ -220,7 +232,7 @@ public final class KvBlockPool implements AutoCloseable {
    * Copies the first {@code tokens} slots of block {@code src} to block {@code dst}, every layer.
    */
   void copyTokens(int src, int dst, int tokens) {
-    int run = tokens * headDim * Float.BYTES;
+    int run = tokens * headDim * dtype.bytes();
     for (int l = 0; l < keys.length; l++) {
       for (int h = 0; h < kvHeads; h++) {
         keys[l].put(offset(h, dst), keys[l], offset(h, src), run);
@@ -232,13 +244,13 @@ public final class KvBlockPool implements AutoCloseable {
   /** Writes block {@code block} from {@code src} ({@link #LAYOUT}), consuming it. */
   void writeBlock(int block, ByteBuffer src) {
     requireOpen();
-    int run = blockSize * headDim * Float.BYTES;
+    int run = blockSize * headDim * dtype.bytes();
     ByteBuffer in = src.slice().order(ByteOrder.LITTLE_ENDIAN);
     int at = 0;
     for (int l = 0; l < keys.length; l++) {
       for (ByteBuffer part : new ByteBuffer[] {keys[l], values[l]}) {
         for (int h = 0; h < kvHeads; h++) {
-          copy(in, at, part, offset(h, block), run);
+          copy(in, at, part, offset(h, block), run, dtype);
           at += run;
         }
       }
@@ -249,13 +261,13 @@ public final class KvBlockPool implements AutoCloseable {
   /** Appends block {@code block} to {@code dst} in {@link #LAYOUT}. */
   void readBlock(int block, ByteBuffer dst) {
     requireOpen();
-    int run = blockSize * headDim * Float.BYTES;
+    int run = blockSize * headDim * dtype.bytes();
     ByteBuffer out = dst.slice().order(ByteOrder.LITTLE_ENDIAN);
     int at = 0;
     for (int l = 0; l < keys.length; l++) {
       for (ByteBuffer part : new ByteBuffer[] {keys[l], values[l]}) {
         for (int h = 0; h < kvHeads; h++) {
-          copy(part, offset(h, block), out, at, run);
+          copy(part, offset(h, block), out, at, run, dtype);
           at += run;
         }
       }
@@ -265,21 +277,26 @@ public final class KvBlockPool implements AutoCloseable {
 
   /** Byte offset of the first slot of {@code block} for head {@code h} in a layer's buffer. */
   private int offset(int h, int block) {
-    return ((h * numBlocks + block) * blockSize) * headDim * Float.BYTES;
+    return ((h * numBlocks + block) * blockSize) * headDim * dtype.bytes();
   }
 
   /**
-   * Copies {@code bytes} of float32 from {@code src} at {@code from} to {@code dst} at {@code to},
-   * converting between the buffers' byte orders (the pool's is native, payloads are little-endian);
-   * a raw byte copy when they agree, as on x86 and ARM.
+   * Copies {@code bytes} of {@code dtype} elements from {@code src} at {@code from} to {@code dst}
+   * at {@code to}, converting between the buffers' byte orders (the pool's is native, payloads are
+   * little-endian); a raw byte copy when they agree, as on x86 and ARM.
    */
-  private static void copy(ByteBuffer src, int from, ByteBuffer dst, int to, int bytes) {
+  public static void copy(
+      ByteBuffer src, int from, ByteBuffer dst, int to, int bytes, KvDtype dtype) {
     if (src.order() == dst.order()) {
       dst.put(to, src, from, bytes);
       return;
     }
-    for (int i = 0; i < bytes; i += Float.BYTES) {
-      dst.putFloat(to + i, src.getFloat(from + i));
+    for (int i = 0; i < bytes; i += dtype.bytes()) {
+      if (dtype == KvDtype.FLOAT16) {
+        dst.putShort(to + i, src.getShort(from + i));
+      } else {
+        dst.putInt(to + i, src.getInt(from + i));
+      }
     }
   }
 

@@ -14,6 +14,7 @@ import io.draftmesh.engine.checkpoint.Checkpoint;
 import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.checkpoint.ModelConfig.RopeScaling;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.KvDtype;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -184,9 +185,10 @@ public final class LlamaModel implements DecoderModel {
       NDArray[] k = new NDArray[layers];
       NDArray[] v = new NDArray[layers];
       Shape shape = new Shape(pool.kvHeads(), pool.slots(), pool.headDim());
+      DataType type = kvType(pool);
       for (int l = 0; l < layers; l++) {
-        k[l] = m.create(pool.keys(l), shape, DataType.FLOAT32);
-        v[l] = m.create(pool.values(l), shape, DataType.FLOAT32);
+        k[l] = m.create(pool.keys(l), shape, type);
+        v[l] = m.create(pool.values(l), shape, type);
       }
       views = new PoolViews(pool, m, k, v);
     }
@@ -194,6 +196,25 @@ public final class LlamaModel implements DecoderModel {
       throw new IllegalStateException("kv pool is closed");
     }
     return new NDArray[][] {views.keys(), views.values()};
+  }
+
+  private static DataType kvType(KvBlockPool pool) {
+    return pool.dtype() == KvDtype.FLOAT16 ? DataType.FLOAT16 : DataType.FLOAT32;
+  }
+
+  /**
+   * {@code kv} (float32) as the pool stores it: float16 rounds to nearest even, as the vector
+   * backend does, and refuses a value the pool cannot hold the same way.
+   */
+  private static NDArray toPool(NDArray kv, KvBlockPool pool) {
+    if (pool.dtype() != KvDtype.FLOAT16) {
+      return kv;
+    }
+    float worst = kv.abs().max().getFloat();
+    if (!(worst <= KvDtype.FLOAT16_MAX)) {
+      throw KvDtype.outOfRange(worst);
+    }
+    return kv.toType(DataType.FLOAT16, false);
   }
 
   public NDManager manager() {
@@ -333,7 +354,8 @@ public final class LlamaModel implements DecoderModel {
       scope.suppressNotUsedWarning();
       NDIndex slotIndex = new NDIndex(":, {}", manager.create(slots));
       List<HistoryPart> history = historySlices(batch, maxLen);
-      NDArray padding = manager.zeros(new Shape(kvHeads, maxLen, headDim)); // sliced for short rows
+      // sliced for short rows, in the pool's dtype so the history concatenates
+      NDArray padding = manager.zeros(new Shape(kvHeads, maxLen, headDim), kvType(pool));
       NDArray queryIndex = b == 1 ? null : manager.create(queryRows);
       NDArray outIndex = b == 1 ? null : manager.create(outRows);
       NDArray maskArr = manager.create(mask, new Shape(1, b, (long) group * maxNew, maxLen));
@@ -345,8 +367,8 @@ public final class LlamaModel implements DecoderModel {
       for (int l = 0; l < layers.length; l++) {
         Layer w = layers[l];
         NDArray[] qkv = projectQkv(rmsNorm(x, w.attnNorm), w, cosT, sinT, total);
-        kv[0][l].set(slotIndex, qkv[1].transpose(1, 0, 2)); // (kvHeads, T, headDim)
-        kv[1][l].set(slotIndex, qkv[2].transpose(1, 0, 2));
+        kv[0][l].set(slotIndex, toPool(qkv[1].transpose(1, 0, 2), pool)); // (kvHeads, T, headDim)
+        kv[1][l].set(slotIndex, toPool(qkv[2].transpose(1, 0, 2), pool));
         // (kvHeads, B, maxLen, headDim): every sequence's history, read as slices of its block runs
         // (views) and padded, in one concatenating copy.
         NDArray keys = readHistory(kv[0][l], history, padding).reshape(kvHeads, b, maxLen, headDim);
@@ -498,7 +520,10 @@ public final class LlamaModel implements DecoderModel {
     for (HistoryPart part : parts) {
       views.add((part.padding() ? padding : pool).get(part.slice()));
     }
-    return views.size() == 1 ? views.get(0) : NDArrays.concat(views, 1);
+    NDArray history = views.size() == 1 ? views.get(0) : NDArrays.concat(views, 1);
+    return history.getDataType() == DataType.FLOAT32
+        ? history
+        : history.toType(DataType.FLOAT32, false);
   }
 
   /** (T, hidden) → roped q (T, heads, headDim), roped k and v (T, kvHeads, headDim). */

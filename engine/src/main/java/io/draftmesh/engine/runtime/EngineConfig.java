@@ -1,5 +1,6 @@
 package io.draftmesh.engine.runtime;
 
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.Backend;
 import java.nio.file.Path;
 
@@ -17,6 +18,7 @@ import java.nio.file.Path;
  *     API), vector or djl
  * @param threads the vector backend's compute threads; 0 measures 1 against 2 at load (the DJL
  *     backend's threads are PyTorch's, set by {@code ai.djl.pytorch.num_threads})
+ * @param kvDtype the element type of the KV pool: float32 (default) or float16, half the memory
  */
 public record EngineConfig(
     Path modelDir,
@@ -27,9 +29,10 @@ public record EngineConfig(
     int maxBatchTokens,
     int maxContext,
     Backend backend,
-    int threads) {
+    int threads,
+    KvDtype kvDtype) {
 
-  /** A config with the default backend (auto) and measured threads. */
+  /** A config with the default backend (auto), measured threads and a float32 KV pool. */
   public EngineConfig(
       Path modelDir,
       long kvBudgetBytes,
@@ -47,7 +50,8 @@ public record EngineConfig(
         maxBatchTokens,
         maxContext,
         Backend.AUTO,
-        0);
+        0,
+        KvDtype.FLOAT32);
   }
 
   public EngineConfig {
@@ -69,6 +73,9 @@ public record EngineConfig(
       throw EngineException.invalid("backend: null (expected: auto, vector or djl)");
     }
     require(threads >= 0 && threads <= 1024, "threads", threads, "0..1024");
+    if (kvDtype == null) {
+      throw EngineException.invalid("kv dtype: null (expected: float32 or float16)");
+    }
   }
 
   /** Defaults for a model directory: 256 MiB of KV, blocks of 16, 64 sessions, k ≤ 64. */
@@ -86,7 +93,8 @@ public record EngineConfig(
         maxBatchTokens,
         maxContext,
         backend,
-        threads);
+        threads,
+        kvDtype);
   }
 
   public EngineConfig withMaxSessions(int sessions) {
@@ -99,7 +107,8 @@ public record EngineConfig(
         maxBatchTokens,
         maxContext,
         backend,
-        threads);
+        threads,
+        kvDtype);
   }
 
   public EngineConfig withKvBlockSize(int size) {
@@ -112,7 +121,8 @@ public record EngineConfig(
         maxBatchTokens,
         maxContext,
         backend,
-        threads);
+        threads,
+        kvDtype);
   }
 
   public EngineConfig withMaxBatchTokens(int tokens) {
@@ -125,7 +135,8 @@ public record EngineConfig(
         tokens,
         maxContext,
         backend,
-        threads);
+        threads,
+        kvDtype);
   }
 
   public EngineConfig withMaxContext(int tokens) {
@@ -138,7 +149,8 @@ public record EngineConfig(
         maxBatchTokens,
         tokens,
         backend,
-        threads);
+        threads,
+        kvDtype);
   }
 
   public EngineConfig withBackend(Backend b) {
@@ -151,7 +163,8 @@ public record EngineConfig(
         maxBatchTokens,
         maxContext,
         b,
-        threads);
+        threads,
+        kvDtype);
   }
 
   public EngineConfig withThreads(int n) {
@@ -164,7 +177,22 @@ public record EngineConfig(
         maxBatchTokens,
         maxContext,
         backend,
-        n);
+        n,
+        kvDtype);
+  }
+
+  public EngineConfig withKvDtype(KvDtype dtype) {
+    return new EngineConfig(
+        modelDir,
+        kvBudgetBytes,
+        kvBlockSize,
+        maxSessions,
+        maxTokensPerOp,
+        maxBatchTokens,
+        maxContext,
+        backend,
+        threads,
+        dtype);
   }
 
   private static void require(boolean ok, String field, long value, String expected) {

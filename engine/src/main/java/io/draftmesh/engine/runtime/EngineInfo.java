@@ -5,7 +5,8 @@ package io.draftmesh.engine.runtime;
  * float32, cpu(); backend says which decoder implementation and how it runs (threads, lanes).
  * kvBlocksFree counts idle prefix-cache blocks (an allocation takes them); kvBlocksCached is every
  * block the prefix cache names, held or idle; promptTokensCached/Computed split the prompt tokens
- * of every sequence opened so far into those taken from the prefix cache and those prefilled.
+ * of every sequence opened so far into those taken from the prefix cache and those prefilled;
+ * kvDtype is the KV pool's element type (float32 or float16).
  */
 public record EngineInfo(
     String modelId,
@@ -28,4 +29,5 @@ public record EngineInfo(
     String backend,
     int kvBlocksCached,
     long promptTokensCached,
-    long promptTokensComputed) {}
+    long promptTokensComputed,
+    String kvDtype) {}

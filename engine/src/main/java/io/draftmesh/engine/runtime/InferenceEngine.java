@@ -86,7 +86,8 @@ public final class InferenceEngine implements AutoCloseable {
         mc.numKvHeads(),
         mc.headDim(),
         config.kvBlockSize(),
-        config.kvBudgetBytes());
+        config.kvBudgetBytes(),
+        config.kvDtype());
   }
 
   /** Loads the checkpoint in {@code config.modelDir()} and starts the scheduler. */
@@ -258,7 +259,8 @@ public final class InferenceEngine implements AutoCloseable {
         model.describe(),
         pool.prefixCache().stats().cachedBlocks(),
         promptTokensCached.get(),
-        promptTokensComputed.get());
+        promptTokensComputed.get(),
+        pool.dtype().id());
   }
 
   public int vocabSize() {

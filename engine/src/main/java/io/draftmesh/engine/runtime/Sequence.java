@@ -828,7 +828,7 @@ public final class Sequence implements AutoCloseable {
               answer,
               freedBlocks,
               KvBlockPool.bytesPerBlock(
-                  model.config().numLayers(), pool.kvHeads(), pool.headDim(), 1),
+                  model.config().numLayers(), pool.kvHeads(), pool.headDim(), 1, pool.dtype()),
               cache));
       return null;
     }

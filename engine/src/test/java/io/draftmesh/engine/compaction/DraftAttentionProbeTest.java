@@ -10,6 +10,7 @@ import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.LlamaModel;
 import io.draftmesh.engine.model.SeqStep;
 import io.draftmesh.engine.model.StepResult;
@@ -65,7 +66,8 @@ class DraftAttentionProbeTest {
     all[length + 1] = r.lookaheadTokens()[1];
     ModelConfig mc = model.config();
     try (KvBlockPool pool =
-            KvBlockPool.withBudget(mc.numLayers(), mc.numKvHeads(), mc.headDim(), 16, 64L << 20);
+            KvBlockPool.withBudget(
+                mc.numLayers(), mc.numKvHeads(), mc.headDim(), 16, 64L << 20, KvDtype.FLOAT32);
         BlockTable table = new BlockTable(pool)) {
       table.reserve(all.length);
       int[] rows = {length - 1, length, length + 1};

@@ -10,6 +10,7 @@ import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.model.LlamaModel;
 import io.draftmesh.engine.model.SeqStep;
@@ -66,7 +67,8 @@ class H2oPolicyTest {
         Checkpoint ckpt = Checkpoint.load(model);
         LlamaModel ref = LlamaModel.load(ckpt, manager, 512);
         KvBlockPool pool =
-            KvBlockPool.withBudget(mc.numLayers(), mc.numKvHeads(), mc.headDim(), 16, 1L << 20);
+            KvBlockPool.withBudget(
+                mc.numLayers(), mc.numKvHeads(), mc.headDim(), 16, 1L << 20, KvDtype.FLOAT32);
         BlockTable table = new BlockTable(pool)) {
       table.reserve(LENGTH);
       int[] rows = {LENGTH - 1};

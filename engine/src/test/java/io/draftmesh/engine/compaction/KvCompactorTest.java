@@ -10,6 +10,7 @@ import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.LlamaModel;
 import io.draftmesh.engine.model.SeqStep;
@@ -64,7 +65,10 @@ class KvCompactorTest {
         c.numKvHeads(),
         c.headDim(),
         BLOCK,
-        KvBlockPool.bytesPerBlock(c.numLayers(), c.numKvHeads(), c.headDim(), BLOCK) * 8);
+        KvBlockPool.bytesPerBlock(
+                c.numLayers(), c.numKvHeads(), c.headDim(), BLOCK, KvDtype.FLOAT32)
+            * 8,
+        KvDtype.FLOAT32);
   }
 
   /** Random kept positions per layer and KV head: {@code count} of [0, length), ascending. */

@@ -10,6 +10,7 @@ import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.model.LlamaModel;
 import io.draftmesh.engine.model.SeqStep;
@@ -152,7 +153,8 @@ class SequenceCompactionTest {
         Checkpoint ckpt = Checkpoint.load(model);
         LlamaModel ref = LlamaModel.load(ckpt, manager, 512);
         KvBlockPool pool =
-            KvBlockPool.withBudget(mc.numLayers(), mc.numKvHeads(), mc.headDim(), 16, 1L << 20);
+            KvBlockPool.withBudget(
+                mc.numLayers(), mc.numKvHeads(), mc.headDim(), 16, 1L << 20, KvDtype.FLOAT32);
         BlockTable table = new BlockTable(pool);
         InferenceEngine engine = engine(backend)) {
       // The reference: one uncompressed forward over prompt ⊕ answer, its window's attention, the
@@ -202,7 +204,9 @@ class SequenceCompactionTest {
       assertThat(c.freedBlocks()).isEqualTo(3); // 65 slots in 5 blocks, 20 in 2
       assertThat(c.keptBytes())
           .isEqualTo(
-              (budget + 1L) * KvBlockPool.bytesPerBlock(mc.numLayers(), mc.numKvHeads(), 16, 1));
+              (budget + 1L)
+                  * KvBlockPool.bytesPerBlock(
+                      mc.numLayers(), mc.numKvHeads(), 16, 1, KvDtype.FLOAT32));
       assertThat(engine.freeBlocks()).isEqualTo(total - 2);
       assertThat(s.length()).isEqualTo(length);
       assertThat(maxDiff(c.next().full().toDense(), expected)).isLessThan(TOLERANCE);

@@ -259,7 +259,8 @@ class PrefixCachingTest {
 
   @org.junit.jupiter.api.Test
   void ownForRewriteGivesATablePrivateCopiesAndLeavesTheSharedBlocksAsTheyWere() {
-    try (KvBlockPool pool = KvBlockPool.withBudget(1, 1, 4, 4, 8 * 2 * 4 * 4 * 4)) {
+    try (KvBlockPool pool =
+        KvBlockPool.withBudget(1, 1, 4, 4, 8 * 2 * 4 * 4 * 4, KvDtype.FLOAT32)) {
       int[] tokens = {1, 2, 3, 4, 5, 6, 7, 8, 9};
       BlockTable owner = new BlockTable(pool);
       owner.reserve(9);

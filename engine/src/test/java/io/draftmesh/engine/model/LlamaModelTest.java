@@ -11,6 +11,7 @@ import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.KvDtype;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -54,7 +55,12 @@ class LlamaModelTest {
       }
       pool =
           KvBlockPool.withBudget(
-              config.numLayers(), config.numKvHeads(), config.headDim(), 16, 8L << 20);
+              config.numLayers(),
+              config.numKvHeads(),
+              config.headDim(),
+              16,
+              8L << 20,
+              KvDtype.FLOAT32);
     }
 
     /** Cache-free logits for every position of {@code tokens}: (T, vocab). */

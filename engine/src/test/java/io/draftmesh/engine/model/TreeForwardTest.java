@@ -9,6 +9,7 @@ import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
 import io.draftmesh.engine.kv.BlockTable;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.cpu.VectorModel;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -88,7 +89,12 @@ class TreeForwardTest {
     DecoderModel model = models.get(backend);
     try (KvBlockPool pool =
         KvBlockPool.withBudget(
-            config.numLayers(), config.numKvHeads(), config.headDim(), 8, 8L << 20)) {
+            config.numLayers(),
+            config.numKvHeads(),
+            config.headDim(),
+            8,
+            8L << 20,
+            KvDtype.FLOAT32)) {
       Random rnd = new Random(shape.hashCode());
       int[] prefix = tokens(rnd, 13);
       int[] other = tokens(rnd, 9);

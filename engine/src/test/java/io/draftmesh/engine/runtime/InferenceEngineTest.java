@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.RandomCheckpoint;
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.sampling.SamplingParams;
 import java.lang.management.BufferPoolMXBean;
@@ -36,8 +37,13 @@ abstract class InferenceEngineTest {
   /** The backend under test. */
   abstract Backend backend();
 
+  /** The KV pool's element type; float32 unless a subclass runs the suite on float16. */
+  KvDtype kvDtype() {
+    return KvDtype.FLOAT32;
+  }
+
   EngineConfig config(Path model) {
-    return EngineConfig.defaults(model).withBackend(backend());
+    return EngineConfig.defaults(model).withBackend(backend()).withKvDtype(kvDtype());
   }
 
   @BeforeAll
@@ -207,9 +213,11 @@ abstract class InferenceEngineTest {
 
   @Test
   void aPromptBiggerThanTheKvPoolIsResourceExhaustedAndOthersStillRun() {
-    // 16 KiB per block of 16 tokens for tinyLlama: 16 blocks = 256 tokens of KV.
+    // 16 KiB per block of 16 tokens for tinyLlama in float32 (8 in float16): 16 blocks = 256
+    // tokens of KV.
+    long block = 16384L / Float.BYTES * kvDtype().bytes();
     EngineConfig small =
-        config(dir.resolve("tiny")).withKvBudgetBytes(16 * 16384L).withMaxSessions(4);
+        config(dir.resolve("tiny")).withKvBudgetBytes(16 * block).withMaxSessions(4);
     try (InferenceEngine e = InferenceEngine.load(small)) {
       assertThat(e.info().kvBlocksTotal()).isEqualTo(16);
       Sequence big = e.open(prompt(300, 1), SamplingParams.GREEDY, "big");

@@ -325,6 +325,7 @@ public final class VectorModel implements DecoderModel {
     }
 
     int[] chunkStart = PagedAttention.chunks(rowSlots, total);
+    KvRows kv = attention.rows(pool.dtype());
 
     tick = tick(0, tick);
     for (int l = 0; l < layers.length; l++) {
@@ -342,7 +343,7 @@ public final class VectorModel implements DecoderModel {
       ByteBuffer keys = pool.keys(l);
       ByteBuffer values = pool.values(l);
       int slots = pool.slots();
-      attention.writeKv(sc.qkv, qkvDim, total, rowSlot, keys, values, slots);
+      attention.writeKv(kv, sc.qkv, qkvDim, total, rowSlot, keys, values, slots);
       if (capture != null) {
         t = 0;
         for (int i = 0; i < b; i++) {
@@ -369,6 +370,7 @@ public final class VectorModel implements DecoderModel {
       ComputePool.Task attend =
           (worker, from, to) ->
               attention.attend(
+                  kv,
                   qkv,
                   qkvDim,
                   rowPos,

@@ -1,0 +1,352 @@
+package io.draftmesh.engine.model.cpu;
+
+import io.draftmesh.engine.checkpoint.FloatBits;
+import io.draftmesh.engine.kv.KvDtype;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * {@link KvRows} of float16 elements in native order: half the bytes of {@link F32Rows} for every
+ * key and value a step reads. A row is loaded as int vectors of packed pairs and widened in
+ * registers ({@link Half}): lane l of a row's c-th int vector holds elements {@code 2(cL + l)} (low
+ * half) and {@code 2(cL + l) + 1} (high half), so each query row is split once into its even and
+ * odd elements, and the value accumulators likewise, joined when stored. The widening skips the
+ * 2^112 multiply ({@link Half#lowScaled}); the queries and the probabilities carry it instead.
+ *
+ * <p>Writes round to nearest, ties to even, in vector lanes (the same halves as {@link
+ * FloatBits#floatToF16}). A key or value beyond ±{@link KvDtype#FLOAT16_MAX}, or NaN, fails the
+ * step: a float16 pool cannot hold it, and the widening assumes finite halves.
+ */
+final class F16Rows implements KvRows {
+  private static final VectorSpecies<Float> S = Half.S;
+  private static final VectorSpecies<Integer> IS = Half.IS;
+  private static final int L = S.length();
+  private static final VectorSpecies<Short> HALVES =
+      VectorSpecies.of(short.class, VectorShape.forBitSize(L * Short.SIZE));
+  private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+
+  /** float32 bits of |x| above this are beyond float16's largest finite value (or NaN). */
+  private static final int MAX_BITS = Float.floatToRawIntBits(KvDtype.FLOAT16_MAX);
+
+  /** Below float16's smallest normal, 2^-14, a value becomes a float16 subnormal. */
+  private static final int MIN_NORMAL_BITS = 0x38800000;
+
+  /** Queries scaled this far stay below float32's 2^128 when multiplied by {@link Half#SCALE}. */
+  private static final float MAX_SCALED_QUERY = 0x1p15f;
+
+  private static final ThreadLocal<float[]> SCRATCH =
+      ThreadLocal.withInitial(() -> new float[0]); // (headDim): a split query, then joined values
+
+  private final int headDim;
+  private final float scale;
+  private final int vectors; // int vectors per row; 0 when headDim is no multiple of 2L (scalar)
+  private final boolean vectorStore; // headDim is a multiple of L
+
+  F16Rows(int headDim, float scale) {
+    this.headDim = headDim;
+    this.scale = scale;
+    this.vectors = headDim % (2 * L) == 0 && IS.length() == L ? headDim / (2 * L) : 0;
+    this.vectorStore = headDim % L == 0;
+  }
+
+  @Override
+  public int rowBytes() {
+    return headDim * Short.BYTES;
+  }
+
+  @Override
+  public void store(float[] src, int off, ByteBuffer dst, int rowByte) {
+    int i = 0;
+    if (vectorStore) {
+      for (; i < headDim; i += L) {
+        IntVector bits = FloatVector.fromArray(S, src, off + i).reinterpretAsInts();
+        IntVector abs = bits.and(0x7FFFFFFF);
+        if (abs.compare(VectorOperators.GT, MAX_BITS).anyTrue()) {
+          throw outOfRange(src, off);
+        }
+        // Normal halves: rebias the exponent, round the 13 dropped bits to nearest even.
+        IntVector normal =
+            abs.add(0x0FFF)
+                .add(abs.lanewise(VectorOperators.LSHR, 13).and(1))
+                .sub(0x38000000)
+                .lanewise(VectorOperators.LSHR, 13);
+        // Subnormal halves: adding 0.5 leaves the half's mantissa, rounded, in the low bits.
+        IntVector subnormal =
+            abs.reinterpretAsFloats().add(0.5f).reinterpretAsInts().sub(0x3F000000);
+        IntVector half =
+            normal
+                .blend(subnormal, abs.compare(VectorOperators.LT, MIN_NORMAL_BITS))
+                .or(bits.lanewise(VectorOperators.LSHR, 16).and(0x8000));
+        ((ShortVector) half.convertShape(VectorOperators.I2S, HALVES, 0))
+            .intoByteBuffer(dst, rowByte + i * Short.BYTES, ORDER);
+      }
+    }
+    for (; i < headDim; i++) {
+      if (!(Math.abs(src[off + i]) <= KvDtype.FLOAT16_MAX)) {
+        throw outOfRange(src, off);
+      }
+      dst.putShort(rowByte + i * Short.BYTES, FloatBits.floatToF16(src[off + i]));
+    }
+  }
+
+  private IllegalStateException outOfRange(float[] src, int off) {
+    float worst = 0;
+    for (int i = 0; i < headDim && !Float.isNaN(worst); i++) {
+      float x = src[off + i];
+      if (Float.isNaN(x) || Math.abs(x) > Math.abs(worst)) {
+        worst = x;
+      }
+    }
+    return KvDtype.outOfRange(worst);
+  }
+
+  @Override
+  public void scores(
+      float[] qkv, int q, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores) {
+    float[] split = vectors == 0 ? null : split(qkv, q);
+    if (split == null) {
+      for (int j = 0; j < len; j++) {
+        int k = (headBase + slot[j]) * rowBytes();
+        float sum = 0;
+        for (int i = 0; i < headDim; i++) {
+          sum += qkv[q + i] * FloatBits.f16ToFloat(keys.getShort(k + i * Short.BYTES));
+        }
+        scores[j] = sum * scale;
+      }
+    } else if (vectors == 2) {
+      scoresTwo(split, slot, headBase, keys, len, scores);
+    } else if (vectors == 1) {
+      scoresOne(split, slot, headBase, keys, len, scores);
+    } else {
+      scoresAny(split, slot, headBase, keys, len, scores);
+    }
+  }
+
+  /**
+   * The query times scale times {@link Half#SCALE}, its even elements then its odd ones per int
+   * vector of a row, in this thread's scratch; null when an element is too large to scale (far
+   * beyond what a model produces), and the scalar loop takes the row.
+   */
+  private float[] split(float[] qkv, int q) {
+    float[] split = scratch();
+    float factor = scale * Half.SCALE;
+    for (int c = 0; c < vectors; c++) {
+      int from = q + 2 * c * L;
+      int to = 2 * c * L;
+      for (int l = 0; l < L; l++) {
+        float even = qkv[from + 2 * l] * scale;
+        float odd = qkv[from + 2 * l + 1] * scale;
+        if (!(Math.abs(even) < MAX_SCALED_QUERY && Math.abs(odd) < MAX_SCALED_QUERY)) {
+          return null;
+        }
+        split[to + l] = qkv[from + 2 * l] * factor;
+        split[to + L + l] = qkv[from + 2 * l + 1] * factor;
+      }
+    }
+    return split;
+  }
+
+  private float[] scratch() {
+    float[] s = SCRATCH.get();
+    if (s.length < headDim) {
+      s = new float[headDim];
+      SCRATCH.set(s);
+    }
+    return s;
+  }
+
+  /** A row of two int vectors (a 64-wide head on AVX-512): the split query stays in registers. */
+  private void scoresTwo(
+      float[] split, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores) {
+    FloatVector e0 = FloatVector.fromArray(S, split, 0);
+    FloatVector o0 = FloatVector.fromArray(S, split, L);
+    FloatVector e1 = FloatVector.fromArray(S, split, 2 * L);
+    FloatVector o1 = FloatVector.fromArray(S, split, 3 * L);
+    int rowBytes = rowBytes();
+    int vecBytes = L * Integer.BYTES;
+    for (int j = 0; j < len; j++) {
+      int k = (headBase + slot[j]) * rowBytes;
+      IntVector p0 = IntVector.fromByteBuffer(IS, keys, k, ORDER);
+      IntVector p1 = IntVector.fromByteBuffer(IS, keys, k + vecBytes, ORDER);
+      FloatVector a = e0.mul(Half.lowScaled(p0));
+      FloatVector b = o0.mul(Half.highScaled(p0));
+      a = e1.fma(Half.lowScaled(p1), a);
+      b = o1.fma(Half.highScaled(p1), b);
+      scores[j] = a.add(b).reduceLanes(VectorOperators.ADD);
+    }
+  }
+
+  /** {@link #scoresTwo} for a row of one int vector (a 32-wide head on AVX-512). */
+  private void scoresOne(
+      float[] split, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores) {
+    FloatVector e0 = FloatVector.fromArray(S, split, 0);
+    FloatVector o0 = FloatVector.fromArray(S, split, L);
+    int rowBytes = rowBytes();
+    for (int j = 0; j < len; j++) {
+      IntVector p0 = IntVector.fromByteBuffer(IS, keys, (headBase + slot[j]) * rowBytes, ORDER);
+      FloatVector a = e0.mul(Half.lowScaled(p0));
+      a = o0.fma(Half.highScaled(p0), a);
+      scores[j] = a.reduceLanes(VectorOperators.ADD);
+    }
+  }
+
+  /** Any number of int vectors per row, the split query reloaded per key. */
+  private void scoresAny(
+      float[] split, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores) {
+    int rowBytes = rowBytes();
+    int vecBytes = L * Integer.BYTES;
+    for (int j = 0; j < len; j++) {
+      int k = (headBase + slot[j]) * rowBytes;
+      FloatVector a = FloatVector.zero(S);
+      FloatVector b = a;
+      for (int c = 0; c < vectors; c++) {
+        IntVector p = IntVector.fromByteBuffer(IS, keys, k + c * vecBytes, ORDER);
+        a = FloatVector.fromArray(S, split, 2 * c * L).fma(Half.lowScaled(p), a);
+        b = FloatVector.fromArray(S, split, 2 * c * L + L).fma(Half.highScaled(p), b);
+      }
+      scores[j] = a.add(b).reduceLanes(VectorOperators.ADD);
+    }
+  }
+
+  @Override
+  public void values(
+      float[] scores,
+      float inv,
+      int len,
+      int[] slot,
+      int headBase,
+      ByteBuffer values,
+      float[] out,
+      int o) {
+    if (vectors == 0) {
+      java.util.Arrays.fill(out, o, o + headDim, 0f);
+      for (int j = 0; j < len; j++) {
+        int v = (headBase + slot[j]) * rowBytes();
+        float p = scores[j] * inv;
+        for (int i = 0; i < headDim; i++) {
+          out[o + i] += p * FloatBits.f16ToFloat(values.getShort(v + i * Short.BYTES));
+        }
+      }
+      return;
+    }
+    // Probabilities times inv are at most 1, so times 2^112 they stay finite.
+    float weight = inv * Half.SCALE;
+    float[] joined = scratch();
+    if (vectors == 2) {
+      valuesTwo(scores, weight, len, slot, headBase, values, joined);
+    } else {
+      for (int c = 0; c < vectors; c++) {
+        valuesOf(c, scores, weight, len, slot, headBase, values, joined);
+      }
+    }
+    for (int c = 0; c < vectors; c++) {
+      for (int l = 0; l < L; l++) {
+        out[o + 2 * (c * L + l)] = joined[2 * c * L + l];
+        out[o + 2 * (c * L + l) + 1] = joined[2 * c * L + L + l];
+      }
+    }
+  }
+
+  /**
+   * A row of two int vectors: the four accumulators of the output (two sets, alternate keys) stay
+   * in registers while the values stream; into {@code split} as {@link #split} orders a query.
+   */
+  private void valuesTwo(
+      float[] scores,
+      float weight,
+      int len,
+      int[] slot,
+      int headBase,
+      ByteBuffer values,
+      float[] split) {
+    int rowBytes = rowBytes();
+    int vecBytes = L * Integer.BYTES;
+    FloatVector e0 = FloatVector.zero(S);
+    FloatVector o0 = e0;
+    FloatVector e1 = e0;
+    FloatVector o1 = e0;
+    FloatVector f0 = e0;
+    FloatVector p0 = e0;
+    FloatVector f1 = e0;
+    FloatVector p1 = e0;
+    int j = 0;
+    for (; j + 2 <= len; j += 2) {
+      int v = (headBase + slot[j]) * rowBytes;
+      FloatVector w = FloatVector.broadcast(S, scores[j] * weight);
+      IntVector x0 = IntVector.fromByteBuffer(IS, values, v, ORDER);
+      IntVector x1 = IntVector.fromByteBuffer(IS, values, v + vecBytes, ORDER);
+      e0 = Half.lowScaled(x0).fma(w, e0);
+      o0 = Half.highScaled(x0).fma(w, o0);
+      e1 = Half.lowScaled(x1).fma(w, e1);
+      o1 = Half.highScaled(x1).fma(w, o1);
+      int u = (headBase + slot[j + 1]) * rowBytes;
+      FloatVector z = FloatVector.broadcast(S, scores[j + 1] * weight);
+      IntVector y0 = IntVector.fromByteBuffer(IS, values, u, ORDER);
+      IntVector y1 = IntVector.fromByteBuffer(IS, values, u + vecBytes, ORDER);
+      f0 = Half.lowScaled(y0).fma(z, f0);
+      p0 = Half.highScaled(y0).fma(z, p0);
+      f1 = Half.lowScaled(y1).fma(z, f1);
+      p1 = Half.highScaled(y1).fma(z, p1);
+    }
+    if (j < len) {
+      int v = (headBase + slot[j]) * rowBytes;
+      FloatVector w = FloatVector.broadcast(S, scores[j] * weight);
+      IntVector x0 = IntVector.fromByteBuffer(IS, values, v, ORDER);
+      IntVector x1 = IntVector.fromByteBuffer(IS, values, v + vecBytes, ORDER);
+      e0 = Half.lowScaled(x0).fma(w, e0);
+      o0 = Half.highScaled(x0).fma(w, o0);
+      e1 = Half.lowScaled(x1).fma(w, e1);
+      o1 = Half.highScaled(x1).fma(w, o1);
+    }
+    e0.add(f0).intoArray(split, 0);
+    o0.add(p0).intoArray(split, L);
+    e1.add(f1).intoArray(split, 2 * L);
+    o1.add(p1).intoArray(split, 3 * L);
+  }
+
+  /** The c-th int vector of the output row, over every key (two accumulator sets). */
+  private void valuesOf(
+      int c,
+      float[] scores,
+      float weight,
+      int len,
+      int[] slot,
+      int headBase,
+      ByteBuffer values,
+      float[] split) {
+    int rowBytes = rowBytes();
+    int cb = c * L * Integer.BYTES;
+    FloatVector e = FloatVector.zero(S);
+    FloatVector o = e;
+    FloatVector f = e;
+    FloatVector p = e;
+    int j = 0;
+    for (; j + 2 <= len; j += 2) {
+      FloatVector w = FloatVector.broadcast(S, scores[j] * weight);
+      IntVector x =
+          IntVector.fromByteBuffer(IS, values, (headBase + slot[j]) * rowBytes + cb, ORDER);
+      e = Half.lowScaled(x).fma(w, e);
+      o = Half.highScaled(x).fma(w, o);
+      FloatVector z = FloatVector.broadcast(S, scores[j + 1] * weight);
+      IntVector y =
+          IntVector.fromByteBuffer(IS, values, (headBase + slot[j + 1]) * rowBytes + cb, ORDER);
+      f = Half.lowScaled(y).fma(z, f);
+      p = Half.highScaled(y).fma(z, p);
+    }
+    if (j < len) {
+      FloatVector w = FloatVector.broadcast(S, scores[j] * weight);
+      IntVector x =
+          IntVector.fromByteBuffer(IS, values, (headBase + slot[j]) * rowBytes + cb, ORDER);
+      e = Half.lowScaled(x).fma(w, e);
+      o = Half.highScaled(x).fma(w, o);
+    }
+    e.add(f).intoArray(split, 2 * c * L);
+    o.add(p).intoArray(split, 2 * c * L + L);
+  }
+}
