@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import io.draftmesh.assembly.RandomModels;
 import io.draftmesh.engine.checkpoint.Checkpoint;
 import io.draftmesh.engine.checkpoint.ModelConfig;
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.Backend;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -34,8 +35,17 @@ public final class EngineBench {
   static final double TARGET_ZOO_PREFILL_256_MS = 45;
 
   /** Parsed command line. */
+  /**
+   * @param kvDtypes the KV pools the vector backend runs with, each a column of its own (DJL, the
+   *     reference, always runs float32)
+   */
   record Options(
-      boolean json, boolean quick, Path cacheDir, Path modelsDir, List<Backend> backends) {}
+      boolean json,
+      boolean quick,
+      Path cacheDir,
+      Path modelsDir,
+      List<Backend> backends,
+      List<KvDtype> kvDtypes) {}
 
   /** The machine the numbers come from. */
   record Machine(
@@ -70,14 +80,16 @@ public final class EngineBench {
 
   private static final String USAGE =
       "usage: draftmesh bench engine [--json] [--quick] [--cache-dir DIR] [--models DIR]"
-          + " [--backends djl,vector]\n"
+          + " [--backends djl,vector] [--kv-dtypes float32,float16]\n"
           + "  --json       print one JSON object instead of the table\n"
           + "  --quick      fewer iterations, tiny model only (for tests)\n"
           + "  --cache-dir  where generated checkpoints live"
           + " (default: ${XDG_CACHE_HOME:-~/.cache}/draftmesh/bench)\n"
           + "  --models     the zoo (draft/, target/) to measure too (default: models; skipped if"
           + " absent)\n"
-          + "  --backends   which backends, comma-separated (default: djl,vector)\n";
+          + "  --backends   which backends, comma-separated (default: djl,vector)\n"
+          + "  --kv-dtypes  the vector backend's KV pools, each a column (default: float32,float16;\n"
+          + "               djl runs float32)\n";
 
   private EngineBench() {}
 
@@ -121,6 +133,7 @@ public final class EngineBench {
     Path cacheDir = null;
     Path modelsDir = Path.of("models");
     List<Backend> backends = List.of(Backend.DJL, Backend.VECTOR);
+    List<KvDtype> kvDtypes = List.of(KvDtype.FLOAT32, KvDtype.FLOAT16);
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--json" -> json = true;
@@ -138,6 +151,13 @@ public final class EngineBench {
           }
           backends = backends(args[++i]);
         }
+        case "--kv-dtypes" -> {
+          if (i + 1 >= args.length) {
+            throw new IllegalArgumentException(
+                "--kv-dtypes: missing value (expected: float32, float16 or float32,float16)");
+          }
+          kvDtypes = kvDtypes(args[++i]);
+        }
         case "--cache-dir" -> {
           if (i + 1 >= args.length) {
             throw new IllegalArgumentException(
@@ -153,7 +173,7 @@ public final class EngineBench {
                 "unknown argument \""
                     + args[i]
                     + "\" (expected: --json, --quick, --cache-dir DIR, --models DIR,"
-                    + " --backends LIST)");
+                    + " --backends LIST, --kv-dtypes LIST)");
       }
     }
     return new Options(
@@ -161,7 +181,23 @@ public final class EngineBench {
         quick,
         cacheDir == null ? RandomModels.defaultCacheDir() : cacheDir,
         modelsDir,
-        backends);
+        backends,
+        kvDtypes);
+  }
+
+  private static List<KvDtype> kvDtypes(String list) {
+    List<KvDtype> out = new ArrayList<>();
+    for (String part : list.split(",")) {
+      KvDtype d = KvDtype.byId(part);
+      if (d == null) {
+        throw new IllegalArgumentException(
+            "--kv-dtypes: " + part + " (expected: float32 or float16, comma-separated)");
+      }
+      if (!out.contains(d)) {
+        out.add(d);
+      }
+    }
+    return out;
   }
 
   private static List<Backend> backends(String list) {
@@ -231,8 +267,12 @@ public final class EngineBench {
       List<ModelBench.Result> results = new ArrayList<>();
       for (int i = 0; i < specs.size(); i++) {
         for (Backend backend : options.backends()) {
-          results.add(
-              new ModelBench(specs.get(i), dirs.get(i), backend, plan, progress).run(manager));
+          for (KvDtype kv :
+              backend == Backend.DJL ? List.of(KvDtype.FLOAT32) : options.kvDtypes()) {
+            results.add(
+                new ModelBench(specs.get(i), dirs.get(i), backend, kv, plan, progress)
+                    .run(manager));
+          }
         }
       }
       progress.printf("memory bandwidth again: %d MiB x %d reps%n", bwBytes >> 20, bwReps);

@@ -154,13 +154,23 @@ final class ModelBench {
   private final RandomModels.Spec spec;
   private final Path dir;
   private final Backend backend;
+  private final KvDtype kv;
+  private final String variant; // the backend, and "-kv16" with a float16 KV pool
   private final Plan plan;
   private final PrintStream progress;
 
-  ModelBench(RandomModels.Spec spec, Path dir, Backend backend, Plan plan, PrintStream progress) {
+  ModelBench(
+      RandomModels.Spec spec,
+      Path dir,
+      Backend backend,
+      KvDtype kv,
+      Plan plan,
+      PrintStream progress) {
     this.spec = spec;
     this.dir = dir;
     this.backend = backend;
+    this.kv = kv;
+    this.variant = backend.id() + (kv == KvDtype.FLOAT16 ? "-kv16" : "");
     this.plan = plan;
     this.progress = progress;
   }
@@ -168,14 +178,14 @@ final class ModelBench {
   Result run(NDManager manager) {
     ModelConfig mc = spec.config();
     long perBlock =
-        KvBlockPool.bytesPerBlock(
-            mc.numLayers(), mc.numKvHeads(), mc.headDim(), KV_BLOCK, KvDtype.FLOAT32);
+        KvBlockPool.bytesPerBlock(mc.numLayers(), mc.numKvHeads(), mc.headDim(), KV_BLOCK, kv);
     int maxContext = Math.min(mc.maxPositionEmbeddings(), 4096);
     int context = Math.min(PREFILL_TOKENS, maxContext - GROWTH);
     long blocksPerSession = (context + GROWTH + KV_BLOCK - 1) / KV_BLOCK;
     EngineConfig config =
         EngineConfig.defaults(dir)
             .withBackend(backend)
+            .withKvDtype(kv)
             .withKvBlockSize(KV_BLOCK)
             .withKvBudgetBytes(perBlock * blocksPerSession * MAX_SESSIONS)
             .withMaxSessions(MAX_SESSIONS)
@@ -184,11 +194,11 @@ final class ModelBench {
       throw new IllegalStateException(
           spec.name() + ": max context " + maxContext + " (expected: >= " + (GROWTH + 10) + ")");
     }
-    progress.printf("[%s %s] loading %s%n", spec.label(), backend.id(), dir);
+    progress.printf("[%s %s] loading %s%n", spec.label(), variant, dir);
     try (InferenceEngine engine = InferenceEngine.load(config);
         MatmulFloor floor = backend == Backend.DJL ? new MatmulFloor(mc, manager) : null) {
       engine.warmUp();
-      progress.printf("[%s %s] %s%n", spec.label(), backend.id(), engine.model().describe());
+      progress.printf("[%s %s] %s%n", spec.label(), variant, engine.model().describe());
       DecoderModel model = engine.model();
       int longest = 0;
       for (int n : LONG_PREFILLS) {
@@ -203,7 +213,7 @@ final class ModelBench {
               mc.headDim(),
               KV_BLOCK,
               perBlock * rawBlocksPerSeq * MAX_SESSIONS,
-              KvDtype.FLOAT32);
+              kv);
       List<BlockTable> rawTables = new ArrayList<>();
       for (int i = 0; i < MAX_SESSIONS; i++) {
         BlockTable t = new BlockTable(rawPool);
@@ -309,13 +319,13 @@ final class ModelBench {
       rawTables.forEach(BlockTable::close);
       rawPool.close();
       return new Result(
-          spec.name() + "_" + backend.id(),
-          spec.label() + " " + backend.id(),
-          backend.id(),
+          spec.name() + "_" + variant,
+          spec.label() + " " + variant,
+          variant,
           model.describe(),
           mc.numParameters(),
           weightBytesPerStep(model),
-          2L * mc.numLayers() * context * mc.numKvHeads() * mc.headDim() * Float.BYTES,
+          2L * mc.numLayers() * context * mc.numKvHeads() * mc.headDim() * kv.bytes(),
           context,
           Stats.ofNanosAsMillis(decodeRt),
           Stats.ofNanosAsMillis(decodeRaw),

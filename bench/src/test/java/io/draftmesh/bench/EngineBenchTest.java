@@ -68,8 +68,11 @@ class EngineBenchTest {
     assertThat(memory.keySet()).contains("djl_sum_gbps", "java_stream_gbps", "bytes", "reps");
 
     JsonObject models = root.getAsJsonObject("models");
-    // --quick skips the zoo and the 110M model; both backends run the tiny one.
-    assertThat(models.keySet()).containsExactly("tiny_djl", "tiny_vector");
+    // --quick skips the zoo and the 110M model; both backends run the tiny one, the vector backend
+    // with a float32 and a float16 KV pool.
+    assertThat(models.keySet()).containsExactly("tiny_djl", "tiny_vector", "tiny_vector-kv16");
+    assertThat(models.getAsJsonObject("tiny_vector-kv16").get("kv_bytes_per_step").getAsLong() * 2)
+        .isEqualTo(models.getAsJsonObject("tiny_vector").get("kv_bytes_per_step").getAsLong());
     for (String name : models.keySet()) {
       JsonObject tiny = models.getAsJsonObject(name);
       assertThat(tiny.keySet())
@@ -114,6 +117,15 @@ class EngineBenchTest {
             new PrintStream(err, true, StandardCharsets.UTF_8));
     assertThat(rc).isEqualTo(2);
     assertThat(err.toString(StandardCharsets.UTF_8)).contains("unknown argument \"--fast\"");
+    ByteArrayOutputStream badKv = new ByteArrayOutputStream();
+    assertThat(
+            EngineBench.run(
+                new String[] {"--kv-dtypes", "float32,int8"},
+                new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
+                new PrintStream(badKv, true, StandardCharsets.UTF_8)))
+        .isEqualTo(2);
+    assertThat(badKv.toString(StandardCharsets.UTF_8))
+        .contains("--kv-dtypes: int8 (expected: float32 or float16, comma-separated)");
   }
 
   /** Every number anywhere in the tree is finite and > 0. */
