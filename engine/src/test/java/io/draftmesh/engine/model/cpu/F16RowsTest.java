@@ -37,19 +37,22 @@ class F16RowsTest {
     // Every exponent from zero through the largest finite half, both signs, mantissas stepped
     // so that ties, odd and even neighbours and subnormal halves all occur.
     long checked = 0;
-    for (long bits = 0; bits <= 0x477FE000L; bits += 997) {
+    String firstWrong = null;
+    for (long bits = 0; bits <= 0x477FE000L; bits += 4999) {
       for (int i = 0; i < headDim; i++) {
         long b = Math.min(0x477FE000L, bits + i * 131L);
         src[i] = Float.intBitsToFloat((int) b) * (i % 3 == 0 ? -1 : 1);
       }
       rows.store(src, 0, row, 0);
       for (int i = 0; i < headDim; i++) {
-        assertThat(row.getShort(2 * i))
-            .as("half of %s", src[i])
-            .isEqualTo(FloatBits.floatToF16(src[i]));
+        short want = FloatBits.floatToF16(src[i]);
+        if (row.getShort(2 * i) != want && firstWrong == null) {
+          firstWrong = src[i] + " -> " + row.getShort(2 * i) + " (expected: " + want + ")";
+        }
       }
       checked += headDim;
     }
+    assertThat(firstWrong).as("the first float rounded otherwise").isNull();
     assertThat(checked).isGreaterThan(1_000_000);
   }
 
