@@ -1,5 +1,7 @@
 package io.draftmesh.engine.model.cpu;
 
+import static jdk.incubator.vector.VectorOperators.ADD;
+
 import io.draftmesh.engine.checkpoint.FloatBits;
 import io.draftmesh.engine.kv.KvDtype;
 import java.nio.ByteBuffer;
@@ -47,12 +49,14 @@ final class F16Rows implements KvRows {
   private final float scale;
   private final int vectors; // int vectors per row; 0 when headDim is no multiple of 2L (scalar)
   private final boolean vectorStore; // headDim is a multiple of L
+  private final boolean two4; // four rows of a two-int-vector head fit AVX-512's 32 registers
 
   F16Rows(int headDim, float scale) {
     this.headDim = headDim;
     this.scale = scale;
     this.vectors = headDim % (2 * L) == 0 && IS.length() == L ? headDim / (2 * L) : 0;
     this.vectorStore = headDim % L == 0;
+    this.two4 = vectors == 2 && L >= 16;
   }
 
   @Override
@@ -108,7 +112,14 @@ final class F16Rows implements KvRows {
 
   @Override
   public void scores(
-      float[] qkv, int q, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores) {
+      float[] qkv,
+      int q,
+      int[] slot,
+      int headBase,
+      ByteBuffer keys,
+      int len,
+      float[] scores,
+      int off) {
     float[] split = vectors == 0 ? null : split(qkv, q);
     if (split == null) {
       for (int j = 0; j < len; j++) {
@@ -117,14 +128,14 @@ final class F16Rows implements KvRows {
         for (int i = 0; i < headDim; i++) {
           sum += qkv[q + i] * FloatBits.f16ToFloat(keys.getShort(k + i * Short.BYTES));
         }
-        scores[j] = sum * scale;
+        scores[off + j] = sum * scale;
       }
     } else if (vectors == 2) {
-      scoresTwo(split, slot, headBase, keys, len, scores);
+      scoresTwo(split, slot, headBase, keys, len, scores, off);
     } else if (vectors == 1) {
-      scoresOne(split, slot, headBase, keys, len, scores);
+      scoresOne(split, slot, headBase, keys, len, scores, off);
     } else {
-      scoresAny(split, slot, headBase, keys, len, scores);
+      scoresAny(split, slot, headBase, keys, len, scores, off);
     }
   }
 
@@ -134,36 +145,96 @@ final class F16Rows implements KvRows {
    * beyond what a model produces), and the scalar loop takes the row.
    */
   private float[] split(float[] qkv, int q) {
-    float[] split = scratch();
+    float[] split = scratch(1);
+    return split(qkv, q, split, 0) ? split : null;
+  }
+
+  /** {@link #split} into {@code split[at ..]}; false when an element is too large to scale. */
+  private boolean split(float[] qkv, int q, float[] split, int at) {
     float factor = scale * Half.SCALE;
     for (int c = 0; c < vectors; c++) {
       int from = q + 2 * c * L;
-      int to = 2 * c * L;
+      int to = at + 2 * c * L;
       for (int l = 0; l < L; l++) {
         float even = qkv[from + 2 * l] * scale;
         float odd = qkv[from + 2 * l + 1] * scale;
         if (!(Math.abs(even) < MAX_SCALED_QUERY && Math.abs(odd) < MAX_SCALED_QUERY)) {
-          return null;
+          return false;
         }
         split[to + l] = qkv[from + 2 * l] * factor;
         split[to + L + l] = qkv[from + 2 * l + 1] * factor;
       }
     }
-    return split;
+    return true;
   }
 
-  private float[] scratch() {
+  /** This thread's scratch of {@code rows} x headDim floats. */
+  private float[] scratch(int rows) {
     float[] s = SCRATCH.get();
-    if (s.length < headDim) {
-      s = new float[headDim];
+    if (s.length < rows * headDim) {
+      s = new float[PagedAttention.GROUP_ROWS * headDim];
       SCRATCH.set(s);
     }
     return s;
   }
 
+  @Override
+  public void scores4(
+      float[] qkv,
+      int[] q,
+      int[] slot,
+      int headBase,
+      ByteBuffer keys,
+      int len,
+      float[] scores,
+      int stride) {
+    float[] split = two4 ? scratch(4) : null;
+    if (split == null
+        || !(split(qkv, q[0], split, 0)
+            && split(qkv, q[1], split, headDim)
+            && split(qkv, q[2], split, 2 * headDim)
+            && split(qkv, q[3], split, 3 * headDim))) {
+      KvRows.super.scores4(qkv, q, slot, headBase, keys, len, scores, stride);
+      return;
+    }
+    FloatVector ae0 = FloatVector.fromArray(S, split, 0);
+    FloatVector ao0 = FloatVector.fromArray(S, split, L);
+    FloatVector ae1 = FloatVector.fromArray(S, split, 2 * L);
+    FloatVector ao1 = FloatVector.fromArray(S, split, 3 * L);
+    FloatVector be0 = FloatVector.fromArray(S, split, headDim);
+    FloatVector bo0 = FloatVector.fromArray(S, split, headDim + L);
+    FloatVector be1 = FloatVector.fromArray(S, split, headDim + 2 * L);
+    FloatVector bo1 = FloatVector.fromArray(S, split, headDim + 3 * L);
+    FloatVector ce0 = FloatVector.fromArray(S, split, 2 * headDim);
+    FloatVector co0 = FloatVector.fromArray(S, split, 2 * headDim + L);
+    FloatVector ce1 = FloatVector.fromArray(S, split, 2 * headDim + 2 * L);
+    FloatVector co1 = FloatVector.fromArray(S, split, 2 * headDim + 3 * L);
+    FloatVector de0 = FloatVector.fromArray(S, split, 3 * headDim);
+    FloatVector do0 = FloatVector.fromArray(S, split, 3 * headDim + L);
+    FloatVector de1 = FloatVector.fromArray(S, split, 3 * headDim + 2 * L);
+    FloatVector do1 = FloatVector.fromArray(S, split, 3 * headDim + 3 * L);
+    int rowBytes = rowBytes();
+    int vecBytes = L * Integer.BYTES;
+    for (int j = 0; j < len; j++) {
+      int k = (headBase + slot[j]) * rowBytes;
+      IntVector p0 = IntVector.fromByteBuffer(IS, keys, k, ORDER);
+      IntVector p1 = IntVector.fromByteBuffer(IS, keys, k + vecBytes, ORDER);
+      FloatVector e0 = Half.lowScaled(p0);
+      FloatVector o0 = Half.highScaled(p0);
+      FloatVector e1 = Half.lowScaled(p1);
+      FloatVector o1 = Half.highScaled(p1);
+      scores[j] = ae1.fma(e1, ae0.mul(e0)).add(ao1.fma(o1, ao0.mul(o0))).reduceLanes(ADD);
+      scores[stride + j] = be1.fma(e1, be0.mul(e0)).add(bo1.fma(o1, bo0.mul(o0))).reduceLanes(ADD);
+      scores[2 * stride + j] =
+          ce1.fma(e1, ce0.mul(e0)).add(co1.fma(o1, co0.mul(o0))).reduceLanes(ADD);
+      scores[3 * stride + j] =
+          de1.fma(e1, de0.mul(e0)).add(do1.fma(o1, do0.mul(o0))).reduceLanes(ADD);
+    }
+  }
+
   /** A row of two int vectors (a 64-wide head on AVX-512): the split query stays in registers. */
   private void scoresTwo(
-      float[] split, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores) {
+      float[] split, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores, int off) {
     FloatVector e0 = FloatVector.fromArray(S, split, 0);
     FloatVector o0 = FloatVector.fromArray(S, split, L);
     FloatVector e1 = FloatVector.fromArray(S, split, 2 * L);
@@ -178,13 +249,13 @@ final class F16Rows implements KvRows {
       FloatVector b = o0.mul(Half.highScaled(p0));
       a = e1.fma(Half.lowScaled(p1), a);
       b = o1.fma(Half.highScaled(p1), b);
-      scores[j] = a.add(b).reduceLanes(VectorOperators.ADD);
+      scores[off + j] = a.add(b).reduceLanes(VectorOperators.ADD);
     }
   }
 
   /** {@link #scoresTwo} for a row of one int vector (a 32-wide head on AVX-512). */
   private void scoresOne(
-      float[] split, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores) {
+      float[] split, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores, int off) {
     FloatVector e0 = FloatVector.fromArray(S, split, 0);
     FloatVector o0 = FloatVector.fromArray(S, split, L);
     int rowBytes = rowBytes();
@@ -192,13 +263,13 @@ final class F16Rows implements KvRows {
       IntVector p0 = IntVector.fromByteBuffer(IS, keys, (headBase + slot[j]) * rowBytes, ORDER);
       FloatVector a = e0.mul(Half.lowScaled(p0));
       a = o0.fma(Half.highScaled(p0), a);
-      scores[j] = a.reduceLanes(VectorOperators.ADD);
+      scores[off + j] = a.reduceLanes(VectorOperators.ADD);
     }
   }
 
   /** Any number of int vectors per row, the split query reloaded per key. */
   private void scoresAny(
-      float[] split, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores) {
+      float[] split, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores, int off) {
     int rowBytes = rowBytes();
     int vecBytes = L * Integer.BYTES;
     for (int j = 0; j < len; j++) {
@@ -210,13 +281,14 @@ final class F16Rows implements KvRows {
         a = FloatVector.fromArray(S, split, 2 * c * L).fma(Half.lowScaled(p), a);
         b = FloatVector.fromArray(S, split, 2 * c * L + L).fma(Half.highScaled(p), b);
       }
-      scores[j] = a.add(b).reduceLanes(VectorOperators.ADD);
+      scores[off + j] = a.add(b).reduceLanes(VectorOperators.ADD);
     }
   }
 
   @Override
   public void values(
       float[] scores,
+      int off,
       float inv,
       int len,
       int[] slot,
@@ -228,7 +300,7 @@ final class F16Rows implements KvRows {
       java.util.Arrays.fill(out, o, o + headDim, 0f);
       for (int j = 0; j < len; j++) {
         int v = (headBase + slot[j]) * rowBytes();
-        float p = scores[j] * inv;
+        float p = scores[off + j] * inv;
         for (int i = 0; i < headDim; i++) {
           out[o + i] += p * FloatBits.f16ToFloat(values.getShort(v + i * Short.BYTES));
         }
@@ -237,12 +309,12 @@ final class F16Rows implements KvRows {
     }
     // Probabilities times inv are at most 1, so times 2^112 they stay finite.
     float weight = inv * Half.SCALE;
-    float[] joined = scratch();
+    float[] joined = scratch(1);
     if (vectors == 2) {
-      valuesTwo(scores, weight, len, slot, headBase, values, joined);
+      valuesTwo(scores, off, weight, len, slot, headBase, values, joined);
     } else {
       for (int c = 0; c < vectors; c++) {
-        valuesOf(c, scores, weight, len, slot, headBase, values, joined);
+        valuesOf(c, scores, off, weight, len, slot, headBase, values, joined);
       }
     }
     for (int c = 0; c < vectors; c++) {
@@ -259,6 +331,7 @@ final class F16Rows implements KvRows {
    */
   private void valuesTwo(
       float[] scores,
+      int off,
       float weight,
       int len,
       int[] slot,
@@ -278,7 +351,7 @@ final class F16Rows implements KvRows {
     int j = 0;
     for (; j + 2 <= len; j += 2) {
       int v = (headBase + slot[j]) * rowBytes;
-      FloatVector w = FloatVector.broadcast(S, scores[j] * weight);
+      FloatVector w = FloatVector.broadcast(S, scores[off + j] * weight);
       IntVector x0 = IntVector.fromByteBuffer(IS, values, v, ORDER);
       IntVector x1 = IntVector.fromByteBuffer(IS, values, v + vecBytes, ORDER);
       e0 = Half.lowScaled(x0).fma(w, e0);
@@ -286,7 +359,7 @@ final class F16Rows implements KvRows {
       e1 = Half.lowScaled(x1).fma(w, e1);
       o1 = Half.highScaled(x1).fma(w, o1);
       int u = (headBase + slot[j + 1]) * rowBytes;
-      FloatVector z = FloatVector.broadcast(S, scores[j + 1] * weight);
+      FloatVector z = FloatVector.broadcast(S, scores[off + j + 1] * weight);
       IntVector y0 = IntVector.fromByteBuffer(IS, values, u, ORDER);
       IntVector y1 = IntVector.fromByteBuffer(IS, values, u + vecBytes, ORDER);
       f0 = Half.lowScaled(y0).fma(z, f0);
@@ -296,7 +369,7 @@ final class F16Rows implements KvRows {
     }
     if (j < len) {
       int v = (headBase + slot[j]) * rowBytes;
-      FloatVector w = FloatVector.broadcast(S, scores[j] * weight);
+      FloatVector w = FloatVector.broadcast(S, scores[off + j] * weight);
       IntVector x0 = IntVector.fromByteBuffer(IS, values, v, ORDER);
       IntVector x1 = IntVector.fromByteBuffer(IS, values, v + vecBytes, ORDER);
       e0 = Half.lowScaled(x0).fma(w, e0);
@@ -314,6 +387,7 @@ final class F16Rows implements KvRows {
   private void valuesOf(
       int c,
       float[] scores,
+      int off,
       float weight,
       int len,
       int[] slot,
@@ -328,19 +402,19 @@ final class F16Rows implements KvRows {
     FloatVector p = e;
     int j = 0;
     for (; j + 2 <= len; j += 2) {
-      FloatVector w = FloatVector.broadcast(S, scores[j] * weight);
+      FloatVector w = FloatVector.broadcast(S, scores[off + j] * weight);
       IntVector x =
           IntVector.fromByteBuffer(IS, values, (headBase + slot[j]) * rowBytes + cb, ORDER);
       e = Half.lowScaled(x).fma(w, e);
       o = Half.highScaled(x).fma(w, o);
-      FloatVector z = FloatVector.broadcast(S, scores[j + 1] * weight);
+      FloatVector z = FloatVector.broadcast(S, scores[off + j + 1] * weight);
       IntVector y =
           IntVector.fromByteBuffer(IS, values, (headBase + slot[j + 1]) * rowBytes + cb, ORDER);
       f = Half.lowScaled(y).fma(z, f);
       p = Half.highScaled(y).fma(z, p);
     }
     if (j < len) {
-      FloatVector w = FloatVector.broadcast(S, scores[j] * weight);
+      FloatVector w = FloatVector.broadcast(S, scores[off + j] * weight);
       IntVector x =
           IntVector.fromByteBuffer(IS, values, (headBase + slot[j]) * rowBytes + cb, ORDER);
       e = Half.lowScaled(x).fma(w, e);

@@ -1,5 +1,7 @@
 package io.draftmesh.engine.model.cpu;
 
+import static jdk.incubator.vector.VectorOperators.ADD;
+
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
@@ -18,6 +20,7 @@ final class F32Rows implements KvRows {
   private final boolean narrow; // else a multiple of 4 lanes
   private final boolean quad; // headDim is exactly four vectors: one row of q in registers
   private final boolean pair; // headDim is exactly two vectors: likewise
+  private final boolean quad4; // four rows of a four-vector head fit AVX-512's 32 registers
 
   F32Rows(int headDim, float scale) {
     this.headDim = headDim;
@@ -26,6 +29,7 @@ final class F32Rows implements KvRows {
     this.narrow = !wide && headDim % S128.length() == 0;
     this.quad = headDim == 4 * S.length();
     this.pair = headDim == 2 * S.length();
+    this.quad4 = quad && S.length() >= 16;
   }
 
   @Override
@@ -40,14 +44,21 @@ final class F32Rows implements KvRows {
 
   @Override
   public void scores(
-      float[] qkv, int q, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores) {
+      float[] qkv,
+      int q,
+      int[] slot,
+      int headBase,
+      ByteBuffer keys,
+      int len,
+      float[] scores,
+      int off) {
     if (quad) {
-      scoresQuad(qkv, q, slot, headBase, keys, len, scores);
+      scoresQuad(qkv, q, slot, headBase, keys, len, scores, off);
     } else if (pair) {
-      scoresPair(qkv, q, slot, headBase, keys, len, scores);
+      scoresPair(qkv, q, slot, headBase, keys, len, scores, off);
     } else {
       for (int j = 0; j < len; j++) {
-        scores[j] = dot(qkv, q, keys, (headBase + slot[j]) * headDim * Float.BYTES) * scale;
+        scores[off + j] = dot(qkv, q, keys, (headBase + slot[j]) * headDim * Float.BYTES) * scale;
       }
     }
   }
@@ -55,6 +66,7 @@ final class F32Rows implements KvRows {
   @Override
   public void values(
       float[] scores,
+      int off,
       float inv,
       int len,
       int[] slot,
@@ -63,12 +75,137 @@ final class F32Rows implements KvRows {
       float[] out,
       int o) {
     if (quad) {
-      valuesQuad(scores, inv, len, slot, headBase, values, out, o);
+      valuesQuad(scores, off, inv, len, slot, headBase, values, out, o);
     } else if (pair) {
-      valuesPair(scores, inv, len, slot, headBase, values, out, o);
+      valuesPair(scores, off, inv, len, slot, headBase, values, out, o);
     } else {
-      weightedValues(scores, inv, len, slot, headBase, values, out, o);
+      weightedValues(scores, off, inv, len, slot, headBase, values, out, o);
     }
+  }
+
+  @Override
+  public void scores4(
+      float[] qkv,
+      int[] q,
+      int[] slot,
+      int headBase,
+      ByteBuffer keys,
+      int len,
+      float[] scores,
+      int stride) {
+    if (!quad4) {
+      KvRows.super.scores4(qkv, q, slot, headBase, keys, len, scores, stride);
+      return;
+    }
+    int step = S.length();
+    FloatVector a0 = FloatVector.fromArray(S, qkv, q[0]).mul(scale);
+    FloatVector a1 = FloatVector.fromArray(S, qkv, q[0] + step).mul(scale);
+    FloatVector a2 = FloatVector.fromArray(S, qkv, q[0] + 2 * step).mul(scale);
+    FloatVector a3 = FloatVector.fromArray(S, qkv, q[0] + 3 * step).mul(scale);
+    FloatVector b0 = FloatVector.fromArray(S, qkv, q[1]).mul(scale);
+    FloatVector b1 = FloatVector.fromArray(S, qkv, q[1] + step).mul(scale);
+    FloatVector b2 = FloatVector.fromArray(S, qkv, q[1] + 2 * step).mul(scale);
+    FloatVector b3 = FloatVector.fromArray(S, qkv, q[1] + 3 * step).mul(scale);
+    FloatVector c0 = FloatVector.fromArray(S, qkv, q[2]).mul(scale);
+    FloatVector c1 = FloatVector.fromArray(S, qkv, q[2] + step).mul(scale);
+    FloatVector c2 = FloatVector.fromArray(S, qkv, q[2] + 2 * step).mul(scale);
+    FloatVector c3 = FloatVector.fromArray(S, qkv, q[2] + 3 * step).mul(scale);
+    FloatVector d0 = FloatVector.fromArray(S, qkv, q[3]).mul(scale);
+    FloatVector d1 = FloatVector.fromArray(S, qkv, q[3] + step).mul(scale);
+    FloatVector d2 = FloatVector.fromArray(S, qkv, q[3] + 2 * step).mul(scale);
+    FloatVector d3 = FloatVector.fromArray(S, qkv, q[3] + 3 * step).mul(scale);
+    int rowBytes = headDim * Float.BYTES;
+    int vecBytes = step * Float.BYTES;
+    for (int j = 0; j < len; j++) {
+      int k = (headBase + slot[j]) * rowBytes;
+      FloatVector k0 = FloatVector.fromByteBuffer(S, keys, k, ORDER);
+      FloatVector k1 = FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER);
+      FloatVector k2 = FloatVector.fromByteBuffer(S, keys, k + 2 * vecBytes, ORDER);
+      FloatVector k3 = FloatVector.fromByteBuffer(S, keys, k + 3 * vecBytes, ORDER);
+      scores[j] = a2.fma(k2, a0.mul(k0)).add(a3.fma(k3, a1.mul(k1))).reduceLanes(ADD);
+      scores[stride + j] = b2.fma(k2, b0.mul(k0)).add(b3.fma(k3, b1.mul(k1))).reduceLanes(ADD);
+      scores[2 * stride + j] = c2.fma(k2, c0.mul(k0)).add(c3.fma(k3, c1.mul(k1))).reduceLanes(ADD);
+      scores[3 * stride + j] = d2.fma(k2, d0.mul(k0)).add(d3.fma(k3, d1.mul(k1))).reduceLanes(ADD);
+    }
+  }
+
+  @Override
+  public void values4(
+      float[] scores,
+      int stride,
+      float[] inv,
+      int len,
+      int[] slot,
+      int headBase,
+      ByteBuffer values,
+      float[] out,
+      int[] o) {
+    if (!quad4) {
+      KvRows.super.values4(scores, stride, inv, len, slot, headBase, values, out, o);
+      return;
+    }
+    int step = S.length();
+    int rowBytes = headDim * Float.BYTES;
+    int vecBytes = step * Float.BYTES;
+    FloatVector a0 = FloatVector.zero(S);
+    FloatVector a1 = a0;
+    FloatVector a2 = a0;
+    FloatVector a3 = a0;
+    FloatVector b0 = a0;
+    FloatVector b1 = a0;
+    FloatVector b2 = a0;
+    FloatVector b3 = a0;
+    FloatVector c0 = a0;
+    FloatVector c1 = a0;
+    FloatVector c2 = a0;
+    FloatVector c3 = a0;
+    FloatVector d0 = a0;
+    FloatVector d1 = a0;
+    FloatVector d2 = a0;
+    FloatVector d3 = a0;
+    for (int j = 0; j < len; j++) {
+      int v = (headBase + slot[j]) * rowBytes;
+      FloatVector v0 = FloatVector.fromByteBuffer(S, values, v, ORDER);
+      FloatVector v1 = FloatVector.fromByteBuffer(S, values, v + vecBytes, ORDER);
+      FloatVector v2 = FloatVector.fromByteBuffer(S, values, v + 2 * vecBytes, ORDER);
+      FloatVector v3 = FloatVector.fromByteBuffer(S, values, v + 3 * vecBytes, ORDER);
+      FloatVector p = FloatVector.broadcast(S, scores[j]);
+      a0 = v0.fma(p, a0);
+      a1 = v1.fma(p, a1);
+      a2 = v2.fma(p, a2);
+      a3 = v3.fma(p, a3);
+      p = FloatVector.broadcast(S, scores[stride + j]);
+      b0 = v0.fma(p, b0);
+      b1 = v1.fma(p, b1);
+      b2 = v2.fma(p, b2);
+      b3 = v3.fma(p, b3);
+      p = FloatVector.broadcast(S, scores[2 * stride + j]);
+      c0 = v0.fma(p, c0);
+      c1 = v1.fma(p, c1);
+      c2 = v2.fma(p, c2);
+      c3 = v3.fma(p, c3);
+      p = FloatVector.broadcast(S, scores[3 * stride + j]);
+      d0 = v0.fma(p, d0);
+      d1 = v1.fma(p, d1);
+      d2 = v2.fma(p, d2);
+      d3 = v3.fma(p, d3);
+    }
+    a0.mul(inv[0]).intoArray(out, o[0]);
+    a1.mul(inv[0]).intoArray(out, o[0] + step);
+    a2.mul(inv[0]).intoArray(out, o[0] + 2 * step);
+    a3.mul(inv[0]).intoArray(out, o[0] + 3 * step);
+    b0.mul(inv[1]).intoArray(out, o[1]);
+    b1.mul(inv[1]).intoArray(out, o[1] + step);
+    b2.mul(inv[1]).intoArray(out, o[1] + 2 * step);
+    b3.mul(inv[1]).intoArray(out, o[1] + 3 * step);
+    c0.mul(inv[2]).intoArray(out, o[2]);
+    c1.mul(inv[2]).intoArray(out, o[2] + step);
+    c2.mul(inv[2]).intoArray(out, o[2] + 2 * step);
+    c3.mul(inv[2]).intoArray(out, o[2] + 3 * step);
+    d0.mul(inv[3]).intoArray(out, o[3]);
+    d1.mul(inv[3]).intoArray(out, o[3] + step);
+    d2.mul(inv[3]).intoArray(out, o[3] + 2 * step);
+    d3.mul(inv[3]).intoArray(out, o[3] + 3 * step);
   }
 
   private void storeRow(float[] src, int off, ByteBuffer dst, int byteOff) {
@@ -93,7 +230,14 @@ final class F32Rows implements KvRows {
    * the general {@link #dot} does, a key cost about twice as much).
    */
   private void scoresQuad(
-      float[] qkv, int q, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores) {
+      float[] qkv,
+      int q,
+      int[] slot,
+      int headBase,
+      ByteBuffer keys,
+      int len,
+      float[] scores,
+      int off) {
     int step = S.length();
     FloatVector q0 = FloatVector.fromArray(S, qkv, q).mul(scale);
     FloatVector q1 = FloatVector.fromArray(S, qkv, q + step).mul(scale);
@@ -107,7 +251,7 @@ final class F32Rows implements KvRows {
       FloatVector b = q1.mul(FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER));
       a = q2.fma(FloatVector.fromByteBuffer(S, keys, k + 2 * vecBytes, ORDER), a);
       b = q3.fma(FloatVector.fromByteBuffer(S, keys, k + 3 * vecBytes, ORDER), b);
-      scores[j] = a.add(b).reduceLanes(VectorOperators.ADD);
+      scores[off + j] = a.add(b).reduceLanes(VectorOperators.ADD);
     }
   }
 
@@ -118,6 +262,7 @@ final class F32Rows implements KvRows {
    */
   private void valuesQuad(
       float[] scores,
+      int off,
       float inv,
       int len,
       int[] slot,
@@ -139,13 +284,13 @@ final class F32Rows implements KvRows {
     int j = 0;
     for (; j + 2 <= len; j += 2) {
       int v = (headBase + slot[j]) * rowBytes;
-      FloatVector p = FloatVector.broadcast(S, scores[j]);
+      FloatVector p = FloatVector.broadcast(S, scores[off + j]);
       a0 = FloatVector.fromByteBuffer(S, values, v, ORDER).fma(p, a0);
       a1 = FloatVector.fromByteBuffer(S, values, v + vecBytes, ORDER).fma(p, a1);
       a2 = FloatVector.fromByteBuffer(S, values, v + 2 * vecBytes, ORDER).fma(p, a2);
       a3 = FloatVector.fromByteBuffer(S, values, v + 3 * vecBytes, ORDER).fma(p, a3);
       int w = (headBase + slot[j + 1]) * rowBytes;
-      FloatVector u = FloatVector.broadcast(S, scores[j + 1]);
+      FloatVector u = FloatVector.broadcast(S, scores[off + j + 1]);
       b0 = FloatVector.fromByteBuffer(S, values, w, ORDER).fma(u, b0);
       b1 = FloatVector.fromByteBuffer(S, values, w + vecBytes, ORDER).fma(u, b1);
       b2 = FloatVector.fromByteBuffer(S, values, w + 2 * vecBytes, ORDER).fma(u, b2);
@@ -153,7 +298,7 @@ final class F32Rows implements KvRows {
     }
     if (j < len) {
       int v = (headBase + slot[j]) * rowBytes;
-      FloatVector p = FloatVector.broadcast(S, scores[j]);
+      FloatVector p = FloatVector.broadcast(S, scores[off + j]);
       a0 = FloatVector.fromByteBuffer(S, values, v, ORDER).fma(p, a0);
       a1 = FloatVector.fromByteBuffer(S, values, v + vecBytes, ORDER).fma(p, a1);
       a2 = FloatVector.fromByteBuffer(S, values, v + 2 * vecBytes, ORDER).fma(p, a2);
@@ -167,7 +312,14 @@ final class F32Rows implements KvRows {
 
   /** {@link #scoresQuad} for a head of two vectors. */
   private void scoresPair(
-      float[] qkv, int q, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores) {
+      float[] qkv,
+      int q,
+      int[] slot,
+      int headBase,
+      ByteBuffer keys,
+      int len,
+      float[] scores,
+      int off) {
     int step = S.length();
     FloatVector q0 = FloatVector.fromArray(S, qkv, q).mul(scale);
     FloatVector q1 = FloatVector.fromArray(S, qkv, q + step).mul(scale);
@@ -177,13 +329,14 @@ final class F32Rows implements KvRows {
       int k = (headBase + slot[j]) * rowBytes;
       FloatVector a = q0.mul(FloatVector.fromByteBuffer(S, keys, k, ORDER));
       a = q1.fma(FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER), a);
-      scores[j] = a.reduceLanes(VectorOperators.ADD);
+      scores[off + j] = a.reduceLanes(VectorOperators.ADD);
     }
   }
 
   /** {@link #valuesQuad} for a head of two vectors. */
   private void valuesPair(
       float[] scores,
+      int off,
       float inv,
       int len,
       int[] slot,
@@ -201,17 +354,17 @@ final class F32Rows implements KvRows {
     int j = 0;
     for (; j + 2 <= len; j += 2) {
       int v = (headBase + slot[j]) * rowBytes;
-      FloatVector p = FloatVector.broadcast(S, scores[j]);
+      FloatVector p = FloatVector.broadcast(S, scores[off + j]);
       a0 = FloatVector.fromByteBuffer(S, values, v, ORDER).fma(p, a0);
       a1 = FloatVector.fromByteBuffer(S, values, v + vecBytes, ORDER).fma(p, a1);
       int w = (headBase + slot[j + 1]) * rowBytes;
-      FloatVector u = FloatVector.broadcast(S, scores[j + 1]);
+      FloatVector u = FloatVector.broadcast(S, scores[off + j + 1]);
       b0 = FloatVector.fromByteBuffer(S, values, w, ORDER).fma(u, b0);
       b1 = FloatVector.fromByteBuffer(S, values, w + vecBytes, ORDER).fma(u, b1);
     }
     if (j < len) {
       int v = (headBase + slot[j]) * rowBytes;
-      FloatVector p = FloatVector.broadcast(S, scores[j]);
+      FloatVector p = FloatVector.broadcast(S, scores[off + j]);
       a0 = FloatVector.fromByteBuffer(S, values, v, ORDER).fma(p, a0);
       a1 = FloatVector.fromByteBuffer(S, values, v + vecBytes, ORDER).fma(p, a1);
     }
@@ -257,13 +410,14 @@ final class F32Rows implements KvRows {
   }
 
   /**
-   * {@code out[o ..] = inv * sum_j scores[j] * value row of slot[j]}. Wide heads keep a vector of
-   * the output in registers while walking all keys (two accumulators, alternate keys), one vector
-   * of dimensions at a time: no load/store of the output per key, and each value row's cache lines
-   * are still read once.
+   * {@code out[o ..] = inv * sum_j scores[off + j] * value row of slot[j]}. Wide heads keep a
+   * vector of the output in registers while walking all keys (two accumulators, alternate keys),
+   * one vector of dimensions at a time: no load/store of the output per key, and each value row's
+   * cache lines are still read once.
    */
   private void weightedValues(
       float[] scores,
+      int off,
       float inv,
       int len,
       int[] slot,
@@ -274,7 +428,7 @@ final class F32Rows implements KvRows {
     if (!wide) {
       java.util.Arrays.fill(out, o, o + headDim, 0f);
       for (int j = 0; j < len; j++) {
-        axpy(scores[j] * inv, values, (headBase + slot[j]) * headDim * Float.BYTES, out, o);
+        axpy(scores[off + j] * inv, values, (headBase + slot[j]) * headDim * Float.BYTES, out, o);
       }
       return;
     }
@@ -289,16 +443,16 @@ final class F32Rows implements KvRows {
         int v1 = (headBase + slot[j + 1]) * rowBytes + cb;
         a0 =
             FloatVector.fromByteBuffer(S, values, v0, ORDER)
-                .fma(FloatVector.broadcast(S, scores[j]), a0);
+                .fma(FloatVector.broadcast(S, scores[off + j]), a0);
         a1 =
             FloatVector.fromByteBuffer(S, values, v1, ORDER)
-                .fma(FloatVector.broadcast(S, scores[j + 1]), a1);
+                .fma(FloatVector.broadcast(S, scores[off + j + 1]), a1);
       }
       if (j < len) {
         int v0 = (headBase + slot[j]) * rowBytes + cb;
         a0 =
             FloatVector.fromByteBuffer(S, values, v0, ORDER)
-                .fma(FloatVector.broadcast(S, scores[j]), a0);
+                .fma(FloatVector.broadcast(S, scores[off + j]), a0);
       }
       a0.add(a1).mul(inv).intoArray(out, o + c);
     }

@@ -16,16 +16,24 @@ interface KvRows {
   void store(float[] src, int off, ByteBuffer dst, int rowByte);
 
   /**
-   * {@code scores[j] = scale * (q . key row of slot[j])} for j < len, q at {@code qkv[q ..]}.
+   * {@code scores[off + j] = scale * (q . key row of slot[j])} for j < len, q at {@code qkv[q ..]}.
    *
    * @param slot the sequence's slot of every position it attends to
    */
   void scores(
-      float[] qkv, int q, int[] slot, int headBase, ByteBuffer keys, int len, float[] scores);
+      float[] qkv,
+      int q,
+      int[] slot,
+      int headBase,
+      ByteBuffer keys,
+      int len,
+      float[] scores,
+      int off);
 
-  /** {@code out[o ..] = inv * sum_j scores[j] * value row of slot[j]}, j < len. */
+  /** {@code out[o ..] = inv * sum_j scores[off + j] * value row of slot[j]}, j < len. */
   void values(
       float[] scores,
+      int off,
       float inv,
       int len,
       int[] slot,
@@ -33,4 +41,43 @@ interface KvRows {
       ByteBuffer values,
       float[] out,
       int o);
+
+  /**
+   * {@link #scores} for four query rows at {@code q[r]} over the same slots and keys {@code [0,
+   * len)}, row r's into {@code scores[r * stride ..]}. A kernel that loads each key once for the
+   * four rows overrides this; here it is one row after another.
+   */
+  default void scores4(
+      float[] qkv,
+      int[] q,
+      int[] slot,
+      int headBase,
+      ByteBuffer keys,
+      int len,
+      float[] scores,
+      int stride) {
+    for (int r = 0; r < 4; r++) {
+      scores(qkv, q[r], slot, headBase, keys, len, scores, r * stride);
+    }
+  }
+
+  /**
+   * {@link #values} for four rows of probabilities, {@code scores[r * stride ..]} (zero past a
+   * row's own length), into {@code out[o[r] ..]}, each times {@code inv[r]}; as {@link #scores4},
+   * one row after another unless overridden.
+   */
+  default void values4(
+      float[] scores,
+      int stride,
+      float[] inv,
+      int len,
+      int[] slot,
+      int headBase,
+      ByteBuffer values,
+      float[] out,
+      int[] o) {
+    for (int r = 0; r < 4; r++) {
+      values(scores, r * stride, inv[r], len, slot, headBase, values, out, o[r]);
+    }
+  }
 }

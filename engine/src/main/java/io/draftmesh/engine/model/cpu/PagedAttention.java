@@ -22,6 +22,9 @@ final class PagedAttention {
    */
   static final int CHUNK_ROWS = 8;
 
+  /** Rows of a chunk that {@link KvRows#scores4}/{@link KvRows#values4} take together. */
+  static final int GROUP_ROWS = 4;
+
   private final int heads;
   private final int kvHeads;
   private final int headDim;
@@ -100,7 +103,7 @@ final class PagedAttention {
    * @param out (rows, heads * headDim)
    * @param capture per row, where its probabilities go (or null): (heads, n, length) of its
    *     sequence, with {@code captureRow[t]} its index among the sequence's new rows
-   * @param scores scratch of at least max context floats, one per thread
+   * @param scores scratch of {@link #GROUP_ROWS} x max context floats, one per thread
    */
   void attend(
       KvRows kv,
@@ -120,56 +123,110 @@ final class PagedAttention {
       int from,
       int to) {
     int width = heads * headDim;
+    int stride = scores.length / GROUP_ROWS;
+    int[] q = new int[GROUP_ROWS];
+    int[] o = new int[GROUP_ROWS];
+    float[] inv = new float[GROUP_ROWS];
     for (int u = from; u < to; u++) {
       int h = u % heads;
       int headBase = h / group * slots;
-      for (int t = chunkStart[u / heads], end = chunkStart[u / heads + 1]; t < end; t++) {
+      int t = chunkStart[u / heads];
+      int end = chunkStart[u / heads + 1];
+      // Four rows of a chunk at a time: they attend over the same slots (a chain's rows), so a
+      // kernel can load each key and value once for the four; keys past a row's own length are
+      // scored and left out of its softmax, and weigh zero in its values.
+      for (; end - t >= GROUP_ROWS; t += GROUP_ROWS) {
+        int[] slot = rowSlots[t];
+        int len = 0;
+        for (int r = 0; r < GROUP_ROWS; r++) {
+          q[r] = (t + r) * qkvDim + h * headDim;
+          o[r] = (t + r) * width + h * headDim;
+          len = Math.max(len, rowPos[t + r] + 1);
+        }
+        kv.scores4(qkv, q, slot, headBase, keys, len, scores, stride);
+        for (int r = 0; r < GROUP_ROWS; r++) {
+          int own = rowPos[t + r] + 1;
+          int off = r * stride;
+          inv[r] = 1f / expAndSum(scores, off, own, max(scores, off, own));
+          java.util.Arrays.fill(scores, off + own, off + len, 0f);
+        }
+        kv.values4(scores, stride, inv, len, slot, headBase, values, out, o);
+        for (int r = 0; r < GROUP_ROWS; r++) {
+          capture(
+              capture,
+              captureRow,
+              captureRows,
+              t + r,
+              h,
+              slot,
+              scores,
+              r * stride,
+              inv[r],
+              rowPos[t + r] + 1);
+        }
+      }
+      for (; t < end; t++) {
         int len = rowPos[t] + 1;
         int[] slot = rowSlots[t];
-        int q = t * qkvDim + h * headDim;
-        kv.scores(qkv, q, slot, headBase, keys, len, scores);
-        float inv = 1f / expAndSum(scores, len, max(scores, len));
-        kv.values(scores, inv, len, slot, headBase, values, out, t * width + h * headDim);
-        float[] cap = capture == null ? null : capture[t];
-        if (cap != null) {
-          int base = (h * captureRows[t] + captureRow[t]) * slot.length;
-          for (int j = 0; j < len; j++) {
-            cap[base + j] = scores[j] * inv;
-          }
-        }
+        kv.scores(qkv, t * qkvDim + h * headDim, slot, headBase, keys, len, scores, 0);
+        float rowInv = 1f / expAndSum(scores, 0, len, max(scores, 0, len));
+        kv.values(scores, 0, rowInv, len, slot, headBase, values, out, t * width + h * headDim);
+        capture(capture, captureRow, captureRows, t, h, slot, scores, 0, rowInv, len);
       }
     }
   }
 
-  /** The largest of scores[0 .. len). */
-  private static float max(float[] scores, int len) {
+  /** Row t's probabilities over its {@code len} keys, head h, into its capture (if any). */
+  private static void capture(
+      float[][] capture,
+      int[] captureRow,
+      int[] captureRows,
+      int t,
+      int h,
+      int[] slot,
+      float[] scores,
+      int off,
+      float inv,
+      int len) {
+    float[] cap = capture == null ? null : capture[t];
+    if (cap != null) {
+      int base = (h * captureRows[t] + captureRow[t]) * slot.length;
+      for (int j = 0; j < len; j++) {
+        cap[base + j] = scores[off + j] * inv;
+      }
+    }
+  }
+
+  /** The largest of scores[off .. off + len). */
+  private static float max(float[] scores, int off, int len) {
     int bound = S.loopBound(len);
     FloatVector acc = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
     int j = 0;
     for (; j < bound; j += S.length()) {
-      acc = acc.max(FloatVector.fromArray(S, scores, j));
+      acc = acc.max(FloatVector.fromArray(S, scores, off + j));
     }
     float max = acc.reduceLanes(VectorOperators.MAX);
     for (; j < len; j++) {
-      max = Math.max(max, scores[j]);
+      max = Math.max(max, scores[off + j]);
     }
     return max;
   }
 
-  /** scores[j] = e^(scores[j] - max) for j < len; returns their sum. */
-  private static float expAndSum(float[] scores, int len, float max) {
+  /** scores[off + j] = e^(scores[off + j] - max) for j < len; returns their sum. */
+  private static float expAndSum(float[] scores, int off, int len, float max) {
     int bound = S.loopBound(len);
     FloatVector acc = FloatVector.zero(S);
     int j = 0;
     for (; j < bound; j += S.length()) {
-      FloatVector e = FloatVector.fromArray(S, scores, j).sub(max).lanewise(VectorOperators.EXP);
-      e.intoArray(scores, j);
+      FloatVector e =
+          FloatVector.fromArray(S, scores, off + j).sub(max).lanewise(VectorOperators.EXP);
+      e.intoArray(scores, off + j);
       acc = acc.add(e);
     }
     float sum = acc.reduceLanes(VectorOperators.ADD);
     for (; j < len; j++) {
-      float e = (float) Math.exp(scores[j] - max);
-      scores[j] = e;
+      float e = (float) Math.exp(scores[off + j] - max);
+      scores[off + j] = e;
       sum += e;
     }
     return sum;

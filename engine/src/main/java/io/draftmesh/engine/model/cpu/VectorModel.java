@@ -116,7 +116,7 @@ public final class VectorModel implements DecoderModel {
     float[] act = new float[0]; // (T, inter)
     float[] lastRows = new float[0]; // (R, hidden) normed rows whose logits are wanted
     float[] logits = new float[0]; // (R, vocab)
-    float[][] scores; // per thread: (maxContext)
+    float[][] scores; // per thread: (PagedAttention.GROUP_ROWS, maxContext)
   }
 
   private VectorModel(Checkpoint ckpt, int maxContext, int threads, boolean keepF16) {
@@ -170,7 +170,7 @@ public final class VectorModel implements DecoderModel {
     int max = threads > 0 ? Math.min(threads, cores) : Math.min(2, cores);
     this.compute = new ComputePool(max, "vector-" + ckpt.dir().getFileName());
     this.scratch = new Scratch();
-    scratch.scores = new float[max][maxContext];
+    scratch.scores = new float[max][PagedAttention.GROUP_ROWS * maxContext];
     ThreadChoice choice;
     try {
       choice =

@@ -106,30 +106,30 @@ class F16RowsTest {
       qkv[3 + i] = (float) r.nextGaussian();
     }
 
-    float[] scores = new float[len];
-    rows.scores(qkv, 3, slot, headBase, keys, len, scores);
+    float[] scores = new float[2 + len];
+    rows.scores(qkv, 3, slot, headBase, keys, len, scores, 2);
     double[] expected = new double[len];
     for (int j = 0; j < len; j++) {
       for (int i = 0; i < headDim; i++) {
         expected[j] += qkv[3 + i] * half(keys, (headBase + slot[j]) * headDim + i);
       }
       expected[j] *= scale;
-      assertThat((double) scores[j]).as("score %d", j).isCloseTo(expected[j], within(1e-5));
+      assertThat((double) scores[2 + j]).as("score %d", j).isCloseTo(expected[j], within(1e-5));
     }
     // A score moves when one key element does: the kernel reads every element.
     assertThat(Math.abs(expected[0] - expected[1])).isGreaterThan(1e-3);
 
-    float[] probs = new float[len];
+    float[] probs = new float[1 + len];
     for (int j = 0; j < len; j++) {
-      probs[j] = r.nextFloat();
+      probs[1 + j] = r.nextFloat();
     }
     float inv = 0.37f;
     float[] out = new float[5 + headDim];
-    rows.values(probs, inv, len, slot, headBase, values, out, 5);
+    rows.values(probs, 1, inv, len, slot, headBase, values, out, 5);
     for (int i = 0; i < headDim; i++) {
       double want = 0;
       for (int j = 0; j < len; j++) {
-        want += probs[j] * inv * half(values, (headBase + slot[j]) * headDim + i);
+        want += probs[1 + j] * inv * half(values, (headBase + slot[j]) * headDim + i);
       }
       assertThat((double) out[5 + i]).as("output %d", i).isCloseTo(want, within(1e-5));
     }
