@@ -12,9 +12,12 @@ package io.draftmesh.router;
  * compares, for the tree at hand, {@code expectedTokens / verifyCost(nodes)} with {@code 1 /
  * plainCost}. Costs are running averages ({@link RunningAverage}) measured in this request, as
  * {@link SpeculationGate}'s are; there is no tuned threshold. Until both costs are known it
- * verifies once, then takes one plain step; after {@link SpeculationGate#PROBE_EVERY} steps without
- * a sample of one kind it runs that kind once, so a cost that changed (a longer context, a busier
- * machine) is seen.
+ * verifies once, then takes one plain step. The kind the rule stops choosing is still run now and
+ * then, so that a cost that changed (a longer context, a busier machine) is seen: after {@link
+ * SpeculationGate#PROBE_EVERY} steps without a sample of it, then after twice as many, and so on,
+ * back to {@code PROBE_EVERY} once the rule chooses it again. A probe runs the kind the rule judged
+ * worse, so probes that keep confirming the rule become rarer (a fixed interval cost a ninth of the
+ * rounds where the tree always paid).
  */
 final class TreeVerifyGate {
   private final RunningAverage verifyNanos = new RunningAverage(); // wall ns per verify
@@ -22,24 +25,39 @@ final class TreeVerifyGate {
   private final RunningAverage plainNanos = new RunningAverage(); // wall ns per plain step
   private int sinceVerify; // steps since a verify was measured
   private int sincePlain; // steps since a plain step was measured
+  private int probeVerifyAfter = SpeculationGate.PROBE_EVERY; // steps without a verify
+  private int probePlainAfter = SpeculationGate.PROBE_EVERY; // steps without a plain step
 
   /**
-   * True: verify the drafted tree of {@code nodes}; false: one plain step instead. {@code
-   * expectedTokens} is what the verify is expected to commit (1 + the expected accepted nodes); NaN
-   * where the drafter makes no estimate, and the tree is then always verified.
+   * True: verify the drafted tree of {@code nodes}; false: one plain step instead (asked once per
+   * step, before it runs). {@code expectedTokens} is what the verify is expected to commit (1 + the
+   * expected accepted nodes); NaN where the drafter makes no estimate, and the tree is then always
+   * verified.
    */
   boolean verifyNext(double expectedTokens, int nodes) {
     if (Double.isNaN(expectedTokens) || !verifyNanos.known()) {
       return true;
     }
-    if (!plainNanos.known() || sincePlain >= SpeculationGate.PROBE_EVERY) {
+    if (!plainNanos.known()) {
       return false;
     }
-    if (sinceVerify >= SpeculationGate.PROBE_EVERY) {
+    if (sincePlain >= probePlainAfter) {
+      probePlainAfter *= 2;
+      return false;
+    }
+    if (sinceVerify >= probeVerifyAfter) {
+      probeVerifyAfter *= 2;
       return true;
     }
-    return verifyPays(
-        expectedTokens, nodes, verifyNanos.value(), verifyNodes.value(), plainNanos.value());
+    boolean verify =
+        verifyPays(
+            expectedTokens, nodes, verifyNanos.value(), verifyNodes.value(), plainNanos.value());
+    if (verify) {
+      probeVerifyAfter = SpeculationGate.PROBE_EVERY;
+    } else {
+      probePlainAfter = SpeculationGate.PROBE_EVERY;
+    }
+    return verify;
   }
 
   /** A verify of a {@code nodes}-node tree took {@code nanos} (send to committed and learned). */

@@ -2,6 +2,8 @@ package io.draftmesh.router;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** The tree gate's rule on given costs: verify a tree only where it commits more per nanosecond. */
@@ -32,14 +34,14 @@ class TreeVerifyGateTest {
 
   /**
    * {@code steps} decisions on 4-node trees expected to commit {@code expected} tokens, each kind
-   * costing what is given; returns how many verified.
+   * costing what is given; returns the steps that verified.
    */
-  private static int run(
+  private static List<Integer> run(
       TreeVerifyGate g, int steps, double expected, long verifyNanos, long plainNanos) {
-    int verified = 0;
+    List<Integer> verified = new ArrayList<>();
     for (int i = 0; i < steps; i++) {
       if (g.verifyNext(expected, 4)) {
-        verified++;
+        verified.add(i);
         g.verified(verifyNanos, 4);
       } else {
         g.plain(plainNanos);
@@ -60,18 +62,35 @@ class TreeVerifyGateTest {
   }
 
   @Test
-  void weakTreesTakePlainStepsAndAVerifyStillProbesTheirCost() {
-    int cycle = SpeculationGate.PROBE_EVERY + 1;
-    // After the first verify, PROBE_EVERY plain steps and one probing verify, over and over.
-    assertThat(run(new TreeVerifyGate(), 1 + 20 * cycle, 1.5, 2_000, 1_000)).isEqualTo(1 + 20);
+  void weakTreesTakePlainStepsAndVerifiesStillProbeTheirCostEverMoreRarely() {
+    int p = SpeculationGate.PROBE_EVERY;
+    // The first verify, then probes after p, 2p, 4p, 8p plain steps.
+    assertThat(run(new TreeVerifyGate(), 200, 1.5, 2_000, 1_000))
+        .containsExactly(0, 1 + p, 2 + 3 * p, 3 + 7 * p, 4 + 15 * p);
   }
 
   @Test
-  void strongTreesAreVerifiedAndAPlainStepStillProbesItsCost() {
-    int cycle = SpeculationGate.PROBE_EVERY + 1;
-    // The first verify, the first plain step, then PROBE_EVERY verifies and one plain step.
-    assertThat(run(new TreeVerifyGate(), 1 + 20 * cycle, 2.5, 2_000, 1_000))
-        .isEqualTo(1 + 20 * cycle - 20);
+  void strongTreesAreVerifiedAndPlainStepsStillProbeTheirCostEverMoreRarely() {
+    int p = SpeculationGate.PROBE_EVERY;
+    List<Integer> verified = run(new TreeVerifyGate(), 200, 2.5, 2_000, 1_000);
+    List<Integer> plain = new ArrayList<>();
+    for (int i = 0; i < 200; i++) {
+      if (!verified.contains(i)) {
+        plain.add(i);
+      }
+    }
+    // The first plain step, then probes after p, 2p, 4p, 8p verifies.
+    assertThat(plain).containsExactly(1, 2 + p, 3 + 3 * p, 4 + 7 * p, 5 + 15 * p);
+  }
+
+  @Test
+  void onceTheRuleChoosesAKindAgainItsProbesStartAgainFromTheFirstInterval() {
+    TreeVerifyGate g = new TreeVerifyGate();
+    int p = SpeculationGate.PROBE_EVERY;
+    assertThat(run(g, 2 + 3 * p, 1.5, 2_000, 1_000)).containsExactly(0, 1 + p); // next after 4p
+    assertThat(run(g, 3, 3.0, 2_000, 1_000)).hasSize(3); // strong trees: the rule verifies
+    // Weak again: the next probing verify comes after p plain steps, not 4p or 8p.
+    assertThat(run(g, 3 * p, 1.5, 2_000, 1_000)).containsExactly(p);
   }
 
   @Test
@@ -80,14 +99,13 @@ class TreeVerifyGateTest {
     run(g, 5, 1.8, 2_000, 1_000); // plain steps pay
     assertThat(g.verifyNext(1.8, 4)).isFalse();
     // Plain steps become dear (a busier target): within a few, verifying pays.
-    int verified = run(g, 8, 1.8, 2_000, 3_000);
-    assertThat(verified).isBetween(5, 7);
+    assertThat(run(g, 8, 1.8, 2_000, 3_000)).hasSizeBetween(5, 7);
     assertThat(g.verifyNext(1.8, 4)).isTrue();
   }
 
   @Test
   void aDrafterWithoutAnEstimateIsAlwaysVerified() {
     TreeVerifyGate g = new TreeVerifyGate();
-    assertThat(run(g, 50, Double.NaN, 5_000, 1_000)).isEqualTo(50);
+    assertThat(run(g, 50, Double.NaN, 5_000, 1_000)).hasSize(50);
   }
 }
