@@ -16,8 +16,9 @@ final class RunStats {
   int draftCalls;
   int draftAheadCalls; // of draftCalls: Proposes sent while the target verified
   int draftAheadHits; // of those: the ones whose tokens the next round used
-  int plainTokens; // adaptive SPECULATIVE: written by the target alone while speculation did not
-  // pay
+  // Adaptive SPECULATIVE, and trees whose drafter estimates its yield: written by the target
+  // alone where speculation was not expected to pay.
+  int plainTokens;
   long draftNanos;
   long targetNanos;
   long verifyNanos; // of targetNanos: waiting on Verifies

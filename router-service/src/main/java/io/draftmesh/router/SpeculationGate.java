@@ -18,14 +18,11 @@ final class SpeculationGate {
   static final int WARMUP_ROUNDS = 4;
   static final int PROBE_EVERY = 8;
 
-  /** The weight of the latest step in each kind's running cost. */
-  static final double LATEST = 0.25;
-
   /** The other kind must be this much cheaper per token before the gate switches to it. */
   static final double MARGIN = 0.05;
 
-  private double speculative = Double.NaN; // ns per committed token, running average
-  private double plain = Double.NaN;
+  private final RunningAverage speculative = new RunningAverage(); // ns per committed token
+  private final RunningAverage plain = new RunningAverage();
   private int rounds;
   private int chunks;
   private boolean preferSpeculation = true;
@@ -40,8 +37,8 @@ final class SpeculationGate {
       return false;
     }
     if (preferSpeculation
-        ? plain < speculative * (1 - MARGIN)
-        : speculative < plain * (1 - MARGIN)) {
+        ? plain.value() < speculative.value() * (1 - MARGIN)
+        : speculative.value() < plain.value() * (1 - MARGIN)) {
       preferSpeculation = !preferSpeculation;
       sinceProbe = 0;
     }
@@ -55,7 +52,7 @@ final class SpeculationGate {
   /** A speculative round took {@code nanos} and committed {@code tokens}. */
   void speculated(long nanos, int tokens) {
     if (tokens > 0) {
-      speculative = average(speculative, (double) nanos / tokens);
+      speculative.add((double) nanos / tokens);
       rounds++;
     }
   }
@@ -63,12 +60,8 @@ final class SpeculationGate {
   /** A chunk of plain target steps took {@code nanos} and committed {@code tokens}. */
   void plain(long nanos, int tokens) {
     if (tokens > 0) {
-      plain = average(plain, (double) nanos / tokens);
+      plain.add((double) nanos / tokens);
       chunks++;
     }
-  }
-
-  private static double average(double running, double latest) {
-    return Double.isNaN(running) ? latest : (1 - LATEST) * running + LATEST * latest;
   }
 }

@@ -103,14 +103,41 @@ final class TokenRecyclingDrafter implements TreeDrafter {
   }
 
   /**
-   * Template nodes by their chance of being reached, highest first (the template's order among
-   * equals, so a parent, never less likely than its child, comes first).
+   * The expected accepted nodes: the sum, over the tree's nodes, of the chance that its whole path
+   * is accepted (a node is accepted only if its parent is), taken as the product of its ranks' hit
+   * rates along the path. That assumes, as the template and {@link #priorityOrder} do, that whether
+   * a rank's candidate is accepted depends on its rank alone (not on its depth, its ancestors or
+   * the context).
    */
-  private Integer[] priorityOrder() {
+  @Override
+  public double expectedAccepted(DraftTree tree) {
+    if (ranks.length != tree.size()) {
+      return Double.NaN; // not the tree this drafter drafted last
+    }
+    double[] rate = hitRates();
+    double[] reach = new double[tree.size()]; // parents come before their children
+    double expected = 0;
+    for (int j = 0; j < tree.size(); j++) {
+      reach[j] = (tree.parent(j) < 0 ? 1 : reach[tree.parent(j)]) * rate[ranks[j]];
+      expected += reach[j];
+    }
+    return expected;
+  }
+
+  private double[] hitRates() {
     double[] rate = new double[K];
     for (int r = 0; r < K; r++) {
       rate[r] = table.hitRate(r);
     }
+    return rate;
+  }
+
+  /**
+   * Template nodes by their chance of being reached, highest first (the template's order among
+   * equals, so a parent, never less likely than its child, comes first).
+   */
+  private Integer[] priorityOrder() {
+    double[] rate = hitRates();
     double[] reach = new double[TEMPLATE.length];
     Integer[] order = new Integer[TEMPLATE.length];
     for (int t = 0; t < TEMPLATE.length; t++) {

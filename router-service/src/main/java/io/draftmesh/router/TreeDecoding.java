@@ -17,8 +17,10 @@ import org.slf4j.LoggerFactory;
  * multi-draft rule of the engine's {@code TreeVerifier}), keeping the accepted root-to-node path
  * and the correction/bonus token. Accepted nodes are streamed as {@code PROVENANCE_TREE_ACCEPTED}.
  *
- * <p>Where the drafter has nothing to propose, one autoregressive step; where a draft-worker
- * drafter fails, it is dropped and the target goes on alone from exactly the committed sequence.
+ * <p>Where the drafter has nothing to propose, or its tree is not expected to commit enough to pay
+ * for the verify over a plain step ({@link TreeVerifyGate}, for drafters that estimate their
+ * yield), one autoregressive step; where a draft-worker drafter fails, it is dropped and the target
+ * goes on alone from exactly the committed sequence.
  */
 final class TreeDecoding implements DecodingStrategy {
   private static final Logger log = LoggerFactory.getLogger(TreeDecoding.class);
@@ -53,6 +55,7 @@ final class TreeDecoding implements DecodingStrategy {
     if (loop.open(openDraft) < 0) {
       return;
     }
+    TreeVerifyGate gate = new TreeVerifyGate();
     while (!out.finished() && loop.room() >= 1) {
       int budget = Math.min(plan.treeNodes(), Math.min(loop.room() - 1, loop.opLimit()));
       int maxDepth = out.remaining() - 1;
@@ -60,19 +63,32 @@ final class TreeDecoding implements DecodingStrategy {
       if (drafter != null && budget >= 1 && maxDepth >= 1) {
         tree = draft(budget, maxDepth);
       }
-      if (tree == null || tree.size() == 0) {
-        int start = loop.length();
-        Proposed p =
-            loop.autoregressiveStep(
-                1, drafter == null ? defaultOptions() : drafter.targetOptions());
-        if (drafter != null) {
-          drafter.decoded(loop.sequence(), start, loop.length(), p);
+      boolean drafted = tree != null && tree.size() > 0;
+      boolean verify = drafted && gate.verifyNext(1 + drafter.expectedAccepted(tree), tree.size());
+      long t0 = System.nanoTime();
+      if (verify) {
+        round(tree, budget);
+        gate.verified(System.nanoTime() - t0, tree.size());
+      } else {
+        int written = plainStep();
+        gate.plain(System.nanoTime() - t0);
+        if (drafted) {
+          stats.plainTokens += written; // the tree was not expected to pay for its verify
         }
-        continue;
       }
-      round(tree, budget);
     }
     out.finish(FinishReason.FINISH_REASON_LENGTH);
+  }
+
+  /** One autoregressive step, which the drafter learns from; returns the tokens committed. */
+  private int plainStep() {
+    int start = loop.length();
+    Proposed p =
+        loop.autoregressiveStep(1, drafter == null ? defaultOptions() : drafter.targetOptions());
+    if (drafter != null) {
+      drafter.decoded(loop.sequence(), start, loop.length(), p);
+    }
+    return loop.length() - start;
   }
 
   private static io.draftmesh.proto.v1.ResultOptions defaultOptions() {

@@ -18,6 +18,16 @@ interface TreeDrafter {
    */
   DraftTree draft(int[] seq, int len, int budget, int maxDepth);
 
+  /**
+   * How many of {@code tree}'s nodes (the tree this drafter drafted last) the target is expected to
+   * accept, by the drafter's own estimates; NaN where it makes none. {@link TreeDecoding} weighs it
+   * against the measured cost of a verify ({@link TreeVerifyGate}), so the estimate must not depend
+   * on anything the verify is to decide.
+   */
+  default double expectedAccepted(DraftTree tree) {
+    return Double.NaN;
+  }
+
   /** What the target should report per position, for drafters that learn from it. */
   default ResultOptions targetOptions() {
     return ResultOptions.getDefaultInstance();

@@ -13,6 +13,7 @@ import io.draftmesh.proto.v1.SessionRequest;
 import io.draftmesh.proto.v1.SessionResponse;
 import io.draftmesh.proto.v1.Truncated;
 import io.draftmesh.proto.v1.Verified;
+import io.draftmesh.proto.v1.Verify;
 import io.grpc.Grpc;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
@@ -32,9 +33,9 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * A deterministic ModelWorker test double on a real port: every session runs the ModelWorker
  * sequence semantics (Open, Append, Score, Propose, greedy Verify, Truncate, Close) over a token
- * list, and a scripted {@link Model} says what comes next after the session's output (the tokens
- * after its prompt). Records each session's final tokens and the tokens it was fed, and can stall
- * or fail after a number of Proposes (a helper that dies mid-request).
+ * list (greedy trees too), and a scripted {@link Model} says what comes next after the session's
+ * output (the tokens after its prompt). Records each session's final tokens and the tokens it was
+ * fed, and can stall or fail after a number of Proposes (a helper that dies mid-request).
  */
 final class ScriptedWorker implements AutoCloseable {
   /** The next-token prediction after {@code output} (the session's tokens after its prompt). */
@@ -101,6 +102,17 @@ final class ScriptedWorker implements AutoCloseable {
   /** Counts up from the session's output length: token ids 100, 101, 102, ... */
   static Position counting(List<Integer> out) {
     return predicting(100 + out.size());
+  }
+
+  /**
+   * Repeats 100, 101, .., 100 + period - 1 from the session's output length, each prediction with
+   * itself as its top-1 (what Token Recycling learns from).
+   */
+  static Model cycling(int period) {
+    return out -> {
+      int token = 100 + out.size() % period;
+      return predicting(token).toBuilder().setTop(NgramDecoding.oneHot(token)).build();
+    };
   }
 
   /** A ModelInfo for a scripted model whose tokenizer is {@code tokenizerJson}. */
@@ -245,25 +257,18 @@ final class ScriptedWorker implements AutoCloseable {
                   Thread.currentThread().interrupt();
                 }
               }
-              // Greedy: the drafts equal to the model's predictions are kept, then its next token.
-              int accepted = 0;
-              for (int id : r.getVerify().getDraftTokenIdsList()) {
-                if (model.next(log.output()).getTokenId() != id) {
-                  break;
-                }
-                log.tokens.add(id);
-                log.fed++;
-                accepted++;
-              }
+              Verified.Builder verified =
+                  r.getVerify().getTreeParentsCount() > 0
+                      ? verifyTree(r.getVerify(), log)
+                      : verifyChain(r.getVerify(), log);
               Position next = model.next(log.output());
               log.tokens.add(next.getTokenId());
               log.fed++;
               log.verifies++;
               resp.setVerified(
-                  Verified.newBuilder()
-                      .setAccepted(accepted)
+                  verified
                       .setNextTokenId(next.getTokenId())
-                      .setBonus(accepted == r.getVerify().getDraftTokenIdsCount()));
+                      .setBonus(verified.getAccepted() == r.getVerify().getDraftTokenIdsCount()));
             }
             case TRUNCATE -> {
               int n = r.getTruncate().getLength();
@@ -287,6 +292,57 @@ final class ScriptedWorker implements AutoCloseable {
             }
           }
           out.onNext(resp.setLength(log.tokens.size()).build());
+        }
+
+        /** Greedy: the drafts equal to the model's predictions are kept. */
+        private Verified.Builder verifyChain(Verify v, SessionLog log) {
+          int accepted = 0;
+          for (int id : v.getDraftTokenIdsList()) {
+            if (model.next(log.output()).getTokenId() != id) {
+              break;
+            }
+            log.tokens.add(id);
+            log.fed++;
+            accepted++;
+          }
+          return Verified.newBuilder().setAccepted(accepted);
+        }
+
+        /**
+         * Greedy over a tree: from the last token, step to the first child equal to the model's
+         * prediction while there is one. Answers the predictions after the last token and each
+         * accepted node, and (for {@code node_top_k}) the prediction's top after every node.
+         */
+        private Verified.Builder verifyTree(Verify v, SessionLog log) {
+          List<Integer> before = new ArrayList<>(log.output());
+          Verified.Builder verified = Verified.newBuilder().addPositions(model.next(log.output()));
+          for (int at = -1, child = 0; child >= 0; ) {
+            int want = model.next(log.output()).getTokenId();
+            child = -1;
+            for (int j = 0; j < v.getDraftTokenIdsCount() && child < 0; j++) {
+              if (v.getTreeParents(j) == at && v.getDraftTokenIds(j) == want) {
+                child = j;
+              }
+            }
+            if (child >= 0) {
+              log.tokens.add(want);
+              log.fed++;
+              verified.addAcceptedPath(child).addPositions(model.next(log.output()));
+              at = child;
+            }
+          }
+          if (v.getOptions().getNodeTopK() > 0) {
+            for (int j = 0; j < v.getDraftTokenIdsCount(); j++) {
+              List<Integer> path = new ArrayList<>();
+              for (int k = j; k >= 0; k = v.getTreeParents(k)) {
+                path.add(0, v.getDraftTokenIds(k));
+              }
+              List<Integer> after = new ArrayList<>(before);
+              after.addAll(path);
+              verified.addNodeTop(model.next(after).getTop());
+            }
+          }
+          return verified.setAccepted(verified.getAcceptedPathCount());
         }
 
         @Override

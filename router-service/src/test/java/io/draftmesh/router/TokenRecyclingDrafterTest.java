@@ -1,6 +1,7 @@
 package io.draftmesh.router;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 
 import com.google.protobuf.ByteString;
 import io.draftmesh.proto.v1.Position;
@@ -210,5 +211,33 @@ class TokenRecyclingDrafterTest {
     // (after 12 the target emitted the correction), so 13 (rank 0) and 14 (rank 1) missed too.
     assertThat(table.hitRate(0)).isEqualTo(3.0 / 6);
     assertThat(table.hitRate(1)).isEqualTo(2.0 / 6);
+  }
+
+  @Test
+  void theExpectedAcceptedNodesAreTheSumOfThePathsHitRateProducts() {
+    TokenRecyclingTable table = new TokenRecyclingTable(VOCAB);
+    table.learn(9, new int[] {12, 7});
+    table.learn(12, new int[] {13, 14});
+    table.learn(7, new int[] {15});
+    TokenRecyclingDrafter drafter = new TokenRecyclingDrafter(table, true);
+    int[] seq = {9};
+    DraftTree tree = drafter.draft(seq, 1, 8, 4);
+    // 12 (rank 0), 7 (1) after 9; 13 (0), 14 (1) after 12; 15 (0) after 7. Nothing measured: every
+    // rank at 1/2, so 1/2 + 1/2 + 3 nodes at 1/4.
+    assertThat(tree.tokens()).containsExactly(12, 7, 13, 14, 15);
+    assertThat(drafter.expectedAccepted(tree)).isCloseTo(1.75, within(1e-12));
+    // Rank 0 hits 8 times in 8 (9/10), rank 1 never in 8 (1/10).
+    for (int i = 0; i < 8; i++) {
+      table.tried(0, true);
+      table.tried(1, false);
+    }
+    DraftTree measured = drafter.draft(seq, 1, 8, 4);
+    assertThat(measured.tokens()).containsExactlyInAnyOrder(12, 7, 13, 14, 15); // 13 now before 7
+    double expected = 0.9 + 0.1 + 0.9 * 0.9 + 0.9 * 0.1 + 0.1 * 0.9;
+    assertThat(drafter.expectedAccepted(measured)).isCloseTo(expected, within(1e-12));
+    // A tree it did not draft last: no estimate.
+    DraftTree other = new DraftTree();
+    other.add(12, -1, null);
+    assertThat(drafter.expectedAccepted(other)).isNaN();
   }
 }
