@@ -79,6 +79,8 @@ public final class Mesh implements AutoCloseable {
    * @param targetReplicas target workers of {@code targetModel}, 1..{@link #MAX_TARGET_REPLICAS}
    * @param targetFlags more flags for every target worker (see {@code WorkerConfig}), e.g. {@code
    *     --kvcache-deadline-ms 5000}
+   * @param workerFlags more flags for every worker, target, draft and the others, e.g. {@code
+   *     --kv-dtype float16}
    */
   public record Spec(
       Path targetModel,
@@ -95,7 +97,8 @@ public final class Mesh implements AutoCloseable {
       String kvcache,
       boolean prefixCache,
       int targetReplicas,
-      List<String> targetFlags) {
+      List<String> targetFlags,
+      List<String> workerFlags) {
 
     public Spec {
       Objects.requireNonNull(targetModel, "targetModel");
@@ -114,6 +117,7 @@ public final class Mesh implements AutoCloseable {
       }
       routerFlags = List.copyOf(routerFlags);
       targetFlags = List.copyOf(targetFlags);
+      workerFlags = List.copyOf(workerFlags);
       moreWorkers = List.copyOf(moreWorkers);
       for (Worker w : moreWorkers) {
         if (List.of(TARGET, DRAFT, ROUTER).contains(w.name())
@@ -161,6 +165,7 @@ public final class Mesh implements AutoCloseable {
       private boolean prefixCache = true;
       private int targetReplicas = 1;
       private List<String> targetFlags = List.of();
+      private List<String> workerFlags = List.of();
 
       private Builder(Path targetModel, Path draftModel) {
         this.targetModel = targetModel;
@@ -223,6 +228,12 @@ public final class Mesh implements AutoCloseable {
         return this;
       }
 
+      /** More flags for every worker (target, draft and the others). */
+      public Builder workerFlags(List<String> flags) {
+        this.workerFlags = flags;
+        return this;
+      }
+
       /**
        * One more worker, started beside the target and the draft with the same limits and joined to
        * the router as the pool {@code name} (requests choose it by name); its port follows the
@@ -249,7 +260,8 @@ public final class Mesh implements AutoCloseable {
             kvcache,
             prefixCache,
             targetReplicas,
-            targetFlags);
+            targetFlags,
+            workerFlags);
       }
     }
   }
@@ -361,6 +373,7 @@ public final class Mesh implements AutoCloseable {
     if (role == WorkerConfig.Role.TARGET) {
       flags.addAll(spec.targetFlags());
     }
+    flags.addAll(spec.workerFlags());
     if (!spec.prefixCache()) {
       flags.addAll(List.of("--prefix-cache", "off"));
     }

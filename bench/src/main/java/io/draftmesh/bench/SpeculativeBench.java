@@ -109,7 +109,8 @@ public final class SpeculativeBench {
       Path targetModel,
       Path draftModel,
       boolean random,
-      Path cacheDir) {}
+      Path cacheDir,
+      String kvDtype) {}
 
   /** One way of generating. {@code strategy} null = the target engine in-process. */
   record Setting(
@@ -368,7 +369,7 @@ public final class SpeculativeBench {
       double efficiency) {}
 
   /** Where the models came from and what they are. */
-  record Model(Path dir, String id, long params, int layers) {}
+  record Model(Path dir, String id, long params, int layers, String kvDtype) {}
 
   /** Everything one run measured. */
   record Report(
@@ -401,6 +402,7 @@ public final class SpeculativeBench {
       "usage: draftmesh bench speculative [--json] [--quick] [--prompts N] [--max-tokens N]\n"
           + "                                  [--samples N] [--target-model DIR --draft-model DIR]"
           + " [--random] [--cache-dir DIR]\n"
+          + "                                  [--kv-dtype float32|float16]\n"
           + "  --json          print one JSON object instead of the table\n"
           + "  --quick         few prompts, short outputs, few step samples (for tests)\n"
           + "  --prompts N     held-out prompts to run (default 32; quick 2)\n"
@@ -409,7 +411,8 @@ public final class SpeculativeBench {
           + "  --target-model, --draft-model  checkpoints (default models/target, models/draft)\n"
           + "  --random        random-weight checkpoints even when the zoo models exist\n"
           + "  --cache-dir     where random checkpoints live"
-          + " (default: ${XDG_CACHE_HOME:-~/.cache}/draftmesh/bench)\n";
+          + " (default: ${XDG_CACHE_HOME:-~/.cache}/draftmesh/bench)\n"
+          + "  --kv-dtype      the workers' KV pools (default float32, the workers' own)\n";
 
   private SpeculativeBench() {}
 
@@ -464,9 +467,11 @@ public final class SpeculativeBench {
     Path target = null;
     Path draft = null;
     Path cacheDir = null;
+    String kvDtype = "float32";
     for (int i = 0; i < args.length; i++) {
       String a = args[i];
       switch (a) {
+        case "--kv-dtype" -> kvDtype = kvDtypeArg(stringArg(args, ++i, a));
         case "--json" -> json = true;
         case "--quick" -> quick = true;
         case "--random" -> random = true;
@@ -484,7 +489,8 @@ public final class SpeculativeBench {
                 "unknown argument \""
                     + a
                     + "\" (expected: --json, --quick, --prompts N, --max-tokens N, --samples N,"
-                    + " --target-model DIR, --draft-model DIR, --random, --cache-dir DIR)");
+                    + " --target-model DIR, --draft-model DIR, --random, --cache-dir DIR,"
+                    + " --kv-dtype D)");
       }
     }
     return new Options(
@@ -496,7 +502,15 @@ public final class SpeculativeBench {
         target,
         draft,
         random,
-        cacheDir == null ? RandomModels.defaultCacheDir() : cacheDir);
+        cacheDir == null ? RandomModels.defaultCacheDir() : cacheDir,
+        kvDtype);
+  }
+
+  private static String kvDtypeArg(String v) {
+    if (io.draftmesh.engine.kv.KvDtype.byId(v) == null) {
+      throw new IllegalArgumentException("--kv-dtype: " + v + " (expected: float32 or float16)");
+    }
+    return v;
   }
 
   private static String stringArg(String[] args, int i, String flag) {
@@ -541,6 +555,7 @@ public final class SpeculativeBench {
             .kvBudgets(64, 32)
             .limits(4096, maxK)
             .drainSeconds(1)
+            .workerFlags(List.of("--kv-dtype", o.kvDtype()))
             .routerFlags(
                 List.of(
                     "--ar-chunk",
@@ -710,7 +725,8 @@ public final class SpeculativeBench {
   }
 
   private static Model model(Path dir, ModelInfo info) {
-    return new Model(dir, info.getModelId(), info.getNumParameters(), info.getNumLayers());
+    return new Model(
+        dir, info.getModelId(), info.getNumParameters(), info.getNumLayers(), info.getKvDtype());
   }
 
   /** The analytical ideal for a setting, and how close the measured speedup came. */

@@ -228,7 +228,12 @@ final class SpeculativeReport {
 
   private static String describe(Model m) {
     return String.format(
-        Locale.ROOT, "%s, %.2fM params, %d layers", m.id(), m.params() / 1e6, m.layers());
+        Locale.ROOT,
+        "%s, %.2fM params, %d layers, %s KV",
+        m.id(),
+        m.params() / 1e6,
+        m.layers(),
+        m.kvDtype());
   }
 
   static String json(Report r) {
@@ -300,6 +305,7 @@ final class SpeculativeReport {
     o.addProperty("model_id", m.id());
     o.addProperty("params", m.params());
     o.addProperty("layers", m.layers());
+    o.addProperty("kv_dtype", m.kvDtype());
     return o;
   }
 

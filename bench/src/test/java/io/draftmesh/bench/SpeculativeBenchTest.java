@@ -167,6 +167,17 @@ class SpeculativeBenchTest {
             new PrintStream(err, true, StandardCharsets.UTF_8));
     assertThat(rc).isEqualTo(2);
     assertThat(err.toString(StandardCharsets.UTF_8)).contains("unknown argument \"--fast\"");
+    ByteArrayOutputStream badKv = new ByteArrayOutputStream();
+    assertThat(
+            SpeculativeBench.run(
+                new String[] {"--kv-dtype", "bf16"},
+                new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
+                new PrintStream(badKv, true, StandardCharsets.UTF_8)))
+        .isEqualTo(2);
+    assertThat(badKv.toString(StandardCharsets.UTF_8))
+        .contains("--kv-dtype: bf16 (expected: float32 or float16)");
+    assertThat(SpeculativeBench.parse(new String[] {"--kv-dtype", "float16"}).kvDtype())
+        .isEqualTo("float16");
   }
 
   @Test
