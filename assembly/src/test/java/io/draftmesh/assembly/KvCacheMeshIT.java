@@ -76,6 +76,14 @@ class KvCacheMeshIT {
      * @param deadlineMs the workers' --kvcache-deadline-ms
      */
     Topology(String kvTarget, boolean startKvcache, int deadlineMs) throws Exception {
+      this(kvTarget, startKvcache, deadlineMs, List.of());
+    }
+
+    /**
+     * @param workerFlags more flags for both target workers
+     */
+    Topology(String kvTarget, boolean startKvcache, int deadlineMs, List<String> workerFlags)
+        throws Exception {
       if (startKvcache) {
         kvcache = KvCacheServer.onPort(KvCacheConfig.inMemory(64L << 20), OpenTelemetry.noop());
         kvcache.start();
@@ -93,6 +101,7 @@ class KvCacheMeshIT {
                       ? List.of()
                       : List.of("--kvcache-deadline-ms", Integer.toString(deadlineMs)))
               .routerFlags(List.of("--kvcache-deadline-ms", "200"))
+              .workerFlags(workerFlags)
               .build();
       mesh =
           Mesh.start(
@@ -313,6 +322,31 @@ class KvCacheMeshIT {
         assertThat(t.metric(w, link + "publish_dropped_total")).isZero();
         assertThat(t.metric(w, link + "failed_put_blocks_total")).isZero();
       }
+      t.assertFreed();
+    }
+  }
+
+  @Test
+  void float16PoolsExchangeTheirBlocksAsTheyAreWithTheColdOutput() throws Exception {
+    try (Topology t = new Topology(null, true, 2000, List.of("--kv-dtype", "float16"))) {
+      assertThat(t.info(t.a).getKvDtype()).isEqualTo("float16");
+      int[] p = prompt(120, 3);
+      List<Integer> cold = t.generate(A, p, TOKENS);
+      await("a's prompt blocks published", () -> t.a.kvcache().stats().publishedBlocks() >= 7);
+      Topology.Run warm = t.run(B, p, TOKENS);
+      assertThat(warm.tokens()).isEqualTo(cold);
+      assertThat(warm.stats().getFetchedPromptTokens()).isEqualTo(112);
+      assertThat(t.b.kvcache().stats().fetchedBlocks()).isEqualTo(7);
+      // A float16 block is half a float32 one: what the service holds is the pool's own bytes.
+      long bytesPerBlock = t.a.engine().pool().blockBytes();
+      assertThat(bytesPerBlock * 2)
+          .isEqualTo(
+              io.draftmesh.engine.kv.KvBlockPool.bytesPerBlock(
+                  t.a.engine().pool().layers(),
+                  t.a.engine().pool().kvHeads(),
+                  t.a.engine().pool().headDim(),
+                  t.a.engine().pool().blockSize(),
+                  io.draftmesh.engine.kv.KvDtype.FLOAT32));
       t.assertFreed();
     }
   }
