@@ -210,6 +210,77 @@ class KvCompactorTest {
     }
   }
 
+  /**
+   * On a float16 pool, compaction moves and exports 2-byte elements: the exported cache is half a
+   * float32 one, and restored into another float16 pool it decodes the very logits the compacted
+   * sequence does (the same halves, bit for bit).
+   */
+  @Test
+  void aFloat16PoolCompactsExportsAndRestoresItsOwnHalves() throws Exception {
+    ModelConfig config = RandomCheckpoint.tinyGqa();
+    int length = 45;
+    int count = 13;
+    int[] prompt = new Random(4).ints(length, 2, config.vocabSize()).toArray();
+    long block16 =
+        KvBlockPool.bytesPerBlock(
+            config.numLayers(), config.numKvHeads(), config.headDim(), BLOCK, KvDtype.FLOAT16);
+    try (Checkpoint ckpt = Checkpoint.load(checkpoint("gqa", config));
+        DecoderModel model = VectorModel.load(ckpt, 256, 1, false);
+        KvBlockPool pool =
+            KvBlockPool.withBudget(
+                config.numLayers(),
+                config.numKvHeads(),
+                config.headDim(),
+                BLOCK,
+                block16 * 8,
+                KvDtype.FLOAT16);
+        KvBlockPool other =
+            KvBlockPool.withBudget(
+                config.numLayers(),
+                config.numKvHeads(),
+                config.headDim(),
+                BLOCK,
+                block16 * 8,
+                KvDtype.FLOAT16);
+        BlockTable compact = new BlockTable(pool);
+        BlockTable restored = new BlockTable(other)) {
+      prefill(model, pool, compact, prompt);
+      KvCompactor.apply(
+          pool,
+          compact,
+          new KvSelection(randomSelection(config, length, count, 6), length, 0),
+          length);
+      byte[] kv = KvCompactor.export(pool, compact, count);
+      assertThat((long) kv.length)
+          .isEqualTo(2L * config.numLayers() * config.numKvHeads() * count * config.headDim() * 2);
+      restored.reserve(count);
+      KvCompactor.restore(other, restored, count, kv);
+      assertThat(KvCompactor.export(other, restored, count)).isEqualTo(kv);
+      compact.reserve(count + 1);
+      restored.reserve(count + 1);
+      int shift = length - count;
+      float[] a =
+          model
+              .forward(
+                  List.of(
+                      new SeqStep(
+                          new int[] {17}, count, compact, new int[] {0}, false, shift, null)),
+                  pool)
+              .get(0)
+              .logits()[0];
+      float[] b =
+          model
+              .forward(
+                  List.of(
+                      new SeqStep(
+                          new int[] {17}, count, restored, new int[] {0}, false, shift, null)),
+                  other)
+              .get(0)
+              .logits()[0];
+      assertThat(b).isEqualTo(a);
+    }
+  }
+
   @Test
   void keepingEverySlotChangesNothingAndFreesNothing() {
     ModelConfig config = RandomCheckpoint.tinyGqa();
