@@ -9,6 +9,7 @@ import io.draftmesh.kvcache.KvCacheServer;
 import io.draftmesh.telemetry.Telemetry;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -26,7 +27,7 @@ final class UpCommand {
   static final String USAGE =
       """
       usage: draftmesh up [--target-model DIR] [--draft-model DIR] [--port-base N] [--random]
-                          [--drain-seconds S]
+                          [--drain-seconds S] [--kv-dtype float32|float16]
         Starts a target worker, a draft worker, a router, the gateway and a memory-only kvcache-service
         in one process, each on its own port (N..N+5 with --port-base N; free ports by default),
         prints their addresses, the
@@ -34,18 +35,24 @@ final class UpCommand {
         commands, and serves until Ctrl-C or SIGTERM; then the router drains its
         running requests (up to S seconds, default 10) and everything stops.
         Models default to models/target and models/draft (the trained zoo); where those are missing,
-        or with --random, random-weight checkpoints are generated into the bench cache instead.""";
+        or with --random, random-weight checkpoints are generated into the bench cache instead.
+        --kv-dtype float16 gives both workers float16 KV pools (half the memory; default float32).""";
 
   private UpCommand() {}
 
   /** Parsed flags. */
-  record Options(Path targetModel, Path draftModel, int portBase, boolean random, int drain) {
+  record Options(
+      Path targetModel, Path draftModel, int portBase, boolean random, int drain, String kvDtype) {
     static Options parse(String[] args) {
       Args a =
           Args.parse(
               args,
-              Set.of("target-model", "draft-model", "port-base", "drain-seconds"),
+              Set.of("target-model", "draft-model", "port-base", "drain-seconds", "kv-dtype"),
               Set.of("random"));
+      String kvDtype = a.has("kv-dtype") ? a.get("kv-dtype") : "float32";
+      if (io.draftmesh.engine.kv.KvDtype.byId(kvDtype) == null) {
+        throw new UsageException("--kv-dtype: " + kvDtype + " (expected: float32 or float16)");
+      }
       if (!a.positional().isEmpty()) {
         throw new UsageException(a.positional().get(0) + ": unexpected argument");
       }
@@ -54,7 +61,8 @@ final class UpCommand {
           a.has("draft-model") ? Path.of(a.get("draft-model")) : null,
           a.intValue("port-base", 0, 0, 65535 - 8),
           a.has("random") && !"false".equals(a.get("random")),
-          a.intValue("drain-seconds", 10, 0, 86_400));
+          a.intValue("drain-seconds", 10, 0, 86_400),
+          kvDtype);
     }
   }
 
@@ -105,6 +113,7 @@ final class UpCommand {
                     .portBase(o.portBase())
                     .drainSeconds(o.drain())
                     .kvCache("127.0.0.1:" + kvcache.port())
+                    .workerFlags(List.of("--kv-dtype", o.kvDtype()))
                     .build(),
                 telemetry.openTelemetry())) {
       Gateway gateway = startGateway(mesh, models, o.portBase(), System.getenv());

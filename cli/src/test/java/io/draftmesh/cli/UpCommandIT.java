@@ -31,7 +31,9 @@ class UpCommandIT {
               "--draft-model",
               draft.toString(),
               "--drain-seconds",
-              "1"
+              "1",
+              "--kv-dtype",
+              "float16"
             });
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     ByteArrayOutputStream err = new ByteArrayOutputStream();
@@ -53,6 +55,10 @@ class UpCommandIT {
               }
             });
     Mesh mesh = started.get(2, TimeUnit.MINUTES);
+    assertThat(mesh.targetWorker().engine().pool().dtype())
+        .isEqualTo(io.draftmesh.engine.kv.KvDtype.FLOAT16);
+    assertThat(mesh.draftWorker().engine().pool().dtype())
+        .isEqualTo(io.draftmesh.engine.kv.KvDtype.FLOAT16);
     String banner = out.toString(StandardCharsets.UTF_8);
     assertThat(banner)
         .contains(
@@ -84,5 +90,9 @@ class UpCommandIT {
             () -> UpCommand.Options.parse(new String[] {"--gateway"}))
         .isInstanceOf(UsageException.class)
         .hasMessageContaining("--gateway: unknown flag");
+    org.assertj.core.api.Assertions.assertThatThrownBy(
+            () -> UpCommand.Options.parse(new String[] {"--kv-dtype", "int4"}))
+        .isInstanceOf(UsageException.class)
+        .hasMessage("--kv-dtype: int4 (expected: float32 or float16)");
   }
 }
