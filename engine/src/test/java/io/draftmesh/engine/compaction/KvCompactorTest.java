@@ -60,15 +60,18 @@ class KvCompactorTest {
   }
 
   private static KvBlockPool pool(ModelConfig c) {
+    return pool(c, KvDtype.FLOAT32);
+  }
+
+  /** Eight blocks of {@code dtype}. */
+  private static KvBlockPool pool(ModelConfig c, KvDtype dtype) {
     return KvBlockPool.withBudget(
         c.numLayers(),
         c.numKvHeads(),
         c.headDim(),
         BLOCK,
-        KvBlockPool.bytesPerBlock(
-                c.numLayers(), c.numKvHeads(), c.headDim(), BLOCK, KvDtype.FLOAT32)
-            * 8,
-        KvDtype.FLOAT32);
+        KvBlockPool.bytesPerBlock(c.numLayers(), c.numKvHeads(), c.headDim(), BLOCK, dtype) * 8,
+        dtype);
   }
 
   /** Random kept positions per layer and KV head: {@code count} of [0, length), ascending. */
@@ -221,27 +224,10 @@ class KvCompactorTest {
     int length = 45;
     int count = 13;
     int[] prompt = new Random(4).ints(length, 2, config.vocabSize()).toArray();
-    long block16 =
-        KvBlockPool.bytesPerBlock(
-            config.numLayers(), config.numKvHeads(), config.headDim(), BLOCK, KvDtype.FLOAT16);
     try (Checkpoint ckpt = Checkpoint.load(checkpoint("gqa", config));
         DecoderModel model = VectorModel.load(ckpt, 256, 1, false);
-        KvBlockPool pool =
-            KvBlockPool.withBudget(
-                config.numLayers(),
-                config.numKvHeads(),
-                config.headDim(),
-                BLOCK,
-                block16 * 8,
-                KvDtype.FLOAT16);
-        KvBlockPool other =
-            KvBlockPool.withBudget(
-                config.numLayers(),
-                config.numKvHeads(),
-                config.headDim(),
-                BLOCK,
-                block16 * 8,
-                KvDtype.FLOAT16);
+        KvBlockPool pool = pool(config, KvDtype.FLOAT16);
+        KvBlockPool other = pool(config, KvDtype.FLOAT16);
         BlockTable compact = new BlockTable(pool);
         BlockTable restored = new BlockTable(other)) {
       prefill(model, pool, compact, prompt);
