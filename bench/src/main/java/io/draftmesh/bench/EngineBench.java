@@ -188,10 +188,12 @@ public final class EngineBench {
   private static List<KvDtype> kvDtypes(String list) {
     List<KvDtype> out = new ArrayList<>();
     for (String part : list.split(",")) {
-      KvDtype d = KvDtype.byId(part);
-      if (d == null) {
+      KvDtype d;
+      try {
+        d = KvDtype.parse(part);
+      } catch (IllegalArgumentException e) {
         throw new IllegalArgumentException(
-            "--kv-dtypes: " + part + " (expected: float32 or float16, comma-separated)");
+            "--kv-dtypes: " + part + " (expected: float32 or float16, comma-separated)", e);
       }
       if (!out.contains(d)) {
         out.add(d);

@@ -5,6 +5,7 @@ import io.draftmesh.assembly.Mesh;
 import io.draftmesh.assembly.MeshModels;
 import io.draftmesh.assembly.RandomModels;
 import io.draftmesh.assembly.SessionClient;
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.runtime.InferenceEngine;
 import io.draftmesh.engine.runtime.Position;
 import io.draftmesh.engine.runtime.Proposal;
@@ -110,7 +111,7 @@ public final class SpeculativeBench {
       Path draftModel,
       boolean random,
       Path cacheDir,
-      String kvDtype) {}
+      KvDtype kvDtype) {}
 
   /** One way of generating. {@code strategy} null = the target engine in-process. */
   record Setting(
@@ -467,7 +468,7 @@ public final class SpeculativeBench {
     Path target = null;
     Path draft = null;
     Path cacheDir = null;
-    String kvDtype = "float32";
+    KvDtype kvDtype = KvDtype.FLOAT32;
     for (int i = 0; i < args.length; i++) {
       String a = args[i];
       switch (a) {
@@ -506,11 +507,12 @@ public final class SpeculativeBench {
         kvDtype);
   }
 
-  private static String kvDtypeArg(String v) {
-    if (io.draftmesh.engine.kv.KvDtype.byId(v) == null) {
-      throw new IllegalArgumentException("--kv-dtype: " + v + " (expected: float32 or float16)");
+  private static KvDtype kvDtypeArg(String v) {
+    try {
+      return KvDtype.parse(v);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("--kv-dtype: " + e.getMessage(), e);
     }
-    return v;
   }
 
   private static String stringArg(String[] args, int i, String flag) {
@@ -555,7 +557,7 @@ public final class SpeculativeBench {
             .kvBudgets(64, 32)
             .limits(4096, maxK)
             .drainSeconds(1)
-            .workerFlags(List.of("--kv-dtype", o.kvDtype()))
+            .workerFlags(List.of("--kv-dtype", o.kvDtype().id()))
             .routerFlags(
                 List.of(
                     "--ar-chunk",

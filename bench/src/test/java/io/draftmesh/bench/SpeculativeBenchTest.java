@@ -177,7 +177,7 @@ class SpeculativeBenchTest {
     assertThat(badKv.toString(StandardCharsets.UTF_8))
         .contains("--kv-dtype: bf16 (expected: float32 or float16)");
     assertThat(SpeculativeBench.parse(new String[] {"--kv-dtype", "float16"}).kvDtype())
-        .isEqualTo("float16");
+        .isEqualTo(io.draftmesh.engine.kv.KvDtype.FLOAT16);
   }
 
   @Test

@@ -2,6 +2,7 @@ package io.draftmesh.cli;
 
 import io.draftmesh.assembly.Mesh;
 import io.draftmesh.assembly.MeshModels;
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.gateway.GatewayMain;
 import io.draftmesh.gateway.GatewayServer;
 import io.draftmesh.kvcache.KvCacheConfig;
@@ -42,16 +43,18 @@ final class UpCommand {
 
   /** Parsed flags. */
   record Options(
-      Path targetModel, Path draftModel, int portBase, boolean random, int drain, String kvDtype) {
+      Path targetModel, Path draftModel, int portBase, boolean random, int drain, KvDtype kvDtype) {
     static Options parse(String[] args) {
       Args a =
           Args.parse(
               args,
               Set.of("target-model", "draft-model", "port-base", "drain-seconds", "kv-dtype"),
               Set.of("random"));
-      String kvDtype = a.has("kv-dtype") ? a.get("kv-dtype") : "float32";
-      if (io.draftmesh.engine.kv.KvDtype.byId(kvDtype) == null) {
-        throw new UsageException("--kv-dtype: " + kvDtype + " (expected: float32 or float16)");
+      KvDtype kvDtype;
+      try {
+        kvDtype = a.has("kv-dtype") ? KvDtype.parse(a.get("kv-dtype")) : KvDtype.FLOAT32;
+      } catch (IllegalArgumentException e) {
+        throw new UsageException("--kv-dtype: " + e.getMessage());
       }
       if (!a.positional().isEmpty()) {
         throw new UsageException(a.positional().get(0) + ": unexpected argument");
@@ -113,7 +116,7 @@ final class UpCommand {
                     .portBase(o.portBase())
                     .drainSeconds(o.drain())
                     .kvCache("127.0.0.1:" + kvcache.port())
-                    .workerFlags(List.of("--kv-dtype", o.kvDtype()))
+                    .workerFlags(List.of("--kv-dtype", o.kvDtype().id()))
                     .build(),
                 telemetry.openTelemetry())) {
       Gateway gateway = startGateway(mesh, models, o.portBase(), System.getenv());

@@ -250,12 +250,11 @@ public record WorkerConfig(
     if (text == null) {
       return KvDtype.FLOAT32;
     }
-    KvDtype dtype = KvDtype.byId(text);
-    if (dtype != null) {
-      return dtype;
+    try {
+      return KvDtype.parse(text);
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(v.origin(Flag.KV_DTYPE) + ": " + e.getMessage());
     }
-    throw new ConfigException(
-        v.origin(Flag.KV_DTYPE) + ": " + text + " (expected: float32 or float16)");
   }
 
   private static boolean prefixCache(Flags<Flag>.Values v) {

@@ -39,13 +39,13 @@ public enum KvDtype {
             + " float32)");
   }
 
-  /** The dtype named {@code id} (float32 or float16), or null. */
-  public static KvDtype byId(String id) {
+  /** The dtype named {@code text}: float32 or float16; otherwise IllegalArgumentException. */
+  public static KvDtype parse(String text) {
     for (KvDtype d : values()) {
-      if (d.id.equals(id)) {
+      if (d.id.equals(text)) {
         return d;
       }
     }
-    return null;
+    throw new IllegalArgumentException(text + " (expected: float32 or float16)");
   }
 }
