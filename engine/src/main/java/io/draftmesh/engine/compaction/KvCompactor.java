@@ -55,7 +55,7 @@ public final class KvCompactor {
     }
     table.ownForRewrite(cached); // cached blocks are shared and immutable: rewrite private ones
     int slots = pool.slots();
-    int rowBytes = pool.headDim() * pool.dtype().bytes();
+    int rowBytes = pool.rowBytes();
     long[] slot = new long[cached];
     for (int p = 0; p < cached; p++) {
       slot[p] = table.slot(p);
@@ -91,7 +91,7 @@ public final class KvCompactor {
    * of the pool's dtype, little-endian.
    */
   public static byte[] export(KvBlockPool pool, BlockTable table, int count) {
-    int rowBytes = pool.headDim() * pool.dtype().bytes();
+    int rowBytes = pool.rowBytes();
     byte[] out = new byte[Math.toIntExact(2L * pool.layers() * pool.kvHeads() * count * rowBytes)];
     ByteBuffer dst = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
     int at = 0;
@@ -120,7 +120,7 @@ public final class KvCompactor {
    * slots of {@code table}, which must be reserved and the table's own.
    */
   public static void restore(KvBlockPool pool, BlockTable table, int count, byte[] kv) {
-    int rowBytes = pool.headDim() * pool.dtype().bytes();
+    int rowBytes = pool.rowBytes();
     long expected = 2L * pool.layers() * pool.kvHeads() * count * rowBytes;
     if (kv.length != expected) {
       throw new IllegalArgumentException(

@@ -29,6 +29,7 @@ public final class KvBlockPool implements AutoCloseable {
   private final int kvHeads;
   private final int headDim;
   private final KvDtype dtype;
+  private final int rowBytes; // one slot of one KV head: headDim elements
   // Heads outermost: a sequence's slots of one head are a run of rows, and the DJL backend's
   // slice of (kvHeads, runs, headDim) reshapes for free into the batch its attention needs.
   private final ByteBuffer[] keys; // per layer: (kvHeads, numBlocks * blockSize, headDim) dtype
@@ -46,6 +47,7 @@ public final class KvBlockPool implements AutoCloseable {
     this.kvHeads = kvHeads;
     this.headDim = headDim;
     this.dtype = dtype;
+    this.rowBytes = headDim * dtype.bytes();
     this.keys = new ByteBuffer[layers];
     this.values = new ByteBuffer[layers];
     this.roots = new ByteBuffer[2 * layers];
@@ -102,6 +104,11 @@ public final class KvBlockPool implements AutoCloseable {
     return dtype;
   }
 
+  /** Bytes of one slot of one KV head in {@link #keys}/{@link #values}: headDim elements. */
+  public int rowBytes() {
+    return rowBytes;
+  }
+
   public int blockSize() {
     return blockSize;
   }
@@ -156,9 +163,8 @@ public final class KvBlockPool implements AutoCloseable {
 
   /**
    * Keys of one layer, (kvHeads, slots, headDim) of {@link #dtype} in native order; byte offset of
-   * (h, slot) is {@code ((h * slots) + slot) * headDim * dtype().bytes()}. Written in place by the
-   * models; the buffer is the pool's own (position 0, limit = capacity), so callers use absolute
-   * access only.
+   * (h, slot) is {@code ((h * slots) + slot) * rowBytes()}. Written in place by the models; the
+   * buffer is the pool's own (position 0, limit = capacity), so callers use absolute access only.
    */
   public ByteBuffer keys(int layer) {
     requireOpen();
@@ -232,7 +238,7 @@ public final class KvBlockPool implements AutoCloseable {
    * Copies the first {@code tokens} slots of block {@code src} to block {@code dst}, every layer.
    */
   void copyTokens(int src, int dst, int tokens) {
-    int run = tokens * headDim * dtype.bytes();
+    int run = tokens * rowBytes;
     for (int l = 0; l < keys.length; l++) {
       for (int h = 0; h < kvHeads; h++) {
         keys[l].put(offset(h, dst), keys[l], offset(h, src), run);
@@ -244,7 +250,7 @@ public final class KvBlockPool implements AutoCloseable {
   /** Writes block {@code block} from {@code src} ({@link #LAYOUT}), consuming it. */
   void writeBlock(int block, ByteBuffer src) {
     requireOpen();
-    int run = blockSize * headDim * dtype.bytes();
+    int run = blockSize * rowBytes;
     ByteBuffer in = src.slice().order(ByteOrder.LITTLE_ENDIAN);
     int at = 0;
     for (int l = 0; l < keys.length; l++) {
@@ -261,7 +267,7 @@ public final class KvBlockPool implements AutoCloseable {
   /** Appends block {@code block} to {@code dst} in {@link #LAYOUT}. */
   void readBlock(int block, ByteBuffer dst) {
     requireOpen();
-    int run = blockSize * headDim * dtype.bytes();
+    int run = blockSize * rowBytes;
     ByteBuffer out = dst.slice().order(ByteOrder.LITTLE_ENDIAN);
     int at = 0;
     for (int l = 0; l < keys.length; l++) {
@@ -277,7 +283,7 @@ public final class KvBlockPool implements AutoCloseable {
 
   /** Byte offset of the first slot of {@code block} for head {@code h} in a layer's buffer. */
   private int offset(int h, int block) {
-    return ((h * numBlocks + block) * blockSize) * headDim * dtype.bytes();
+    return ((h * numBlocks + block) * blockSize) * rowBytes;
   }
 
   /**

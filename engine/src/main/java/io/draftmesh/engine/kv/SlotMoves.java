@@ -17,7 +17,7 @@ public final class SlotMoves {
       return;
     }
     int slots = pool.slots();
-    int rowBytes = pool.headDim() * pool.dtype().bytes();
+    int rowBytes = pool.rowBytes();
     for (int l = 0; l < pool.layers(); l++) {
       copy(pool.keys(l), slots, rowBytes, pool.kvHeads(), from, to);
       copy(pool.values(l), slots, rowBytes, pool.kvHeads(), from, to);
