@@ -151,7 +151,6 @@ final class F16Rows implements KvRows {
 
   /** {@link #split} into {@code split[at ..]}; false when an element is too large to scale. */
   private boolean split(float[] qkv, int q, float[] split, int at) {
-    float factor = scale * Half.SCALE;
     for (int c = 0; c < vectors; c++) {
       int from = q + 2 * c * L;
       int to = at + 2 * c * L;
@@ -161,8 +160,8 @@ final class F16Rows implements KvRows {
         if (!(Math.abs(even) < MAX_SCALED_QUERY && Math.abs(odd) < MAX_SCALED_QUERY)) {
           return false;
         }
-        split[to + l] = qkv[from + 2 * l] * factor;
-        split[to + L + l] = qkv[from + 2 * l + 1] * factor;
+        split[to + l] = even * Half.SCALE; // a power of two: exact
+        split[to + L + l] = odd * Half.SCALE;
       }
     }
     return true;

@@ -38,8 +38,20 @@ final class F32Rows implements KvRows {
   }
 
   @Override
-  public void store(float[] src, int off, ByteBuffer dst, int rowByte) {
-    storeRow(src, off, dst, rowByte);
+  public void store(float[] src, int off, ByteBuffer dst, int byteOff) {
+    int i = 0;
+    if (wide) {
+      for (; i < headDim; i += S.length()) {
+        FloatVector.fromArray(S, src, off + i).intoByteBuffer(dst, byteOff + i * 4, ORDER);
+      }
+    } else if (narrow) {
+      for (; i < headDim; i += S128.length()) {
+        FloatVector.fromArray(S128, src, off + i).intoByteBuffer(dst, byteOff + i * 4, ORDER);
+      }
+    }
+    for (; i < headDim; i++) {
+      dst.putFloat(byteOff + i * 4, src[off + i]);
+    }
   }
 
   @Override
@@ -206,22 +218,6 @@ final class F32Rows implements KvRows {
     d1.mul(inv[3]).intoArray(out, o[3] + step);
     d2.mul(inv[3]).intoArray(out, o[3] + 2 * step);
     d3.mul(inv[3]).intoArray(out, o[3] + 3 * step);
-  }
-
-  private void storeRow(float[] src, int off, ByteBuffer dst, int byteOff) {
-    int i = 0;
-    if (wide) {
-      for (; i < headDim; i += S.length()) {
-        FloatVector.fromArray(S, src, off + i).intoByteBuffer(dst, byteOff + i * 4, ORDER);
-      }
-    } else if (narrow) {
-      for (; i < headDim; i += S128.length()) {
-        FloatVector.fromArray(S128, src, off + i).intoByteBuffer(dst, byteOff + i * 4, ORDER);
-      }
-    }
-    for (; i < headDim; i++) {
-      dst.putFloat(byteOff + i * 4, src[off + i]);
-    }
   }
 
   /**
