@@ -203,18 +203,21 @@ public final class LlamaModel implements DecoderModel {
   }
 
   /**
-   * {@code kv} (float32) as the pool stores it: float16 rounds to nearest even, as the vector
-   * backend does, and refuses a value the pool cannot hold the same way.
+   * A layer's keys and values (float32) as the pool stores them: float16 rounds to nearest even, as
+   * the vector backend does, and refuses a value the pool cannot hold the same way (one read back
+   * of the largest magnitude for both, not one each).
    */
-  private static NDArray toPool(NDArray kv, KvBlockPool pool) {
+  private static NDArray[] toPool(NDArray keys, NDArray values, KvBlockPool pool) {
     if (pool.dtype() != KvDtype.FLOAT16) {
-      return kv;
+      return new NDArray[] {keys, values};
     }
-    float worst = kv.abs().max().getFloat();
+    float worst = keys.abs().max().maximum(values.abs().max()).getFloat();
     if (!(worst <= KvDtype.FLOAT16_MAX)) {
       throw KvDtype.outOfRange(worst);
     }
-    return kv.toType(DataType.FLOAT16, false);
+    return new NDArray[] {
+      keys.toType(DataType.FLOAT16, false), values.toType(DataType.FLOAT16, false)
+    };
   }
 
   public NDManager manager() {
@@ -367,8 +370,9 @@ public final class LlamaModel implements DecoderModel {
       for (int l = 0; l < layers.length; l++) {
         Layer w = layers[l];
         NDArray[] qkv = projectQkv(rmsNorm(x, w.attnNorm), w, cosT, sinT, total);
-        kv[0][l].set(slotIndex, toPool(qkv[1].transpose(1, 0, 2), pool)); // (kvHeads, T, headDim)
-        kv[1][l].set(slotIndex, toPool(qkv[2].transpose(1, 0, 2), pool));
+        NDArray[] written = toPool(qkv[1].transpose(1, 0, 2), qkv[2].transpose(1, 0, 2), pool);
+        kv[0][l].set(slotIndex, written[0]); // (kvHeads, T, headDim)
+        kv[1][l].set(slotIndex, written[1]);
         // (kvHeads, B, maxLen, headDim): every sequence's history, read as slices of its block runs
         // (views) and padded, in one concatenating copy.
         NDArray keys = readHistory(kv[0][l], history, padding).reshape(kvHeads, b, maxLen, headDim);
