@@ -72,8 +72,9 @@ class BackendEqualityTest {
 
   /**
    * GQA whose head is exactly {@code vectors} vectors of this machine's float lanes (four: 64 wide
-   * on AVX-512, 32 on AVX2): the attention paths that keep a query and an output in registers (two,
-   * four), and the general ones (eight).
+   * on AVX-512, 32 on AVX2): the float32 attention paths that keep a query and an output in
+   * registers (two, four, eight vectors) and the float16 ones (one, two int vectors of packed
+   * halves; four keep only the output).
    */
   private static ModelConfig registerHeads(int vectors) {
     ModelConfig gqa = RandomCheckpoint.tinyGqa();
