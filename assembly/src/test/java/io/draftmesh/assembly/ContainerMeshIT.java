@@ -45,6 +45,8 @@ class ContainerMeshIT {
   static int grpcPort;
   static int httpPort;
   static GenericContainer<?> router;
+  static GenericContainer<?> target;
+  static GenericContainer<?> draft;
 
   @BeforeAll
   static void start() throws Exception {
@@ -54,9 +56,12 @@ class ContainerMeshIT {
     int routerPort = ContainerFixture.freePort();
     grpcPort = ContainerFixture.freePort();
     httpPort = ContainerFixture.freePort();
-    mesh.start(
-        "target-service", ContainerFixture.worker("target", targetPort).toArray(String[]::new));
-    mesh.start("draft-service", ContainerFixture.worker("draft", draftPort).toArray(String[]::new));
+    target =
+        mesh.start(
+            "target-service", ContainerFixture.worker("target", targetPort).toArray(String[]::new));
+    draft =
+        mesh.start(
+            "draft-service", ContainerFixture.worker("draft", draftPort).toArray(String[]::new));
     mesh.awaitServing(targetPort, "draftmesh.v1.ModelWorker");
     mesh.awaitServing(draftPort, "draftmesh.v1.ModelWorker");
     router =
@@ -75,6 +80,19 @@ class ContainerMeshIT {
             "1");
     mesh.awaitServing(routerPort, "draftmesh.v1.Router");
     mesh.startGateway(routerPort, grpcPort, httpPort);
+  }
+
+  /**
+   * The images start java with the Vector API module, so each worker's engine takes the vector
+   * backend (the CPU default) rather than falling back to DJL, as it did while the module was left
+   * out: each logs its model's backend once loaded ({@code "<model>: vector: float16 weights
+   * ..."}).
+   */
+  @Test
+  void workersServeOnTheVectorBackend() {
+    for (GenericContainer<?> worker : List.of(target, draft)) {
+      assertThat(worker.getLogs()).contains(": vector: ").doesNotContain(": djl: ");
+    }
   }
 
   @Test
