@@ -4,12 +4,14 @@ import io.draftmesh.engine.checkpoint.Checkpoint;
 import io.draftmesh.engine.checkpoint.DType;
 import io.draftmesh.engine.checkpoint.ModelConfig;
 import io.draftmesh.engine.kv.KvBlockPool;
+import io.draftmesh.engine.kv.KvDtype;
 import io.draftmesh.engine.model.Backend;
 import io.draftmesh.engine.model.DecoderModel;
 import io.draftmesh.engine.model.SeqStep;
 import io.draftmesh.engine.model.StepResult;
 import io.draftmesh.engine.model.TreeMask;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -43,6 +45,16 @@ public final class VectorModel implements DecoderModel {
    * count's kernel gets 10,000 calls, twice C2's invocation threshold.
    */
   private static final int WARMUP_ROUNDS = 18_000;
+
+  /**
+   * Attention kernel calls at load, per KV dtype and kernel: a round runs every head of a five-row
+   * chunk (the four-row kernels and a one-row tail) over eight keys, so it takes this many calls
+   * divided by the heads; C2's invocation threshold is 5,000.
+   */
+  private static final int ATTENTION_WARMUP_CALLS = 12_000;
+
+  /** Keys the attention warm-up attends over. */
+  private static final int WARMUP_KEYS = 8;
 
   /**
    * With {@code -Ddraftmesh.vector.profile=true} every forward adds the wall time of each phase to
@@ -183,6 +195,7 @@ public final class VectorModel implements DecoderModel {
     }
     this.threadChoice = choice;
     warmKernels();
+    warmAttention();
     log.info("{}: {}", ckpt.dir().getFileName(), describe());
   }
 
@@ -387,6 +400,7 @@ public final class VectorModel implements DecoderModel {
                   from,
                   to);
       int units = (chunkStart.length - 1) * heads;
+      int rounds = (ATTENTION_WARMUP_CALLS + heads - 1) / heads;
       if (keyReads >= PARALLEL_ATTENTION_KEYS) {
         compute.parallelForAll(units, 1, attend);
       } else {
@@ -509,6 +523,75 @@ public final class VectorModel implements DecoderModel {
       }
     }
     java.util.Arrays.fill(sc.x, 0f);
+  }
+
+  /**
+   * Runs attention over both KV dtypes (its writes, the four-row and one-row kernels, the softmax),
+   * the norms and SwiGLU on a few synthetic rows at load, thousands of times, for the reason {@link
+   * #warmKernels} gives: until C2 compiles them, Vector API code runs interpreted or C1-compiled
+   * and allocates every vector. Without it the first forwards a worker served paid for that: on the
+   * zoo target (AVX2 machine) a first 128-token prefill took 0.95-1.5 s, the first decodes 7 ms,
+   * and the tiny model's decodes were still 4-8x their compiled time after 200 steps.
+   */
+  private void warmAttention() {
+    int rows = PagedAttention.GROUP_ROWS + 1;
+    int keys = WARMUP_KEYS;
+    float[] qkv = new float[rows * qkvDim];
+    for (int i = 0; i < qkv.length; i++) {
+      qkv[i] = (i % 7 - 3) * 0.01f; // small: a float16 pool holds them
+    }
+    int[] slots = new int[keys];
+    for (int j = 0; j < keys; j++) {
+      slots[j] = j;
+    }
+    int[] rowPos = new int[rows];
+    int[] rowSlot = new int[rows];
+    int[][] rowSlots = new int[rows][];
+    for (int r = 0; r < rows; r++) {
+      rowPos[r] = keys - rows + r; // a chain's rows: each attends to the keys up to its own
+      rowSlot[r] = rowPos[r];
+      rowSlots[r] = slots;
+    }
+    int[] chunkStart = PagedAttention.chunks(rowSlots, rows);
+    int units = (chunkStart.length - 1) * heads;
+    int rounds = (ATTENTION_WARMUP_CALLS + heads - 1) / heads;
+    float[] out = new float[rows * heads * headDim];
+    float[] scores = new float[PagedAttention.GROUP_ROWS * keys];
+    float[] x = java.util.Arrays.copyOf(qkv, hidden);
+    float[] weight = new float[hidden];
+    java.util.Arrays.fill(weight, 1f);
+    float[] normed = new float[hidden];
+    float[] gateUp = new float[2 * inter];
+    float[] act = new float[inter];
+    for (KvDtype dtype : KvDtype.values()) {
+      KvRows kv = attention.rows(dtype);
+      ByteBuffer k =
+          ByteBuffer.allocateDirect(kvHeads * keys * kv.rowBytes()).order(ByteOrder.nativeOrder());
+      ByteBuffer v =
+          ByteBuffer.allocateDirect(kvHeads * keys * kv.rowBytes()).order(ByteOrder.nativeOrder());
+      for (int round = 0; round < rounds; round++) {
+        attention.writeKv(kv, qkv, qkvDim, rows, rowSlot, k, v, keys);
+        attention.attend(
+            kv,
+            qkv,
+            qkvDim,
+            rowPos,
+            rowSlots,
+            chunkStart,
+            k,
+            v,
+            keys,
+            out,
+            null,
+            null,
+            null,
+            scores,
+            0,
+            units);
+        Kernels.rmsNorm(x, weight, eps, normed, 1, hidden);
+        Kernels.swiGlu(gateUp, act, 0, 1, inter);
+      }
+    }
   }
 
   /** One decode step's matmuls on dummy activations: the work {@link ThreadChoice} times. */
