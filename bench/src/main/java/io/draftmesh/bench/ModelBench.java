@@ -417,7 +417,6 @@ final class ModelBench {
     return p;
   }
 
-  /** The model's batched forward with no scheduler, on a private KV pool; returns nanoseconds. */
   /**
    * Prints where {@code samples} raw forwards spend their time, per phase of the vector backend
    * (run with {@code -Ddraftmesh.vector.profile=true}): mean ms per forward.
@@ -450,6 +449,7 @@ final class ModelBench {
     out.println(line);
   }
 
+  /** The model's batched forward with no scheduler, on a private KV pool; returns nanoseconds. */
   private static final class Raw {
     private final DecoderModel model;
     private final KvBlockPool pool;
