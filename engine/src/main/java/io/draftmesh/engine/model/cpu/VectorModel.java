@@ -400,7 +400,6 @@ public final class VectorModel implements DecoderModel {
                   from,
                   to);
       int units = (chunkStart.length - 1) * heads;
-      int rounds = (ATTENTION_WARMUP_CALLS + heads - 1) / heads;
       if (keyReads >= PARALLEL_ATTENTION_KEYS) {
         compute.parallelForAll(units, 1, attend);
       } else {
