@@ -34,8 +34,9 @@ public final class EngineBench {
   static final double TARGET_VERIFY_OVER_DECODE = 1.3;
   static final double TARGET_ZOO_PREFILL_256_MS = 45;
 
-  /** Parsed command line. */
   /**
+   * Parsed command line.
+   *
    * @param kvDtypes the KV pools the vector backend runs with, each a column of its own (DJL, the
    *     reference, always runs float32)
    */

@@ -325,7 +325,7 @@ final class ModelBench {
           model.describe(),
           mc.numParameters(),
           weightBytesPerStep(model),
-          2L * mc.numLayers() * context * mc.numKvHeads() * mc.headDim() * kv.bytes(),
+          context * KvBlockPool.bytesPerBlock(mc.numLayers(), mc.numKvHeads(), mc.headDim(), 1, kv),
           context,
           Stats.ofNanosAsMillis(decodeRt),
           Stats.ofNanosAsMillis(decodeRaw),
