@@ -248,7 +248,7 @@ final class F16Rows implements KvRows {
       FloatVector b = o0.mul(Half.highScaled(p0));
       a = e1.fma(Half.lowScaled(p1), a);
       b = o1.fma(Half.highScaled(p1), b);
-      scores[off + j] = a.add(b).reduceLanes(VectorOperators.ADD);
+      scores[off + j] = a.add(b).reduceLanes(ADD);
     }
   }
 
@@ -262,7 +262,7 @@ final class F16Rows implements KvRows {
       IntVector p0 = IntVector.fromByteBuffer(IS, keys, (headBase + slot[j]) * rowBytes, ORDER);
       FloatVector a = e0.mul(Half.lowScaled(p0));
       a = o0.fma(Half.highScaled(p0), a);
-      scores[off + j] = a.reduceLanes(VectorOperators.ADD);
+      scores[off + j] = a.reduceLanes(ADD);
     }
   }
 
@@ -284,7 +284,7 @@ final class F16Rows implements KvRows {
         a = FloatVector.fromArray(S, split, 2 * c * L).fma(Half.lowScaled(p), a);
         b = FloatVector.fromArray(S, split, 2 * c * L + L).fma(Half.highScaled(p), b);
       }
-      scores[off + j] = a.add(b).reduceLanes(VectorOperators.ADD);
+      scores[off + j] = a.add(b).reduceLanes(ADD);
     }
   }
 

@@ -5,7 +5,6 @@ import static jdk.incubator.vector.VectorOperators.ADD;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /** {@link KvRows} of float32 elements in native order, read and written with vector loads. */
@@ -253,7 +252,7 @@ final class F32Rows implements KvRows {
       FloatVector b = q1.mul(FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER));
       a = q2.fma(FloatVector.fromByteBuffer(S, keys, k + 2 * vecBytes, ORDER), a);
       b = q3.fma(FloatVector.fromByteBuffer(S, keys, k + 3 * vecBytes, ORDER), b);
-      scores[off + j] = a.add(b).reduceLanes(VectorOperators.ADD);
+      scores[off + j] = a.add(b).reduceLanes(ADD);
     }
   }
 
@@ -331,7 +330,7 @@ final class F32Rows implements KvRows {
       int k = (headBase + slot[j]) * rowBytes;
       FloatVector a = q0.mul(FloatVector.fromByteBuffer(S, keys, k, ORDER));
       a = q1.fma(FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER), a);
-      scores[off + j] = a.reduceLanes(VectorOperators.ADD);
+      scores[off + j] = a.reduceLanes(ADD);
     }
   }
 
@@ -409,7 +408,7 @@ final class F32Rows implements KvRows {
       b = q5.fma(FloatVector.fromByteBuffer(S, keys, k + 5 * vecBytes, ORDER), b);
       c = q6.fma(FloatVector.fromByteBuffer(S, keys, k + 6 * vecBytes, ORDER), c);
       d = q7.fma(FloatVector.fromByteBuffer(S, keys, k + 7 * vecBytes, ORDER), d);
-      scores[off + j] = a.add(b).add(c.add(d)).reduceLanes(VectorOperators.ADD);
+      scores[off + j] = a.add(b).add(c.add(d)).reduceLanes(ADD);
     }
   }
 
@@ -483,7 +482,7 @@ final class F32Rows implements KvRows {
                 .fma(FloatVector.fromByteBuffer(S, keys, kByte + i * 4, ORDER), acc);
         i += step;
       }
-      sum = acc.add(acc1).reduceLanes(VectorOperators.ADD);
+      sum = acc.add(acc1).reduceLanes(ADD);
     } else if (narrow) {
       FloatVector acc = FloatVector.zero(S128);
       for (; i < headDim; i += S128.length()) {
@@ -491,7 +490,7 @@ final class F32Rows implements KvRows {
             FloatVector.fromArray(S128, q, qOff + i)
                 .fma(FloatVector.fromByteBuffer(S128, keys, kByte + i * 4, ORDER), acc);
       }
-      sum = acc.reduceLanes(VectorOperators.ADD);
+      sum = acc.reduceLanes(ADD);
     }
     for (; i < headDim; i++) {
       sum += q[qOff + i] * keys.getFloat(kByte + i * 4);
