@@ -16,15 +16,15 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Up to {@link #REGISTER_ROWS} activation rows (decode, verify, small batches) widen in
  * registers: a step of one row is memory-bound and widening is a few vector operations per weight
  * vector, and for a few rows each widened pair feeds every row's FMAs. The register kernels widen
- * without the 2^112 multiply ({@link Half#lowScaled}) and take activations scaled by it instead,
- * the same products for one operation fewer per weight vector (decode matmuls 1.24-1.30x faster on
- * AVX-512). Widening a block of the panel into a float32 scratch tile instead (stores, then
- * reloads) cost a 2-row step 2.2x a 1-row one and made a 5-token verify 3.7x a decode (measured on
- * the zoo target, AVX2); with the register kernels it is 2.0x there, and with the 5-row kernel of
- * AVX-512 about 1.8x. On AVX2, more rows (prefill) widen each block once into a tile that stays in
- * L1 and run the float32 kernels over it; on AVX-512 the register kernels take every step ({@link
- * #REGISTER_ROWS}). The tile also takes a partial last panel and steps whose activations are too
- * large to scale.
+ * without the 2^112 multiply ({@link Half#lowScaled}) and take activations scaled by it instead
+ * (less the weights' {@link #shift}), the same products for one operation fewer per weight vector
+ * (decode matmuls 1.24-1.30x faster on AVX-512). Widening a block of the panel into a float32
+ * scratch tile instead (stores, then reloads) cost a 2-row step 2.2x a 1-row one and made a 5-token
+ * verify 3.7x a decode (measured on the zoo target, AVX2); with the register kernels it is 2.0x
+ * there, and with the 5-row kernel of AVX-512 about 1.8x. On AVX2, more rows (prefill) widen each
+ * block once into a tile that stays in L1 and run the float32 kernels over it; on AVX-512 the
+ * register kernels take every step ({@link #REGISTER_ROWS}). The tile also takes a partial last
+ * panel and steps whose activations are too large to scale.
  */
 final class F16Matrix implements Matrix {
   private static final VectorSpecies<Float> S = Half.S;
@@ -55,12 +55,28 @@ final class F16Matrix implements Matrix {
       ThreadLocal.withInitial(() -> new float[TILE_DEPTH * P]); // (TILE_DEPTH, WIDTH)
 
   private static final ThreadLocal<float[]> SCALED =
-      ThreadLocal.withInitial(() -> new float[0]); // (n, cols) activations times Half.SCALE
+      ThreadLocal.withInitial(() -> new float[0]); // (n, cols) activations, scaled
 
   /** Activations at or above this stay unscaled: times 2^112 they would near float32's 2^128. */
   private static final float MAX_SCALED = 0x1p15f;
 
-  private final int[] w; // (panels, cols, L) packed pairs of halves
+  /**
+   * Halves are stored times 2^shift, at most 2^10, the most that keeps the largest below float16's
+   * 2^16: a power of two is exact, and at 2^10 no weight stays subnormal. Intel cores take a
+   * microcode assist for every FMA with a subnormal operand (Java cannot set denormals-are-zero); a
+   * trained model's weights are 0.1-0.2 % subnormal halves, so 2-3 % of weight vectors hold one,
+   * and on a Xeon with AVX-512 that made every multi-row step 3x slower than float32 (19-20 against
+   * 58-65 GMAC/s a core).
+   */
+  private final int shift;
+
+  /**
+   * What the register kernels' activations are multiplied by, {@link Half#SCALE} * 2^-shift: the
+   * products are then exactly the unshifted weights' (powers of two round nothing).
+   */
+  private final float activationScale;
+
+  private final int[] w; // (panels, cols, L) packed pairs of halves, times 2^shift
   private final int rows;
   private final int cols;
 
@@ -81,16 +97,32 @@ final class F16Matrix implements Matrix {
     }
     this.rows = rows;
     this.cols = cols;
+    this.shift = exponentShift(bits);
+    this.activationScale = Math.scalb(Half.SCALE, -shift);
     this.w = new int[Math.multiplyExact(Panels.count(rows) * L, cols)];
     for (int r = 0; r < rows; r++) {
       int j = r % P;
       int dst = r / P * cols * L + j % L;
-      int shift = j < L ? 0 : 16;
+      int half = j < L ? 0 : 16;
       int from = r * cols;
       for (int i = 0; i < cols; i++) {
-        w[dst + i * L] |= (bits[from + i] & 0xFFFF) << shift;
+        w[dst + i * L] |= (shifted(bits[from + i], shift) & 0xFFFF) << half;
       }
     }
+  }
+
+  /** The largest exponent shift, up to 10, that keeps every finite half finite. */
+  private static int exponentShift(short[] bits) {
+    int top = 0; // the largest biased exponent
+    for (short b : bits) {
+      top = Math.max(top, (b >> 10) & 0x1F);
+    }
+    return Math.max(0, Math.min(10, 30 - top));
+  }
+
+  /** {@code bits} times 2^shift, exactly (the result's exponent stays at most 30). */
+  private static short shifted(short bits, int shift) {
+    return shift == 0 ? bits : FloatBits.floatToF16(Math.scalb(FloatBits.f16ToFloat(bits), shift));
   }
 
   @Override
@@ -117,9 +149,9 @@ final class F16Matrix implements Matrix {
   public void row(int r, float[] dst, int off) {
     int j = r % P;
     int at = r / P * cols * L + j % L;
-    int shift = j < L ? 0 : 16;
+    int half = j < L ? 0 : 16;
     for (int i = 0; i < cols; i++) {
-      dst[off + i] = FloatBits.f16ToFloat((short) (w[at + i * L] >>> shift));
+      dst[off + i] = Math.scalb(FloatBits.f16ToFloat((short) (w[at + i * L] >>> half)), -shift);
     }
   }
 
@@ -176,9 +208,10 @@ final class F16Matrix implements Matrix {
   }
 
   /**
-   * The first n rows of x times {@link Half#SCALE}, for the register kernels (which then widen
-   * without the multiply), in a per-thread scratch; null when an activation is too large to scale
-   * (|x| >= 2^15, far beyond what a float16 model produces), and the tile path takes the step.
+   * The first n rows of x times {@link #activationScale}, for the register kernels (which then
+   * widen without the multiply), in a per-thread scratch; null when an activation is too large to
+   * scale (|x| >= 2^15, far beyond what a float16 model produces), and the tile path takes the
+   * step.
    */
   private float[] scaled(float[] x, int n) {
     int len = n * cols;
@@ -193,12 +226,12 @@ final class F16Matrix implements Matrix {
     for (; i < bound; i += L) {
       FloatVector v = FloatVector.fromArray(S, x, i);
       big = big.max(v.abs());
-      v.mul(Half.SCALE).intoArray(xs, i);
+      v.mul(activationScale).intoArray(xs, i);
     }
     float max = big.reduceLanes(VectorOperators.MAX);
     for (; i < len; i++) {
       max = Math.max(max, Math.abs(x[i]));
-      xs[i] = x[i] * Half.SCALE;
+      xs[i] = x[i] * activationScale;
     }
     return max < MAX_SCALED ? xs : null;
   }
@@ -207,8 +240,8 @@ final class F16Matrix implements Matrix {
   private void widen(int at, int depth, float[] tile) {
     for (int i = 0, wi = at, ti = 0; i < depth; i++, wi += L, ti += P) {
       IntVector v = IntVector.fromArray(IS, w, wi);
-      Half.low(v).intoArray(tile, ti);
-      Half.high(v).intoArray(tile, ti + L);
+      Half.lowScaled(v).mul(activationScale).intoArray(tile, ti);
+      Half.highScaled(v).mul(activationScale).intoArray(tile, ti + L);
     }
   }
 

@@ -25,16 +25,6 @@ final class Half {
   /** Multiplying {@link #lowScaled}/{@link #highScaled} by this gives the halves' values. */
   static final float SCALE = 0x1p112f;
 
-  /** The halves in the low 16 bits of each lane. */
-  static FloatVector low(IntVector packed) {
-    return lowScaled(packed).mul(SCALE);
-  }
-
-  /** The halves in the high 16 bits of each lane. */
-  static FloatVector high(IntVector packed) {
-    return highScaled(packed).mul(SCALE);
-  }
-
   /**
    * The halves in the low 16 bits of each lane times 2^-112, exactly (three lane operations): a
    * kernel that multiplies them by activations scaled by {@link #SCALE} gets the same products for

@@ -28,8 +28,8 @@ class HalfTest {
         packed[l] = pattern | (other << 16);
       }
       IntVector v = IntVector.fromArray(Half.IS, packed, 0);
-      Half.low(v).intoArray(lo, 0);
-      Half.high(v).intoArray(hi, 0);
+      Half.lowScaled(v).mul(Half.SCALE).intoArray(lo, 0);
+      Half.highScaled(v).mul(Half.SCALE).intoArray(hi, 0);
       for (int l = 0; l < lanes; l++) {
         // Bit equality: distinguishes -0 from 0 and keeps subnormals exact.
         int[] bits = {packed[l] & 0xFFFF, packed[l] >>> 16};

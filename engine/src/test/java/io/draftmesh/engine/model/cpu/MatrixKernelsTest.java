@@ -160,6 +160,58 @@ class MatrixKernelsTest {
     }
   }
 
+  /**
+   * A float16 matrix is stored times 2^shift so that no weight stays subnormal, the shift bounded
+   * by its largest weight: with no room (largest 2^15), some room (2^10) and the full 2^10 (largest
+   * 2), every kernel and the tile, and {@code row}, still give the weights' own values.
+   */
+  @Test
+  void float16WeightsShiftedOutOfTheSubnormalsKeepTheirValuesWhateverTheLargest() {
+    int rows = 2 * P + 3; // a partial last panel: the tile path too
+    int cols = 24;
+    for (float largest : new float[] {0x1p15f, 0x1p10f, 2f}) {
+      SplittableRandom rnd = new SplittableRandom(11);
+      short[] bits = new short[rows * cols];
+      float[] w = new float[rows * cols];
+      for (int i = 0; i < w.length; i++) {
+        bits[i] =
+            i == 0
+                ? FloatBits.floatToF16(largest)
+                : i % 3 == 0
+                    ? (short) (1 + rnd.nextInt(1023) | (rnd.nextBoolean() ? 0x8000 : 0))
+                    : FloatBits.floatToF16((float) rnd.nextGaussian() / 4);
+        w[i] = FloatBits.f16ToFloat(bits[i]);
+      }
+      F16Matrix m = new F16Matrix(bits, rows, cols);
+      float[] row = new float[cols];
+      for (int r = 0; r < rows; r++) {
+        m.row(r, row, 0);
+        for (int i = 0; i < cols; i++) {
+          assertThat(row[i])
+              .as("largest %s row %d col %d", largest, r, i)
+              .isEqualTo(w[r * cols + i]);
+        }
+      }
+      for (int n = 1; n <= 9; n++) {
+        float[] x = new float[n * cols];
+        for (int i = 0; i < x.length; i++) {
+          x[i] = (float) rnd.nextGaussian();
+        }
+        double[] expected = reference(w, rows, cols, x, n);
+        float[] out = new float[n * rows];
+        m.multiply(x, n, out, rows, false, 0, rows);
+        for (int i = 0; i < out.length; i++) {
+          // Once the large product is in an accumulator, each later add rounds at half its ulp:
+          // at most cols of them, on top of the usual sum of small ones.
+          double tol = tolerance(cols) + cols * largest * Math.abs(x[i / rows * cols]) * 0x1p-23;
+          assertThat((double) out[i])
+              .as("largest %s n=%d output %d", largest, n, i)
+              .isCloseTo(expected[i], org.assertj.core.data.Offset.offset(tol));
+        }
+      }
+    }
+  }
+
   @Test
   void aFloat16MatrixHoldingInfinityIsRefused() {
     short[] bits = {FloatBits.floatToF16(1f), (short) 0x7C00};
