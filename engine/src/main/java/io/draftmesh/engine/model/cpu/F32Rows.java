@@ -133,16 +133,25 @@ final class F32Rows implements KvRows {
     FloatVector d3 = FloatVector.fromArray(S, qkv, q[3] + 3 * step).mul(scale);
     int rowBytes = headDim * Float.BYTES;
     int vecBytes = step * Float.BYTES;
-    for (int j = 0; j < len; j++) {
-      int k = (headBase + slot[j]) * rowBytes;
-      FloatVector k0 = FloatVector.fromByteBuffer(S, keys, k, ORDER);
-      FloatVector k1 = FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER);
-      FloatVector k2 = FloatVector.fromByteBuffer(S, keys, k + 2 * vecBytes, ORDER);
-      FloatVector k3 = FloatVector.fromByteBuffer(S, keys, k + 3 * vecBytes, ORDER);
-      scores[j] = a2.fma(k2, a0.mul(k0)).add(a3.fma(k3, a1.mul(k1))).reduceLanes(ADD);
-      scores[stride + j] = b2.fma(k2, b0.mul(k0)).add(b3.fma(k3, b1.mul(k1))).reduceLanes(ADD);
-      scores[2 * stride + j] = c2.fma(k2, c0.mul(k0)).add(c3.fma(k3, c1.mul(k1))).reduceLanes(ADD);
-      scores[3 * stride + j] = d2.fma(k2, d0.mul(k0)).add(d3.fma(k3, d1.mul(k1))).reduceLanes(ADD);
+    float[] part = LaneSums.block();
+    int rowPart = LaneSums.KEYS * step; // one query row's partials in the block
+    for (int j0 = 0; j0 < len; j0 += LaneSums.KEYS) {
+      int n = Math.min(LaneSums.KEYS, len - j0);
+      for (int j = 0; j < n; j++) {
+        int k = (headBase + slot[j0 + j]) * rowBytes;
+        FloatVector k0 = FloatVector.fromByteBuffer(S, keys, k, ORDER);
+        FloatVector k1 = FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER);
+        FloatVector k2 = FloatVector.fromByteBuffer(S, keys, k + 2 * vecBytes, ORDER);
+        FloatVector k3 = FloatVector.fromByteBuffer(S, keys, k + 3 * vecBytes, ORDER);
+        int at = j * step;
+        a2.fma(k2, a0.mul(k0)).add(a3.fma(k3, a1.mul(k1))).intoArray(part, at);
+        b2.fma(k2, b0.mul(k0)).add(b3.fma(k3, b1.mul(k1))).intoArray(part, rowPart + at);
+        c2.fma(k2, c0.mul(k0)).add(c3.fma(k3, c1.mul(k1))).intoArray(part, 2 * rowPart + at);
+        d2.fma(k2, d0.mul(k0)).add(d3.fma(k3, d1.mul(k1))).intoArray(part, 3 * rowPart + at);
+      }
+      for (int r = 0; r < 4; r++) {
+        LaneSums.sum(part, r * rowPart, n, scores, r * stride + j0);
+      }
     }
   }
 
@@ -246,13 +255,18 @@ final class F32Rows implements KvRows {
     FloatVector q3 = FloatVector.fromArray(S, qkv, q + 3 * step).mul(scale);
     int rowBytes = headDim * Float.BYTES;
     int vecBytes = step * Float.BYTES;
-    for (int j = 0; j < len; j++) {
-      int k = (headBase + slot[j]) * rowBytes;
-      FloatVector a = q0.mul(FloatVector.fromByteBuffer(S, keys, k, ORDER));
-      FloatVector b = q1.mul(FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER));
-      a = q2.fma(FloatVector.fromByteBuffer(S, keys, k + 2 * vecBytes, ORDER), a);
-      b = q3.fma(FloatVector.fromByteBuffer(S, keys, k + 3 * vecBytes, ORDER), b);
-      scores[off + j] = a.add(b).reduceLanes(ADD);
+    float[] part = LaneSums.block();
+    for (int j0 = 0; j0 < len; j0 += LaneSums.KEYS) {
+      int n = Math.min(LaneSums.KEYS, len - j0);
+      for (int j = 0; j < n; j++) {
+        int k = (headBase + slot[j0 + j]) * rowBytes;
+        FloatVector a = q0.mul(FloatVector.fromByteBuffer(S, keys, k, ORDER));
+        FloatVector b = q1.mul(FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER));
+        a = q2.fma(FloatVector.fromByteBuffer(S, keys, k + 2 * vecBytes, ORDER), a);
+        b = q3.fma(FloatVector.fromByteBuffer(S, keys, k + 3 * vecBytes, ORDER), b);
+        a.add(b).intoArray(part, j * step);
+      }
+      LaneSums.sum(part, 0, n, scores, off + j0);
     }
   }
 
@@ -326,11 +340,16 @@ final class F32Rows implements KvRows {
     FloatVector q1 = FloatVector.fromArray(S, qkv, q + step).mul(scale);
     int rowBytes = headDim * Float.BYTES;
     int vecBytes = step * Float.BYTES;
-    for (int j = 0; j < len; j++) {
-      int k = (headBase + slot[j]) * rowBytes;
-      FloatVector a = q0.mul(FloatVector.fromByteBuffer(S, keys, k, ORDER));
-      a = q1.fma(FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER), a);
-      scores[off + j] = a.reduceLanes(ADD);
+    float[] part = LaneSums.block();
+    for (int j0 = 0; j0 < len; j0 += LaneSums.KEYS) {
+      int n = Math.min(LaneSums.KEYS, len - j0);
+      for (int j = 0; j < n; j++) {
+        int k = (headBase + slot[j0 + j]) * rowBytes;
+        FloatVector a = q0.mul(FloatVector.fromByteBuffer(S, keys, k, ORDER));
+        a = q1.fma(FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER), a);
+        a.intoArray(part, j * step);
+      }
+      LaneSums.sum(part, 0, n, scores, off + j0);
     }
   }
 
@@ -398,17 +417,22 @@ final class F32Rows implements KvRows {
     FloatVector q7 = FloatVector.fromArray(S, qkv, q + 7 * step).mul(scale);
     int rowBytes = headDim * Float.BYTES;
     int vecBytes = step * Float.BYTES;
-    for (int j = 0; j < len; j++) {
-      int k = (headBase + slot[j]) * rowBytes;
-      FloatVector a = q0.mul(FloatVector.fromByteBuffer(S, keys, k, ORDER));
-      FloatVector b = q1.mul(FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER));
-      FloatVector c = q2.mul(FloatVector.fromByteBuffer(S, keys, k + 2 * vecBytes, ORDER));
-      FloatVector d = q3.mul(FloatVector.fromByteBuffer(S, keys, k + 3 * vecBytes, ORDER));
-      a = q4.fma(FloatVector.fromByteBuffer(S, keys, k + 4 * vecBytes, ORDER), a);
-      b = q5.fma(FloatVector.fromByteBuffer(S, keys, k + 5 * vecBytes, ORDER), b);
-      c = q6.fma(FloatVector.fromByteBuffer(S, keys, k + 6 * vecBytes, ORDER), c);
-      d = q7.fma(FloatVector.fromByteBuffer(S, keys, k + 7 * vecBytes, ORDER), d);
-      scores[off + j] = a.add(b).add(c.add(d)).reduceLanes(ADD);
+    float[] part = LaneSums.block();
+    for (int j0 = 0; j0 < len; j0 += LaneSums.KEYS) {
+      int n = Math.min(LaneSums.KEYS, len - j0);
+      for (int j = 0; j < n; j++) {
+        int k = (headBase + slot[j0 + j]) * rowBytes;
+        FloatVector a = q0.mul(FloatVector.fromByteBuffer(S, keys, k, ORDER));
+        FloatVector b = q1.mul(FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER));
+        FloatVector c = q2.mul(FloatVector.fromByteBuffer(S, keys, k + 2 * vecBytes, ORDER));
+        FloatVector d = q3.mul(FloatVector.fromByteBuffer(S, keys, k + 3 * vecBytes, ORDER));
+        a = q4.fma(FloatVector.fromByteBuffer(S, keys, k + 4 * vecBytes, ORDER), a);
+        b = q5.fma(FloatVector.fromByteBuffer(S, keys, k + 5 * vecBytes, ORDER), b);
+        c = q6.fma(FloatVector.fromByteBuffer(S, keys, k + 6 * vecBytes, ORDER), c);
+        d = q7.fma(FloatVector.fromByteBuffer(S, keys, k + 7 * vecBytes, ORDER), d);
+        a.add(b).add(c.add(d)).intoArray(part, j * step);
+      }
+      LaneSums.sum(part, 0, n, scores, off + j0);
     }
   }
 
