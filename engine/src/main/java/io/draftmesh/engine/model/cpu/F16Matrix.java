@@ -92,12 +92,13 @@ final class F16Matrix implements Matrix {
     if (IS.length() != L) {
       throw new IllegalStateException("int and float species differ in lanes");
     }
-    if (!Half.finite(bits)) {
+    int top = Half.topExponent(bits);
+    if (top == 31) {
       throw new IllegalArgumentException("float16 matrix holds infinity or NaN");
     }
     this.rows = rows;
     this.cols = cols;
-    this.shift = exponentShift(bits);
+    this.shift = Math.min(10, 30 - top); // the largest that keeps every half finite
     this.activationScale = Math.scalb(Half.SCALE, -shift);
     this.w = new int[Math.multiplyExact(Panels.count(rows) * L, cols)];
     for (int r = 0; r < rows; r++) {
@@ -109,15 +110,6 @@ final class F16Matrix implements Matrix {
         w[dst + i * L] |= (shifted(bits[from + i], shift) & 0xFFFF) << half;
       }
     }
-  }
-
-  /** The largest exponent shift, up to 10, that keeps every finite half finite. */
-  private static int exponentShift(short[] bits) {
-    int top = 0; // the largest biased exponent
-    for (short b : bits) {
-      top = Math.max(top, (b >> 10) & 0x1F);
-    }
-    return Math.max(0, Math.min(10, 30 - top));
   }
 
   /** {@code bits} times 2^shift, exactly (the result's exponent stays at most 30). */

@@ -43,13 +43,20 @@ final class Half {
     return packed.lanewise(VectorOperators.ASHR, 3).and(MASK).reinterpretAsFloats();
   }
 
-  /** Whether every pattern is finite (exponent below 31), i.e. {@link #low}/{@link #high} hold. */
-  static boolean finite(short[] bits) {
+  /** The largest biased exponent among the patterns: 31 when one is infinity or NaN. */
+  static int topExponent(short[] bits) {
+    int top = 0;
     for (short b : bits) {
-      if ((b & 0x7C00) == 0x7C00) {
-        return false;
-      }
+      top = Math.max(top, (b >> 10) & 0x1F);
     }
-    return true;
+    return top;
+  }
+
+  /**
+   * Whether every pattern is finite (exponent below 31), i.e. {@link #lowScaled}/{@link
+   * #highScaled} hold.
+   */
+  static boolean finite(short[] bits) {
+    return topExponent(bits) < 31;
   }
 }
