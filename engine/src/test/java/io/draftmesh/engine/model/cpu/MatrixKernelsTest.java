@@ -10,10 +10,10 @@ import org.junit.jupiter.api.Test;
 /**
  * Both weight layouts multiply like a naive double-precision reference for every kernel shape: 1..9
  * activation rows and 13, 17 and 25 (each float16 register kernel, 9, 8, 5, 4, 2 and 1 rows, and
- * each float32 one, 6, 4, 3, 2 and 1, their remainders and repeats; on AVX2, more than 8 take the
- * float16 tile and its float32 kernels), row counts that leave a partial last panel, column counts
- * below, at and past a widening tile, sub-ranges of rows as threads split them, and accumulation
- * into existing outputs.
+ * each float32 one, 6, 5, 4, 3, 2 and 1, their remainders and repeats; on AVX2, more than 8 take
+ * the float16 tile and its float32 kernels), row counts that leave a partial last panel, column
+ * counts below, at and past a widening tile, sub-ranges of rows as threads split them, and
+ * accumulation into existing outputs.
  */
 class MatrixKernelsTest {
   private static final int P = Panels.WIDTH;
