@@ -262,10 +262,9 @@ final class Panels {
 
   /**
    * Five rows (a 4-token verify) in one sweep: ten accumulators, which fit AVX2's 16 registers
-   * beside the two weight vectors and a broadcast. As four rows then one, the panel was swept
-   * twice, and while the one-row kernel reread it from L2 no weights streamed from memory: a
-   * 5-token verify of the 110M model (float32 weights, read from DRAM) took its matmuls 1.28x a
-   * decode's.
+   * beside the two weight vectors and a broadcast. As four rows then one, the one-row pass reread
+   * the panel at a third of the FMA rate: a 1024 x 384 matrix in L2 went from 35.7 to 53.3 GMAC/s
+   * on one core of a Xeon with AVX-512, and 151 MB streamed from DRAM by two threads 4-6 % faster.
    */
   private static void rows5(
       float[] w,
