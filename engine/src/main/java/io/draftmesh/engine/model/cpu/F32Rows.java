@@ -234,6 +234,158 @@ final class F32Rows implements KvRows {
     d3.mul(inv[3]).intoArray(out, o[3] + 3 * step);
   }
 
+  @Override
+  public void scores5(
+      float[] qkv,
+      int[] q,
+      int[] slot,
+      int headBase,
+      ByteBuffer keys,
+      int len,
+      float[] scores,
+      int stride) {
+    if (!quad4) {
+      KvRows.super.scores5(qkv, q, slot, headBase, keys, len, scores, stride);
+      return;
+    }
+    int step = S.length();
+    FloatVector a0 = FloatVector.fromArray(S, qkv, q[0]).mul(scale);
+    FloatVector a1 = FloatVector.fromArray(S, qkv, q[0] + step).mul(scale);
+    FloatVector a2 = FloatVector.fromArray(S, qkv, q[0] + 2 * step).mul(scale);
+    FloatVector a3 = FloatVector.fromArray(S, qkv, q[0] + 3 * step).mul(scale);
+    FloatVector b0 = FloatVector.fromArray(S, qkv, q[1]).mul(scale);
+    FloatVector b1 = FloatVector.fromArray(S, qkv, q[1] + step).mul(scale);
+    FloatVector b2 = FloatVector.fromArray(S, qkv, q[1] + 2 * step).mul(scale);
+    FloatVector b3 = FloatVector.fromArray(S, qkv, q[1] + 3 * step).mul(scale);
+    FloatVector c0 = FloatVector.fromArray(S, qkv, q[2]).mul(scale);
+    FloatVector c1 = FloatVector.fromArray(S, qkv, q[2] + step).mul(scale);
+    FloatVector c2 = FloatVector.fromArray(S, qkv, q[2] + 2 * step).mul(scale);
+    FloatVector c3 = FloatVector.fromArray(S, qkv, q[2] + 3 * step).mul(scale);
+    FloatVector d0 = FloatVector.fromArray(S, qkv, q[3]).mul(scale);
+    FloatVector d1 = FloatVector.fromArray(S, qkv, q[3] + step).mul(scale);
+    FloatVector d2 = FloatVector.fromArray(S, qkv, q[3] + 2 * step).mul(scale);
+    FloatVector d3 = FloatVector.fromArray(S, qkv, q[3] + 3 * step).mul(scale);
+    FloatVector e0 = FloatVector.fromArray(S, qkv, q[4]).mul(scale);
+    FloatVector e1 = FloatVector.fromArray(S, qkv, q[4] + step).mul(scale);
+    FloatVector e2 = FloatVector.fromArray(S, qkv, q[4] + 2 * step).mul(scale);
+    FloatVector e3 = FloatVector.fromArray(S, qkv, q[4] + 3 * step).mul(scale);
+    int rowBytes = headDim * Float.BYTES;
+    int vecBytes = step * Float.BYTES;
+    float[] part = LaneSums.block();
+    int rowPart = LaneSums.KEYS * step; // one query row's partials in the block
+    for (int j0 = 0; j0 < len; j0 += LaneSums.KEYS) {
+      int n = Math.min(LaneSums.KEYS, len - j0);
+      for (int j = 0; j < n; j++) {
+        int k = (headBase + slot[j0 + j]) * rowBytes;
+        FloatVector k0 = FloatVector.fromByteBuffer(S, keys, k, ORDER);
+        FloatVector k1 = FloatVector.fromByteBuffer(S, keys, k + vecBytes, ORDER);
+        FloatVector k2 = FloatVector.fromByteBuffer(S, keys, k + 2 * vecBytes, ORDER);
+        FloatVector k3 = FloatVector.fromByteBuffer(S, keys, k + 3 * vecBytes, ORDER);
+        int at = j * step;
+        a2.fma(k2, a0.mul(k0)).add(a3.fma(k3, a1.mul(k1))).intoArray(part, at);
+        b2.fma(k2, b0.mul(k0)).add(b3.fma(k3, b1.mul(k1))).intoArray(part, rowPart + at);
+        c2.fma(k2, c0.mul(k0)).add(c3.fma(k3, c1.mul(k1))).intoArray(part, 2 * rowPart + at);
+        d2.fma(k2, d0.mul(k0)).add(d3.fma(k3, d1.mul(k1))).intoArray(part, 3 * rowPart + at);
+        e2.fma(k2, e0.mul(k0)).add(e3.fma(k3, e1.mul(k1))).intoArray(part, 4 * rowPart + at);
+      }
+      for (int r = 0; r < 5; r++) {
+        LaneSums.sum(part, r * rowPart, n, scores, r * stride + j0);
+      }
+    }
+  }
+
+  @Override
+  public void values5(
+      float[] scores,
+      int stride,
+      float[] inv,
+      int len,
+      int[] slot,
+      int headBase,
+      ByteBuffer values,
+      float[] out,
+      int[] o) {
+    if (!quad4) {
+      KvRows.super.values5(scores, stride, inv, len, slot, headBase, values, out, o);
+      return;
+    }
+    int step = S.length();
+    int rowBytes = headDim * Float.BYTES;
+    int vecBytes = step * Float.BYTES;
+    FloatVector a0 = FloatVector.zero(S);
+    FloatVector a1 = a0;
+    FloatVector a2 = a0;
+    FloatVector a3 = a0;
+    FloatVector b0 = a0;
+    FloatVector b1 = a0;
+    FloatVector b2 = a0;
+    FloatVector b3 = a0;
+    FloatVector c0 = a0;
+    FloatVector c1 = a0;
+    FloatVector c2 = a0;
+    FloatVector c3 = a0;
+    FloatVector d0 = a0;
+    FloatVector d1 = a0;
+    FloatVector d2 = a0;
+    FloatVector d3 = a0;
+    FloatVector e0 = a0;
+    FloatVector e1 = a0;
+    FloatVector e2 = a0;
+    FloatVector e3 = a0;
+    for (int j = 0; j < len; j++) {
+      int v = (headBase + slot[j]) * rowBytes;
+      FloatVector v0 = FloatVector.fromByteBuffer(S, values, v, ORDER);
+      FloatVector v1 = FloatVector.fromByteBuffer(S, values, v + vecBytes, ORDER);
+      FloatVector v2 = FloatVector.fromByteBuffer(S, values, v + 2 * vecBytes, ORDER);
+      FloatVector v3 = FloatVector.fromByteBuffer(S, values, v + 3 * vecBytes, ORDER);
+      FloatVector p = FloatVector.broadcast(S, scores[j]);
+      a0 = v0.fma(p, a0);
+      a1 = v1.fma(p, a1);
+      a2 = v2.fma(p, a2);
+      a3 = v3.fma(p, a3);
+      p = FloatVector.broadcast(S, scores[stride + j]);
+      b0 = v0.fma(p, b0);
+      b1 = v1.fma(p, b1);
+      b2 = v2.fma(p, b2);
+      b3 = v3.fma(p, b3);
+      p = FloatVector.broadcast(S, scores[2 * stride + j]);
+      c0 = v0.fma(p, c0);
+      c1 = v1.fma(p, c1);
+      c2 = v2.fma(p, c2);
+      c3 = v3.fma(p, c3);
+      p = FloatVector.broadcast(S, scores[3 * stride + j]);
+      d0 = v0.fma(p, d0);
+      d1 = v1.fma(p, d1);
+      d2 = v2.fma(p, d2);
+      d3 = v3.fma(p, d3);
+      p = FloatVector.broadcast(S, scores[4 * stride + j]);
+      e0 = v0.fma(p, e0);
+      e1 = v1.fma(p, e1);
+      e2 = v2.fma(p, e2);
+      e3 = v3.fma(p, e3);
+    }
+    a0.mul(inv[0]).intoArray(out, o[0]);
+    a1.mul(inv[0]).intoArray(out, o[0] + step);
+    a2.mul(inv[0]).intoArray(out, o[0] + 2 * step);
+    a3.mul(inv[0]).intoArray(out, o[0] + 3 * step);
+    b0.mul(inv[1]).intoArray(out, o[1]);
+    b1.mul(inv[1]).intoArray(out, o[1] + step);
+    b2.mul(inv[1]).intoArray(out, o[1] + 2 * step);
+    b3.mul(inv[1]).intoArray(out, o[1] + 3 * step);
+    c0.mul(inv[2]).intoArray(out, o[2]);
+    c1.mul(inv[2]).intoArray(out, o[2] + step);
+    c2.mul(inv[2]).intoArray(out, o[2] + 2 * step);
+    c3.mul(inv[2]).intoArray(out, o[2] + 3 * step);
+    d0.mul(inv[3]).intoArray(out, o[3]);
+    d1.mul(inv[3]).intoArray(out, o[3] + step);
+    d2.mul(inv[3]).intoArray(out, o[3] + 2 * step);
+    d3.mul(inv[3]).intoArray(out, o[3] + 3 * step);
+    e0.mul(inv[4]).intoArray(out, o[4]);
+    e1.mul(inv[4]).intoArray(out, o[4] + step);
+    e2.mul(inv[4]).intoArray(out, o[4] + 2 * step);
+    e3.mul(inv[4]).intoArray(out, o[4] + 3 * step);
+  }
+
   /**
    * One row's scores over keys {@code [0, len)} when a head is four vectors: the query stays in
    * registers and each key is four FMAs and one lane reduction (with the query reloaded per key, as

@@ -80,4 +80,39 @@ interface KvRows {
       values(scores, r * stride, inv[r], len, slot, headBase, values, out, o[r]);
     }
   }
+
+  /**
+   * {@link #scores4} for five rows ({@code q[4]}, {@code scores[4 * stride ..]} the fifth): a
+   * 4-token verify's rows. A kernel that loads each key once for the five overrides this; here it
+   * is four rows, then one.
+   */
+  default void scores5(
+      float[] qkv,
+      int[] q,
+      int[] slot,
+      int headBase,
+      ByteBuffer keys,
+      int len,
+      float[] scores,
+      int stride) {
+    scores4(qkv, q, slot, headBase, keys, len, scores, stride);
+    scores(qkv, q[4], slot, headBase, keys, len, scores, 4 * stride);
+  }
+
+  /**
+   * {@link #values4} for five rows, as {@link #scores5}: four rows, then one, unless overridden.
+   */
+  default void values5(
+      float[] scores,
+      int stride,
+      float[] inv,
+      int len,
+      int[] slot,
+      int headBase,
+      ByteBuffer values,
+      float[] out,
+      int[] o) {
+    values4(scores, stride, inv, len, slot, headBase, values, out, o);
+    values(scores, 4 * stride, inv[4], len, slot, headBase, values, out, o[4]);
+  }
 }

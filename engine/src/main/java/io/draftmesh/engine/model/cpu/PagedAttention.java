@@ -25,6 +25,12 @@ final class PagedAttention {
   /** Rows of a chunk that {@link KvRows#scores4}/{@link KvRows#values4} take together. */
   static final int GROUP_ROWS = 4;
 
+  /**
+   * Rows taken together at most: five, when they are what is left of a chunk (a 4-token verify), by
+   * {@link KvRows#scores5}/{@link KvRows#values5}, so that each key and value is read once.
+   */
+  static final int MAX_GROUP_ROWS = 5;
+
   private final int heads;
   private final int kvHeads;
   private final int headDim;
@@ -103,7 +109,7 @@ final class PagedAttention {
    * @param out (rows, heads * headDim)
    * @param capture per row, where its probabilities go (or null): (heads, n, length) of its
    *     sequence, with {@code captureRow[t]} its index among the sequence's new rows
-   * @param scores scratch of {@link #GROUP_ROWS} x max context floats, one per thread
+   * @param scores scratch of {@link #MAX_GROUP_ROWS} x max context floats, one per thread
    */
   void attend(
       KvRows kv,
@@ -123,35 +129,44 @@ final class PagedAttention {
       int from,
       int to) {
     int width = heads * headDim;
-    int stride = scores.length / GROUP_ROWS;
-    int[] q = new int[GROUP_ROWS];
-    int[] o = new int[GROUP_ROWS];
-    float[] inv = new float[GROUP_ROWS];
+    int stride = scores.length / MAX_GROUP_ROWS;
+    int[] q = new int[MAX_GROUP_ROWS];
+    int[] o = new int[MAX_GROUP_ROWS];
+    float[] inv = new float[MAX_GROUP_ROWS];
     for (int u = from; u < to; u++) {
       int h = u % heads;
       int headBase = h / group * slots;
       int t = chunkStart[u / heads];
       int end = chunkStart[u / heads + 1];
-      // Four rows of a chunk at a time: they attend over the same slots (a chain's rows), so a
-      // kernel can load each key and value once for the four; keys past a row's own length are
-      // scored and left out of its softmax, and weigh zero in its values.
-      for (; end - t >= GROUP_ROWS; t += GROUP_ROWS) {
+      // Four rows of a chunk at a time, five when five are left: they attend over the same slots
+      // (a chain's rows), so a kernel can load each key and value once for all of them; keys past
+      // a row's own length are scored and left out of its softmax, and weigh zero in its values.
+      while (end - t >= GROUP_ROWS) {
+        int n = end - t == MAX_GROUP_ROWS ? MAX_GROUP_ROWS : GROUP_ROWS;
         int[] slot = rowSlots[t];
         int len = 0;
-        for (int r = 0; r < GROUP_ROWS; r++) {
+        for (int r = 0; r < n; r++) {
           q[r] = (t + r) * qkvDim + h * headDim;
           o[r] = (t + r) * width + h * headDim;
           len = Math.max(len, rowPos[t + r] + 1);
         }
-        kv.scores4(qkv, q, slot, headBase, keys, len, scores, stride);
-        for (int r = 0; r < GROUP_ROWS; r++) {
+        if (n == MAX_GROUP_ROWS) {
+          kv.scores5(qkv, q, slot, headBase, keys, len, scores, stride);
+        } else {
+          kv.scores4(qkv, q, slot, headBase, keys, len, scores, stride);
+        }
+        for (int r = 0; r < n; r++) {
           int own = rowPos[t + r] + 1;
           int off = r * stride;
           inv[r] = 1f / expAndSum(scores, off, own, max(scores, off, own));
           java.util.Arrays.fill(scores, off + own, off + len, 0f);
         }
-        kv.values4(scores, stride, inv, len, slot, headBase, values, out, o);
-        for (int r = 0; r < GROUP_ROWS; r++) {
+        if (n == MAX_GROUP_ROWS) {
+          kv.values5(scores, stride, inv, len, slot, headBase, values, out, o);
+        } else {
+          kv.values4(scores, stride, inv, len, slot, headBase, values, out, o);
+        }
+        for (int r = 0; r < n; r++) {
           capture(
               capture,
               captureRow,
@@ -164,6 +179,7 @@ final class PagedAttention {
               inv[r],
               rowPos[t + r] + 1);
         }
+        t += n;
       }
       for (; t < end; t++) {
         int len = rowPos[t] + 1;

@@ -53,8 +53,8 @@ public final class VectorModel implements DecoderModel {
    */
   private static final int ATTENTION_WARMUP_CALLS = 12_000;
 
-  /** Keys the attention warm-up attends over. */
-  private static final int WARMUP_KEYS = 8;
+  /** Keys the attention warm-up attends over: room for its ten rows (the last ten positions). */
+  private static final int WARMUP_KEYS = 16;
 
   /**
    * With {@code -Ddraftmesh.vector.profile=true} every forward adds the wall time of each phase to
@@ -128,7 +128,7 @@ public final class VectorModel implements DecoderModel {
     float[] act = new float[0]; // (T, inter)
     float[] lastRows = new float[0]; // (R, hidden) normed rows whose logits are wanted
     float[] logits = new float[0]; // (R, vocab)
-    float[][] scores; // per thread: (PagedAttention.GROUP_ROWS, maxContext)
+    float[][] scores; // per thread: (PagedAttention.MAX_GROUP_ROWS, maxContext)
   }
 
   private VectorModel(Checkpoint ckpt, int maxContext, int threads, boolean keepF16) {
@@ -182,7 +182,7 @@ public final class VectorModel implements DecoderModel {
     int max = threads > 0 ? Math.min(threads, cores) : Math.min(2, cores);
     this.compute = new ComputePool(max, "vector-" + ckpt.dir().getFileName());
     this.scratch = new Scratch();
-    scratch.scores = new float[max][PagedAttention.GROUP_ROWS * maxContext];
+    scratch.scores = new float[max][PagedAttention.MAX_GROUP_ROWS * maxContext];
     ThreadChoice choice;
     try {
       choice =
@@ -525,15 +525,18 @@ public final class VectorModel implements DecoderModel {
   }
 
   /**
-   * Runs attention over both KV dtypes (its writes, the four-row and one-row kernels, the softmax),
-   * the norms and SwiGLU on a few synthetic rows at load, thousands of times, for the reason {@link
-   * #warmKernels} gives: until C2 compiles them, Vector API code runs interpreted or C1-compiled
-   * and allocates every vector. Without it the first forwards a worker served paid for that: on the
-   * zoo target (AVX2 machine) a first 128-token prefill took 0.95-1.5 s, the first decodes 7 ms,
-   * and the tiny model's decodes were still 4-8x their compiled time after 200 steps.
+   * Runs attention over both KV dtypes (its writes, the five-, four- and one-row kernels, the
+   * softmax), the norms and SwiGLU on a few synthetic rows at load, thousands of times, for the
+   * reason {@link #warmKernels} gives: until C2 compiles them, Vector API code runs interpreted or
+   * C1-compiled and allocates every vector. Without it the first forwards a worker served paid for
+   * that: on the zoo target (AVX2 machine) a first 128-token prefill took 0.95-1.5 s, the first
+   * decodes 7 ms, and the tiny model's decodes were still 4-8x their compiled time after 200 steps.
    */
   private void warmAttention() {
-    int rows = PagedAttention.GROUP_ROWS + 1;
+    // Three chunks over equal keys (their own slot arrays, as three sequences' rows would be):
+    // five rows, four and one, so that each of the group kernels and the one-row one is warmed.
+    int five = PagedAttention.MAX_GROUP_ROWS;
+    int rows = five + PagedAttention.GROUP_ROWS + 1;
     int keys = WARMUP_KEYS;
     float[] qkv = new float[rows * qkvDim];
     for (int i = 0; i < qkv.length; i++) {
@@ -546,16 +549,18 @@ public final class VectorModel implements DecoderModel {
     int[] rowPos = new int[rows];
     int[] rowSlot = new int[rows];
     int[][] rowSlots = new int[rows][];
+    int[] four = slots.clone();
+    int[] one = slots.clone();
     for (int r = 0; r < rows; r++) {
       rowPos[r] = keys - rows + r; // a chain's rows: each attends to the keys up to its own
       rowSlot[r] = rowPos[r];
-      rowSlots[r] = slots;
+      rowSlots[r] = r < five ? slots : r < rows - 1 ? four : one;
     }
     int[] chunkStart = PagedAttention.chunks(rowSlots, rows);
     int units = (chunkStart.length - 1) * heads;
     int rounds = (ATTENTION_WARMUP_CALLS + heads - 1) / heads;
     float[] out = new float[rows * heads * headDim];
-    float[] scores = new float[PagedAttention.GROUP_ROWS * keys];
+    float[] scores = new float[PagedAttention.MAX_GROUP_ROWS * keys];
     float[] x = java.util.Arrays.copyOf(qkv, hidden);
     float[] weight = new float[hidden];
     java.util.Arrays.fill(weight, 1f);
