@@ -34,11 +34,8 @@ final class LaneSums {
   private static final VectorShuffle<Float> X2 = swap(2);
   private static final VectorShuffle<Float> X1 = swap(1);
 
-  /** Query rows a block has room for: a 4-token verify's five. */
-  static final int ROWS = 5;
-
-  private static final ThreadLocal<float[]> BLOCK =
-      ThreadLocal.withInitial(() -> new float[ROWS * KEYS * L]); // (ROWS, KEYS, L) partials
+  private static final ThreadLocal<float[]> BLOCK = // (MAX_GROUP_ROWS, KEYS, L) partials
+      ThreadLocal.withInitial(() -> new float[PagedAttention.MAX_GROUP_ROWS * KEYS * L]);
 
   private LaneSums() {}
 
@@ -54,7 +51,10 @@ final class LaneSums {
     return VectorShuffle.fromOp(S, l -> l ^ h);
   }
 
-  /** This thread's block: room for {@link #ROWS} query rows' {@link #KEYS} partial vectors each. */
+  /**
+   * This thread's block: room for {@link PagedAttention#MAX_GROUP_ROWS} query rows' {@link #KEYS}
+   * partial vectors each.
+   */
   static float[] block() {
     return BLOCK.get();
   }
